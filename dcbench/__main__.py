@@ -1,0 +1,7 @@
+"""`python -m dcbench` is the `dcbench` command."""
+
+import sys
+
+from dcbench.cli import main
+
+sys.exit(main())
