@@ -1,0 +1,102 @@
+"""DataLoader plumbing: batches that drop undecodable samples and say which ones they were."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+
+class Batch(NamedTuple):
+    """A collated batch. `bad` holds the dataset indices dropped because they did not decode.
+
+    When every sample of a batch is bad, `images` is an empty tensor (`len(batch) == 0`).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor | list[Any]  # a list only for dict targets (VOC detection)
+    indices: torch.Tensor
+    bad: list[int]
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return int(self.indices.numel())
+
+
+def _stack_labels(labels: Sequence[Any]) -> torch.Tensor | list[Any]:
+    """Ints -> int64 vector; arrays/tensors -> stacked; anything else (dicts) -> a list."""
+    if labels and isinstance(labels[0], dict):
+        return list(labels)
+    if labels and isinstance(labels[0], torch.Tensor):
+        return torch.stack(list(labels))
+    if labels and isinstance(labels[0], np.ndarray):
+        return torch.from_numpy(np.stack(labels))
+    return torch.as_tensor(list(labels), dtype=torch.int64)
+
+
+def collate_skip_bad(items: Sequence[tuple[Any, Any, int]]) -> Batch:
+    """Collate `(image|None, label, index)` triples into a `Batch`, dropping `None` images."""
+    good = [item for item in items if item[0] is not None]
+    bad = [int(item[2]) for item in items if item[0] is None]
+    if not good:
+        return Batch(torch.empty(0), torch.empty(0, dtype=torch.int64),
+                     torch.empty(0, dtype=torch.int64), bad)
+    images = torch.stack([item[0] for item in good])
+    labels = _stack_labels([item[1] for item in good])
+    indices = torch.as_tensor([int(item[2]) for item in good], dtype=torch.int64)
+    return Batch(images, labels, indices, bad)
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,
+                sampler: Sampler | Iterable[int] | None = None, workers: int = 0,
+                generator: torch.Generator | None = None, drop_last: bool = False,
+                pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over `(image|None, label, index)` datasets yielding `Batch`es.
+
+    Pass a seeded `generator` for reproducible shuffling and worker seeds.
+    """
+    if sampler is not None and shuffle:
+        raise ValueError("make_loader: pass either shuffle=True or a sampler, not both")
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=workers,
+        collate_fn=collate_skip_bad, generator=generator, drop_last=drop_last,
+        pin_memory=pin_memory, persistent_workers=False,
+    )
+
+
+class DecodeReport:
+    """Counts the files that could not be decoded during a pass, for the end-of-run summary."""
+
+    def __init__(self) -> None:
+        self._bad: dict[int, str] = {}
+
+    def add(self, bad_indices: Iterable[int], dataset: Any) -> None:
+        """Record `bad_indices` (from `Batch.bad`) with their file paths from `dataset`."""
+        samples = getattr(dataset, "samples", None)
+        for index in bad_indices:
+            index = int(index)
+            path = str(samples[index][0]) if samples is not None else f"#{index}"
+            self._bad[index] = path
+
+    @property
+    def count(self) -> int:
+        """Number of distinct files skipped."""
+        return len(self._bad)
+
+    @property
+    def files(self) -> list[str]:
+        """Skipped file paths, in dataset order."""
+        return [self._bad[i] for i in sorted(self._bad)]
+
+    def summary(self, limit: int = 10) -> str:
+        """One line (plus up to `limit` paths) for logs: how many files were skipped."""
+        if not self._bad:
+            return "all images decoded"
+        files = self.files
+        lines = [f"skipped {len(files)} undecodable image(s):"]
+        lines += [f"  {path}" for path in files[:limit]]
+        if len(files) > limit:
+            lines.append(f"  ... and {len(files) - limit} more")
+        return "\n".join(lines)

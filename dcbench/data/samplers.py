@@ -1,0 +1,100 @@
+"""Sampling uniformly over pseudo-labels (thesis 3.2; official `UnifLabelSampler`, fixed).
+
+Each epoch draws `num_samples` dataset indices so that every non-empty cluster contributes
+the same number of draws: `ceil(num_samples / n_nonempty)` per cluster, without replacement
+when the cluster is large enough and with replacement otherwise; the pooled draws are
+shuffled and truncated to `num_samples`. Unlike the official code, the indices refer to the
+dataset the labels came from, so `labels[index]` is the pseudo-label the sample is trained
+on (the official sampler indexed a cluster-sorted copy, so the uniform weighting landed on
+permuted positions). Empty clusters are skipped. Seeding: `numpy.random.default_rng((seed,
+epoch))`, so every epoch (and every rank) sees a reproducible sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+def uniform_label_draw(labels: np.ndarray, num_samples: int, seed: int, epoch: int = 0
+                       ) -> np.ndarray:
+    """The epoch's draw: `num_samples` dataset indices, uniform over non-empty labels."""
+    labels = np.asarray(labels).reshape(-1)
+    if num_samples < 0:
+        raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+    valid = np.flatnonzero(labels >= 0)  # negative labels (unassigned) are never drawn
+    if num_samples == 0:
+        return np.empty(0, dtype=np.int64)
+    if valid.size == 0:
+        raise ValueError("uniform_label_draw: no sample has a non-negative label")
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    order = valid[np.argsort(labels[valid], kind="stable")]
+    clusters, starts = np.unique(labels[order], return_index=True)
+    members = np.split(order, starts[1:])
+    per_cluster = -(-num_samples // len(clusters))  # ceil
+    draws = [rng.choice(m, per_cluster, replace=m.size < per_cluster) for m in members]
+    pooled = np.concatenate(draws)
+    rng.shuffle(pooled)
+    return pooled[:num_samples].astype(np.int64)
+
+
+class UniformLabelSampler(Sampler[int]):
+    """Yield `num_samples` dataset indices per epoch, uniform over the non-empty clusters."""
+
+    def __init__(self, labels: np.ndarray, num_samples: int, seed: int = 0) -> None:
+        self.labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose (deterministic) draw the next iteration yields."""
+        self.epoch = int(epoch)
+
+    def indices(self) -> np.ndarray:
+        """This epoch's indices as an array (what `__iter__` yields)."""
+        return uniform_label_draw(self.labels, self.num_samples, self.seed, self.epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices().tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class DistributedUniformLabelSampler(UniformLabelSampler):
+    """One rank's share of the global uniform draw: every rank computes the same sequence,
+    pads it (by wrapping around) to a multiple of `world_size`, and takes `rank::world_size`.
+
+    The ranks' shares are disjoint positions of that sequence, equal in size, and together
+    they are exactly the single-process draw plus the padding.
+    """
+
+    def __init__(self, labels: np.ndarray, num_samples: int, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
+        super().__init__(labels, num_samples, seed)
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"invalid rank {rank} for world_size {world_size}")
+        self.rank, self.world_size = int(rank), int(world_size)
+
+    @property
+    def total_size(self) -> int:
+        """Length of the padded global sequence."""
+        return -(-self.num_samples // self.world_size) * self.world_size
+
+    def global_indices(self) -> np.ndarray:
+        """The padded global sequence that the ranks split."""
+        draw = uniform_label_draw(self.labels, self.num_samples, self.seed, self.epoch)
+        if draw.size == 0:
+            return draw
+        pad = self.total_size - draw.size
+        return np.concatenate([draw, np.resize(draw, pad)]) if pad else draw
+
+    def indices(self) -> np.ndarray:
+        """This rank's indices."""
+        return self.global_indices()[self.rank::self.world_size]
+
+    def __len__(self) -> int:
+        return self.total_size // self.world_size

@@ -1,0 +1,83 @@
+"""`hub pull`: turn a catalog name into a verified hub-format folder in the dcbench cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from dcbench.errors import UserError
+from dcbench.files import write_json
+from dcbench.home import hub_cache_dir
+from dcbench.hub.catalog import CatalogEntry, get_entry
+from dcbench.hub.download import download, is_offline
+from dcbench.models.checkpoints import HUB_CONFIG, HUB_WEIGHTS, load_official, save_hub_dir
+
+
+def cached_dir(name: str) -> Path:
+    """Where a converted catalog model lives: `$DCBENCH_HOME/hub/NAME/`."""
+    return hub_cache_dir() / name
+
+
+def is_cached(name: str) -> bool:
+    """Whether `name` is already converted and cached."""
+    folder = cached_dir(name)
+    return (folder / HUB_CONFIG).is_file() and (folder / HUB_WEIGHTS).is_file()
+
+
+def pull(name: str, force: bool = False, progress: bool = True) -> Path:
+    """Download, verify, convert and cache a catalog model; return its hub folder."""
+    entry = get_entry(name)
+    if entry.source == "none":
+        raise UserError(f"{name}: {entry.availability()}")
+    if entry.source == "random":
+        raise UserError(f"{name} is built locally (random init); load it, there is nothing to pull")
+    if entry.source == "hf":
+        from dcbench.hub.hf import pull_hf
+
+        return pull_hf(entry.hf_repo or "", entry.revision)
+    if is_cached(name) and not force:
+        return cached_dir(name)
+    if is_offline():
+        raise UserError(f"{name} is not cached at {cached_dir(name)} and dcbench is offline")
+    return _pull_url(entry, progress)
+
+
+def _pull_url(entry: CatalogEntry, progress: bool) -> Path:
+    raw_dir = hub_cache_dir() / "downloads" / entry.name
+    raw = raw_dir / Path(entry.url or "checkpoint.pth.tar").name
+    sha = download(entry.url or "", raw, entry.sha256, progress=progress)
+    try:
+        model = load_official(raw)
+    except UserError:
+        raw.unlink(missing_ok=True)
+        raise
+    model.name = entry.name
+    folder = cached_dir(entry.name)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    extra = {"name": entry.name, "source_url": entry.url, "source_sha256": sha}
+    save_hub_dir(model, staging, card=entry_card(entry, model, sha), extra_config=extra,
+                 metadata={"source_sha256": sha})
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    write_json(raw_dir / "download.json", {"url": entry.url, "sha256": sha})
+    return folder
+
+
+def source_record(name: str) -> dict:
+    """What the cache knows about a pulled model (url, sha256)."""
+    path = hub_cache_dir() / "downloads" / name / "download.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def entry_card(entry: CatalogEntry, model, source_sha256: str | None = None) -> str:  # noqa: ANN001
+    """The model card of a converted catalog model (no results yet: those come from the store)."""
+    from dcbench.hub.cards import build_model_card
+
+    provenance = {"source": entry.availability(), "paper": entry.paper, "license": entry.license,
+                  "source_sha256": source_sha256 or "", "notes": entry.notes}
+    training = {k: v for k, v in entry.as_dict().items()
+                if k in ("dataset", "clustering", "k", "lr", "wd", "epochs") and v not in (None, "")}
+    return build_model_card(model.config, name=entry.name, provenance=provenance, eval_rows=[],
+                            training=training)

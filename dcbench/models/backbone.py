@@ -1,0 +1,184 @@
+"""`Backbone`: an nn.Module with a config dict and named feature taps.
+
+Taps are read with torchvision's FX feature extraction (no hand-written hooks). Each
+subclass declares `TAP_NODES`, a map from tap name (`conv1`, ..., `fc7`) to the FX node
+whose output it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models.feature_extraction import create_feature_extractor
+
+from dcbench.errors import UserError, did_you_mean
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+class Backbone(nn.Module):
+    """Base class of every dcbench network (our architectures and wrapped third-party ones)."""
+
+    TAP_NODES: dict[str, str] = {}
+    EMBEDDING_TAP: str = "fc7"
+    MIN_INPUT_SIZE: int = 32
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = dict(config)
+        self.config.setdefault("mean", list(IMAGENET_MEAN))
+        self.config.setdefault("std", list(IMAGENET_STD))
+        self.config.setdefault("input_size", 224)
+        self.config.setdefault("num_classes", 0)
+        self.config["taps"] = list(self.TAP_NODES)
+        self.name: str = str(self.config.get("arch", type(self).__name__))
+        self.top_layer: nn.Linear | None = None
+        self._extractors: dict[tuple[str, ...], nn.Module] = {}
+
+    # ---- taps -------------------------------------------------------------------------
+    @property
+    def embedding_tap(self) -> str:
+        """The tap clustered by DeepCluster: fc7 before its ReLU (the penultimate layer)."""
+        return self.EMBEDDING_TAP
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the embedding tap."""
+        return self.tap_channels(self.embedding_tap)
+
+    def trunk(self) -> nn.Module:
+        """The module traced for taps: every child except the DeepCluster top layer."""
+        return _Trunk(self)
+
+    def check_layers(self, layers: Sequence[str]) -> None:
+        """Raise a UserError naming the valid taps if any requested layer is unknown."""
+        for layer in layers:
+            if layer not in self.TAP_NODES:
+                raise UserError(
+                    f"unknown layer {layer!r} for {self.config.get('arch')}; "
+                    + did_you_mean(layer, list(self.TAP_NODES))
+                )
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Refuse inputs the architecture cannot take, with a clear message."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise UserError(f"expected an (N, 3, H, W) RGB batch, got shape {tuple(x.shape)}")
+        if min(x.shape[-2:]) < self.MIN_INPUT_SIZE:
+            raise UserError(
+                f"{self.config.get('arch')} needs inputs of at least "
+                f"{self.MIN_INPUT_SIZE}x{self.MIN_INPUT_SIZE} pixels, got {tuple(x.shape[-2:])}"
+            )
+
+    def _extractor(self, layers: tuple[str, ...]) -> nn.Module:
+        extractor = self._extractors.get(layers)
+        if extractor is None:
+            nodes = {self.TAP_NODES[name]: name for name in layers}
+            extractor = create_feature_extractor(self.trunk(), return_nodes=nodes)
+            self._extractors[layers] = extractor
+        return extractor
+
+    def forward_features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Named activations: conv taps post-ReLU before pooling, fc taps pre-ReLU."""
+        layers = tuple(layers)
+        self.check_layers(layers)
+        self.check_input(x)
+        extractor = self._extractor(layers)
+        extractor.train(self.training)
+        return dict(extractor(x))
+
+    def tap_channels(self, name: str) -> int:
+        """Channel count (conv) or width (fc) of a tap, from a dummy forward."""
+        return int(self.feature_shapes([name])[name][0])
+
+    @torch.no_grad()
+    def feature_shapes(
+        self, layers: Sequence[str], input_size: int | None = None
+    ) -> dict[str, tuple[int, ...]]:
+        """Per-tap output shapes (without the batch dim) for a square input."""
+        size = int(input_size or self.config["input_size"])
+        was_training = self.training
+        self.eval()
+        try:
+            param = next(self.parameters())
+            dummy = torch.zeros(1, 3, size, size, device=param.device, dtype=param.dtype)
+            out = self.forward_features(dummy, layers)
+        finally:
+            self.train(was_training)
+        return {name: tuple(t.shape[1:]) for name, t in out.items()}
+
+    # ---- DeepCluster head ---------------------------------------------------------------
+    def reset_top_layer(self, num_classes: int, generator: torch.Generator | None = None) -> None:
+        """A fresh top layer Linear(embedding_dim, k) with N(0, 0.01) weights and zero bias."""
+        param = next(self.trunk_parameters())
+        layer = nn.Linear(self.embedding_dim, num_classes)
+        with torch.no_grad():
+            layer.weight.normal_(0.0, 0.01, generator=generator)
+            layer.bias.zero_()
+        self.top_layer = layer.to(param.device)
+        self.config["num_classes"] = int(num_classes)
+
+    def remove_top_layer(self) -> None:
+        """Drop the head (the network then only serves features)."""
+        self.top_layer = None
+        self.config["num_classes"] = 0
+
+    def head_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the top layer sees: ReLU(embedding)."""
+        return torch.relu(self.forward_features(x, [self.embedding_tap])[self.embedding_tap])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Top-layer logits (DeepCluster pseudo-labels or supervised classes)."""
+        if self.top_layer is None:
+            raise UserError("this network has no top layer; use forward_features() instead")
+        return self.top_layer(self.head_input(x))
+
+    # ---- parameters and identity --------------------------------------------------------
+    def trunk_parameters(self) -> Iterator[nn.Parameter]:
+        """Trainable parameters except the frozen Sobel layer and the top layer."""
+        top = {id(p) for p in self.top_layer.parameters()} if self.top_layer is not None else set()
+        for param in self.parameters():
+            if param.requires_grad and id(param) not in top:
+                yield param
+
+    def weights_sha256(self) -> str:
+        """sha256 over the state_dict (sorted keys, raw little-endian bytes): the model id."""
+        digest = hashlib.sha256()
+        for key, tensor in sorted(self.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(str(tuple(tensor.shape)).encode())
+            digest.update(str(tensor.dtype).encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - nn.Module signature
+        # Moving or casting the module invalidates the cached FX extractors' constants.
+        self._extractors = {}
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_extractors"] = {}
+        return state
+
+
+class _Trunk(nn.Module):
+    """A view of a Backbone without its top layer, whose forward is `trunk_forward`.
+
+    The children are the backbone's own modules (shared, not copied), so the FX graph built
+    on it reads the live weights and the node names equal the backbone's key prefixes.
+    """
+
+    def __init__(self, backbone: Backbone) -> None:
+        super().__init__()
+        for name, child in backbone.named_children():
+            if name != "top_layer":
+                self.add_module(name, child)
+        self._trunk_forward = type(backbone).trunk_forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._trunk_forward(self, x)

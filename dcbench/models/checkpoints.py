@@ -1,0 +1,190 @@
+"""The one safe checkpoint loader, official-layout conversion, and the hub-format folder.
+
+Every checkpoint read in dcbench goes through `read_checkpoint`: safetensors, or
+`torch.load(..., weights_only=True)`. Pickles that need other globals are refused with the
+list of globals; loads are strict, with a key report on mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_model
+
+from dcbench import __version__
+from dcbench.errors import UserError
+from dcbench.files import atomic_path, write_json, write_text
+from dcbench.models.backbone import Backbone
+
+HUB_CONFIG = "config.json"
+HUB_WEIGHTS = "model.safetensors"
+HUB_CARD = "README.md"
+
+
+def read_checkpoint(path: str | Path) -> Any:
+    """Read a `.safetensors` file or a torch pickle with `weights_only=True` (never unsafe)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path))
+        except Exception as err:  # safetensors raises its own error types
+            raise UserError(f"{path} is not a valid safetensors file: {err}") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        unsafe = _unsafe_globals(path)
+        detail = f"  unsafe globals: {', '.join(unsafe)}" if unsafe else f"  {err}"
+        raise UserError(
+            f"refused {path}: it needs pickle globals outside the weights-only allowlist "
+            "(possible code execution); convert it in a trusted environment",
+            detail=detail,
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise UserError(f"{path} is not a readable PyTorch checkpoint: {err}") from None
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception:  # legacy (non-zip) files cannot be scanned; the refusal stands
+        return []
+
+
+def extract_state_dict(obj: Any, path: str | Path = "checkpoint") -> dict[str, torch.Tensor]:
+    """The tensor dict inside a checkpoint object (`state_dict` / `model` / bare dict)."""
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    elif isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"{path} holds no state_dict of tensors")
+    return dict(obj)
+
+
+def key_report(missing: list[str], unexpected: list[str], limit: int = 20) -> str:
+    """A readable report of missing / unexpected keys."""
+    lines = []
+    for title, keys in (("missing", missing), ("unexpected", unexpected)):
+        if keys:
+            shown = ", ".join(sorted(keys)[:limit])
+            more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+            lines.append(f"  {title} keys ({len(keys)}): {shown}{more}")
+    return "\n".join(lines)
+
+
+def load_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """`load_state_dict(strict=True)` with a key/shape report as a UserError on mismatch."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items() if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        detail = key_report(missing, unexpected)
+        if shapes:
+            detail += "\n  shape mismatches: " + "; ".join(shapes[:10])
+        raise UserError(f"checkpoint {source} does not match the model", detail=detail.strip("\n"))
+    module.load_state_dict(state_dict, strict=True)
+
+
+def official_to_config(state_dict: dict[str, torch.Tensor], arch: str) -> dict[str, Any]:
+    """Infer the dcbench config of an official DeepCluster checkpoint (official util.load_model)."""
+    if arch not in ("alexnet", "vgg16"):
+        raise UserError(f"official DeepCluster checkpoints are alexnet or vgg16, got arch {arch!r}")
+    top = state_dict.get("top_layer.bias")
+    return {
+        "arch": arch,
+        "sobel": "sobel.0.weight" in state_dict,
+        "num_classes": int(top.shape[0]) if top is not None else 0,
+    }
+
+
+def strip_module(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove DataParallel's `.module` from keys (`features.module.0.weight` -> `features.0.weight`)."""
+    out = {}
+    for key, value in state_dict.items():
+        new = key.replace(".module.", ".").removeprefix("module.")
+        out[new] = value
+    return out
+
+
+def load_official(path: str | Path) -> Backbone:
+    """Build a Backbone from an official DeepCluster `.pth.tar` (strict keys, safe load)."""
+    from dcbench.models.registry import create_backbone
+
+    obj = read_checkpoint(path)
+    if not isinstance(obj, dict) or "state_dict" not in obj:
+        raise UserError(f"{path} is not an official DeepCluster checkpoint (no 'state_dict')")
+    state_dict = strip_module(extract_state_dict(obj, path))
+    arch = obj.get("arch") or _guess_arch(state_dict)
+    config = official_to_config(state_dict, str(arch))
+    model = create_backbone(config, seed=0)
+    state_dict = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
+    _fill_num_batches(model, state_dict)
+    load_strict(model, state_dict, str(path))
+    model.config["source"] = {"format": "deepcluster-official", "epoch": obj.get("epoch")}
+    return model
+
+
+def _guess_arch(state_dict: dict[str, torch.Tensor]) -> str:
+    conv0 = state_dict.get("features.0.weight")
+    if conv0 is not None and conv0.shape[-1] == 11:
+        return "alexnet"
+    return "vgg16"
+
+
+def _fill_num_batches(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    # Old releases predate BN's num_batches_tracked; it does not change any output.
+    for key, value in model.state_dict().items():
+        if key.endswith("num_batches_tracked") and key not in state_dict:
+            state_dict[key] = torch.zeros_like(value)
+
+
+def save_hub_dir(
+    model: Backbone,
+    out_dir: str | Path,
+    card: str | None = None,
+    extra_config: dict[str, Any] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write hub format: `config.json` + `model.safetensors` (+ `README.md`), each atomically."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"format": "pt", "dcbench_version": __version__, **(metadata or {})}
+    with atomic_path(out_dir / HUB_WEIGHTS) as tmp:
+        save_model(model, str(tmp), metadata={k: str(v) for k, v in meta.items()})
+    config = {**model.config, **(extra_config or {})}
+    config["weights_sha256"] = model.weights_sha256()
+    write_json(out_dir / HUB_CONFIG, config)
+    if card is not None:
+        write_text(out_dir / HUB_CARD, card)
+    return out_dir
+
+
+def load_hub_dir(path: str | Path) -> Backbone:
+    """Load a hub-format folder (config.json + model.safetensors), strictly."""
+    from dcbench.models.registry import create_backbone
+
+    path = Path(path)
+    config_path, weights_path = path / HUB_CONFIG, path / HUB_WEIGHTS
+    if not config_path.is_file() or not weights_path.is_file():
+        raise UserError(
+            f"{path} is not a dcbench hub folder",
+            detail=f"  expected {HUB_CONFIG} and {HUB_WEIGHTS} inside it",
+        )
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{config_path} is not valid JSON: {err}") from None
+    build = {k: v for k, v in config.items() if k not in ("taps", "weights_sha256")}
+    model = create_backbone(build, seed=0)
+    load_strict(model, read_checkpoint(weights_path), str(weights_path))
+    return model

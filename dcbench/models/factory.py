@@ -1,0 +1,126 @@
+"""`load_model(spec)`: one entry point for every way a user names a network.
+
+Accepted specs, tried in this order:
+- `hf-hub:org/repo[@rev]`      a dcbench hub-format repo on the Hugging Face Hub
+- `torchvision:NAME[@WEIGHTS]` a torchvision model with a default tap map
+- `timm:NAME`                  a timm model (optional dependency)
+- `arch:NAME[?k=v&...]`        a fresh random-init architecture (`sobel`, `num_classes`, `seed`)
+- a path: hub folder, `.safetensors` (config.json beside it), `.pth`/`.pth.tar`
+  (official DeepCluster layout, or a dcbench state_dict with config.json beside it)
+- a catalog name (`deepcluster-alexnet`, `random-alexnet-sobel[?seed=N]`, ...)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import yaml
+
+from dcbench.errors import UserError
+from dcbench.models.backbone import Backbone
+from dcbench.models.checkpoints import (
+    HUB_CONFIG,
+    extract_state_dict,
+    load_hub_dir,
+    load_official,
+    load_strict,
+    read_checkpoint,
+)
+from dcbench.models.registry import create_backbone, list_archs
+
+
+def _parse_query(text: str) -> dict[str, Any]:
+    return {k: yaml.safe_load(v) for k, v in parse_qsl(text, keep_blank_values=True)}
+
+
+def _from_arch(spec: str) -> Backbone:
+    arch, _, query = spec.partition("?")
+    params = _parse_query(query)
+    seed = params.pop("seed", 0)
+    return create_backbone({"arch": arch, **params}, seed=seed)
+
+
+def _from_path(path: Path) -> Backbone:
+    if path.is_dir():
+        return load_hub_dir(path)
+    config_path = path.parent / HUB_CONFIG
+    if path.suffix == ".safetensors":
+        if not config_path.is_file():
+            raise UserError(f"{path}: a bare .safetensors needs a {HUB_CONFIG} beside it")
+        return _with_config(path, config_path)
+    obj = read_checkpoint(path)
+    if isinstance(obj, dict) and "state_dict" in obj and "arch" in obj:
+        return load_official(path)
+    if config_path.is_file():
+        return _with_config(path, config_path, obj)
+    raise UserError(
+        f"{path}: not an official DeepCluster checkpoint (dict with 'arch' and 'state_dict') "
+        f"and no {HUB_CONFIG} beside it to say which architecture it is"
+    )
+
+
+def _with_config(path: Path, config_path: Path, obj: Any = None) -> Backbone:
+    config = json.loads(config_path.read_text())
+    build = {k: v for k, v in config.items() if k not in ("taps", "weights_sha256")}
+    model = create_backbone(build, seed=0)
+    state = extract_state_dict(obj if obj is not None else read_checkpoint(path), path)
+    load_strict(model, state, str(path))
+    return model
+
+
+def _from_catalog(name: str, query: str) -> Backbone:
+    from dcbench.hub.catalog import get_entry
+    from dcbench.hub.pull import pull
+
+    entry = get_entry(name)
+    if entry.source == "random":
+        params = _parse_query(query)
+        seed = int(params.pop("seed", entry.seed))
+        model = create_backbone({"arch": entry.arch, "sobel": entry.sobel, **params}, seed=seed)
+        model.config["init_seed"] = seed
+        return model
+    return load_hub_dir(pull(name))
+
+
+def load_model(spec: str, **overrides: Any) -> Backbone:
+    """Resolve `spec` (see the module docstring) to a Backbone on the CPU in eval mode."""
+    spec = str(spec).strip()
+    if spec.startswith("hf-hub:"):
+        from dcbench.hub.hf import parse_hf_spec, pull_hf
+
+        repo, revision = parse_hf_spec(spec.removeprefix("hf-hub:"))
+        model = load_hub_dir(pull_hf(repo, revision))
+    elif spec.startswith("torchvision:"):
+        from dcbench.models.external import load_torchvision
+
+        model = load_torchvision(spec.removeprefix("torchvision:"))
+    elif spec.startswith("timm:"):
+        from dcbench.models.external import load_timm
+
+        model = load_timm(spec.removeprefix("timm:"))
+    elif spec.startswith("arch:"):
+        model = _from_arch(spec.removeprefix("arch:"))
+    elif Path(spec).expanduser().exists():
+        model = _from_path(Path(spec).expanduser())
+    else:
+        from dcbench.hub.catalog import has_entry
+
+        name, _, query = spec.partition("?")
+        if not has_entry(name) and ("/" in name or name.endswith((".pth", ".tar", ".safetensors"))):
+            raise UserError(f"model file or folder not found: {spec}")
+        model = _from_catalog(name, query)
+    model.name = spec
+    model.config.update(overrides)
+    return model.eval()
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Catalog names plus `arch:NAME` specs matching a glob."""
+    from dcbench.hub.catalog import list_entries
+
+    names = [e.name for e in list_entries("*")] + [f"arch:{a}" for a in list_archs()]
+    return [n for n in names if fnmatch.fnmatch(n, pattern)]

@@ -1,0 +1,272 @@
+"""The protocol registry, the `Protocol` interface and the long-format `Result` row.
+
+A protocol is a class registered by name (`@register_protocol("linear-conv")`) with:
+- `Config`: a dataclass whose defaults are the published protocol (the `dc2018` dialect);
+- `DIALECTS`: named presets (dict of config overrides), e.g. `goyal2019`, never silent
+  differences;
+- `SCHEDULES`: named run-length presets (`published` = the paper, `smoke` = minutes on the
+  built-in data);
+- a pure core function (tensors in, metrics dict out) in its module;
+- `run(model, data_dir, config, *, run_id, device, progress, work_dir) -> list[Result]`
+  which does the I/O (data loading, checkpoints in `work_dir`) around the core.
+
+`run` resumes from whatever it finds in `work_dir` (probe checkpoints, saved draws); the
+CLI guarantees `work_dir` is fresh unless the user passed `--resume`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dcbench.errors import UserError, did_you_mean
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
+
+# Metric and split vocabulary shared by all protocols (the leaderboards read these names).
+METRICS = (
+    "top1", "top5", "top1_best_epoch", "accuracy", "nmi", "ari",
+    "ratio_edge_intra_class", "ratio_edge_intra_class_random", "map", "miou",
+)
+METRIC_PREFIXES = ("ap_", "iou_")
+SPLITS = ("val", "test", "train-heldout", "train")
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """One long-format result row: a single number and everything needed to trust it."""
+
+    run_id: str
+    model: str
+    model_sha256: str
+    protocol: str
+    dialect: str
+    dataset: str
+    split: str
+    layer: str
+    metric: str
+    value: float
+    seed: int
+    config_hash: str
+    dcbench_version: str
+    code_revision: str
+    device: str
+    timestamp: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain dict (JSON / SQLite / pandas friendly)."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class ProtocolConfig:
+    """Fields every protocol config has; subclasses add their own (all with defaults)."""
+
+    dialect: str = "dc2018"
+    seed: int = 0
+
+
+class Protocol:
+    """Base class of a registered protocol. Subclasses set the class attributes below."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = ProtocolConfig
+    DIALECTS: ClassVar[dict[str, dict[str, Any]]] = {"dc2018": {}}
+    SCHEDULES: ClassVar[dict[str, dict[str, Any]]] = {"published": {}}
+    summary: ClassVar[str] = ""
+
+    def run(
+        self,
+        model: Backbone,
+        data_dir: str | Path,
+        config: Any,
+        *,
+        run_id: str,
+        device: str,
+        progress: bool,
+        work_dir: Path | None,
+    ) -> list[Result]:
+        """Run the protocol on `model` and `data_dir`, returning result rows."""
+        raise NotImplementedError(f"protocol {self.name!r} does not implement run()")
+
+    def resolve_config(
+        self,
+        *,
+        dialect: str | None = None,
+        schedule: str = "published",
+        layers: list[Mapping[str, Any]] | None = None,
+        overrides: list[str] | None = None,
+    ) -> Any:
+        """Config = defaults < dialect preset < schedule preset < extra layers < `--set`."""
+        from dcbench.config import resolve
+
+        dialect = dialect or "dc2018"
+        if dialect not in self.DIALECTS:
+            raise UserError(
+                f"protocol {self.name!r} has no dialect {dialect!r}; "
+                + did_you_mean(dialect, list(self.DIALECTS))
+            )
+        if schedule not in self.SCHEDULES:
+            raise UserError(
+                f"protocol {self.name!r} has no schedule {schedule!r}; "
+                + did_you_mean(schedule, list(self.SCHEDULES))
+            )
+        stack: list[dict[str, Any]] = [
+            dict(self.DIALECTS[dialect]),
+            {"dialect": dialect},
+            dict(self.SCHEDULES[schedule]),
+        ]
+        stack.extend(dict(layer) for layer in layers or [])
+        return resolve(self.Config, *stack, overrides=overrides)
+
+
+_REGISTRY: dict[str, type[Protocol]] = {}
+
+# Modules that register the built-in protocols; imported on first registry lookup.
+BUILTIN_MODULES = (
+    "dcbench.protocols.linear_conv",
+    "dcbench.protocols.mlp",
+    "dcbench.protocols.low_shot",
+    "dcbench.protocols.knn",
+    "dcbench.protocols.knn_graph",
+    "dcbench.protocols.nmi",
+    "dcbench.protocols.voc07_cls",
+    "dcbench.protocols.voc07_det",
+    "dcbench.protocols.voc12_seg",
+)
+_loaded = False
+
+
+def register_protocol(name: str):
+    """Class decorator registering a `Protocol` subclass under `name`; duplicates raise."""
+
+    def decorator(cls: type[Protocol]) -> type[Protocol]:
+        if not (isinstance(cls, type) and issubclass(cls, Protocol)):
+            raise TypeError(f"@register_protocol({name!r}) expects a Protocol subclass")
+        if name in _REGISTRY:
+            raise ValueError(
+                f"protocol {name!r} is already registered by {_REGISTRY[name].__module__}"
+            )
+        if not dataclasses.is_dataclass(cls.Config):
+            raise TypeError(f"protocol {name!r}: Config must be a dataclass")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def _load_builtins() -> None:
+    """Import the protocol modules once (a not-yet-written module is skipped, not fatal)."""
+    global _loaded
+    if _loaded:
+        return
+    import importlib
+
+    for module_name in BUILTIN_MODULES:
+        try:
+            importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+    _loaded = True
+
+
+def list_protocols() -> list[str]:
+    """Registered protocol names, sorted."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_protocol(name: str) -> Protocol:
+    """A fresh instance of the protocol registered as `name` (UserError listing valid ones)."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown protocol {name!r}; " + did_you_mean(name, list(_REGISTRY)))
+    return _REGISTRY[name]()
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """The columns shared by every row of one protocol run (built once by `run_info`)."""
+
+    run_id: str
+    model: str
+    model_sha256: str
+    protocol: str
+    dialect: str
+    dataset: str
+    seed: int
+    config_hash: str
+    dcbench_version: str
+    code_revision: str
+    device: str
+    timestamp: str
+
+
+def run_info(
+    model: Backbone,
+    protocol: str,
+    config: Any,
+    *,
+    run_id: str,
+    device: str,
+    dataset: str,
+) -> RunInfo:
+    """Collect provenance for one run: model id, config hash, code revision, device, time."""
+    from dcbench import __version__
+    from dcbench.config import to_dict
+    from dcbench.provenance import code_revision, config_hash, device_name
+
+    cfg = to_dict(config) if dataclasses.is_dataclass(config) else dict(config)
+    return RunInfo(
+        run_id=run_id,
+        model=str(getattr(model, "name", model.config.get("arch", "model"))),
+        model_sha256=model.weights_sha256(),
+        protocol=protocol,
+        dialect=str(cfg.get("dialect", "dc2018")),
+        dataset=dataset,
+        seed=int(cfg.get("seed", 0)),
+        config_hash=config_hash(cfg),
+        dcbench_version=__version__,
+        code_revision=code_revision(),
+        device=device_name(device),
+        timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def check_metric_name(metric: str) -> None:
+    """Refuse metric names outside the shared vocabulary (a typo would split leaderboards)."""
+    if metric not in METRICS and not metric.startswith(METRIC_PREFIXES):
+        raise ValueError(f"metric {metric!r} is not in the shared vocabulary {METRICS}")
+
+
+def results_from_metrics(
+    info: RunInfo,
+    metrics: Mapping[str, float],
+    *,
+    split: str,
+    layer: str,
+    seed: int | None = None,
+) -> list[Result]:
+    """One `Result` row per metric; `layer` is the tap measured or the trained part ('all')."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS}")
+    rows = []
+    for metric, value in metrics.items():
+        check_metric_name(metric)
+        base = dataclasses.asdict(info)
+        if seed is not None:
+            base["seed"] = int(seed)
+        rows.append(Result(split=split, layer=layer, metric=metric, value=float(value), **base))
+    return rows
+
+
+def dataset_name(data_dir: str | Path) -> str:
+    """A short dataset label for result rows: the data folder's name (or list file stem)."""
+    path = Path(data_dir).expanduser().resolve()
+    return path.stem if path.is_file() else path.name

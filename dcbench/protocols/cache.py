@@ -1,0 +1,118 @@
+"""On-disk cache of pooled features, shared by protocols and reruns (`--fast` mode).
+
+An entry is keyed by everything that changes the numbers: the weights sha256, the tap, the
+pooling spec, a fingerprint of the dataset (sorted file list + sizes + mtimes) and a text
+description of the transform. It is stored under `dcbench.home.feature_cache_dir()` as
+`<digest>.safetensors` (features float32 (N, D), labels int64 (N,), indices int64 (N,) =
+positions in the dataset; undecodable images are absent) plus a `<digest>.json` sidecar
+holding the key. Both are written atomically; an entry counts only when both exist and the
+sidecar's key matches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from dcbench.files import write_json, write_with
+from dcbench.home import feature_cache_dir
+
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSet:
+    """Pooled features of one tap over one dataset split."""
+
+    features: torch.Tensor  # (N, D) float32
+    labels: torch.Tensor  # (N,) int64
+    indices: torch.Tensor  # (N,) int64 positions in the dataset
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheKey:
+    """Everything that identifies a cached feature tensor."""
+
+    weights_sha256: str
+    layer: str
+    pooling: str
+    dataset: str
+    transform: str
+
+    def digest(self) -> str:
+        """A stable file name for this key."""
+        blob = json.dumps({"v": FORMAT_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def dataset_fingerprint(paths: Sequence[str], labels: Sequence[int] | None = None) -> str:
+    """sha256 of the sorted (path, size, mtime_ns[, label]) list: changes when any file does."""
+    digest = hashlib.sha256()
+    label_of = dict(zip(paths, labels, strict=True)) if labels is not None else {}
+    for path in sorted(paths):
+        try:
+            stat = os.stat(path)
+            size, mtime = stat.st_size, stat.st_mtime_ns
+        except OSError:
+            size, mtime = -1, -1
+        digest.update(f"{path}\0{size}\0{mtime}\0{label_of.get(path, '')}\n".encode())
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """A folder of cached `FeatureSet`s (default `$DCBENCH_HOME/features`)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else feature_cache_dir()
+
+    def _paths(self, key: CacheKey) -> tuple[Path, Path]:
+        digest = key.digest()
+        return self.root / f"{digest}.safetensors", self.root / f"{digest}.json"
+
+    def load(self, key: CacheKey) -> FeatureSet | None:
+        """The cached features for `key`, or None if absent, partial or mismatched."""
+        tensor_path, meta_path = self._paths(key)
+        if not (tensor_path.is_file() and meta_path.is_file()):
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("key") != dataclasses.asdict(key):
+                return None
+            tensors = load_file(str(tensor_path))
+        except (OSError, ValueError, json.JSONDecodeError):
+            return None
+        return FeatureSet(tensors["features"], tensors["labels"], tensors["indices"])
+
+    def save(self, key: CacheKey, features: FeatureSet) -> Path:
+        """Store `features` under `key` (tensors first, then the sidecar that validates them)."""
+        tensor_path, meta_path = self._paths(key)
+        tensors = {
+            "features": features.features.detach().to("cpu", torch.float32).contiguous(),
+            "labels": features.labels.detach().to("cpu", torch.int64).contiguous(),
+            "indices": features.indices.detach().to("cpu", torch.int64).contiguous(),
+        }
+        write_with(tensor_path, lambda tmp: save_file(tensors, str(tmp)))
+        write_json(meta_path, {
+            "format": FORMAT_VERSION,
+            "key": dataclasses.asdict(key),
+            "shape": list(tensors["features"].shape),
+        })
+        return tensor_path
+
+    def entries(self) -> list[dict]:
+        """Sidecars of every complete entry (for `dcbench data`-style listings and tests)."""
+        out = []
+        for meta_path in sorted(self.root.glob("*.json")):
+            if meta_path.with_suffix(".safetensors").is_file():
+                out.append(json.loads(meta_path.read_text()))
+        return out

@@ -1,0 +1,72 @@
+"""Pure metric functions shared by the protocols (tensors/arrays in, numbers out)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)
+                 ) -> dict[int, int]:
+    """Number of samples whose label is among the top-k scores, for each k (k capped at C)."""
+    if scores.shape[0] == 0:
+        return {k: 0 for k in ks}
+    kmax = min(max(ks), scores.shape[1])
+    top = scores.topk(kmax, dim=1).indices
+    hits = top.eq(labels.view(-1, 1))
+    return {k: int(hits[:, : min(k, kmax)].any(dim=1).sum()) for k in ks}
+
+
+def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)
+                  ) -> dict[str, float]:
+    """Top-k accuracy in percent as {'top1': .., 'top5': ..}; top-k is omitted when k >= C."""
+    counts = topk_correct(scores, labels, ks)
+    n = max(int(labels.numel()), 1)
+    n_classes = scores.shape[1]
+    return {f"top{k}": 100.0 * counts[k] / n for k in ks if k == 1 or k < n_classes}
+
+
+def average_crops(logits: torch.Tensor) -> torch.Tensor:
+    """10-crop testing: softmax per crop, averaged over crops. (N, n_crops, C) -> (N, C)."""
+    if logits.dim() != 3:
+        raise ValueError(f"expected (N, n_crops, C) logits, got shape {tuple(logits.shape)}")
+    return logits.softmax(dim=-1).mean(dim=1)
+
+
+def ratio_edge_intra_class(neighbors: np.ndarray, labels: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Thesis Section 4.1: per class C, #{edges (i, j): i, j in C} / #{edges (i, j): i in C}.
+
+    `neighbors` is the (N, k) index array of the directed k-NN graph (self excluded).
+    Returns (classes, ratios), one ratio per class present in `labels`.
+    """
+    neighbors = np.asarray(neighbors)
+    labels = np.asarray(labels)
+    if neighbors.ndim != 2 or neighbors.shape[0] != labels.shape[0]:
+        raise ValueError("neighbors must be (N, k) with N == len(labels)")
+    same = labels[neighbors] == labels[:, None]
+    classes = np.unique(labels)
+    ratios = np.array([same[labels == c].mean() for c in classes], dtype=np.float64)
+    return classes, ratios
+
+
+def random_graph_ratio(labels: np.ndarray) -> float:
+    """Expected mean-over-classes ratio edge intra-class of a random k-NN graph.
+
+    A random neighbour of a node in class c is in c with probability (n_c - 1) / (N - 1);
+    the mean over classes is the reference for `ratio_edge_intra_class`. For balanced
+    classes it equals sum_c (n_c/N) (n_c-1)/(N-1), i.e. ~1/C (0.4% for 250 classes).
+    """
+    labels = np.asarray(labels)
+    n = labels.shape[0]
+    if n < 2:
+        raise ValueError("need at least two samples")
+    _, counts = np.unique(labels, return_counts=True)
+    return float(np.mean((counts - 1) / (n - 1)))
+
+
+def mean_std(values: list[float] | np.ndarray) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return float(arr.mean()), std
