@@ -1,8 +1,8 @@
 """The one `dcbench` command. Each subcommand lives beside the code it drives.
 
 A subcommand module exposes `HELP` (one line), `EPILOG` (examples), `add_arguments(parser)`
-and `run(args) -> int`. Modules are imported lazily, so `dcbench --help` stays fast and a
-broken optional dependency only affects its own subcommand.
+and `run(args) -> int`. Only the module of the chosen subcommand is imported, so
+`dcbench --help` stays fast and a broken optional dependency only affects its own subcommand.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import sys
 from dcbench import __version__
 from dcbench.errors import UserError
 
-SUBCOMMANDS: dict[str, str] = {
-    "train": "dcbench.training.command",
-    "eval": "dcbench.protocols.command",
-    "hub": "dcbench.hub.command",
-    "leaderboard": "dcbench.leaderboards.command",
-    "viz": "dcbench.viz.command",
-    "data": "dcbench.data.command",
-    "demo": "dcbench.demo",
-    "bench": "dcbench.bench",
+# name -> (module, one-line help shown by `dcbench --help`)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("dcbench.training.command", "train DeepCluster (k-means or PIC) on a folder"),
+    "eval": ("dcbench.protocols.command", "run a transfer protocol and store the results"),
+    "hub": ("dcbench.hub.command", "checkpoint catalog: list, pull, convert, card, push"),
+    "leaderboard": ("dcbench.leaderboards.command", "published tables next to our results"),
+    "viz": ("dcbench.viz.command", "filters, neighbours, activations, gradient ascent, curves"),
+    "data": ("dcbench.data.command", "make built-in datasets, check dataset folders"),
+    "demo": ("dcbench.demo", "everything end to end on built-in data, no network"),
+    "bench": ("dcbench.bench", "performance benchmarks against the usual baselines"),
 }
 
 EXAMPLES = """examples:
@@ -35,8 +36,8 @@ EXAMPLES = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (imports every subcommand module)."""
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only subcommand `chosen` gets its (imported) arguments."""
     parser = argparse.ArgumentParser(
         prog="dcbench",
         description="Benchmark suite and model hub for DeepCluster-style self-supervised CNNs.",
@@ -46,11 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dcbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
     sub.required = True
-    for name, module_name in SUBCOMMANDS.items():
+    for name, (module_name, summary) in SUBCOMMANDS.items():
+        if name != chosen:
+            sub.add_parser(name, help=summary)
+            continue
         module = importlib.import_module(module_name)
         child = sub.add_parser(
             name,
-            help=module.HELP,
+            help=summary,
             description=module.HELP,
             epilog=getattr(module, "EPILOG", None),
             formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn `UserError` into one clear line and exit 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser()
+        chosen = next((a for a in argv if not a.startswith("-")), None)
+        parser = build_parser(chosen if chosen in SUBCOMMANDS else None)
         args = parser.parse_args(argv)
         return int(args._run(args) or 0)
     except UserError as err:

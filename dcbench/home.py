@@ -21,7 +21,7 @@ def hub_cache_dir() -> Path:
 
 
 def feature_cache_dir() -> Path:
-    """Pooled-feature cache shared by protocols (keyed by weights sha256, layer, data, transform)."""
+    """Pooled-feature cache shared by protocols (keyed by weights, layer, data, transform)."""
     return dcbench_home() / "features"
 
 

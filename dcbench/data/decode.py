@@ -28,7 +28,17 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 IMG_EXTENSIONS: tuple[str, ...] = (
-    ".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".gif",
 )
 MAX_PIXELS: int = 64_000_000
 """Images with more pixels are downscaled with JPEG draft mode, or skipped (other formats)."""
@@ -101,16 +111,20 @@ def _load(path: Path, max_pixels: int, *, truncated: bool, unlimited: bool) -> D
             width, height = img.size
             if width * height > max_pixels:
                 if img.format != "JPEG":
-                    return Decoded(None, f"too large ({width}x{height} {img.format}, over "
-                                         f"{max_pixels} pixels; only JPEG can be downscaled)")
+                    return Decoded(
+                        None,
+                        f"too large ({width}x{height} {img.format}, over "
+                        f"{max_pixels} pixels; only JPEG can be downscaled)",
+                    )
                 scale = (max_pixels / (width * height)) ** 0.5
                 img.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
             img.load()
             return Decoded(to_rgb(img), partial=truncated)
 
 
-def decode_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS,
-                 allow_truncated: bool = True) -> Decoded:
+def decode_image(
+    path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, allow_truncated: bool = True
+) -> Decoded:
     """Decode `path` to RGB, or say why it cannot be decoded. Never raises for bad files."""
     path = Path(path)
     try:
@@ -123,7 +137,7 @@ def decode_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS,
         try:
             return _load(path, max_pixels, truncated=False, unlimited=unlimited)
         except UnidentifiedImageError:
-            return Decoded(None, "not an image (PIL cannot identify the format)")
+            return Decoded(None, "not a readable image (unknown format or truncated header)")
         except Image.DecompressionBombError as err:
             if unlimited or not _is_jpeg(path):
                 return Decoded(None, f"too large (decompression bomb guard): {err}")
@@ -142,7 +156,8 @@ def decode_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS,
     return Decoded(None, "undecodable")
 
 
-def open_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS,
-               allow_truncated: bool = True) -> Image.Image | None:
+def open_image(
+    path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, allow_truncated: bool = True
+) -> Image.Image | None:
     """Open `path` as an RGB PIL image, or return `None` if it cannot be decoded."""
     return decode_image(path, max_pixels=max_pixels, allow_truncated=allow_truncated).image

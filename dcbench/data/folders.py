@@ -21,8 +21,16 @@ from dcbench.data.loader import Batch, DecodeReport, collate_skip_bad, make_load
 from dcbench.errors import UserError
 
 __all__ = [
-    "Batch", "DecodeReport", "ImageFolderDataset", "ListFileDataset", "collate_skip_bad",
-    "decode_image", "find_dataset", "list_file_candidates", "make_loader", "open_image",
+    "Batch",
+    "DecodeReport",
+    "ImageFolderDataset",
+    "ListFileDataset",
+    "collate_skip_bad",
+    "decode_image",
+    "find_dataset",
+    "list_file_candidates",
+    "make_loader",
+    "open_image",
 ]
 
 Transform = Callable[[Any], Any]
@@ -123,8 +131,12 @@ def parse_list_line(line: str) -> tuple[str, int] | None:
 class ListFileDataset(_ImageDataset):
     """Places205-style list: one `relative/path label` per line, paths relative to `root`."""
 
-    def __init__(self, list_file: str | os.PathLike, root: str | os.PathLike,
-                 transform: Transform | None = None) -> None:
+    def __init__(
+        self,
+        list_file: str | os.PathLike,
+        root: str | os.PathLike,
+        transform: Transform | None = None,
+    ) -> None:
         self.list_file, self.root, self.transform = Path(list_file), Path(root), transform
         if not self.list_file.is_file():
             raise UserError(f"list file not found: {self.list_file}", detail=IMAGEFOLDER_LAYOUT)
@@ -143,11 +155,14 @@ class ListFileDataset(_ImageDataset):
             samples.append((os.path.join(str(self.root), parsed[0]), parsed[1]))
         if bad:
             shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
-            raise UserError(f"{self.list_file}: {len(bad)} malformed line(s) (line {shown}); "
-                            "expected `relative/path label` with an integer label >= 0")
+            raise UserError(
+                f"{self.list_file}: {len(bad)} malformed line(s) (line {shown}); "
+                "expected `relative/path label` with an integer label >= 0"
+            )
         if not samples:
-            raise UserError(f"list file {self.list_file} holds no samples",
-                            detail=IMAGEFOLDER_LAYOUT)
+            raise UserError(
+                f"list file {self.list_file} holds no samples", detail=IMAGEFOLDER_LAYOUT
+            )
         self.samples = samples
         n_classes = max(s[1] for s in samples) + 1
         self.classes = [str(i) for i in range(n_classes)]
@@ -155,9 +170,12 @@ class ListFileDataset(_ImageDataset):
 
 def list_file_candidates(root: Path, split: str) -> list[Path]:
     """Where a list file for `split` may live under `root`, in the order they are tried."""
-    return [root / f"{split}.txt", root / f"{split}.csv",
-            root / "trainvalsplit_places205" / f"{split}_places205.csv",
-            root / f"{split}_places205.csv"]
+    return [
+        root / f"{split}.txt",
+        root / f"{split}.csv",
+        root / "trainvalsplit_places205" / f"{split}_places205.csv",
+        root / f"{split}_places205.csv",
+    ]
 
 
 def _list_image_root(root: Path, list_file: Path) -> Path:
@@ -175,8 +193,9 @@ def _list_image_root(root: Path, list_file: Path) -> Path:
     return root
 
 
-def find_dataset(root: str | os.PathLike, split: str, transform: Transform | None = None, *,
-                 fmt: str = "auto") -> ImageFolderDataset | ListFileDataset:
+def find_dataset(
+    root: str | os.PathLike, split: str, transform: Transform | None = None, *, fmt: str = "auto"
+) -> ImageFolderDataset | ListFileDataset:
     """Resolve `root/split` as an image folder, or a list file for `split`, into a dataset.
 
     `fmt` is `auto`, `imagenet` (folders only) or `places` (list files only). A missing or
@@ -193,5 +212,6 @@ def find_dataset(root: str | os.PathLike, split: str, transform: Transform | Non
         for candidate in list_file_candidates(base, split):
             if candidate.is_file():
                 return ListFileDataset(candidate, _list_image_root(base, candidate), transform)
-    raise UserError(f"split {split!r} not found under {base} (format {fmt})",
-                    detail=IMAGEFOLDER_LAYOUT)
+    raise UserError(
+        f"split {split!r} not found under {base} (format {fmt})", detail=IMAGEFOLDER_LAYOUT
+    )

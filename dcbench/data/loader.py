@@ -41,18 +41,29 @@ def collate_skip_bad(items: Sequence[tuple[Any, Any, int]]) -> Batch:
     good = [item for item in items if item[0] is not None]
     bad = [int(item[2]) for item in items if item[0] is None]
     if not good:
-        return Batch(torch.empty(0), torch.empty(0, dtype=torch.int64),
-                     torch.empty(0, dtype=torch.int64), bad)
+        return Batch(
+            torch.empty(0),
+            torch.empty(0, dtype=torch.int64),
+            torch.empty(0, dtype=torch.int64),
+            bad,
+        )
     images = torch.stack([item[0] for item in good])
     labels = _stack_labels([item[1] for item in good])
     indices = torch.as_tensor([int(item[2]) for item in good], dtype=torch.int64)
     return Batch(images, labels, indices, bad)
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,
-                sampler: Sampler | Iterable[int] | None = None, workers: int = 0,
-                generator: torch.Generator | None = None, drop_last: bool = False,
-                pin_memory: bool = False) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    sampler: Sampler | Iterable[int] | None = None,
+    workers: int = 0,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+) -> DataLoader:
     """A DataLoader over `(image|None, label, index)` datasets yielding `Batch`es.
 
     Pass a seeded `generator` for reproducible shuffling and worker seeds.
@@ -60,9 +71,16 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,
     if sampler is not None and shuffle:
         raise ValueError("make_loader: pass either shuffle=True or a sampler, not both")
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=workers,
-        collate_fn=collate_skip_bad, generator=generator, drop_last=drop_last,
-        pin_memory=pin_memory, persistent_workers=False,
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_skip_bad,
+        generator=generator,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        persistent_workers=False,
     )
 
 

@@ -18,8 +18,9 @@ import numpy as np
 from torch.utils.data import Sampler
 
 
-def uniform_label_draw(labels: np.ndarray, num_samples: int, seed: int, epoch: int = 0
-                       ) -> np.ndarray:
+def uniform_label_draw(
+    labels: np.ndarray, num_samples: int, seed: int, epoch: int = 0
+) -> np.ndarray:
     """The epoch's draw: `num_samples` dataset indices, uniform over non-empty labels."""
     labels = np.asarray(labels).reshape(-1)
     if num_samples < 0:
@@ -72,8 +73,14 @@ class DistributedUniformLabelSampler(UniformLabelSampler):
     they are exactly the single-process draw plus the padding.
     """
 
-    def __init__(self, labels: np.ndarray, num_samples: int, seed: int = 0, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self,
+        labels: np.ndarray,
+        num_samples: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         super().__init__(labels, num_samples, seed)
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"invalid rank {rank} for world_size {world_size}")
@@ -94,7 +101,7 @@ class DistributedUniformLabelSampler(UniformLabelSampler):
 
     def indices(self) -> np.ndarray:
         """This rank's indices."""
-        return self.global_indices()[self.rank::self.world_size]
+        return self.global_indices()[self.rank :: self.world_size]
 
     def __len__(self) -> int:
         return self.total_size // self.world_size

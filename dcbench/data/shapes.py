@@ -10,14 +10,23 @@ from __future__ import annotations
 import numpy as np
 
 CLS_SHAPES: tuple[str, ...] = (
-    "circle", "ring", "square", "frame", "triangle", "cross", "vstripes", "hstripes", "checker",
+    "circle",
+    "ring",
+    "square",
+    "frame",
+    "triangle",
+    "cross",
+    "vstripes",
+    "hstripes",
+    "checker",
 )
 OBJ_SHAPES: tuple[str, ...] = ("ellipse", "box", "triangle", "cross")
 OBJ_TEXTURES: tuple[str, ...] = ("solid", "hstripes", "vstripes", "checker", "dots")
 
 
-def frame_coords(height: int, width: int, cx: float, cy: float, angle: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def frame_coords(
+    height: int, width: int, cx: float, cy: float, angle: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre coordinates rotated by `angle` (radians) about (cx, cy)."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
     dx, dy = x - cx, y - cy
@@ -34,8 +43,7 @@ def _triangle(u: np.ndarray, v: np.ndarray, r: float, ry: float | None = None) -
     return inside
 
 
-def cls_shape_mask(kind: str, u: np.ndarray, v: np.ndarray, r: float, period: float
-                   ) -> np.ndarray:
+def cls_shape_mask(kind: str, u: np.ndarray, v: np.ndarray, r: float, period: float) -> np.ndarray:
     """Mask of a classification-set shape of radius `r` in frame coordinates (u, v)."""
     box = (np.abs(u) < r * 0.8) & (np.abs(v) < r * 0.8)
     if kind == "circle":
@@ -69,8 +77,9 @@ def obj_shape_mask(kind: str, u: np.ndarray, v: np.ndarray, rx: float, ry: float
     if kind == "triangle":
         return _triangle(u, v * 1.0, rx * 1.15, ry * 1.15)
     if kind == "cross":
-        return (((np.abs(u) < rx) & (np.abs(v) < 0.32 * ry))
-                | ((np.abs(v) < ry) & (np.abs(u) < 0.32 * rx)))
+        return ((np.abs(u) < rx) & (np.abs(v) < 0.32 * ry)) | (
+            (np.abs(v) < ry) & (np.abs(u) < 0.32 * rx)
+        )
     raise ValueError(f"unknown object shape {kind!r}")
 
 
@@ -91,14 +100,15 @@ def texture_mask(kind: str, u: np.ndarray, v: np.ndarray, period: float) -> np.n
     raise ValueError(f"unknown texture {kind!r}")
 
 
-def contrasting_colours(rng: np.random.Generator, n: int = 2, min_gap: float = 70.0
-                        ) -> list[np.ndarray]:
+def contrasting_colours(
+    rng: np.random.Generator, n: int = 2, min_gap: float = 70.0
+) -> list[np.ndarray]:
     """`n` random RGB colours whose luminances differ pairwise by at least `min_gap`."""
     weights = np.array([0.299, 0.587, 0.114])
     while True:
         colours = [rng.integers(0, 256, size=3).astype(np.float64) for _ in range(n)]
         lum = [float(c @ weights) for c in colours]
-        if all(abs(a - b) >= min_gap for i, a in enumerate(lum) for b in lum[i + 1:]):
+        if all(abs(a - b) >= min_gap for i, a in enumerate(lum) for b in lum[i + 1 :]):
             return colours
 
 

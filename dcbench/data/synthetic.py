@@ -53,8 +53,9 @@ def class_names(n_classes: int) -> list[str]:
     return list(shapes.CLS_SHAPES[:n_classes])
 
 
-def draw_class_image(kind: str, size: int, rng: np.random.Generator,
-                     noise_std: float = 6.0) -> np.ndarray:
+def draw_class_image(
+    kind: str, size: int, rng: np.random.Generator, noise_std: float = 6.0
+) -> np.ndarray:
     """One (size, size, 3) uint8 image of shape `kind` at a random place, scale and angle."""
     big = size * SUPERSAMPLE
     r = rng.uniform(0.22, 0.38) * big
@@ -93,9 +94,17 @@ def _corrupt_bytes(kind: str, rng: np.random.Generator, size: int) -> bytes:
     raise ValueError(f"unknown corruption {kind!r}")
 
 
-def make_classification_set(out: str | os.PathLike, *, n_classes: int = 8,
-                            train_per_class: int = 64, val_per_class: int = 16, size: int = 64,
-                            seed: int = 0, corrupt: int = 0, noise_std: float = 6.0) -> Path:
+def make_classification_set(
+    out: str | os.PathLike,
+    *,
+    n_classes: int = 8,
+    train_per_class: int = 64,
+    val_per_class: int = 16,
+    size: int = 64,
+    seed: int = 0,
+    corrupt: int = 0,
+    noise_std: float = 6.0,
+) -> Path:
     """Write `out/{train,val}/CLASS/*.png` plus `out/train.txt`, `out/val.txt` list files.
 
     List lines are `train/CLASS/NAME.png LABEL` (relative to `out`, labels = sorted class
@@ -109,8 +118,9 @@ def make_classification_set(out: str | os.PathLike, *, n_classes: int = 8,
     labels = {name: i for i, name in enumerate(sorted(names))}
     out = Path(out).expanduser()
     with staged_dir(out) as stage:
-        for stream, (split, count) in enumerate((("train", train_per_class),
-                                                 ("val", val_per_class))):
+        for stream, (split, count) in enumerate(
+            (("train", train_per_class), ("val", val_per_class))
+        ):
             lines = []
             for name in sorted(names):
                 folder = stage / split / name
@@ -132,8 +142,15 @@ def make_classification_set(out: str | os.PathLike, *, n_classes: int = 8,
     return out
 
 
-def make_voc_set(out: str | os.PathLike, *, n_train: int = 80, n_val: int = 80,
-                 n_test: int = 120, size: int = 128, seed: int = 0) -> Path:
+def make_voc_set(
+    out: str | os.PathLike,
+    *,
+    n_train: int = 80,
+    n_val: int = 80,
+    n_test: int = 120,
+    size: int = 128,
+    seed: int = 0,
+) -> Path:
     """Write `out/VOCdevkit/VOC2007` and `VOC2012` synthetic devkit trees (see synthetic_voc)."""
     from dcbench.data.synthetic_voc import write_voc_set
 

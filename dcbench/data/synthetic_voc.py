@@ -3,7 +3,7 @@
 Each of the 20 VOC class names is bound to one (outline shape, texture) pair, e.g.
 `aeroplane` = solid ellipse, `bicycle` = ellipse with horizontal stripes; colours are random.
 Scenes hold 1-4 objects; objects whose box is under `DIFFICULT_AREA` pixels are flagged
-`difficult`, objects cut by the image border `truncated`. Masks follow real VOC: class
+`difficult`, objects whose box touches the image border `truncated`. Masks follow real VOC: class
 index per pixel, 255 on a band along object borders and over difficult objects.
 """
 
@@ -24,15 +24,18 @@ from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, voc_palette
 from dcbench.errors import UserError
 
 CLASS_LOOK: dict[str, tuple[str, str]] = {
-    name: (shapes.OBJ_SHAPES[i // len(shapes.OBJ_TEXTURES)],
-           shapes.OBJ_TEXTURES[i % len(shapes.OBJ_TEXTURES)])
+    name: (
+        shapes.OBJ_SHAPES[i // len(shapes.OBJ_TEXTURES)],
+        shapes.OBJ_TEXTURES[i % len(shapes.OBJ_TEXTURES)],
+    )
     for i, name in enumerate(VOC_CLASSES)
 }
 DIFFICULT_AREA = 18 * 18
 
 
-def _draw_scene(rng: np.random.Generator, size: int, first_class: int
-                ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def _draw_scene(
+    rng: np.random.Generator, size: int, first_class: int
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """One scene -> (uint8 RGB image, uint8 label map, objects in VOC annotation form)."""
     height, width = (int(v) for v in rng.integers(int(size * 0.75), size + 1, size=2))
     top, bottom = shapes.contrasting_colours(rng, 2, min_gap=0.0)
@@ -41,14 +44,16 @@ def _draw_scene(rng: np.random.Generator, size: int, first_class: int
     labels = np.zeros((height, width), dtype=np.uint8)
     n_objects = int(rng.integers(1, 5))
     classes = [first_class] + [int(c) for c in rng.integers(0, len(VOC_CLASSES), n_objects - 1)]
-    extents = rng.uniform(0.12, 0.35, size=(n_objects, 2)) * np.array([width, height])
+    scale = rng.uniform(0.06, 0.32, size=n_objects) * np.sqrt(width * height)
+    aspect = np.sqrt(rng.uniform(0.6, 1.6, size=n_objects))  # width / height, mildly varied
+    extents = np.stack([scale * aspect, scale / aspect], axis=1)  # half-extents (rx, ry)
     order = np.argsort(-extents.prod(axis=1), kind="stable")  # big first, small on top
     objects = []
     for j in order:
         cls = VOC_CLASSES[classes[j]]
         rx, ry = extents[j]
-        cx = rng.uniform(-0.2 * rx, width + 0.2 * rx)
-        cy = rng.uniform(-0.2 * ry, height + 0.2 * ry)
+        cx = rng.uniform(0.5 * rx, width - 0.5 * rx)  # may cross the border: truncated
+        cy = rng.uniform(0.5 * ry, height - 0.5 * ry)
         shape, texture = CLASS_LOOK[cls]
         u, v = shapes.frame_coords(height, width, cx, cy, 0.0)
         mask = shapes.obj_shape_mask(shape, u, v, rx, ry)
@@ -63,12 +68,15 @@ def _draw_scene(rng: np.random.Generator, size: int, first_class: int
         area = (xmax - xmin + 1) * (ymax - ymin + 1)
         difficult = int(area < DIFFICULT_AREA)
         labels[mask] = IGNORE_INDEX if difficult else classes[j] + 1
-        full = shapes.obj_shape_mask(shape, *shapes.frame_coords(
-            height + 200, width + 200, cx + 100, cy + 100, 0.0), rx, ry).sum()
-        objects.append({
-            "name": cls, "difficult": difficult, "truncated": int(mask.sum() < full),
-            "bbox": (int(xmin) + 1, int(ymin) + 1, int(xmax) + 1, int(ymax) + 1),
-        })
+        cut = xmin == 0 or ymin == 0 or xmax == width - 1 or ymax == height - 1
+        objects.append(
+            {
+                "name": cls,
+                "difficult": difficult,
+                "truncated": int(cut),
+                "bbox": (int(xmin) + 1, int(ymin) + 1, int(xmax) + 1, int(ymax) + 1),
+            }
+        )
     edges = np.zeros_like(labels, dtype=bool)
     edges[:, 1:] |= labels[:, 1:] != labels[:, :-1]
     edges[1:, :] |= labels[1:, :] != labels[:-1, :]
@@ -76,10 +84,13 @@ def _draw_scene(rng: np.random.Generator, size: int, first_class: int
     return shapes.finish(img, rng, 4.0), labels, objects
 
 
-def _annotation_xml(folder: str, image_id: str, width: int, height: int,
-                    objects: list[dict], segmented: bool) -> str:
+def _annotation_xml(
+    folder: str, image_id: str, width: int, height: int, objects: list[dict], segmented: bool
+) -> str:
     parts = [
-        "<annotation>", f"\t<folder>{folder}</folder>", f"\t<filename>{image_id}.jpg</filename>",
+        "<annotation>",
+        f"\t<folder>{folder}</folder>",
+        f"\t<filename>{image_id}.jpg</filename>",
         "\t<source>\n\t\t<database>dcbench synthetic VOC</database>\n\t</source>",
         f"\t<size>\n\t\t<width>{width}</width>\n\t\t<height>{height}</height>\n"
         "\t\t<depth>3</depth>\n\t</size>",
@@ -92,13 +103,21 @@ def _annotation_xml(folder: str, image_id: str, width: int, height: int,
             f"\t\t<truncated>{obj['truncated']}</truncated>\n"
             f"\t\t<difficult>{obj['difficult']}</difficult>\n\t\t<bndbox>\n"
             f"\t\t\t<xmin>{xmin}</xmin>\n\t\t\t<ymin>{ymin}</ymin>\n"
-            f"\t\t\t<xmax>{xmax}</xmax>\n\t\t\t<ymax>{ymax}</ymax>\n\t\t</bndbox>\n\t</object>")
+            f"\t\t\t<xmax>{xmax}</xmax>\n\t\t\t<ymax>{ymax}</ymax>\n\t\t</bndbox>\n\t</object>"
+        )
     parts.append("</annotation>")
     return "\n".join(parts) + "\n"
 
 
-def _write_year(folder: Path, year: str, splits: dict[str, list[str]], base_splits: list[str],
-                seed: int, size: int, segmentation: bool) -> None:
+def _write_year(
+    folder: Path,
+    year: str,
+    splits: dict[str, list[str]],
+    base_splits: list[str],
+    seed: int,
+    size: int,
+    segmentation: bool,
+) -> None:
     """Draw every image of `base_splits` and write the year's devkit files."""
     for sub in ("Annotations", "JPEGImages", "ImageSets/Main", "ImageSets/Segmentation"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -135,8 +154,15 @@ def _write_year(folder: Path, year: str, splits: dict[str, list[str]], base_spli
             (folder / "ImageSets" / "Main" / f"{cls}_{split}.txt").write_text(lines)
 
 
-def write_voc_set(out: str | os.PathLike, *, n_train: int = 80, n_val: int = 80,
-                  n_test: int = 120, size: int = 128, seed: int = 0) -> Path:
+def write_voc_set(
+    out: str | os.PathLike,
+    *,
+    n_train: int = 80,
+    n_val: int = 80,
+    n_test: int = 120,
+    size: int = 128,
+    seed: int = 0,
+) -> Path:
     """Write `out/VOCdevkit/VOC2007` (train/val/trainval/test, no masks) and
     `out/VOCdevkit/VOC2012` (train/val/trainval with SegmentationClass masks). Returns `out`.
     """
@@ -146,13 +172,25 @@ def write_voc_set(out: str | os.PathLike, *, n_train: int = 80, n_val: int = 80,
     with staged_dir(out) as stage:
         devkit = stage / "VOCdevkit"
         ids07 = [f"{i:06d}" for i in range(1, n_train + n_val + n_test + 1)]
-        train, val = ids07[:n_train], ids07[n_train:n_train + n_val]
-        splits07 = {"train": train, "val": val, "trainval": train + val,
-                    "test": ids07[n_train + n_val:]}
-        _write_year(devkit / "VOC2007", "2007", splits07, ["trainval", "test"], seed, size,
-                    segmentation=False)
+        train, val = ids07[:n_train], ids07[n_train : n_train + n_val]
+        splits07 = {
+            "train": train,
+            "val": val,
+            "trainval": train + val,
+            "test": ids07[n_train + n_val :],
+        }
+        _write_year(
+            devkit / "VOC2007",
+            "2007",
+            splits07,
+            ["trainval", "test"],
+            seed,
+            size,
+            segmentation=False,
+        )
         ids12 = [f"2012_{i:06d}" for i in range(1, n_train + n_val + 1)]
         splits12 = {"train": ids12[:n_train], "val": ids12[n_train:], "trainval": ids12}
-        _write_year(devkit / "VOC2012", "2012", splits12, ["trainval"], seed, size,
-                    segmentation=True)
+        _write_year(
+            devkit / "VOC2012", "2012", splits12, ["trainval"], seed, size, segmentation=True
+        )
     return out

@@ -34,31 +34,50 @@ def plain(mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET
     return v2.Compose([v2.ToImage(), *_finish(mean, std)])
 
 
-def center_crop(size: int = 224, resize: int = 256, mean: Sequence[float] = IMAGENET_MEAN,
-                std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+def center_crop(
+    size: int = 224,
+    resize: int = 256,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> v2.Compose:
     """Resize(short side) + CenterCrop: clustering features and fast evaluation features."""
-    return v2.Compose([v2.ToImage(), v2.Resize(resize, antialias=True), v2.CenterCrop(size),
-                      *_finish(mean, std)])
+    return v2.Compose(
+        [v2.ToImage(), v2.Resize(resize, antialias=True), v2.CenterCrop(size), *_finish(mean, std)]
+    )
 
 
-def deepcluster_train(size: int = 224, scale: tuple[float, float] = (0.08, 1.0),
-                      ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True,
-                      mean: Sequence[float] = IMAGENET_MEAN,
-                      std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+def deepcluster_train(
+    size: int = 224,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: bool = True,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> v2.Compose:
     """DeepCluster training: RandomResizedCrop (torchvision defaults) + horizontal flip."""
-    steps: list[nn.Module] = [v2.ToImage(),
-                              v2.RandomResizedCrop(size, scale=scale, ratio=ratio, antialias=True)]
+    steps: list[nn.Module] = [
+        v2.ToImage(),
+        v2.RandomResizedCrop(size, scale=scale, ratio=ratio, antialias=True),
+    ]
     if flip:
         steps.append(v2.RandomHorizontalFlip())
     return v2.Compose(steps + _finish(mean, std))
 
 
-def linear_train(size: int = 224, resize: int = 256, flip: bool = True,
-                 mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+def linear_train(
+    size: int = 224,
+    resize: int = 256,
+    flip: bool = True,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> v2.Compose:
     """Linear-probe training (eval_linear.py): Resize, CenterCrop(resize), RandomCrop, flip."""
-    steps: list[nn.Module] = [v2.ToImage(), v2.Resize(resize, antialias=True),
-                              v2.CenterCrop(resize), v2.RandomCrop(size)]
+    steps: list[nn.Module] = [
+        v2.ToImage(),
+        v2.Resize(resize, antialias=True),
+        v2.CenterCrop(resize),
+        v2.RandomCrop(size),
+    ]
     if flip:
         steps.append(v2.RandomHorizontalFlip())
     return v2.Compose(steps + _finish(mean, std))
@@ -71,17 +90,32 @@ class StackCrops(nn.Module):
         return torch.stack([torch.as_tensor(c) for c in crops])
 
 
-def ten_crop(size: int = 224, resize: int = 256, mean: Sequence[float] = IMAGENET_MEAN,
-             std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+def ten_crop(
+    size: int = 224,
+    resize: int = 256,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> v2.Compose:
     """Resize + TenCrop (4 corners, centre, and their flips) -> (10,C,H,W); average the scores."""
-    return v2.Compose([v2.ToImage(), v2.Resize(resize, antialias=True), v2.TenCrop(size),
-                       StackCrops(), *_finish(mean, std)])
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(resize, antialias=True),
+            v2.TenCrop(size),
+            StackCrops(),
+            *_finish(mean, std),
+        ]
+    )
 
 
-def voc_train(size: int = 224, scale: tuple[float, float] = (0.1, 0.5),
-              ratio: tuple[float, float] = (1.0, 1.0), flip: bool = True,
-              mean: Sequence[float] = IMAGENET_MEAN,
-              std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+def voc_train(
+    size: int = 224,
+    scale: tuple[float, float] = (0.1, 0.5),
+    ratio: tuple[float, float] = (1.0, 1.0),
+    flip: bool = True,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> v2.Compose:
     """VOC07 classification training (eval_voc_classif.py): square crops of 10-50% area."""
     steps: list[nn.Module] = [v2.ToImage()]
     if flip:
@@ -100,14 +134,20 @@ def register_pipeline(name: str, factory: Callable[..., v2.Compose]) -> None:
     PIPELINES[name] = factory
 
 
-for _name, _factory in (("plain", plain), ("center_crop", center_crop),
-                        ("deepcluster_train", deepcluster_train), ("linear_train", linear_train),
-                        ("ten_crop", ten_crop), ("voc_train", voc_train)):
+for _name, _factory in (
+    ("plain", plain),
+    ("center_crop", center_crop),
+    ("deepcluster_train", deepcluster_train),
+    ("linear_train", linear_train),
+    ("ten_crop", ten_crop),
+    ("voc_train", voc_train),
+):
     register_pipeline(_name, _factory)
 
 
 def build(name: str, **kwargs: Any) -> v2.Compose:
     """Build a registered pipeline by name (UserError listing the valid names otherwise)."""
     if name not in PIPELINES:
-        raise UserError(f"unknown transform pipeline {name!r}; " + did_you_mean(name, list(PIPELINES)))
+        valid = did_you_mean(name, list(PIPELINES))
+        raise UserError(f"unknown transform pipeline {name!r}; {valid}")
     return PIPELINES[name](**kwargs)

@@ -24,9 +24,26 @@ from dcbench.data.decode import open_image
 from dcbench.errors import UserError
 
 VOC_CLASSES: tuple[str, ...] = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 IGNORE_INDEX = 255
 
@@ -62,8 +79,9 @@ def find_voc(root: str | os.PathLike, year: str | int) -> Path:
             return candidate
     if not base.exists():
         raise UserError(f"VOC root not found: {base}", detail=VOC_LAYOUT)
-    raise UserError(f"no {name} folder (with ImageSets/ and JPEGImages/) under {base}",
-                    detail=VOC_LAYOUT)
+    raise UserError(
+        f"no {name} folder (with ImageSets/ and JPEGImages/) under {base}", detail=VOC_LAYOUT
+    )
 
 
 def _text(node: ET.Element | None, tag: str, default: str | None = None) -> str | None:
@@ -86,17 +104,20 @@ def read_annotation(xml_path: str | os.PathLike) -> dict[str, Any]:
     for obj in root.findall("object"):
         box = obj.find("bndbox")
         try:
-            bbox = tuple(int(round(float(_text(box, k) or "nan")))
-                         for k in ("xmin", "ymin", "xmax", "ymax"))
+            bbox = tuple(
+                int(round(float(_text(box, k) or "nan"))) for k in ("xmin", "ymin", "xmax", "ymax")
+            )
         except ValueError as err:
             raise UserError(f"{xml_path}: object without a valid bndbox") from err
-        objects.append({
-            "name": (_text(obj, "name") or "").lower(),
-            "bbox": bbox,
-            "difficult": int(_text(obj, "difficult", "0") or 0),
-            "truncated": int(_text(obj, "truncated", "0") or 0),
-            "pose": _text(obj, "pose", "Unspecified"),
-        })
+        objects.append(
+            {
+                "name": (_text(obj, "name") or "").lower(),
+                "bbox": bbox,
+                "difficult": int(_text(obj, "difficult", "0") or 0),
+                "truncated": int(_text(obj, "truncated", "0") or 0),
+                "pose": _text(obj, "pose", "Unspecified"),
+            }
+        )
     return {
         "filename": _text(root, "filename", ""),
         "width": int(_text(size, "width", "0") or 0),
@@ -151,12 +172,19 @@ class VOCClassification(_VOCBase):
     VOC07 protocol). `.labels` is the full (N, 20) matrix.
     """
 
-    def __init__(self, root: str | os.PathLike, year: str | int = 2007, split: str = "trainval",
-                 transform: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        year: str | int = 2007,
+        split: str = "trainval",
+        transform: Callable[[Any], Any] | None = None,
+    ) -> None:
         super().__init__(root, year, split)
         self.transform = transform
         self.ids, self.labels = read_class_labels(self.folder, split)
-        self.samples = [(str(self.image_path(i)), row) for i, row in zip(self.ids, self.labels)]
+        self.samples = [
+            (str(self.image_path(i)), row) for i, row in zip(self.ids, self.labels, strict=True)
+        ]
 
     def __getitem__(self, index: int) -> tuple[Any, np.ndarray, int]:
         img = open_image(self.image_path(self.ids[index]))
@@ -171,8 +199,13 @@ class VOCClassification(_VOCBase):
 class VOCDetection(_VOCBase):
     """VOC detection: item = (image, annotation dict from `read_annotation`, index)."""
 
-    def __init__(self, root: str | os.PathLike, year: str | int = 2007, split: str = "trainval",
-                 transform: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        year: str | int = 2007,
+        split: str = "trainval",
+        transform: Callable[[Any], Any] | None = None,
+    ) -> None:
         super().__init__(root, year, split)
         self.transform = transform
         self.ids = read_id_list(self.folder / "ImageSets" / "Main" / f"{split}.txt")
@@ -201,7 +234,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     colour_to_index = {}
     palette = voc_palette()
     for index in [*range(len(VOC_CLASSES) + 1), IGNORE_INDEX]:
-        r, g, b = palette[3 * index: 3 * index + 3]
+        r, g, b = palette[3 * index : 3 * index + 3]
         colour_to_index[(r << 16) | (g << 8) | b] = index
     keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     out = np.full(keys.shape, IGNORE_INDEX, dtype=np.uint8)
@@ -219,14 +252,23 @@ class VOCSegmentation(_VOCBase):
     replace the standard split list and mask folder.
     """
 
-    def __init__(self, root: str | os.PathLike, year: str | int = 2012, split: str = "train",
-                 transform: Callable[..., Any] | None = None, *,
-                 list_file: str | os.PathLike | None = None,
-                 mask_dir: str = "SegmentationClass") -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        year: str | int = 2012,
+        split: str = "train",
+        transform: Callable[..., Any] | None = None,
+        *,
+        list_file: str | os.PathLike | None = None,
+        mask_dir: str = "SegmentationClass",
+    ) -> None:
         super().__init__(root, year, split)
         self.transform = transform
-        lst = Path(list_file) if list_file else self.folder / "ImageSets" / "Segmentation" / (
-            f"{split}.txt")
+        lst = (
+            Path(list_file)
+            if list_file
+            else self.folder / "ImageSets" / "Segmentation" / (f"{split}.txt")
+        )
         self.ids = read_id_list(lst)
         self.mask_folder = self.folder / mask_dir
         if not self.mask_folder.is_dir():

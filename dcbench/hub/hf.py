@@ -64,7 +64,8 @@ def push_hf(folder: str | Path, repo_id: str, *, private: bool = False,
     for name in HUB_FILES:
         if not (folder / name).is_file():
             raise UserError(f"{folder} lacks {name}; push needs a complete hub folder")
-    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pth", ".pt", ".pkl"))
+    pickle_suffixes = (".bin", ".pth", ".pt", ".pkl")
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in pickle_suffixes)
     api = HfApi()
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)

@@ -71,13 +71,13 @@ def source_record(name: str) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def entry_card(entry: CatalogEntry, model, source_sha256: str | None = None) -> str:  # noqa: ANN001
+def entry_card(entry: CatalogEntry, model, source_sha256: str | None = None) -> str:
     """The model card of a converted catalog model (no results yet: those come from the store)."""
     from dcbench.hub.cards import build_model_card
 
     provenance = {"source": entry.availability(), "paper": entry.paper, "license": entry.license,
                   "source_sha256": source_sha256 or "", "notes": entry.notes}
-    training = {k: v for k, v in entry.as_dict().items()
-                if k in ("dataset", "clustering", "k", "lr", "wd", "epochs") and v not in (None, "")}
+    keys = ("dataset", "clustering", "k", "lr", "wd", "epochs")
+    training = {k: v for k, v in entry.as_dict().items() if k in keys and v not in (None, "")}
     return build_model_card(model.config, name=entry.name, provenance=provenance, eval_rows=[],
                             training=training)

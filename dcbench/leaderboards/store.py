@@ -164,34 +164,27 @@ class ResultsStore:
 
         _retry(attempt)
 
-    def add_run(self, run_id: str, kind: str, config: dict, versions: dict, device: str,
-                started: str, finished: str, extra: dict | None = None) -> None:
-        """Record (or replace) the run that produced some results."""
+    @staticmethod
+    def _run_statement(run_id: str, kind: str, config: dict, versions: dict, device: str,
+                       started: str, finished: str, extra: dict | None = None,
+                       ) -> tuple[str, list[tuple]]:
         if not run_id:
             raise UserError("run_id must be a non-empty string")
         params = (run_id, kind, json.dumps(config, sort_keys=True, default=str),
                   json.dumps(versions, sort_keys=True, default=str), str(device),
-                  str(started), str(finished), json.dumps(extra or {}, sort_keys=True,
-                                                          default=str))
-        self._write([(
-            "INSERT INTO runs (run_id, kind, config_json, versions_json, device, started, "
-            "finished, extra_json) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET "
-            "kind=excluded.kind, config_json=excluded.config_json, "
-            "versions_json=excluded.versions_json, device=excluded.device, "
-            "started=excluded.started, finished=excluded.finished, extra_json=excluded.extra_json",
-            [params],
-        )])
+                  str(started), str(finished),
+                  json.dumps(extra or {}, sort_keys=True, default=str))
+        sql = ("INSERT INTO runs (run_id, kind, config_json, versions_json, device, started, "
+               "finished, extra_json) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE "
+               "SET kind=excluded.kind, config_json=excluded.config_json, "
+               "versions_json=excluded.versions_json, device=excluded.device, "
+               "started=excluded.started, finished=excluded.finished, "
+               "extra_json=excluded.extra_json")
+        return sql, [params]
 
-    def add_results(self, rows: Iterable[Any]) -> int:
-        """Validate every row first, then write them all in one transaction; returns the count.
-
-        Rows are `Result` dataclasses, objects with the same attributes, or dicts. A row
-        with the same key (run, model, protocol, dialect, dataset, split, layer, metric,
-        seed) as a stored one replaces it, so importing twice changes nothing.
-        """
+    @staticmethod
+    def _results_statement(rows: Iterable[Any]) -> tuple[str, list[tuple]]:
         normalized = [normalize_row(row, where=f"row {i}") for i, row in enumerate(rows)]
-        if not normalized:
-            return 0
         fields = list(RESULT_FIELDS)
         params = [
             tuple(NO_SEED if (f == "seed" and row[f] is None) else row[f] for f in fields)
@@ -201,7 +194,24 @@ class ResultsStore:
         sql = (f"INSERT INTO results ({', '.join(fields)}) VALUES "
                f"({', '.join('?' for _ in fields)}) ON CONFLICT({', '.join(_KEY)}) "
                f"DO UPDATE SET {updates}")
-        self._write([(sql, params)])
+        return sql, params
+
+    def add_run(self, run_id: str, kind: str, config: dict, versions: dict, device: str,
+                started: str, finished: str, extra: dict | None = None) -> None:
+        """Record (or replace) the run that produced some results."""
+        self._write([self._run_statement(run_id, kind, config, versions, device, started,
+                                         finished, extra)])
+
+    def add_results(self, rows: Iterable[Any]) -> int:
+        """Validate every row first, then write them all in one transaction; returns the count.
+
+        Rows are `Result` dataclasses, objects with the same attributes, or dicts. A row
+        with the same key (run, model, protocol, dialect, dataset, split, layer, metric,
+        seed) as a stored one replaces it, so importing twice changes nothing.
+        """
+        sql, params = self._results_statement(rows)
+        if params:
+            self._write([(sql, params)])
         return len(params)
 
     def import_records(self, runs: list[dict], rows: Iterable[Any]) -> int:

@@ -99,7 +99,7 @@ class AlexNet(Backbone):
         )
         init_official(self, generator)
         # Built after init, as in the official code, so Sobel keeps its fixed kernels.
-        self.sobel = make_sobel() if sobel else None
+        self.register_module("sobel", make_sobel() if sobel else None)
         relus = _conv_relu_nodes(self.features)
         self.TAP_NODES = {f"conv{i + 1}": node for i, node in enumerate(relus)}
         self.TAP_NODES.update({"fc6": "classifier.1", "fc7": "classifier.4"})

@@ -152,10 +152,10 @@ class Backbone(nn.Module):
             digest.update(key.encode())
             digest.update(str(tuple(tensor.shape)).encode())
             digest.update(str(tensor.dtype).encode())
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return digest.hexdigest()
 
-    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - nn.Module signature
+    def _apply(self, fn, recurse=True):
         # Moving or casting the module invalidates the cached FX extractors' constants.
         self._extractors = {}
         return super()._apply(fn, recurse)
@@ -175,7 +175,8 @@ class _Trunk(nn.Module):
 
     def __init__(self, backbone: Backbone) -> None:
         super().__init__()
-        for name, child in backbone.named_children():
+        # _modules also holds None placeholders (e.g. `sobel` of an RGB model).
+        for name, child in backbone._modules.items():
             if name != "top_layer":
                 self.add_module(name, child)
         self._trunk_forward = type(backbone).trunk_forward

@@ -108,7 +108,7 @@ def official_to_config(state_dict: dict[str, torch.Tensor], arch: str) -> dict[s
 
 
 def strip_module(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove DataParallel's `.module` from keys (`features.module.0.weight` -> `features.0.weight`)."""
+    """Drop DataParallel's `.module`: `features.module.0.weight` -> `features.0.weight`."""
     out = {}
     for key, value in state_dict.items():
         new = key.replace(".module.", ".").removeprefix("module.")

@@ -84,7 +84,9 @@ def load_timm(name: str) -> ExternalBackbone:
         import timm
         from timm.models import get_pretrained_cfg  # noqa: F401 - checks a usable timm
     except ImportError:
-        raise UserError("timm: models need the optional dependency: pip install 'dcbench[timm]'")
+        raise UserError(
+            "timm: models need the optional dependency: pip install 'dcbench[timm]'"
+        ) from None
     try:
         net = timm.create_model(name, pretrained=False, num_classes=0)
     except RuntimeError as err:

@@ -43,7 +43,7 @@ class ResNet(Backbone):
             for module in self.body.modules():
                 if isinstance(module, nn.Conv2d):
                     init_official(module, generator)
-        self.sobel = make_sobel() if sobel else None
+        self.register_module("sobel", make_sobel() if sobel else None)
         num_classes = int(self.config.get("num_classes", 0))
         if num_classes > 0:
             self.reset_top_layer(num_classes, generator)

@@ -15,8 +15,10 @@ def make_sobel() -> nn.Sequential:
     with torch.no_grad():
         grayscale.weight.fill_(1.0 / 3.0)
         grayscale.bias.zero_()
-        sobel_filter.weight[0, 0] = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
-        sobel_filter.weight[1, 0] = torch.tensor([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])
+        gx = [[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]
+        gy = [[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]]
+        sobel_filter.weight[0, 0] = torch.tensor(gx)
+        sobel_filter.weight[1, 0] = torch.tensor(gy)
         sobel_filter.bias.zero_()
     sobel = nn.Sequential(grayscale, sobel_filter)
     for param in sobel.parameters():

@@ -57,7 +57,7 @@ class VGG16(Backbone):
             nn.ReLU(inplace=False),
         )
         init_official(self, generator)
-        self.sobel = make_sobel() if sobel else None
+        self.register_module("sobel", make_sobel() if sobel else None)
         relu_before_pool = [
             f"features.{i - 1}" for i, layer in enumerate(self.features)
             if isinstance(layer, nn.MaxPool2d)

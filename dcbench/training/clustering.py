@@ -98,7 +98,9 @@ def fit_whitening(x: np.ndarray | torch.Tensor, dim: int = 256) -> Whitening:
     signs = np.sign(vecs[np.abs(vecs).argmax(0), np.arange(dim)])
     vecs = vecs * np.where(signs == 0, 1.0, signs)
     projection = torch.from_numpy(vecs / np.sqrt(vals)).float()
-    return Whitening(mean=mean.float().cpu(), projection=projection, eigenvalues=torch.from_numpy(vals))
+    return Whitening(
+        mean=mean.float().cpu(), projection=projection, eigenvalues=torch.from_numpy(vals)
+    )
 
 
 def l2_normalize(x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Power Iteration Clustering (PIC) as used by DeepCluster (thesis 3.1, official `--clustering PIC`).
+"""Power Iteration Clustering (PIC) as in DeepCluster (thesis 3.1, official `--clustering PIC`).
 
 k-NN graph (faiss), Gaussian kernel exp(-d / sigma^2) on squared L2 distances, symmetrised
 sparse affinity W = A + A^T, power iteration v <- alpha W^T v + (1 - alpha) / n with L1

@@ -1,0 +1,184 @@
+"""Turn a merged leaderboard DataFrame into Markdown, CSV, LaTeX or HTML.
+
+CSV keeps every column (numbers unrounded, std and delta separate) for machines. The other
+formats show a readable view: `mean ± std` cells, signed deltas, and the columns that say
+where a number comes from (`kind`, `verified`).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+
+import pandas as pd
+
+from dcbench.errors import UserError, did_you_mean
+from dcbench.files import write_text
+from dcbench.leaderboards.published import TableInfo
+from dcbench.leaderboards.tables import KIND_PUBLISHED, delta_column, std_column
+
+FORMATS = ("md", "csv", "latex", "html")
+
+
+def format_number(value: float) -> str:
+    """Up to two decimals, at least one: 41.0, 37.88, 41.2 ('' for NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    text = f"{float(value):.2f}"
+    return text[:-1] if text.endswith("0") else text
+
+
+def format_delta(value: float) -> str:
+    """A signed delta, e.g. +0.4 / -1.4 ('' for NaN)."""
+    text = format_number(value)
+    return text if not text or text.startswith("-") else f"+{text}"
+
+
+def display_frame(frame: pd.DataFrame, info: TableInfo) -> pd.DataFrame:
+    """The readable view of a merged table: strings, mean ± std, deltas, provenance flags."""
+    has_ours = bool((frame["kind"] != KIND_PUBLISHED).any())
+    value_cols = set(info.value_columns)
+    labels = [c for c in frame.columns
+              if c not in value_cols and c not in ("method", "kind")
+              and not c.endswith(" ±") and not c.startswith("Δ ")
+              and c not in ("seeds", "dialect", "config_hash", "model", "model_sha256",
+                            "dcbench_model", "source", "table", "verified", "notes")]
+    out = pd.DataFrame({"method": frame["method"]})
+    if has_ours:
+        out["kind"] = frame["kind"]
+    for column in labels:
+        out[column] = frame[column].fillna("").astype(str)
+    for column in info.value_columns:
+        std = frame[std_column(column)]
+        out[column] = [
+            format_number(v) + (f" ± {format_number(s)}" if not pd.isna(s) else "")
+            for v, s in zip(frame[column], std, strict=True)
+        ]
+        deltas = frame[delta_column(column)]
+        if deltas.notna().any():
+            out[delta_column(column)] = [format_delta(v) for v in deltas]
+    if has_ours:
+        out["seeds"] = [("" if pd.isna(v) else str(int(v))) for v in frame["seeds"]]
+    out["verified"] = frame["verified"].fillna("")
+    return out.reset_index(drop=True)
+
+
+def to_markdown(display: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no `tabulate` dependency)."""
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = [cell(c) for c in display.columns]
+    body = [[cell(v) for v in row] for row in display.itertuples(index=False)]
+    widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(header)]
+    numeric = [all(_looks_numeric(r[i]) for r in body) for i in range(len(header))]
+
+    def line(values: list[str]) -> str:
+        padded = [v.rjust(w) if num else v.ljust(w)
+                  for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2))
+                          for w, num in zip(widths, numeric, strict=True)) + "|"
+    return "\n".join([line(header), rule, *(line(r) for r in body)]) + "\n"
+
+
+def _looks_numeric(text: str) -> bool:
+    head = text.split(" ± ")[0]
+    if not head:
+        return True
+    try:
+        float(head)
+    except ValueError:
+        return False
+    return True
+
+
+def to_latex(display: pd.DataFrame, caption: str) -> str:
+    """A booktabs LaTeX table (special characters escaped; ± and Δ in math mode)."""
+    styler = display.style.hide(axis="index").format(escape="latex")
+    styler = styler.format_index(escape="latex", axis=1)
+    text = styler.to_latex(hrules=True, caption=_latex_escape(caption),
+                           column_format="l" * len(display.columns))
+    return text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+
+
+def _latex_escape(text: str) -> str:
+    for char, repl in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
+                       ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}")):
+        text = text.replace(char, repl)
+    return text
+
+
+def to_html_table(display: pd.DataFrame) -> str:
+    """An HTML <table> (escaped), with our rows and unverified rows marked by CSS classes."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in display.columns)
+    rows = []
+    for row in display.to_dict("records"):
+        classes = []
+        if str(row.get("kind", KIND_PUBLISHED)) != KIND_PUBLISHED:
+            classes.append("ours")
+        if row.get("verified") == "no":
+            classes.append("unverified")
+        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values())
+        attr = f' class="{" ".join(classes)}"' if classes else ""
+        rows.append(f"<tr{attr}>{cells}</tr>")
+    return (f"<table class=\"leaderboard\"><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def render(frame: pd.DataFrame, info: TableInfo, fmt: str) -> str:
+    """The merged table in format `fmt` (md, csv, latex, html)."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}; " + did_you_mean(fmt, list(FORMATS)))
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    display = display_frame(frame, info)
+    caption = f"{info.title} ({info.source}; unit {info.unit})"
+    if fmt == "md":
+        return f"**{info.id}**: {caption}\n\n" + to_markdown(display)
+    if fmt == "latex":
+        return to_latex(display, caption)
+    from dcbench.leaderboards.report import html_page
+
+    return html_page(f"dcbench leaderboard: {info.id}",
+                     [(info.id, caption, to_html_table(display))], curves=[])
+
+
+def write_output(text: str, output: str | os.PathLike | None) -> None:
+    """Print `text`, or write it atomically to `output`."""
+    if output is None:
+        print(text, end="" if text.endswith("\n") else "\n")
+    else:
+        write_text(output, text)
+
+
+def compare_display(frame: pd.DataFrame, models: list[str]) -> pd.DataFrame:
+    """Readable view of `Leaderboard.compare`: one `mean ± std` column per model, deltas."""
+    cell = ["protocol", "dialect", "dataset", "split", "layer", "metric"]
+    out = frame[cell].copy()
+    for model in models:
+        out[model] = [format_number(v) + (f" ± {format_number(s)}" if not pd.isna(s) else "")
+                      for v, s in zip(frame[model], frame[std_column(model)], strict=True)]
+        out[f"n {model}"] = frame[f"n {model}"].astype(str)
+    for model in models[1:]:
+        out[delta_column(model)] = [format_delta(v) for v in frame[delta_column(model)]]
+    return out
+
+
+def render_compare(frame: pd.DataFrame, models: list[str], fmt: str) -> str:
+    """The comparison of `models` in format `fmt` (md, csv, latex, html)."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}; " + did_you_mean(fmt, list(FORMATS)))
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    display = compare_display(frame, models)
+    caption = "comparison of " + ", ".join(models) + " on every result cell they share"
+    if fmt == "md":
+        return f"**compare**: {caption}\n\n" + to_markdown(display)
+    if fmt == "latex":
+        return to_latex(display, caption)
+    from dcbench.leaderboards.report import html_page
+
+    return html_page("dcbench compare", [("compare", caption, to_html_table(display))], [])

@@ -1,0 +1,168 @@
+"""Shared plumbing of the frozen-backbone protocols (linear-conv, mlp): config fields, the
+fast (cached features) vs faithful (augmented images, 10-crop) sources, and result rows."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import nn
+from torchvision.transforms import v2
+
+from dcbench.data import transforms as T
+from dcbench.data.loader import DecodeReport
+from dcbench.errors import UserError
+from dcbench.files import write_json
+from dcbench.protocols.base import ProtocolConfig, Result, RunInfo, results_from_metrics
+from dcbench.protocols.cache import FeatureCache
+from dcbench.protocols.features import (
+    Sizes,
+    Splits,
+    cached_features,
+    load_splits,
+    log,
+    stratified_split,
+    with_transform,
+)
+from dcbench.protocols.pooling import PoolSpec
+from dcbench.protocols.probe import OptimSettings
+from dcbench.protocols.selection import FitSettings, LayerOutcome, fit_with_selection
+from dcbench.protocols.sources import ImageSource, TensorSource
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
+
+
+@dataclasses.dataclass
+class FrozenProbeConfig(ProtocolConfig):
+    """Training and evaluation settings shared by linear-conv and mlp (defaults: dc2018).
+
+    `weight_decays` (and `lrs`) are candidates selected on a held-out `heldout_fraction` of
+    the training set (seeded, stratified). `fast` trains on cached center-crop features.
+    """
+
+    lrs: list[float] = dataclasses.field(default_factory=lambda: [0.01])
+    momentum: float = 0.9
+    weight_decays: list[float] = dataclasses.field(default_factory=lambda: [1e-7, 1e-4])
+    schedule: Literal["sqrt", "step", "constant"] = "sqrt"
+    milestones: list[int] = dataclasses.field(default_factory=list)
+    gamma: float = 0.1
+    epochs: int = 90
+    batch_size: int = 256
+    eval_batch_size: int = 128
+    train_crop: Literal["center-then-random", "random"] = "center-then-random"
+    ten_crop: bool = True
+    heldout_fraction: float = 0.05
+    fast: bool = False
+    eval_split: str = "val"
+    workers: int = 4
+
+
+def check_config(cfg: FrozenProbeConfig) -> None:
+    """Refuse settings that cannot run (before anything is written)."""
+    if not 0.0 < cfg.heldout_fraction < 1.0:
+        raise UserError(f"heldout_fraction must be in (0, 1), got {cfg.heldout_fraction}")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.eval_batch_size < 1:
+        raise UserError("epochs, batch_size and eval_batch_size must be positive")
+    if not cfg.lrs or not cfg.weight_decays:
+        raise UserError("lrs and weight_decays need at least one candidate each")
+
+
+def fit_settings(cfg: FrozenProbeConfig) -> FitSettings:
+    """The optimisation settings a config describes ((lr, wd) candidates = the product)."""
+    return FitSettings(
+        candidates=tuple((lr, wd) for lr in cfg.lrs for wd in cfg.weight_decays),
+        optim=OptimSettings(cfg.momentum, cfg.schedule, tuple(cfg.milestones), cfg.gamma),
+        epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
+        seed=cfg.seed,
+    )
+
+
+def train_transform(kind: str, sizes: Sizes) -> v2.Compose:
+    """dc2018: Resize, CenterCrop(resize), RandomCrop, flip; goyal2019: Resize, RandomCrop, flip."""
+    if kind == "center-then-random":
+        return T.linear_train(sizes.crop, sizes.resize, mean=sizes.mean, std=sizes.std)
+    return v2.Compose([
+        v2.ToImage(), v2.Resize(sizes.resize, antialias=True), v2.RandomCrop(sizes.crop),
+        v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(list(sizes.mean), list(sizes.std)),
+    ])
+
+
+def fit_frozen(
+    model: Backbone,
+    splits: Splits,
+    cfg: FrozenProbeConfig,
+    *,
+    specs: dict[str, PoolSpec],
+    featurize: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    make_head: Callable[[str], nn.Module],
+    device: str,
+    progress: bool,
+    work_dir: Path | None,
+    cache: FeatureCache | None = None,
+) -> dict[str, LayerOutcome]:
+    """Build the fast or faithful sources, then select on held-out data and test on val."""
+    sizes = Sizes.for_model(model)
+    report = DecodeReport()
+    center = T.center_crop(sizes.crop, sizes.resize, mean=sizes.mean, std=sizes.std)
+    if cfg.fast:
+        desc = sizes.describe("center_crop")
+        common = dict(cache=cache if cache is not None else FeatureCache(),
+                      batch_size=cfg.eval_batch_size, device=device, progress=progress,
+                      report=report, featurize=featurize)
+        train_src = TensorSource(cached_features(
+            model, with_transform(splits.train, center), specs, desc, desc="train features",
+            **common), device)
+        val_src = TensorSource(cached_features(
+            model, with_transform(splits.val, center), specs, desc, desc="val features",
+            **common), device)
+    else:
+        evaluation = (T.ten_crop(sizes.crop, sizes.resize, mean=sizes.mean, std=sizes.std)
+                      if cfg.ten_crop else center)
+        common = dict(featurize=featurize, specs=specs, eval_transform=evaluation,
+                      eval_crops=10 if cfg.ten_crop else 1, device=device, workers=cfg.workers,
+                      progress=progress, report=report)
+        train_src = ImageSource(splits.train, train_transform=train_transform(cfg.train_crop,
+                                                                              sizes), **common)
+        val_src = ImageSource(splits.val, train_transform=None, **common)
+    train_pos, held_pos = stratified_split(splits.train.targets, cfg.heldout_fraction, cfg.seed)
+    if held_pos.size == 0:
+        raise UserError("the training split is too small to hold out data for selection")
+    outcomes = fit_with_selection(list(specs), make_head, train_src, val_src, train_pos,
+                                  held_pos, fit_settings(cfg), device=device,
+                                  work_dir=work_dir, progress=progress)
+    if report.count:
+        log(report.summary())
+    return outcomes
+
+
+def outcome_rows(info: RunInfo, outcomes: dict[str, LayerOutcome], work_dir: Path | None
+                 ) -> list[Result]:
+    """Result rows per layer and split; the selection record goes to `work_dir/selection.json`."""
+    rows: list[Result] = []
+    record: dict[str, Any] = {}
+    for layer, outcome in outcomes.items():
+        for split, metrics in outcome.metrics().items():
+            rows += results_from_metrics(info, metrics, split=split, layer=layer)
+        record[layer] = dataclasses.asdict(outcome)
+        log(f"{layer}: selected lr={outcome.lr:g} wd={outcome.weight_decay:g} "
+            f"epoch {outcome.selected_epoch} (held-out top1 {outcome.heldout_top1:.2f}); "
+            f"best val epoch {outcome.best_val_epoch}")
+    if work_dir is not None:
+        write_json(work_dir / "selection.json", record)
+    return rows
+
+
+def prepare(model: Backbone, data_dir: str | Path, cfg: FrozenProbeConfig, device: str
+            ) -> Splits:
+    """Validate the config, load the splits and freeze the model on `device` in eval mode."""
+    check_config(cfg)
+    splits = load_splits(data_dir, cfg.eval_split)
+    model.to(device).eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return splits

@@ -1,0 +1,126 @@
+"""`TrainConfig`: every knob of a DeepCluster run, and the recipes shipped with the package.
+
+Defaults are the official release settings (deepcluster-official.md 2.1: AlexNet, Sobel,
+k-means k=10000, lr 0.05, wd 1e-5, momentum 0.9, batch 256, reassign 1, seed 31). A run
+resolves: defaults < recipe YAML < `--set key=value`; the resolved config is saved in the run
+directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from dcbench import config as cfg
+from dcbench.errors import UserError, did_you_mean
+
+
+@dataclass
+class TrainConfig:
+    """A DeepCluster training run (see the recipes in dcbench/training/recipes/)."""
+
+    # model
+    arch: str = "alexnet"
+    sobel: bool = True
+    # clustering (on the embedding tap: fc7 before its ReLU; pool for ResNet)
+    clustering: Literal["kmeans", "pic"] = "kmeans"
+    k: int = 10000
+    pca_dim: int = 256
+    kmeans_iters: int = 20
+    pic_nnn: int = 5
+    pic_sigma: float = 0.2
+    pic_alpha: float = 0.001
+    pic_iters: int = 200
+    pic_singletons: Literal["redistribute", "keep", "drop"] = "redistribute"
+    subset_size: int = 0  # Algorithm 2: cluster + train on a fresh random subset each epoch
+    # optimisation (constant LR, no schedule)
+    epochs: int = 200
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    batch_size: int = 256
+    reassign: float = 1.0  # draws per epoch = reassign x (images clustered)
+    sgt: int = 0  # >0: stochastic gradient over targets, rows updated per batch
+    # data and augmentation (Section 4.3)
+    input_size: int = 0  # 0: the architecture's native size (224, or 64 for alexnet_small)
+    resize: int = 0  # short side before the clustering center crop; 0: round(size*256/224)
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (0.75, 4 / 3)
+    hflip: bool = True
+    workers: int = 4
+    # bookkeeping
+    seed: int = 31
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    knn_ratio_k: int = 10  # k of the ratio edge intra-class diagnostic (labelled data only)
+    diagnostics_max: int = 20000  # label diagnostics on at most this many images (0 = all)
+    progress: bool = False  # force the progress bar when stderr is not a terminal
+
+    def validate(self) -> TrainConfig:
+        """Refuse impossible values with a UserError naming the key."""
+        checks = [
+            (self.k >= 1, "k must be >= 1"),
+            (self.pca_dim >= 1, "pca_dim must be >= 1"),
+            (self.epochs >= 0, "epochs must be >= 0"),
+            (self.lr >= 0, "lr must be >= 0"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.reassign > 0, "reassign must be > 0"),
+            (self.sgt >= 0, "sgt must be >= 0 (0 = off)"),
+            (self.subset_size >= 0, "subset_size must be >= 0 (0 = whole dataset)"),
+            (self.input_size >= 0 and self.resize >= 0, "input_size/resize must be >= 0"),
+            (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale must be 0<a<=b<=1"),
+            (0 < self.crop_ratio[0] <= self.crop_ratio[1], "crop_ratio must be 0<a<=b"),
+            (self.workers >= 0, "workers must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"invalid training config: {message}")
+        return self
+
+    def model_config(self) -> dict[str, Any]:
+        """The dict given to `dcbench.models.create_backbone`."""
+        return {"arch": self.arch, "sobel": self.sobel, "num_classes": 0}
+
+
+def recipes_dir() -> Path:
+    """The folder of the shipped recipe YAML files."""
+    return Path(str(resources.files("dcbench.training") / "recipes"))
+
+
+def list_recipes() -> list[str]:
+    """Names of the shipped recipes."""
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+
+
+def recipe_layer(name: str) -> dict[str, Any]:
+    """The YAML mapping of a recipe: a shipped name or a path to a YAML file."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        data = cfg.load_yaml(path)
+    else:
+        names = list_recipes()
+        if name not in names:
+            raise UserError(f"unknown recipe {name!r}; " + did_you_mean(name, names))
+        data = cfg.load_yaml(recipes_dir() / f"{name}.yaml")
+    data = dict(data)
+    data.pop("description", None)
+    return data
+
+
+def resolve_config(recipe: str, overrides: list[str] | None = None, **fields: Any) -> TrainConfig:
+    """Defaults < recipe < keyword fields (e.g. epochs) < `--set` overrides; validated."""
+    layers = [recipe_layer(recipe), {k: v for k, v in fields.items() if v is not None}]
+    return cfg.resolve(TrainConfig, *layers, overrides=overrides).validate()
+
+
+def recipe_description(name: str) -> str:
+    """The `description:` line of a shipped recipe ('' if none)."""
+    data = cfg.load_yaml(recipes_dir() / f"{name}.yaml")
+    return str(data.get("description", ""))
+
+
+def field_names() -> list[str]:
+    """All TrainConfig keys (for help texts)."""
+    return [f.name for f in dataclasses.fields(TrainConfig)]

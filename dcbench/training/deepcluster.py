@@ -1,0 +1,256 @@
+"""The DeepCluster loop (thesis Algorithms 1 and 2; deepcluster-official.md section 2).
+
+Each epoch: embed the images (center crops, eval mode, fc7 before its ReLU), PCA-whiten,
+cluster (k-means or PIC, rank 0), broadcast the pseudo-labels, re-initialise the top layer,
+train one pass sampled uniformly over pseudo-labels, log, and commit a resumable state.
+Everything random in epoch e is seeded from (seed, e, purpose), so a run resumed from the
+state of epoch e-1 replays epoch e exactly (bit-identical on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from dcbench import config as cfg
+from dcbench.data.folders import ImageFolderDataset
+from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.data.samplers import DistributedUniformLabelSampler
+from dcbench.data.transforms import center_crop, deepcluster_train
+from dcbench.errors import UserError
+from dcbench.files import append_line, write_json, write_text
+from dcbench.models import create_backbone
+from dcbench.provenance import code_revision, config_hash, device_name, versions
+from dcbench.training import diagnostics
+from dcbench.training.clustering import derived_seed, fit_whitening, l2_normalize, run_kmeans
+from dcbench.training.config import TrainConfig
+from dcbench.training.distributed import DistInfo, barrier, broadcast_array, init_from_env, shutdown
+from dcbench.training.features import extract_embeddings
+from dcbench.training.pic import run_pic
+from dcbench.training.rundir import RunDir
+from dcbench.training.train_pass import PassSettings, inject_fault, train_pass
+
+# purposes of derived seeds (never reuse a number: it would correlate two random streams)
+SEED_SUBSET, SEED_CLUSTER, SEED_TOP, SEED_SAMPLER, SEED_TORCH, SEED_LOADER, SEED_DIAG, SEED_SGT = (
+    range(8)
+)
+# keys that may change on --resume (they do not change the numbers of the run)
+RESUMABLE_KEYS = {"epochs", "workers", "progress", "device"}
+
+
+def resolve_device(name: str, info: DistInfo) -> torch.device:
+    """`auto` -> the local GPU when present, else CPU; refuse cuda when there is none."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"device {name!r} requested but no CUDA GPU is available")
+        return torch.device("cuda", info.local_rank if name == "cuda" else int(name.split(":")[1]))
+    if name != "cpu":
+        raise UserError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
+    return torch.device("cpu")
+
+
+def cluster_features(
+    features: np.ndarray, config: TrainConfig, seed: int
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """PCA-whiten + L2 + k-means/PIC: (labels, loss, reduced features for diagnostics)."""
+    whitening = fit_whitening(features, config.pca_dim)
+    reduced = l2_normalize(whitening.apply(torch.from_numpy(features))).numpy()
+    if config.clustering == "kmeans":
+        if config.k > len(features):
+            raise UserError(f"k={config.k} exceeds the {len(features)} images clustered")
+        labels, loss = run_kmeans(reduced, config.k, niter=config.kmeans_iters, seed=seed)
+    else:
+        labels, pic_info = run_pic(reduced, nnn=config.pic_nnn, sigma=config.pic_sigma,
+                                   alpha=config.pic_alpha, iters=config.pic_iters,
+                                   singletons=config.pic_singletons)
+        loss = float(pic_info["loss"])
+    return labels, loss, reduced
+
+
+def _bar(config: TrainConfig, info: DistInfo, total: int, desc: str) -> tqdm:
+    enabled = info.is_main and (config.progress or sys.stderr.isatty())
+    return tqdm(total=total, desc=desc, unit="img", leave=False, disable=not enabled,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def _label_diagnostics(reduced: np.ndarray, used: np.ndarray, labels: np.ndarray,
+                       targets: np.ndarray, config: TrainConfig, epoch: int) -> dict[str, Any]:
+    """NMI against the true labels and the ratio edge intra-class (labelled data only)."""
+    known = targets[used] >= 0
+    if known.sum() <= config.knn_ratio_k:
+        return {}
+    out: dict[str, Any] = {"nmi_labels": diagnostics.assignment_nmi(labels[used], targets[used])}
+    rows = np.flatnonzero(known)
+    if config.diagnostics_max and len(rows) > config.diagnostics_max:
+        rng = np.random.default_rng(derived_seed(config.seed, epoch, SEED_DIAG))
+        rows = np.sort(rng.choice(rows, config.diagnostics_max, replace=False))
+    out["ratio_edge_intra_class"] = diagnostics.ratio_edge_intra_class(
+        reduced[rows], targets[used][rows], k=config.knn_ratio_k)
+    return out
+
+
+def _check_resume(run: RunDir, config: TrainConfig, resume: bool) -> None:
+    """Refuse to overwrite a run, or to resume it with different settings."""
+    if not run.config.is_file():
+        return
+    if not resume:
+        raise UserError(f"{run.root} already holds a run; pass --resume or choose a new --out")
+    saved = cfg.load_yaml(run.config)
+    now = yaml.safe_load(cfg.dump_yaml(config))
+    changed = sorted(k for k in now if k not in RESUMABLE_KEYS and saved.get(k) != now[k])
+    if changed:
+        raise UserError(f"cannot resume {run.root} with different settings: {', '.join(changed)}",
+                        detail="  only " + ", ".join(sorted(RESUMABLE_KEYS)) + " may change")
+
+
+def model_card(config: TrainConfig, record: dict[str, Any] | None) -> str:
+    """A short README.md for the trained model (the hub's card writer can replace it)."""
+    last = json.dumps(record or {}, indent=2, sort_keys=True)
+    return (f"---\nlibrary_name: dcbench\ntags: [deepcluster, self-supervised]\n---\n"
+            f"# DeepCluster {config.arch} ({'Sobel' if config.sobel else 'RGB'}, "
+            f"{config.clustering})\n\nTrained with `dcbench train` for {config.epochs} epochs.\n\n"
+            f"## Config\n\n```yaml\n{cfg.dump_yaml(config)}```\n\n"
+            f"## Last epoch\n\n```json\n{last}\n```\n")
+
+
+def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path,
+          resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) DeepCluster training; returns the last epoch's log record."""
+    config.validate()
+    info = init_from_env("cuda" if config.device.startswith("cuda") or (
+        config.device == "auto" and torch.cuda.is_available()) else "cpu")
+    try:
+        return _train(config, Path(data_dir), RunDir(out_dir), resume, info)
+    finally:
+        shutdown(info)
+
+
+def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
+           info: DistInfo) -> dict[str, Any]:
+    device = resolve_device(config.device, info)
+    backbone = create_backbone(config.model_config(), seed=config.seed).to(device)
+    mc = backbone.config
+    size = config.input_size or int(mc["input_size"])
+    resize = config.resize or round(size * 256 / 224)
+    cluster_set = ImageFolderDataset(data_dir, center_crop(size, resize, mc["mean"], mc["std"]))
+    train_set = ImageFolderDataset(data_dir, deepcluster_train(
+        size, tuple(config.crop_scale), tuple(config.crop_ratio), config.hflip,
+        mc["mean"], mc["std"]))
+    n_total, targets = len(cluster_set), cluster_set.targets
+    n_used = min(config.subset_size or n_total, n_total)
+    if config.clustering == "kmeans" and config.k > n_used:
+        raise UserError(f"k={config.k} exceeds the {n_used} images clustered per epoch")
+    _check_resume(run, config, resume)
+    body_opt = torch.optim.SGD(list(backbone.trunk_parameters()), lr=config.lr,
+                               momentum=config.momentum, weight_decay=config.weight_decay)
+    start, prev = 0, None
+    if resume and run.has_state():
+        state = run.load_state()
+        backbone.reset_top_layer(int(state["top_layer_out"]))
+        backbone.load_state_dict(state["model"])
+        body_opt.load_state_dict(state["optimizer"])
+        start, prev = int(state["epoch"]), state["prev_labels"].numpy()
+    if info.is_main:
+        run.root.mkdir(parents=True, exist_ok=True)
+        run.recover()
+        run.truncate_log(start)
+        write_text(run.config, cfg.dump_yaml(config))
+        write_json(run.versions, {**versions(), "code_revision": code_revision(),
+                                  "device": device_name(str(device)),
+                                  "world_size": info.world_size})
+    barrier(info)
+    report = DecodeReport()
+    settings = PassSettings(lr=config.lr, weight_decay=config.weight_decay, sgt=config.sgt)
+    record: dict[str, Any] | None = (run.read_log() or [None])[-1] if info.is_main else None
+    for epoch in range(start, config.epochs):
+        t0 = time.perf_counter()
+        # Algorithm 2: a fresh random subset each epoch (Algorithm 1 when subset_size = 0)
+        if n_used < n_total:
+            rng = np.random.default_rng(derived_seed(config.seed, epoch, SEED_SUBSET))
+            subset = np.sort(rng.choice(n_total, n_used, replace=False))
+        else:
+            subset = np.arange(n_total)
+        with _bar(config, info, len(subset), f"epoch {epoch} features") as bar:
+            feats, ok = extract_embeddings(backbone, cluster_set, subset,
+                                           batch_size=config.batch_size, device=device,
+                                           workers=config.workers, info=info, report=report,
+                                           progress=bar.update)
+        t1 = time.perf_counter()
+        labels = np.full(n_total, -1, dtype=np.int64)
+        rec: dict[str, Any] = {"epoch": epoch}
+        if info.is_main:
+            inject_fault("cluster", epoch)
+            used = subset[ok]
+            sub_labels, loss, reduced = cluster_features(
+                feats[ok], config, derived_seed(config.seed, epoch, SEED_CLUSTER))
+            labels[used] = sub_labels
+            rec.update(clustering_s=time.perf_counter() - t1, clustering_loss=loss,
+                       **diagnostics.cluster_size_stats(sub_labels))
+            rec["nmi_prev"] = None if prev is None else diagnostics.assignment_nmi(labels, prev)
+            rec.update(_label_diagnostics(reduced, used, labels, targets, config, epoch))
+        labels = broadcast_array(labels if info.is_main else None, info, device)
+        n_clusters = int(labels.max()) + 1
+        top_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_TOP))
+        backbone.reset_top_layer(n_clusters, top_gen)
+        n_draws = int(config.reassign * int((labels >= 0).sum()))
+        sampler = DistributedUniformLabelSampler(
+            labels, n_draws, seed=derived_seed(config.seed, SEED_SAMPLER),
+            rank=info.rank, world_size=info.world_size)
+        sampler.set_epoch(epoch)
+        torch.manual_seed(derived_seed(config.seed, epoch, SEED_TORCH))
+        loader = make_loader(train_set, max(1, config.batch_size // info.world_size),
+                             sampler=sampler, workers=config.workers,
+                             generator=torch.Generator().manual_seed(
+                                 derived_seed(config.seed, epoch, SEED_LOADER)))
+        t2 = time.perf_counter()
+        sgt_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_SGT))
+        with _bar(config, info, len(sampler), f"epoch {epoch} train") as bar:
+            train_loss = train_pass(
+                backbone, loader, labels, body_opt, settings, device, info, sgt_gen, report,
+                progress=lambda n, loss, b=bar: (b.update(n), b.set_postfix(loss=f"{loss:.3f}")))
+        if info.is_main:
+            rec.update(features_s=t1 - t0, train_s=time.perf_counter() - t2,
+                       train_loss=train_loss, n_images=int(len(subset)),
+                       n_bad_images=report.count, n_draws=n_draws, time=time.time())
+            run.save_assignment(epoch, labels)
+            inject_fault("save", epoch)
+            append_line(run.log, json.dumps(rec, sort_keys=True))
+            state = {"epoch": epoch + 1, "model": backbone.state_dict(),
+                     "optimizer": body_opt.state_dict(), "prev_labels": torch.from_numpy(labels),
+                     "top_layer_out": n_clusters, "config_hash": config_hash(cfg.to_dict(config))}
+            run.commit(backbone, state, {"deepcluster_epoch": epoch + 1})
+            print(_summary_line(rec), file=sys.stderr, flush=True)
+            record = rec
+        prev = labels
+        barrier(info)
+    if info.is_main:
+        run.write_final(backbone, model_card(config, record),
+                        {"deepcluster_epochs": config.epochs, "trained_by": "dcbench train"})
+        if report.count:
+            print(report.summary(), file=sys.stderr)
+    return record or {}
+
+
+def _summary_line(rec: dict[str, Any]) -> str:
+    def fmt(key: str, spec: str = ".3f") -> str:
+        value = rec.get(key)
+        return "-" if value is None else format(value, spec)
+
+    return (f"epoch {rec['epoch']}: clusters {rec.get('n_clusters')} "
+            f"(max share {fmt('largest_share', '.2f')}), clustering {fmt('clustering_s', '.1f')}s "
+            f"loss {fmt('clustering_loss', '.4g')}, train loss {fmt('train_loss')}, "
+            f"NMI prev {fmt('nmi_prev')}, NMI labels {fmt('nmi_labels')}, "
+            f"ratio edge intra-class {fmt('ratio_edge_intra_class')}")
+
+
+__all__ = ["RESUMABLE_KEYS", "cluster_features", "model_card", "resolve_device", "train"]

@@ -1,0 +1,130 @@
+"""torch.distributed plumbing for `torchrun ... -m dcbench train`: init, gather, broadcast.
+
+Under torchrun the process group is initialised from the environment (gloo on CPU, nccl on
+GPU). Without it every helper degrades to the single-process case, so the training loop has
+one code path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands: rank, world size, and whether a process group is active."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        """True under torchrun with more than one process."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 clusters, logs and writes files."""
+        return self.rank == 0
+
+
+def init_from_env(device: str) -> DistInfo:
+    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank=rank, world_size=world, local_rank=local)
+
+
+def shutdown(info: DistInfo) -> None:
+    """Tear the process group down (end of run)."""
+    if info.active and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard(n: int, info: DistInfo) -> tuple[int, int]:
+    """This rank's contiguous [start, stop) slice of n items (sizes differ by at most 1)."""
+    per, extra = divmod(n, info.world_size)
+    start = info.rank * per + min(info.rank, extra)
+    return start, start + per + (1 if info.rank < extra else 0)
+
+
+def gather_rows(
+    local: torch.Tensor, n_total: int, info: DistInfo, device: torch.device
+) -> torch.Tensor:
+    """Concatenate every rank's rows (in rank order) onto all ranks; shards come from `shard`."""
+    if not info.active:
+        return local
+    sizes = [b - a for a, b in (shard(n_total, DistInfo(r, info.world_size))
+                                for r in range(info.world_size))]
+    width = max(sizes)
+    padded = torch.zeros((width, *local.shape[1:]), dtype=local.dtype, device=device)
+    padded[: len(local)] = local.to(device)
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:s] for p, s in zip(parts, sizes, strict=True)]).cpu()
+
+
+def broadcast_array(array: np.ndarray | None, info: DistInfo, device: torch.device) -> np.ndarray:
+    """Rank 0's int64 array on every rank (others pass None)."""
+    if not info.active:
+        assert array is not None
+        return array
+    length = torch.tensor([len(array) if info.is_main else 0], dtype=torch.int64, device=device)
+    dist.broadcast(length, 0)
+    buf = (torch.from_numpy(np.asarray(array, dtype=np.int64)).to(device) if info.is_main
+           else torch.empty(int(length.item()), dtype=torch.int64, device=device))
+    dist.broadcast(buf, 0)
+    return buf.cpu().numpy()
+
+
+def average_gradients(params: list[torch.nn.Parameter], info: DistInfo) -> None:
+    """All-reduce and average the gradients of `params` (what DDP does, made explicit so the
+    top layer can be swapped every epoch and SGT can touch only some rows)."""
+    if not info.active:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= info.world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def sync_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Broadcast rank 0's buffers (BatchNorm running stats), as DDP does before a forward."""
+    if not info.active:
+        return
+    for buf in module.buffers():
+        dist.broadcast(buf, 0)
+
+
+def reduce_mean(value: float, info: DistInfo, device: torch.device) -> float:
+    """Mean of a scalar over ranks."""
+    if not info.active:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item()) / info.world_size
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank."""
+    if info.active:
+        dist.barrier()

@@ -1,0 +1,130 @@
+"""One DeepCluster training pass: cross-entropy on pseudo-labels, body SGD with momentum (state
+kept across epochs), top layer with its own momentum-free SGD, optionally SGT (thesis 4.7).
+
+SGT ("stochastic gradient over targets") scores and updates only a subset of the top
+layer's rows per batch: the rows of the targets present in the batch, plus random other rows
+up to a budget (256, 512, ...). The softmax is then over that subset only.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from dcbench.data.loader import DecodeReport
+from dcbench.models.backbone import Backbone
+from dcbench.training.distributed import DistInfo, average_gradients, reduce_mean, sync_buffers
+
+FAULT_ENV = "DCBENCH_FAULT"
+
+
+def inject_fault(point: str, value: int) -> None:
+    """Crash-test hook: SIGKILL this process when $DCBENCH_FAULT == f"{point}:{value}".
+
+    Used by the resume tests to die mid-epoch, mid-clustering or mid-save exactly like a
+    killed job; a no-op unless that variable is set.
+    """
+    if os.environ.get(FAULT_ENV) == f"{point}:{value}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def sgt_rows(targets: torch.Tensor, n_rows: int, budget: int, generator: torch.Generator
+             ) -> torch.Tensor:
+    """Sorted rows to update: every target in the batch, then random others up to `budget`."""
+    present = torch.unique(targets)
+    extra = max(0, min(budget, n_rows) - len(present))
+    if extra:
+        mask = torch.ones(n_rows, dtype=torch.bool)
+        mask[present] = False
+        others = torch.flatnonzero(mask)
+        pick = others[torch.randperm(len(others), generator=generator)[:extra]]
+        present = torch.cat([present, pick])
+    return torch.sort(present).values
+
+
+@torch.no_grad()
+def sgd_rows(layer: torch.nn.Linear, rows: torch.Tensor | None, lr: float, wd: float) -> None:
+    """Momentum-free SGD with weight decay on the given rows of a Linear layer (all if None):
+    p <- p - lr (grad + wd p), exactly torch.optim.SGD(momentum=0)'s update."""
+    for param in (layer.weight, layer.bias):
+        if param.grad is None:
+            continue
+        if rows is None:
+            param.add_(param.grad.add(param, alpha=wd), alpha=-lr)
+        else:
+            step = param.grad[rows].add(param[rows], alpha=wd)
+            param[rows] = param[rows].add(step, alpha=-lr)
+
+
+@dataclass
+class PassSettings:
+    """What a pass needs besides the model and data."""
+
+    lr: float
+    weight_decay: float
+    sgt: int = 0
+    batches_done: int = 0  # global batch counter (for the fault hook)
+
+
+def train_pass(
+    backbone: Backbone,
+    loader: DataLoader,
+    pseudo_labels: np.ndarray,
+    body_optimizer: torch.optim.Optimizer,
+    settings: PassSettings,
+    device: torch.device,
+    info: DistInfo,
+    generator: torch.Generator,
+    report: DecodeReport | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> float:
+    """Train one pass over `loader`; returns the mean batch loss (averaged over ranks)."""
+    top = backbone.top_layer
+    assert top is not None, "reset_top_layer must be called before train_pass"
+    targets_of = torch.from_numpy(np.asarray(pseudo_labels, dtype=np.int64))
+    params = [p for p in backbone.parameters() if p.requires_grad]
+    backbone.train()
+    total, count = 0.0, 0
+    for batch in loader:
+        if report is not None and batch.bad:
+            report.add(batch.bad, loader.dataset)
+        if len(batch) == 0:
+            continue
+        images = batch.images.to(device)
+        targets = targets_of[batch.indices].to(device)
+        sync_buffers(backbone, info)
+        if settings.sgt:
+            all_targets = targets
+            if info.active:
+                gathered: list[torch.Tensor | None] = [None] * info.world_size
+                dist.all_gather_object(gathered, targets.cpu())
+                all_targets = torch.cat([t for t in gathered if t is not None])
+            rows = sgt_rows(all_targets.cpu(), top.out_features, settings.sgt, generator)
+            rows_d = rows.to(device)
+            hidden = backbone.head_input(images)
+            logits = hidden @ top.weight[rows_d].T + top.bias[rows_d]
+            loss = F.cross_entropy(logits, torch.searchsorted(rows_d, targets))
+        else:
+            rows_d = None
+            loss = F.cross_entropy(backbone(images), targets)
+        body_optimizer.zero_grad(set_to_none=True)
+        top.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(params, info)
+        body_optimizer.step()
+        sgd_rows(top, rows_d, settings.lr, settings.weight_decay)
+        settings.batches_done += 1
+        inject_fault("batch", settings.batches_done)
+        total += float(loss.item())
+        count += 1
+        if progress is not None:
+            progress(len(batch), float(loss.item()))
+    return reduce_mean(total / max(count, 1), info, device)
