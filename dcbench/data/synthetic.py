@@ -90,7 +90,8 @@ def _corrupt_bytes(kind: str, rng: np.random.Generator, size: int) -> bytes:
         buf = io.BytesIO()
         Image.fromarray(draw_class_image("square", size, rng)).save(buf, format="JPEG")
         data = buf.getvalue()
-        return data[: len(data) // 2]
+        scan = data.index(b"\xff\xda")  # start of scan: keep the headers, cut the pixels
+        return data[: scan + (len(data) - scan) // 2]
     raise ValueError(f"unknown corruption {kind!r}")
 
 

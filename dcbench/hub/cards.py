@@ -152,7 +152,7 @@ def _body(name: str, config: dict, provenance: dict, training: dict,
     usage_name = provenance.get("source") or name
     sections = [
         f"# {name}",
-        f"A {config['arch']} backbone ({'Sobel' if sobel else 'RGB'} input) for "
+        f"Backbone `{config['arch']}` with {'Sobel' if sobel else 'RGB'} input, for "
         "clustering-based self-supervised feature learning (DeepCluster, Caron et al. 2018), "
         "packaged by dcbench.",
         "## Architecture",

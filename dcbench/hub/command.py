@@ -138,7 +138,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _card(args: argparse.Namespace) -> int:
-    from dcbench.leaderboards.cards import write_card
+    from dcbench.hub.cards import write_card
 
     folder = resolve_hub_folder(args.target)
     path = write_card(folder, store_path=args.store)
@@ -148,7 +148,7 @@ def _card(args: argparse.Namespace) -> int:
 
 def _push(args: argparse.Namespace) -> int:
     from dcbench.hub.hf import parse_hf_spec, push_hf
-    from dcbench.leaderboards.cards import write_card
+    from dcbench.hub.cards import write_card
 
     repo, _ = parse_hf_spec(args.repo)
     folder = resolve_hub_folder(args.target)

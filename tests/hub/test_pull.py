@@ -85,7 +85,7 @@ def make_hf_cache(cache, repo: str, folder, commit: str, ref: str = "main") -> N
     base = cache / f"models--{repo.replace('/', '--')}"
     snap = base / "snapshots" / commit
     snap.mkdir(parents=True)
-    (base / "blobs").mkdir(exist_ok=True)
+    (base / "blobs").mkdir(parents=True, exist_ok=True)
     for path in folder.iterdir():
         blob = base / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
         shutil.copyfile(path, blob)
@@ -110,13 +110,8 @@ def test_hf_hub_spec_loads_from_the_cache_offline_with_pinned_revisions(hf_cache
     for i, model in enumerate((old, new)):
         save_hub_dir(model, tmp_path / f"v{i}", card="---\nlibrary_name: dcbench\n---\n")
     sha_old, sha_new = "a" * 40, "b" * 40
-    make_hf_cache(hf_cache, "org/dc-tiny", tmp_path / "v0", sha_old)
-    shutil.rmtree(hf_cache / "models--org--dc-tiny" / "refs")
-    make_hf_cache_snapshot_only = hf_cache / "models--org--dc-tiny"
-    make_hf_cache(hf_cache / "tmp", "org/dc-tiny", tmp_path / "v1", sha_new)
-    shutil.copytree(hf_cache / "tmp" / "models--org--dc-tiny", make_hf_cache_snapshot_only,
-                    dirs_exist_ok=True, symlinks=True)
-    (make_hf_cache_snapshot_only / "refs" / "v1.0").write_text(sha_old)
+    make_hf_cache(hf_cache, "org/dc-tiny", tmp_path / "v0", sha_old, ref="v1.0")
+    make_hf_cache(hf_cache, "org/dc-tiny", tmp_path / "v1", sha_new, ref="main")
     assert dcbench.load_model("hf-hub:org/dc-tiny").weights_sha256() == new.weights_sha256()
     pinned = dcbench.load_model(f"hf-hub:org/dc-tiny@{sha_old}")
     assert pinned.weights_sha256() == old.weights_sha256()
