@@ -62,7 +62,11 @@ def is_image_file(name: str) -> bool:
 
 @contextmanager
 def _relaxed_pil(*, truncated: bool = False, unlimited: bool = False) -> Iterator[None]:
-    """Temporarily relax PIL's global safety flags, serialised by a lock."""
+    """Temporarily relax PIL's global safety flags, serialised by a lock (plain loads,
+    the common case, take no lock so threaded decoding stays parallel)."""
+    if not (truncated or unlimited):
+        yield
+        return
     with _PIL_FLAGS_LOCK:
         old_trunc, old_max = ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS
         try:

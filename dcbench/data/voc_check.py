@@ -58,6 +58,16 @@ def _check_annotation(report: CheckReport, folder: Path, image_id: str) -> None:
     except UserError as err:
         report.problems.append(str(err))
         return
+    image = folder / "JPEGImages" / f"{image_id}.jpg"
+    try:
+        with Image.open(image) as img:
+            if img.size != (ann["width"], ann["height"]):
+                report.problems.append(
+                    f"{xml}: size {ann['width']}x{ann['height']} differs "
+                    f"from image size {img.size[0]}x{img.size[1]}"
+                )
+    except OSError:
+        pass  # missing or undecodable images are reported by the image pass
     if not ann["objects"]:
         report.problems.append(f"{xml}: no <object> in annotation")
     for obj in ann["objects"]:
@@ -74,30 +84,32 @@ def _check_annotation(report: CheckReport, folder: Path, image_id: str) -> None:
 
 def _check_masks(report: CheckReport, folder: Path) -> None:
     seg_lists = folder / "ImageSets" / "Segmentation"
+    all_ids: set[str] = set()
     for path in sorted(seg_lists.glob("*.txt")) if seg_lists.is_dir() else []:
         ids = [ln.split()[0] for ln in path.read_text().splitlines() if ln.strip()]
         report.lines.append(f"  segmentation {path.stem}: {len(ids)} images")
-        for image_id in ids:
-            mask_path = folder / "SegmentationClass" / f"{image_id}.png"
-            image_path = folder / "JPEGImages" / f"{image_id}.jpg"
-            if not mask_path.is_file():
-                report.problems.append(f"missing mask {mask_path}")
-                continue
-            try:
-                mask = read_mask(mask_path)
-                with Image.open(image_path) as img:
-                    size = img.size
-            except OSError as err:
-                report.problems.append(f"{mask_path}: cannot read mask or image ({err})")
-                continue
-            if (mask.shape[1], mask.shape[0]) != size:
-                report.problems.append(
-                    f"{mask_path}: mask size {mask.shape[1]}x{mask.shape[0]}"
-                    f" differs from image size {size[0]}x{size[1]}"
-                )
-            bad = sorted(set(np.unique(mask).tolist()) - VALID_MASK_VALUES)
-            if bad:
-                report.problems.append(f"{mask_path}: mask values outside 0..20/255: {bad[:10]}")
+        all_ids.update(ids)
+    for image_id in sorted(all_ids):
+        mask_path = folder / "SegmentationClass" / f"{image_id}.png"
+        image_path = folder / "JPEGImages" / f"{image_id}.jpg"
+        if not mask_path.is_file():
+            report.problems.append(f"missing mask {mask_path}")
+            continue
+        try:
+            mask = read_mask(mask_path)
+            with Image.open(image_path) as img:
+                size = img.size
+        except OSError as err:
+            report.problems.append(f"{mask_path}: cannot read mask or image ({err})")
+            continue
+        if (mask.shape[1], mask.shape[0]) != size:
+            report.problems.append(
+                f"{mask_path}: mask size {mask.shape[1]}x{mask.shape[0]}"
+                f" differs from image size {size[0]}x{size[1]}"
+            )
+        bad = sorted(set(np.unique(mask).tolist()) - VALID_MASK_VALUES)
+        if bad:
+            report.problems.append(f"{mask_path}: mask values outside 0..20/255: {bad[:10]}")
 
 
 def check_voc(report: CheckReport, sample: int, workers: int) -> None:

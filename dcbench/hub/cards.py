@@ -50,6 +50,13 @@ def _rows_frame(eval_rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(RESULT_FIELDS))
 
 
+def hub_license(text: str | None) -> str:
+    """A Hub license id from free text: 'CC BY-NC 4.0' -> 'cc-by-nc-4.0'; unknown -> 'other'."""
+    if not text:
+        return "other"
+    return "-".join(str(text).lower().replace("-", " ").split())
+
+
 def _eval_results(name: str, summary: pd.DataFrame) -> list:
     from huggingface_hub import EvalResult
 
@@ -125,8 +132,8 @@ def build_model_card(config: dict, *, name: str, provenance: dict,
     tags = ["dcbench", "deepcluster", "self-supervised", "image-feature-extraction", arch,
             "sobel" if sobel else "rgb"]
     data = ModelCardData(
-        library_name="dcbench", license=provenance.get("license", "other"), tags=tags,
-        datasets=[str(d) for d in datasets] or None, model_name=name,
+        library_name="dcbench", license=hub_license(provenance.get("license")), tags=tags,
+        datasets=[str(d) for d in datasets if " " not in str(d)] or None, model_name=name,
         pipeline_tag="image-feature-extraction",
         eval_results=_eval_results(name, summary) or None,
     )
@@ -182,10 +189,10 @@ def _read_yaml_or_json(path: Path) -> dict:
 
 
 def _training_summary(run_dir: Path) -> dict:
-    training = _read_yaml_or_json(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() \
-        else {}
-    log = run_dir / "log.jsonl"
-    if log.is_file():
+    """The resolved training config of a run plus where its curves ended."""
+    config_path = run_dir / "config.yaml"
+    training = _read_yaml_or_json(config_path) if config_path.is_file() else {}
+    if (run_dir / "log.jsonl").is_file():
         from dcbench.leaderboards.report import read_log
 
         curves = read_log(run_dir)
@@ -198,62 +205,87 @@ def _training_summary(run_dir: Path) -> dict:
     return training
 
 
-def _resolve_target(spec_or_run_dir: str | os.PathLike) -> tuple[str, Path | None, Path | None]:
-    """(model spec to load, hub dir or None, training run dir or None)."""
-    path = Path(spec_or_run_dir)
-    if path.is_dir() and (path / "final" / "config.json").is_file():
-        return str(path / "final"), path / "final", path
-    if path.is_dir() and (path / "config.json").is_file():
-        parent = path.parent
-        run_dir = parent if (parent / "log.jsonl").is_file() else None
-        return str(path), path, run_dir
-    if path.is_dir():
-        raise UserError(f"{path} is neither a hub-format dir (config.json) nor a training run "
-                        "dir (final/config.json)")
-    return str(spec_or_run_dir), None, None
+def _hub_and_run_dirs(target: str | os.PathLike) -> tuple[Path, Path | None] | None:
+    """(hub dir, training run dir or None) for a folder target; None for a non-folder spec."""
+    path = Path(target)
+    if not path.is_dir():
+        return None
+    for hub in (path, path / "final", path / "checkpoints" / "latest"):
+        if (hub / "config.json").is_file() and (hub / "model.safetensors").is_file():
+            run_dir = next((d for d in (hub.parent, hub.parent.parent)
+                            if (d / "log.jsonl").is_file() or (d / "config.yaml").is_file()),
+                           None)
+            return hub, run_dir
+    raise UserError(f"{path} is neither a hub folder nor a training run directory",
+                    detail="  expected config.json + model.safetensors in it, in final/, "
+                           "or in checkpoints/latest/")
+
+
+def _catalog_facts(name: str) -> tuple[dict, dict]:
+    """(provenance, training) known from the hub catalog for a catalog model name."""
+    from dcbench.hub import catalog
+
+    if not catalog.has_entry(name):
+        return {}, {}
+    entry = catalog.get_entry(name).as_dict()
+    provenance = {k: entry[k] for k in ("description", "paper", "license", "url", "notes")
+                  if entry.get(k) not in (None, "")}
+    training = {k: entry[k] for k in ("dataset", "clustering", "k", "lr", "wd", "epochs")
+                if entry.get(k) not in (None, "")}
+    return provenance, training
 
 
 def card_for(spec_or_run_dir: str | os.PathLike, store: Any) -> str:
-    """The card of a catalog model, hub dir or training run dir, results from `store`.
+    """The card of a catalog model, hub folder or training run dir, results from `store`.
 
-    Results are those stored under the model's weights sha256 or its name.
+    Results are the stored rows whose model_sha256 is the weights' sha256, or whose model
+    name is the model's name (or the spec given).
     """
     import dcbench
     from dcbench.provenance import code_revision
 
-    spec, hub_dir, run_dir = _resolve_target(spec_or_run_dir)
-    backbone = dcbench.load_model(spec)
-    sha = backbone.weights_sha256()
-    name = run_dir.name if run_dir is not None else (hub_dir.name if hub_dir else spec)
-    rows = pd.concat([store.results(model_sha256=sha), store.results(model=name),
-                      store.results(model=spec)]).drop_duplicates(
-        subset=["run_id", "model", "model_sha256", "protocol", "dialect", "dataset", "split",
-                "layer", "metric", "seed"])
-    provenance: dict[str, Any] = {"weights_sha256": sha, "source": spec,
-                                  "dcbench_version": dcbench.__version__,
-                                  "code_revision": code_revision()}
-    if run_dir is not None and (run_dir / "versions.json").is_file():
-        provenance["versions"] = _read_yaml_or_json(run_dir / "versions.json")
-    if hub_dir is not None:
-        extra = _read_yaml_or_json(hub_dir / "config.json")
-        for key in ("license", "source_sha256", "source_url"):
-            if key in extra:
-                provenance[key] = extra[key]
-    training = _training_summary(run_dir) if run_dir is not None else None
-    return build_model_card(dict(backbone.config), name=name, provenance=provenance,
-                            eval_rows=rows, training=training)
+    dirs = _hub_and_run_dirs(spec_or_run_dir)
+    provenance: dict[str, Any] = {}
+    if dirs is None:  # catalog name, checkpoint file, hf-hub:, ...
+        spec = str(spec_or_run_dir)
+        backbone = dcbench.load_model(spec)
+        config, sha, name, run_dir = dict(backbone.config), backbone.weights_sha256(), spec, None
+    else:
+        hub_dir, run_dir = dirs
+        config = _read_yaml_or_json(hub_dir / "config.json")
+        sha = config.pop("weights_sha256", None) or dcbench.load_model(
+            str(hub_dir)).weights_sha256()
+        name = str(config.pop("name", "") or (run_dir or hub_dir).name)
+        for key in ("license", "source_url", "source_sha256"):
+            if config.get(key):
+                provenance[key] = config.pop(key)
+        spec = str(spec_or_run_dir)
+    catalog_provenance, training = _catalog_facts(name)
+    provenance = {**catalog_provenance, **provenance, "weights_sha256": sha,
+                  "source": name if catalog_provenance else spec,
+                  "dcbench_version": dcbench.__version__, "code_revision": code_revision()}
+    if run_dir is not None:
+        training = {**training, **_training_summary(run_dir)}
+        if (run_dir / "versions.json").is_file():
+            provenance["versions"] = _read_yaml_or_json(run_dir / "versions.json")
+    key = ["run_id", "model", "model_sha256", "protocol", "dialect", "dataset", "split",
+           "layer", "metric", "seed"]
+    rows = pd.concat([store.results(model_sha256=sha), store.results(model=[name, spec])])
+    rows = rows.drop_duplicates(subset=key)
+    return build_model_card(config, name=name, provenance=provenance, eval_rows=rows,
+                            training=training or None)
 
 
 def write_card(target_dir: str | os.PathLike, store_path: str | os.PathLike | None = None,
                ) -> Path:
-    """Write README.md (atomically) into a hub dir, or `final/` of a run dir; returns its path."""
+    """Write README.md (atomically) into a hub folder (or a run dir's final/); returns its path."""
     from dcbench.files import write_text
     from dcbench.leaderboards.store import ResultsStore
 
-    spec, hub_dir, _ = _resolve_target(target_dir)
-    if hub_dir is None:
-        raise UserError(f"{target_dir} is not a hub-format dir or training run dir")
+    dirs = _hub_and_run_dirs(target_dir)
+    if dirs is None:
+        raise UserError(f"{target_dir} is not a folder; expected a hub folder or a run dir")
     text = card_for(target_dir, ResultsStore(store_path))
-    out = hub_dir / "README.md"
+    out = dirs[0] / "README.md"
     write_text(out, text)
     return out

@@ -25,6 +25,17 @@ from dcbench.errors import UserError, did_you_mean
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
 PROVENANCE_COLUMNS = ("dcbench_model", "source", "table", "verified", "notes")
+# Result rows carry the data folder's name as `dataset`; these common folder names mean the
+# datasets of the published tables (compared case-insensitively).
+DATASET_ALIASES = {
+    "imagenet": ("imagenet", "imagenet1k", "imagenet-1k", "in1k", "ilsvrc2012", "ilsvrc"),
+    "places205": ("places205", "places", "places-205"),
+    "voc2007": ("voc2007", "voc07", "pascal-voc2007"),
+    "voc2012": ("voc2012", "voc12", "pascal-voc2012"),
+    "oxford5k": ("oxford5k", "oxford"),
+    "paris6k": ("paris6k", "paris"),
+}
+_ALIAS = {alias: name for name, aliases in DATASET_ALIASES.items() for alias in aliases}
 VERIFIED_VALUES = ("yes", "no")
 
 
@@ -101,6 +112,11 @@ def _catalog() -> dict[str, TableInfo]:
 def list_tables() -> list[TableInfo]:
     """Every shipped published table, in index order."""
     return list(_catalog().values())
+
+
+def canonical_dataset(name: str) -> str:
+    """The published dataset id a result's dataset label stands for (`ILSVRC2012` -> imagenet)."""
+    return _ALIAS.get(str(name).lower(), str(name))
 
 
 def table_info(name: str) -> TableInfo:

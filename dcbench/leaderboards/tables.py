@@ -21,6 +21,7 @@ from dcbench.errors import UserError
 from dcbench.leaderboards.published import (
     PROVENANCE_COLUMNS,
     TableInfo,
+    canonical_dataset,
     list_tables,
     load_published,
     parse_dcbench_model,
@@ -207,8 +208,9 @@ def _place(results: pd.DataFrame, info: TableInfo,
         if spec.matchable:
             by_key.setdefault(spec.key, []).append(spec.column)
     parts = []
+    datasets = results["dataset"].map(canonical_dataset)
     for (protocol, dataset, split, layer, metric), columns in by_key.items():
-        hit = results[(results.protocol == protocol) & (results.dataset == dataset)
+        hit = results[(results.protocol == protocol) & (datasets == dataset)
                       & (results.layer == layer) & (results.metric == metric)]
         if split:
             hit = hit[hit.split == split]

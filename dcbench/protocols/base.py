@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 METRICS = (
     "top1", "top5", "top1_best_epoch", "accuracy", "nmi", "ari",
     "ratio_edge_intra_class", "ratio_edge_intra_class_random", "map", "miou",
+    "cluster_size_min", "cluster_size_max", "cluster_size_cv",
 )
 METRIC_PREFIXES = ("ap_", "iou_")
+# Aggregates over repeated draws (low-shot): "<metric>_mean" / "<metric>_std".
+METRIC_SUFFIXES = ("_mean", "_std")
 SPLITS = ("val", "test", "train-heldout", "train")
 
 
@@ -241,7 +244,11 @@ def run_info(
 
 def check_metric_name(metric: str) -> None:
     """Refuse metric names outside the shared vocabulary (a typo would split leaderboards)."""
-    if metric not in METRICS and not metric.startswith(METRIC_PREFIXES):
+    base = metric
+    for suffix in METRIC_SUFFIXES:
+        if metric.endswith(suffix) and metric[: -len(suffix)] in METRICS:
+            base = metric[: -len(suffix)]
+    if base not in METRICS and not metric.startswith(METRIC_PREFIXES):
         raise ValueError(f"metric {metric!r} is not in the shared vocabulary {METRICS}")
 
 

@@ -193,3 +193,38 @@ def cached_features(
                 cache.save(keys[layer], feats)
             found[layer] = feats
     return {layer: found[layer] for layer in specs}
+
+
+def frozen_features(
+    model: Backbone,
+    dataset: Any,
+    layers: Sequence[str],
+    *,
+    use_cache: bool,
+    batch_size: int,
+    device: str,
+    progress: bool,
+    pooling: str = "dc2018",
+    desc: str = "features",
+) -> dict[str, FeatureSet]:
+    """Center-crop features of `layers` (pooled per `pooling` table) for a whole dataset.
+
+    With `use_cache` the shared feature cache is read and filled (the entries linear-conv
+    `--fast` uses for the same taps); otherwise features are extracted fresh.
+    """
+    from dcbench.data import transforms as T
+    from dcbench.protocols.pooling import model_pool_specs
+
+    model.check_layers(list(layers))
+    model.to(device).eval()
+    sizes = Sizes.for_model(model)
+    center = T.center_crop(sizes.crop, sizes.resize, mean=sizes.mean, std=sizes.std)
+    specs = model_pool_specs(model, list(layers), sizes.crop, pooling)
+    report = DecodeReport()
+    out = cached_features(model, with_transform(dataset, center), specs,
+                          sizes.describe("center_crop"),
+                          cache=FeatureCache() if use_cache else None, batch_size=batch_size,
+                          device=device, progress=progress, report=report, desc=desc)
+    if report.count:
+        log(report.summary())
+    return out

@@ -104,7 +104,7 @@ class ProbeSet(nn.Module):
             loss.backward()
             opt.step()
             self.schedulers[name].step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         return sum(losses) / max(len(losses), 1)
 
     @torch.no_grad()

@@ -59,7 +59,7 @@ from dcbench.protocols.voc_detector import (
     voc_to_continuous,
 )
 from dcbench.protocols.voc_finetune import Checkpoint, epoch_batches, log, train_iterations
-from dcbench.protocols.voc_metrics import voc_detection_ap
+from dcbench.protocols.voc_metrics import finite_metrics, voc_detection_ap
 from dcbench.protocols.voc_nets import (
     backbone_parts,
     layer_label,
@@ -280,4 +280,4 @@ class VOC07Detection(Protocol):
             log(report.summary())
         if work_dir:
             write_json(work_dir / "metrics.json", {eval_split: metrics})
-        return results_from_metrics(info, metrics, split=eval_split, layer=layer)
+        return results_from_metrics(info, finite_metrics(metrics), split=eval_split, layer=layer)

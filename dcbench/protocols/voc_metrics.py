@@ -254,3 +254,9 @@ def segmentation_scores(cm: np.ndarray) -> dict[str, float | np.ndarray]:
         "iou": iou,
         "pixel_acc": float(np.trace(cm) / total) if total > 0 else float("nan"),
     }
+
+
+def finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The defined entries only: a per-class value that is nan (class absent from the
+    evaluation data) is not a number to store or compare."""
+    return {key: float(value) for key, value in metrics.items() if np.isfinite(value)}

@@ -116,3 +116,12 @@ def test_loader_with_workers_and_seeded_shuffle(cls_set: Path) -> None:
         )
         order.append(torch.cat([b.indices for b in loader]).tolist())
     assert order[0] == order[1] and sorted(order[0]) == list(range(len(ds)))
+
+
+def test_order_matches_torchvision_imagefolder(cls_set: Path) -> None:
+    """Same (path, label) order as torchvision's ImageFolder, so indices are interchangeable."""
+    from torchvision.datasets import ImageFolder
+
+    ours = ImageFolderDataset(cls_set / "train")
+    theirs = ImageFolder(str(cls_set / "train"))
+    assert ours.samples == theirs.samples and ours.classes == theirs.classes

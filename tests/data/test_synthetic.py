@@ -33,7 +33,8 @@ def test_classification_set_deterministic_by_seed(tmp_path: Path) -> None:
 def test_voc_set_deterministic_by_seed(tmp_path: Path) -> None:
     kw = {"n_train": 3, "n_val": 2, "n_test": 2, "size": 48}
     assert _tree_hash(make_voc_set(tmp_path / "a", seed=0, **kw)) == _tree_hash(
-        make_voc_set(tmp_path / "b", seed=0, **kw))
+        make_voc_set(tmp_path / "b", seed=0, **kw)
+    )
 
 
 def test_classification_layout_and_list_files_agree(cls_set: Path) -> None:

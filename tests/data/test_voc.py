@@ -47,8 +47,13 @@ def test_read_annotation_keeps_coords_and_flags(tmp_path: Path) -> None:
     ann = read_annotation(path)
     assert (ann["filename"], ann["width"], ann["height"]) == ("000005.jpg", 500, 375)
     first, second, third = ann["objects"]
-    assert first == {"name": "chair", "bbox": (263, 211, 324, 339), "difficult": 0,
-                     "truncated": 0, "pose": "Rear"}
+    assert first == {
+        "name": "chair",
+        "bbox": (263, 211, 324, 339),
+        "difficult": 0,
+        "truncated": 0,
+        "pose": "Rear",
+    }
     assert second["name"] == "chair" and second["bbox"] == (5, 244, 67, 374)
     assert second["difficult"] == 1 and second["truncated"] == 1
     assert third["difficult"] == 0 and third["pose"] == "Unspecified"  # defaults
@@ -59,8 +64,13 @@ def test_read_annotation_keeps_coords_and_flags(tmp_path: Path) -> None:
 
 def _tiny_devkit(root: Path) -> Path:
     folder = root / "VOCdevkit" / "VOC2007"
-    for sub in ("Annotations", "JPEGImages", "ImageSets/Main", "ImageSets/Segmentation",
-                "SegmentationClass"):
+    for sub in (
+        "Annotations",
+        "JPEGImages",
+        "ImageSets/Main",
+        "ImageSets/Segmentation",
+        "SegmentationClass",
+    ):
         (folder / sub).mkdir(parents=True)
     ids = ["000001", "000002"]
     for n, image_id in enumerate(ids):
@@ -110,19 +120,33 @@ def test_detection_items(tmp_path: Path) -> None:
 def test_segmentation_keeps_255_and_joint_transform(tmp_path: Path) -> None:
     folder = _tiny_devkit(tmp_path)
     assert read_mask(folder / "SegmentationClass" / "000001.png")[0].tolist() == [
-        0, 0, 1, 1, 255, 15]
+        0,
+        0,
+        1,
+        1,
+        255,
+        15,
+    ]
     ds = VOCSegmentation(tmp_path, 2007, "train")
     image, mask, _ = ds[0]
     assert mask.dtype == torch.uint8 and mask[0].tolist() == [0, 0, 1, 1, 255, 15]
-    flip = VOCSegmentation(tmp_path, 2007, "train",
-                           transform=v2.Compose([v2.ToImage(), v2.RandomHorizontalFlip(p=1.0)]))
+    flip = VOCSegmentation(
+        tmp_path,
+        2007,
+        "train",
+        transform=v2.Compose([v2.ToImage(), v2.RandomHorizontalFlip(p=1.0)]),
+    )
     fimage, fmask, _ = flip[0]
     assert fmask[0].tolist() == [15, 255, 1, 1, 0, 0]
-    assert torch.equal(fimage, v2.functional.to_image(Image.open(
-        folder / "JPEGImages" / "000001.jpg").convert("RGB")).flip(-1))
+    assert torch.equal(
+        fimage,
+        v2.functional.to_image(
+            Image.open(folder / "JPEGImages" / "000001.jpg").convert("RGB")
+        ).flip(-1),
+    )
     # an RGB-coloured mask (as some tools save them) maps back through the palette
     pal = voc_palette()
-    rgb = np.array([[pal[3 * v: 3 * v + 3] for v in (0, 1, 255, 15)]], dtype=np.uint8)
+    rgb = np.array([[pal[3 * v : 3 * v + 3] for v in (0, 1, 255, 15)]], dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
     assert read_mask(tmp_path / "rgb.png")[0].tolist() == [0, 1, 255, 15]
 
@@ -131,7 +155,8 @@ def test_segmentation_sbd_list_and_mask_dir(tmp_path: Path) -> None:
     folder = _tiny_devkit(tmp_path)
     (folder / "SegmentationClassAug").mkdir()
     Image.fromarray(np.full((4, 6), 3, dtype=np.uint8), mode="L").save(
-        folder / "SegmentationClassAug" / "000002.png")
+        folder / "SegmentationClassAug" / "000002.png"
+    )
     aug = tmp_path / "train_aug.txt"
     aug.write_text("000002\n")
     ds = VOCSegmentation(tmp_path, 2007, "train", list_file=aug, mask_dir="SegmentationClassAug")

@@ -11,12 +11,6 @@ import dcbench.cli
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Callable[..., int]:
-    """`cli("leaderboard", "list")` -> exit status, via `dcbench.cli.main`.
-
-    Only the leaderboard subcommand is registered, so these tests do not depend on other
-    subcommands importing; DCBENCH_HOME points into tmp_path.
-    """
-    monkeypatch.setattr(dcbench.cli, "SUBCOMMANDS",
-                        {"leaderboard": "dcbench.leaderboards.command"})
+    """`cli("leaderboard", "list")` -> exit status, via `dcbench.cli.main` (home in tmp_path)."""
     monkeypatch.setenv("DCBENCH_HOME", str(tmp_path / "home"))
     return lambda *argv: dcbench.cli.main([str(a) for a in argv])

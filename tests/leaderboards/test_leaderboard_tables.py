@@ -161,3 +161,10 @@ def test_from_store_round_trip(tmp_path) -> None:
 def test_unknown_table() -> None:
     with pytest.raises(UserError, match="unknown table 'eccv-table9'"):
         Leaderboard().table("eccv-table9")
+
+
+def test_dataset_folder_names_are_aliased() -> None:
+    rows = [r(dataset="ILSVRC2012", value=41.5), r(dataset="imagenet-v2", value=1.0,
+                                                    model="other")]
+    mine = ours(board(rows).table("eccv-table1-imagenet"))
+    assert mine.conv3.tolist() == [41.5]  # imagenet-v2 is another dataset, not aliased

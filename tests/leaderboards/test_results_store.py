@@ -26,8 +26,9 @@ def row(**overrides: object) -> dict:
     return base
 
 
-def _writer(path: str, proc: int) -> None:
+def _writer(path: str, proc: int, start) -> None:
     store = ResultsStore(path)
+    start.wait(60)  # every process starts writing at the same moment
     store.add_run(f"proc{proc}", "eval", {"proc": proc}, {"dcbench": "0.1.0"}, "cpu",
                   "t0", "t1")
     for batch in range(N_BATCHES):
@@ -41,9 +42,11 @@ def _writer(path: str, proc: int) -> None:
 def test_eight_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     path = str(tmp_path / "results.sqlite")
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(path, p)) for p in range(N_PROCS)]
+    start = ctx.Event()
+    procs = [ctx.Process(target=_writer, args=(path, p, start)) for p in range(N_PROCS)]
     for proc in procs:
         proc.start()
+    start.set()
     for proc in procs:
         proc.join(timeout=120)
         assert proc.exitcode == 0
@@ -55,6 +58,22 @@ def test_eight_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert len(ResultsStore(path).runs()) == N_PROCS
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_retry_on_locked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module.time, "sleep", lambda _: None)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return "ok"
+
+    assert store_module._retry(flaky) == "ok" and len(calls) == 3
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        store_module._retry(lambda: (_ for _ in ()).throw(
+            sqlite3.OperationalError("no such table: x")))
 
 
 def test_upsert_is_idempotent_and_replaces_value(tmp_path: Path) -> None:

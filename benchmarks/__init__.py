@@ -1,0 +1,25 @@
+"""dcbench's performance benchmarks: each one measures dcbench against a named baseline.
+
+Run them all with `python -m benchmarks [--quick] [--only NAME] [--output FILE]` or
+`dcbench bench ...` (the same runner, `dcbench.bench`); the result is one markdown table
+(benchmark, what, dcbench figure, baseline, baseline figure, unit, ratio, notes) under a
+line describing the machine.
+
+The contract for a benchmark module (every module in this folder except `common` and
+`__main__` that defines `run`):
+
+    from benchmarks.common import Row
+
+    def run(quick: bool) -> list[Row]:
+        '''quick=True: CI-sized inputs, a few seconds; False: the README's sizes.'''
+        ...
+        return [Row(benchmark="mine", what="thing, N=1000", dcbench=1.2, unit="s",
+                    baseline_name="scikit-learn X", baseline=3.4, notes="...")]
+
+`Row.ratio` is computed, not passed: the factor by which dcbench is better than the baseline
+(baseline/dcbench for times and memory, dcbench/baseline for throughputs; the units counted
+as higher-is-better are `common.HIGHER_IS_BETTER`). Use `baseline_name="-"` and
+`baseline=None` for an absolute figure. Modules should seed every RNG and measure dcbench and
+its baseline on the same inputs in the same process (memory: in fresh subprocesses, see
+`common.peak_rss_mib_of`).
+"""

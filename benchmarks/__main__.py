@@ -1,0 +1,7 @@
+"""`python -m benchmarks [--quick] [--only NAME] [--output FILE]`: the `dcbench bench` runner."""
+
+import sys
+
+from dcbench.bench import main
+
+sys.exit(main())

@@ -1,0 +1,180 @@
+"""What every benchmark module shares: the `Row` it returns, timing, memory, the machine.
+
+Contract: a benchmark module in `benchmarks/` defines `run(quick: bool) -> list[Row]`.
+`quick=True` means CI-sized inputs (seconds, tiny arrays); `quick=False` the sizes quoted in
+the README. Every row compares dcbench's figure against a named baseline measured in the same
+process on the same inputs; `ratio` says how many times better dcbench is (>1 = dcbench wins)
+whatever the unit (see `Row.ratio`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: units where a bigger figure is better; any other unit (s, MiB, ...) is lower-is-better
+HIGHER_IS_BETTER = frozenset({"img/s", "GFLOP/s", "% of peak", "items/s", "recall", "rows/s"})
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the benchmark table.
+
+    `benchmark` is the module's short name (e.g. `knn_graph`), `what` the measured thing with
+    its size, `dcbench`/`baseline` the two figures in `unit`; `baseline_name` names the
+    baseline (`-` and `baseline=None` when there is none). `ratio` is derived: the factor
+    by which dcbench is better (baseline/dcbench for lower-is-better units, dcbench/baseline
+    for higher-is-better ones); None when there is no baseline.
+    """
+
+    benchmark: str
+    what: str
+    dcbench: float
+    unit: str
+    baseline_name: str = "-"
+    baseline: float | None = None
+    notes: str = ""
+    ratio: float | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        ratio = None
+        if self.baseline is not None:
+            higher = self.unit in HIGHER_IS_BETTER
+            num, den = (self.dcbench, self.baseline) if higher else (self.baseline, self.dcbench)
+            ratio = num / den if den else math.inf
+        object.__setattr__(self, "ratio", ratio)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (all fields, ratio included)."""
+        return asdict(self)
+
+
+def timeit(fn: Callable[[], Any], repeat: int = 1, warmup: int = 0) -> tuple[float, Any]:
+    """Median wall seconds of `repeat` calls of `fn` after `warmup` calls; also its last value."""
+    value = None
+    for _ in range(warmup):
+        value = fn()
+    times = []
+    for _ in range(max(repeat, 1)):
+        start = time.perf_counter()
+        value = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), value
+
+
+def matmul_peak_gflops(n: int = 2048, repeat: int = 3) -> float:
+    """Measured fp32 matmul throughput (GFLOP/s) of an n^3 torch matmul: the machine's peak.
+
+    Best of `repeat` timed runs after one warm-up, with the current torch thread count; it is
+    the denominator of every "% of peak" figure, measured in the same run.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen)
+    b = torch.randn(n, n, generator=gen)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(max(repeat, 1)):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best / 1e9
+
+
+def peak_rss_mib_of(code: str, timeout: float = 1800.0) -> tuple[float, str]:
+    """Run `code` in a fresh Python process; return (its peak RSS in MiB, its stdout).
+
+    Peak RSS comes from `getrusage(RUSAGE_CHILDREN)` of that one child (Linux reports KiB), so
+    each measurement starts from an empty interpreter and sees nothing of this process.
+    Raises RuntimeError with the child's stderr if it fails.
+    """
+    script = (
+        "import resource, sys\n"
+        f"{code}\n"
+        "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory probe failed:\n{proc.stderr.strip()[-2000:]}")
+    lines = proc.stdout.strip().splitlines()
+    kib = float(next(ln.split()[1] for ln in reversed(lines) if ln.startswith("PEAK_RSS_KIB")))
+    if sys.platform == "darwin":  # macOS reports bytes
+        kib /= 1024.0
+    out = "\n".join(ln for ln in lines if not ln.startswith("PEAK_RSS_KIB"))
+    return kib / 1024.0, out
+
+
+def self_peak_rss_mib() -> float:
+    """Peak RSS of this process so far, MiB."""
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / (1024.0 * (1024.0 if sys.platform == "darwin" else 1.0))
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gib() -> float | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: CPU, cores, torch threads, RAM, GPU, versions."""
+    import torch
+
+    from dcbench.provenance import code_revision, versions
+
+    ram = _ram_gib()
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "ram_gib": round(ram, 1) if ram is not None else None,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "os": f"{platform.system()} {platform.release()}",
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "code_revision": code_revision(),
+        "versions": versions(),
+    }
+
+
+def short_revision(revision: str) -> str:
+    """`abcdef123456+dirty` from a full git sha (with its optional `+dirty`)."""
+    sha, _, dirty = revision.partition("+")
+    return sha[:12] + (f"+{dirty}" if dirty else "")
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    """One line describing `machine()` for the table's caption."""
+    v = info["versions"]
+    gpu = info["gpu"] or "no GPU"
+    return (
+        f"{info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}, "
+        f"{info['ram_gib']} GiB RAM, {gpu}, load {info['load_avg_1m']}; "
+        f"dcbench {v['dcbench']}, torch {v['torch']}, torchvision {v['torchvision']}, "
+        f"faiss {v['faiss']}, scikit-learn {v['sklearn']}, numpy {v['numpy']}, "
+        f"python {v['python']}; code {short_revision(info['code_revision'])}"
+    )

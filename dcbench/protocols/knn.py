@@ -1,0 +1,113 @@
+"""`knn`: weighted k-NN classification on L2-normalised frozen features (the cheap sanity probe).
+
+Convention (Wu et al. 2018 "InstDisc", reused by DINO 2021): cosine similarity between a
+test feature and every training feature, the k most similar vote for their class with weight
+exp(sim / T). Defaults k=20, T=0.07 (DINO's reported setting); the `instdisc2018` preset uses
+k=200 (InstDisc's). DeepCluster itself published no k-NN protocol, so the `dc2018` dialect
+is simply the default. Features are the center-crop pooled taps shared with linear-conv's
+`--fast` cache (`fast=true` reads/fills that cache; otherwise they are extracted fresh).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import faiss
+import numpy as np
+import torch
+
+from dcbench.errors import UserError
+from dcbench.protocols.base import (
+    Protocol,
+    ProtocolConfig,
+    Result,
+    register_protocol,
+    results_from_metrics,
+    run_info,
+)
+from dcbench.protocols.features import frozen_features, load_splits
+from dcbench.protocols.linear_conv import CONV_LAYERS
+from dcbench.protocols.metrics import topk_accuracy
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
+
+
+@dataclasses.dataclass
+class KNNConfig(ProtocolConfig):
+    """Weighted k-NN (InstDisc/DINO convention): `k` neighbours, vote weight exp(cos / T)."""
+
+    layers: list[str] = dataclasses.field(default_factory=lambda: list(CONV_LAYERS))
+    k: int = 20
+    temperature: float = 0.07
+    pooling: str = "dc2018"
+    fast: bool = True
+    batch_size: int = 128
+    eval_split: str = "val"
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation (zero rows stay zero), float32."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def weighted_knn_scores(
+    train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, num_classes: int,
+    k: int = 20, temperature: float = 0.07,
+) -> np.ndarray:
+    """Pure core: (N_test, C) class scores = sum over the k nearest (cosine) of exp(sim / T)."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    k = min(k, train.shape[0])
+    train_n, test_n = l2_normalize(train), l2_normalize(test)
+    index = faiss.IndexFlatIP(train_n.shape[1])
+    index.add(train_n)
+    sims, idx = index.search(test_n, k)
+    weights = np.exp(sims.astype(np.float64) / temperature)
+    scores = np.zeros((test.shape[0], num_classes), dtype=np.float64)
+    np.add.at(scores, (np.arange(test.shape[0])[:, None], train_labels[idx]), weights)
+    return scores
+
+
+def knn_metrics(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
+                test_labels: np.ndarray, num_classes: int, k: int = 20,
+                temperature: float = 0.07) -> dict[str, float]:
+    """Top-1 (and top-5 when C > 5) of the weighted k-NN classifier, in percent."""
+    scores = weighted_knn_scores(train, train_labels, test, num_classes, k, temperature)
+    return topk_accuracy(torch.from_numpy(scores), torch.from_numpy(test_labels))
+
+
+@register_protocol("knn")
+class KNN(Protocol):
+    """Weighted k-NN top-1 on center-crop pooled features of each requested tap."""
+
+    Config = KNNConfig
+    summary = "weighted k-NN on L2-normalised frozen features (InstDisc/DINO convention)"
+    DIALECTS: dict[str, dict[str, Any]] = {"dc2018": {}, "instdisc2018": {"k": 200}}
+    SCHEDULES: dict[str, dict[str, Any]] = {"published": {}, "smoke": {"batch_size": 64}}
+
+    def run(self, model: Backbone, data_dir: str | Path, config: KNNConfig, *, run_id: str,
+            device: str, progress: bool, work_dir: Path | None) -> list[Result]:
+        """Extract (or read cached) features for train and val, classify val by its neighbours."""
+        if config.k < 1 or config.temperature <= 0:
+            raise UserError("knn needs k >= 1 and temperature > 0")
+        model.check_layers(list(config.layers))
+        splits = load_splits(data_dir, config.eval_split)
+        common = dict(use_cache=config.fast, batch_size=config.batch_size, device=device,
+                      progress=progress, pooling=config.pooling)
+        train = frozen_features(model, splits.train, config.layers, desc="train features",
+                                **common)
+        val = frozen_features(model, splits.val, config.layers, desc="val features", **common)
+        info = run_info(model, self.name, config, run_id=run_id, device=device,
+                        dataset=splits.name)
+        rows: list[Result] = []
+        for layer in config.layers:
+            metrics = knn_metrics(train[layer].features.numpy(), train[layer].labels.numpy(),
+                                  val[layer].features.numpy(), val[layer].labels.numpy(),
+                                  splits.num_classes, config.k, config.temperature)
+            rows += results_from_metrics(info, metrics, split="val", layer=layer)
+        return rows

@@ -1,0 +1,127 @@
+"""`knn-graph`: ratio edge intra-class of the 10-NN graph of a model's features (thesis 4.1).
+
+For each class C: #{edges (i, j) with i, j in C} / #{edges (i, j) with i in C} in the directed
+k-NN graph (Euclidean distance, self excluded, k = 10 in the thesis). Reported: the mean over
+classes (`ratio_edge_intra_class`) and the value a random graph would have
+(`ratio_edge_intra_class_random`, ~1/C). Per-class ratios go to `work_dir/knn_graph_<layer>.csv`.
+Defaults: the model's clustering tap (fc7 pre-ReLU; `pool` for ResNet) on the val split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import faiss
+import numpy as np
+
+from dcbench.data.folders import find_dataset
+from dcbench.errors import UserError
+from dcbench.files import write_text
+from dcbench.protocols.base import (
+    Protocol,
+    ProtocolConfig,
+    Result,
+    register_protocol,
+    results_from_metrics,
+    run_info,
+)
+from dcbench.protocols.features import frozen_features
+from dcbench.protocols.metrics import random_graph_ratio, ratio_edge_intra_class
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
+
+
+@dataclasses.dataclass
+class KNNGraphConfig(ProtocolConfig):
+    """`layers` empty = the model's clustering tap. `preprocess`: none (the thesis: raw
+    descriptors), l2, or pca-whiten (DeepCluster's clustering input: PCA-whiten to
+    `pca_dim`, then L2)."""
+
+    layers: list[str] = dataclasses.field(default_factory=list)
+    k: int = 10
+    split: str = "val"
+    preprocess: Literal["none", "l2", "pca-whiten"] = "none"
+    pca_dim: int = 256
+    fast: bool = True
+    batch_size: int = 128
+
+
+def preprocess_features(x: np.ndarray, how: str, pca_dim: int = 256) -> np.ndarray:
+    """Apply the configured preprocessing (shared with `nmi`)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if how == "none":
+        return x
+    if how == "l2":
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    if how == "pca-whiten":
+        from dcbench.training.clustering import pca_whiten
+
+        return np.ascontiguousarray(pca_whiten(x, dim=min(pca_dim, x.shape[1], x.shape[0])))
+    raise ValueError(f"unknown preprocessing {how!r}")
+
+
+def knn_graph(x: np.ndarray, k: int) -> np.ndarray:
+    """(N, k) neighbour indices by Euclidean distance, excluding each point itself."""
+    if x.shape[0] <= k:
+        raise UserError(f"the k-NN graph needs more than k={k} images, got {x.shape[0]}")
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(np.ascontiguousarray(x, dtype=np.float32))
+    _, idx = index.search(np.ascontiguousarray(x, dtype=np.float32), k + 1)
+    out = np.empty((x.shape[0], k), dtype=np.int64)
+    for row in range(x.shape[0]):
+        neighbours = [j for j in idx[row] if j != row and j >= 0][:k]
+        out[row] = neighbours
+    return out
+
+
+def knn_graph_metrics(x: np.ndarray, labels: np.ndarray, k: int = 10
+                      ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Pure core: (metrics, classes, per-class ratios) of the k-NN graph of `x`."""
+    classes, ratios = ratio_edge_intra_class(knn_graph(x, k), labels)
+    metrics = {"ratio_edge_intra_class": float(ratios.mean()),
+               "ratio_edge_intra_class_random": random_graph_ratio(labels)}
+    return metrics, classes, ratios
+
+
+@register_protocol("knn-graph")
+class KNNGraph(Protocol):
+    """Ratio edge intra-class of the 10-NN graph (thesis Section 4.1, Figures 4.1-4.10)."""
+
+    Config = KNNGraphConfig
+    summary = "ratio edge intra-class of the 10-NN graph vs a random graph (Section 4.1)"
+    DIALECTS: dict[str, dict[str, Any]] = {"dc2018": {}}
+    SCHEDULES: dict[str, dict[str, Any]] = {"published": {}, "smoke": {"batch_size": 64}}
+
+    def run(self, model: Backbone, data_dir: str | Path, config: KNNGraphConfig, *,
+            run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
+        """Features of one split -> 10-NN graph -> per-class ratios and their mean."""
+        if config.k < 1:
+            raise UserError("knn-graph needs k >= 1")
+        if config.split not in ("train", "val", "test"):
+            raise UserError(f"knn-graph split must be train, val or test, got {config.split!r}")
+        layers = list(config.layers) or [model.embedding_tap]
+        model.check_layers(layers)
+        dataset = find_dataset(data_dir, config.split)
+        if (dataset.targets < 0).any():
+            raise UserError(f"{data_dir}/{config.split} has unlabelled images; "
+                            "knn-graph needs labels")
+        feats = frozen_features(model, dataset, layers, use_cache=config.fast,
+                                batch_size=config.batch_size, device=device, progress=progress)
+        info = run_info(model, self.name, config, run_id=run_id, device=device,
+                        dataset=Path(data_dir).expanduser().resolve().name)
+        rows: list[Result] = []
+        for layer in layers:
+            x = preprocess_features(feats[layer].features.numpy(), config.preprocess,
+                                    config.pca_dim)
+            metrics, classes, ratios = knn_graph_metrics(x, feats[layer].labels.numpy(),
+                                                         config.k)
+            rows += results_from_metrics(info, metrics, split=config.split, layer=layer)
+            if work_dir is not None:
+                names = getattr(dataset, "classes", None) or [str(c) for c in classes]
+                lines = ["class,ratio_edge_intra_class"]
+                lines += [f"{names[int(c)]},{r:.6f}" for c, r in zip(classes, ratios, strict=True)]
+                write_text(work_dir / f"knn_graph_{layer}.csv", "\n".join(lines) + "\n")
+        return rows

@@ -1,0 +1,110 @@
+"""`mlp`: fc6-fc8 retrained from scratch on the frozen conv layers (thesis Table 5.2).
+
+The conv trunk (Sobel, convs, BN in eval mode, final pooling to the classifier grid) is
+frozen; a fresh copy of the network's own classifier (Dropout-fc6-ReLU-Dropout-fc7-ReLU,
+official N(0, 0.01) init) plus a new fc8 is trained. Top-1 with 10-crop testing. The thesis
+reports the best of 90 epochs; the optimiser is not published, so the defaults here are
+dcbench's (documented): SGD lr 0.01, momentum 0.9, wd in {1e-4, 5e-4} selected on held-out
+training data, lr x0.1 at epochs 30 and 60, batch 256, the linear-conv train crops.
+Needs a backbone with an fc6/fc7 classifier (AlexNet, VGG16); ResNets are refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import nn
+
+from dcbench.errors import UserError
+from dcbench.protocols.base import Protocol, Result, register_protocol, run_info
+from dcbench.protocols.frozen import FrozenProbeConfig, fit_frozen, outcome_rows, prepare
+from dcbench.protocols.pooling import PoolSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dcbench.models.backbone import Backbone
+
+INPUT_KEY = "fc6_input"  # the flattened, pooled conv5 grid the classifier reads
+LAYER_LABEL = "fc6-8"  # what the result rows call the trained part
+
+
+@dataclasses.dataclass
+class MLPConfig(FrozenProbeConfig):
+    """mlp settings (see the module docstring for which are published and which are ours)."""
+
+    weight_decays: list[float] = dataclasses.field(default_factory=lambda: [1e-4, 5e-4])
+    schedule: Literal["sqrt", "step", "constant"] = "step"
+    milestones: list[int] = dataclasses.field(default_factory=lambda: [30, 60])
+
+
+def check_mlp_backbone(model: Backbone) -> None:
+    """Refuse backbones without the AlexNet/VGG `features` + `avgpool` + `classifier` layout."""
+    if not all(hasattr(model, a) for a in ("features", "avgpool", "classifier")):
+        raise UserError(
+            f"mlp retrains fc6-fc8 and needs an AlexNet or VGG16 backbone; "
+            f"{model.config.get('arch')} has no fc6/fc7 classifier (use linear-conv)"
+        )
+
+
+def mlp_featurizer(model: Backbone) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """images -> {'fc6_input': flattened pooled conv5 grid} through the frozen trunk."""
+
+    def featurize(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        model.eval()
+        x = model.sobel(images) if getattr(model, "sobel", None) is not None else images
+        x = model.avgpool(model.features(x))
+        return {INPUT_KEY: torch.flatten(x, 1)}
+
+    return featurize
+
+
+def fresh_mlp(classifier: nn.Sequential, num_classes: int) -> nn.Sequential:
+    """A re-initialised copy of fc6-fc7 (N(0, 0.01) weights, zero bias) plus a new fc8."""
+    head = copy.deepcopy(classifier)
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    for layer in linears:
+        layer.weight.requires_grad_(True)
+        layer.bias.requires_grad_(True)
+        with torch.no_grad():
+            layer.weight.normal_(0.0, 0.01)
+            layer.bias.zero_()
+    fc8 = nn.Linear(linears[-1].out_features, num_classes)
+    with torch.no_grad():
+        fc8.weight.normal_(0.0, 0.01)
+        fc8.bias.zero_()
+    return nn.Sequential(head, fc8)
+
+
+@register_protocol("mlp")
+class MLP(Protocol):
+    """fc6-fc8 retrained on frozen conv1-5, top-1 with 10-crop (thesis Table 5.2)."""
+
+    Config = MLPConfig
+    summary = "fc6-fc8 retrained from scratch on frozen conv layers (Table 5.2)"
+    DIALECTS: dict[str, dict[str, Any]] = {"dc2018": {}}
+    # smoke: minutes on the built-in 64-px data.
+    SCHEDULES: dict[str, dict[str, Any]] = {
+        "published": {},
+        "smoke": {"epochs": 10, "batch_size": 64, "eval_batch_size": 64,
+                  "milestones": [6, 9], "heldout_fraction": 0.2, "workers": 0},
+    }
+
+    def run(self, model: Backbone, data_dir: str | Path, config: MLPConfig, *, run_id: str,
+            device: str, progress: bool, work_dir: Path | None) -> list[Result]:
+        """Select wd/epoch on held-out training data, report val top-1 (selected and best)."""
+        check_mlp_backbone(model)
+        splits = prepare(model, data_dir, config, device)
+        outcomes = fit_frozen(
+            model, splits, config, specs={INPUT_KEY: PoolSpec("none")},
+            featurize=mlp_featurizer(model),
+            make_head=lambda _: fresh_mlp(model.classifier, splits.num_classes),
+            device=device, progress=progress, work_dir=work_dir,
+        )
+        info = run_info(model, self.name, config, run_id=run_id, device=device,
+                        dataset=splits.name)
+        return outcome_rows(info, {LAYER_LABEL: outcomes[INPUT_KEY]}, work_dir)

@@ -1,0 +1,105 @@
+"""`nmi`: how well k-means clusters of a model's features agree with the labels (ECCV Fig. 2).
+
+Features of one split (default: the clustering tap on val), preprocessed as DeepCluster does
+(PCA-whiten to 256 dims + L2; `preprocess` can be none/l2), clustered with the training code's
+faiss k-means (`dcbench.training.clustering.run_kmeans`, empty clusters refilled as in
+DeepCluster) with k = number of classes unless set. Reported: NMI and ARI against the labels
+(scikit-learn) and cluster-size statistics (smallest, largest, coefficient of variation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from dcbench.data.folders import find_dataset
+from dcbench.errors import UserError
+from dcbench.protocols.base import (
+    Protocol,
+    ProtocolConfig,
+    Result,
+    register_protocol,
+    results_from_metrics,
+    run_info,
+)
+from dcbench.protocols.features import frozen_features
+from dcbench.protocols.knn_graph import preprocess_features
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
+
+
+@dataclasses.dataclass
+class NMIConfig(ProtocolConfig):
+    """`k` = 0 means the number of classes; `layers` empty = the model's clustering tap."""
+
+    layers: list[str] = dataclasses.field(default_factory=list)
+    k: int = 0
+    niter: int = 20
+    split: str = "val"
+    preprocess: Literal["none", "l2", "pca-whiten"] = "pca-whiten"
+    pca_dim: int = 256
+    fast: bool = True
+    batch_size: int = 128
+
+
+def cluster_size_stats(assignments: np.ndarray, k: int) -> dict[str, float]:
+    """Smallest and largest cluster and the coefficient of variation of the k cluster sizes."""
+    sizes = np.bincount(np.asarray(assignments), minlength=k).astype(np.float64)
+    return {"cluster_size_min": float(sizes.min()), "cluster_size_max": float(sizes.max()),
+            "cluster_size_cv": float(sizes.std() / max(sizes.mean(), 1e-12))}
+
+
+def partition_metrics(assignments: np.ndarray, labels: np.ndarray, k: int) -> dict[str, float]:
+    """NMI and ARI of a partition against labels, plus its cluster-size statistics."""
+    return {"nmi": float(normalized_mutual_info_score(labels, assignments)),
+            "ari": float(adjusted_rand_score(labels, assignments)),
+            **cluster_size_stats(assignments, k)}
+
+
+def nmi_core(x: np.ndarray, labels: np.ndarray, k: int, niter: int = 20, seed: int = 0
+             ) -> dict[str, float]:
+    """Pure core: faiss k-means on `x` (already preprocessed), scored against `labels`."""
+    from dcbench.training.clustering import run_kmeans
+
+    assignments, _ = run_kmeans(np.ascontiguousarray(x, dtype=np.float32), k, niter=niter,
+                                seed=seed, use_gpu=False)
+    return partition_metrics(assignments, labels, k)
+
+
+@register_protocol("nmi")
+class NMI(Protocol):
+    """k-means on frozen features vs labels: NMI, ARI, cluster sizes."""
+
+    Config = NMIConfig
+    summary = "k-means of the features vs labels: NMI, ARI, cluster sizes (ECCV Fig. 2)"
+    DIALECTS: dict[str, dict[str, Any]] = {"dc2018": {}}
+    SCHEDULES: dict[str, dict[str, Any]] = {"published": {}, "smoke": {"batch_size": 64}}
+
+    def run(self, model: Backbone, data_dir: str | Path, config: NMIConfig, *, run_id: str,
+            device: str, progress: bool, work_dir: Path | None) -> list[Result]:
+        """Features of one split -> preprocess -> k-means -> NMI/ARI per layer."""
+        if config.split not in ("train", "val", "test"):
+            raise UserError(f"nmi split must be train, val or test, got {config.split!r}")
+        layers = list(config.layers) or [model.embedding_tap]
+        model.check_layers(layers)
+        dataset = find_dataset(data_dir, config.split)
+        labels = dataset.targets
+        if (labels < 0).any():
+            raise UserError(f"{data_dir}/{config.split} has unlabelled images; nmi needs labels")
+        k = config.k or int(labels.max()) + 1
+        feats = frozen_features(model, dataset, layers, use_cache=config.fast,
+                                batch_size=config.batch_size, device=device, progress=progress)
+        info = run_info(model, self.name, config, run_id=run_id, device=device,
+                        dataset=Path(data_dir).expanduser().resolve().name)
+        rows: list[Result] = []
+        for layer in layers:
+            x = preprocess_features(feats[layer].features.numpy(), config.preprocess,
+                                    config.pca_dim)
+            metrics = nmi_core(x, feats[layer].labels.numpy(), k, config.niter, config.seed)
+            rows += results_from_metrics(info, metrics, split=config.split, layer=layer)
+        return rows

@@ -1,0 +1,225 @@
+"""`voc12-seg`: PASCAL VOC2012 semantic segmentation transfer (ECCV Table 2 "seg").
+
+The paper used the FCN code of Shelhamer et al. (fcn.berkeleyvision.org) and reported mIoU
+on VOC2012 val; DeepCluster's solver was never released, so the defaults follow the
+reference setup of Zhang et al. for these comparisons (UNVERIFIED for DeepCluster itself):
+FCN-32s (`voc_fcn.py`) on full-size images (no resizing, no augmentation), per-pixel
+softmax cross-entropy summed over non-ignored pixels (Caffe `normalize: false`), gradients
+accumulated over 20 images per iteration (`iter_size` 20, averaged), SGD lr 1e-4, momentum
+0.9, wd 5e-4, 150k iterations in three 50k phases (lr x0.1 at each phase; the exact drop is
+not documented). fc6/fc7 keep their pretrained weights, convolutionalised;
+`train_layers=fc6-8` freezes the conv trunk, `all` fine-tunes it; BN always uses its
+stored statistics. Training on VOC12 `train`; `list_file` + `mask_dir` switch to the
+SBD-augmented list (e.g. `train_aug.txt` + `SegmentationClassAug`).
+
+Metric (`voc_metrics`): a 21x21 confusion matrix over val pixels, 255 ignored; per-class
+IoU = TP / (TP + FP + FN); mIoU = mean over the classes present in the ground truth or the
+prediction (a class absent from both is undefined and left out, the FCN nan-mean); also
+pixel accuracy (`accuracy`).
+
+Schedules: `smoke` (built-in data, ~1 min on 2 CPU cores) changes: iterations 60, 2 images
+per iteration, loss averaged over pixels (`loss_normalize`) with lr 0.01 (a sum-over-pixels
+loss at lr 1e-4 is tuned for 500x375 images and 150k iterations), stepsize 40, checkpoint
+every 20, workers 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+from dcbench.data.loader import DecodeReport
+from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
+from dcbench.files import write_json
+from dcbench.protocols.base import (
+    Protocol,
+    ProtocolConfig,
+    Result,
+    register_protocol,
+    results_from_metrics,
+    run_info,
+)
+from dcbench.protocols.voc_fcn import FCNNet
+from dcbench.protocols.voc_finetune import Checkpoint, epoch_batches, log, train_iterations
+from dcbench.protocols.voc_metrics import confusion_matrix, finite_metrics, segmentation_scores
+from dcbench.protocols.voc_nets import (
+    backbone_parts,
+    layer_label,
+    reinit_linear,
+    resolve_device,
+    set_trainable,
+)
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
+
+SEG_CLASSES: tuple[str, ...] = ("background", *VOC_CLASSES)
+
+
+@dataclasses.dataclass
+class VOC12SegConfig(ProtocolConfig):
+    """VOC12 FCN-32s fine-tuning; defaults = the Zhang et al. FCN reference solver."""
+
+    train_layers: Literal["fc6-8", "all"] = "fc6-8"
+    train_bn_scales: bool = False
+    split: Literal["train", "trainval"] = "train"
+    eval_split: Literal["val", "train"] = "val"
+    list_file: str | None = None  # e.g. the SBD-augmented train_aug.txt
+    mask_dir: str = "SegmentationClass"  # e.g. SegmentationClassAug with list_file
+    iterations: int = 150000
+    batch_size: int = 20  # images per iteration (FCN iter_size), one forward each
+    lr: float = 1e-4
+    stepsize: int = 50000
+    lr_gamma: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    loss_normalize: bool = False  # False: sum over pixels (FCN); True: mean over pixels
+    flip: bool = False
+    reinit_fc: bool = False  # True: fc6/fc7 re-initialised N(0, 0.01), bias 0.1
+    checkpoint_every: int = 1000
+    workers: int = 4
+
+
+class SegBatch(NamedTuple):
+    """Images of different sizes as lists, plus the undecodable indices."""
+
+    images: list[torch.Tensor]
+    masks: list[torch.Tensor]
+    indices: list[int]
+    bad: list[int]
+
+
+def collate_segmentation(items: list[tuple[Any, Any, int]]) -> SegBatch:
+    """Keep decodable (image, mask) pairs as lists; record the others in `bad`."""
+    good = [item for item in items if item[0] is not None]
+    return SegBatch([g[0] for g in good], [torch.as_tensor(g[1]) for g in good],
+                    [g[2] for g in good], [item[2] for item in items if item[0] is None])
+
+
+def seg_transform(mean: list[float], std: list[float], flip: bool) -> v2.Compose:
+    """Full-size image normalised (and optionally flipped together with its mask)."""
+    steps: list[nn.Module] = [v2.ToImage()]
+    if flip:
+        steps.append(v2.RandomHorizontalFlip())
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    return v2.Compose(steps)
+
+
+def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """Per-pixel cross-entropy, 255 ignored; summed (FCN) or averaged over valid pixels."""
+    loss = nn.functional.cross_entropy(logits, mask.long(), ignore_index=IGNORE_INDEX,
+                                       reduction="sum")
+    if normalize:
+        loss = loss / (mask != IGNORE_INDEX).sum().clamp(min=1)
+    return loss
+
+
+def voc12_seg_metrics(cm: np.ndarray) -> dict[str, float]:
+    """Pure core: a 21x21 confusion matrix -> `miou`, `accuracy`, `iou_<class>`."""
+    scores = segmentation_scores(cm)
+    metrics = {"miou": float(scores["miou"]), "accuracy": float(scores["pixel_acc"])}
+    metrics.update({f"iou_{name}": float(v)
+                    for name, v in zip(SEG_CLASSES, scores["iou"], strict=True)})
+    return metrics
+
+
+@torch.no_grad()
+def segment_confusion(net: nn.Module, dataset: VOCSegmentation, *, device: torch.device,
+                      workers: int, report: DecodeReport, progress: bool = False) -> np.ndarray:
+    """Accumulate the confusion matrix of the argmax prediction over `dataset` (full images)."""
+    from tqdm import tqdm
+
+    net.eval()
+    cm = np.zeros((len(SEG_CLASSES), len(SEG_CLASSES)), dtype=np.int64)
+    loader = DataLoader(dataset, batch_size=1, num_workers=workers,
+                        collate_fn=collate_segmentation)
+    for batch in tqdm(loader, desc="segment", disable=not progress, dynamic_ncols=True):
+        report.add(batch.bad, dataset)
+        for image, mask in zip(batch.images, batch.masks, strict=True):
+            pred = net(image.unsqueeze(0).to(device)).argmax(1)[0].cpu().numpy()
+            cm += confusion_matrix(pred, mask.numpy(), len(SEG_CLASSES), IGNORE_INDEX)
+    return cm
+
+
+@register_protocol("voc12-seg")
+class VOC12Segmentation(Protocol):
+    """VOC12 segmentation with FCN-32s on our trunk (fc6-8 | all), mIoU on val."""
+
+    Config = VOC12SegConfig
+    DIALECTS = {"dc2018": {}}
+    SCHEDULES = {
+        "published": {},
+        "smoke": {"iterations": 60, "batch_size": 2, "loss_normalize": True, "lr": 0.01,
+                  "stepsize": 40, "checkpoint_every": 20, "workers": 0},
+    }
+    summary = "VOC2012 segmentation (FCN-32s on our trunk; fc6-8 | all), val mIoU"
+
+    def run(self, model: Backbone, data_dir: str | Path, config: VOC12SegConfig, *,
+            run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
+        """Train FCN-32s on `split`, evaluate on `eval_split`, return mIoU + per-class IoU."""
+        dev = resolve_device(device)
+        mean, std = list(model.config["mean"]), list(model.config["std"])
+        train_set = VOCSegmentation(data_dir, 2012, config.split,
+                                    transform=seg_transform(mean, std, config.flip),
+                                    list_file=config.list_file, mask_dir=config.mask_dir)
+        eval_set = VOCSegmentation(data_dir, 2012, config.eval_split,
+                                   transform=seg_transform(mean, std, False))
+        parts = backbone_parts(model, self.name)
+        if config.reinit_fc:
+            generator = torch.Generator().manual_seed(config.seed)
+            for layer in parts.linears():
+                reinit_linear(layer, generator)
+        net = FCNNet(parts, len(SEG_CLASSES))
+        set_trainable(net, config.train_layers, config.train_bn_scales)
+        net.to(dev)
+        params = [p for p in net.parameters() if p.requires_grad]
+        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                    weight_decay=config.weight_decay)
+        info = run_info(model, self.name, config, run_id=run_id, device=str(dev),
+                        dataset="voc2012")
+        report = DecodeReport()
+
+        def step(batch: SegBatch) -> float | None:
+            report.add(batch.bad, train_set)
+            if not batch.images:
+                return None
+            optimizer.zero_grad(set_to_none=True)
+            total = 0.0
+            for image, mask in zip(batch.images, batch.masks, strict=True):
+                logits = net(image.unsqueeze(0).to(dev))
+                loss = segmentation_loss(logits, mask.unsqueeze(0).to(dev),
+                                         config.loss_normalize) / len(batch.images)
+                loss.backward()
+                total += float(loss.detach())
+            optimizer.step()
+            return total
+
+        checkpoint = Checkpoint(work_dir / "checkpoint.pt", info.config_hash) if work_dir else None
+        train_iterations(
+            net, optimizer,
+            batches=epoch_batches(train_set, batch_size=config.batch_size, seed=config.seed,
+                                  workers=config.workers, collate=collate_segmentation),
+            step=step, iterations=config.iterations, lr=config.lr, stepsize=config.stepsize,
+            gamma=config.lr_gamma, seed=config.seed, checkpoint=checkpoint,
+            every=config.checkpoint_every, progress=progress, desc=f"{self.name} train",
+            log_path=work_dir / "log.jsonl" if work_dir else None,
+        )
+        cm = segment_confusion(net, eval_set, device=dev, workers=config.workers,
+                               report=report, progress=progress)
+        metrics = voc12_seg_metrics(cm)
+        layer = layer_label(config.train_layers, config.train_bn_scales)
+        log(f"{self.name} [{layer}] {config.eval_split} mIoU: {100 * metrics['miou']:.2f}")
+        if report.count:
+            log(report.summary())
+        if work_dir:
+            write_json(work_dir / "metrics.json",
+                       {config.eval_split: metrics, "confusion_matrix": cm.tolist()})
+        return results_from_metrics(info, finite_metrics(metrics), split=config.eval_split,
+                                    layer=layer)

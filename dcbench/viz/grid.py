@@ -1,0 +1,113 @@
+"""Image plumbing shared by the visualisations: normalise, tile, label, encode as PNG.
+
+Everything here is pure (tensors/arrays in, arrays or bytes out) so the figures can be tested
+without touching the disk; `save_png` is the one writer and it is atomic.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torchvision.utils import make_grid
+
+from dcbench.files import write_bytes
+
+# A tile is a (3, H, W) float tensor in [0, 1]; None leaves a blank cell.
+Tile = torch.Tensor | None
+
+
+def minmax_per_item(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Rescale every item of a batch (N, ...) to [0, 1] on its own (min -> 0, max -> 1).
+
+    A constant item becomes 0.5 grey, so a dead filter reads as "nothing" rather than black.
+    """
+    flat = x.detach().float().reshape(x.shape[0], -1)
+    lo = flat.min(dim=1, keepdim=True).values
+    hi = flat.max(dim=1, keepdim=True).values
+    span = hi - lo
+    out = torch.where(span > eps, (flat - lo) / span.clamp_min(eps), torch.full_like(flat, 0.5))
+    return out.reshape(x.shape)
+
+
+def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Undo `Normalize(mean, std)` on (N, 3, H, W) or (3, H, W) and clip to [0, 1] for display."""
+    m = torch.as_tensor(list(mean), dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    s = torch.as_tensor(list(std), dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    return (x * s + m).clamp(0.0, 1.0)
+
+
+def border(tile: torch.Tensor, color: Sequence[float], width: int = 2) -> torch.Tensor:
+    """A copy of `tile` (3, H, W) with a coloured frame of `width` pixels drawn inside it."""
+    out = tile.clone()
+    c = torch.as_tensor(list(color), dtype=out.dtype).view(3, 1, 1)
+    w = max(1, min(width, min(out.shape[-2:]) // 4))
+    out[:, :w, :] = c
+    out[:, -w:, :] = c
+    out[:, :, :w] = c
+    out[:, :, -w:] = c
+    return out
+
+
+def tile_rows(rows: Sequence[Sequence[Tile]], padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
+    """Lay out rows of equally sized tiles on a white canvas -> uint8 (H, W, 3).
+
+    Rows shorter than the longest one, and `None` cells, are left blank. The tiling itself is
+    torchvision's `make_grid`.
+    """
+    shapes = {tuple(t.shape) for row in rows for t in row if t is not None}
+    if not shapes:
+        raise ValueError("tile_rows: no tiles to lay out")
+    if len(shapes) != 1:
+        raise ValueError(f"tile_rows: tiles differ in shape: {sorted(shapes)}")
+    shape = shapes.pop()
+    ncols = max(len(row) for row in rows)
+    blank = torch.full(shape, float(pad_value))
+    flat = [
+        (row[j] if j < len(row) and row[j] is not None else blank).float().clamp(0.0, 1.0)
+        for row in rows
+        for j in range(ncols)
+    ]
+    grid = make_grid(torch.stack(flat), nrow=ncols, padding=padding, pad_value=pad_value)
+    return to_uint8(grid)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8, rounding to nearest."""
+    arr = image.detach().float().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    return arr.permute(1, 2, 0).contiguous().numpy()
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement by an integer factor (small filters stay crisp)."""
+    if factor < 1:
+        raise ValueError(f"upscale factor must be >= 1, got {factor}")
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
+
+
+def with_header(image: np.ndarray, texts: Sequence[tuple[int, str]], height: int = 14) -> np.ndarray:
+    """Add a white strip above `image` with each `(x, text)` written at column x (PIL's font)."""
+    canvas = Image.new("RGB", (image.shape[1], image.shape[0] + height), (255, 255, 255))
+    canvas.paste(Image.fromarray(image), (0, height))
+    draw = ImageDraw.Draw(canvas)
+    for x, text in texts:
+        draw.text((x + 2, 1), text, fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode a uint8 (H, W, 3) array as PNG (no timestamps: same pixels -> same bytes)."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
+    """Write `image` as a PNG atomically (temp file + rename)."""
+    write_bytes(path, png_bytes(image))
