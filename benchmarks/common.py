@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -50,7 +49,7 @@ class Row:
         if self.baseline is not None:
             higher = self.unit in HIGHER_IS_BETTER
             num, den = (self.dcbench, self.baseline) if higher else (self.baseline, self.dcbench)
-            ratio = num / den if den else math.inf
+            ratio = num / den if den else (1.0 if num == 0 else math.inf)
         object.__setattr__(self, "ratio", ratio)
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,18 +90,51 @@ def matmul_peak_gflops(n: int = 2048, repeat: int = 3) -> float:
     return 2.0 * n**3 / best / 1e9
 
 
-def peak_rss_mib_of(code: str, timeout: float = 1800.0) -> tuple[float, str]:
-    """Run `code` in a fresh Python process; return (its peak RSS in MiB, its stdout).
+@dataclass(frozen=True)
+class MemoryProbe:
+    """Memory of one step run in a fresh process: RSS before it, peak RSS during it (MiB)."""
 
-    Peak RSS comes from `getrusage(RUSAGE_CHILDREN)` of that one child (Linux reports KiB), so
-    each measurement starts from an empty interpreter and sees nothing of this process.
-    Raises RuntimeError with the child's stderr if it fails.
+    before_mib: float
+    peak_mib: float
+    seconds: float
+    stdout: str
+
+    @property
+    def extra_mib(self) -> float:
+        """What the step itself needed on top of what was resident before it."""
+        return max(self.peak_mib - self.before_mib, 0.0)
+
+
+_PROBE = """
+import time
+
+def _status_kib(key):
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(key + " missing from /proc/self/status")
+
+{setup}
+with open("/proc/self/clear_refs", "w") as handle:  # reset VmHWM to the current RSS
+    handle.write("5")
+_before = _status_kib("VmRSS")
+_start = time.perf_counter()
+{step}
+print("MEMPROBE", _before, _status_kib("VmHWM"), time.perf_counter() - _start)
+"""
+
+
+def step_memory(setup: str, step: str, timeout: float = 1800.0) -> MemoryProbe:
+    """Run `setup` then `step` (Python source) in a fresh interpreter; measure `step` alone.
+
+    The peak-RSS mark (Linux VmHWM) is reset after `setup`, so the peak belongs to `step`
+    and nothing of this process, the imports or the inputs made in `setup` is counted
+    twice. Linux only (it reads /proc); raises RuntimeError with the child's stderr on failure.
     """
-    script = (
-        "import resource, sys\n"
-        f"{code}\n"
-        "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-    )
+    if not sys.platform.startswith("linux"):
+        raise RuntimeError("the memory probe reads /proc/self/status: Linux only")
+    script = _PROBE.format(setup=setup, step=step)
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "PYTHONHASHSEED": "0"},
@@ -110,17 +142,10 @@ def peak_rss_mib_of(code: str, timeout: float = 1800.0) -> tuple[float, str]:
     if proc.returncode != 0:
         raise RuntimeError(f"memory probe failed:\n{proc.stderr.strip()[-2000:]}")
     lines = proc.stdout.strip().splitlines()
-    kib = float(next(ln.split()[1] for ln in reversed(lines) if ln.startswith("PEAK_RSS_KIB")))
-    if sys.platform == "darwin":  # macOS reports bytes
-        kib /= 1024.0
-    out = "\n".join(ln for ln in lines if not ln.startswith("PEAK_RSS_KIB"))
-    return kib / 1024.0, out
-
-
-def self_peak_rss_mib() -> float:
-    """Peak RSS of this process so far, MiB."""
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kib / (1024.0 * (1024.0 if sys.platform == "darwin" else 1.0))
+    marker = next(ln for ln in reversed(lines) if ln.startswith("MEMPROBE"))
+    _, before, peak, seconds = marker.split()
+    out = "\n".join(ln for ln in lines if not ln.startswith("MEMPROBE"))
+    return MemoryProbe(float(before) / 1024, float(peak) / 1024, float(seconds), out)
 
 
 def _cpu_model() -> str:
@@ -141,6 +166,11 @@ def _ram_gib() -> float | None:
         return None
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (how busy the machine was), None where unsupported."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on: CPU, cores, torch threads, RAM, GPU, versions."""
     import torch
@@ -155,7 +185,7 @@ def machine() -> dict[str, Any]:
         "ram_gib": round(ram, 1) if ram is not None else None,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "os": f"{platform.system()} {platform.release()}",
-        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "load_avg_1m": load_average(),
         "code_revision": code_revision(),
         "versions": versions(),
     }
@@ -171,9 +201,12 @@ def machine_line(info: dict[str, Any]) -> str:
     """One line describing `machine()` for the table's caption."""
     v = info["versions"]
     gpu = info["gpu"] or "no GPU"
+    load = info["load_avg_1m"]
+    if info.get("load_avg_1m_end") is not None:
+        load = f"{load} -> {info['load_avg_1m_end']}"
     return (
         f"{info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}, "
-        f"{info['ram_gib']} GiB RAM, {gpu}, load {info['load_avg_1m']}; "
+        f"{info['ram_gib']} GiB RAM, {gpu}, load {load}; "
         f"dcbench {v['dcbench']}, torch {v['torch']}, torchvision {v['torchvision']}, "
         f"faiss {v['faiss']}, scikit-learn {v['sklearn']}, numpy {v['numpy']}, "
         f"python {v['python']}; code {short_revision(info['code_revision'])}"

@@ -1,5 +1,8 @@
-"""Frozen-feature extraction: compute efficiency (vs the measured matmul peak) and the
-JPEG-to-pooled-features pipeline (vs plain torchvision ImageFolder + PIL + DataLoader).
+"""Feature extraction: share of the matmul peak, and JPEG pipelines vs plain torchvision.
+
+Two questions: how close the frozen-feature step gets to the machine's measured matmul
+peak, and how dcbench's JPEG-to-pooled-features pipeline compares with a plain torchvision
+ImageFolder + PIL + DataLoader one.
 
 Compute rows: dcbench's extraction step (`tap_featurizer` + `pool_features`, what
 `extract_pooled` runs per batch) on random batches; the baseline figure is the images/s the
@@ -56,7 +59,7 @@ def flops_per_image(fn: Callable[[torch.Tensor], Any], size: int) -> float:
     return float(counter.get_total_flops())
 
 
-def compute_row(arch: str, size: int, batch: int, repeat: int, peak: float) -> Row:
+def compute_row(arch: str, size: int, batch: int, repeat: int, peak: float, peak_n: int) -> Row:
     """img/s of conv5 pooled on random batches vs the img/s implied by the matmul peak."""
     model = model_for(arch)
     extract = conv5_extractor(model, size)
@@ -68,7 +71,7 @@ def compute_row(arch: str, size: int, batch: int, repeat: int, peak: float) -> R
     return Row("features", f"{arch} (Sobel) conv5 pooled, {size} px, batch {batch}", ips,
                "img/s", "matmul-peak bound", at_peak,
                notes=f"{flops / 1e9:.3g} GFLOP/img; ratio = fraction of the measured peak "
-               f"({peak:.0f} GFLOP/s, fp32 2048^3 matmul)")
+               f"({peak:.0f} GFLOP/s, fp32 {peak_n}^3 matmul)")
 
 
 def write_jpeg_set(out: Path, per_class: int, side: int) -> Path:
@@ -140,20 +143,20 @@ def pipeline_row(root: Path, what: str, size: int, resize: int, batch: int,
 
 def run(quick: bool) -> list[Row]:
     """Compute efficiency at 224 (AlexNet) and 64 px (alexnet_small), then JPEG pipelines."""
-    peak = matmul_peak_gflops(1024 if quick else 2048)
+    peak_n = 1024 if quick else 2048
+    peak = matmul_peak_gflops(peak_n)
     rows = [
-        compute_row("alexnet", 224, 4 if quick else 64, 1 if quick else 3, peak),
-        compute_row("alexnet_small", 64, 16 if quick else 256, 1 if quick else 3, peak),
+        compute_row("alexnet", 224, 4 if quick else 64, 1 if quick else 3, peak, peak_n),
+        compute_row("alexnet_small", 64, 16 if quick else 256, 1 if quick else 3, peak, peak_n),
     ]
-    per_class = 4 if quick else 64
     with tempfile.TemporaryDirectory(prefix="dcbench-bench-") as tmp:
-        big = write_jpeg_set(Path(tmp) / "256", per_class, 256)
-        small = write_jpeg_set(Path(tmp) / "64", per_class, 64)
-        n = len(list(big.glob("*/*.jpg")))
-        rows.append(pipeline_row(big, f"{n} JPEGs 256 px -> 224 crops, loader only", 224, 256,
-                                 64, None))
-        rows.append(pipeline_row(big, f"{n} JPEGs 256 px -> alexnet conv5 pooled", 224, 256, 64,
-                                 conv5_extractor(model_for("alexnet"), 224)))
-        rows.append(pipeline_row(small, f"{n} JPEGs 64 px -> alexnet_small conv5 pooled", 64, 73,
-                                 64, conv5_extractor(model_for("alexnet_small"), 64)))
+        big = write_jpeg_set(Path(tmp) / "256", 2 if quick else 16, 256)
+        small = write_jpeg_set(Path(tmp) / "64", 2 if quick else 64, 64)
+        n_big, n_small = (len(list(root.glob("*/*.jpg"))) for root in (big, small))
+        rows.append(pipeline_row(big, f"{n_big} JPEGs 256 px -> 224 crops, loader only", 224,
+                                 256, 64, None))
+        rows.append(pipeline_row(big, f"{n_big} JPEGs 256 px -> alexnet conv5 pooled", 224, 256,
+                                 64, conv5_extractor(model_for("alexnet"), 224)))
+        rows.append(pipeline_row(small, f"{n_small} JPEGs 64 px -> alexnet_small conv5 pooled",
+                                 64, 73, 64, conv5_extractor(model_for("alexnet_small"), 64)))
     return rows

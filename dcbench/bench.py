@@ -48,24 +48,29 @@ class Report:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def source_root() -> Path:
-    """The checkout holding `benchmarks/` (the parent of the `dcbench` package folder)."""
-    root = Path(__file__).resolve().parent.parent
+def source_root(package_dir: Path | None = None) -> Path:
+    """The checkout holding `benchmarks/`: the parent of the `dcbench` package folder."""
+    package_dir = package_dir or Path(__file__).resolve().parent
+    root = package_dir.parent
     if not (root / "benchmarks" / "__init__.py").is_file():
         raise UserError(
             f"dcbench bench needs the dcbench source checkout (no benchmarks/ folder next to "
-            f"{Path(__file__).resolve().parent}); clone the repository and run it from there "
-            f"(pip install -e .)"
+            f"{package_dir}); clone the repository, pip install -e it and run from there"
         )
     return root
 
 
 def import_benchmarks() -> ModuleType:
     """Import the `benchmarks` package of the source checkout."""
-    root = str(source_root())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return importlib.import_module("benchmarks")
+    root = source_root()
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    package = importlib.import_module("benchmarks")
+    where = Path(package.__file__ or "").resolve().parent
+    if where != root / "benchmarks":
+        raise UserError(f"another 'benchmarks' package shadows dcbench's: {where}",
+                        detail=f"  expected {root / 'benchmarks'}")
+    return package
 
 
 def discover() -> dict[str, ModuleType]:
@@ -96,7 +101,7 @@ def select(available: dict[str, ModuleType], only: str | None) -> dict[str, Modu
 def run_benchmarks(modules: dict[str, ModuleType], quick: bool, verbose: bool = True) -> Report:
     """Run each module's `run(quick)`; a module that raises is recorded as a failure and the
     others still run (the table says which failed)."""
-    from benchmarks.common import Row, machine
+    from benchmarks.common import Row, load_average, machine
 
     report = Report(rows=[], machine=machine(), quick=quick)
     for name, module in modules.items():
@@ -116,7 +121,7 @@ def run_benchmarks(modules: dict[str, ModuleType], quick: bool, verbose: bool = 
         report.seconds[name] = time.perf_counter() - start
         if verbose:
             print(f"[bench] {name}: {report.seconds[name]:.1f}s", file=sys.stderr, flush=True)
-    report.machine["load_avg_1m_end"] = machine()["load_avg_1m"]
+    report.machine["load_avg_1m_end"] = load_average()
     return report
 
 

@@ -99,8 +99,9 @@ def to_latex(display: pd.DataFrame, caption: str) -> str:
     """A booktabs LaTeX table (special characters escaped; ± and Δ in math mode)."""
     styler = display.style.hide(axis="index").format(escape="latex")
     styler = styler.format_index(escape="latex", axis=1)
-    text = styler.to_latex(hrules=True, caption=_latex_escape(caption),
-                           column_format="l" * len(display.columns))
+    align = "".join("r" if all(_looks_numeric(str(v)) for v in display[c]) else "l"
+                    for c in display.columns)
+    text = styler.to_latex(hrules=True, caption=_latex_escape(caption), column_format=align)
     return text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
 
 

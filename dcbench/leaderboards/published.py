@@ -1,7 +1,7 @@
 """The published tables shipped as package data: thesis Tables 5.2-5.5, ECCV Tables 1-5, ...
 
 Layout of `dcbench/leaderboards/published/`:
-- `index.csv`: one line per table (id, title, source, dialect, unit, notes);
+- `index.csv`: one line per table (id, title, source, dialect, arch, unit, notes);
 - `columns.csv`: each value column of each table mapped to the result it corresponds to
   (protocol, dataset, split, layer, metric); a blank protocol means "reference only";
 - `<id>.csv`: the table itself, wide: `method`, label columns, value columns (blank where
@@ -69,6 +69,7 @@ class TableInfo:
     title: str
     source: str
     dialect: str
+    arch: str  # the architecture of every row ('' when the table mixes them)
     unit: str
     notes: str
     columns: tuple[ColumnSpec, ...]
@@ -101,7 +102,7 @@ def _catalog() -> dict[str, TableInfo]:
             for c in columns[columns.table_id == row.id].itertuples(index=False)
         )
         tables[row.id] = TableInfo(
-            row.id, row.title, row.source, row.dialect, row.unit, row.notes, specs
+            row.id, row.title, row.source, row.dialect, row.arch, row.unit, row.notes, specs
         )
     unknown = set(columns.table_id) - set(tables)
     if unknown:

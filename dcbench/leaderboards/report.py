@@ -19,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from dcbench.errors import UserError
+from dcbench.leaderboards.published import list_tables, table_info
+from dcbench.leaderboards.tables import KIND_PUBLISHED, Leaderboard
 
 PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("NMI", ("nmi_prev", "nmi_labels")),
@@ -126,16 +128,12 @@ def html_page(title: str, tables: Sequence[tuple[str, str, str]],
     return "\n".join(parts)
 
 
-def build_report(leaderboard: object, table_names: Sequence[str] | None = None,
+def build_report(leaderboard: Leaderboard, table_names: Sequence[str] | None = None,
                  run_dirs: Sequence[str | Path] = (), title: str = "dcbench report") -> str:
     """The HTML report: the named tables (default: those holding our results, else all
     matchable ones) with our rows merged in, then the training curves of `run_dirs`."""
     from dcbench.leaderboards.export import display_frame, to_html_table
-    from dcbench.leaderboards.published import list_tables, table_info
-    from dcbench.leaderboards.tables import KIND_PUBLISHED, Leaderboard
 
-    if not isinstance(leaderboard, Leaderboard):
-        raise TypeError("build_report needs a Leaderboard")
     curves = run_curves(run_dirs)  # validate run dirs before the (slower) tables
     if table_names:
         infos = [table_info(name) for name in table_names]

@@ -1,18 +1,21 @@
 """Published tables with our results merged in, as pandas DataFrames (for the CLI and notebooks).
 
-Matching rule: a published column maps to one result cell (protocol, dataset, split, layer,
-metric; see `published/columns.csv`; a blank split matches any split). Our rows are grouped
-by (model, model_sha256, dialect). Within each cell, the results of the most recent config
-hash are *current*; rows with an older config hash are *stale* and shown on their own row,
-never averaged with current ones. A row is *comparable* when it is current and has the
-table's dialect; only comparable rows get a delta, computed against the published row whose
-`dcbench_model` names the same model (or one named with `match=`). Several seeds (or
-repeated runs) of one cell give mean and sample std (ddof=1).
+Matching rule: a table's rows share an architecture (`index.csv` arch; catalog models of
+another architecture are kept out, other models are let in). A published column maps to
+one result cell (protocol, dataset, split, layer, metric; see `published/columns.csv`; a
+blank split matches any split; dataset folder names such as ILSVRC2012 are aliased). Our
+rows are grouped by (model, model_sha256, dialect). Within each cell, the results of the
+most recent config hash are *current*; rows with an older config hash are *stale* and
+shown on their own row, never averaged with current ones. A row is *comparable* when it is
+current and has the table's dialect; only comparable rows get a delta, computed against
+the published row whose `dcbench_model` names the same model (or one named with
+`match=`). Several seeds (or repeated runs) of one cell give mean and sample std (ddof=1).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,7 +62,18 @@ class Leaderboard:
 
     @classmethod
     def from_store(cls, path: str | os.PathLike | None = None) -> Leaderboard:
-        """Read every result from the store at `path` (default: the dcbench home store)."""
+        """Read every result from the store at `path` (default: the dcbench home store).
+
+        A missing default store means no results yet; a missing explicit `path` is an
+        error (most likely a typo), and neither creates a file.
+        """
+        if path is None:
+            from dcbench.home import results_store_path
+
+            if not results_store_path().exists():
+                return cls()
+        elif not Path(path).exists():
+            raise UserError(f"no results store at {path}")
         return cls(ResultsStore(path).results())
 
     def tables(self) -> pd.DataFrame:
@@ -208,6 +222,9 @@ def _place(results: pd.DataFrame, info: TableInfo,
         if spec.matchable:
             by_key.setdefault(spec.key, []).append(spec.column)
     parts = []
+    if info.arch:  # keep out catalog models of another architecture (VGG-16 in AlexNet tables)
+        keep = results["model"].map(lambda m: _catalog_arch(m) in (None, info.arch))
+        results = results[keep.astype(bool)]
     datasets = results["dataset"].map(canonical_dataset)
     for (protocol, dataset, split, layer, metric), columns in by_key.items():
         hit = results[(results.protocol == protocol) & (datasets == dataset)
@@ -222,6 +239,15 @@ def _place(results: pd.DataFrame, info: TableInfo,
     if not parts:
         return pd.DataFrame()
     return pd.concat(parts, ignore_index=True)
+
+
+def _catalog_arch(model: str) -> str | None:
+    """The architecture of a hub catalog model, None for any other model name."""
+    try:
+        from dcbench.hub import catalog
+    except ImportError:
+        return None
+    return catalog.get_entry(model).arch if catalog.has_entry(model) else None
 
 
 def _mark_stale(placed: pd.DataFrame) -> pd.DataFrame:

@@ -33,10 +33,11 @@ from dcbench.training import diagnostics
 from dcbench.training.clustering import derived_seed, fit_whitening, l2_normalize, run_kmeans
 from dcbench.training.config import TrainConfig
 from dcbench.training.distributed import DistInfo, barrier, broadcast_array, init_from_env, shutdown
+from dcbench.training.faults import inject_fault
 from dcbench.training.features import extract_embeddings
 from dcbench.training.pic import run_pic
 from dcbench.training.rundir import RunDir
-from dcbench.training.train_pass import PassSettings, inject_fault, train_pass
+from dcbench.training.train_pass import PassSettings, train_pass
 
 # purposes of derived seeds (never reuse a number: it would correlate two random streams)
 SEED_SUBSET, SEED_CLUSTER, SEED_TOP, SEED_SAMPLER, SEED_TORCH, SEED_LOADER, SEED_DIAG, SEED_SGT = (

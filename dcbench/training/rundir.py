@@ -28,6 +28,7 @@ import torch
 from dcbench.files import atomic_path, write_text
 from dcbench.models.backbone import Backbone
 from dcbench.models.checkpoints import save_hub_dir
+from dcbench.training.faults import inject_fault
 
 STATE_FILE = "state.pt"
 
@@ -89,6 +90,7 @@ class RunDir:
             torch.save(state, tmp)
         if self.latest.exists():
             os.replace(self.latest, self._old)
+        inject_fault("swap", int(state.get("epoch", 0)) - 1)
         os.replace(self._tmp, self.latest)
         if self._old.exists():
             shutil.rmtree(self._old)

@@ -8,8 +8,6 @@ up to a budget (256, 512, ...). The softmax is then over that subset only.
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,18 +20,7 @@ from torch.utils.data import DataLoader
 from dcbench.data.loader import DecodeReport
 from dcbench.models.backbone import Backbone
 from dcbench.training.distributed import DistInfo, average_gradients, reduce_mean, sync_buffers
-
-FAULT_ENV = "DCBENCH_FAULT"
-
-
-def inject_fault(point: str, value: int) -> None:
-    """Crash-test hook: SIGKILL this process when $DCBENCH_FAULT == f"{point}:{value}".
-
-    Used by the resume tests to die mid-epoch, mid-clustering or mid-save exactly like a
-    killed job; a no-op unless that variable is set.
-    """
-    if os.environ.get(FAULT_ENV) == f"{point}:{value}":
-        os.kill(os.getpid(), signal.SIGKILL)
+from dcbench.training.faults import inject_fault
 
 
 def sgt_rows(targets: torch.Tensor, n_rows: int, budget: int, generator: torch.Generator

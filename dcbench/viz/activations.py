@@ -17,7 +17,7 @@ import torch
 from dcbench.errors import UserError
 from dcbench.models.backbone import Backbone
 from dcbench.viz.features import display_tiles, image_dataset, pick_indices, spatial_mean, tap_stats
-from dcbench.viz.grid import tile_rows, with_header
+from dcbench.viz.grid import tile_rows, upscale, with_header
 
 
 def top_images(scores: torch.Tensor, channels: Sequence[int], top: int) -> np.ndarray:
@@ -79,11 +79,11 @@ def find_top_activations(
 
 
 def activations_image(
-    result: TopActivations, model: Backbone, folder: str | os.PathLike
+    result: TopActivations, model: Backbone, folder: str | os.PathLike, scale: int = 1
 ) -> np.ndarray:
     """One row per channel of its top images, best on the left -> uint8 image with a header."""
     dataset = image_dataset(model, folder)
     rows = [display_tiles(model, dataset, row) for row in result.indices]
-    image = tile_rows(rows, padding=2)
+    image = upscale(tile_rows(rows, padding=2), scale)
     channels = ", ".join(str(c) for c in result.channels)
     return with_header(image, [(0, f"{model.name} {result.layer}: channels {channels} (rows)")])

@@ -53,7 +53,9 @@ def border(tile: torch.Tensor, color: Sequence[float], width: int = 2) -> torch.
     return out
 
 
-def tile_rows(rows: Sequence[Sequence[Tile]], padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
+def tile_rows(
+    rows: Sequence[Sequence[Tile]], padding: int = 2, pad_value: float = 1.0
+) -> np.ndarray:
     """Lay out rows of equally sized tiles on a white canvas -> uint8 (H, W, 3).
 
     Rows shorter than the longest one, and `None` cells, are left blank. The tiling itself is
@@ -89,7 +91,9 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
 
 
-def with_header(image: np.ndarray, texts: Sequence[tuple[int, str]], height: int = 14) -> np.ndarray:
+def with_header(
+    image: np.ndarray, texts: Sequence[tuple[int, str]], height: int = 14
+) -> np.ndarray:
     """Add a white strip above `image` with each `(x, text)` written at column x (PIL's font)."""
     canvas = Image.new("RGB", (image.shape[1], image.shape[0] + height), (255, 255, 255))
     canvas.paste(Image.fromarray(image), (0, height))

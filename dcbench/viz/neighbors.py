@@ -19,7 +19,7 @@ import torch
 from dcbench.errors import UserError
 from dcbench.models.backbone import Backbone
 from dcbench.viz.features import display_tiles, image_dataset, pick_indices, pooled_l2, tap_stats
-from dcbench.viz.grid import Tile, border, tile_rows, with_header
+from dcbench.viz.grid import Tile, border, tile_rows, upscale, with_header
 
 SAME = (0.10, 0.70, 0.20)
 OTHER = (0.85, 0.15, 0.15)
@@ -95,7 +95,7 @@ def find_neighbors(
         queries = base[pick_indices(len(base), n_queries)]
     targets = datasets[0].targets
     result = NeighborResult(queries=queries)
-    for model, dataset in zip(models, datasets):
+    for model, dataset in zip(models, datasets, strict=True):
         stats = tap_stats(model, dataset, layer, pooled_l2(grid), base, batch_size, device)
         result.skipped = max(result.skipped, stats.skipped)
         row_of = {int(i): r for r, i in enumerate(stats.indices)}
@@ -113,7 +113,7 @@ def find_neighbors(
 
 
 def neighbors_image(
-    result: NeighborResult, model: Backbone, folder: str | os.PathLike
+    result: NeighborResult, model: Backbone, folder: str | os.PathLike, scale: int = 1
 ) -> np.ndarray:
     """Rows of query | k neighbours per model (blank column between models) -> uint8 image."""
     dataset = image_dataset(model, folder)
@@ -126,15 +126,15 @@ def neighbors_image(
         for panel in result.panels:
             row.append(None)
             for tile, index in zip(
-                display_tiles(model, dataset, panel.neighbors[q]), panel.neighbors[q]
+                display_tiles(model, dataset, panel.neighbors[q]), panel.neighbors[q], strict=True
             ):
                 if tile is not None and labelled:
                     same = targets[index] == targets[query]
                     tile = border(tile, SAME if same else OTHER)
                 row.append(tile)
         rows.append(row)
-    image = tile_rows(rows, padding=2)
-    tile_w = (image.shape[1] - 2) // len(rows[0])
+    image = upscale(tile_rows(rows, padding=2), scale)
+    tile_w = (image.shape[1] - 2 * scale) // len(rows[0])
     texts = [(0, "query")]
     for p, panel in enumerate(result.panels):
         score = "" if panel.same_class is None else f" ({panel.same_class:.0%} same class)"

@@ -181,3 +181,9 @@ def test_report_with_curves(cli, capsys, results_file, tmp_path) -> None:
     assert cli("leaderboard", "report", "--run", tmp_path, "--output", out,
                "--store", store) == 2
     assert "no log.jsonl" in capsys.readouterr().err
+    assert cli("leaderboard", "report", "--table", "eccv-tabel2", "--output", out,
+               "--store", store) == 2
+    assert "unknown table 'eccv-tabel2'" in capsys.readouterr().err
+    assert cli("leaderboard", "report", "--table", "eccv-table2", "--output", out,
+               "--store", store) == 0
+    assert '<h2 id="eccv-table2">' in out.read_text() and "base64" not in out.read_text()

@@ -168,3 +168,20 @@ def test_dataset_folder_names_are_aliased() -> None:
                                                     model="other")]
     mine = ours(board(rows).table("eccv-table1-imagenet"))
     assert mine.conv3.tolist() == [41.5]  # imagenet-v2 is another dataset, not aliased
+
+
+def test_from_store_missing(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DCBENCH_HOME", str(tmp_path / "home"))
+    assert Leaderboard.from_store().results.empty  # no store yet: no results, no file
+    assert not (tmp_path / "home").exists()
+    with pytest.raises(UserError, match="no results store at"):
+        Leaderboard.from_store(tmp_path / "typo.sqlite")
+
+
+def test_catalog_models_of_another_arch_stay_out() -> None:
+    det = dict(protocol="voc07-det", dataset="voc2007", split="test", layer="all", metric="map")
+    rows = [r(**det, value=55.0), r(**det, model="deepcluster-vgg16", model_sha256="ef" * 32,
+                                    value=66.4),
+            r(**det, model="my-net", model_sha256="12" * 32, value=50.0)]
+    models = set(ours(board(rows).table("eccv-table3")).model)
+    assert models == {"deepcluster-alexnet", "my-net"}  # Table 3 is AlexNet only

@@ -188,3 +188,35 @@ def test_eccv_tables_match_published_numbers(block: int, table: str) -> None:
             assert _same(expected, ours[column]), (table, theirs.iloc[0], column)
         for column in set(source.columns[1:]) - set(info.value_columns):
             assert ours[column] == theirs[column], (table, column)
+
+
+LATER_BLOCKS = [  # (block, our table, {source column: our column}, same method names?)
+    (11, "eccv-supp-mlp", {"ImageNet top-1 (fc6-8 retrained on frozen conv1-5)": "top1"}, True),
+    (12, "deepclusterv2-imagenet", {"IN top-1 (SwAV README)": "top1 (SwAV README)",
+                                    "IN top-1 (VISSL MODEL_ZOO)": "top1 (VISSL)"}, True),
+    (14, "vissl-alexnet-linear", {"IN-1k linear top-1 (VISSL)": "top1"}, True),
+    (15, "mmselfsup-r50-linear", {f"feat{i}": f"feat{i}" for i in range(1, 6)}
+     | {"avgpool": "avgpool"}, False),
+    (16, "mmselfsup-r50-voc07-svm", {c: c for c in ["SVM mAP"] + [f"k={k}" for k in
+                                                                 (1, 2, 4, 8, 16, 32, 64, 96)]},
+     False),
+    (17, "mmselfsup-r50-semisup", {"top-1": "top1", "top-5": "top5"}, False),
+]
+
+
+@pytest.mark.skipif(not NUMBERS.is_file(), reason=f"published-numbers.md not found at {NUMBERS}")
+@pytest.mark.parametrize(("block", "table", "columns", "same_names"), LATER_BLOCKS)
+def test_later_tables_match_published_numbers(block: int, table: str, columns: dict,
+                                              same_names: bool) -> None:
+    source = _markdown_csv_blocks(NUMBERS.read_text(encoding="utf-8"))[block]
+    frame = load_published(table)
+    assert len(frame) == len(source)
+    if same_names:
+        assert list(frame.method) == list(source.iloc[:, 0])
+    for (_, ours), (_, theirs) in zip(frame.iterrows(), source.iterrows(), strict=True):
+        for src, column in columns.items():
+            number = re.match(r"\s*([0-9.]+)", theirs[src])
+            expected = float(number.group(1)) if number else None
+            assert _same(expected, ours[column]), (table, theirs.iloc[0], column)
+    if table == "eccv-supp-mlp":
+        assert all("UNVERIFIED" in s for s in source.status)

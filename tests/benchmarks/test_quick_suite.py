@@ -1,0 +1,48 @@
+"""Smoke test: `dcbench bench --quick` on this package's benchmarks produces the table.
+
+Only structure and sanity are checked (expected rows, finite positive figures and ratios,
+exact neighbour agreement); timings are never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from dcbench.cli import main
+
+
+def run_quick(names: str, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[dict, str]:
+    assert main(["bench", "--quick", "--only", names, "--output", str(out)]) == 0
+    return json.loads(out.read_text()), capsys.readouterr().out
+
+
+def check_rows(rows: list[dict]) -> None:
+    for row in rows:
+        assert math.isfinite(row["dcbench"]) and row["dcbench"] >= 0, row
+        if row["baseline"] is not None:
+            assert math.isfinite(row["baseline"]) and row["baseline"] >= 0, row
+            assert math.isfinite(row["ratio"]) and row["ratio"] > 0, row
+
+
+def test_quick_compute_benchmarks(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    data, table = run_quick("knn_graph,features,train_epoch", tmp_path / "r.json", capsys)
+    rows = data["rows"]
+    assert data["quick"] is True and data["failures"] == {}
+    assert [r["benchmark"] for r in rows] == ["knn_graph"] + ["features"] * 5 + ["train_epoch"] * 2
+    check_rows(rows)
+    knn = rows[0]
+    assert knn["notes"].endswith("neighbour agreement 1.0000")  # both searches are exact
+    peak_rows = [r for r in rows if r["baseline_name"] == "matmul-peak bound"]
+    assert len(peak_rows) == 2 and all(0 < r["ratio"] < 1.5 for r in peak_rows)
+    assert 0 < rows[-1]["dcbench"] < 100  # clustering share, percent
+    assert table.startswith("Machine: ") and table.count("\n| knn_graph |") == 1
+
+
+def test_markdown_output_is_the_printed_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    out = tmp_path / "r.md"
+    assert main(["bench", "--quick", "--only", "knn_graph", "--output", str(out)]) == 0
+    assert out.read_text() == capsys.readouterr().out

@@ -1,0 +1,145 @@
+"""voc07-cls: metric core vs sklearn, the masked loss, freezing rules, end-to-end runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+import dcbench
+from dcbench.data.synthetic import make_voc_set
+from dcbench.data.voc import VOC_CLASSES
+from dcbench.errors import UserError
+from dcbench.protocols.base import get_protocol
+from dcbench.protocols.voc07_cls import classification_loss, voc07_cls_metrics
+from dcbench.protocols.voc_nets import VOCClassifierNet, backbone_parts, set_trainable
+
+MICRO = ["iterations=4", "batch_size=4", "eval_passes=2", "checkpoint_every=2"]
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory):
+    return make_voc_set(tmp_path_factory.mktemp("voc"), n_train=8, n_val=6, n_test=6,
+                        size=96, seed=0)
+
+
+@pytest.fixture()
+def model():
+    return dcbench.load_model("arch:alexnet_small?sobel=1&seed=0")
+
+
+def test_metrics_core_matches_sklearn_on_non_difficult_entries():
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(30, 20))
+    labels = rng.choice([1, -1, -1, -1, 0], size=(30, 20)).astype(np.int8)
+    labels[0] = 1  # every class has a positive
+    metrics = voc07_cls_metrics(scores, labels)
+    aps = []
+    for c, name in enumerate(VOC_CLASSES):
+        keep = labels[:, c] != 0
+        aps.append(average_precision_score(labels[keep, c] == 1, scores[keep, c]))
+        assert metrics[f"ap_{name}"] == pytest.approx(aps[-1])
+    assert metrics["map"] == pytest.approx(np.mean(aps))
+
+
+def test_loss_ignores_difficult_entries_and_averages_over_the_batch():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
+    labels = torch.tensor([[1, -1, 0], [0, 1, -1]], dtype=torch.int8)
+
+    def bce(x, y):
+        return -(y * np.log(1 / (1 + np.exp(-x))) + (1 - y) * np.log(1 - 1 / (1 + np.exp(-x))))
+
+    expected = (bce(2.0, 1) + bce(-1.0, 0) + bce(3.0, 1) + bce(-2.0, 0)) / 2
+    assert float(classification_loss(logits, labels)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_freezing_rules_and_eval_mode_trunk(model):
+    net = VOCClassifierNet(backbone_parts(model, "voc07-cls"))
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    bns = [m for m in net.features if isinstance(m, torch.nn.BatchNorm2d)]
+    set_trainable(net, "fc6-8", train_bn_scales=False)
+    assert not any(p.requires_grad for p in net.features.parameters())
+    assert all(p.requires_grad for p in net.classifier.parameters())
+    set_trainable(net, "fc6-8", train_bn_scales=True)
+    assert all(bn.weight.requires_grad and bn.bias.requires_grad for bn in bns)
+    assert not any(c.weight.requires_grad for c in convs)
+    set_trainable(net, "all", train_bn_scales=False)
+    assert all(c.weight.requires_grad for c in convs)
+    assert not any(p.requires_grad for p in net.sobel.parameters())  # Sobel never trains
+    net.train()
+    assert not net.features.training and not any(bn.training for bn in bns)
+    assert net.classifier.training  # dropout active
+
+
+def test_backbone_parts_strip_torchvision_head_and_refuse_resnet():
+    parts = backbone_parts(dcbench.load_model("torchvision:alexnet"), "voc07-cls")
+    assert (parts.fc_dim, parts.grid, parts.conv_channels) == (4096, 6, 256)
+    assert len(parts.linears()) == 2 and parts.sobel is None
+    with pytest.raises(UserError, match="AlexNet/VGG-style"):
+        backbone_parts(dcbench.load_model("arch:resnet18"), "voc07-cls")
+
+
+def _run(model, root, work_dir, overrides, schedule="smoke"):
+    protocol = get_protocol("voc07-cls")
+    config = protocol.resolve_config(schedule=schedule, overrides=overrides)
+    return protocol.run(model, root, config, run_id="t", device="cpu", progress=False,
+                        work_dir=work_dir)
+
+
+def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
+    sha = model.weights_sha256()
+    conv1 = model.features[0].weight.detach().clone()
+    rows = _run(model, voc_root, tmp_path, MICRO)
+    assert model.weights_sha256() == sha  # the caller's model is not modified
+    assert {r.split for r in rows} == {"test", "train"}
+    assert {r.layer for r in rows} == {"fc6-8"} and {r.dataset for r in rows} == {"voc2007"}
+    test = {r.metric: r.value for r in rows if r.split == "test"}
+    assert 0.0 <= test["map"] <= 1.0
+    assert set(test) <= {"map", *(f"ap_{c}" for c in VOC_CLASSES)}
+    per_class = [v for k, v in test.items() if k.startswith("ap_")]
+    assert test["map"] == pytest.approx(np.mean(per_class))
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["test"]["map"] == pytest.approx(test["map"])
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["position"]["iteration"] == 4
+    torch.testing.assert_close(state["model"]["features.0.weight"], conv1)  # conv frozen
+    assert torch.allclose(state["model"]["classifier.1.bias"].mean(), torch.tensor(0.1),
+                          atol=0.01)  # re-initialised fc6 (bias 0.1), barely moved
+
+
+def test_all_layers_train_the_trunk_and_bn_switch_is_labelled(model, voc_root, tmp_path):
+    rows = _run(model, voc_root, tmp_path / "all", [*MICRO, "train_layers=all",
+                                                     "eval_train_split=false"])
+    assert {r.layer for r in rows} == {"all"} and {r.split for r in rows} == {"test"}
+    state = torch.load(tmp_path / "all" / "checkpoint.pt", weights_only=True)
+    assert not torch.equal(state["model"]["features.0.weight"], model.features[0].weight)
+    torch.testing.assert_close(state["model"]["sobel.1.weight"], model.sobel[1].weight)
+    rows = _run(model, voc_root, tmp_path / "bn", [*MICRO, "train_bn_scales=true",
+                                                    "eval_train_split=false"])
+    assert {r.layer for r in rows} == {"fc6-8+bn"}
+    state = torch.load(tmp_path / "bn" / "checkpoint.pt", weights_only=True)
+    torch.testing.assert_close(state["model"]["features.0.weight"], model.features[0].weight)
+    assert not torch.equal(state["model"]["features.1.weight"], model.features[1].weight)
+
+
+def test_deterministic_resume_and_tencrop(model, voc_root, tmp_path):
+    overrides = [*MICRO, "eval_train_split=false"]
+    first = {r.metric: r.value for r in _run(model, voc_root, tmp_path / "a", overrides)}
+    again = {r.metric: r.value for r in _run(model, voc_root, tmp_path / "b", overrides)}
+    assert first == again  # seeded: same numbers from a fresh work dir
+    resumed = {r.metric: r.value for r in _run(model, voc_root, tmp_path / "a", overrides)}
+    assert resumed == first  # finished checkpoint: no retraining, same evaluation
+    tencrop = _run(model, voc_root, tmp_path / "c", [*overrides, "eval_crops=tencrop"])
+    assert any(r.metric == "map" for r in tencrop)
+
+
+def test_bad_input_is_a_user_error(model, tmp_path):
+    with pytest.raises(UserError):
+        _run(model, tmp_path / "missing", tmp_path / "w", MICRO)
+    with pytest.raises(UserError, match="unknown config key"):
+        _run(model, tmp_path, tmp_path / "w", ["iteratons=3"])
+    with pytest.raises(UserError):
+        _run(model, tmp_path, tmp_path / "w", ["train_layers=conv5"])

@@ -1,0 +1,87 @@
+"""voc12-seg: FCN net surgery, the ignore-aware loss and mIoU, an end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import dcbench
+from dcbench.data.synthetic import make_voc_set
+from dcbench.data.voc import find_voc, read_mask
+from dcbench.protocols.base import get_protocol
+from dcbench.protocols.voc12_seg import SEG_CLASSES, segmentation_loss, voc12_seg_metrics
+from dcbench.protocols.voc_fcn import FCNNet
+from dcbench.protocols.voc_nets import backbone_parts
+
+MICRO = ["iterations=3", "checkpoint_every=2"]
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory):
+    return make_voc_set(tmp_path_factory.mktemp("voc"), n_train=6, n_val=5, n_test=2,
+                        size=96, seed=1)
+
+
+@pytest.fixture()
+def model():
+    return dcbench.load_model("arch:alexnet_small?sobel=1&seed=0")
+
+
+def test_convolutionalised_fc_layers_equal_the_linear_ones(model):
+    parts = backbone_parts(model, "voc12-seg")
+    net = FCNNet(parts).eval()
+    grid = parts.grid
+    pool5 = torch.randn(2, parts.conv_channels, grid, grid)
+    dense = net.classifier(pool5)[:, :, grid // 2, grid // 2]  # the window covering the map
+    model.eval()
+    linear = model.classifier(torch.flatten(pool5, 1))
+    torch.testing.assert_close(dense, linear, rtol=1e-4, atol=1e-5)
+
+
+def test_fcn_output_matches_input_size(model):
+    net = FCNNet(backbone_parts(model, "voc12-seg")).eval()
+    out = net(torch.randn(1, 3, 77, 101))
+    assert out.shape == (1, len(SEG_CLASSES), 77, 101)
+
+
+def test_loss_ignores_255_pixels():
+    logits = torch.tensor([[[[2.0, 0.0, 1.0]], [[0.0, 5.0, 0.0]], [[0.0, 0.0, 3.0]]]])
+    mask = torch.tensor([[[0, 255, 2]]], dtype=torch.uint8)
+    p0 = -np.log(np.exp(2) / (np.exp(2) + 2))
+    p2 = -np.log(np.exp(3) / (np.exp(3) + np.exp(1) + 1))
+    assert float(segmentation_loss(logits, mask, normalize=False)) == pytest.approx(p0 + p2)
+    assert float(segmentation_loss(logits, mask, normalize=True)) == pytest.approx((p0 + p2) / 2)
+
+
+def test_metrics_core_names_every_class():
+    cm = np.zeros((21, 21), dtype=np.int64)
+    cm[0, 0], cm[0, 3], cm[3, 3] = 6, 2, 2  # background 6/8, class 3: 2 / (2 + 2)
+    metrics = voc12_seg_metrics(cm)
+    assert metrics["iou_background"] == pytest.approx(0.75)
+    assert metrics["iou_bird"] == pytest.approx(0.5)  # class index 3
+    assert np.isnan(metrics["iou_cat"])
+    assert metrics["miou"] == pytest.approx(0.625) and metrics["accuracy"] == pytest.approx(0.8)
+
+
+def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
+    protocol = get_protocol("voc12-seg")
+    config = protocol.resolve_config(schedule="smoke", overrides=MICRO)
+    rows = protocol.run(model, voc_root, config, run_id="t", device="cpu", progress=False,
+                        work_dir=tmp_path)
+    values = {r.metric: r.value for r in rows}
+    assert {r.split for r in rows} == {"val"} and {r.dataset for r in rows} == {"voc2012"}
+    ious = [v for k, v in values.items() if k.startswith("iou_")]
+    assert values["miou"] == pytest.approx(np.mean(ious))
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    cm = np.array(saved["confusion_matrix"])
+    folder = find_voc(voc_root, 2012)
+    ids = (folder / "ImageSets/Segmentation/val.txt").read_text().split()
+    valid = sum(int((read_mask(folder / "SegmentationClass" / f"{i}.png") != 255).sum())
+                for i in ids)
+    assert cm.sum() == valid  # every non-ignored val pixel counted once, 255 never
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    torch.testing.assert_close(state["model"]["features.0.weight"], model.features[0].weight)
+    assert state["position"]["iteration"] == 3
