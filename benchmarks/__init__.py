@@ -16,10 +16,11 @@ The contract for a benchmark module (every module in this folder except `common`
         return [Row(benchmark="mine", what="thing, N=1000", dcbench=1.2, unit="s",
                     baseline_name="scikit-learn X", baseline=3.4, notes="...")]
 
-`Row.ratio` is computed, not passed: the factor by which dcbench is better than the baseline
-(baseline/dcbench for times and memory, dcbench/baseline for throughputs; the units counted
-as higher-is-better are `common.HIGHER_IS_BETTER`). Use `baseline_name="-"` and
-`baseline=None` for an absolute figure. Modules should seed every RNG and measure dcbench and
-its baseline on the same inputs in the same process (memory: in fresh subprocesses, see
-`common.peak_rss_mib_of`).
+`Row` fields are keyword-only and figures are numbers. `Row.ratio` is computed, not passed:
+the factor by which dcbench is better than the baseline (baseline/dcbench for times and
+memory, dcbench/baseline for throughputs; the higher-is-better units are listed in
+`common.HIGHER_IS_BETTER`, e.g. `img/s`). Use the defaults `baseline_name="-"`,
+`baseline=None` for an absolute figure. Seed every RNG and measure dcbench and its baseline on
+the same inputs in the same run (memory: in fresh processes, see `common.step_memory`).
+Helpers in `common`: `timeit`, `matmul_peak_gflops`, `step_memory`, `machine`.
 """

@@ -3,13 +3,14 @@
 Contract: a benchmark module in `benchmarks/` defines `run(quick: bool) -> list[Row]`.
 `quick=True` means CI-sized inputs (seconds, tiny arrays); `quick=False` the sizes quoted in
 the README. Every row compares dcbench's figure against a named baseline measured in the same
-process on the same inputs; `ratio` says how many times better dcbench is (>1 = dcbench wins)
+run on the same inputs; `ratio` says how many times better dcbench is (>1 = dcbench wins)
 whatever the unit (see `Row.ratio`).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import platform
 import statistics
@@ -24,11 +25,12 @@ from typing import Any
 HIGHER_IS_BETTER = frozenset({"img/s", "GFLOP/s", "% of peak", "items/s", "recall", "rows/s"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Row:
     """One line of the benchmark table.
 
-    `benchmark` is the module's short name (e.g. `knn_graph`), `what` the measured thing with
+    Fields are keyword-only (so no figure lands in the wrong column). `benchmark` is the
+    module's short name (e.g. `knn_graph`), `what` the measured thing with
     its size, `dcbench`/`baseline` the two figures in `unit`; `baseline_name` names the
     baseline (`-` and `baseline=None` when there is none). `ratio` is derived: the factor
     by which dcbench is better (baseline/dcbench for lower-is-better units, dcbench/baseline
@@ -45,6 +47,16 @@ class Row:
     ratio: float | None = field(init=False)
 
     def __post_init__(self) -> None:
+        figures = [self.dcbench] + ([] if self.baseline is None else [self.baseline])
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in figures):
+            raise TypeError(f"Row figures must be numbers, got {self.dcbench!r}, {self.baseline!r}")
+        object.__setattr__(self, "dcbench", float(self.dcbench))  # numpy scalars -> float
+        if self.baseline is not None:
+            object.__setattr__(self, "baseline", float(self.baseline))
+        if not (isinstance(self.unit, str) and self.unit):
+            raise TypeError(f"Row unit must be a non-empty string, got {self.unit!r}")
+        if (self.baseline is None) != (self.baseline_name == "-"):
+            raise ValueError("Row: give both baseline_name and baseline, or neither")
         ratio = None
         if self.baseline is not None:
             higher = self.unit in HIGHER_IS_BETTER

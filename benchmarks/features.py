@@ -68,8 +68,9 @@ def compute_row(arch: str, size: int, batch: int, repeat: int, peak: float, peak
     seconds, _ = timeit(lambda: extract(images), repeat=repeat, warmup=1)
     ips = batch / seconds
     at_peak = peak * 1e9 / flops
-    return Row("features", f"{arch} (Sobel) conv5 pooled, {size} px, batch {batch}", ips,
-               "img/s", "matmul-peak bound", at_peak,
+    return Row(benchmark="features",
+               what=f"{arch} (Sobel) conv5 pooled, {size} px, batch {batch}", dcbench=ips,
+               unit="img/s", baseline_name="matmul-peak bound", baseline=at_peak,
                notes=f"{flops / 1e9:.3g} GFLOP/img; ratio = fraction of the measured peak "
                f"({peak:.0f} GFLOP/s, fp32 {peak_n}^3 matmul)")
 
@@ -136,8 +137,9 @@ def pipeline_row(root: Path, what: str, size: int, resize: int, batch: int,
             start = time.perf_counter()
             seen = fn(root, size, resize, batch, extract)
             best[name] = max(best[name], seen / (time.perf_counter() - start))
-    return Row("features", what, best["dcbench"], "img/s",
-               "torchvision ImageFolder + PIL + DataLoader", best["torchvision"],
+    return Row(benchmark="features", what=what, dcbench=best["dcbench"], unit="img/s",
+               baseline_name="torchvision ImageFolder + PIL + DataLoader",
+               baseline=best["torchvision"],
                notes="same JPEG files, 0 workers; dcbench: robust decode + transforms v2")
 
 

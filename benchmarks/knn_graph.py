@@ -43,16 +43,18 @@ def neighbour_recall(found: np.ndarray, reference: np.ndarray) -> float:
 
 
 def run(quick: bool) -> list[Row]:
-    """10-NN graph of N x 256 unit vectors (N = 2,000 quick, 50,000 full)."""
+    """10-NN graph of N x 256 unit vectors (N = 2,000 quick, 20,000 full)."""
     from dcbench.training.pic import knn_search
 
-    n = 2000 if quick else 50_000
+    n = 2000 if quick else 20_000
     x = clustered_features(n)
-    t_dc, (_, ids_dc) = timeit(lambda: knn_search(x, K), repeat=3 if quick else 1, warmup=1)
+    t_dc, (_, ids_dc) = timeit(lambda: knn_search(x, K), repeat=3 if quick else 1,
+                               warmup=1 if quick else 0)
     t_sk, ids_sk = timeit(lambda: sklearn_knn(x, K), repeat=3 if quick else 1)
     recall = neighbour_recall(ids_dc, ids_sk)
     return [
-        Row("knn_graph", f"exact {K}-NN graph, {n:,} x {DIM} unit vectors", t_dc, "s",
-            "scikit-learn NearestNeighbors(brute)", t_sk,
+        Row(benchmark="knn_graph", what=f"exact {K}-NN graph, {n:,} x {DIM} unit vectors",
+            dcbench=t_dc, unit="s", baseline_name="scikit-learn NearestNeighbors(brute)",
+            baseline=t_sk,
             notes=f"faiss IndexFlatL2 via pic.knn_search; neighbour agreement {recall:.4f}"),
     ]

@@ -62,8 +62,9 @@ def run(quick: bool) -> list[Row]:
         extra[n] = (dc, sk)
         input_mib = n * d * 4 / 2**20
         rows.append(Row(
-            "memory", f"clustering step peak memory, N={n:,} x {d} -> {p}, k={k}", dc,
-            "MiB", "scikit-learn PCA(randomized, whiten) + KMeans", sk,
+            benchmark="memory", what=f"clustering step peak memory, N={n:,} x {d} -> {p}, k={k}",
+            dcbench=dc, unit="MiB",
+            baseline_name="scikit-learn PCA(randomized, whiten) + KMeans", baseline=sk,
             notes=f"input {input_mib:.0f} MiB (not counted); process peak {dc_peak:.0f} vs "
             f"{sk_peak:.0f} MiB; step {dc_s:.1f}s vs {sk_s:.1f}s"))
     lo, hi = sizes[0], sizes[-1]
@@ -71,8 +72,9 @@ def run(quick: bool) -> list[Row]:
     dc_slope = (extra[hi][0] - extra[lo][0]) * per
     sk_slope = (extra[hi][1] - extra[lo][1]) * per
     rows.append(Row(
-        "memory", f"growth of that peak per 10,000 more rows (N {lo:,} -> {hi:,})", dc_slope,
-        "MiB", "scikit-learn PCA + KMeans", sk_slope,
+        benchmark="memory", what=f"growth of that peak per 10,000 more rows (N {lo:,} -> {hi:,})",
+        dcbench=dc_slope, unit="MiB", baseline_name="scikit-learn PCA + KMeans",
+        baseline=sk_slope,
         notes=f"the input itself adds {10_000 * d * 4 / 2**20:.0f} MiB per 10,000 rows "
         "(not counted)"))
     return rows

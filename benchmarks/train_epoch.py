@@ -120,10 +120,12 @@ def run(quick: bool) -> list[Row]:
              f"clustering {base['clustering_s']:.2f}s, train {base['train_s']:.1f}s")
     what = f"{config.arch} Sobel, k={config.k}, {n} images, batch {config.batch_size}"
     return [
-        Row("train_epoch", f"one DeepCluster epoch (tiny recipe), {what}", n / dc_s, "img/s",
-            "torchvision ImageFolder + sklearn PCA/KMeans + SGD loop", n / base_s,
+        Row(benchmark="train_epoch", what=f"one DeepCluster epoch (tiny recipe), {what}",
+            dcbench=n / dc_s, unit="img/s",
+            baseline_name="torchvision ImageFolder + sklearn PCA/KMeans + SGD loop",
+            baseline=n / base_s,
             notes=f"wall to wall, dcbench incl. checkpoints; {split}"),
-        Row("train_epoch", "clustering share of that epoch", share_dc, "% of epoch",
-            "same plain epoch", share_base,
+        Row(benchmark="train_epoch", what="clustering share of that epoch", dcbench=share_dc,
+            unit="% of epoch", baseline_name="same plain epoch", baseline=share_base,
             notes="dcbench: torch PCA-whitening + faiss k-means; plain: sklearn"),
     ]

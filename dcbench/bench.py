@@ -73,21 +73,43 @@ def import_benchmarks() -> ModuleType:
     return package
 
 
-def discover() -> dict[str, ModuleType]:
+class BrokenModule:
+    """Stands in for a benchmark module that failed to import: its `run` re-raises the error,
+    so the runner reports it in the table like any other failing benchmark."""
+
+    def __init__(self, name: str, error: Exception) -> None:
+        self.__name__ = f"benchmarks.{name}"
+        self.__doc__ = f"(import failed: {type(error).__name__}: {error})"
+        self.error = error
+
+    def run(self, quick: bool) -> list[Any]:
+        """Re-raise the import error."""
+        raise self.error
+
+
+Modules = dict[str, ModuleType | BrokenModule]
+
+
+def discover() -> Modules:
     """Benchmark modules by short name: every `benchmarks/*.py` (not `common`, not `_*`)
-    defining a callable `run`, in alphabetical order."""
+    defining a callable `run`, in alphabetical order; one that fails to import is kept as a
+    `BrokenModule` so that the failure shows in the table instead of stopping the run."""
     package = import_benchmarks()
-    found: dict[str, ModuleType] = {}
+    found: Modules = {}
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
         if info.name.startswith("_") or info.name in SKIP_MODULES or info.ispkg:
             continue
-        module = importlib.import_module(f"benchmarks.{info.name}")
+        try:
+            module = importlib.import_module(f"benchmarks.{info.name}")
+        except Exception as err:  # a broken module must not hide the others
+            found[info.name] = BrokenModule(info.name, err)
+            continue
         if callable(getattr(module, "run", None)):
             found[info.name] = module
     return found
 
 
-def select(available: dict[str, ModuleType], only: str | None) -> dict[str, ModuleType]:
+def select(available: Modules, only: str | None) -> Modules:
     """The modules named in `only` (comma-separated), all when None; unknown names refused."""
     if not only:
         return available
@@ -98,7 +120,7 @@ def select(available: dict[str, ModuleType], only: str | None) -> dict[str, Modu
     return {name: available[name] for name in names}
 
 
-def run_benchmarks(modules: dict[str, ModuleType], quick: bool, verbose: bool = True) -> Report:
+def run_benchmarks(modules: Modules, quick: bool, verbose: bool = True) -> Report:
     """Run each module's `run(quick)`; a module that raises is recorded as a failure and the
     others still run (the table says which failed)."""
     from benchmarks.common import Row, load_average, machine
@@ -244,5 +266,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["Report", "discover", "main", "render_markdown", "run_benchmarks", "select",
-           "source_root", "to_json", "write_output"]
+__all__ = ["BrokenModule", "Report", "discover", "main", "render_markdown", "run_benchmarks",
+           "select", "source_root", "to_json", "write_output"]

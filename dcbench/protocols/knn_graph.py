@@ -13,7 +13,6 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import faiss
 import numpy as np
 
 from dcbench.data.folders import find_dataset
@@ -28,7 +27,8 @@ from dcbench.protocols.base import (
     run_info,
 )
 from dcbench.protocols.features import frozen_features
-from dcbench.protocols.metrics import random_graph_ratio, ratio_edge_intra_class
+from dcbench.protocols.metrics import random_graph_ratio
+from dcbench.training.diagnostics import ratio_edge_intra_class_per_class
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -63,24 +63,15 @@ def preprocess_features(x: np.ndarray, how: str, pca_dim: int = 256) -> np.ndarr
     raise ValueError(f"unknown preprocessing {how!r}")
 
 
-def knn_graph(x: np.ndarray, k: int) -> np.ndarray:
-    """(N, k) neighbour indices by Euclidean distance, excluding each point itself."""
-    if x.shape[0] <= k:
-        raise UserError(f"the k-NN graph needs more than k={k} images, got {x.shape[0]}")
-    index = faiss.IndexFlatL2(x.shape[1])
-    index.add(np.ascontiguousarray(x, dtype=np.float32))
-    _, idx = index.search(np.ascontiguousarray(x, dtype=np.float32), k + 1)
-    out = np.empty((x.shape[0], k), dtype=np.int64)
-    for row in range(x.shape[0]):
-        neighbours = [j for j in idx[row] if j != row and j >= 0][:k]
-        out[row] = neighbours
-    return out
-
-
 def knn_graph_metrics(x: np.ndarray, labels: np.ndarray, k: int = 10
                       ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """Pure core: (metrics, classes, per-class ratios) of the k-NN graph of `x`."""
-    classes, ratios = ratio_edge_intra_class(knn_graph(x, k), labels)
+    """Pure core: (metrics, classes, per-class ratios) of the k-NN graph of `x`.
+
+    The per-class ratio is the training diagnostics' function (one definition in dcbench).
+    """
+    per_class = ratio_edge_intra_class_per_class(x, labels, k)
+    classes = np.array(sorted(per_class), dtype=np.int64)
+    ratios = np.array([per_class[int(c)] for c in classes], dtype=np.float64)
     metrics = {"ratio_edge_intra_class": float(ratios.mean()),
                "ratio_edge_intra_class_random": random_graph_ratio(labels)}
     return metrics, classes, ratios

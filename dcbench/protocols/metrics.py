@@ -33,23 +33,6 @@ def average_crops(logits: torch.Tensor) -> torch.Tensor:
     return logits.softmax(dim=-1).mean(dim=1)
 
 
-def ratio_edge_intra_class(neighbors: np.ndarray, labels: np.ndarray
-                           ) -> tuple[np.ndarray, np.ndarray]:
-    """Thesis Section 4.1: per class C, #{edges (i, j): i, j in C} / #{edges (i, j): i in C}.
-
-    `neighbors` is the (N, k) index array of the directed k-NN graph (self excluded).
-    Returns (classes, ratios), one ratio per class present in `labels`.
-    """
-    neighbors = np.asarray(neighbors)
-    labels = np.asarray(labels)
-    if neighbors.ndim != 2 or neighbors.shape[0] != labels.shape[0]:
-        raise ValueError("neighbors must be (N, k) with N == len(labels)")
-    same = labels[neighbors] == labels[:, None]
-    classes = np.unique(labels)
-    ratios = np.array([same[labels == c].mean() for c in classes], dtype=np.float64)
-    return classes, ratios
-
-
 def random_graph_ratio(labels: np.ndarray) -> float:
     """Expected mean-over-classes ratio edge intra-class of a random k-NN graph.
 

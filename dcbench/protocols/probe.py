@@ -176,7 +176,8 @@ def run_phase(
         probes.load_full_state(state["probes"])
         history = json.loads(state["history"])
         start = int(state["epoch"]) + 1
-        print(f"resuming {phase} at epoch {start + 1}/{epochs}", file=sys.stderr)
+        status = "complete" if start >= epochs else f"resuming at epoch {start + 1}/{epochs}"
+        print(f"{phase} phase: {status} (from {ckpt})", file=sys.stderr)
     for epoch in range(start, epochs):
         losses = []
         bar = tqdm(train_batches(epoch), desc=f"{phase} epoch {epoch + 1}/{epochs}",

@@ -17,7 +17,7 @@ import torch
 from dcbench.errors import UserError
 from dcbench.models.backbone import Backbone
 from dcbench.viz.features import display_tiles, image_dataset, pick_indices, spatial_mean, tap_stats
-from dcbench.viz.grid import tile_rows, upscale, with_header
+from dcbench.viz.grid import tile_rows, upscale, with_header, with_row_labels
 
 
 def top_images(scores: torch.Tensor, channels: Sequence[int], top: int) -> np.ndarray:
@@ -85,5 +85,9 @@ def activations_image(
     dataset = image_dataset(model, folder)
     rows = [display_tiles(model, dataset, row) for row in result.indices]
     image = upscale(tile_rows(rows, padding=2), scale)
-    channels = ", ".join(str(c) for c in result.channels)
-    return with_header(image, [(0, f"{model.name} {result.layer}: channels {channels} (rows)")])
+    cell = (image.shape[0] - 2 * scale) // len(rows)  # tile + padding, in output pixels
+    labels = [(2 * scale + r * cell + cell // 2 - 6, f"ch {c}")
+              for r, c in enumerate(result.channels)]
+    image = with_row_labels(image, labels)
+    return with_header(image, [(0, f"{model.name} {result.layer}: top {result.indices.shape[1]}"
+                                   " images per channel, best first")])

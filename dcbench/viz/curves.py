@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from dcbench.errors import UserError
 
@@ -129,6 +130,7 @@ def curves_figure(frames: dict[str, pd.DataFrame], columns: int = 3) -> Figure:
                 ax.plot(frame["epoch"], values, style, color=color, marker=".", label=name)
         ax.set_title(panel.title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if panel.log_y:
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)

@@ -74,12 +74,12 @@ def tap_stats(
     values: list[torch.Tensor] = []
     kept: list[np.ndarray] = []
     for batch in loader:
-        report.add([chosen[i] for i in batch.bad], dataset)
+        report.add(batch.bad, dataset)  # a Subset passes the dataset's own indices through
         if len(batch) == 0:
             continue
         tap = model.forward_features(batch.images.to(device), [layer])[layer]
         values.append(reduce(tap).float().cpu())
-        kept.append(chosen[batch.indices.numpy()])
+        kept.append(batch.indices.numpy())
     if not values:
         raise UserError(f"no decodable images among the {len(chosen)} requested")
     return TapStats(torch.cat(values), np.concatenate(kept), report.count)

@@ -103,6 +103,18 @@ def with_header(
     return np.asarray(canvas)
 
 
+def with_row_labels(
+    image: np.ndarray, texts: Sequence[tuple[int, str]], width: int = 40
+) -> np.ndarray:
+    """Add a white strip left of `image` with each `(y, text)` written at row y."""
+    canvas = Image.new("RGB", (image.shape[1] + width, image.shape[0]), (255, 255, 255))
+    canvas.paste(Image.fromarray(image), (width, 0))
+    draw = ImageDraw.Draw(canvas)
+    for y, text in texts:
+        draw.text((2, y), text, fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     """Encode a uint8 (H, W, 3) array as PNG (no timestamps: same pixels -> same bytes)."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:

@@ -21,14 +21,34 @@ from dcbench.errors import UserError
 EXPECTED_MODULES = {"features", "knn_graph", "memory", "train_epoch"}
 
 
+def row(dc: float, unit: str, base: float | None = None, **kw) -> Row:
+    name = "-" if base is None else "base"
+    return Row(benchmark="b", what="w", dcbench=dc, unit=unit, baseline_name=name,
+               baseline=base, **kw)
+
+
 def test_ratio_is_how_many_times_better_for_both_kinds_of_unit():
-    assert Row("b", "w", 2.0, "s", "base", 6.0).ratio == pytest.approx(3.0)  # 3x faster
-    assert Row("b", "w", 50.0, "img/s", "base", 25.0).ratio == pytest.approx(2.0)
-    assert Row("b", "w", 400.0, "MiB", "base", 100.0).ratio == pytest.approx(0.25)
-    assert Row("b", "w", 1.0, "s").ratio is None  # no baseline
-    assert Row("b", "w", 0.0, "MiB", "base", 0.0).ratio == 1.0
-    assert math.isinf(Row("b", "w", 0.0, "s", "base", 1.0).ratio)
-    assert Row("b", "w", 1.0, "s", "base", 2.0).to_dict()["ratio"] == pytest.approx(2.0)
+    assert row(2.0, "s", 6.0).ratio == pytest.approx(3.0)  # 3x faster
+    assert row(50.0, "img/s", 25.0).ratio == pytest.approx(2.0)
+    assert row(400.0, "MiB", 100.0).ratio == pytest.approx(0.25)
+    assert row(1.0, "s").ratio is None  # no baseline
+    assert row(0.0, "MiB", 0.0).ratio == 1.0
+    assert math.isinf(row(0.0, "s", 1.0).ratio)
+    assert row(1.0, "s", 2.0).to_dict()["ratio"] == pytest.approx(2.0)
+    numpy_row = row(np.float32(3.0), "s", np.int64(6))
+    assert type(numpy_row.dcbench) is float and type(numpy_row.baseline) is float
+    assert numpy_row.ratio == pytest.approx(2.0)
+
+
+def test_rows_refuse_misplaced_or_missing_fields():
+    with pytest.raises(TypeError):
+        Row("b", "w", 1.0, "s")  # keyword-only: no positional mix-ups
+    with pytest.raises(TypeError, match="figures must be numbers"):
+        row("fast", "s", 1.0)
+    with pytest.raises(TypeError, match="unit"):
+        row(1.0, "", 1.0)
+    with pytest.raises(ValueError, match="both baseline_name and baseline"):
+        Row(benchmark="b", what="w", dcbench=1.0, unit="s", baseline_name="sklearn")
 
 
 def test_number_format_keeps_three_significant_figures():
@@ -42,7 +62,8 @@ def test_number_format_keeps_three_significant_figures():
 
 def test_markdown_table_has_caption_header_rows_and_failures():
     report = bench.Report(
-        rows=[Row("knn_graph", "10-NN | N=5", 1.0, "s", "sklearn", 4.0, notes="a")],
+        rows=[Row(benchmark="knn_graph", what="10-NN | N=5", dcbench=1.0, unit="s",
+                  baseline_name="sklearn", baseline=4.0, notes="a")],
         machine=machine(), quick=True, failures={"broken": "ValueError: boom"})
     text = bench.render_markdown(report)
     lines = text.splitlines()
@@ -120,7 +141,7 @@ def test_a_failing_benchmark_is_reported_and_others_still_run(monkeypatch, tmp_p
     class Good:
         @staticmethod
         def run(quick: bool) -> list[Row]:
-            return [Row("good", "thing", 1.0, "s", "base", 2.0)]
+            return [row(1.0, "s", 2.0)]
 
     class Bad:
         @staticmethod
@@ -133,6 +154,25 @@ def test_a_failing_benchmark_is_reported_and_others_still_run(monkeypatch, tmp_p
     assert bench.run(args) == 1
     data = json.loads(out.read_text())
     assert data["failures"] == {"bad": "ValueError: exploded"}
-    assert [r["benchmark"] for r in data["rows"]] == ["good"]
+    assert [r["what"] for r in data["rows"]] == ["w"]
     assert data["rows"][0]["ratio"] == pytest.approx(2.0)
     assert "| bad | FAILED |" in capsys.readouterr().out
+
+
+def test_a_module_that_fails_to_import_becomes_a_failure_row(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake_import(name: str, *args):
+        if name == "benchmarks.memory":
+            raise ImportError("no module named 'psutil'")
+        return real(name, *args)
+
+    monkeypatch.setattr(bench.importlib, "import_module", fake_import)
+    found = bench.discover()
+    assert isinstance(found["memory"], bench.BrokenModule)
+    assert not isinstance(found["knn_graph"], bench.BrokenModule)
+    report = bench.run_benchmarks({"memory": found["memory"]}, quick=True, verbose=False)
+    assert report.rows == []
+    assert report.failures == {"memory": "ImportError: no module named 'psutil'"}

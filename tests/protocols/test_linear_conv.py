@@ -1,0 +1,51 @@
+"""The linear-conv core on tensors: selection never looks at val; both numbers reported."""
+
+from __future__ import annotations
+
+import torch
+
+from dcbench.protocols.cache import FeatureSet
+from dcbench.protocols.linear_conv import linear_probe
+from dcbench.protocols.probe import OptimSettings
+from dcbench.protocols.selection import FitSettings
+
+
+def _blobs(n_per_class: int, seed: int, shift: float = 3.0) -> FeatureSet:
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(3).repeat_interleave(n_per_class)
+    centers = torch.eye(3, 20) * shift
+    x = centers[labels] + torch.randn(labels.numel(), 20, generator=gen)
+    return FeatureSet(x, labels, torch.arange(labels.numel()))
+
+
+SETTINGS = FitSettings(candidates=((0.05, 1e-4), (0.05, 1.0)), optim=OptimSettings(0.9, "sqrt"),
+                       epochs=6, batch_size=16, eval_batch_size=64, seed=0)
+
+
+def test_linear_probe_learns_and_reports_selected_and_best_epoch():
+    train, val = {"conv3": _blobs(30, 0)}, {"conv3": _blobs(10, 1)}
+    out = linear_probe(train, val, 3, SETTINGS, 0.2)["conv3"]
+    metrics = out.metrics()
+    assert metrics["val"]["top1"] > 80
+    assert metrics["val"]["top1_best_epoch"] >= metrics["val"]["top1"]
+    assert 1 <= out.selected_epoch <= 6 and len(out.val_curve) == 6
+    assert out.weight_decay == 1e-4  # the absurd wd=1 loses on held-out data
+
+
+def test_selection_does_not_depend_on_val_labels():
+    train = {"conv3": _blobs(30, 0)}
+    val = _blobs(10, 1)
+    shuffled = FeatureSet(val.features, val.labels[torch.randperm(30, generator=torch.Generator()
+                                                                  .manual_seed(0))], val.indices)
+    a = linear_probe(train, {"conv3": val}, 3, SETTINGS, 0.2)["conv3"]
+    b = linear_probe(train, {"conv3": shuffled}, 3, SETTINGS, 0.2)["conv3"]
+    assert (a.weight_decay, a.selected_epoch, a.heldout_top1) == \
+           (b.weight_decay, b.selected_epoch, b.heldout_top1)
+    assert a.val_curve != b.val_curve
+
+
+def test_goyal_bn_head_runs_and_is_deterministic():
+    train, val = {"conv1": _blobs(20, 2)}, {"conv1": _blobs(5, 3)}
+    a = linear_probe(train, val, 3, SETTINGS, 0.25, bn_head=True)["conv1"]
+    b = linear_probe(train, val, 3, SETTINGS, 0.25, bn_head=True)["conv1"]
+    assert a.val_curve == b.val_curve

@@ -1,0 +1,74 @@
+"""Low-shot draws: reproducible, n per class, inside the pool, saved and reusable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dcbench.errors import UserError
+from dcbench.protocols.low_shot import (
+    draw_low_shot,
+    load_draws,
+    make_draws,
+    save_draws,
+    summarize,
+)
+
+
+def test_draws_are_reproducible_balanced_and_inside_the_pool():
+    labels = np.repeat(np.arange(4), 10)
+    pool = np.setdiff1d(np.arange(40), [0, 10, 20, 30])
+    a = draw_low_shot(labels, 3, seed=5, pool=pool)
+    assert np.array_equal(a, draw_low_shot(labels, 3, seed=5, pool=pool))
+    assert not np.array_equal(a, draw_low_shot(labels, 3, seed=6, pool=pool))
+    assert np.bincount(labels[a]).tolist() == [3, 3, 3, 3]
+    assert set(a) <= set(pool) and len(set(a)) == 12
+    with pytest.raises(ValueError, match="fewer than n=10"):
+        draw_low_shot(labels, 10, seed=0, pool=pool)
+
+
+def test_make_draws_skips_shots_the_data_cannot_hold():
+    labels = np.repeat(np.arange(3), 6)
+    draws = make_draws(labels, [1, 4, 8], draws=3, seed=0, pool=np.arange(18))
+    assert sorted(draws) == [1, 4] and all(len(v) == 3 for v in draws.values())
+    assert not np.array_equal(draws[4][0], draws[4][1])  # draw d uses seed + d
+
+
+def test_saved_draws_round_trip_and_refuse_another_dataset(cls_data, tmp_path):
+    from dcbench.data.folders import find_dataset
+
+    train = find_dataset(cls_data, "train")
+    draws = make_draws(train.targets, [2], draws=2, seed=0, pool=np.arange(len(train)))
+    save_draws(tmp_path / "idx.json", train, np.array([0, 1]), draws)
+    held, loaded = load_draws(tmp_path / "idx.json", train)
+    assert held.tolist() == [0, 1]
+    assert all(np.array_equal(x, y) for x, y in zip(loaded[2], draws[2], strict=True))
+    other = find_dataset(cls_data, "val")
+    with pytest.raises(UserError, match="different version"):
+        load_draws(tmp_path / "idx.json", other)
+
+
+def test_summary_is_mean_and_sample_std():
+    got = summarize([10.0, 20.0, 30.0])
+    assert got == {"top1_mean": 20.0, "top1_std": 10.0}
+
+
+def test_low_shot_run_saves_draws_and_reports_both_inits(cls_data, small_net, tmp_path):
+    from dcbench.protocols import get_protocol
+
+    proto = get_protocol("low-shot")
+    cfg = proto.resolve_config(schedule="smoke", overrides=[
+        "shots=[2]", "draws=2", "iterations=4", "eval_every=2", "batch_size=8"])
+    rows = proto.run(small_net, cls_data, cfg, run_id="ls", device="cpu", progress=False,
+                     work_dir=tmp_path)
+    assert (tmp_path / "low_shot_indices.json").is_file()
+    models = {r.model for r in rows}
+    assert models == {small_net.name, "random-alexnet_small"}
+    per_draw = [r for r in rows if r.metric == "top1" and r.model == small_net.name]
+    assert [r.seed for r in per_draw] == [0, 1] and all(r.layer == "all/2-shot" for r in rows)
+    mean = next(r.value for r in rows if r.metric == "top1_mean" and r.model == small_net.name)
+    assert mean == pytest.approx(np.mean([r.value for r in per_draw]))
+    # rerunning in the same work dir reuses every finished piece (resume)
+    again = proto.run(small_net, cls_data, cfg, run_id="ls", device="cpu", progress=False,
+                      work_dir=tmp_path)
+    assert [r.value for r in again] == [r.value for r in rows]

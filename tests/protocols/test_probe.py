@@ -1,0 +1,99 @@
+"""LR schedules, the multi-head trainer, checkpoint/resume, and the held-out split."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dcbench.protocols.cache import FeatureSet
+from dcbench.protocols.features import stratified_split
+from dcbench.protocols.probe import (
+    HeadSpec,
+    LinearHead,
+    OptimSettings,
+    ProbeSet,
+    lr_factor,
+    run_phase,
+)
+from dcbench.protocols.sources import TensorSource
+
+
+def _lrs(schedule: str, lr0: float, wd: float, iters: int, steps: int, **kw) -> list[float]:
+    head = LinearHead(4, 2)
+    probes = ProbeSet([HeadSpec("h", "x", head, lr0, wd)],
+                      OptimSettings(0.9, schedule, **kw), iters)
+    out = []
+    for _ in range(steps):
+        out.append(probes.optimizers["h"].param_groups[0]["lr"])
+        probes.train_step({"x": torch.zeros(3, 4)}, torch.tensor([0, 1, 0]))
+    return out
+
+
+def test_sqrt_schedule_matches_the_eval_linear_formula():
+    lr0, wd = 0.01, 1e-2
+    got = _lrs("sqrt", lr0, wd, iters=5, steps=40)
+    expected = [lr0 / math.sqrt(1 + lr0 * wd * t) for t in range(40)]
+    assert np.allclose(got, expected, rtol=1e-12)
+    assert math.isclose(lr_factor("sqrt", 0.01, 1e-4, 10)(10**6), 1 / math.sqrt(2.0))
+
+
+def test_step_schedule_drops_at_epoch_milestones():
+    got = _lrs("step", 0.1, 0.0, iters=3, steps=12, milestones=(2, 3))
+    assert np.allclose(got, [0.1] * 6 + [0.01] * 3 + [0.001] * 3)
+
+
+def test_heads_train_independently_with_their_own_weight_decay():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 5, generator=gen)
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(0)
+    heads = [HeadSpec(f"wd{wd}", "x", LinearHead(5, 2), 0.1, wd) for wd in (0.0, 10.0)]
+    probes = ProbeSet(heads, OptimSettings(0.9, "constant"), 1)
+    for _ in range(50):
+        probes.train_step({"x": x}, y)
+    norms = {h.name: h.module.linear.weight.norm().item() for h in heads}
+    assert norms["wd10.0"] < norms["wd0.0"] / 5
+
+
+def _phase(work_dir, epochs):
+    gen = torch.Generator().manual_seed(0)
+    feats = FeatureSet(torch.randn(40, 6, generator=gen), torch.arange(40) % 3,
+                       torch.arange(40))
+    src = TensorSource({"x": feats})
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        probes = ProbeSet([HeadSpec("h", "x", LinearHead(6, 3), 0.05, 1e-4)],
+                          OptimSettings(0.9, "sqrt"), 5)
+    from dcbench.protocols.probe import evaluate
+
+    return run_phase(probes, epochs=epochs, work_dir=work_dir, phase="t", progress=False,
+                     train_batches=lambda e: src.train_batches(None, e, 0, 8),
+                     evaluate_fn=lambda: evaluate(probes, src.eval_batches(None)))
+
+
+def test_interrupted_and_resumed_phase_equals_an_uninterrupted_one(tmp_path):
+    full = _phase(None, 4)
+    _phase(tmp_path, 2)  # "killed" after epoch 2; its checkpoint stays
+    resumed = _phase(tmp_path, 4)
+    assert resumed == full
+    assert (tmp_path / "log.jsonl").read_text().count("\n") == 4
+
+
+def test_stratified_split_is_seeded_disjoint_and_keeps_every_class():
+    labels = np.repeat(np.arange(5), [10, 10, 10, 3, 1])
+    train, held = stratified_split(labels, 0.2, seed=3)
+    again = stratified_split(labels, 0.2, seed=3)
+    assert np.array_equal(train, again[0]) and np.array_equal(held, again[1])
+    assert not set(train) & set(held) and len(train) + len(held) == labels.size
+    assert set(labels[train]) == set(range(5))  # the singleton class stays in training
+    assert [int((labels[held] == c).sum()) for c in range(5)] == [2, 2, 2, 1, 0]
+    assert not np.array_equal(held, stratified_split(labels, 0.2, seed=4)[1])
+
+
+def test_probe_set_rejects_unknown_schedule():
+    with pytest.raises(ValueError, match="unknown schedule"):
+        ProbeSet([HeadSpec("h", "x", LinearHead(2, 2), 0.1, 0.0)],
+                 OptimSettings(0.9, "cosine"), 1)
