@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -144,7 +144,7 @@ BUILTIN_MODULES = (
 _loaded = False
 
 
-def register_protocol(name: str):
+def register_protocol(name: str) -> Callable[[type[Protocol]], type[Protocol]]:
     """Class decorator registering a `Protocol` subclass under `name`; duplicates raise."""
 
     def decorator(cls: type[Protocol]) -> type[Protocol]:

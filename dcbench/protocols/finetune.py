@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ class FinetuneSettings:
     seed: int
 
 
-def endless_batches(dataset, positions: np.ndarray, batch_size: int, seed: int
+def endless_batches(dataset: Any, positions: np.ndarray, batch_size: int, seed: int
                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Reshuffled passes over `positions`, forever; pass p's order and crops fixed by (seed, p)."""
     subset = Subset(dataset, positions.tolist())
@@ -61,7 +61,7 @@ def endless_batches(dataset, positions: np.ndarray, batch_size: int, seed: int
 
 
 @torch.no_grad()
-def top1(model: nn.Module, dataset, positions: np.ndarray | None, batch_size: int,
+def top1(model: nn.Module, dataset: Any, positions: np.ndarray | None, batch_size: int,
          device: str) -> float:
     """Top-1 (percent) of `model` logits; 5-D batches are 10-crop views (softmax averaged)."""
     model.eval()
@@ -84,7 +84,7 @@ def top1(model: nn.Module, dataset, positions: np.ndarray | None, batch_size: in
 def finetune(
     model: Backbone,
     num_classes: int,
-    train_set,
+    train_set: Any,
     train_positions: np.ndarray,
     settings: FinetuneSettings,
     evaluate: Callable[[nn.Module], float],

@@ -212,7 +212,11 @@ class LowShot(Protocol):
             from dcbench.models import create_backbone
 
             config = {k: v for k, v in model.config.items() if k != "taps"}
-            net = create_backbone(config, seed=seed)
+            try:
+                net = create_backbone(config, seed=seed)
+            except UserError as err:
+                raise UserError(f"low-shot cannot build a random-init {config.get('arch')} "
+                                f"baseline ({err}); run with --set inits=[pretrained]") from None
         for param in net.parameters():
             param.requires_grad_(True)
         sobel = getattr(net, "sobel", None)

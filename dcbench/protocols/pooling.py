@@ -27,9 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
 
 TARGET_DIM = 9600
 TABLE_INPUT_SIZE = 224
@@ -120,7 +124,8 @@ def pool_features(x: torch.Tensor, spec: PoolSpec) -> torch.Tensor:
     return F.avg_pool2d(x, spec.kernel, spec.stride, spec.padding).flatten(1)
 
 
-def model_pool_specs(model, layers: list[str], input_size: int, table: str) -> dict[str, PoolSpec]:
+def model_pool_specs(model: Backbone, layers: list[str], input_size: int, table: str
+                     ) -> dict[str, PoolSpec]:
     """Pool specs for each requested tap of a Backbone at `input_size` (one dummy forward)."""
     shapes = model.feature_shapes(layers, input_size)
     arch = str(model.config.get("arch", ""))

@@ -189,6 +189,10 @@ def run_phase(
         metrics = evaluate_fn()
         for name, values in metrics.items():
             history[name].append(values)
+        best = max(metrics.items(), key=lambda kv: kv[1]["top1"])
+        print(f"{phase} epoch {epoch + 1}/{epochs}: loss "
+              f"{sum(losses) / max(len(losses), 1):.3f}, best head {best[0]} top1 "
+              f"{best[1]['top1']:.2f}", file=sys.stderr, flush=True)
         if ckpt is not None:
             state = {"probes": probes.full_state(), "history": json.dumps(history),
                      "epoch": epoch}

@@ -98,7 +98,7 @@ def build_detector(parts: BackboneParts, spec: DetectorSpec, num_classes: int,
                               aspect_ratios=(tuple(spec.aspect_ratios),))
     pooler = MultiScaleRoIAlign(featmap_names=["0"], output_size=parts.grid, sampling_ratio=2)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # the RPN head's default init draws from the global RNG
+        torch.default_generator.manual_seed(seed)  # the RPN head's init draws from it
         predictor = FastRCNNPredictor(parts.fc_dim, num_classes)
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():

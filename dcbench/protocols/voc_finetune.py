@@ -50,7 +50,9 @@ class SeededView(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Any:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(item_seed(self.seed, self.stream, self.epoch, index))
+            # the CPU generator only: transforms draw from it, CUDA dropout streams stay put
+            torch.default_generator.manual_seed(
+                item_seed(self.seed, self.stream, self.epoch, index))
             return self.dataset[index]
 
 

@@ -143,3 +143,25 @@ def test_bad_input_is_a_user_error(model, tmp_path):
         _run(model, tmp_path, tmp_path / "w", ["iteratons=3"])
     with pytest.raises(UserError):
         _run(model, tmp_path, tmp_path / "w", ["train_layers=conv5"])
+
+
+def test_cli_runs_and_stores_per_class_rows(voc_root, tmp_path, capsys):
+    from dcbench.cli import main
+    from dcbench.leaderboards.store import ResultsStore
+
+    store = tmp_path / "results.sqlite"
+    argv = ["eval", "--protocol", "voc07-cls", "--model", "arch:alexnet_small?sobel=1&seed=0",
+            "--data", str(voc_root), "--train-layers", "fc6-8", "--train-bn-scales",
+            "--schedule", "smoke", "--out", str(tmp_path / "run"), "--store", str(store),
+            *(f"--set={o}" for o in [*MICRO, "eval_train_split=false"])]
+    assert main(argv) == 0
+    frame = ResultsStore(store).results(protocol="voc07-cls")
+    assert set(frame["layer"]) == {"fc6-8+bn"} and "map" in set(frame["metric"])
+    assert frame["metric"].str.startswith("ap_").sum() >= 1
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    # bad input: one line, exit 2, no run dir left behind
+    bad = ["eval", "--protocol", "voc07-cls", "--model", "arch:resnet18", "--data",
+           str(voc_root), "--schedule", "smoke", "--out", str(tmp_path / "bad"), "--no-store"]
+    assert main(bad) == 2
+    assert "AlexNet/VGG-style" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

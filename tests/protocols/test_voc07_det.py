@@ -114,7 +114,8 @@ def test_detector_reuses_fc6_fc7_and_detects(model):
     items = DetectionItems(_OneImage(), train=True, flip=False)
     batch = collate_detection([items[0]])
     image = torch.nn.functional.interpolate(batch.images[0][None], size=(64, 96))[0]
-    target = {"boxes": batch.targets[0]["boxes"] * 9.6, "labels": batch.targets[0]["labels"]}
+    scale = torch.tensor([9.6, 16.0, 9.6, 16.0])  # 4x10 -> 64x96
+    target = {"boxes": batch.targets[0]["boxes"] * scale, "labels": batch.targets[0]["labels"]}
     losses = detector([image], [target])
     assert set(losses) >= {"loss_classifier", "loss_box_reg", "loss_objectness"}
     detector.eval()
