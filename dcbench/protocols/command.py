@@ -24,7 +24,9 @@ examples:
       --schedule smoke --fast
   dcbench eval --protocol knn --model random-alexnet-sobel --data synth/cls --set k=200
   dcbench eval --protocol low-shot --model runs/tiny/final --data synth/cls --schedule smoke \\
-      --out runs/lowshot && dcbench eval --protocol low-shot ... --out runs/lowshot --resume
+      --out runs/lowshot
+  dcbench eval --protocol low-shot --model runs/tiny/final --data synth/cls --schedule smoke \\
+      --out runs/lowshot --resume          # after an interruption: finished draws are kept
   dcbench eval --protocol voc07-cls --model deepcluster-alexnet --data /datasets/VOCdevkit \\
       --train-layers all
 """
@@ -46,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run-length preset: published (default) or smoke")
     parser.add_argument("--layers", help="comma-separated taps, e.g. conv3,conv4,conv5")
     parser.add_argument("--fast", action="store_true", default=None,
-                        help="train probes on cached center-crop features (linear-conv, mlp)")
+                        help="linear-conv, mlp: train on cached center-crop features "
+                             "(knn, knn-graph, nmi read that cache by default)")
     parser.add_argument("--seed", type=int, help="seed for splits, draws, init and order")
     parser.add_argument("--train-layers", dest="train_layers",
                         help="VOC protocols: fc6-8 (frozen convs) or all")
@@ -75,8 +78,10 @@ def _list_protocols() -> None:
     for name in list_protocols():
         proto = get_protocol(name)
         print(f"{name:12s} {proto.summary}")
-        print(f"{'':12s} dialects: {', '.join(proto.DIALECTS)}; "
-              f"schedules: {', '.join(proto.SCHEDULES)}")
+        for kind, presets in (("dialect", proto.DIALECTS), ("schedule", proto.SCHEDULES)):
+            for preset, values in presets.items():
+                changes = ", ".join(f"{k}={v}" for k, v in values.items()) or "(defaults)"
+                print(f"{'':12s} {kind} {preset}: {changes}")
 
 
 def _flag_layer(proto: Any, args: argparse.Namespace) -> dict[str, Any]:

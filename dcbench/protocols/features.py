@@ -16,6 +16,7 @@ from tqdm import tqdm
 from dcbench.data.folders import find_dataset
 from dcbench.data.loader import DecodeReport, make_loader
 from dcbench.errors import UserError
+from dcbench.protocols.base import dataset_name
 from dcbench.protocols.cache import CacheKey, FeatureCache, FeatureSet, dataset_fingerprint
 from dcbench.protocols.pooling import PoolSpec, pool_features
 
@@ -74,7 +75,7 @@ def load_splits(data_dir: str | Path, eval_split: str = "val") -> Splits:
     num_classes = int(max(train.targets.max(), val.targets.max())) + 1
     if num_classes < 2:
         raise UserError(f"{data_dir} has a single class; classification needs at least two")
-    return Splits(train, val, num_classes, Path(data_dir).expanduser().resolve().name)
+    return Splits(train, val, num_classes, dataset_name(data_dir))
 
 
 def with_transform(dataset: Any, transform: Callable | None) -> Any:

@@ -22,6 +22,7 @@ from dcbench.protocols.base import (
     Protocol,
     ProtocolConfig,
     Result,
+    dataset_name,
     register_protocol,
     results_from_metrics,
     run_info,
@@ -102,7 +103,7 @@ class KNNGraph(Protocol):
         feats = frozen_features(model, dataset, layers, use_cache=config.fast,
                                 batch_size=config.batch_size, device=device, progress=progress)
         info = run_info(model, self.name, config, run_id=run_id, device=device,
-                        dataset=Path(data_dir).expanduser().resolve().name)
+                        dataset=dataset_name(data_dir))
         rows: list[Result] = []
         for layer in layers:
             x = preprocess_features(feats[layer].features.numpy(), config.preprocess,

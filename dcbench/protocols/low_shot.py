@@ -179,7 +179,7 @@ class LowShot(Protocol):
                 key, layer = f"{init}/{n}", f"all/{n}-shot"
                 lr, iterations = done.get(key + "/selection") or self._select(
                     model, init, sets[0], splits.num_classes, train_set, held_set, heldout,
-                    config, device, progress, work_dir, key)
+                    config, device, progress, work_dir, key, done)
                 _record(work_dir, key + "/selection", [lr, iterations])
                 per_draw = []
                 for d, positions in enumerate(sets):
@@ -189,7 +189,8 @@ class LowShot(Protocol):
                         settings = self._settings(config, lr, iterations, config.seed + d)
                         finetune(net, splits.num_classes, train_set, positions, settings,
                                  lambda m: 0.0, device=device, progress=progress,
-                                 checkpoint=_ckpt(work_dir), desc=f"{key} draw {d}")
+                                 checkpoint=_ckpt(work_dir, f"{key}/draw{d}"),
+                                 desc=f"{key} draw {d}")
                         value = top1(net, val_set, None, config.eval_batch_size, device)
                         _record(work_dir, f"{key}/draw{d}", value)
                     per_draw.append(value)
@@ -234,26 +235,33 @@ class LowShot(Protocol):
 
     def _select(self, model: Backbone, init: str, positions: np.ndarray, num_classes: int,
                 train_set: Any, held_set: Any, heldout: np.ndarray, config: LowShotConfig,
-                device: str, progress: bool, work_dir: Path | None, key: str
-                ) -> tuple[float, int]:
+                device: str, progress: bool, work_dir: Path | None, key: str,
+                done: dict[str, Any]) -> tuple[float, int]:
         """Best (lr, iterations) on the held-out split, from fine-tuning draw 0."""
         best = (config.lrs[0], config.iterations, -1.0)
         for lr in config.lrs:
-            net = self._network(model, init, config.seed)
-            settings = self._settings(config, lr, config.iterations, config.seed)
-            curve = finetune(net, num_classes, train_set, positions, settings,
-                             lambda m: top1(m, held_set, heldout, config.eval_batch_size,
-                                            device),
-                             device=device, progress=progress, checkpoint=_ckpt(work_dir),
-                             desc=f"{key} select lr={lr:g}")
+            name = f"{key}/select/lr={lr:g}"
+            curve = done.get(name)
+            if curve is None:
+                net = self._network(model, init, config.seed)
+                settings = self._settings(config, lr, config.iterations, config.seed)
+                curve = finetune(net, num_classes, train_set, positions, settings,
+                                 lambda m: top1(m, held_set, heldout, config.eval_batch_size,
+                                                device),
+                                 device=device, progress=progress,
+                                 checkpoint=_ckpt(work_dir, name), desc=f"{key} select lr={lr:g}")
+                _record(work_dir, name, curve)
             for iteration, score in curve:
                 if score > best[2]:
                     best = (lr, iteration, score)
         return best[0], best[1]
 
 
-def _ckpt(work_dir: Path | None) -> Path | None:
-    return work_dir / "checkpoints" / "low_shot_current.pt" if work_dir is not None else None
+def _ckpt(work_dir: Path | None, name: str) -> Path | None:
+    """Where the fine-tuning run `name` (e.g. 'random/4/draw2') checkpoints itself."""
+    if work_dir is None:
+        return None
+    return work_dir / "checkpoints" / ("low_shot_" + name.replace("/", "_") + ".pt")
 
 
 def _completed(work_dir: Path | None) -> dict[str, Any]:

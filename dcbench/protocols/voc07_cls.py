@@ -15,7 +15,8 @@ Follows the official `eval_voc_classif.py` (DeepCluster repository):
 - test: the sum of the logits of 10 passes of that random augmentation (default) or of
   Resize + TenCrop (`eval_crops=tencrop`); AP per class with scikit-learn on non-difficult
   entries (`voc_metrics.multilabel_ap`), mAP = mean over the 20 classes.
-`split=train` evaluates on `val` (model selection), `split=trainval` on `test` (the table).
+`split=train` evaluates on `val` (model selection), `split=trainval` on `test` (the table);
+with `eval_train_split` the training split is scored the same way (rows with split `train`).
 
 lr / stepsize: 0.003 / 5000 for fc6-8 (the PyTorch port that produced 72.0/70.4), 0.001 /
 20000 for all (`eval_voc_classif_all.sh`); 80k iterations for both. Crop sizes are the
@@ -53,6 +54,7 @@ from dcbench.protocols.voc_finetune import (
     SeededView,
     epoch_batches,
     log,
+    require_positive,
     train_iterations,
 )
 from dcbench.protocols.voc_metrics import finite_metrics, multilabel_ap
@@ -172,6 +174,8 @@ class VOC07Classification(Protocol):
     def run(self, model: Backbone, data_dir: str | Path, config: VOC07ClsConfig, *,
             run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
         """Fine-tune on `split`, evaluate on val/test (and the train split), return rows."""
+        require_positive(config, "iterations", "batch_size", "eval_passes", "eval_batch_size",
+                         "checkpoint_every", "lr_fc6_8", "lr_all", "stepsize_fc6_8", "stepsize_all")
         dev = resolve_device(device)
         crop = int(config.crop_size or model.config.get("input_size", 224))
         mean, std = model.config["mean"], model.config["std"]

@@ -16,8 +16,10 @@ Settings (published schedule): SGD lr 0.001, momentum 0.9, wd 5e-4, 150k iterati
 images, lr x0.1 every 50k; training short side drawn from {480, 576, 688, 864, 1200} (max
 2000) with horizontal flips, test short side 600 (max 1000); 64 RoIs per image, 25%
 foreground; test NMS 0.3, score threshold 0.05, 100 detections per image (Fast R-CNN test
-settings); "difficult" objects are left out of training. `train_layers=fc6-8` freezes the
-conv trunk (RPN and heads train), `all` fine-tunes it; the trunk's BN always uses its
+settings); RPN anchors of sizes 32-512 x aspect ratios 0.5/1/2 on the one conv5 map,
+other RPN settings torchvision's defaults (2000/1000 proposals after NMS 0.7 in
+training/testing); "difficult" objects are left out of training. `train_layers=fc6-8`
+freezes the conv trunk (RPN and heads train), `all` fine-tunes it; the trunk's BN uses its
 stored statistics. Pixel sizes are for a 224-px model and scale with `input_size` (x64/224
 for `alexnet_small`).
 
@@ -58,7 +60,13 @@ from dcbench.protocols.voc_detector import (
     set_scales,
     voc_to_continuous,
 )
-from dcbench.protocols.voc_finetune import Checkpoint, epoch_batches, log, train_iterations
+from dcbench.protocols.voc_finetune import (
+    Checkpoint,
+    epoch_batches,
+    log,
+    require_positive,
+    train_iterations,
+)
 from dcbench.protocols.voc_metrics import finite_metrics, voc_detection_ap
 from dcbench.protocols.voc_nets import (
     backbone_parts,
@@ -210,6 +218,8 @@ class VOC07Detection(Protocol):
     def run(self, model: Backbone, data_dir: str | Path, config: VOC07DetConfig, *,
             run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
         """Train the detector on `split`, evaluate on val/test, return mAP + per-class AP."""
+        require_positive(config, "iterations", "batch_size", "lr", "stepsize", "eval_batch_size",
+                         "checkpoint_every", "test_scale", "test_max_size")
         dev = resolve_device(device)
         eval_split = "val" if config.split == "train" else "test"
         train_voc = VOCDetection(data_dir, 2007, config.split)

@@ -47,7 +47,13 @@ from dcbench.protocols.base import (
     run_info,
 )
 from dcbench.protocols.voc_fcn import FCNNet
-from dcbench.protocols.voc_finetune import Checkpoint, epoch_batches, log, train_iterations
+from dcbench.protocols.voc_finetune import (
+    Checkpoint,
+    epoch_batches,
+    log,
+    require_positive,
+    train_iterations,
+)
 from dcbench.protocols.voc_metrics import confusion_matrix, finite_metrics, segmentation_scores
 from dcbench.protocols.voc_nets import (
     backbone_parts,
@@ -164,6 +170,7 @@ class VOC12Segmentation(Protocol):
     def run(self, model: Backbone, data_dir: str | Path, config: VOC12SegConfig, *,
             run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
         """Train FCN-32s on `split`, evaluate on `eval_split`, return mIoU + per-class IoU."""
+        require_positive(config, "iterations", "batch_size", "lr", "stepsize", "checkpoint_every")
         dev = resolve_device(device)
         mean, std = list(model.config["mean"]), list(model.config["std"])
         train_set = VOCSegmentation(data_dir, 2012, config.split,

@@ -147,6 +147,14 @@ class Checkpoint:
         return Position(**state["position"])
 
 
+def require_positive(config: Any, *names: str) -> None:
+    """UserError naming the first config key that is not a positive number."""
+    for name in names:
+        value = getattr(config, name)
+        if not value > 0:
+            raise UserError(f"config key '{name}' must be positive, got {value!r}")
+
+
 def log(message: str) -> None:
     """Progress lines go to stderr, so stdout stays machine-readable."""
     print(message, file=sys.stderr, flush=True)

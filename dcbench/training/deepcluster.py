@@ -30,7 +30,7 @@ from dcbench.files import append_line, write_json, write_text
 from dcbench.models import create_backbone
 from dcbench.provenance import code_revision, config_hash, device_name, versions
 from dcbench.training import diagnostics
-from dcbench.training.clustering import derived_seed, fit_whitening, l2_normalize, run_kmeans
+from dcbench.training.clustering import derived_seed, pca_whiten, run_kmeans
 from dcbench.training.config import TrainConfig
 from dcbench.training.distributed import DistInfo, barrier, broadcast_array, init_from_env, shutdown
 from dcbench.training.faults import inject_fault
@@ -64,8 +64,7 @@ def cluster_features(
     features: np.ndarray, config: TrainConfig, seed: int
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """PCA-whiten + L2 + k-means/PIC: (labels, loss, reduced features for diagnostics)."""
-    whitening = fit_whitening(features, config.pca_dim)
-    reduced = l2_normalize(whitening.apply(torch.from_numpy(features))).numpy()
+    reduced = pca_whiten(features, config.pca_dim)  # on the GPU when there is one
     if config.clustering == "kmeans":
         if config.k > len(features):
             raise UserError(f"k={config.k} exceeds the {len(features)} images clustered")

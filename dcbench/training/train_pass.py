@@ -31,7 +31,7 @@ def sgt_rows(targets: torch.Tensor, n_rows: int, budget: int, generator: torch.G
     if extra:
         mask = torch.ones(n_rows, dtype=torch.bool)
         mask[present] = False
-        others = torch.flatnonzero(mask)
+        others = torch.nonzero(mask).flatten()
         pick = others[torch.randperm(len(others), generator=generator)[:extra]]
         present = torch.cat([present, pick])
     return torch.sort(present).values

@@ -143,6 +143,8 @@ def test_bad_input_is_a_user_error(model, tmp_path):
         _run(model, tmp_path, tmp_path / "w", ["iteratons=3"])
     with pytest.raises(UserError):
         _run(model, tmp_path, tmp_path / "w", ["train_layers=conv5"])
+    with pytest.raises(UserError, match="must be positive"):
+        _run(model, tmp_path, tmp_path / "w", ["iterations=0"])
 
 
 def test_cli_runs_and_stores_per_class_rows(voc_root, tmp_path, capsys):
@@ -165,3 +167,10 @@ def test_cli_runs_and_stores_per_class_rows(voc_root, tmp_path, capsys):
     assert main(bad) == 2
     assert "AlexNet/VGG-style" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_smoke_schedule_on_the_built_in_data(model, tmp_path):
+    root = make_voc_set(tmp_path / "voc", seed=0)
+    rows = _run(model, root, tmp_path / "run", [])
+    assert {r.split for r in rows if r.metric == "map"} == {"test", "train"}

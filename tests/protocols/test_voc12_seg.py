@@ -85,3 +85,55 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     torch.testing.assert_close(state["model"]["features.0.weight"], model.features[0].weight)
     assert state["position"]["iteration"] == 3
+
+
+def test_fcn_fits_a_few_training_images(model, voc_root):
+    """The training loop + FCN + metric learn: overfitting 4 images lifts mIoU well above
+    the untrained net (zero score layer: background everywhere)."""
+    from dcbench.data.loader import DecodeReport
+    from dcbench.data.voc import VOCSegmentation
+    from dcbench.protocols.voc12_seg import (
+        collate_segmentation,
+        seg_transform,
+        segment_confusion,
+        voc12_seg_metrics,
+    )
+    from dcbench.protocols.voc_finetune import epoch_batches, train_iterations
+    from dcbench.protocols.voc_nets import set_trainable
+
+    data = VOCSegmentation(voc_root, 2012, "train",
+                           transform=seg_transform(model.config["mean"], model.config["std"],
+                                                   False))
+    data.ids, data.samples = data.ids[:4], data.samples[:4]
+    net = FCNNet(backbone_parts(model, "voc12-seg"))
+    set_trainable(net, "all", False)
+    cpu = torch.device("cpu")
+
+    def miou() -> float:
+        cm = segment_confusion(net, data, device=cpu, workers=0, report=DecodeReport())
+        return voc12_seg_metrics(cm)["miou"]
+
+    before = miou()
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+    def step(batch):
+        opt.zero_grad()
+        for image, mask in zip(batch.images, batch.masks, strict=True):
+            (segmentation_loss(net(image[None]), mask[None], True) / 2).backward()
+        opt.step()
+        return 0.0
+
+    train_iterations(net, opt, batches=epoch_batches(data, batch_size=2, seed=0, workers=0,
+                                                     collate=collate_segmentation),
+                     step=step, iterations=200, lr=0.01, stepsize=10**6, gamma=0.1, seed=0)
+    assert miou() > before + 0.1
+
+
+@pytest.mark.slow
+def test_smoke_schedule_on_the_built_in_data(model, tmp_path):
+    root = make_voc_set(tmp_path / "voc", seed=0)
+    protocol = get_protocol("voc12-seg")
+    rows = protocol.run(model, root, protocol.resolve_config(schedule="smoke"), run_id="t",
+                        device="cpu", progress=False, work_dir=tmp_path / "run")
+    assert any(r.metric == "miou" for r in rows)
