@@ -16,6 +16,7 @@ CLI guarantees `work_dir` is fresh unless the user passed `--resume`.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as _dt
 from collections.abc import Callable, Mapping
@@ -73,7 +74,7 @@ class ProtocolConfig:
     seed: int = 0
 
 
-class Protocol:
+class Protocol(abc.ABC):
     """Base class of a registered protocol. Subclasses set the class attributes below."""
 
     name: ClassVar[str] = ""
@@ -82,6 +83,7 @@ class Protocol:
     SCHEDULES: ClassVar[dict[str, dict[str, Any]]] = {"published": {}}
     summary: ClassVar[str] = ""
 
+    @abc.abstractmethod
     def run(
         self,
         model: Backbone,
@@ -94,7 +96,6 @@ class Protocol:
         work_dir: Path | None,
     ) -> list[Result]:
         """Run the protocol on `model` and `data_dir`, returning result rows."""
-        raise NotImplementedError(f"protocol {self.name!r} does not implement run()")
 
     def resolve_config(
         self,
@@ -234,7 +235,9 @@ def run_info(
         dialect=str(cfg.get("dialect", "dc2018")),
         dataset=dataset,
         seed=int(cfg.get("seed", 0)),
-        config_hash=config_hash(cfg),
+        # The seed is its own column: runs differing only by seed are the same config, so
+        # the leaderboard averages them (mean +- std) instead of calling older seeds stale.
+        config_hash=config_hash({k: v for k, v in cfg.items() if k != "seed"}),
         dcbench_version=__version__,
         code_revision=code_revision(),
         device=device_name(device),
