@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import math
 import pkgutil
 import sys
@@ -74,12 +75,12 @@ def import_benchmarks() -> ModuleType:
 
 
 class BrokenModule:
-    """Stands in for a benchmark module that failed to import: its `run` re-raises the error,
-    so the runner reports it in the table like any other failing benchmark."""
+    """Stands in for a benchmark module that failed to import or breaks the contract: its
+    `run` raises the error, so the runner reports it in the table like a failing benchmark."""
 
     def __init__(self, name: str, error: Exception) -> None:
         self.__name__ = f"benchmarks.{name}"
-        self.__doc__ = f"(import failed: {type(error).__name__}: {error})"
+        self.__doc__ = f"(not runnable: {type(error).__name__}: {error})"
         self.error = error
 
     def run(self, quick: bool) -> list[Any]:
@@ -92,8 +93,9 @@ Modules = dict[str, ModuleType | BrokenModule]
 
 def discover() -> Modules:
     """Benchmark modules by short name: every `benchmarks/*.py` (not `common`, not `_*`)
-    defining a callable `run`, in alphabetical order; one that fails to import is kept as a
-    `BrokenModule` so that the failure shows in the table instead of stopping the run."""
+    defining a callable `run`, in alphabetical order. One that fails to import, or whose
+    `run` does not take exactly `quick`, is kept as a `BrokenModule` so that the problem
+    shows in the table instead of stopping the run."""
     package = import_benchmarks()
     found: Modules = {}
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
@@ -104,8 +106,16 @@ def discover() -> Modules:
         except Exception as err:  # a broken module must not hide the others
             found[info.name] = BrokenModule(info.name, err)
             continue
-        if callable(getattr(module, "run", None)):
-            found[info.name] = module
+        run_fn = getattr(module, "run", None)
+        if not callable(run_fn):
+            continue
+        params = list(inspect.signature(run_fn).parameters)
+        if params != ["quick"]:
+            found[info.name] = BrokenModule(info.name, TypeError(
+                f"benchmarks/{info.name}.py: run({', '.join(params)}) does not follow the "
+                "contract run(quick: bool) -> list[Row] (rename it if it is not a benchmark)"))
+            continue
+        found[info.name] = module
     return found
 
 

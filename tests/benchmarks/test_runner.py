@@ -159,20 +159,29 @@ def test_a_failing_benchmark_is_reported_and_others_still_run(monkeypatch, tmp_p
     assert "| bad | FAILED |" in capsys.readouterr().out
 
 
-def test_a_module_that_fails_to_import_becomes_a_failure_row(monkeypatch):
+def test_a_module_that_fails_to_import_or_breaks_the_contract_becomes_a_failure_row(
+        monkeypatch):
     import importlib
+    import types
 
     real = importlib.import_module
+    off_contract = types.ModuleType("benchmarks.knn_graph")
+    off_contract.run = lambda args: []
 
     def fake_import(name: str, *args):
         if name == "benchmarks.memory":
             raise ImportError("no module named 'psutil'")
+        if name == "benchmarks.knn_graph":
+            return off_contract
         return real(name, *args)
 
     monkeypatch.setattr(bench.importlib, "import_module", fake_import)
     found = bench.discover()
     assert isinstance(found["memory"], bench.BrokenModule)
-    assert not isinstance(found["knn_graph"], bench.BrokenModule)
-    report = bench.run_benchmarks({"memory": found["memory"]}, quick=True, verbose=False)
+    assert isinstance(found["knn_graph"], bench.BrokenModule)
+    assert not isinstance(found["features"], bench.BrokenModule)
+    report = bench.run_benchmarks({n: found[n] for n in ("memory", "knn_graph")}, quick=True,
+                                  verbose=False)
     assert report.rows == []
-    assert report.failures == {"memory": "ImportError: no module named 'psutil'"}
+    assert report.failures["memory"] == "ImportError: no module named 'psutil'"
+    assert "run(args) does not follow the contract" in report.failures["knn_graph"]
