@@ -151,6 +151,7 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
     if config.clustering == "kmeans" and config.k > n_used:
         raise UserError(f"k={config.k} exceeds the {n_used} images clustered per epoch")
     _check_resume(run, config, resume)
+    barrier(info)  # every rank has checked the run dir before rank 0 writes into it
     body_opt = torch.optim.SGD(list(backbone.trunk_parameters()), lr=config.lr,
                                momentum=config.momentum, weight_decay=config.weight_decay)
     start, prev = 0, None
