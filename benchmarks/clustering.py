@@ -113,7 +113,8 @@ def run_in_subprocess(method: str, data: Path, args: argparse.Namespace) -> dict
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options (also the defaults `run(quick)` starts from)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10000, 50000, 200000],
                         help="N for the k-means comparison")
@@ -131,11 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write results as JSON here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data-file", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.data_file, args.k, args.pca, args.seed,
-                                args.pic_nnn, args.pic_sigma)))
-        return 0
+    return parser
+
+
+def measure(args: argparse.Namespace, echo: bool = True) -> list[dict]:
+    """Run every (N, method pair) of the plan, each method in its own subprocess."""
     rows = []
     plan = [(n, ("dcbench-kmeans", "sklearn-kmeans")) for n in args.sizes]
     plan += [(n, ("dcbench-pic", "sklearn-spectral")) for n in args.pic_sizes]
@@ -150,7 +151,45 @@ def main(argv: list[str] | None = None) -> int:
                 ours["speedup_vs_sklearn"] = ref["seconds"] / ours["seconds"]
             rows += pair
             for r in pair:
-                print(_fmt(r), flush=True)
+                if echo:
+                    print(_fmt(r), file=sys.stderr, flush=True)
+    return rows
+
+
+def run(quick: bool) -> list:
+    """Suite entry point: k-means step vs scikit-learn and PIC vs SpectralClustering."""
+    from benchmarks.common import Row
+
+    sizes = ["--sizes", "3000", "--pic-sizes", "1000", "--dim", "512", "--k", "50",
+             "--k-true", "50"] if quick else ["--sizes", "10000", "50000", "200000",
+                                              "--pic-sizes", "2000", "5000"]
+    args = build_parser().parse_args(sizes)
+    results = measure(args, echo=False)
+    out = []
+    for ours, ref in zip(results[0::2], results[1::2], strict=True):
+        if "error" in ours or "error" in ref:
+            failure = ours.get("error") or ref.get("error")
+            raise RuntimeError(f"clustering benchmark failed: {failure}")
+        kmeans = ours["method"] == "dcbench-kmeans"
+        what = (f"PCA-whiten {args.dim}->256 + k-means k={args.k}, N={ours['n']:,}" if kmeans
+                else f"PIC (nnn=5) on PCA-whitened features, N={ours['n']:,}")
+        out.append(Row(
+            benchmark="clustering", what=what, dcbench=ours["seconds"], unit="s",
+            baseline_name="scikit-learn PCA(whiten) + KMeans" if kmeans
+            else "scikit-learn SpectralClustering (k-NN affinity)",
+            baseline=ref["seconds"],
+            notes=f"NMI to planted truth {ours['nmi']:.3f} vs {ref['nmi']:.3f}; peak extra "
+                  f"{ours['peak_extra_mb']:.0f} vs {ref['peak_extra_mb']:.0f} MiB"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.data_file, args.k, args.pca, args.seed,
+                                args.pic_nnn, args.pic_sigma)))
+        return 0
+    rows = measure(args)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

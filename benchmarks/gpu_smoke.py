@@ -60,7 +60,7 @@ def refuse_reason(args: argparse.Namespace) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> dict:
+def measure_epoch(args: argparse.Namespace) -> dict:
     """One epoch: features -> PCA-whiten + k-means -> top reset -> training pass."""
     from dcbench.data.loader import make_loader
     from dcbench.data.samplers import UniformLabelSampler
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.k > args.images:
         print(f"gpu_smoke: refused: k={args.k} exceeds --images {args.images}", file=sys.stderr)
         return 2
-    result = run(args)
+    result = measure_epoch(args)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -43,10 +43,10 @@ class DemoSize:
     voc_iters: int
 
 
-FULL = DemoSize(per_class=250, val_per_class=50, voc_images=(120, 120, 160), epochs=25, k=80,
-                low_shot="[1,4,16]", voc_iters=300)
-QUICK = DemoSize(per_class=60, val_per_class=20, voc_images=(40, 40, 60), epochs=6, k=40,
-                 low_shot="[2,8]", voc_iters=40)
+FULL = DemoSize(per_class=250, val_per_class=100, voc_images=(80, 80, 120), epochs=20, k=80,
+                low_shot="[4,16]", voc_iters=150)
+QUICK = DemoSize(per_class=50, val_per_class=20, voc_images=(24, 24, 32), epochs=4, k=32,
+                 low_shot="[4]", voc_iters=20)
 
 MODELS = ("random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb")
 
@@ -128,13 +128,12 @@ def run(args: argparse.Namespace) -> int:
         step(f"3/6 {name}: k-means NMI vs labels",
              ["eval", "--protocol", "nmi", "--model", model, "--data", str(cls), *seed])
     for name in ("random-sobel", "tiny-sobel"):
-        model = str(models / name)
         step(f"4/6 {name}: VOC07 classification (fc6-8, smoke schedule)",
-             ["eval", "--protocol", "voc07-cls", "--model", model, "--data", str(voc), *seed,
-              "--set", f"iterations={size.voc_iters}"])
-        step(f"4/6 {name}: low-shot fine-tuning",
-             ["eval", "--protocol", "low-shot", "--model", model, "--data", str(cls), *seed,
-              "--set", f"shots={size.low_shot}"])
+             ["eval", "--protocol", "voc07-cls", "--model", str(models / name), "--data",
+              str(voc), *seed, "--set", f"iterations={size.voc_iters}"])
+    step("4/6 tiny-sobel: low-shot fine-tuning, from the checkpoint and from random init",
+         ["eval", "--protocol", "low-shot", "--model", str(models / "tiny-sobel"), "--data",
+          str(cls), *seed, "--set", f"shots={size.low_shot}"])
 
     print(f"\n[{step.elapsed()}] 5/6 results next to the published tables")
     from dcbench.demo_summary import print_summary

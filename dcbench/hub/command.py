@@ -147,8 +147,8 @@ def _card(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from dcbench.hub.hf import parse_hf_spec, push_hf
     from dcbench.hub.cards import write_card
+    from dcbench.hub.hf import parse_hf_spec, push_hf
 
     repo, _ = parse_hf_spec(args.repo)
     folder = resolve_hub_folder(args.target)

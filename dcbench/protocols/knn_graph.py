@@ -50,6 +50,17 @@ class KNNGraphConfig(ProtocolConfig):
     batch_size: int = 128
 
 
+def whitening_dim(pca_dim: int, n: int, d: int) -> int:
+    """Kept dimensions for PCA-whitening: `pca_dim`, but at most d/4 and fewer than n.
+
+    Whitening equalises every kept direction, so keeping all of them (256 of a 256-d fc7)
+    blows the noise directions up to the size of the signal and k-means then finds nothing
+    (NMI ~0). DeepCluster keeps 256 of 4096 (1/16); the small built-in model's recipe keeps
+    64 of 256. Capping at d/4 keeps the official 4096 -> 256 unchanged.
+    """
+    return max(1, min(pca_dim, d // 4, n - 1))
+
+
 def preprocess_features(x: np.ndarray, how: str, pca_dim: int = 256) -> np.ndarray:
     """Apply the configured preprocessing (shared with `nmi`)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -60,7 +71,7 @@ def preprocess_features(x: np.ndarray, how: str, pca_dim: int = 256) -> np.ndarr
     if how == "pca-whiten":
         from dcbench.training.clustering import pca_whiten
 
-        return np.ascontiguousarray(pca_whiten(x, dim=min(pca_dim, x.shape[1], x.shape[0])))
+        return np.ascontiguousarray(pca_whiten(x, dim=whitening_dim(pca_dim, *x.shape)))
     raise ValueError(f"unknown preprocessing {how!r}")
 
 

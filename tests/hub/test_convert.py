@@ -1,4 +1,4 @@
-"""`dcbench hub convert` and the safe loader: official files convert; unsafe or wrong ones are refused."""
+"""`dcbench hub convert` and the safe loader: official files convert, unsafe or wrong ones not."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.models.test_official_layout import official_alexnet_state_dict, save_
 class Exploit:
     """A pickle payload that would run code on a bare torch.load."""
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (print, ("pwned",))
 
 

@@ -130,10 +130,10 @@ def test_push_then_pull_round_trip(hf_cache, tmp_path, monkeypatch, capsys):
 
     calls = {}
 
-    def fake_create_repo(self, repo_id, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def fake_create_repo(self, repo_id, **kwargs):
         calls["create"] = repo_id
 
-    def fake_upload_folder(self, *, repo_id, folder_path, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def fake_upload_folder(self, *, repo_id, folder_path, **kwargs):
         from pathlib import Path
 
         calls["files"] = sorted(p.name for p in Path(folder_path).iterdir())

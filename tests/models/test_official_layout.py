@@ -1,4 +1,4 @@
-"""Official DeepCluster checkpoints: key layout, conversion, and outputs vs a functional recomputation."""
+"""Official DeepCluster checkpoints: key layout, conversion, outputs vs plain functional code."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def official_alexnet_state_dict(k: int = 10, seed: int = 0) -> dict[str, torch.T
     return sd
 
 
-def save_official(path, sd: dict[str, torch.Tensor], arch: str = "alexnet") -> None:  # noqa: ANN001
+def save_official(path, sd: dict[str, torch.Tensor], arch: str = "alexnet") -> None:
     torch.save({"epoch": 500, "arch": arch, "state_dict": sd,
                 "optimizer": {"state": {}, "param_groups": [{"lr": 0.05, "params": [0, 1]}]}},
                path)

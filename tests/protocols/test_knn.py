@@ -79,3 +79,27 @@ def test_partition_metrics_are_sklearns():
     assert math.isclose(got["ari"], adjusted_rand_score(b, a))
     sizes = np.bincount(a, minlength=4)
     assert math.isclose(got["cluster_size_cv"], sizes.std() / sizes.mean())
+
+
+def test_whitening_keeps_a_quarter_of_the_dims_at_most():
+    """Whitening every direction of a 256-d feature turns noise into signal; capped at d/4."""
+    import numpy as np
+
+    from dcbench.protocols.knn_graph import preprocess_features, whitening_dim
+    from dcbench.protocols.nmi import nmi_core
+    from dcbench.training.clustering import pca_whiten
+
+    assert whitening_dim(256, 10_000, 4096) == 256  # the official 4096 -> 256 unchanged
+    assert whitening_dim(256, 10_000, 256) == 64
+    assert whitening_dim(256, 30, 4096) == 29
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(8), 100)
+    signal = rng.normal(size=(8, 32))[labels] * 2 + rng.normal(size=(800, 32))
+    x = np.concatenate([signal, rng.normal(size=(800, 224))], axis=1)
+    x = x @ rng.normal(size=(256, 256))
+    capped = preprocess_features(x, "pca-whiten", 256)
+    assert capped.shape == (800, 64)
+    everything = pca_whiten(x, dim=255)
+    nmi_capped = nmi_core(capped, labels, 8)["nmi"]
+    nmi_everything = nmi_core(everything, labels, 8)["nmi"]
+    assert nmi_capped > 0.8 and nmi_everything < 0.3
