@@ -57,7 +57,7 @@ from dcbench.protocols.voc_finetune import (
     require_positive,
     train_iterations,
 )
-from dcbench.protocols.voc_metrics import finite_metrics, multilabel_ap
+from dcbench.protocols.voc_metrics import multilabel_ap, row_metrics
 from dcbench.protocols.voc_nets import (
     VOCClassifierNet,
     backbone_parts,
@@ -241,7 +241,7 @@ class VOC07Classification(Protocol):
                 report=report, progress=progress)
             metrics = voc07_cls_metrics(scores, labels)
             summary[split] = metrics
-            rows += results_from_metrics(info, finite_metrics(metrics), split=split, layer=layer)
+            rows += results_from_metrics(info, row_metrics(metrics), split=split, layer=layer)
             log(f"{self.name} [{layer}] {dataset.split} mAP: {100 * metrics['map']:.2f}")
         if report.count:
             log(report.summary())

@@ -67,7 +67,7 @@ from dcbench.protocols.voc_finetune import (
     require_positive,
     train_iterations,
 )
-from dcbench.protocols.voc_metrics import finite_metrics, voc_detection_ap
+from dcbench.protocols.voc_metrics import row_metrics, voc_detection_ap
 from dcbench.protocols.voc_nets import (
     backbone_parts,
     layer_label,
@@ -290,4 +290,4 @@ class VOC07Detection(Protocol):
             log(report.summary())
         if work_dir:
             write_json(work_dir / "metrics.json", {eval_split: metrics})
-        return results_from_metrics(info, finite_metrics(metrics), split=eval_split, layer=layer)
+        return results_from_metrics(info, row_metrics(metrics), split=eval_split, layer=layer)

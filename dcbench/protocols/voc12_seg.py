@@ -54,7 +54,7 @@ from dcbench.protocols.voc_finetune import (
     require_positive,
     train_iterations,
 )
-from dcbench.protocols.voc_metrics import confusion_matrix, finite_metrics, segmentation_scores
+from dcbench.protocols.voc_metrics import confusion_matrix, row_metrics, segmentation_scores
 from dcbench.protocols.voc_nets import (
     backbone_parts,
     layer_label,
@@ -228,5 +228,5 @@ class VOC12Segmentation(Protocol):
         if work_dir:
             write_json(work_dir / "metrics.json",
                        {config.eval_split: metrics, "confusion_matrix": cm.tolist()})
-        return results_from_metrics(info, finite_metrics(metrics), split=config.eval_split,
+        return results_from_metrics(info, row_metrics(metrics), split=config.eval_split,
                                     layer=layer)

@@ -260,3 +260,12 @@ def finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     """The defined entries only: a per-class value that is nan (class absent from the
     evaluation data) is not a number to store or compare."""
     return {key: float(value) for key, value in metrics.items() if np.isfinite(value)}
+
+
+def row_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """What goes into result rows: the defined entries, in percent.
+
+    The pure cores return fractions in [0, 1]; the published VOC tables (and every other
+    accuracy dcbench stores) are in percent, so rows are too and deltas compare like with like.
+    """
+    return {key: 100.0 * value for key, value in finite_metrics(metrics).items()}

@@ -97,12 +97,12 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
     assert {r.split for r in rows} == {"test", "train"}
     assert {r.layer for r in rows} == {"fc6-8"} and {r.dataset for r in rows} == {"voc2007"}
     test = {r.metric: r.value for r in rows if r.split == "test"}
-    assert 0.0 <= test["map"] <= 1.0
+    assert 0.0 <= test["map"] <= 100.0  # rows are in percent, like the tables
     assert set(test) <= {"map", *(f"ap_{c}" for c in VOC_CLASSES)}
     per_class = [v for k, v in test.items() if k.startswith("ap_")]
     assert test["map"] == pytest.approx(np.mean(per_class))
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["test"]["map"] == pytest.approx(test["map"])
+    assert 100 * saved["test"]["map"] == pytest.approx(test["map"])  # metrics.json: fractions
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["position"]["iteration"] == 4
     torch.testing.assert_close(state["model"]["features.0.weight"], conv1)  # conv frozen
