@@ -70,7 +70,20 @@ def _conv_relu_nodes(features: nn.Sequential) -> list[str]:
     return names
 
 
-class AlexNet(Backbone):
+class SobelConvNet(Backbone):
+    """The official DeepCluster layout: `sobel` -> `features` -> pool -> `classifier` (fc6, fc7)."""
+
+    def trunk_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Sobel -> convs -> pool to the native grid -> flatten -> fc6/fc7 (with final ReLU)."""
+        if self.sobel is not None:
+            x = self.sobel(x)
+        x = self.features(x)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+class AlexNet(SobelConvNet):
     """AlexNet-BN (official DeepCluster layout): `sobel`, `features`, `classifier`, `top_layer`."""
 
     EMBEDDING_TAP = "fc7"
@@ -104,21 +117,8 @@ class AlexNet(Backbone):
         # Built after init, as in the official code, so Sobel keeps its fixed kernels.
         self.register_module("sobel", make_sobel() if sobel else None)
         relus = _conv_relu_nodes(self.features)
-        self.TAP_NODES = {f"conv{i + 1}": node for i, node in enumerate(relus)}
-        self.TAP_NODES.update({"fc6": "classifier.1", "fc7": "classifier.4"})
-        self.config["taps"] = list(self.TAP_NODES)
-        num_classes = int(self.config.get("num_classes", 0))
-        if num_classes > 0:
-            self.reset_top_layer(num_classes, generator)
-
-    def trunk_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Sobel -> convs -> pool to the native grid -> flatten -> fc6/fc7 (with final ReLU)."""
-        if self.sobel is not None:
-            x = self.sobel(x)
-        x = self.features(x)
-        x = self.avgpool(x)
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
+        taps = {f"conv{i + 1}": node for i, node in enumerate(relus)}
+        self.finish_init({**taps, "fc6": "classifier.1", "fc7": "classifier.4"}, generator)
 
 
 def build_alexnet(config: dict[str, Any], generator: torch.Generator | None = None) -> AlexNet:

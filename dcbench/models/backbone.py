@@ -111,6 +111,14 @@ class Backbone(nn.Module):
             self.train(was_training)
         return {name: tuple(t.shape[1:]) for name, t in out.items()}
 
+    def finish_init(self, tap_nodes: dict[str, str], generator: torch.Generator | None) -> None:
+        """Record the tap map and, if the config asks for one, build the top layer."""
+        self.TAP_NODES = dict(tap_nodes)
+        self.config["taps"] = list(self.TAP_NODES)
+        num_classes = int(self.config.get("num_classes", 0))
+        if num_classes > 0:
+            self.reset_top_layer(num_classes, generator)
+
     # ---- DeepCluster head ---------------------------------------------------------------
     def reset_top_layer(self, num_classes: int, generator: torch.Generator | None = None) -> None:
         """A fresh top layer Linear(embedding_dim, k) with N(0, 0.01) weights and zero bias."""

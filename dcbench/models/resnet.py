@@ -44,9 +44,7 @@ class ResNet(Backbone):
                 if isinstance(module, nn.Conv2d):
                     init_official(module, generator)
         self.register_module("sobel", make_sobel() if sobel else None)
-        num_classes = int(self.config.get("num_classes", 0))
-        if num_classes > 0:
-            self.reset_top_layer(num_classes, generator)
+        self.finish_init(self.TAP_NODES, generator)
 
     def trunk_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Sobel -> torchvision ResNet up to the global pool -> flatten (N, 2048)."""

@@ -12,8 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dcbench.models.alexnet import init_official
-from dcbench.models.backbone import Backbone
+from dcbench.models.alexnet import SobelConvNet, init_official
 from dcbench.models.sobel import make_sobel
 
 VGG16_CFG: list[Any] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
@@ -36,7 +35,7 @@ def make_vgg_trunk(cfg: list[Any], in_channels: int, bn: bool = True) -> nn.Sequ
     return nn.Sequential(*layers)
 
 
-class VGG16(Backbone):
+class VGG16(SobelConvNet):
     """VGG16-BN; taps conv1..conv5 are the ReLU after the last conv of each block."""
 
     EMBEDDING_TAP = "fc7"
@@ -62,21 +61,8 @@ class VGG16(Backbone):
             f"features.{i - 1}" for i, layer in enumerate(self.features)
             if isinstance(layer, nn.MaxPool2d)
         ]
-        self.TAP_NODES = {f"conv{i + 1}": node for i, node in enumerate(relu_before_pool)}
-        self.TAP_NODES.update({"fc6": "classifier.0", "fc7": "classifier.3"})
-        self.config["taps"] = list(self.TAP_NODES)
-        num_classes = int(self.config.get("num_classes", 0))
-        if num_classes > 0:
-            self.reset_top_layer(num_classes, generator)
-
-    def trunk_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Sobel -> convs -> pool to 7x7 -> flatten -> fc6/fc7 (with final ReLU)."""
-        if self.sobel is not None:
-            x = self.sobel(x)
-        x = self.features(x)
-        x = self.avgpool(x)
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
+        taps = {f"conv{i + 1}": node for i, node in enumerate(relu_before_pool)}
+        self.finish_init({**taps, "fc6": "classifier.0", "fc7": "classifier.3"}, generator)
 
 
 def build_vgg16(config: dict[str, Any], generator: torch.Generator | None = None) -> VGG16:
