@@ -113,14 +113,22 @@ def _check_resume(run: RunDir, config: TrainConfig, resume: bool) -> None:
                         detail="  only " + ", ".join(sorted(RESUMABLE_KEYS)) + " may change")
 
 
-def model_card(config: TrainConfig, record: dict[str, Any] | None) -> str:
-    """A short README.md for the trained model (the hub's card writer can replace it)."""
-    last = json.dumps(record or {}, indent=2, sort_keys=True)
-    return (f"---\nlibrary_name: dcbench\ntags: [deepcluster, self-supervised]\n---\n"
-            f"# DeepCluster {config.arch} ({'Sobel' if config.sobel else 'RGB'}, "
-            f"{config.clustering})\n\nTrained with `dcbench train` for {config.epochs} epochs.\n\n"
-            f"## Config\n\n```yaml\n{cfg.dump_yaml(config)}```\n\n"
-            f"## Last epoch\n\n```json\n{last}\n```\n")
+def model_card(config: TrainConfig, record: dict[str, Any] | None,
+               backbone_config: dict[str, Any], data_dir: Path) -> str:
+    """The trained model's card, from the one card builder (`dcbench hub card` refreshes it
+    with evaluation results from the store)."""
+    from dcbench import __version__
+    from dcbench.hub.cards import build_model_card
+    from dcbench.provenance import code_revision
+
+    last = {k: v for k, v in (record or {}).items()
+            if k in ("epoch", "train_loss", "clustering_loss", "nmi_prev", "nmi_labels",
+                     "n_clusters", "ratio_edge_intra_class")}
+    training = {**cfg.to_dict(config), "data": str(data_dir), "last_epoch": last}
+    provenance = {"trained_by": f"dcbench {__version__} train", "code_revision": code_revision()}
+    name = f"deepcluster-{config.arch}-{'sobel' if config.sobel else 'rgb'}-{config.clustering}"
+    return build_model_card(backbone_config, name=name, provenance=provenance, eval_rows=[],
+                            training=training)
 
 
 def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path,
@@ -235,7 +243,7 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         prev = labels
         barrier(info)
     if info.is_main:
-        run.write_final(backbone, model_card(config, record),
+        run.write_final(backbone, model_card(config, record, backbone.config, data_dir),
                         {"deepcluster_epochs": config.epochs, "trained_by": "dcbench train"})
         if report.count:
             print(report.summary(), file=sys.stderr)
