@@ -6,27 +6,27 @@ Each function returns a `dcbench.models.Backbone` (use `.forward_features(x, ["c
 dependencies = ["torch", "torchvision", "safetensors", "huggingface_hub"]
 
 
-def _load(name: str, **kwargs):
+def _load(spec: str):
     import dcbench
 
-    return dcbench.load_model(name, **kwargs)
+    return dcbench.load_model(spec)
 
 
-def deepcluster_alexnet(**kwargs):
+def deepcluster_alexnet():
     """Official DeepCluster AlexNet-BN, Sobel, ImageNet, k-means k=10000 (ECCV 2018)."""
-    return _load("deepcluster-alexnet", **kwargs)
+    return _load("deepcluster-alexnet")
 
 
-def deepcluster_vgg16(**kwargs):
+def deepcluster_vgg16():
     """Official DeepCluster VGG16-BN, Sobel, ImageNet, k-means k=10000 (ECCV 2018)."""
-    return _load("deepcluster-vgg16", **kwargs)
+    return _load("deepcluster-vgg16")
 
 
-def random_alexnet_sobel(**kwargs):
+def random_alexnet_sobel():
     """Random-init AlexNet-BN with the Sobel front-end (the 'Random' baseline rows)."""
-    return _load("random-alexnet-sobel", **kwargs)
+    return _load("random-alexnet-sobel")
 
 
-def load(spec: str, **kwargs):
+def load(spec: str):
     """Any dcbench model spec: catalog name, hub folder, checkpoint file, hf-hub:, torchvision:."""
-    return _load(spec, **kwargs)
+    return _load(spec)

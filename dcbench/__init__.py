@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -12,14 +12,14 @@ if TYPE_CHECKING:
 __all__ = ["__version__", "list_models", "load_model"]
 
 
-def load_model(spec: str, **kwargs: Any) -> Backbone:
+def load_model(spec: str) -> Backbone:
     """Load a backbone from a catalog name, hub dir, checkpoint file, `hf-hub:` or `torchvision:`.
 
     See `dcbench.models.factory.load_model` for the accepted specs.
     """
     from dcbench.models.factory import load_model as _load
 
-    return _load(spec, **kwargs)
+    return _load(spec)
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -10,7 +10,6 @@ Every step is the real CLI command (printed as it runs), so each can be re-run b
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -18,14 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dcbench.errors import UserError
+from dcbench.files import write_json
 
 HELP = "run everything end to end on built-in data (no data, no network needed)"
 EPILOG = """examples:
-  dcbench demo                      # ~10 minutes on 2 CPU cores: the numbers in the README
-  dcbench demo --quick              # ~2 minutes: smaller data, fewer epochs (used by the tests)
+  dcbench demo                      # ~5-6 minutes on 2 CPU cores: the numbers in the README
+  dcbench demo --quick              # ~1 minute: smaller data, fewer epochs (used by the tests)
   dcbench demo --out /tmp/demo --force
 afterwards:
-  dcbench leaderboard compare --store dcbench-demo/results.sqlite random-sobel tiny-sobel
+  dcbench leaderboard compare --store dcbench-demo/results.sqlite \
+      dcbench-demo/models/random-sobel dcbench-demo/models/tiny-sobel
   open dcbench-demo/report.html
 """
 
@@ -55,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `dcbench demo`."""
     parser.add_argument("--out", type=Path, default=Path("dcbench-demo"),
                         help="output folder (data, runs, results.sqlite, report.html)")
-    parser.add_argument("--quick", action="store_true", help="the ~2-minute version")
+    parser.add_argument("--quick", action="store_true", help="the ~1-minute version")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, init and probes")
 
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     size = QUICK if args.quick else FULL
     out: Path = args.out
     _prepare(out, args.force)
-    (out / "demo.json").write_text(json.dumps({"quick": args.quick, "seed": args.seed}))
+    write_json(out / "demo.json", {"quick": args.quick, "seed": args.seed})
     step = Steps()
     store = str(out / "results.sqlite")
     data, runs, models = out / "data", out / "runs", out / "models"
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n[{step.elapsed()}] 5/6 results next to the published tables")
     from dcbench.demo_summary import print_summary
 
-    print_summary(store, models, runs / "tiny-sobel", runs / "tiny-rgb")
+    print_summary(store, runs / "tiny-sobel", runs / "tiny-rgb")
     step("6/6 HTML report", ["leaderboard", "report", "--store", store,
                              "--run", str(runs / "tiny-sobel"), "--run", str(runs / "tiny-rgb"),
                              "--table", "thesis-5.3", "--output", str(out / "report.html")])

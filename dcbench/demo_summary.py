@@ -98,7 +98,7 @@ def _embedding_row(table: pd.DataFrame, protocol: str, metric: str) -> str:
     return layers[-1] if layers else "fc7"
 
 
-def print_summary(store_path: str, models: Path, sobel_run: Path, rgb_run: Path) -> list[Claim]:
+def print_summary(store_path: str, sobel_run: Path, rgb_run: Path) -> list[Claim]:
     """Print the demo's table, the published Table 5.3 beside it, and the claims."""
     from dcbench.leaderboards.store import ResultsStore
     from dcbench.leaderboards.tables import Leaderboard

@@ -21,5 +21,6 @@ def test_quick_demo_runs_every_step_and_stores_every_protocol(tmp_path, capsys):
                                   "low-shot"}
     for run in ("tiny-sobel", "tiny-rgb"):
         assert (out / "runs" / run / "final" / "model.safetensors").is_file()
-    # a second run refuses to overwrite without --force, and with it starts afresh
+    # a second run refuses to overwrite a finished demo without --force
     assert main(["demo", "--quick", "--out", str(out)]) == 2
+    assert (out / "report.html").is_file()

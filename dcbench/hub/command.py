@@ -35,9 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("out_dir", type=Path)
     p.add_argument("--name", default=None, help="model name for the card (default: folder name)")
-    p.add_argument("--keep-top-layer", action="store_true",
-                   help="keep the k-way clustering head (default: kept; use --drop-top-layer)")
-    p.add_argument("--drop-top-layer", action="store_true", help="drop the clustering head")
+    p.add_argument("--drop-top-layer", action="store_true",
+                   help="drop the k-way clustering head (default: keep it)")
     p = verbs.add_parser("card", help="write/refresh README.md (model card) with store results")
     p.add_argument("target", help="a hub folder or a training run directory")
     p.add_argument("--store", type=Path, default=None,

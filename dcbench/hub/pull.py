@@ -11,6 +11,7 @@ from dcbench.files import write_json
 from dcbench.home import hub_cache_dir
 from dcbench.hub.catalog import CatalogEntry, get_entry
 from dcbench.hub.download import download, is_offline
+from dcbench.models.backbone import Backbone
 from dcbench.models.checkpoints import HUB_CONFIG, HUB_WEIGHTS, load_official, save_hub_dir
 
 
@@ -46,7 +47,9 @@ def pull(name: str, force: bool = False, progress: bool = True) -> Path:
 def _pull_url(entry: CatalogEntry, progress: bool) -> Path:
     raw_dir = hub_cache_dir() / "downloads" / entry.name
     raw = raw_dir / Path(entry.url or "checkpoint.pth.tar").name
-    sha = download(entry.url or "", raw, entry.sha256, progress=progress)
+    # Trust on first use: once a download is recorded, a later (--force) pull must match it.
+    expected = entry.sha256 or source_record(entry.name).get("sha256")
+    sha = download(entry.url or "", raw, expected, progress=progress)
     try:
         model = load_official(raw)
     except UserError:
@@ -65,13 +68,13 @@ def _pull_url(entry: CatalogEntry, progress: bool) -> Path:
     return folder
 
 
-def source_record(name: str) -> dict:
+def source_record(name: str) -> dict[str, str]:
     """What the cache knows about a pulled model (url, sha256)."""
     path = hub_cache_dir() / "downloads" / name / "download.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def entry_card(entry: CatalogEntry, model, source_sha256: str | None = None) -> str:
+def entry_card(entry: CatalogEntry, model: Backbone, source_sha256: str | None = None) -> str:
     """The model card of a converted catalog model (no results yet: those come from the store)."""
     from dcbench.hub.cards import build_model_card
 

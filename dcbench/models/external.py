@@ -78,8 +78,14 @@ def load_torchvision(spec: str) -> ExternalBackbone:
     return ExternalBackbone(net.eval(), config, taps, embedding)
 
 
-def load_timm(name: str) -> ExternalBackbone:
-    """A timm model; taps are its `feature_info` stages (conv1..) plus `pool` (pre-logits)."""
+def load_timm(spec: str) -> ExternalBackbone:
+    """`NAME` (timm's pretrained weights, downloaded by timm) or `NAME@random` (random init).
+
+    Taps are its `feature_info` stages (conv1..) plus `pool` (pre-logits).
+    """
+    name, _, weights = spec.partition("@")
+    if weights not in ("", "random"):
+        raise UserError(f"timm:{spec}: the only suffix is @random (random init)")
     try:
         import timm
         from timm.models import get_pretrained_cfg  # noqa: F401 - checks a usable timm
@@ -88,9 +94,12 @@ def load_timm(name: str) -> ExternalBackbone:
             "timm: models need the optional dependency: pip install 'dcbench[timm]'"
         ) from None
     try:
-        net = timm.create_model(name, pretrained=False, num_classes=0)
+        net = timm.create_model(name, pretrained=weights != "random", num_classes=0)
     except RuntimeError as err:
-        raise UserError(f"unknown timm model {name!r}: {err}") from None
+        raise UserError(f"timm:{spec}: {err}") from None
+    except OSError as err:  # the pretrained weights are not cached and cannot be downloaded
+        raise UserError(f"timm:{spec}: cannot get the pretrained weights ({err}); "
+                        f"use timm:{name}@random for a random init") from None
     stages = [info["module"] for info in getattr(net, "feature_info", [])]
     if not stages:
         raise UserError(f"timm:{name} exposes no feature_info, so it has no default taps")
@@ -100,7 +109,8 @@ def load_timm(name: str) -> ExternalBackbone:
     config = {"arch": f"timm:{name}", "sobel": False, "num_classes": 0,
               "mean": list(cfg.get("mean", IMAGENET_MEAN)),
               "std": list(cfg.get("std", IMAGENET_STD)),
-              "input_size": int(cfg.get("input_size", (3, 224, 224))[-1])}
+              "input_size": int(cfg.get("input_size", (3, 224, 224))[-1]),
+              "weights": "random" if weights == "random" else "pretrained"}
     return ExternalBackbone(net.eval(), config, taps, "pool")
 
 

@@ -3,7 +3,7 @@
 Accepted specs, tried in this order:
 - `hf-hub:org/repo[@rev]`      a dcbench hub-format repo on the Hugging Face Hub
 - `torchvision:NAME[@WEIGHTS]` a torchvision model with a default tap map
-- `timm:NAME`                  a timm model (optional dependency)
+- `timm:NAME[@random]`          a timm model with its pretrained weights (or random init)
 - `arch:NAME[?k=v&...]`        a fresh random-init architecture (`sobel`, `num_classes`, `seed`)
 - a path: hub folder, `.safetensors` (config.json beside it), `.pth`/`.pth.tar`
   (official DeepCluster layout, or a dcbench state_dict with config.json beside it)
@@ -86,7 +86,7 @@ def _from_catalog(name: str, query: str) -> Backbone:
     return load_hub_dir(pull(name))
 
 
-def load_model(spec: str, **overrides: Any) -> Backbone:
+def load_model(spec: str) -> Backbone:
     """Resolve `spec` (see the module docstring) to a Backbone on the CPU in eval mode."""
     spec = str(spec).strip()
     if spec.startswith("hf-hub:"):
@@ -114,7 +114,6 @@ def load_model(spec: str, **overrides: Any) -> Backbone:
             raise UserError(f"model file or folder not found: {spec}")
         model = _from_catalog(name, query)
     model.name = spec
-    model.config.update(overrides)
     return model.eval()
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dcbench.files import write_json, write_with
@@ -89,8 +90,8 @@ class FeatureCache:
             if meta.get("key") != dataclasses.asdict(key):
                 return None
             tensors = load_file(str(tensor_path))
-        except (OSError, ValueError, json.JSONDecodeError):
-            return None
+        except (OSError, ValueError, KeyError, SafetensorError):
+            return None  # a corrupt or foreign entry is a miss, recomputed and overwritten
         return FeatureSet(tensors["features"], tensors["labels"], tensors["indices"])
 
     def save(self, key: CacheKey, features: FeatureSet) -> Path:

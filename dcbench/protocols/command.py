@@ -227,14 +227,18 @@ def run(args: argparse.Namespace) -> int:
     finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     write_json(work_dir / "results.json", [r.as_dict() for r in rows])
     if not args.no_store:
+        from dcbench.leaderboards.rows import normalize_run
         from dcbench.leaderboards.store import ResultsStore
 
-        store = ResultsStore(args.store)
-        store.add_run(run_id, f"eval:{proto.name}", json.loads(json.dumps(config_dict)),
-                      versions(), rows[0].device if rows else device, started, finished,
-                      extra={"model": args.model, "data": str(Path(args.data).resolve()),
-                             "schedule": args.schedule, "run_dir": str(work_dir)})
-        store.add_results(rows)
+        run_record = normalize_run({
+            "run_id": run_id, "kind": f"eval:{proto.name}",
+            "config": json.loads(json.dumps(config_dict)), "versions": versions(),
+            "device": rows[0].device if rows else device, "started": started,
+            "finished": finished,
+            "extra": {"model": args.model, "data": str(Path(args.data).resolve()),
+                      "schedule": args.schedule, "run_dir": str(work_dir)}})
+        # the run and its rows land together or not at all
+        ResultsStore(args.store).import_records([run_record], rows)
     print_table(rows)
     where = "" if args.no_store else f" and {args.store or 'the results store'}"
     print(f"{len(rows)} result rows written to {work_dir / 'results.json'}{where}",

@@ -129,4 +129,7 @@ def model_pool_specs(model: Backbone, layers: list[str], input_size: int, table:
     """Pool specs for each requested tap of a Backbone at `input_size` (one dummy forward)."""
     shapes = model.feature_shapes(layers, input_size)
     arch = str(model.config.get("arch", ""))
+    wrapped = arch.split(":", 1)[-1].split("@", 1)[0]
+    if ":" in arch and wrapped in ("resnet50", "resnet101"):
+        arch = wrapped  # torchvision/timm ResNets have exactly our ResNet's taps and shapes
     return {layer: pool_spec(arch, layer, shapes[layer], input_size, table) for layer in layers}

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
         ("arch:alexnet_small?sobel=false&num_classes=5&seed=3", ["conv2", "fc6"]),
         ("torchvision:resnet18", ["conv5", "pool"]),
         ("torchvision:vgg11", ["conv1", "conv5", "fc7"]),
-        ("timm:resnet18", ["conv3", "pool"]),
+        ("timm:resnet18@random", ["conv3", "pool"]),
     ],
 )
 def test_specs_load_and_expose_taps(spec, layers):
