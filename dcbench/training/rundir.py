@@ -4,7 +4,7 @@ Layout:
     config.yaml              resolved TrainConfig
     versions.json            package versions, code revision, device
     log.jsonl                one JSON line per finished epoch
-    assignments/epoch_XXXX.npy   int64 pseudo-label per image (-1 = not clustered / skipped)
+    assignments/epoch_NNNN.npy   int64 pseudo-label per image (-1 = not clustered / skipped)
     checkpoints/latest/      hub format (config.json + model.safetensors) + state.pt
     final/                   hub format + README.md model card, written after the last epoch
 
@@ -67,7 +67,7 @@ class RunDir:
         return self.state.is_file()
 
     def assignment_path(self, epoch: int) -> Path:
-        """`assignments/epoch_XXXX.npy`."""
+        """`assignments/epoch_NNNN.npy`."""
         return self.assignments / f"epoch_{epoch:04d}.npy"
 
     def save_assignment(self, epoch: int, labels: np.ndarray) -> None:

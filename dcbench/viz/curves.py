@@ -122,7 +122,8 @@ def curves_figure(frames: dict[str, pd.DataFrame], columns: int = 3) -> Figure:
     for slot, panel in enumerate(panels):
         ax = fig.add_subplot(rows, cols, slot + 1)
         for color, (run, frame) in zip(colors, frames.items(), strict=True):
-            for style, (key, label) in zip(styles, panel.series, strict=False):
+            for index, (key, label) in enumerate(panel.series):
+                style = styles[index % len(styles)]
                 values = numeric(frame, key)
                 if values is None:
                     continue
