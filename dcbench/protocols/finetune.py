@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from dcbench.data.loader import make_loader
 from dcbench.files import write_with
+from dcbench.models.checkpoints import read_checkpoint
 from dcbench.protocols.metrics import average_crops, topk_correct
 from dcbench.protocols.sources import epoch_generator
 
@@ -106,7 +107,7 @@ def finetune(
     curve: list[tuple[int, float]] = []
     start = 0
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        state = read_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         curve = [tuple(p) for p in json.loads(state["curve"])]

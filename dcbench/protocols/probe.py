@@ -19,6 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dcbench.files import append_line, write_with
+from dcbench.models.checkpoints import read_checkpoint
 from dcbench.protocols.metrics import average_crops, topk_correct
 
 Batches = Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]]
@@ -172,7 +173,7 @@ def run_phase(
     history: dict[str, list[dict[str, float]]] = {name: [] for name in probes.heads}
     start = 0
     if ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = read_checkpoint(ckpt)
         probes.load_full_state(state["probes"])
         history = json.loads(state["history"])
         start = int(state["epoch"]) + 1

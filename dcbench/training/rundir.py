@@ -27,7 +27,7 @@ import torch
 
 from dcbench.files import atomic_path, write_text
 from dcbench.models.backbone import Backbone
-from dcbench.models.checkpoints import save_hub_dir
+from dcbench.models.checkpoints import read_checkpoint, save_hub_dir
 from dcbench.training.faults import inject_fault
 
 STATE_FILE = "state.pt"
@@ -97,7 +97,7 @@ class RunDir:
 
     def load_state(self) -> dict[str, Any]:
         """The committed state (tensors, numbers, strings only: `weights_only=True`)."""
-        return torch.load(self.state, map_location="cpu", weights_only=True)
+        return read_checkpoint(self.state)
 
     def read_log(self) -> list[dict[str, Any]]:
         """Epoch records from log.jsonl (a torn last line is ignored)."""
