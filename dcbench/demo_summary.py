@@ -6,11 +6,12 @@ commands; the claims are evaluated on them and reported as they came out, held o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from dcbench.training.rundir import RunDir
 
 # (protocol, metric) pairs shown in the demo table, in order.
 SHOWN = [
@@ -50,17 +51,6 @@ def _cell(table: pd.DataFrame, protocol: str, layer: str, metric: str, model: st
         return float("nan")
 
 
-def _read_log(run_dir: Path) -> list[dict]:
-    records = []
-    path = run_dir / "log.jsonl"
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a torn last line
-    return records
-
-
 def evaluate_claims(table: pd.DataFrame, sobel_run: Path, rgb_run: Path) -> list[Claim]:
     """Trained > random (linear conv3-5, graph ratio, k-means NMI); Sobel > RGB; NMI rises."""
     claims = []
@@ -84,7 +74,8 @@ def evaluate_claims(table: pd.DataFrame, sobel_run: Path, rgb_run: Path) -> list
         f"linear conv5 {sob[0]:.3g} vs {sob[1]:.3g}; graph ratio {graph[0]:.3g} vs "
         f"{graph[1]:.3g}"))
     for name, run in (("Sobel", sobel_run), ("RGB", rgb_run)):
-        nmi = [r["nmi_prev"] for r in _read_log(run) if r.get("nmi_prev") is not None]
+        records = RunDir(run).read_log()
+        nmi = [r["nmi_prev"] for r in records if r.get("nmi_prev") is not None]
         if len(nmi) >= 2:
             third = max(1, len(nmi) // 3)
             first, last = sum(nmi[:third]) / third, sum(nmi[-third:]) / third

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,15 +49,10 @@ def read_log(run_dir: str | Path) -> pd.DataFrame:
     path = Path(run_dir) / "log.jsonl"
     if not path.is_file():
         raise UserError(f"{run_dir}: no log.jsonl; expected a training run directory")
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line after a kill, or a stray line
-        if isinstance(record, dict):
-            records.append({k: record[k] for k in ("epoch", *CURVE_KEYS)
-                            if _is_number(record.get(k))})
+    from dcbench.training.rundir import RunDir
+
+    records = [{k: record[k] for k in ("epoch", *CURVE_KEYS) if _is_number(record.get(k))}
+               for record in RunDir(run_dir).read_log() if isinstance(record, dict)]
     frame = pd.DataFrame.from_records(records)
     if "epoch" not in frame:
         frame["epoch"] = range(len(frame))

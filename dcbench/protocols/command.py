@@ -200,18 +200,19 @@ def run(args: argparse.Namespace) -> int:
     if getattr(config, "layers", None):
         model.check_layers(list(config.layers))
     config_dict = to_dict(config)
+    model_sha256 = model.weights_sha256()  # hashes every weight: once per run
     work_dir, run_id, created = _run_dir(args, config_dict)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     print(f"dcbench eval: {proto.name} (dialect {config_dict.get('dialect')}, schedule "
-          f"{args.schedule}) on {args.model} [{model.weights_sha256()[:12]}], {device}; "
+          f"{args.schedule}) on {args.model} [{model_sha256[:12]}], {device}; "
           f"run dir {work_dir}", file=sys.stderr)
     if created or not (work_dir / "run.json").is_file():
         write_text(work_dir / "config.yaml", dump_yaml(config))
         write_json(work_dir / "versions.json", versions())
         write_json(work_dir / "run.json", {
             "run_id": run_id, "protocol": proto.name, "model": args.model,
-            "model_sha256": model.weights_sha256(), "data": str(Path(args.data).resolve()),
+            "model_sha256": model_sha256, "data": str(Path(args.data).resolve()),
             "schedule": args.schedule, "started": started, "argv": sys.argv[1:]})
     try:
         rows = proto.run(model, args.data, config, run_id=run_id, device=device,

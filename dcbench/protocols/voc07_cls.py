@@ -43,7 +43,6 @@ from dcbench.data.voc import VOC_CLASSES, VOCClassification
 from dcbench.files import write_json
 from dcbench.protocols.base import (
     Protocol,
-    ProtocolConfig,
     Result,
     register_protocol,
     results_from_metrics,
@@ -52,6 +51,7 @@ from dcbench.protocols.base import (
 from dcbench.protocols.voc_finetune import (
     Checkpoint,
     SeededView,
+    VOCFinetuneConfig,
     epoch_batches,
     log,
     require_positive,
@@ -72,11 +72,9 @@ if TYPE_CHECKING:
 
 
 @dataclasses.dataclass
-class VOC07ClsConfig(ProtocolConfig):
+class VOC07ClsConfig(VOCFinetuneConfig):
     """VOC07 classification fine-tuning; defaults = the official PyTorch protocol."""
 
-    train_layers: Literal["fc6-8", "all"] = "fc6-8"
-    train_bn_scales: bool = False
     split: Literal["trainval", "train"] = "trainval"
     iterations: int = 80000
     batch_size: int = 16
@@ -85,7 +83,6 @@ class VOC07ClsConfig(ProtocolConfig):
     stepsize_fc6_8: int = 5000
     stepsize_all: int = 20000
     lr_gamma: float = 0.5
-    momentum: float = 0.9
     weight_decay: float = 1e-6
     clip_grad_norm: float = 10.0
     crop_scale: tuple[float, float] = (0.1, 0.5)
@@ -95,8 +92,6 @@ class VOC07ClsConfig(ProtocolConfig):
     eval_passes: int = 10
     eval_batch_size: int = 32
     eval_train_split: bool = True  # also report AP on the training split (as official)
-    checkpoint_every: int = 1000
-    workers: int = 4
 
 
 def voc_targets(labels: torch.Tensor | np.ndarray) -> tuple[Any, Any]:

@@ -47,7 +47,6 @@ from dcbench.errors import UserError
 from dcbench.files import write_json
 from dcbench.protocols.base import (
     Protocol,
-    ProtocolConfig,
     Result,
     register_protocol,
     results_from_metrics,
@@ -62,6 +61,7 @@ from dcbench.protocols.voc_detector import (
 )
 from dcbench.protocols.voc_finetune import (
     Checkpoint,
+    VOCFinetuneConfig,
     epoch_batches,
     log,
     require_positive,
@@ -81,18 +81,15 @@ if TYPE_CHECKING:
 
 
 @dataclasses.dataclass
-class VOC07DetConfig(ProtocolConfig):
+class VOC07DetConfig(VOCFinetuneConfig):
     """VOC07 detection fine-tuning; pixel sizes are for a 224-px model (scaled per model)."""
 
-    train_layers: Literal["fc6-8", "all"] = "fc6-8"
-    train_bn_scales: bool = False
     split: Literal["trainval", "train"] = "trainval"
     iterations: int = 150000
     batch_size: int = 2
     lr: float = 0.001
     stepsize: int = 50000
     lr_gamma: float = 0.1
-    momentum: float = 0.9
     weight_decay: float = 5e-4
     train_scales: tuple[int, ...] = (480, 576, 688, 864, 1200)
     train_max_size: int = 2000
@@ -106,8 +103,6 @@ class VOC07DetConfig(ProtocolConfig):
     ap_method: Literal["11point", "all"] = "11point"
     iou_threshold: float = 0.5
     eval_batch_size: int = 2
-    checkpoint_every: int = 1000
-    workers: int = 4
 
 
 def annotation_arrays(ann: dict[str, Any], source: str) -> dict[str, np.ndarray]:

@@ -40,7 +40,6 @@ from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
 from dcbench.files import write_json
 from dcbench.protocols.base import (
     Protocol,
-    ProtocolConfig,
     Result,
     register_protocol,
     results_from_metrics,
@@ -49,6 +48,7 @@ from dcbench.protocols.base import (
 from dcbench.protocols.voc_fcn import FCNNet
 from dcbench.protocols.voc_finetune import (
     Checkpoint,
+    VOCFinetuneConfig,
     epoch_batches,
     log,
     require_positive,
@@ -70,11 +70,9 @@ SEG_CLASSES: tuple[str, ...] = ("background", *VOC_CLASSES)
 
 
 @dataclasses.dataclass
-class VOC12SegConfig(ProtocolConfig):
+class VOC12SegConfig(VOCFinetuneConfig):
     """VOC12 FCN-32s fine-tuning; defaults = the Zhang et al. FCN reference solver."""
 
-    train_layers: Literal["fc6-8", "all"] = "fc6-8"
-    train_bn_scales: bool = False
     split: Literal["train", "trainval"] = "train"
     eval_split: Literal["val", "train"] = "val"
     list_file: str | None = None  # e.g. the SBD-augmented train_aug.txt
@@ -84,13 +82,10 @@ class VOC12SegConfig(ProtocolConfig):
     lr: float = 1e-4
     stepsize: int = 50000
     lr_gamma: float = 0.1
-    momentum: float = 0.9
     weight_decay: float = 5e-4
     loss_normalize: bool = False  # False: sum over pixels (FCN); True: mean over pixels
     flip: bool = False
     reinit_fc: bool = False  # True: fc6/fc7 re-initialised N(0, 0.01), bias 0.1
-    checkpoint_every: int = 1000
-    workers: int = 4
 
 
 class SegBatch(NamedTuple):

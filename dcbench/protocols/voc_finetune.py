@@ -16,7 +16,7 @@ import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,6 +26,20 @@ from tqdm import tqdm
 from dcbench.data.loader import Batch, DecodeReport, make_loader
 from dcbench.errors import UserError
 from dcbench.files import append_line, write_with
+from dcbench.protocols.base import ProtocolConfig
+
+
+@dataclasses.dataclass
+class VOCFinetuneConfig(ProtocolConfig):
+    """What every VOC fine-tune shares: which layers train (`fc6-8` freezes the convs), the
+    erratum switch (BN scales trained too), SGD momentum, checkpoint cadence, loader workers.
+    Each protocol adds its own schedule, sizes and evaluation settings."""
+
+    train_layers: Literal["fc6-8", "all"] = "fc6-8"
+    train_bn_scales: bool = False
+    momentum: float = 0.9
+    checkpoint_every: int = 1000
+    workers: int = 4
 
 
 def item_seed(seed: int, stream: int, epoch: int, index: int) -> int:

@@ -104,7 +104,7 @@ class RunDir:
         if not self.log.is_file():
             return []
         records = []
-        for line in self.log.read_text().splitlines():
+        for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError:
