@@ -1,7 +1,7 @@
 """dcbench's performance benchmarks: each one measures dcbench against a named baseline.
 
 Run them all with `python -m benchmarks [--quick] [--only NAME] [--output FILE]` or
-`dcbench bench ...` (the same runner, `dcbench.bench`); the result is one markdown table
+`dcbench bench ...` (the same runner, `dcbench.cli.bench`); the result is one markdown table
 (benchmark, what, dcbench figure, baseline, baseline figure, unit, ratio, notes) under a
 line describing the machine.
 

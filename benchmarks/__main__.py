@@ -2,6 +2,6 @@
 
 import sys
 
-from dcbench.bench import main
+from dcbench.cli.bench import main
 
 sys.exit(main())

@@ -58,7 +58,7 @@ def worker(method: str, data_path: str, k: int, pca: int, seed: int, pic_nnn: in
     import sklearn.decomposition  # noqa: F401
     from sklearn.metrics import normalized_mutual_info_score
 
-    import dcbench.training.pic  # noqa: F401
+    import dcbench.clustering.pic  # noqa: F401
 
     x = np.load(data_path)  # into RAM: both methods start from an in-memory array
     truth = np.load(Path(data_path).with_suffix(".truth.npy"))
@@ -67,7 +67,7 @@ def worker(method: str, data_path: str, k: int, pca: int, seed: int, pic_nnn: in
     stages: dict[str, float] = {}
     start = time.perf_counter()
     if method == "dcbench-kmeans":
-        from dcbench.training.clustering import pca_whiten, run_kmeans
+        from dcbench.clustering.kmeans import pca_whiten, run_kmeans
 
         reduced = pca_whiten(x, pca)
         stages["pca_s"] = time.perf_counter() - start
@@ -81,12 +81,12 @@ def worker(method: str, data_path: str, k: int, pca: int, seed: int, pic_nnn: in
         stages["pca_s"] = time.perf_counter() - start
         labels = KMeans(k, n_init=1, max_iter=20, random_state=seed).fit_predict(reduced)
     else:
-        from dcbench.training.clustering import pca_whiten
+        from dcbench.clustering.kmeans import pca_whiten
 
         reduced = pca_whiten(x, pca)  # shared preprocessing, not timed
         start = time.perf_counter()
         if method == "dcbench-pic":
-            from dcbench.training.pic import knn_search, run_pic
+            from dcbench.clustering.pic import knn_search, run_pic
 
             sigma = pic_sigma or float(np.sqrt(np.median(knn_search(reduced, pic_nnn)[0])))
             labels, _ = run_pic(reduced, nnn=pic_nnn, sigma=sigma)

@@ -187,7 +187,7 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on: CPU, cores, torch threads, RAM, GPU, versions."""
     import torch
 
-    from dcbench.provenance import code_revision, versions
+    from dcbench.core.provenance import code_revision, versions
 
     ram = _ram_gib()
     return {

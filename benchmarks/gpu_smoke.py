@@ -62,14 +62,14 @@ def refuse_reason(args: argparse.Namespace) -> str | None:
 
 def measure_epoch(args: argparse.Namespace) -> dict:
     """One epoch: features -> PCA-whiten + k-means -> top reset -> training pass."""
+    from dcbench.clustering.kmeans import gpu_available
+    from dcbench.core.distributed import DistInfo
     from dcbench.data.loader import make_loader
     from dcbench.data.samplers import UniformLabelSampler
     from dcbench.models import create_backbone
-    from dcbench.training.clustering import gpu_available
     from dcbench.training.config import TrainConfig
     from dcbench.training.deepcluster import cluster_features
-    from dcbench.training.distributed import DistInfo
-    from dcbench.training.features import extract_embeddings
+    from dcbench.training.embeddings import extract_embeddings
     from dcbench.training.train_pass import PassSettings, train_pass
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

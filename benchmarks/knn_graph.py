@@ -1,7 +1,7 @@
 """k-NN graph construction (PIC's graph, the ratio edge intra-class): faiss vs scikit-learn.
 
 dcbench builds the 10-NN graph of N x 256 L2-normalised features with
-`dcbench.training.pic.knn_search` (exact faiss `IndexFlatL2`); the baseline is scikit-learn
+`dcbench.clustering.pic.knn_search` (exact faiss `IndexFlatL2`); the baseline is scikit-learn
 `NearestNeighbors(algorithm="brute")` on the same array. Both are exact, so the neighbour
 lists must agree (recall of dcbench's lists against scikit-learn's, ties aside).
 """
@@ -44,7 +44,7 @@ def neighbour_recall(found: np.ndarray, reference: np.ndarray) -> float:
 
 def run(quick: bool) -> list[Row]:
     """10-NN graph of N x 256 unit vectors (N = 2,000 quick, 20,000 full)."""
-    from dcbench.training.pic import knn_search
+    from dcbench.clustering.pic import knn_search
 
     n = 2000 if quick else 20_000
     x = clustered_features(n)

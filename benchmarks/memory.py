@@ -1,7 +1,7 @@
 """Peak memory of the clustering step as N grows: dcbench vs scikit-learn PCA + KMeans.
 
 For each N, two fresh Python processes: dcbench's step (`pca_whiten` + `run_kmeans` from
-`dcbench.training.clustering`) and scikit-learn's (`PCA(whiten=True, svd_solver="randomized")`,
+`dcbench.clustering.kmeans`) and scikit-learn's (`PCA(whiten=True, svd_solver="randomized")`,
 L2 normalisation, `KMeans(n_init=1)`). Each imports its libraries and draws the same seeded
 N x D float32 input first; the peak-RSS mark is then reset (`common.step_memory`), so the
 figure is the memory the clustering itself needs on top of the interpreter, the libraries and
@@ -22,7 +22,7 @@ x = np.random.default_rng({seed}).standard_normal(({n}, {d}), dtype=np.float32)
 
 _SIDES = {
     "dcbench": (
-        "from dcbench.training.clustering import pca_whiten, run_kmeans",
+        "from dcbench.clustering.kmeans import pca_whiten, run_kmeans",
         "labels, _ = run_kmeans(pca_whiten(x, {p}), {k}, niter={it}, seed={seed})",
     ),
     "sklearn": (

@@ -1,29 +1,14 @@
-"""dcbench: benchmark suite and model hub for DeepCluster-style self-supervised CNNs."""
+"""dcbench: benchmark suite and model hub for DeepCluster-style self-supervised CNNs.
+
+The public facade: `load_model`, `list_models`, `Backbone`, `__version__`. The layers below
+(core, data, models, clustering, engine, training/protocols/viz, leaderboards, cli) are
+described in docs/internals.md.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dcbench.core.version import __version__
+from dcbench.models.backbone import Backbone
+from dcbench.models.factory import list_models, load_model
 
-__version__ = "0.1.0"
-
-if TYPE_CHECKING:
-    from dcbench.models.backbone import Backbone
-
-__all__ = ["__version__", "list_models", "load_model"]
-
-
-def load_model(spec: str) -> Backbone:
-    """Load a backbone from a catalog name, hub dir, checkpoint file, `hf-hub:` or `torchvision:`.
-
-    See `dcbench.models.factory.load_model` for the accepted specs.
-    """
-    from dcbench.models.factory import load_model as _load
-
-    return _load(spec)
-
-
-def list_models(pattern: str = "*") -> list[str]:
-    """Catalog names (and architectures) matching a glob pattern, e.g. `deepcluster*`."""
-    from dcbench.models.factory import list_models as _list
-
-    return _list(pattern)
+__all__ = ["Backbone", "__version__", "list_models", "load_model"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from dcbench.cli import main
+from dcbench.cli.entry import main
 
 sys.exit(main())

@@ -10,62 +10,16 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
-from dcbench.data.decode import decode_image, is_image_file
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
+from dcbench.data.check_report import CheckReport, decode_problems
+from dcbench.data.decode import is_image_file
+from dcbench.data.folders import _list_image_root, list_file_candidates, parse_list_line
+from dcbench.data.voc_check import check_voc
 
 FORMATS: tuple[str, ...] = ("imagenet", "places", "voc")
-
-
-@dataclass
-class CheckReport:
-    """Counts (`lines`), informational `notes`, and `problems` found in a dataset tree."""
-
-    root: Path
-    fmt: str
-    lines: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when no problem was found."""
-        return not self.problems
-
-    def format(self) -> str:
-        """Human-readable report: counts, notes, then every problem."""
-        out = [f"dataset {self.root} (format {self.fmt})", *self.lines]
-        out += [f"note: {n}" for n in self.notes]
-        if self.problems:
-            out.append(f"{len(self.problems)} problem(s):")
-            out += [f"  - {p}" for p in self.problems]
-        else:
-            out.append("no problems found")
-        return "\n".join(out)
-
-
-def _decode_problems(paths: Sequence[str], sample: int, workers: int) -> list[str]:
-    """Decode `paths` (or `sample` evenly spaced ones when sample > 0) and list failures."""
-    if sample and len(paths) > sample:
-        picks = np.linspace(0, len(paths) - 1, sample).round().astype(int)
-        paths = [paths[i] for i in sorted(set(picks.tolist()))]
-
-    def one(path: str) -> str | None:
-        result = decode_image(path)
-        if result.image is None:
-            return f"{path}: undecodable ({result.problem})"
-        if result.partial:
-            return f"{path}: truncated (only partly decodable)"
-        return None
-
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        return [p for p in pool.map(one, paths) if p is not None]
 
 
 def _scan(folder: Path) -> tuple[list[str], list[str], list[str]]:
@@ -121,7 +75,7 @@ def check_imagenet(report: CheckReport, sample: int, workers: int) -> None:
                 report.problems.append(f"{folder}: no images and no class folders")
         if other:
             report.notes.append(f"{folder}: {len(other)} non-image file(s) ignored")
-        report.problems += _decode_problems(paths, sample, workers)
+        report.problems += decode_problems(paths, sample, workers)
     if len(class_sets) == 2 and class_sets["train"] != class_sets["val"]:
         diff = sorted(class_sets["train"] ^ class_sets["val"])
         report.problems.append(
@@ -131,7 +85,6 @@ def check_imagenet(report: CheckReport, sample: int, workers: int) -> None:
 
 def check_places(report: CheckReport, sample: int, workers: int) -> None:
     """Places205-style list files (`relative/path label` lines) for train and val."""
-    from dcbench.data.folders import _list_image_root, list_file_candidates, parse_list_line
 
     found = False
     for split in ("train", "val"):
@@ -169,7 +122,7 @@ def check_places(report: CheckReport, sample: int, workers: int) -> None:
             empty = sorted(set(range(max(labels) + 1)) - set(labels))
             if empty:
                 report.problems.append(f"{lst}: labels with no images: {empty[:20]}")
-        report.problems += _decode_problems(paths, sample, workers)
+        report.problems += decode_problems(paths, sample, workers)
     if not found:
         report.notes.append(
             "expected ROOT/train.txt (or train.csv, trainvalsplit_places205/train_places205.csv)"
@@ -191,7 +144,6 @@ def check_tree(
         "places": check_places,
     }
     if fmt == "voc":
-        from dcbench.data.voc_check import check_voc
 
         check_voc(report, sample, workers)
     else:

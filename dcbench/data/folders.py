@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from dcbench.core.errors import UserError
 from dcbench.data.decode import decode_image, is_image_file, open_image
 from dcbench.data.loader import Batch, DecodeReport, collate_skip_bad, make_loader
-from dcbench.errors import UserError
+from dcbench.data.transforms import to_float_tensor
 
 __all__ = [
     "Batch",
@@ -45,7 +46,6 @@ or a Places205-style list file of `relative/path label` lines:
 
 
 def _default_transform(img: Any) -> Any:
-    from dcbench.data.transforms import to_float_tensor
 
     return to_float_tensor(img)
 

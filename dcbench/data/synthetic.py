@@ -12,38 +12,18 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from dcbench.core.errors import UserError
+from dcbench.core.files import staged_dir
 from dcbench.data import shapes
-from dcbench.errors import UserError
+from dcbench.data.synthetic_voc import write_voc_set
 
 SUPERSAMPLE = 2
 CORRUPT_KINDS: tuple[str, ...] = ("empty", "text", "truncated-header", "truncated-tail")
-
-
-@contextmanager
-def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
-    """Yield a staging folder that replaces `out` on success. `out` must be absent or empty."""
-    out = Path(out).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"output folder {out} exists and is not empty; choose a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield stage
-        if out.exists():
-            out.rmdir()
-        os.replace(stage, out)
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage)
 
 
 def class_names(n_classes: int) -> list[str]:
@@ -153,6 +133,5 @@ def make_voc_set(
     seed: int = 0,
 ) -> Path:
     """Write `out/VOCdevkit/VOC2007` and `VOC2012` synthetic devkit trees (see synthetic_voc)."""
-    from dcbench.data.synthetic_voc import write_voc_set
 
     return write_voc_set(out, n_train=n_train, n_val=n_val, n_test=n_test, size=size, seed=seed)

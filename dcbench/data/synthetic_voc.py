@@ -18,10 +18,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from dcbench.core.errors import UserError
+from dcbench.core.files import staged_dir
 from dcbench.data import shapes
-from dcbench.data.synthetic import staged_dir
 from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, voc_palette
-from dcbench.errors import UserError
 
 CLASS_LOOK: dict[str, tuple[str, str]] = {
     name: (

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from dcbench.errors import UserError, did_you_mean
+from dcbench.core.errors import UserError, did_you_mean
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)

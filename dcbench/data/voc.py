@@ -20,8 +20,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from dcbench.core.errors import UserError
 from dcbench.data.decode import open_image
-from dcbench.errors import UserError
+from dcbench.data.transforms import to_float_tensor
 
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane",
@@ -191,7 +192,6 @@ class VOCClassification(_VOCBase):
         labels = self.labels[index]
         if img is None:
             return None, labels, index
-        from dcbench.data.transforms import to_float_tensor
 
         return (self.transform or to_float_tensor)(img), labels, index
 
@@ -220,7 +220,6 @@ class VOCDetection(_VOCBase):
         img = open_image(self.image_path(self.ids[index]))
         if img is None:
             return None, target, index
-        from dcbench.data.transforms import to_float_tensor
 
         return (self.transform or to_float_tensor)(img), target, index
 
@@ -290,7 +289,6 @@ class VOCSegmentation(_VOCBase):
             return None, empty, index
         mask_t = tv_tensors.Mask(torch.from_numpy(mask))
         if self.transform is None:
-            from dcbench.data.transforms import to_float_tensor
 
             return to_float_tensor(img), mask_t.as_subclass(torch.Tensor), index
         image_t, mask_t = self.transform(img, mask_t)

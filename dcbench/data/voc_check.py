@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dcbench.data.check import CheckReport, _decode_problems
+from dcbench.core.errors import UserError
+from dcbench.data.check_report import CheckReport, decode_problems
 from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, find_voc, read_annotation, read_mask
-from dcbench.errors import UserError
 
 VALID_MASK_VALUES = frozenset([*range(len(VOC_CLASSES) + 1), IGNORE_INDEX])
 
@@ -142,5 +142,5 @@ def check_voc(report: CheckReport, sample: int, workers: int) -> None:
             else:
                 report.problems.append(f"missing image {image}")
             _check_annotation(report, folder, image_id)
-        report.problems += _decode_problems(paths, sample, workers)
+        report.problems += decode_problems(paths, sample, workers)
         _check_masks(report, folder)

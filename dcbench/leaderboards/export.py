@@ -10,15 +10,31 @@ from __future__ import annotations
 import html
 import math
 import os
+from collections.abc import Sequence
 
 import pandas as pd
 
-from dcbench.errors import UserError, did_you_mean
-from dcbench.files import write_text
+from dcbench.core.errors import UserError, did_you_mean
+from dcbench.core.files import write_text
 from dcbench.leaderboards.published import TableInfo
 from dcbench.leaderboards.tables import KIND_PUBLISHED, delta_column, std_column
 
 FORMATS = ("md", "csv", "latex", "html")
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; }
+p.caption { color: #555; margin: 0.2em 0 0.8em; }
+table.leaderboard { border-collapse: collapse; font-size: 0.9em; }
+table.leaderboard th, table.leaderboard td { padding: 3px 9px; border-bottom: 1px solid #ddd;
+  text-align: right; white-space: nowrap; }
+table.leaderboard th:first-child, table.leaderboard td:first-child { text-align: left; }
+table.leaderboard thead th { border-bottom: 2px solid #444; }
+tr.ours { background: #eef6ff; font-weight: 600; }
+tr.unverified td { color: #a05a00; font-style: italic; }
+figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
+"""
+
 
 
 def format_number(value: float) -> str:
@@ -141,7 +157,6 @@ def render(frame: pd.DataFrame, info: TableInfo, fmt: str) -> str:
         return f"**{info.id}**: {caption}\n\n" + to_markdown(display)
     if fmt == "latex":
         return to_latex(display, caption)
-    from dcbench.leaderboards.report import html_page
 
     return html_page(f"dcbench leaderboard: {info.id}",
                      [(info.id, caption, to_html_table(display))], curves=[])
@@ -180,6 +195,24 @@ def render_compare(frame: pd.DataFrame, models: list[str], fmt: str) -> str:
         return f"**compare**: {caption}\n\n" + to_markdown(display)
     if fmt == "latex":
         return to_latex(display, caption)
-    from dcbench.leaderboards.report import html_page
 
     return html_page("dcbench compare", [("compare", caption, to_html_table(display))], [])
+
+
+def html_page(title: str, tables: Sequence[tuple[str, str, str]],
+              curves: Sequence[tuple[str, str]]) -> str:
+    """A standalone HTML page from (id, caption, table html) and (label, base64 png) parts."""
+    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    for table_id, caption, table_html in tables:
+        parts.append(f"<h2 id=\"{html.escape(table_id)}\">{html.escape(table_id)}</h2>")
+        parts.append(f"<p class=\"caption\">{html.escape(caption)}</p>{table_html}")
+    if curves:
+        parts.append("<h2>Training curves</h2>")
+    for label, png in curves:
+        parts.append(f"<figure><img alt=\"training curves of {html.escape(label)}\" "
+                     f"src=\"data:image/png;base64,{png}\"><figcaption>"
+                     f"{html.escape(label)}</figcaption></figure>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

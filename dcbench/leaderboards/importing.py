@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from dcbench.errors import UserError
-from dcbench.leaderboards.rows import normalize_run, read_results_file
+from dcbench.core.errors import UserError
+from dcbench.core.rows import normalize_run, read_results_file
 from dcbench.leaderboards.store import ResultsStore
 
 RESULT_FILES = ("results.json", "results.jsonl")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dcbench.errors import UserError, did_you_mean
+from dcbench.core.errors import UserError, did_you_mean
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
 PROVENANCE_COLUMNS = ("dcbench_model", "source", "table", "verified", "notes")

@@ -9,7 +9,6 @@ with matplotlib's Agg canvas (no display, no global pyplot state) and inlined as
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 from collections.abc import Sequence
@@ -17,9 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
+from dcbench.leaderboards.export import display_frame, html_page, to_html_table
 from dcbench.leaderboards.published import list_tables, table_info
 from dcbench.leaderboards.tables import KIND_PUBLISHED, Leaderboard
+from dcbench.training.rundir import RunDir
 
 PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("NMI", ("nmi_prev", "nmi_labels")),
@@ -29,19 +30,6 @@ PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 CURVE_KEYS = tuple(key for _, keys in PANELS for key in keys)
 
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; }
-p.caption { color: #555; margin: 0.2em 0 0.8em; }
-table.leaderboard { border-collapse: collapse; font-size: 0.9em; }
-table.leaderboard th, table.leaderboard td { padding: 3px 9px; border-bottom: 1px solid #ddd;
-  text-align: right; white-space: nowrap; }
-table.leaderboard th:first-child, table.leaderboard td:first-child { text-align: left; }
-table.leaderboard thead th { border-bottom: 2px solid #444; }
-tr.ours { background: #eef6ff; font-weight: 600; }
-tr.unverified td { color: #a05a00; font-style: italic; }
-figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
-"""
 
 
 def read_log(run_dir: str | Path) -> pd.DataFrame:
@@ -49,7 +37,6 @@ def read_log(run_dir: str | Path) -> pd.DataFrame:
     path = Path(run_dir) / "log.jsonl"
     if not path.is_file():
         raise UserError(f"{run_dir}: no log.jsonl; expected a training run directory")
-    from dcbench.training.rundir import RunDir
 
     records = [{k: record[k] for k in ("epoch", *CURVE_KEYS) if _is_number(record.get(k))}
                for record in RunDir(run_dir).read_log() if isinstance(record, dict)]
@@ -103,30 +90,10 @@ def run_curves(run_dirs: Sequence[str | Path]) -> list[tuple[str, str]]:
     return out
 
 
-def html_page(title: str, tables: Sequence[tuple[str, str, str]],
-              curves: Sequence[tuple[str, str]]) -> str:
-    """A standalone HTML page from (id, caption, table html) and (label, base64 png) parts."""
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>"]
-    for table_id, caption, table_html in tables:
-        parts.append(f"<h2 id=\"{html.escape(table_id)}\">{html.escape(table_id)}</h2>")
-        parts.append(f"<p class=\"caption\">{html.escape(caption)}</p>{table_html}")
-    if curves:
-        parts.append("<h2>Training curves</h2>")
-    for label, png in curves:
-        parts.append(f"<figure><img alt=\"training curves of {html.escape(label)}\" "
-                     f"src=\"data:image/png;base64,{png}\"><figcaption>"
-                     f"{html.escape(label)}</figcaption></figure>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
-
-
 def build_report(leaderboard: Leaderboard, table_names: Sequence[str] | None = None,
                  run_dirs: Sequence[str | Path] = (), title: str = "dcbench report") -> str:
     """The HTML report: the named tables (default: those holding our results, else all
     matchable ones) with our rows merged in, then the training curves of `run_dirs`."""
-    from dcbench.leaderboards.export import display_frame, to_html_table
 
     curves = run_curves(run_dirs)  # validate run dirs before the (slower) tables
     if table_names:

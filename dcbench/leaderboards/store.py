@@ -20,8 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from dcbench.errors import UserError
-from dcbench.leaderboards.rows import RESULT_FIELDS, normalize_row
+from dcbench.core.errors import UserError
+from dcbench.core.home import results_store_path
+from dcbench.core.rows import RESULT_FIELDS, normalize_row
 
 BUSY_TIMEOUT_MS = 30_000
 MAX_RETRIES = 50
@@ -117,7 +118,6 @@ class ResultsStore:
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         if path is None:
-            from dcbench.home import results_store_path
 
             path = results_store_path()
         self.path = Path(path)

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
+from dcbench.core.rows import RESULT_FIELDS
 from dcbench.leaderboards.published import (
     PROVENANCE_COLUMNS,
     TableInfo,
@@ -30,8 +31,8 @@ from dcbench.leaderboards.published import (
     parse_dcbench_model,
     table_info,
 )
-from dcbench.leaderboards.rows import RESULT_FIELDS
 from dcbench.leaderboards.store import ResultsStore
+from dcbench.models.sources import catalog
 
 KIND_PUBLISHED = "published"
 KIND_OURS = "ours"
@@ -68,7 +69,7 @@ class Leaderboard:
         error (most likely a typo), and neither creates a file.
         """
         if path is None:
-            from dcbench.home import results_store_path
+            from dcbench.core.home import results_store_path
 
             if not results_store_path().exists():
                 return cls()
@@ -243,10 +244,6 @@ def _place(results: pd.DataFrame, info: TableInfo,
 
 def _catalog_arch(model: str) -> str | None:
     """The architecture of a hub catalog model, None for any other model name."""
-    try:
-        from dcbench.hub import catalog
-    except ImportError:
-        return None
     return catalog.get_entry(model).arch if catalog.has_entry(model) else None
 
 

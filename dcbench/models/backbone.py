@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from dcbench.errors import UserError, did_you_mean
+from dcbench.core.errors import UserError, did_you_mean
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]

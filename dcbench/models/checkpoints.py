@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_model
 
-from dcbench import __version__
-from dcbench.errors import UserError
-from dcbench.files import atomic_path, write_json, write_text
+from dcbench.core.errors import UserError
+from dcbench.core.files import atomic_path, write_json, write_text
+from dcbench.core.version import __version__
+from dcbench.models.archs import create_backbone
 from dcbench.models.backbone import Backbone
 
 HUB_CONFIG = "config.json"
@@ -118,7 +119,6 @@ def strip_module(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 def load_official(path: str | Path) -> Backbone:
     """Build a Backbone from an official DeepCluster `.pth.tar` (strict keys, safe load)."""
-    from dcbench.models.registry import create_backbone
 
     obj = read_checkpoint(path)
     if not isinstance(obj, dict) or "state_dict" not in obj:
@@ -171,7 +171,6 @@ def save_hub_dir(
 
 def load_hub_dir(path: str | Path) -> Backbone:
     """Load a hub-format folder (config.json + model.safetensors), strictly."""
-    from dcbench.models.registry import create_backbone
 
     path = Path(path)
     config_path, weights_path = path / HUB_CONFIG, path / HUB_WEIGHTS

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.models.backbone import IMAGENET_MEAN, IMAGENET_STD, Backbone
 
 

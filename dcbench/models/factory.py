@@ -20,7 +20,8 @@ from urllib.parse import parse_qsl
 
 import yaml
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
+from dcbench.models.archs import create_backbone, list_archs
 from dcbench.models.backbone import Backbone
 from dcbench.models.checkpoints import (
     HUB_CONFIG,
@@ -30,7 +31,10 @@ from dcbench.models.checkpoints import (
     load_strict,
     read_checkpoint,
 )
-from dcbench.models.registry import create_backbone, list_archs
+from dcbench.models.external import load_timm, load_torchvision
+from dcbench.models.sources.catalog import get_entry, has_entry, list_entries
+from dcbench.models.sources.hf import parse_hf_spec, pull_hf
+from dcbench.models.sources.pull import pull
 
 
 def _parse_query(text: str) -> dict[str, Any]:
@@ -73,8 +77,6 @@ def _with_config(path: Path, config_path: Path, obj: Any = None) -> Backbone:
 
 
 def _from_catalog(name: str, query: str) -> Backbone:
-    from dcbench.hub.catalog import get_entry
-    from dcbench.hub.pull import pull
 
     entry = get_entry(name)
     if entry.source == "random":
@@ -90,16 +92,13 @@ def load_model(spec: str) -> Backbone:
     """Resolve `spec` (see the module docstring) to a Backbone on the CPU in eval mode."""
     spec = str(spec).strip()
     if spec.startswith("hf-hub:"):
-        from dcbench.hub.hf import parse_hf_spec, pull_hf
 
         repo, revision = parse_hf_spec(spec.removeprefix("hf-hub:"))
         model = load_hub_dir(pull_hf(repo, revision))
     elif spec.startswith("torchvision:"):
-        from dcbench.models.external import load_torchvision
 
         model = load_torchvision(spec.removeprefix("torchvision:"))
     elif spec.startswith("timm:"):
-        from dcbench.models.external import load_timm
 
         model = load_timm(spec.removeprefix("timm:"))
     elif spec.startswith("arch:"):
@@ -107,7 +106,6 @@ def load_model(spec: str) -> Backbone:
     elif Path(spec).expanduser().exists():
         model = _from_path(Path(spec).expanduser())
     else:
-        from dcbench.hub.catalog import has_entry
 
         name, _, query = spec.partition("?")
         if not has_entry(name) and ("/" in name or name.endswith((".pth", ".tar", ".safetensors"))):
@@ -119,7 +117,6 @@ def load_model(spec: str) -> Backbone:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Catalog names plus `arch:NAME` specs matching a glob."""
-    from dcbench.hub.catalog import list_entries
 
     names = [e.name for e in list_entries("*")] + [f"arch:{a}" for a in list_archs()]
     return [n for n in names if fnmatch.fnmatch(n, pattern)]

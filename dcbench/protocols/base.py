@@ -23,7 +23,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dcbench.errors import UserError, did_you_mean
+from dcbench.core.config import resolve, to_dict
+from dcbench.core.errors import UserError, did_you_mean
+from dcbench.core.provenance import code_revision, config_hash, device_name
+from dcbench.core.version import __version__
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -38,6 +41,8 @@ METRIC_PREFIXES = ("ap_", "iou_")
 # Aggregates over repeated draws (low-shot): "<metric>_mean" / "<metric>_std".
 METRIC_SUFFIXES = ("_mean", "_std")
 SPLITS = ("val", "test", "train-heldout", "train")
+# The frozen conv taps the classification probes evaluate by default.
+CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +111,6 @@ class Protocol(abc.ABC):
         overrides: list[str] | None = None,
     ) -> Any:
         """Config = defaults < dialect preset < schedule preset < extra layers < `--set`."""
-        from dcbench.config import resolve
 
         dialect = dialect or "dc2018"
         if dialect not in self.DIALECTS:
@@ -222,9 +226,6 @@ def run_info(
     dataset: str,
 ) -> RunInfo:
     """Collect provenance for one run: model id, config hash, code revision, device, time."""
-    from dcbench import __version__
-    from dcbench.config import to_dict
-    from dcbench.provenance import code_revision, config_hash, device_name
 
     cfg = to_dict(config) if dataclasses.is_dataclass(config) else dict(config)
     return RunInfo(

@@ -2,7 +2,7 @@
 
 An entry is keyed by everything that changes the numbers: the weights sha256, the tap, the
 pooling spec, a fingerprint of the dataset (sorted file list + sizes + mtimes) and a text
-description of the transform. It is stored under `dcbench.home.feature_cache_dir()` as
+description of the transform. It is stored under `dcbench.core.home.feature_cache_dir()` as
 `<digest>.safetensors` (features float32 (N, D), labels int64 (N,), indices int64 (N,) =
 positions in the dataset; undecodable images are absent) plus a `<digest>.json` sidecar
 holding the key. Both are written atomically; an entry counts only when both exist and the
@@ -22,8 +22,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from dcbench.files import write_json, write_with
-from dcbench.home import feature_cache_dir
+from dcbench.core.files import write_json, write_with
+from dcbench.core.home import feature_cache_dir
 
 FORMAT_VERSION = 1
 

@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dcbench.core.errors import UserError
+from dcbench.data import transforms as T
 from dcbench.data.folders import find_dataset
 from dcbench.data.loader import DecodeReport, make_loader
-from dcbench.errors import UserError
 from dcbench.protocols.base import dataset_name
 from dcbench.protocols.cache import CacheKey, FeatureCache, FeatureSet, dataset_fingerprint
-from dcbench.protocols.pooling import PoolSpec, pool_features
+from dcbench.protocols.pooling import PoolSpec, model_pool_specs, pool_features
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -213,8 +214,6 @@ def frozen_features(
     With `use_cache` the shared feature cache is read and filled (the entries linear-conv
     `--fast` uses for the same taps); otherwise features are extracted fresh.
     """
-    from dcbench.data import transforms as T
-    from dcbench.protocols.pooling import model_pool_specs
 
     model.check_layers(list(layers))
     model.to(device).eval()

@@ -20,8 +20,8 @@ from torch import nn
 from torch.utils.data import Subset
 from tqdm import tqdm
 
+from dcbench.core.files import write_with
 from dcbench.data.loader import make_loader
-from dcbench.files import write_with
 from dcbench.models.checkpoints import read_checkpoint
 from dcbench.protocols.metrics import average_crops, topk_correct
 from dcbench.protocols.sources import epoch_generator

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
+from dcbench.core.errors import UserError
+from dcbench.core.files import write_json
 from dcbench.data import transforms as T
 from dcbench.data.loader import DecodeReport
-from dcbench.errors import UserError
-from dcbench.files import write_json
 from dcbench.protocols.base import ProtocolConfig, Result, RunInfo, results_from_metrics
 from dcbench.protocols.cache import FeatureCache
 from dcbench.protocols.features import (

@@ -18,8 +18,9 @@ import faiss
 import numpy as np
 import torch
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.protocols.base import (
+    CONV_LAYERS,
     Protocol,
     ProtocolConfig,
     Result,
@@ -28,7 +29,6 @@ from dcbench.protocols.base import (
     run_info,
 )
 from dcbench.protocols.features import frozen_features, load_splits
-from dcbench.protocols.linear_conv import CONV_LAYERS
 from dcbench.protocols.metrics import topk_accuracy
 
 if TYPE_CHECKING:

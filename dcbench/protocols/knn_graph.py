@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from dcbench.clustering.diagnostics import ratio_edge_intra_class_per_class
+from dcbench.clustering.preprocess import preprocess_features
+from dcbench.core.errors import UserError
+from dcbench.core.files import write_text
 from dcbench.data.folders import find_dataset
-from dcbench.errors import UserError
-from dcbench.files import write_text
 from dcbench.protocols.base import (
     Protocol,
     ProtocolConfig,
@@ -29,7 +31,6 @@ from dcbench.protocols.base import (
 )
 from dcbench.protocols.features import frozen_features
 from dcbench.protocols.metrics import random_graph_ratio
-from dcbench.training.diagnostics import ratio_edge_intra_class_per_class
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -48,31 +49,6 @@ class KNNGraphConfig(ProtocolConfig):
     pca_dim: int = 256
     fast: bool = True
     batch_size: int = 128
-
-
-def whitening_dim(pca_dim: int, n: int, d: int) -> int:
-    """Kept dimensions for PCA-whitening: `pca_dim`, but at most d/4 and fewer than n.
-
-    Whitening equalises every kept direction, so keeping all of them (256 of a 256-d fc7)
-    blows the noise directions up to the size of the signal and k-means then finds nothing
-    (NMI ~0). DeepCluster keeps 256 of 4096 (1/16); the small built-in model's recipe keeps
-    64 of 256. Capping at d/4 keeps the official 4096 -> 256 unchanged.
-    """
-    return max(1, min(pca_dim, d // 4, n - 1))
-
-
-def preprocess_features(x: np.ndarray, how: str, pca_dim: int = 256) -> np.ndarray:
-    """Apply the configured preprocessing (shared with `nmi`)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if how == "none":
-        return x
-    if how == "l2":
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    if how == "pca-whiten":
-        from dcbench.training.clustering import pca_whiten
-
-        return np.ascontiguousarray(pca_whiten(x, dim=whitening_dim(pca_dim, *x.shape)))
-    raise ValueError(f"unknown preprocessing {how!r}")
 
 
 def knn_graph_metrics(x: np.ndarray, labels: np.ndarray, k: int = 10

@@ -16,8 +16,8 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dcbench.errors import UserError
-from dcbench.protocols.base import Protocol, Result, register_protocol, run_info
+from dcbench.core.errors import UserError
+from dcbench.protocols.base import CONV_LAYERS, Protocol, Result, register_protocol, run_info
 from dcbench.protocols.cache import FeatureSet
 from dcbench.protocols.features import Sizes, stratified_split, tap_featurizer
 from dcbench.protocols.frozen import FrozenProbeConfig, fit_frozen, outcome_rows, prepare
@@ -29,7 +29,6 @@ from dcbench.protocols.sources import TensorSource
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
 
-CONV_LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5"]
 
 
 @dataclasses.dataclass

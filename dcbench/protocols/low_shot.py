@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dcbench.core.errors import UserError
+from dcbench.core.files import append_line, write_json
 from dcbench.data import transforms as T
-from dcbench.errors import UserError
-from dcbench.files import append_line, write_json
+from dcbench.models import create_backbone
 from dcbench.protocols.base import (
     Protocol,
     ProtocolConfig,
@@ -210,7 +211,6 @@ class LowShot(Protocol):
             net = copy.deepcopy(model).cpu()
             net.name = model.name
         else:
-            from dcbench.models import create_backbone
 
             config = {k: v for k, v in model.config.items() if k != "taps"}
             try:

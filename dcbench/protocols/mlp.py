@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.protocols.base import Protocol, Result, register_protocol, run_info
 from dcbench.protocols.frozen import FrozenProbeConfig, fit_frozen, outcome_rows, prepare
 from dcbench.protocols.pooling import PoolSpec

@@ -2,7 +2,7 @@
 
 Features of one split (default: the clustering tap on val), preprocessed as DeepCluster does
 (PCA-whiten to 256 dims + L2; `preprocess` can be none/l2), clustered with the training code's
-faiss k-means (`dcbench.training.clustering.run_kmeans`, empty clusters refilled as in
+faiss k-means (`dcbench.clustering.kmeans.run_kmeans`, empty clusters refilled as in
 DeepCluster) with k = number of classes unless set. Reported: NMI and ARI against the labels
 (scikit-learn) and cluster-size statistics (smallest, largest, coefficient of variation).
 """
@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from dcbench.clustering.kmeans import run_kmeans
+from dcbench.clustering.preprocess import preprocess_features
+from dcbench.core.errors import UserError
 from dcbench.data.folders import find_dataset
-from dcbench.errors import UserError
 from dcbench.protocols.base import (
     Protocol,
     ProtocolConfig,
@@ -28,7 +30,6 @@ from dcbench.protocols.base import (
     run_info,
 )
 from dcbench.protocols.features import frozen_features
-from dcbench.protocols.knn_graph import preprocess_features
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -65,7 +66,6 @@ def partition_metrics(assignments: np.ndarray, labels: np.ndarray, k: int) -> di
 def nmi_core(x: np.ndarray, labels: np.ndarray, k: int, niter: int = 20, seed: int = 0
              ) -> dict[str, float]:
     """Pure core: faiss k-means on `x` (already preprocessed), scored against `labels`."""
-    from dcbench.training.clustering import run_kmeans
 
     assignments, _ = run_kmeans(np.ascontiguousarray(x, dtype=np.float32), k, niter=niter,
                                 seed=seed, use_gpu=False)

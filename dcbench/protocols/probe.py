@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from dcbench.files import append_line, write_with
+from dcbench.core.files import append_line, write_with
 from dcbench.models.checkpoints import read_checkpoint
 from dcbench.protocols.metrics import average_crops, topk_correct
 

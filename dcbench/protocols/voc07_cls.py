@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from dcbench.core.files import write_json
 from dcbench.data import transforms as T
 from dcbench.data.loader import DecodeReport, make_loader
 from dcbench.data.voc import VOC_CLASSES, VOCClassification
-from dcbench.files import write_json
 from dcbench.protocols.base import (
     Protocol,
     Result,

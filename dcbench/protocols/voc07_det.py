@@ -41,10 +41,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from dcbench.core.errors import UserError
+from dcbench.core.files import write_json
 from dcbench.data.loader import DecodeReport
 from dcbench.data.voc import VOC_CLASSES, VOCDetection
-from dcbench.errors import UserError
-from dcbench.files import write_json
 from dcbench.protocols.base import (
     Protocol,
     Result,

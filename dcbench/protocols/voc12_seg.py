@@ -35,9 +35,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from dcbench.core.files import write_json
 from dcbench.data.loader import DecodeReport
 from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
-from dcbench.files import write_json
 from dcbench.protocols.base import (
     Protocol,
     Result,

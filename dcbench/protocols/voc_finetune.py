@@ -23,9 +23,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dcbench.core.errors import UserError
+from dcbench.core.files import append_line, write_with
 from dcbench.data.loader import Batch, DecodeReport, make_loader
-from dcbench.errors import UserError
-from dcbench.files import append_line, write_with
+from dcbench.models.checkpoints import read_checkpoint
 from dcbench.protocols.base import ProtocolConfig
 
 
@@ -145,7 +146,6 @@ class Checkpoint:
         """Restore a saved state into `model`/`optimizer`; None when there is no checkpoint."""
         if not self.path.is_file():
             return None
-        from dcbench.models.checkpoints import read_checkpoint
 
         state = read_checkpoint(self.path)
         if state.get("config_hash") != self.config_hash:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone

@@ -14,8 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from dcbench import config as cfg
-from dcbench.errors import UserError, did_you_mean
+from dcbench.core import config as cfg
+from dcbench.core.errors import UserError, did_you_mean
 
 
 @dataclass

@@ -20,22 +20,24 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from dcbench import config as cfg
+from dcbench.clustering import diagnostics
+from dcbench.clustering.kmeans import derived_seed, pca_whiten, run_kmeans
+from dcbench.clustering.pic import run_pic
+from dcbench.core import config as cfg
+from dcbench.core.distributed import DistInfo, barrier, broadcast_array, init_from_env, shutdown
+from dcbench.core.errors import UserError
+from dcbench.core.faults import inject_fault
+from dcbench.core.files import append_line, write_json, write_text
+from dcbench.core.provenance import code_revision, config_hash, device_name, versions
+from dcbench.core.version import __version__
 from dcbench.data.folders import ImageFolderDataset
 from dcbench.data.loader import DecodeReport, make_loader
 from dcbench.data.samplers import DistributedUniformLabelSampler
 from dcbench.data.transforms import center_crop, deepcluster_train
-from dcbench.errors import UserError
-from dcbench.files import append_line, write_json, write_text
 from dcbench.models import create_backbone
-from dcbench.provenance import code_revision, config_hash, device_name, versions
-from dcbench.training import diagnostics
-from dcbench.training.clustering import derived_seed, pca_whiten, run_kmeans
+from dcbench.models.model_card import render_model_card
 from dcbench.training.config import TrainConfig
-from dcbench.training.distributed import DistInfo, barrier, broadcast_array, init_from_env, shutdown
-from dcbench.training.faults import inject_fault
-from dcbench.training.features import extract_embeddings
-from dcbench.training.pic import run_pic
+from dcbench.training.embeddings import extract_embeddings
 from dcbench.training.rundir import RunDir
 from dcbench.training.train_pass import PassSettings, train_pass
 
@@ -117,9 +119,6 @@ def model_card(config: TrainConfig, record: dict[str, Any] | None,
                backbone_config: dict[str, Any], data_dir: Path) -> str:
     """The trained model's card, from the one card builder (`dcbench hub card` refreshes it
     with evaluation results from the store)."""
-    from dcbench import __version__
-    from dcbench.hub.cards import build_model_card
-    from dcbench.provenance import code_revision
 
     last = {k: v for k, v in (record or {}).items()
             if k in ("epoch", "train_loss", "clustering_loss", "nmi_prev", "nmi_labels",
@@ -127,8 +126,8 @@ def model_card(config: TrainConfig, record: dict[str, Any] | None,
     training = {**cfg.to_dict(config), "data": str(data_dir), "last_epoch": last}
     provenance = {"trained_by": f"dcbench {__version__} train", "code_revision": code_revision()}
     name = f"deepcluster-{config.arch}-{'sobel' if config.sobel else 'rgb'}-{config.clustering}"
-    return build_model_card(backbone_config, name=name, provenance=provenance, eval_rows=[],
-                            training=training)
+    return render_model_card(backbone_config, name=name, provenance=provenance,
+                             training=training)
 
 
 def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path,

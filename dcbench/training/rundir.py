@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from dcbench.files import atomic_path, write_text
+from dcbench.core.faults import inject_fault
+from dcbench.core.files import atomic_path, write_text
 from dcbench.models.backbone import Backbone
 from dcbench.models.checkpoints import read_checkpoint, save_hub_dir
-from dcbench.training.faults import inject_fault
 
 STATE_FILE = "state.pt"
 

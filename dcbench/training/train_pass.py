@@ -17,10 +17,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from dcbench.core.distributed import DistInfo, average_gradients, reduce_mean, sync_buffers
+from dcbench.core.faults import inject_fault
 from dcbench.data.loader import DecodeReport
 from dcbench.models.backbone import Backbone
-from dcbench.training.distributed import DistInfo, average_gradients, reduce_mean, sync_buffers
-from dcbench.training.faults import inject_fault
 
 
 def sgt_rows(targets: torch.Tensor, n_rows: int, budget: int, generator: torch.Generator

@@ -14,10 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.models.backbone import Backbone
-from dcbench.viz.features import display_tiles, image_dataset, pick_indices, spatial_mean, tap_stats
 from dcbench.viz.grid import tile_rows, upscale, with_header, with_row_labels
+from dcbench.viz.tap_stats import (
+    display_tiles,
+    image_dataset,
+    pick_indices,
+    spatial_mean,
+    tap_stats,
+)
 
 
 def top_images(scores: torch.Tensor, channels: Sequence[int], top: int) -> np.ndarray:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.models.backbone import Backbone
 from dcbench.viz.grid import tile_rows, upscale
 

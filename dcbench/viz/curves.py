@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 
 LOG_NAME = "log.jsonl"
 # Other spellings of the same quantity, renamed on read.

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.viz.grid import minmax_per_item, tile_rows, upscale
 
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 from torchvision.utils import make_grid
 
-from dcbench.files import write_bytes
+from dcbench.core.files import write_bytes
 
 # A tile is a (3, H, W) float tensor in [0, 1]; None leaves a blank cell.
 Tile = torch.Tensor | None

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.models.backbone import Backbone
-from dcbench.viz.features import display_tiles, image_dataset, pick_indices, pooled_l2, tap_stats
 from dcbench.viz.grid import Tile, border, tile_rows, upscale, with_header
+from dcbench.viz.tap_stats import display_tiles, image_dataset, pick_indices, pooled_l2, tap_stats
 
 SAME = (0.10, 0.70, 0.20)
 OTHER = (0.85, 0.15, 0.15)

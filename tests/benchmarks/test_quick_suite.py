@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dcbench.cli import main
+from dcbench.cli.entry import main
 
 
 def run_quick(names: str, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[dict, str]:

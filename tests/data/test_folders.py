@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dcbench.core.errors import UserError
 from dcbench.data.folders import (
     DecodeReport,
     ImageFolderDataset,
@@ -17,7 +18,6 @@ from dcbench.data.folders import (
     find_dataset,
     make_loader,
 )
-from dcbench.errors import UserError
 
 
 def _save(path: Path, value: int, size: int = 8, fmt: str = "PNG") -> None:

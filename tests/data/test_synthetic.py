@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dcbench.core.errors import UserError
 from dcbench.data.folders import ImageFolderDataset, find_dataset
 from dcbench.data.synthetic import make_classification_set, make_voc_set
-from dcbench.errors import UserError
 
 
 def _tree_hash(root: Path) -> str:

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from dcbench.core.errors import UserError
 from dcbench.data import transforms as T
-from dcbench.errors import UserError
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
 

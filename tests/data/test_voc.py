@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from dcbench.core.errors import UserError
 from dcbench.data.voc import (
     VOC_CLASSES,
     VOCClassification,
@@ -20,7 +21,6 @@ from dcbench.data.voc import (
     read_mask,
     voc_palette,
 )
-from dcbench.errors import UserError
 
 XML = """<annotation>
   <folder>VOC2007</folder><filename>000005.jpg</filename>

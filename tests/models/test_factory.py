@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import dcbench
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.models import create_backbone
 from dcbench.models.checkpoints import save_hub_dir
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.protocols import base
 from dcbench.protocols.base import Protocol, ProtocolConfig, Result, register_protocol
 

@@ -85,9 +85,9 @@ def test_whitening_keeps_a_quarter_of_the_dims_at_most():
     """Whitening every direction of a 256-d feature turns noise into signal; capped at d/4."""
     import numpy as np
 
-    from dcbench.protocols.knn_graph import preprocess_features, whitening_dim
+    from dcbench.clustering.kmeans import pca_whiten
+    from dcbench.clustering.preprocess import preprocess_features, whitening_dim
     from dcbench.protocols.nmi import nmi_core
-    from dcbench.training.clustering import pca_whiten
 
     assert whitening_dim(256, 10_000, 4096) == 256  # the official 4096 -> 256 unchanged
     assert whitening_dim(256, 10_000, 256) == 64

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.protocols.low_shot import (
     draw_low_shot,
     load_draws,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.protocols.mlp import INPUT_KEY, check_mlp_backbone, fresh_mlp, mlp_featurizer
 
 

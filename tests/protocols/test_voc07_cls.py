@@ -10,9 +10,9 @@ import torch
 from sklearn.metrics import average_precision_score
 
 import dcbench
+from dcbench.core.errors import UserError
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
-from dcbench.errors import UserError
 from dcbench.protocols.base import get_protocol
 from dcbench.protocols.voc07_cls import classification_loss, voc07_cls_metrics
 from dcbench.protocols.voc_nets import VOCClassifierNet, backbone_parts, set_trainable
@@ -148,7 +148,7 @@ def test_bad_input_is_a_user_error(model, tmp_path):
 
 
 def test_cli_runs_and_stores_per_class_rows(voc_root, tmp_path, capsys):
-    from dcbench.cli import main
+    from dcbench.cli.entry import main
     from dcbench.leaderboards.store import ResultsStore
 
     store = tmp_path / "results.sqlite"

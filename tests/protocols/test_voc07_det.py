@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import dcbench
+from dcbench.core.errors import UserError
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
-from dcbench.errors import UserError
 from dcbench.protocols.base import get_protocol
 from dcbench.protocols.voc07_det import (
     DetectionItems,

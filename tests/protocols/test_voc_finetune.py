@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from dcbench.errors import UserError
+from dcbench.core.errors import UserError
 from dcbench.protocols import voc_finetune as ft
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dcbench.cli import main
-from dcbench.errors import UserError
+from dcbench.cli.entry import main
+from dcbench.core.errors import UserError
 from dcbench.training.config import TrainConfig, list_recipes, resolve_config
 
 TABLE_5_1 = {  # thesis Table 5.1: clustering, k, Sobel, LR, WD

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
+from dcbench.clustering.diagnostics import ratio_edge_intra_class
 from dcbench.data.folders import ImageFolderDataset
 from dcbench.data.loader import make_loader
 from dcbench.data.synthetic import make_classification_set
@@ -27,7 +28,6 @@ from dcbench.models.backbone import Backbone
 from dcbench.models.checkpoints import load_hub_dir
 from dcbench.training.config import resolve_config
 from dcbench.training.deepcluster import train
-from dcbench.training.diagnostics import ratio_edge_intra_class
 from dcbench.training.rundir import RunDir
 
 

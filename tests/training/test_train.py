@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from dcbench.cli import main
+from dcbench.cli.entry import main
+from dcbench.core.errors import UserError
 from dcbench.data.folders import ImageFolderDataset
-from dcbench.errors import UserError
 from dcbench.models.checkpoints import load_hub_dir
 from dcbench.training.config import resolve_config
 from dcbench.training.deepcluster import train

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dcbench.cli import main
-from dcbench.errors import UserError
+from dcbench.cli.entry import main
+from dcbench.core.errors import UserError
 from dcbench.viz.activations import activations_image, find_top_activations, top_images
-from dcbench.viz.features import image_dataset, pick_indices
+from dcbench.viz.tap_stats import image_dataset, pick_indices
 
 
 def test_top_images_by_hand():

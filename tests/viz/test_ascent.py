@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dcbench.cli import main
-from dcbench.errors import UserError
+from dcbench.cli.entry import main
+from dcbench.core.errors import UserError
 from dcbench.viz.ascent import (
     AscentConfig,
     ascent_figure,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcbench.cli import main
-from dcbench.errors import UserError
+from dcbench.cli.entry import main
+from dcbench.core.errors import UserError
 from dcbench.viz.curves import available_panels, curves_figure, figure_png, parse_log, read_log
 
 RECORD = {"epoch": 0, "nmi_prev": None, "nmi_labels": 0.27, "clustering_loss": 64.5,

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy.signal import convolve2d
 
-from dcbench.cli import main
-from dcbench.errors import UserError
+from dcbench.cli.entry import main
+from dcbench.core.errors import UserError
 from dcbench.viz.filters import compose_sobel, effective_filters, filter_grid, filters_image
 
 

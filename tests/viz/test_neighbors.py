@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 from sklearn.neighbors import NearestNeighbors
 
-from dcbench.cli import main
-from dcbench.errors import UserError
-from dcbench.viz.features import image_dataset, pick_indices
+from dcbench.cli.entry import main
+from dcbench.core.errors import UserError
 from dcbench.viz.neighbors import find_neighbors, knn_cosine, neighbors_image
+from dcbench.viz.tap_stats import image_dataset, pick_indices
 
 
 def test_knn_cosine_matches_sklearn():

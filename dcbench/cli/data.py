@@ -1,0 +1,138 @@
+"""`dcbench data`: make the built-in synthetic datasets, or check a dataset tree."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from dcbench.core.errors import UserError
+from dcbench.core.files import staged_dir
+from dcbench.data.check import check_tree
+from dcbench.data.synthetic import make_classification_set, make_voc_set
+
+HELP = "make built-in synthetic datasets (synth) or validate a dataset tree (check)"
+EPILOG = """examples:
+  dcbench data synth --out synth                       # synth/cls (8 shape classes) + synth/voc
+  dcbench data synth --out synth-cls --kind cls --per-class 100 --corrupt 4
+  dcbench data synth --out synth-voc --kind voc --size 128 --seed 1
+  dcbench data check --data synth/cls --format imagenet
+  dcbench data check --data synth/cls --format places
+  dcbench data check --data synth/voc --format voc
+  dcbench data check --data /datasets/imagenet --format imagenet --sample 2000 --workers 8
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register `synth` and `check` verbs."""
+    sub = parser.add_subparsers(dest="data_command", metavar="{synth,check}")
+    sub.required = True
+    synth = sub.add_parser(
+        "synth",
+        help="write the procedurally drawn classification and/or VOC datasets",
+        description="Write OUT/cls (ImageNet-style folders + Places-style list files) and/or "
+        "OUT/voc (VOCdevkit/VOC2007 + VOC2012). Deterministic by --seed.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    synth.add_argument("--out", required=True, type=Path, help="new (or empty) output folder")
+    synth.add_argument("--kind", choices=("cls", "voc", "all"), default="all")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="image side in pixels (default 64 for cls, 128 for voc)",
+    )
+    synth.add_argument("--classes", type=int, default=8, help="cls: number of shape classes")
+    synth.add_argument("--per-class", type=int, default=64, help="cls: train images per class")
+    synth.add_argument("--val-per-class", type=int, default=16, help="cls: val images per class")
+    synth.add_argument(
+        "--voc-images",
+        type=int,
+        nargs=3,
+        default=(80, 80, 120),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="voc: images per split",
+    )
+    synth.add_argument(
+        "--corrupt",
+        type=int,
+        default=0,
+        help="cls: add N broken files to train/ (robust-decoding exercise)",
+    )
+    check = sub.add_parser(
+        "check",
+        help="validate a dataset tree: counts per class/split and every problem",
+        description="Exit 0 when the tree is clean, 2 when problems were found.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("--data", required=True, type=Path, help="dataset root folder")
+    check.add_argument("--format", dest="fmt", required=True, choices=("imagenet", "places", "voc"))
+    check.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        help="decode only N evenly spaced images per split (0 = all)",
+    )
+    check.add_argument("--workers", type=int, default=1, help="decoding threads")
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+
+    out: Path = args.out.expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"output folder {out} exists and is not empty; choose a new folder")
+    start = time.perf_counter()
+    kinds = ["cls", "voc"] if args.kind == "all" else [args.kind]
+    with staged_dir(out) as stage:
+        if "cls" in kinds:
+            make_classification_set(
+                stage / "cls",
+                n_classes=args.classes,
+                train_per_class=args.per_class,
+                val_per_class=args.val_per_class,
+                size=args.size or 64,
+                seed=args.seed,
+                corrupt=args.corrupt,
+            )
+        if "voc" in kinds:
+            n_train, n_val, n_test = args.voc_images
+            make_voc_set(
+                stage / "voc",
+                n_train=n_train,
+                n_val=n_val,
+                n_test=n_test,
+                size=args.size or 128,
+                seed=args.seed,
+            )
+    elapsed = time.perf_counter() - start
+    if "cls" in kinds:
+        print(
+            f"wrote {out / 'cls'}: train/ val/ ({args.classes} classes, {args.per_class} + "
+            f"{args.val_per_class} per class, {args.corrupt} corrupt), train.txt, val.txt"
+        )
+    if "voc" in kinds:
+        print(
+            f"wrote {out / 'voc' / 'VOCdevkit'}: VOC2007 (train/val/trainval/test), "
+            "VOC2012 (train/val/trainval + SegmentationClass)"
+        )
+    print(f"done in {elapsed:.1f}s")
+    return 0
+
+
+def _run_check(args: argparse.Namespace) -> int:
+
+    report = check_tree(args.data, args.fmt, sample=args.sample, workers=args.workers)
+    print(report.format())
+    if not report.ok:
+        raise UserError(f"{len(report.problems)} problem(s) found in {report.root}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch `data synth` / `data check`."""
+    if args.data_command == "synth":
+        return _run_synth(args)
+    return _run_check(args)

@@ -1,0 +1,85 @@
+"""The one `dcbench` command. Each subcommand lives beside the code it drives.
+
+A subcommand module exposes `HELP` (one line), `EPILOG` (examples), `add_arguments(parser)`
+and `run(args) -> int`. Only the module of the chosen subcommand is imported, so
+`dcbench --help` stays fast and a broken optional dependency only affects its own subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from dcbench.core.errors import UserError
+from dcbench.core.version import __version__
+
+# name -> (module, one-line help shown by `dcbench --help`)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("dcbench.cli.train", "train DeepCluster (k-means or PIC) on a folder"),
+    "eval": ("dcbench.cli.eval", "run a transfer protocol and store the results"),
+    "hub": ("dcbench.cli.hub", "checkpoint catalog: list, pull, convert, card, push"),
+    "leaderboard": ("dcbench.cli.leaderboard", "published tables next to our results"),
+    "viz": ("dcbench.cli.viz", "filters, neighbours, activations, gradient ascent, curves"),
+    "data": ("dcbench.cli.data", "make built-in datasets, check dataset folders"),
+    "demo": ("dcbench.cli.demo", "everything end to end on built-in data, no network"),
+    "bench": ("dcbench.cli.bench", "performance benchmarks against the usual baselines"),
+}
+
+EXAMPLES = """examples:
+  dcbench demo --quick                          # everything end to end on built-in data
+  dcbench hub list                              # the checkpoint catalog
+  dcbench eval --protocol linear-conv --model deepcluster-alexnet --data /datasets/imagenet
+  dcbench train --recipe tiny --data synth/cls/train --out runs/tiny
+  dcbench leaderboard show eccv-table1-imagenet --results
+"""
+
+
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only subcommand `chosen` gets its (imported) arguments."""
+    parser = argparse.ArgumentParser(
+        prog="dcbench",
+        description="Benchmark suite and model hub for DeepCluster-style self-supervised CNNs.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dcbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    sub.required = True
+    for name, (module_name, summary) in SUBCOMMANDS.items():
+        if name != chosen:
+            sub.add_parser(name, help=summary)
+            continue
+        module = importlib.import_module(module_name)
+        child = sub.add_parser(
+            name,
+            help=summary,
+            description=module.HELP,
+            epilog=getattr(module, "EPILOG", None),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(child)
+        child.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn `UserError` into one clear line and exit 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        chosen = next((a for a in argv if not a.startswith("-")), None)
+        parser = build_parser(chosen if chosen in SUBCOMMANDS else None)
+        args = parser.parse_args(argv)
+        return int(args._run(args) or 0)
+    except UserError as err:
+        print(f"dcbench: error: {err}", file=sys.stderr)
+        if err.detail:
+            print(err.detail, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dcbench: interrupted; completed work is saved, rerun with --resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,152 @@
+"""`dcbench hub`: list, info, pull, convert, card, push."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from dcbench.core.errors import UserError
+from dcbench.core.provenance import file_sha256
+from dcbench.leaderboards.cards import write_card
+from dcbench.models.checkpoints import load_official, save_hub_dir
+from dcbench.models.sources.catalog import CatalogEntry, get_entry, list_entries
+from dcbench.models.sources.hf import parse_hf_spec, push_hf
+from dcbench.models.sources.pull import entry_card, is_cached, pull
+
+HELP = "Checkpoint catalog and model hub: list, pull, convert legacy checkpoints, cards, push."
+EPILOG = """examples:
+  dcbench hub list
+  dcbench hub list 'random-*'
+  dcbench hub info deepcluster-alexnet
+  dcbench hub pull deepcluster-alexnet          # download, verify, convert, cache
+  dcbench hub convert ~/deepcluster_models/alexnet/checkpoint.pth.tar out/dc-alexnet
+  dcbench hub card runs/tiny                   # write README.md with results from the store
+  dcbench hub push runs/tiny --repo my-org/dc-tiny
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sub-verbs of `dcbench hub`."""
+    verbs = parser.add_subparsers(dest="verb", metavar="{list,info,pull,convert,card,push}")
+    verbs.required = True
+    p = verbs.add_parser("list", help="the catalog, with where each model's weights come from")
+    p.add_argument("pattern", nargs="?", default="*", help="glob on names (default: all)")
+    p = verbs.add_parser("info", help="everything the catalog knows about one model")
+    p.add_argument("name")
+    p = verbs.add_parser("pull", help="download + verify + convert + cache a catalog model")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="re-download even if cached")
+    p = verbs.add_parser("convert", help="official DeepCluster .pth.tar -> hub format folder")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--name", default=None, help="model name for the card (default: folder name)")
+    p.add_argument("--drop-top-layer", action="store_true",
+                   help="drop the k-way clustering head (default: keep it)")
+    p = verbs.add_parser("card", help="write/refresh README.md (model card) with store results")
+    p.add_argument("target", help="a hub folder or a training run directory")
+    p.add_argument("--store", type=Path, default=None,
+                   help="results store (default: in $DCBENCH_HOME)")
+    p = verbs.add_parser("push", help="publish a hub folder or run dir to the Hugging Face Hub")
+    p.add_argument("target", help="a hub folder or a training run directory")
+    p.add_argument("--repo", required=True, help="org/name on the Hugging Face Hub")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--revision", default=None, help="branch to push to")
+    p.add_argument("--store", type=Path, default=None, help="results store for the card")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch a hub verb."""
+    return {"list": _list, "info": _info, "pull": _pull, "convert": _convert, "card": _card,
+            "push": _push}[args.verb](args)
+
+
+def _list(args: argparse.Namespace) -> int:
+
+    entries = list_entries(args.pattern)
+    if not entries:
+        raise UserError(f"no catalog model matches {args.pattern!r}")
+    print(f"{'name':28} {'arch':14} {'sobel':5} {'data':30} {'clustering':11} weights")
+    for e in entries:
+        cached = " [cached]" if e.source == "url" and is_cached(e.name) else ""
+        print(f"{e.name:28} {e.arch:14} {'yes' if e.sobel else 'no':5} {e.dataset[:30]:30} "
+              f"{e.clustering[:11]:11} {e.availability()}{cached}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+
+    entry = get_entry(args.name)
+    for key, value in entry.as_dict().items():
+        if value not in (None, "", {}):
+            print(f"{key:12} {value}")
+    print(f"{'weights':12} {entry.availability()}")
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+
+    folder = pull(args.name, force=args.force)
+    print(f"{args.name}: ready at {folder}")
+    return 0
+
+
+def resolve_hub_folder(target: str) -> Path:
+    """A hub folder, or the final (else latest) checkpoint folder of a training run dir."""
+    path = Path(target)
+    for candidate in (path, path / "final", path / "checkpoints" / "latest"):
+        if (candidate / "config.json").is_file() and (candidate / "model.safetensors").is_file():
+            return candidate
+    raise UserError(
+        f"{target} is neither a hub folder nor a training run directory",
+        detail="  expected config.json + model.safetensors in it, in final/, "
+        "or in checkpoints/latest/",
+    )
+
+
+def _convert(args: argparse.Namespace) -> int:
+
+    if args.out_dir.exists() and any(args.out_dir.iterdir()):
+        raise UserError(f"{args.out_dir} exists and is not empty; choose a new folder")
+    model = load_official(args.checkpoint)  # refuses unsafe pickles / wrong keys first
+    if args.drop_top_layer:
+        model.remove_top_layer()
+    sha = file_sha256(args.checkpoint)
+    name = args.name or args.out_dir.name
+    model.name = name
+    entry = CatalogEntry(
+        name=name, arch=model.config["arch"], sobel=bool(model.config["sobel"]),
+        source="none", description=f"converted from {args.checkpoint.name}",
+        k=model.config.get("num_classes") or None,
+        notes=f"Converted by dcbench from {args.checkpoint} (sha256 {sha}).",
+    )
+    staging = args.out_dir.with_name(args.out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    save_hub_dir(model, staging, card=entry_card(entry, model, sha),
+                 extra_config={"name": name, "source_sha256": sha},
+                 metadata={"source_sha256": sha})
+    if args.out_dir.exists():
+        args.out_dir.rmdir()
+    staging.rename(args.out_dir)
+    head = model.config.get("num_classes") or 0
+    print(f"converted {args.checkpoint} -> {args.out_dir} (arch {model.config['arch']}, "
+          f"sobel {model.config['sobel']}, top layer {head or 'dropped'}, sha256 {sha[:12]})")
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+
+    folder = resolve_hub_folder(args.target)
+    path = write_card(folder, store_path=args.store)
+    print(f"wrote {path}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+
+    repo, _ = parse_hf_spec(args.repo)
+    folder = resolve_hub_folder(args.target)
+    write_card(folder, store_path=args.store)
+    url = push_hf(folder, repo, private=args.private, revision=args.revision)
+    print(f"pushed {folder} -> {url}")
+    return 0

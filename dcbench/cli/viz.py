@@ -1,0 +1,271 @@
+"""`dcbench viz`: the thesis's visualisations (Section 5.3) as PNG files.
+
+Verbs: `filters` (first-layer filters, Sobel-composed), `neighbors` (k-NN queries, trained vs
+random side by side), `activations` (top images per channel), `gradient-ascent` (an input
+optimised to fire a channel) and `curves` (NMI, losses and cluster statistics of a run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dcbench.core.errors import UserError
+from dcbench.core.files import write_bytes
+from dcbench.models.factory import load_model
+from dcbench.viz.activations import activations_image, find_top_activations
+from dcbench.viz.ascent import OBJECTIVES, AscentConfig, ascent_figure
+from dcbench.viz.curves import curves_figure, figure_png, read_log, run_label
+from dcbench.viz.filters import effective_filters, filter_grid
+from dcbench.viz.grid import save_png
+from dcbench.viz.neighbors import find_neighbors, neighbors_image
+
+HELP = "visualisations as PNG: filters, neighbours, top activations, gradient ascent, curves"
+EPILOG = """examples:
+  dcbench data synth --out synth --kind cls
+  dcbench viz filters --model random-alexnet_small-sobel --out filters.png
+  dcbench viz filters --model runs/tiny/final --scale 8 --out tiny-filters.png
+  dcbench viz neighbors --model runs/tiny/final --compare random-alexnet_small-sobel \\
+      --data synth/cls/val --layer conv5 --k 3 --queries 8 --out neighbors.png
+  dcbench viz activations --model runs/tiny/final --data synth/cls/train --layer conv3 \\
+      --channels 0-7 --top 9 --out top9.png
+  dcbench viz gradient-ascent --model runs/tiny/final --layer conv3 --channels 0-5 \\
+      --seed 0 --scale 2 --out ascent.png
+  dcbench viz gradient-ascent --model deepcluster-alexnet --layer conv5 --channels 0,1 \\
+      --iters 1000 --lr 0.1 --out alexnet-conv5.png
+  dcbench viz curves runs/tiny runs/tiny-rgb --out curves.png
+"""
+
+VERBS = ("filters", "neighbors", "activations", "gradient-ascent", "curves")
+
+
+def parse_channels(text: str) -> list[int]:
+    """`0,3,5-7` -> [0, 3, 5, 6, 7] (order kept, duplicates dropped)."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            elif part:
+                out.append(int(part))
+    except ValueError:
+        raise UserError(f"bad channel list {text!r}; expected e.g. 0,3,5-7") from None
+    if not out:
+        raise UserError("no channels chosen; expected e.g. 0,3,5-7")
+    return list(dict.fromkeys(out))
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path, help="PNG file to write")
+
+
+def _model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="catalog name, hub folder, run's final/ folder, checkpoint, arch:NAME")
+
+
+def _data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, type=Path,
+                        help="image folder (class sub-folders, or a flat folder of images)")
+    parser.add_argument("--max-images", type=_positive, default=None,
+                        help="use N evenly spaced images of the folder (default: all)")
+    parser.add_argument("--batch-size", type=_positive, default=64)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+
+
+def _scale(parser: argparse.ArgumentParser, default: int) -> None:
+    parser.add_argument("--scale", type=_positive, default=default,
+                        help=f"enlarge every pixel N x N (default {default})")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the five verbs."""
+    sub = parser.add_subparsers(dest="viz_command", metavar="{" + ",".join(VERBS) + "}")
+    sub.required = True
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = verb("filters", "first-layer filters (Sobel models: composed with the Sobel front-end)")
+    _model(p)
+    p.add_argument("--columns", type=_positive, default=None, help="default: ceil(sqrt(C))")
+    _scale(p, 4)
+    _out(p)
+
+    p = verb("neighbors", "query images and their k nearest neighbours in a layer's features")
+    _model(p)
+    p.add_argument("--compare", default=None,
+                   help="second model shown to the right, e.g. random-alexnet_small-sobel")
+    _data(p)
+    p.add_argument("--layer", default="conv5", help="tap (default conv5)")
+    p.add_argument("--k", type=_positive, default=3, help="neighbours per query (thesis: 3)")
+    p.add_argument("--queries", type=_positive, default=6, help="evenly spaced query images")
+    p.add_argument("--query-indices", default=None, help="explicit dataset indices, e.g. 0,40")
+    p.add_argument("--grid", type=_positive, default=1,
+                   help="average-pool conv maps to GRID x GRID before L2 (default 1: global)")
+    _scale(p, 1)
+    _out(p)
+
+    p = verb("activations", "the top images of a dataset for channels of a layer")
+    _model(p)
+    _data(p)
+    p.add_argument("--layer", default="conv3")
+    p.add_argument("--channels", default=None, help="e.g. 0-7 or 3,17 (default: first 8)")
+    p.add_argument("--top", type=_positive, default=9, help="images per channel (official: 9)")
+    _scale(p, 1)
+    _out(p)
+
+    p = verb("gradient-ascent", "inputs optimised to fire channels (L2 penalty + Gaussian blur)")
+    _model(p)
+
+    d = AscentConfig()
+    p.add_argument("--layer", default="conv3")
+    p.add_argument("--channels", default="0-5", help="e.g. 0-5 or 3,17 (default 0-5)")
+    p.add_argument("--iters", type=_positive, default=d.iters)
+    p.add_argument("--lr", type=float, default=d.lr,
+                   help=f"RMS step per normalised input value (default {d.lr})")
+    p.add_argument("--wd", type=float, default=d.weight_decay, help="L2 penalty on the input")
+    p.add_argument("--sigma", type=float, default=d.sigma, help="Gaussian blur sigma (pixels)")
+    p.add_argument("--blur-every", type=_positive, default=d.blur_every,
+                   help="blur after every N steps (thesis: 5)")
+    p.add_argument("--objective", choices=OBJECTIVES, default=d.objective,
+                   help="ce: official -CE over channel means (selective); mean: channel mean")
+    p.add_argument("--noise-std", type=float, default=d.noise_std)
+    p.add_argument("--size", type=_positive, default=None, help="input side (default: native)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--columns", type=_positive, default=None, help="default: all in one row")
+    _scale(p, 1)
+    _out(p)
+
+    p = verb("curves", "NMI, losses and cluster statistics per epoch from runs' log.jsonl")
+    p.add_argument("runs", nargs="+", type=Path, help="run folder(s) or log.jsonl file(s)")
+    p.add_argument("--columns", type=_positive, default=3, help="panels per row")
+    _out(p)
+
+
+def _check_out(path: Path) -> None:
+    if path.suffix.lower() != ".png":
+        raise UserError(f"--out must end in .png, got {path}")
+    if path.is_dir():
+        raise UserError(f"--out is a folder: {path}")
+
+
+def _load(spec: str, device: str = "cpu"):
+
+    return load_model(spec).to(device)
+
+
+def _run_filters(args: argparse.Namespace) -> int:
+
+    model = _load(args.model)
+    filters = effective_filters(model)
+    image = filter_grid(filters, ncols=args.columns, scale=args.scale)
+    kind = "Sobel-composed" if getattr(model, "sobel", None) is not None else "RGB"
+    _save(image, args.out, f"{filters.shape[0]} {kind} filters of {filters.shape[-1]}x"
+          f"{filters.shape[-2]} px")
+    return 0
+
+
+def _run_neighbors(args: argparse.Namespace) -> int:
+
+    models = [_load(args.model, args.device)]
+    if args.compare:
+        models.append(_load(args.compare, args.device))
+    query_indices = parse_channels(args.query_indices) if args.query_indices else None
+    result = find_neighbors(models, args.data, layer=args.layer, k=args.k,
+                            n_queries=args.queries, query_indices=query_indices, grid=args.grid,
+                            max_images=args.max_images, batch_size=args.batch_size,
+                            device=args.device)
+    for panel in result.panels:
+        if panel.same_class is not None:
+            print(f"{panel.name} {args.layer}: {panel.same_class:.1%} of the {args.k}-NN share "
+                  f"the query's class ({len(result.queries)} queries)")
+    _skipped(result.skipped)
+    _save(neighbors_image(result, models[0], args.data, scale=args.scale), args.out,
+          f"{len(result.queries)} queries x {args.k} neighbours")
+    return 0
+
+
+def _run_activations(args: argparse.Namespace) -> int:
+
+    model = _load(args.model, args.device)
+    channels = parse_channels(args.channels) if args.channels else None
+    result = find_top_activations(model, args.data, args.layer, channels, top=args.top,
+                                  max_images=args.max_images, batch_size=args.batch_size,
+                                  device=args.device)
+    _skipped(result.skipped)
+    _save(activations_image(result, model, args.data, scale=args.scale), args.out,
+          f"top {args.top} images for {len(result.channels)} channels of {args.layer}")
+    return 0
+
+
+def _run_ascent(args: argparse.Namespace) -> int:
+
+    config = AscentConfig(iters=args.iters, lr=args.lr, weight_decay=args.wd, sigma=args.sigma,
+                          blur_every=args.blur_every, objective=args.objective,
+                          noise_std=args.noise_std, size=args.size, seed=args.seed)
+    config.validate()
+    model = _load(args.model, args.device)
+    image, results = ascent_figure(model, args.layer, parse_channels(args.channels), config,
+                                   columns=args.columns, scale=args.scale)
+    for r in results:
+        print(f"{args.layer} channel {r.channel}: mean activation {r.start_activation:.4g} "
+              f"on noise -> {r.final_activation:.4g}")
+    _save(image, args.out, f"{len(results)} channels of {args.layer}")
+    return 0
+
+
+def _run_curves(args: argparse.Namespace) -> int:
+
+    _check_out(args.out)
+    frames = {}
+    for run in args.runs:
+        label = run_label(run)
+        while label in frames:
+            label += "'"
+        frames[label] = read_log(run)
+    png = figure_png(curves_figure(frames, columns=args.columns))
+    write_bytes(args.out, png)
+    epochs = ", ".join(f"{name}: {len(f)} epochs" for name, f in frames.items())
+    print(f"wrote {args.out} ({epochs})")
+    return 0
+
+
+def _skipped(count: int) -> None:
+    if count:
+        print(f"skipped {count} undecodable image(s)", file=sys.stderr)
+
+
+def _save(image, out: Path, what: str) -> None:
+
+    save_png(image, out)
+    print(f"wrote {out} ({what}, {image.shape[1]}x{image.shape[0]} px)")
+
+
+RUNNERS = {
+    "filters": _run_filters,
+    "neighbors": _run_neighbors,
+    "activations": _run_activations,
+    "gradient-ascent": _run_ascent,
+    "curves": _run_curves,
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the chosen verb; the output path is checked before any work."""
+    _check_out(args.out)
+    return RUNNERS[args.viz_command](args)

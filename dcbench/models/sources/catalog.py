@@ -1,0 +1,139 @@
+"""The checkpoint catalog: every named model dcbench knows, and honestly where its weights are.
+
+Sources: `url` (a direct download of an official `.pth.tar`, converted on pull), `hf`
+(a Hugging Face Hub repo in dcbench hub format), `random` (built locally, no download),
+`none` (described in the literature but no weights are published).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from dcbench.core.errors import UserError, did_you_mean
+
+OFFICIAL_BASE = "https://dl.fbaipublicfiles.com/deepcluster"
+THESIS = "Caron, Unsupervised Representation Learning with Clustering in Deep ConvNets, 2018"
+ECCV = "Caron et al., Deep Clustering for Unsupervised Learning of Visual Features, ECCV 2018"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One named checkpoint: architecture, how it was trained, and where its weights live."""
+
+    name: str
+    arch: str
+    sobel: bool
+    source: Literal["url", "hf", "random", "none"]
+    description: str
+    dataset: str = ""
+    clustering: str = ""
+    k: int | None = None
+    lr: float | None = None
+    wd: float | None = None
+    epochs: int | None = None
+    url: str | None = None
+    hf_repo: str | None = None
+    revision: str | None = None
+    sha256: str | None = None
+    paper: str = ""
+    license: str = ""
+    notes: str = ""
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pullable(self) -> bool:
+        """Whether `dcbench hub pull` can produce weights for this entry."""
+        return self.source in ("url", "hf", "random")
+
+    def availability(self) -> str:
+        """One honest phrase: where the weights come from, or that none are published."""
+        if self.source == "url":
+            check = f"sha256 {self.sha256[:12]}" if self.sha256 else "sha256 recorded on first pull"
+            return f"download {self.url} ({check})"
+        if self.source == "hf":
+            return f"hf-hub:{self.hf_repo}" + (f"@{self.revision}" if self.revision else "")
+        if self.source == "random":
+            return f"built locally (random init, seed {self.seed})"
+        return "no weights published yet: train it with `dcbench train --recipe " + self.name + "`"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (for tables and model cards)."""
+        return asdict(self)
+
+
+_CATALOG: dict[str, CatalogEntry] = {}
+
+
+def register(entry: CatalogEntry) -> CatalogEntry:
+    """Add an entry; a duplicate name is an error."""
+    if entry.name in _CATALOG:
+        raise ValueError(f"catalog entry {entry.name!r} already registered")
+    _CATALOG[entry.name] = entry
+    return entry
+
+
+def get_entry(name: str) -> CatalogEntry:
+    """The catalog entry called `name`, or a UserError listing valid names."""
+    if name not in _CATALOG:
+        raise UserError(f"unknown model {name!r}; " + did_you_mean(name, list(_CATALOG)))
+    return _CATALOG[name]
+
+
+def has_entry(name: str) -> bool:
+    """Whether `name` is a catalog name."""
+    return name in _CATALOG
+
+
+def list_entries(pattern: str = "*") -> list[CatalogEntry]:
+    """Entries whose name matches a glob, in registration order."""
+    return [e for n, e in _CATALOG.items() if fnmatch.fnmatch(n, pattern)]
+
+
+def _official(arch: str) -> CatalogEntry:
+    return CatalogEntry(
+        name=f"deepcluster-{arch}", arch=arch, sobel=True, source="url",
+        description=f"Official DeepCluster {arch.upper() if arch == 'vgg16' else 'AlexNet'}-BN "
+        "release (facebookresearch/deepcluster)",
+        dataset="ImageNet (train, no labels)", clustering="k-means", k=10000, lr=0.05, wd=1e-5,
+        epochs=500 if arch == "alexnet" else None,
+        url=f"{OFFICIAL_BASE}/{arch}/checkpoint.pth.tar", paper=ECCV, license="CC BY-NC 4.0",
+        notes="Converted on pull from the legacy .pth.tar (weights_only, strict keys). "
+        "Repository issue #95 asks whether the AlexNet release was YFCC100M-trained (unanswered).",
+    )
+
+
+def _thesis(name: str, dataset: str, clustering: str, k: int | None, sobel: bool, lr: float,
+            wd: float, epochs: int) -> CatalogEntry:
+    return CatalogEntry(
+        name=name, arch="alexnet", sobel=sobel, source="none",
+        description=f"Thesis Table 5.1 model {name}: AlexNet-BN, {clustering} on {dataset}",
+        dataset=dataset, clustering=clustering, k=k, lr=lr, wd=wd, epochs=epochs, paper=THESIS,
+        notes="The thesis reports this model (Tables 5.2-5.5) but its weights were never "
+        "released; `dcbench train --recipe " + name + "` trains it.",
+    )
+
+
+def _random(arch: str, sobel: bool) -> CatalogEntry:
+    kind = "sobel" if sobel else "rgb"
+    return CatalogEntry(
+        name=f"random-{arch}-{kind}", arch=arch, sobel=sobel, source="random",
+        description=f"Random-init {arch} ({kind}), the official init; the 'Random' baseline rows",
+        notes="Seed 0 unless `?seed=N` is appended to the name.",
+    )
+
+
+for _arch in ("alexnet", "vgg16"):
+    register(_official(_arch))
+register(_thesis("pic-imnet-sob", "ImageNet", "PIC", None, True, 0.05, 1e-5, 500))
+register(_thesis("km-imnet-sob", "ImageNet", "10K-means", 10000, True, 0.02, 1e-5, 500))
+register(_thesis("km-imnet-rgb", "ImageNet", "1K-means", 1000, False, 0.02, 1e-6, 500))
+register(_thesis("km-fl1m-sob", "Flickr-1M (YFCC100M subset)", "10K-means", 10000, True, 0.02,
+                 1e-5, 167))
+register(_thesis("km-fl2m-sob", "Flickr-2M (YFCC100M subset)", "10K-means", 10000, True, 0.02,
+                 1e-5, 167))
+for _arch, _sobel in (("alexnet", True), ("alexnet", False), ("vgg16", True),
+                      ("alexnet_small", True), ("alexnet_small", False), ("resnet50", False)):
+    register(_random(_arch, _sobel))

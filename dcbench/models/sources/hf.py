@@ -1,0 +1,82 @@
+"""Hugging Face Hub: pull a dcbench hub-format repo (pinned revision), push a hub folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dcbench.core.errors import UserError
+from dcbench.models.checkpoints import HUB_CARD, HUB_CONFIG, HUB_WEIGHTS
+
+HUB_FILES = [HUB_CONFIG, HUB_WEIGHTS, HUB_CARD]
+
+
+def parse_hf_spec(spec: str) -> tuple[str, str | None]:
+    """`org/repo[@rev]` -> (repo_id, revision)."""
+    repo, _, revision = spec.partition("@")
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise UserError(f"expected a Hugging Face repo id like org/name[@revision], got {spec!r}")
+    return repo, revision or None
+
+
+def pull_hf(repo_id: str, revision: str | None = None, cache_dir: str | Path | None = None) -> Path:
+    """Download (or reuse from the HF cache) the hub-format files; return the snapshot folder.
+
+    Offline (`HF_HUB_OFFLINE=1`) it serves only from the cache and says so when it cannot.
+    Only safetensors weights are fetched: pickles are never published nor pulled.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        folder = snapshot_download(
+            repo_id, revision=revision, allow_patterns=HUB_FILES,
+            cache_dir=str(cache_dir) if cache_dir else None,
+        )
+    except LocalEntryNotFoundError:
+        raise UserError(
+            f"hf-hub:{repo_id}{'@' + revision if revision else ''} is not in the local cache "
+            "and the Hub cannot be reached (offline?)"
+        ) from None
+    except (RepositoryNotFoundError, RevisionNotFoundError) as err:
+        raise UserError(f"hf-hub:{repo_id}: {err.__class__.__name__}: {err}") from None
+    except (HfHubHTTPError, OSError) as err:
+        raise UserError(f"cannot download hf-hub:{repo_id}: {err}") from None
+    folder = Path(folder)
+    if not (folder / HUB_WEIGHTS).is_file():
+        raise UserError(
+            f"hf-hub:{repo_id} has no {HUB_WEIGHTS}; dcbench only loads safetensors weights"
+        )
+    return folder
+
+
+def push_hf(folder: str | Path, repo_id: str, *, private: bool = False,
+            revision: str | None = None, message: str | None = None) -> str:
+    """Create the repo if needed and upload the hub folder in one commit; return its URL."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    folder = Path(folder)
+    for name in HUB_FILES:
+        if not (folder / name).is_file():
+            raise UserError(f"{folder} lacks {name}; push needs a complete hub folder")
+    pickle_suffixes = (".bin", ".pth", ".pt", ".pkl")
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in pickle_suffixes)
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(
+            repo_id=repo_id, folder_path=str(folder), revision=revision,
+            allow_patterns=HUB_FILES, commit_message=message or "Upload dcbench model",
+        )
+    except OfflineModeIsEnabled:
+        raise UserError("cannot push: HF_HUB_OFFLINE is set") from None
+    except (HfHubHTTPError, OSError) as err:
+        raise UserError(f"push to {repo_id} failed: {err}") from None
+    if pickles:
+        print(f"note: not uploaded (pickles are never published): {', '.join(pickles)}")
+    return str(getattr(info, "commit_url", None) or f"https://huggingface.co/{repo_id}")

@@ -1,0 +1,86 @@
+"""`hub pull`: turn a catalog name into a verified hub-format folder in the dcbench cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from dcbench.core.errors import UserError
+from dcbench.core.files import write_json
+from dcbench.core.home import hub_cache_dir
+from dcbench.models.backbone import Backbone
+from dcbench.models.checkpoints import HUB_CONFIG, HUB_WEIGHTS, load_official, save_hub_dir
+from dcbench.models.model_card import render_model_card
+from dcbench.models.sources.catalog import CatalogEntry, get_entry
+from dcbench.models.sources.download import download, is_offline
+from dcbench.models.sources.hf import pull_hf
+
+
+def cached_dir(name: str) -> Path:
+    """Where a converted catalog model lives: `$DCBENCH_HOME/hub/NAME/`."""
+    return hub_cache_dir() / name
+
+
+def is_cached(name: str) -> bool:
+    """Whether `name` is already converted and cached."""
+    folder = cached_dir(name)
+    return (folder / HUB_CONFIG).is_file() and (folder / HUB_WEIGHTS).is_file()
+
+
+def pull(name: str, force: bool = False, progress: bool = True) -> Path:
+    """Download, verify, convert and cache a catalog model; return its hub folder."""
+    entry = get_entry(name)
+    if entry.source == "none":
+        raise UserError(f"{name}: {entry.availability()}")
+    if entry.source == "random":
+        raise UserError(f"{name} is built locally (random init); load it, there is nothing to pull")
+    if entry.source == "hf":
+
+        return pull_hf(entry.hf_repo or "", entry.revision)
+    if is_cached(name) and not force:
+        return cached_dir(name)
+    if is_offline():
+        raise UserError(f"{name} is not cached at {cached_dir(name)} and dcbench is offline")
+    return _pull_url(entry, progress)
+
+
+def _pull_url(entry: CatalogEntry, progress: bool) -> Path:
+    raw_dir = hub_cache_dir() / "downloads" / entry.name
+    raw = raw_dir / Path(entry.url or "checkpoint.pth.tar").name
+    # Trust on first use: once a download is recorded, a later (--force) pull must match it.
+    expected = entry.sha256 or source_record(entry.name).get("sha256")
+    sha = download(entry.url or "", raw, expected, progress=progress)
+    try:
+        model = load_official(raw)
+    except UserError:
+        raw.unlink(missing_ok=True)
+        raise
+    model.name = entry.name
+    folder = cached_dir(entry.name)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    extra = {"name": entry.name, "source_url": entry.url, "source_sha256": sha}
+    save_hub_dir(model, staging, card=entry_card(entry, model, sha), extra_config=extra,
+                 metadata={"source_sha256": sha})
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    write_json(raw_dir / "download.json", {"url": entry.url, "sha256": sha})
+    return folder
+
+
+def source_record(name: str) -> dict[str, str]:
+    """What the cache knows about a pulled model (url, sha256)."""
+    path = hub_cache_dir() / "downloads" / name / "download.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def entry_card(entry: CatalogEntry, model: Backbone, source_sha256: str | None = None) -> str:
+    """The model card of a converted catalog model (no results yet: those come from the store)."""
+
+    provenance = {"source": entry.availability(), "paper": entry.paper, "license": entry.license,
+                  "source_sha256": source_sha256 or "", "notes": entry.notes}
+    keys = ("dataset", "clustering", "k", "lr", "wd", "epochs")
+    training = {k: v for k, v in entry.as_dict().items() if k in keys and v not in (None, "")}
+    return render_model_card(model.config, name=entry.name, provenance=provenance,
+                             training=training)

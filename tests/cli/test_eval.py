@@ -1,0 +1,105 @@
+"""`dcbench eval` end to end on a tiny synthetic ImageFolder, writing to a temp store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dcbench.cli.entry import main
+from dcbench.leaderboards.store import ResultsStore
+
+MODEL = "arch:alexnet_small?sobel=1"
+
+
+def _eval(cls_data, tmp_path, *extra: str) -> int:
+    return main(["eval", "--model", MODEL, "--data", str(cls_data), "--schedule", "smoke",
+                 "--store", str(tmp_path / "results.sqlite"), "--no-progress", *extra])
+
+
+def test_linear_conv_fast_writes_run_dir_store_and_table(cls_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = _eval(cls_data, tmp_path, "--protocol", "linear-conv", "--fast", "--layers",
+               "conv2,conv5", "--set", "epochs=2", "--out", str(out))
+    assert rc == 0
+    for name in ("config.yaml", "versions.json", "run.json", "results.json", "selection.json"):
+        assert (out / name).is_file(), name
+    rows = json.loads((out / "results.json").read_text())
+    assert {(r["layer"], r["split"], r["metric"]) for r in rows} >= {
+        ("conv5", "val", "top1"), ("conv5", "val", "top1_best_epoch"),
+        ("conv2", "train-heldout", "top1")}
+    stored = ResultsStore(tmp_path / "results.sqlite").results(protocol="linear-conv")
+    assert len(stored) == len(rows) and set(stored["dialect"]) == {"dc2018"}
+    table = capsys.readouterr().out
+    assert "conv5" in table and "top1_best_epoch" in table
+    # a finished run resumed gives the same rows; a fresh run into it is refused
+    assert _eval(cls_data, tmp_path, "--protocol", "linear-conv", "--fast", "--layers",
+                 "conv2,conv5", "--set", "epochs=2", "--out", str(out), "--resume") == 0
+    again = json.loads((out / "results.json").read_text())
+    assert [r["value"] for r in again] == [r["value"] for r in rows]
+    assert _eval(cls_data, tmp_path, "--protocol", "linear-conv", "--fast", "--out",
+                 str(out)) == 2
+    assert _eval(cls_data, tmp_path, "--protocol", "linear-conv", "--fast", "--layers",
+                 "conv2,conv5", "--set", "epochs=3", "--out", str(out), "--resume") == 2
+    assert "differs" in capsys.readouterr().err
+
+
+def test_linear_conv_faithful_ten_crop_path(cls_data, tmp_path):
+    out = tmp_path / "faithful"
+    rc = _eval(cls_data, tmp_path, "--protocol", "linear-conv", "--layers", "conv3",
+               "--set", "epochs=1", "--set", "weight_decays=[1e-4]", "--out", str(out))
+    assert rc == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert {r["metric"] for r in rows if r["split"] == "val"} == {"top1", "top1_best_epoch"}
+
+
+@pytest.mark.parametrize(("protocol", "extra", "metric"), [
+    ("knn", ["--layers", "conv5,fc7"], "top1"),
+    ("knn-graph", [], "ratio_edge_intra_class"),
+    ("nmi", ["--set", "pca_dim=8"], "nmi"),
+    ("mlp", ["--fast", "--set", "epochs=2"], "top1"),
+])
+def test_other_protocols_end_to_end(cls_data, tmp_path, protocol, extra, metric):
+    assert _eval(cls_data, tmp_path, "--protocol", protocol, *extra) == 0
+    stored = ResultsStore(tmp_path / "results.sqlite").results(protocol=protocol)
+    assert metric in set(stored["metric"])
+    assert (stored["model_sha256"].str.len() == 64).all()
+
+
+def test_bad_input_exits_2_and_writes_nothing(cls_data, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert _eval(cls_data, tmp_path, "--protocol", "linear-cnv", "--out", str(out)) == 2
+    assert "did you mean linear-conv" in capsys.readouterr().err.lower()
+    assert _eval(cls_data, tmp_path, "--protocol", "linear-conv", "--layers", "conv9",
+                 "--out", str(out)) == 2
+    assert "valid: conv1" in capsys.readouterr().err
+    assert _eval(cls_data, tmp_path, "--protocol", "knn", "--train-layers", "all") == 2
+    assert _eval(tmp_path / "nowhere", tmp_path, "--protocol", "knn") == 2
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    assert _eval(empty, tmp_path, "--protocol", "knn", "--out", str(out)) == 2
+    assert not out.exists()
+    assert not (tmp_path / "results.sqlite").exists()
+
+
+def test_places_list_files_and_undecodable_images(tmp_path, capsys):
+    """Places205-style list files (no class folders), with corrupt files skipped and reported."""
+    import shutil
+
+    from dcbench.data.synthetic import make_classification_set
+
+    src = make_classification_set(tmp_path / "src", n_classes=3, train_per_class=10,
+                                  val_per_class=4, seed=1, corrupt=3)
+    places = tmp_path / "places"
+    places.mkdir()
+    for name in ("train.txt", "val.txt"):
+        shutil.copy(src / name, places / name)
+    (places / "images").symlink_to(src, target_is_directory=True)
+    for fast in ([], ["--fast"]):
+        out = tmp_path / f"run{len(fast)}"
+        assert _eval(places, tmp_path, "--protocol", "linear-conv", *fast, "--layers", "conv5",
+                     "--set", "epochs=1", "--set", "weight_decays=[1e-4]",
+                     "--out", str(out)) == 0
+        assert "skipped 3 undecodable image(s)" in capsys.readouterr().err
+        rows = json.loads((out / "results.json").read_text())
+        assert rows[0]["dataset"] == "places"
