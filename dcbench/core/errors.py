@@ -1,9 +1,17 @@
-"""The one exception type that the CLI turns into a clear message and exit status 2."""
+"""The exception types that the CLI turns into a clear message and exit status 2.
+
+`UserError` is a `ValueError` (bad input), so library users can catch the builtin type they
+already know; its subclasses also derive from the matching builtin: `UnknownNameError` is a
+`KeyError` (an unknown model, layer, table or protocol name) and `MissingFileError` is a
+`FileNotFoundError`. `NetworkError` marks a download that could not happen (offline).
+"""
 
 from __future__ import annotations
 
+import difflib
 
-class UserError(Exception):
+
+class UserError(ValueError):
     """Bad input from the user: a missing folder, an unknown name, a refused checkpoint.
 
     The message must say what is wrong and what was expected. `dcbench` prints it on one
@@ -15,11 +23,25 @@ class UserError(Exception):
         super().__init__(message)
         self.detail = detail
 
+    def __str__(self) -> str:
+        # KeyError's own __str__ would quote the message; keep it plain for every subclass.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownNameError(UserError, KeyError):
+    """An unknown model, architecture, layer, table or protocol name (also a `KeyError`)."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the user named does not exist (also a `FileNotFoundError`)."""
+
+
+class NetworkError(UserError, ConnectionError):
+    """A download that cannot happen (offline, unreachable host); says where to put the file."""
+
 
 def did_you_mean(name: str, valid: list[str] | tuple[str, ...]) -> str:
     """A short 'valid choices are ...' suffix for unknown-name errors."""
-    import difflib
-
     close = difflib.get_close_matches(name, list(valid), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     return f"valid: {', '.join(sorted(valid))}.{hint}"

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from dcbench.core.errors import UserError, did_you_mean
+from dcbench.core.errors import UnknownNameError, did_you_mean
 from dcbench.models.alexnet import build_alexnet, build_alexnet_small
 from dcbench.models.backbone import Backbone
 from dcbench.models.resnet import build_resnet
@@ -39,7 +39,9 @@ def create_backbone(config: dict[str, Any], seed: int | None = None) -> Backbone
     """Build `config['arch']` with the official random init (seeded when `seed` is given)."""
     arch = config.get("arch")
     if arch not in _ARCHS:
-        raise UserError(f"unknown architecture {arch!r}; " + did_you_mean(str(arch), list(_ARCHS)))
+        raise UnknownNameError(
+            f"unknown architecture {arch!r}; " + did_you_mean(str(arch), list(_ARCHS))
+        )
     generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
     if seed is not None:
         # Modules that cannot take a generator (torchvision defaults) draw from this.

@@ -3,19 +3,27 @@
 Taps are read with torchvision's FX feature extraction (no hand-written hooks). Each
 subclass declares `TAP_NODES`, a map from tap name (`conv1`, ..., `fc7`) to the FX node
 whose output it is.
+
+The timm-like surface: `model(x)` returns the logits when a classifier head exists
+(`num_classes > 0`, e.g. a DeepCluster pseudo-label head) and otherwise the embedding
+(`fc7` for AlexNet/VGG, the globally pooled last stage for ResNets and third-party
+networks) of width `num_features`; `reset_classifier(0)` drops a head.
+`forward_features(x)` returns the last convolutional map (N, C, H, W) (`default_tap`), and
+`forward_features(x, ["conv3", "fc7"])` a dict of named taps. `pretrained_cfg` holds the
+data config (input size, mean, std, interpolation, crop_pct).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from dcbench.core.errors import UserError, did_you_mean
+from dcbench.core.errors import UnknownNameError, UserError, did_you_mean
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -59,7 +67,7 @@ class Backbone(nn.Module):
         """Raise a UserError naming the valid taps if any requested layer is unknown."""
         for layer in layers:
             if layer not in self.TAP_NODES:
-                raise UserError(
+                raise UnknownNameError(
                     f"unknown layer {layer!r} for {self.config.get('arch')}; "
                     + did_you_mean(layer, list(self.TAP_NODES))
                 )
@@ -82,11 +90,54 @@ class Backbone(nn.Module):
             self._extractors[layers] = extractor
         return extractor
 
-    def forward_features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Named activations: conv taps post-ReLU before pooling, fc taps pre-ReLU."""
+    @property
+    def default_tap(self) -> str:
+        """What `forward_features(x)` returns: the last convolutional (or block) tap."""
+        spatial = [n for n in self.TAP_NODES if n.startswith(("conv", "block"))]
+        return spatial[-1] if spatial else self.embedding_tap
+
+    @property
+    def num_features(self) -> int:
+        """Width of `model(x)` without a head (the embedding tap), as in timm."""
+        if "_num_features" not in self.__dict__:
+            self.__dict__["_num_features"] = self.embedding_dim
+        return int(self.__dict__["_num_features"])
+
+    @property
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """The data config: input_size (3, S, S), mean, std, interpolation, crop_pct."""
+        size = int(self.config.get("input_size", 224))
+        return {"input_size": (3, size, size), "mean": tuple(self.config["mean"]),
+                "std": tuple(self.config["std"]),
+                "interpolation": str(self.config.get("interpolation", "bilinear")),
+                "crop_pct": float(self.config.get("crop_pct", 0.875))}
+
+    @overload
+    def forward_features(self, x: torch.Tensor, layers: None = None) -> torch.Tensor: ...
+
+    @overload
+    def forward_features(
+        self, x: torch.Tensor, layers: Sequence[str]
+    ) -> dict[str, torch.Tensor]: ...
+
+    def forward_features(
+        self, x: torch.Tensor, layers: Sequence[str] | None = None
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Named activations: conv taps post-ReLU before pooling, fc taps pre-ReLU.
+
+        Without `layers`, the `default_tap` tensor (the last conv map, as timm returns it).
+        """
+        if layers is None:
+            return self.forward_features(x, [self.default_tap])[self.default_tap]
+        if isinstance(layers, str):
+            layers = [layers]
         layers = tuple(layers)
         self.check_layers(layers)
         self.check_input(x)
+        return self._tap_outputs(x, layers)
+
+    def _tap_outputs(self, x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """Compute checked taps (FX feature extraction; subclasses may override)."""
         extractor = self._extractor(layers)
         extractor.train(self.training)
         return dict(extractor(x))
@@ -140,10 +191,17 @@ class Backbone(nn.Module):
         return torch.relu(self.forward_features(x, [self.embedding_tap])[self.embedding_tap])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Top-layer logits (DeepCluster pseudo-labels or supervised classes)."""
+        """Top-layer logits when a head exists, else the embedding (N, num_features)."""
         if self.top_layer is None:
-            raise UserError("this network has no top layer; use forward_features() instead")
+            return self.forward_features(x, [self.embedding_tap])[self.embedding_tap].flatten(1)
         return self.top_layer(self.head_input(x))
+
+    def reset_classifier(self, num_classes: int = 0) -> None:
+        """timm's name: a fresh head of `num_classes` outputs, or none (0: features only)."""
+        if num_classes > 0:
+            self.reset_top_layer(num_classes)
+        else:
+            self.remove_top_layer()
 
     # ---- parameters and identity --------------------------------------------------------
     def trunk_parameters(self) -> Iterator[nn.Parameter]:

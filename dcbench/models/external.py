@@ -1,8 +1,17 @@
-"""Third-party networks as Backbones: `torchvision:NAME[@WEIGHTS]` and `timm:NAME`.
+"""Third-party networks as Backbones: `torchvision:NAME[@WEIGHTS]` and `timm:NAME[@TAG]`.
+
+One `pretrained` convention for both: the bare name loads the library's default pretrained
+weights (`torchvision:resnet50` = `@DEFAULT`, `timm:resnet50` = timm's default tag),
+`@random` (or `load_model(..., pretrained=False)`) builds the same architecture with a random
+init, and any other suffix names the weights (`torchvision:resnet50@IMAGENET1K_V2`,
+`timm:vit_small_patch16_224@augreg_in21k`; `timm:NAME@pretrained` = the default tag).
 
 Each gets a default tap map so any of them can be run through dcbench's protocols:
 conv taps are stage outputs (post-ReLU), `fc6`/`fc7` the classifier's hidden Linear layers
-where the network has them, `pool` the globally pooled features otherwise.
+where the network has them, `pool` the globally pooled features otherwise. timm taps come
+from timm's own `forward_intermediates` (its `feature_info` stages): CNNs name the last five
+`conv1..conv5`, ViT-like models (every stage at one stride) name each block `block1..blockN`,
+as (N, C, H, W) maps.
 """
 
 from __future__ import annotations
@@ -12,8 +21,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from dcbench.core.errors import UserError
+from dcbench.core.errors import MissingFileError, NetworkError, UnknownNameError, UserError
 from dcbench.models.backbone import IMAGENET_MEAN, IMAGENET_STD, Backbone
+from dcbench.models.sources.network import (
+    hf_cache_dir,
+    hf_offline,
+    network_ok,
+    torch_hub_file,
+)
 
 
 class ExternalBackbone(Backbone):
@@ -60,64 +75,131 @@ def torchvision_taps(name: str, net: nn.Module) -> tuple[dict[str, str], str]:
     )
 
 
-def load_torchvision(spec: str) -> ExternalBackbone:
-    """`NAME` (random init) or `NAME@WEIGHTS` (e.g. `resnet50@IMAGENET1K_V2`, downloads)."""
-    import torchvision
+RANDOM = "random"
 
+
+def split_weights(spec: str, pretrained: bool) -> tuple[str, str]:
+    """`NAME[@WEIGHTS]` -> (name, weights tag), with `pretrained=False` forcing `random`."""
     name, _, weights = spec.partition("@")
+    if not pretrained:
+        return name, RANDOM
+    return name, weights or "pretrained"
+
+
+def load_torchvision(spec: str, pretrained: bool = True) -> ExternalBackbone:
+    """`NAME` (default weights), `NAME@WEIGHTS` (e.g. `resnet50@IMAGENET1K_V2`), `NAME@random`."""
+    import torchvision  # lazy: only torchvision: specs need the model registry
+
+    name, weights = split_weights(spec, pretrained)
     try:
         builder = torchvision.models.get_model_builder(name)
     except ValueError:
-        raise UserError(f"unknown torchvision model {name!r}") from None
-    net = builder(weights=weights or None)
+        raise UnknownNameError(f"unknown torchvision model {name!r}") from None
+    enum = None
+    if weights != RANDOM:
+        tag = "DEFAULT" if weights == "pretrained" else weights
+        try:
+            enum = torchvision.models.get_model_weights(name)[tag]
+        except KeyError:
+            valid = [w.name for w in torchvision.models.get_model_weights(name)]
+            raise UnknownNameError(
+                f"torchvision:{name} has no weights {tag!r}; valid: {', '.join(valid)}, random"
+            ) from None
+        _check_torch_hub_file(f"torchvision:{name}@{enum.name}", enum.url)
+    try:
+        net = builder(weights=enum)
+    except OSError as err:  # urllib.error.URLError is an OSError
+        raise NetworkError(f"torchvision:{name}: cannot download its weights ({err}); put "
+                           f"the file at {torch_hub_file(enum.url) if enum else '?'}") from None
     taps, embedding = torchvision_taps(name, net)
     # Every torchvision ImageNet weight uses the standard ImageNet statistics.
     config = {"arch": f"torchvision:{name}", "sobel": False, "num_classes": 0,
               "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input_size": 224,
-              "weights": weights or "random"}
+              "interpolation": "bilinear", "crop_pct": 0.875,
+              "weights": enum.name if enum is not None else RANDOM}
     return ExternalBackbone(net.eval(), config, taps, embedding)
 
 
-def load_timm(spec: str) -> ExternalBackbone:
-    """`NAME` (timm's pretrained weights, downloaded by timm) or `NAME@random` (random init).
+def _check_torch_hub_file(what: str, url: str) -> None:
+    """Fail in seconds, with where to put the file, when it is not cached and we are offline."""
+    cached = torch_hub_file(url)
+    if not cached.is_file() and not network_ok(url):
+        raise NetworkError(
+            f"{what}: weights not cached and {url} cannot be reached (offline?): download it "
+            f"elsewhere and copy it to {cached}, or use @random for a random init"
+        )
 
-    Taps are its `feature_info` stages (conv1..) plus `pool` (pre-logits).
-    """
-    name, _, weights = spec.partition("@")
-    if weights not in ("", "random"):
-        raise UserError(f"timm:{spec}: the only suffix is @random (random init)")
+
+class TimmBackbone(ExternalBackbone):
+    """A timm model whose taps are read with timm's own `forward_intermediates`."""
+
+    def __init__(self, net: nn.Module, config: dict[str, Any], stage_taps: dict[str, int],
+                 modules: dict[str, str]) -> None:
+        super().__init__(net, config, {**modules, "pool": "pool"}, "pool")
+        self.stage_index = dict(stage_taps)
+
+    def _tap_outputs(self, x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        self.net.train(self.training)
+        wanted = sorted({self.stage_index[n] for n in layers if n != "pool"})
+        out: dict[str, torch.Tensor] = {}
+        if wanted:
+            final, maps = self.net.forward_intermediates(x, indices=wanted)
+            by_index = dict(zip(wanted, maps, strict=True))
+            for name in layers:
+                if name != "pool":
+                    out[name] = by_index[self.stage_index[name]]
+            if "pool" in layers:
+                out["pool"] = self.net.forward_head(final, pre_logits=True)
+        else:
+            out["pool"] = self.net(x)
+        return {name: out[name] for name in layers}
+
+
+def load_timm(spec: str, pretrained: bool = True) -> TimmBackbone:
+    """`NAME` / `NAME@pretrained` (timm's default tag), `NAME@TAG`, or `NAME@random`."""
+    name, weights = split_weights(spec, pretrained)
     try:
-        import timm
-        from timm.models import get_pretrained_cfg  # noqa: F401 - checks a usable timm
+        import timm  # lazy: optional dependency
     except ImportError:
         raise UserError(
             "timm: models need the optional dependency: pip install 'dcbench[timm]'"
         ) from None
+    full = name if weights in (RANDOM, "pretrained") else f"{name}.{weights}"
+    if not timm.is_model(full.split(".")[0]):
+        raise UnknownNameError(f"unknown timm model {name!r} (see timm.list_models())")
+    online = weights == RANDOM or network_ok()
     try:
-        net = timm.create_model(name, pretrained=weights != "random", num_classes=0)
+        with hf_offline(not online):
+            net = timm.create_model(full, pretrained=weights != RANDOM, num_classes=0)
     except RuntimeError as err:
         raise UserError(f"timm:{spec}: {err}") from None
-    except OSError as err:  # the pretrained weights are not cached and cannot be downloaded
-        raise UserError(f"timm:{spec}: cannot get the pretrained weights ({err}); "
-                        f"use timm:{name}@random for a random init") from None
-    stages = [info["module"] for info in getattr(net, "feature_info", [])]
-    if not stages:
-        raise UserError(f"timm:{name} exposes no feature_info, so it has no default taps")
-    taps = {f"conv{i + 1}": module for i, module in enumerate(stages[-5:])}
-    taps["pool"] = _timm_pool_node(net)
-    cfg = net.pretrained_cfg if hasattr(net, "pretrained_cfg") else {}
+    except (OSError, ValueError) as err:  # not cached, cannot download (or offline mode)
+        if isinstance(err, FileNotFoundError) and online:
+            raise MissingFileError(f"timm:{spec}: {err}") from None
+        raise NetworkError(
+            f"timm:{spec}: pretrained weights not cached and not downloadable (offline?): "
+            f"fetch them once with network into the Hugging Face cache {hf_cache_dir()} "
+            f"(or torch hub cache), or use timm:{name}@random for a random init"
+        ) from None
+    infos = list(getattr(net, "feature_info", []))
+    if not infos or not hasattr(net, "forward_intermediates"):
+        raise UserError(f"timm:{name} exposes no feature_info/forward_intermediates, "
+                        "so it has no default taps")
+    reductions = {info.get("reduction") for info in infos}
+    if len(reductions) == 1 and len(infos) > 1:  # ViT-like: one stride, one tap per block
+        names = [f"block{i + 1}" for i in range(len(infos))]
+        indices = list(range(len(infos)))
+    else:
+        indices = list(range(len(infos)))[-5:]
+        names = [f"conv{i + 1}" for i in range(len(indices))]
+    stage_taps = dict(zip(names, indices, strict=True))
+    modules = {n: infos[i]["module"] for n, i in stage_taps.items()}
+    cfg = dict(getattr(net, "pretrained_cfg", {}) or {})
     config = {"arch": f"timm:{name}", "sobel": False, "num_classes": 0,
               "mean": list(cfg.get("mean", IMAGENET_MEAN)),
               "std": list(cfg.get("std", IMAGENET_STD)),
               "input_size": int(cfg.get("input_size", (3, 224, 224))[-1]),
-              "weights": "random" if weights == "random" else "pretrained"}
-    return ExternalBackbone(net.eval(), config, taps, "pool")
-
-
-def _timm_pool_node(net: nn.Module) -> str:
-    from torchvision.models.feature_extraction import get_graph_node_names
-
-    _, eval_nodes = get_graph_node_names(net)
-    # With num_classes=0 the head is an identity: the last real node is the pooled output.
-    candidates = [n for n in eval_nodes if n not in ("x", "output")]
-    return candidates[-1]
+              "interpolation": str(cfg.get("interpolation", "bicubic")),
+              "crop_pct": float(cfg.get("crop_pct", 0.875)),
+              "weights": RANDOM if weights == RANDOM else str(cfg.get("tag") or "pretrained")}
+    return TimmBackbone(net.eval(), config, stage_taps, modules)

@@ -2,12 +2,15 @@
 
 Accepted specs, tried in this order:
 - `hf-hub:org/repo[@rev]`      a dcbench hub-format repo on the Hugging Face Hub
-- `torchvision:NAME[@WEIGHTS]` a torchvision model with a default tap map
-- `timm:NAME[@random]`          a timm model with its pretrained weights (or random init)
+- `torchvision:NAME[@WEIGHTS]` a torchvision model with a default tap map (default weights)
+- `timm:NAME[@TAG]`             a timm model with its pretrained weights (`@random`: random init)
 - `arch:NAME[?k=v&...]`        a fresh random-init architecture (`sobel`, `num_classes`, `seed`)
 - a path: hub folder, `.safetensors` (config.json beside it), `.pth`/`.pth.tar`
   (official DeepCluster layout, or a dcbench state_dict with config.json beside it)
 - a catalog name (`deepcluster-alexnet`, `random-alexnet-sobel[?seed=N]`, ...)
+
+`pretrained=False` gives the same architecture with a random init (seed 0) and downloads
+nothing where the architecture is known without the weights (catalog, torchvision, timm).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from urllib.parse import parse_qsl
 
 import yaml
 
-from dcbench.core.errors import UserError
+from dcbench.core.errors import MissingFileError, UserError
 from dcbench.models.archs import create_backbone, list_archs
 from dcbench.models.backbone import Backbone
 from dcbench.models.checkpoints import (
@@ -76,9 +79,10 @@ def _with_config(path: Path, config_path: Path, obj: Any = None) -> Backbone:
     return model
 
 
-def _from_catalog(name: str, query: str) -> Backbone:
-
+def _from_catalog(name: str, query: str, pretrained: bool = True) -> Backbone:
     entry = get_entry(name)
+    if not pretrained:  # the architecture is known without downloading anything
+        return create_backbone({"arch": entry.arch, "sobel": entry.sobel}, seed=0)
     if entry.source == "random":
         params = _parse_query(query)
         seed = int(params.pop("seed", entry.seed))
@@ -88,31 +92,45 @@ def _from_catalog(name: str, query: str) -> Backbone:
     return load_hub_dir(pull(name))
 
 
-def load_model(spec: str) -> Backbone:
-    """Resolve `spec` (see the module docstring) to a Backbone on the CPU in eval mode."""
+def load_model(spec: str, pretrained: bool = True) -> Backbone:
+    """Resolve `spec` (see the module docstring) to a Backbone on the CPU in eval mode.
+
+    `pretrained=False`: the same architecture with a random init (seed 0), like timm.
+    Raises `UnknownNameError` (a KeyError) for unknown names, `MissingFileError` (a
+    FileNotFoundError) for missing paths, `NetworkError` offline; all are `UserError`s.
+    """
     spec = str(spec).strip()
     if spec.startswith("hf-hub:"):
-
         repo, revision = parse_hf_spec(spec.removeprefix("hf-hub:"))
         model = load_hub_dir(pull_hf(repo, revision))
     elif spec.startswith("torchvision:"):
-
-        model = load_torchvision(spec.removeprefix("torchvision:"))
+        model = load_torchvision(spec.removeprefix("torchvision:"), pretrained)
     elif spec.startswith("timm:"):
-
-        model = load_timm(spec.removeprefix("timm:"))
+        model = load_timm(spec.removeprefix("timm:"), pretrained)
     elif spec.startswith("arch:"):
         model = _from_arch(spec.removeprefix("arch:"))
     elif Path(spec).expanduser().exists():
         model = _from_path(Path(spec).expanduser())
     else:
-
         name, _, query = spec.partition("?")
         if not has_entry(name) and ("/" in name or name.endswith((".pth", ".tar", ".safetensors"))):
-            raise UserError(f"model file or folder not found: {spec}")
-        model = _from_catalog(name, query)
+            raise MissingFileError(f"model file or folder not found: {spec}")
+        model = _from_catalog(name, query, pretrained)
+    if not pretrained and not spec.startswith(("torchvision:", "timm:")):
+        model = _random_like(model)
     model.name = spec
     return model.eval()
+
+
+def _random_like(model: Backbone) -> Backbone:
+    """A fresh seed-0 init of `model`'s architecture (the weights are not kept)."""
+    if model.config.get("arch", "").startswith(("torchvision:", "timm:")):
+        return model
+    keep = ("taps", "weights_sha256", "init_seed", "name", "source_url", "source_sha256")
+    build = {k: v for k, v in model.config.items() if k not in keep}
+    fresh = create_backbone(build, seed=0)
+    fresh.config["init_seed"] = 0
+    return fresh
 
 
 def list_models(pattern: str = "*") -> list[str]:

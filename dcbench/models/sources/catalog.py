@@ -11,7 +11,7 @@ import fnmatch
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from dcbench.core.errors import UserError, did_you_mean
+from dcbench.core.errors import UnknownNameError, did_you_mean
 
 OFFICIAL_BASE = "https://dl.fbaipublicfiles.com/deepcluster"
 THESIS = "Caron, Unsupervised Representation Learning with Clustering in Deep ConvNets, 2018"
@@ -78,7 +78,7 @@ def register(entry: CatalogEntry) -> CatalogEntry:
 def get_entry(name: str) -> CatalogEntry:
     """The catalog entry called `name`, or a UserError listing valid names."""
     if name not in _CATALOG:
-        raise UserError(f"unknown model {name!r}; " + did_you_mean(name, list(_CATALOG)))
+        raise UnknownNameError(f"unknown model {name!r}; " + did_you_mean(name, list(_CATALOG)))
     return _CATALOG[name]
 
 

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from dcbench.core.errors import UserError
+from dcbench.core.errors import NetworkError, UserError
 from dcbench.core.files import atomic_path
+from dcbench.models.sources.network import is_offline, network_ok
+
+__all__ = ["copy_local", "download", "is_offline"]
 
 
-def is_offline() -> bool:
-    """`DCBENCH_OFFLINE=1` or `HF_HUB_OFFLINE=1`: never touch the network."""
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes")
-               for v in ("DCBENCH_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def download(url: str, dest: Path, expected_sha256: str | None = None,
@@ -27,8 +25,11 @@ def download(url: str, dest: Path, expected_sha256: str | None = None,
     A hash mismatch removes the file and raises; a network failure says so plainly. The file
     only appears at `dest` once complete and verified.
     """
-    if is_offline():
-        raise UserError(f"offline (DCBENCH_OFFLINE/HF_HUB_OFFLINE set) and {dest} is not cached")
+    if not network_ok(url):
+        raise NetworkError(
+            f"cannot reach {url} (offline?) and {dest} is not cached: download it elsewhere "
+            f"and copy it to {dest}, or retry with network access"
+        )
     digest = hashlib.sha256()
     try:
         with atomic_path(dest) as tmp:
@@ -49,7 +50,7 @@ def download(url: str, dest: Path, expected_sha256: str | None = None,
                     "the download was removed"
                 )
     except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-        raise UserError(
+        raise NetworkError(
             f"cannot download {url} ({getattr(err, 'reason', err)}); no cached copy at {dest}. "
             "Copy the file there by hand, or retry with network access"
         ) from None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dcbench.core.errors import UserError
+from dcbench.core.errors import NetworkError, UserError
 from dcbench.models.checkpoints import HUB_CARD, HUB_CONFIG, HUB_WEIGHTS
+from dcbench.models.sources.network import hf_cache_dir, hf_offline, network_ok
 
 HUB_FILES = [HUB_CONFIG, HUB_WEIGHTS, HUB_CARD]
 
@@ -24,7 +25,7 @@ def pull_hf(repo_id: str, revision: str | None = None, cache_dir: str | Path | N
     Offline (`HF_HUB_OFFLINE=1`) it serves only from the cache and says so when it cannot.
     Only safetensors weights are fetched: pickles are never published nor pulled.
     """
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # lazy: heavy optional import
     from huggingface_hub.errors import (
         HfHubHTTPError,
         LocalEntryNotFoundError,
@@ -32,15 +33,19 @@ def pull_hf(repo_id: str, revision: str | None = None, cache_dir: str | Path | N
         RevisionNotFoundError,
     )
 
+    online = network_ok()
     try:
-        folder = snapshot_download(
-            repo_id, revision=revision, allow_patterns=HUB_FILES,
-            cache_dir=str(cache_dir) if cache_dir else None,
-        )
+        with hf_offline(not online):
+            folder = snapshot_download(
+                repo_id, revision=revision, allow_patterns=HUB_FILES,
+                cache_dir=str(cache_dir) if cache_dir else None,
+            )
     except LocalEntryNotFoundError:
-        raise UserError(
-            f"hf-hub:{repo_id}{'@' + revision if revision else ''} is not in the local cache "
-            "and the Hub cannot be reached (offline?)"
+        raise NetworkError(
+            f"hf-hub:{repo_id}{'@' + revision if revision else ''} is not in the Hugging Face "
+            f"cache ({cache_dir or hf_cache_dir()}) and the Hub cannot be reached (offline?): "
+            f"run `dcbench hub pull hf-hub:{repo_id}` where there is network and copy that "
+            "cache, or pass the model's local folder instead"
         ) from None
     except (RepositoryNotFoundError, RevisionNotFoundError) as err:
         raise UserError(f"hf-hub:{repo_id}: {err.__class__.__name__}: {err}") from None
@@ -57,7 +62,7 @@ def pull_hf(repo_id: str, revision: str | None = None, cache_dir: str | Path | N
 def push_hf(folder: str | Path, repo_id: str, *, private: bool = False,
             revision: str | None = None, message: str | None = None) -> str:
     """Create the repo if needed and upload the hub folder in one commit; return its URL."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # lazy: heavy optional import
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     folder = Path(folder)
@@ -66,6 +71,11 @@ def push_hf(folder: str | Path, repo_id: str, *, private: bool = False,
             raise UserError(f"{folder} lacks {name}; push needs a complete hub folder")
     pickle_suffixes = (".bin", ".pth", ".pt", ".pkl")
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in pickle_suffixes)
+    if not network_ok():
+        raise NetworkError(
+            f"cannot push to {repo_id}: huggingface.co cannot be reached (offline?); the hub "
+            f"folder {folder} is complete, push it later or upload it with `hf upload`"
+        )
     api = HfApi()
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from dcbench.core.errors import UserError
+from dcbench.core.errors import NetworkError, UserError
 from dcbench.core.files import write_json
 from dcbench.core.home import hub_cache_dir
 from dcbench.models.backbone import Backbone
@@ -41,7 +41,10 @@ def pull(name: str, force: bool = False, progress: bool = True) -> Path:
     if is_cached(name) and not force:
         return cached_dir(name)
     if is_offline():
-        raise UserError(f"{name} is not cached at {cached_dir(name)} and dcbench is offline")
+        raise NetworkError(
+            f"{name} is not cached at {cached_dir(name)} and dcbench is offline: put the "
+            f"official file at {hub_cache_dir() / 'downloads' / name}/ and rerun, or go online"
+        )
     return _pull_url(entry, progress)
 
 
