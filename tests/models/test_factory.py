@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
     [
         ("random-alexnet_small-sobel", ["conv1", "conv5", "fc7"]),
         ("arch:alexnet_small?sobel=false&num_classes=5&seed=3", ["conv2", "fc6"]),
-        ("torchvision:resnet18", ["conv5", "pool"]),
-        ("torchvision:vgg11", ["conv1", "conv5", "fc7"]),
+        ("torchvision:resnet18@random", ["conv5", "pool"]),
+        ("torchvision:vgg11@random", ["conv1", "conv5", "fc7"]),
         ("timm:resnet18@random", ["conv3", "pool"]),
     ],
 )
@@ -93,3 +93,76 @@ def test_no_bare_torch_load_in_the_package():
                 if not safe:
                     offenders.append(f"{path}:{node.lineno}")
     assert offenders == []
+
+
+def test_errors_are_builtin_types_too():
+    with pytest.raises(KeyError):
+        dcbench.load_model("deepcluster-alexnett")
+    with pytest.raises(KeyError):
+        dcbench.load_model("arch:alexnett")
+    with pytest.raises(FileNotFoundError):
+        dcbench.load_model("missing/model.pth.tar")
+    model = dcbench.load_model("random-alexnet_small-sobel")
+    with pytest.raises(KeyError, match="conv6"):
+        model.forward_features(torch.randn(1, 3, 64, 64), ["conv6"])
+    with pytest.raises(ValueError, match="RGB batch"):
+        model.forward_features(torch.randn(1, 1, 64, 64))
+    err = pytest.raises(KeyError, dcbench.load_model, "nope-model").value
+    assert isinstance(err, UserError) and str(err).startswith("unknown model 'nope-model'")
+
+
+def test_timm_like_surface_features_and_logits():
+    model = dcbench.load_model("random-alexnet_small-sobel")
+    x = torch.randn(2, 3, 64, 64)
+    # model(x) without a head: the fc7 embedding, num_features wide
+    assert model.num_features == 4096 or model(x).shape == (2, model.num_features)
+    assert torch.equal(model(x), model.forward_features(x, ["fc7"])["fc7"])
+    # forward_features(x): the last conv map, as timm returns it
+    assert model.default_tap == "conv5"
+    assert torch.equal(model.forward_features(x), model.forward_features(x, ["conv5"])["conv5"])
+    assert model.forward_features(x).dim() == 4
+    # with a head: logits; reset_classifier(0) drops it again
+    model.reset_classifier(7)
+    assert model(x).shape == (2, 7)
+    model.reset_classifier(0)
+    assert model(x).shape == (2, model.num_features)
+
+
+def test_pretrained_false_is_same_architecture_random_init(tmp_path):
+    trained = create_backbone({"arch": "alexnet_small", "sobel": False}, seed=5)
+    save_hub_dir(trained, tmp_path / "m")
+    fresh = dcbench.load_model(str(tmp_path / "m"), pretrained=False)
+    assert fresh.config["arch"] == "alexnet_small" and fresh.config["sobel"] is False
+    assert fresh.weights_sha256() != trained.weights_sha256()
+    seed0 = create_backbone({"arch": "alexnet_small", "sobel": False}, seed=0)
+    assert fresh.weights_sha256() == seed0.weights_sha256()
+    # a catalog model with downloadable weights: no download, just the architecture
+    offline = dcbench.load_model("deepcluster-alexnet", pretrained=False)
+    assert offline.config["arch"] == "alexnet" and offline.config["sobel"] is True
+    tv = dcbench.load_model("torchvision:resnet18", pretrained=False)
+    assert tv.config["weights"] == "random"
+
+
+def test_timm_taps_come_from_forward_intermediates():
+    timm = pytest.importorskip("timm")
+    x = torch.randn(1, 3, 64, 64)
+    cnn = dcbench.load_model("timm:resnet18", pretrained=False)
+    feats = cnn.forward_features(x, ["conv1", "conv5", "pool"])
+    ref = timm.create_model("resnet18", pretrained=False, num_classes=0)
+    ref.load_state_dict(cnn.net.state_dict())
+    ref.eval()
+    maps = ref.forward_intermediates(x, indices=[0, 4], intermediates_only=True)
+    assert torch.allclose(feats["conv1"], maps[0]) and torch.allclose(feats["conv5"], maps[1])
+    assert torch.allclose(feats["pool"], ref(x), atol=1e-6)
+    assert cnn.num_features == 512
+    vit = dcbench.load_model("timm:vit_tiny_patch16_224@random")
+    assert vit.config["taps"][:2] == ["block1", "block2"] and "block12" in vit.config["taps"]
+    out = vit.forward_features(torch.randn(1, 3, 224, 224), ["block12"])["block12"]
+    assert out.shape == (1, 192, 14, 14)  # a (N, C, H, W) token grid, not a token list
+    assert vit.pretrained_cfg["interpolation"] == "bicubic"
+
+
+def test_hub_entry_points_take_pretrained():
+    model = torch.hub.load(str(REPO), "deepcluster_alexnet", pretrained=False, source="local",
+                           trust_repo=True)
+    assert model.config["arch"] == "alexnet" and model.config["init_seed"] == 0

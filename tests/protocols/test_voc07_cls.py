@@ -75,7 +75,7 @@ def test_freezing_rules_and_eval_mode_trunk(model):
 
 
 def test_backbone_parts_strip_torchvision_head_and_refuse_resnet():
-    parts = backbone_parts(dcbench.load_model("torchvision:alexnet"), "voc07-cls")
+    parts = backbone_parts(dcbench.load_model("torchvision:alexnet@random"), "voc07-cls")
     assert (parts.fc_dim, parts.grid, parts.conv_channels) == (4096, 6, 256)
     assert len(parts.linears()) == 2 and parts.sobel is None
     with pytest.raises(UserError, match="AlexNet/VGG-style"):

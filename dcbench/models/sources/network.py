@@ -32,6 +32,8 @@ def network_ok(host_or_url: str = HF_HOST, timeout: float = PROBE_TIMEOUT_S) -> 
     if is_offline():
         return False
     parsed = urlparse(host_or_url if "//" in host_or_url else f"//{host_or_url}")
+    if parsed.scheme == "file":
+        return True
     host = parsed.hostname or host_or_url
     port = parsed.port or (80 if parsed.scheme == "http" else 443)
     try:

@@ -120,7 +120,7 @@ def test_hf_hub_spec_loads_from_the_cache_offline_with_pinned_revisions(hf_cache
 
 
 def test_hf_hub_missing_offline_is_a_clear_error(hf_cache):
-    with pytest.raises(UserError, match="not in the local cache"):
+    with pytest.raises(UserError, match="not in the Hugging Face cache"):
         dcbench.load_model("hf-hub:org/absent")
 
 
@@ -142,6 +142,7 @@ def test_push_then_pull_round_trip(hf_cache, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", fake_upload_folder)
+    monkeypatch.setattr("dcbench.models.sources.hf.network_ok", lambda *a, **k: True)
     model = create_backbone({"arch": "alexnet_small", "sobel": True, "num_classes": 4}, seed=5)
     save_hub_dir(model, tmp_path / "run" / "final")
     assert main(["hub", "push", str(tmp_path / "run"), "--repo", "org/pushed",
