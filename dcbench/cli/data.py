@@ -1,4 +1,4 @@
-"""`dcbench data`: make the built-in synthetic datasets, or check a dataset tree."""
+"""`dcbench data`: make the built-in datasets (synthetic shapes, real digits), check a tree."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from pathlib import Path
 from dcbench.core.errors import UserError
 from dcbench.core.files import staged_dir
 from dcbench.data.check import check_tree
+from dcbench.data.digits import make_digits_set
 from dcbench.data.synthetic import make_classification_set, make_voc_set
 
-HELP = "make built-in synthetic datasets (synth) or validate a dataset tree (check)"
+HELP = ("make built-in datasets (synth: shapes; digits: 1,797 real handwritten digits) "
+        "or validate a dataset tree (check)")
 EPILOG = """examples:
   dcbench data synth --out synth                       # synth/cls (8 shape classes) + synth/voc
   dcbench data synth --out synth-cls --kind cls --per-class 100 --corrupt 4
   dcbench data synth --out synth-voc --kind voc --size 128 --seed 1
+  dcbench data digits --out digits                     # real digits: digits/train, digits/val
   dcbench data check --data synth/cls --format imagenet
   dcbench data check --data synth/cls --format places
   dcbench data check --data synth/voc --format voc
@@ -24,8 +27,8 @@ EPILOG = """examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register `synth` and `check` verbs."""
-    sub = parser.add_subparsers(dest="data_command", metavar="{synth,check}")
+    """Register the `synth`, `digits` and `check` verbs."""
+    sub = parser.add_subparsers(dest="data_command", metavar="{synth,digits,check}")
     sub.required = True
     synth = sub.add_parser(
         "synth",
@@ -61,6 +64,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="cls: add N broken files to train/ (robust-decoding exercise)",
     )
+    digits = sub.add_parser(
+        "digits",
+        help="write scikit-learn's 1,797 real handwritten digits as an ImageFolder",
+        description="Write OUT/{train,val}/DIGIT/*.png (+ train.txt, val.txt): the 8x8 scans of "
+        "sklearn.datasets.load_digits upscaled (bicubic) to --size px RGB, split train/val "
+        "stratified by digit. Deterministic by --seed; no network needed.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    digits.add_argument("--out", required=True, type=Path, help="new (or empty) output folder")
+    digits.add_argument("--size", type=int, default=64, help="image side in pixels")
+    digits.add_argument("--val-fraction", type=float, default=0.25,
+                        help="share of each digit held out in val/")
+    digits.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
     check = sub.add_parser(
         "check",
         help="validate a dataset tree: counts per class/split and every problem",
@@ -122,6 +139,20 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_digits(args: argparse.Namespace) -> int:
+    out: Path = args.out.expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"output folder {out} exists and is not empty; choose a new folder")
+    start = time.perf_counter()
+    make_digits_set(out, size=args.size, val_fraction=args.val_fraction, seed=args.seed)
+    n_train = len((out / "train.txt").read_text().splitlines())
+    n_val = len((out / "val.txt").read_text().splitlines())
+    print(f"wrote {out}: train/ ({n_train} images) val/ ({n_val}), 10 digit classes, "
+          f"{args.size}x{args.size} px, train.txt, val.txt; done in "
+          f"{time.perf_counter() - start:.1f}s")
+    return 0
+
+
 def _run_check(args: argparse.Namespace) -> int:
 
     report = check_tree(args.data, args.fmt, sample=args.sample, workers=args.workers)
@@ -135,4 +166,6 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch `data synth` / `data check`."""
     if args.data_command == "synth":
         return _run_synth(args)
+    if args.data_command == "digits":
+        return _run_digits(args)
     return _run_check(args)
