@@ -1,18 +1,23 @@
 """`dcbench demo`: the whole suite end to end on built-in data, offline, on a laptop CPU.
 
-Generates the built-in datasets, trains the `tiny` DeepCluster recipe twice (Sobel and RGB),
-evaluates random-init and trained networks with linear-conv (fast), knn, knn-graph, nmi,
-voc07-cls and low-shot, stores every row, prints the comparison next to the published
-rows, checks the thesis's claims on what it measured, and writes an HTML report.
-Every step is the real CLI command (printed as it runs), so each can be re-run by hand.
+Generates the built-in datasets (synthetic shapes, a VOC-format set, and scikit-learn's
+1,797 real handwritten digits), trains the `tiny` DeepCluster recipe three times (shapes
+with Sobel and with RGB, digits with Sobel), evaluates random-init and trained networks
+(linear-conv, knn, knn-graph, nmi; voc07-cls and low-shot on shapes), stores every row in
+the results store (the default one unless --store), prints the comparison and the thesis's
+claims as they came out, and writes an HTML report of every result. Every step is the real
+CLI command (printed as it runs), so each can be re-run by hand; `--resume` skips the
+steps an interrupted demo finished.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,17 +25,18 @@ from dcbench.cli.demo_summary import print_summary
 from dcbench.cli.entry import main
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
+from dcbench.core.home import results_store_path
 from dcbench.models.checkpoints import save_hub_dir
 from dcbench.models.factory import load_model
 
 HELP = "run everything end to end on built-in data (no data, no network needed)"
 EPILOG = """examples:
-  dcbench demo                      # ~5-6 minutes on 2 CPU cores: the numbers in the README
+  dcbench demo                      # ~10 minutes on 2 CPU cores: the numbers in the README
   dcbench demo --quick              # ~1 minute: smaller data, fewer epochs (used by the tests)
   dcbench demo --out /tmp/demo --force
-afterwards:
-  dcbench leaderboard compare --store dcbench-demo/results.sqlite \
-      dcbench-demo/models/random-sobel dcbench-demo/models/tiny-sobel
+  dcbench demo --resume             # after Ctrl-C: finished steps are skipped
+afterwards (the results are in the default store, $DCBENCH_HOME/results.sqlite):
+  dcbench leaderboard compare dcbench-demo/models/random-sobel dcbench-demo/models/tiny-sobel
   open dcbench-demo/report.html
 """
 
@@ -44,40 +50,65 @@ class DemoSize:
     voc_images: tuple[int, int, int]
     epochs: int
     k: int
-    low_shot: str
+    digit_epochs: int
+    digit_k: int
+    low_shot: tuple[str, ...]
     voc_iters: int
 
 
 FULL = DemoSize(per_class=250, val_per_class=100, voc_images=(80, 80, 120), epochs=20, k=80,
-                low_shot="[4,16]", voc_iters=150)
-QUICK = DemoSize(per_class=50, val_per_class=20, voc_images=(24, 24, 32), epochs=4, k=32,
-                 low_shot="[4]", voc_iters=20)
+                digit_epochs=20, digit_k=100, low_shot=("shots=[4,16]",), voc_iters=150)
+QUICK = DemoSize(per_class=24, val_per_class=10, voc_images=(12, 12, 16), epochs=3, k=16,
+                 digit_epochs=3, digit_k=30,
+                 low_shot=("shots=[4]", "draws=1", "iterations=10", "eval_every=10"),
+                 voc_iters=8)
 
-MODELS = ("random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb")
+SHAPE_MODELS = ("random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb")
+DIGIT_MODELS = ("random-sobel", "digits-sobel")
+STATE_FILE = "demo.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `dcbench demo`."""
     parser.add_argument("--out", type=Path, default=Path("dcbench-demo"),
-                        help="output folder (data, runs, results.sqlite, report.html)")
+                        help="output folder (data, runs, models, evals, report.html)")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="results store (default: $DCBENCH_HOME/results.sqlite, the one "
+                             "`dcbench leaderboard` reads)")
     parser.add_argument("--quick", action="store_true", help="the ~1-minute version")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted demo in --out, skipping finished steps")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, init and probes")
 
 
 class Steps:
-    """Runs CLI commands in-process, echoing each and timing it."""
+    """Runs CLI commands in-process, echoing and timing each, recording finished ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_file: Path, state: dict) -> None:
         self.started = time.perf_counter()
+        self.state_file = state_file
+        self.state = state
+        self.state.setdefault("done", [])
 
-    def __call__(self, title: str, argv: list[str]) -> None:
-
+    def __call__(self, title: str, argv: list[str], output: Path | None = None,
+                 after: Callable[[], None] | None = None) -> None:
+        """Run `dcbench argv` unless done; a half-made `output` of a rerun step is removed."""
+        key = " ".join(argv)
+        if key in self.state["done"]:
+            print(f"[{self.elapsed()}] {title}: done before, skipped", flush=True)
+            return
+        if output is not None and output.exists():
+            shutil.rmtree(output)
         t0 = time.perf_counter()
-        print(f"\n[{self.elapsed()}] {title}\n  $ dcbench {' '.join(argv)}", flush=True)
+        print(f"\n[{self.elapsed()}] {title}\n  $ dcbench {key}", flush=True)
         code = main(argv)
         if code != 0:
-            raise UserError(f"demo step failed (exit {code}): dcbench {' '.join(argv)}")
+            raise UserError(f"demo step failed (exit {code}): dcbench {key}")
+        if after is not None:
+            after()
+        self.state["done"].append(key)
+        write_json(self.state_file, self.state)
         print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
 
     def elapsed(self) -> str:
@@ -85,77 +116,126 @@ class Steps:
         return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
-def _prepare(out: Path, force: bool) -> None:
+def _prepare(args: argparse.Namespace, store: str) -> dict:
+    """Check --out (new, --force, or --resume) and return the demo state to continue."""
+    out: Path = args.out
+    state_path = out / STATE_FILE
+    settings = {"quick": args.quick, "seed": args.seed, "store": store}
+    if args.resume:
+        if not state_path.is_file():
+            raise UserError(f"nothing to resume in {out} (no {STATE_FILE}); run without "
+                            "--resume")
+        state = json.loads(state_path.read_text())
+        saved = {k: state.get(k) for k in settings}
+        if saved != settings:
+            raise UserError(f"{out} holds a demo with {saved}; resume with the same "
+                            "--quick/--seed/--store")
+        return state
     if out.exists() and any(out.iterdir()):
-        if not force:
-            raise UserError(f"{out} exists and is not empty; pass --force to replace it")
-        if not (out / "demo.json").is_file():
-            raise UserError(f"{out} does not look like a demo folder (no demo.json); "
+        if not args.force:
+            raise UserError(f"{out} exists and is not empty; pass --force to replace it "
+                            "or --resume to continue it")
+        if not state_path.is_file():
+            raise UserError(f"{out} does not look like a demo folder (no {STATE_FILE}); "
                             "refusing to delete it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_json(state_path, settings)
+    return dict(settings)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Data -> train (Sobel, RGB) -> eval x models -> store -> claims -> report."""
+    """Data -> train (shapes Sobel/RGB, digits) -> eval x models -> store -> claims -> report."""
     size = QUICK if args.quick else FULL
-    out: Path = args.out
-    _prepare(out, args.force)
-    write_json(out / "demo.json", {"quick": args.quick, "seed": args.seed})
-    step = Steps()
-    store = str(out / "results.sqlite")
-    data, runs, models = out / "data", out / "runs", out / "models"
-    cls, voc = data / "cls", data / "voc" / "VOCdevkit"
+    out: Path = args.out.expanduser().resolve()
+    args.out = out
+    store = str((args.store or results_store_path()).expanduser().resolve())
+    state = _prepare(args, store)
+    step = Steps(out / STATE_FILE, state)
+    data, runs, models, evals = out / "data", out / "runs", out / "models", out / "evals"
+    cls, voc, digits = data / "shapes" / "cls", data / "shapes" / "voc" / "VOCdevkit", \
+        data / "digits"
+    seed = str(args.seed)
+    print(f"dcbench demo: results go to {store}; files to {out}", flush=True)
 
-    step("1/6 built-in datasets (shapes with nuisance colours; a VOC-format set)",
-         ["data", "synth", "--out", str(data), "--kind", "all", "--seed", str(args.seed),
+    step("1/7 built-in datasets (shapes with nuisance colours; a VOC-format set)",
+         ["data", "synth", "--out", str(data / "shapes"), "--kind", "all", "--seed", seed,
           "--per-class", str(size.per_class), "--val-per-class", str(size.val_per_class),
-          "--voc-images", *map(str, size.voc_images)])
-    for kind, sobel in (("sobel", "true"), ("rgb", "false")):
-        step(f"2/6 train DeepCluster, recipe tiny ({kind})",
-             ["train", "--recipe", "tiny", "--data", str(cls / "train"),
-              "--out", str(runs / f"tiny-{kind}"), "--epochs", str(size.epochs),
-              "--set", f"k={size.k}", "--set", f"sobel={sobel}"])
-        _link_model(runs / f"tiny-{kind}", models / f"tiny-{kind}")
-    _export_random(models, args.seed)
+          "--voc-images", *map(str, size.voc_images)], output=data / "shapes")
+    step("2/7 real data: scikit-learn's 1,797 handwritten digits, 64 px",
+         ["data", "digits", "--out", str(digits), "--seed", seed], output=digits)
+    if not (models / "random-sobel").is_dir() or not (models / "random-rgb").is_dir():
+        _export_random(models, args.seed)
+    trainings = (("tiny-sobel", cls, "true", size.epochs, size.k),
+                 ("tiny-rgb", cls, "false", size.epochs, size.k),
+                 ("digits-sobel", digits, "true", size.digit_epochs, size.digit_k))
+    for name, data_dir, sobel, epochs, k in trainings:
+        step(f"3/7 train DeepCluster, recipe tiny: {name}",
+             ["train", "--recipe", "tiny", "--data", str(data_dir / "train"),
+              "--out", str(runs / name), "--epochs", str(epochs), "--set", f"k={k}",
+              "--set", f"sobel={sobel}"], output=runs / name,
+             after=lambda n=name: _link_model(runs / n, models / n))
 
     def evaluate(title: str, protocol: str, name: str, data_dir: Path, *extra: str) -> None:
-        step(f"{title} {name}: {protocol}",
+        run_dir = evals / f"{data_dir.name}-{name}-{protocol}"
+        step(f"{title} {name} on {data_dir.name}: {protocol}",
              ["eval", "--protocol", protocol, "--model", str(models / name),
-              "--data", str(data_dir), "--seed", str(args.seed), "--store", store,
-              "--schedule", "smoke", "--out", str(out / "evals" / f"{name}-{protocol}"),
-              *extra])
+              "--data", str(data_dir), "--seed", seed, "--store", store,
+              "--schedule", "smoke", "--out", str(run_dir), *extra], output=run_dir)
 
-    for name in MODELS:
-        evaluate("3/6", "linear-conv", name, cls, "--fast")  # conv1..conv5
-        evaluate("3/6", "knn", name, cls)
-        evaluate("3/6", "knn-graph", name, cls)  # ratio edge intra-class, 10-NN graph
-        evaluate("3/6", "nmi", name, cls)  # k-means on fc7 vs labels
+    for name in SHAPE_MODELS:
+        evaluate("4/7", "linear-conv", name, cls, "--fast")  # conv1..conv5
+        evaluate("4/7", "knn", name, cls)
+        evaluate("4/7", "knn-graph", name, cls)  # ratio edge intra-class, 10-NN graph
+        evaluate("4/7", "nmi", name, cls)  # k-means on fc7 vs labels
+    for name in DIGIT_MODELS:
+        evaluate("5/7", "linear-conv", name, digits, "--fast")
+        evaluate("5/7", "knn", name, digits)
+        evaluate("5/7", "nmi", name, digits)
     for name in ("random-sobel", "tiny-sobel"):
-        evaluate("4/6", "voc07-cls", name, voc, "--set", f"iterations={size.voc_iters}")
+        evaluate("6/7", "voc07-cls", name, voc, "--set", f"iterations={size.voc_iters}")
     # low-shot fine-tunes from the checkpoint and from random init in the same run
-    evaluate("4/6", "low-shot", "tiny-sobel", cls, "--set", f"shots={size.low_shot}")
+    evaluate("6/7", "low-shot", "tiny-sobel", cls,
+             *[arg for item in size.low_shot for arg in ("--set", item)])
 
-    print(f"\n[{step.elapsed()}] 5/6 results next to the published tables")
-
-    print_summary(store, runs / "tiny-sobel", runs / "tiny-rgb")
-    step("6/6 HTML report", ["leaderboard", "report", "--store", store,
-                             "--run", str(runs / "tiny-sobel"), "--run", str(runs / "tiny-rgb"),
-                             "--table", "thesis-5.3", "--output", str(out / "report.html")])
-    print(f"\ndemo finished in {step.elapsed()}: {out / 'report.html'}")
+    run_ids = _eval_run_ids(evals)
+    print(f"\n[{step.elapsed()}] 7/7 results (this demo's rows of {store})")
+    print_summary(store, runs / "tiny-sobel", runs / "tiny-rgb", run_ids=run_ids)
+    report = ["leaderboard", "report", "--store", store, "--output", str(out / "report.html"),
+              "--title", "dcbench demo report", "--table", "thesis-5.3"]
+    for name in ("tiny-sobel", "tiny-rgb", "digits-sobel"):
+        report += ["--run", str(runs / name)]
+    for run_id in run_ids:
+        report += ["--eval-run", run_id]
+    state["done"] = [d for d in state["done"] if not d.startswith("leaderboard report")]
+    step("7/7 HTML report of every result above", report)
+    print(f"\ndemo finished in {step.elapsed()}: {out / 'report.html'}\n"
+          f"the rows are in {store}: `dcbench leaderboard compare {models / 'random-sobel'} "
+          f"{models / 'tiny-sobel'}` shows them again")
     sys.stdout.flush()
     return 0
+
+
+def _eval_run_ids(evals: Path) -> list[str]:
+    """The run ids of this demo's evaluations (their run.json files), in order."""
+    ids = []
+    for run_file in sorted(evals.glob("*/run.json")):
+        ids.append(str(json.loads(run_file.read_text())["run_id"]))
+    return ids
 
 
 def _link_model(run_dir: Path, dest: Path) -> None:
     """Copy the run's final hub folder under a short name (that name appears in the tables)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        shutil.rmtree(dest)
     shutil.copytree(run_dir / "final", dest)
 
 
 def _export_random(models: Path, seed: int) -> None:
     """The random-init baselines as hub folders, so every model is named the same way."""
-
     for kind in ("sobel", "rgb"):
         model = load_model(f"random-alexnet_small-{kind}?seed={seed}")
+        if (models / f"random-{kind}").exists():
+            shutil.rmtree(models / f"random-{kind}")
         save_hub_dir(model, models / f"random-{kind}")

@@ -31,24 +31,44 @@ class Claim:
     evidence: str
 
 
+FRACTION_METRICS = ("ratio_edge_intra_class", "nmi")
+MODEL_ORDER = ("random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb", "digits-sobel",
+               "random-alexnet_small")
+
+
+def format_value(metric: str, value: float) -> str:
+    """One precision per kind of number: percent with 1 decimal, [0, 1] scores with 3."""
+    if pd.isna(value):
+        return ""
+    return f"{value:.3f}" if metric in FRACTION_METRICS else f"{value:.1f}"
+
+
 def demo_table(results: pd.DataFrame) -> pd.DataFrame:
-    """(protocol, layer, metric) x model, mean over seeds, for the metrics worth showing."""
+    """(dataset, protocol, layer, metric) x model, mean over seeds, for the metrics shown."""
     frame = results.copy()
     frame["short"] = frame["model"].map(lambda m: Path(str(m)).name)
     keep = pd.Series(False, index=frame.index)
     for protocol, metric in SHOWN:
         keep |= (frame.protocol == protocol) & (frame.metric == metric)
     frame = frame[keep & frame.split.isin(["val", "test"])]
-    table = frame.pivot_table(index=["protocol", "layer", "metric"], columns="short",
+    table = frame.pivot_table(index=["dataset", "protocol", "layer", "metric"], columns="short",
                               values="value", aggfunc="mean", sort=False)
-    order = [m for m in ("random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb",
-                         "random-alexnet_small") if m in table.columns]
+    order = [m for m in MODEL_ORDER if m in table.columns]
     return table[order + [c for c in table.columns if c not in order]]
 
 
-def _cell(table: pd.DataFrame, protocol: str, layer: str, metric: str, model: str) -> float:
+def table_text(table: pd.DataFrame) -> str:
+    """The demo table as text, each value in its metric's precision."""
+    shown = table.copy().astype(object)
+    for index in table.index:
+        shown.loc[index] = [format_value(index[-1], v) for v in table.loc[index]]
+    return shown.to_string()
+
+
+def _cell(table: pd.DataFrame, protocol: str, layer: str, metric: str, model: str,
+          dataset: str = "cls") -> float:
     try:
-        return float(table.loc[(protocol, layer, metric), model])
+        return float(table.loc[(dataset, protocol, layer, metric), model])
     except KeyError:
         return float("nan")
 
@@ -64,7 +84,8 @@ def evaluate_claims(table: pd.DataFrame, sobel_run: Path, rgb_run: Path) -> list
     wins = []
     for label, key in pairs:
         trained, random = _cell(table, *key, "tiny-sobel"), _cell(table, *key, "random-sobel")
-        wins.append((label, trained > random, f"{label} {trained:.3g} vs {random:.3g}"))
+        wins.append((label, trained > random, f"{label} {format_value(key[2], trained)} vs "
+                                              f"{format_value(key[2], random)}"))
     claims.append(Claim("trained beats random init (Sobel)", all(w[1] for w in wins),
                         "; ".join(w[2] for w in wins)))
 
@@ -73,8 +94,8 @@ def evaluate_claims(table: pd.DataFrame, sobel_run: Path, rgb_run: Path) -> list
              for m in ("tiny-sobel", "tiny-rgb")]
     claims.append(Claim(
         "Sobel beats RGB when colour is a nuisance", sob[0] > sob[1] and graph[0] > graph[1],
-        f"linear conv5 {sob[0]:.3g} vs {sob[1]:.3g}; graph ratio {graph[0]:.3g} vs "
-        f"{graph[1]:.3g}"))
+        f"linear conv5 {sob[0]:.1f} vs {sob[1]:.1f}; graph ratio {graph[0]:.3f} vs "
+        f"{graph[1]:.3f}"))
     for name, run in (("Sobel", sobel_run), ("RGB", rgb_run)):
         records = RunDir(run).read_log()
         nmi = [r["nmi_prev"] for r in records if r.get("nmi_prev") is not None]
@@ -87,27 +108,53 @@ def evaluate_claims(table: pd.DataFrame, sobel_run: Path, rgb_run: Path) -> list
 
 
 def _embedding_row(table: pd.DataFrame, protocol: str, metric: str) -> str:
-    layers = [idx[1] for idx in table.index if idx[0] == protocol and idx[2] == metric]
+    layers = [idx[2] for idx in table.index if idx[1] == protocol and idx[3] == metric]
     return layers[-1] if layers else "fc7"
 
 
-def print_summary(store_path: str, sobel_run: Path, rgb_run: Path) -> list[Claim]:
-    """Print the demo's table, the published Table 5.3 beside it, and the claims."""
+def digits_claim(table: pd.DataFrame) -> Claim | None:
+    """Trained on real digits beats random init on them (linear conv5, k-NN conv5, NMI)."""
+    if "digits-sobel" not in table.columns:
+        return None
+    checks = [("linear-conv conv5", ("linear-conv", "conv5", "top1")),
+              ("k-NN conv5", ("knn", "conv5", "top1")),
+              ("k-means NMI", ("nmi", _embedding_row(table, "nmi", "nmi"), "nmi"))]
+    parts, wins = [], []
+    for label, key in checks:
+        trained = _cell(table, *key, "digits-sobel", dataset="digits")
+        random = _cell(table, *key, "random-sobel", dataset="digits")
+        wins.append(trained > random)
+        parts.append(f"{label} {format_value(key[2], trained)} vs "
+                     f"{format_value(key[2], random)}")
+    return Claim("on real digits, DeepCluster beats random init", all(wins), "; ".join(parts))
 
-    results = ResultsStore(store_path).results()
+
+def print_summary(store_path: str, sobel_run: Path, rgb_run: Path,
+                  run_ids: list[str] | None = None) -> list[Claim]:
+    """Print the demo's table (its own rows only), Table 5.3 for orientation, the claims."""
+    results = ResultsStore(store_path).results(**({"run_id": run_ids} if run_ids else {}))
     table = demo_table(results)
-    with pd.option_context("display.width", 140, "display.max_rows", 200):
-        print("Measured on the built-in data (percent; ratio and NMI in [0, 1]):")
-        print(table.to_string(float_format=lambda v: f"{v:.3g}"))
+    with pd.option_context("display.width", 120, "display.max_rows", 200):
+        print("Measured on the built-in data (cls = synthetic shapes, digits = real "
+              "handwritten digits; percent, ratio and NMI in [0, 1]):")
+        print(table_text(table))
         published = Leaderboard.from_store(store_path).published("thesis-5.3")
         print("\nPublished (thesis Table 5.3, ImageNet linear-conv top-1; a different "
               "dataset and scale, shown for orientation only, no delta is computed):")
-        print(published.to_string(index=False, na_rep=""))
+        columns = ["method", "conv1", "conv2", "conv3", "conv4", "conv5"]
+        print(published[columns].to_string(index=False, na_rep="",
+                                           float_format=lambda v: f"{v:.1f}"))
     claims = evaluate_claims(table, sobel_run, rgb_run)
     knn = [_cell(table, "knn", "conv5", "top1", m) for m in ("tiny-sobel", "random-sobel")]
-    print(f"\nAlso measured: weighted k-NN top-1 on conv5, trained {knn[0]:.3g} vs random "
-          f"{knn[1]:.3g} (the thesis makes no claim about it).")
+    print(f"\nAlso measured: weighted k-NN top-1 on conv5, trained {knn[0]:.1f} vs random "
+          f"{knn[1]:.1f} (the thesis makes no claim about it).")
+    digits = digits_claim(table)
     print("\nThe thesis's claims on these measurements:")
     for claim in claims:
         print(f"  [{'holds' if claim.holds else 'does NOT hold'}] {claim.text}: {claim.evidence}")
+    if digits is not None:
+        print("On real images (not a thesis table; reported as it came out):")
+        print(f"  [{'holds' if digits.holds else 'does NOT hold'}] {digits.text}: "
+              f"{digits.evidence}")
+        claims.append(digits)
     return claims

@@ -58,11 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--from", dest="run_dir", default=None,
                      help="an eval run directory holding results.json")
 
-    report = verb("report", "a self-contained HTML report: tables and training curves")
+    report = verb("report", "a self-contained HTML report: your results per protocol (random "
+                            "vs trained), comparable published tables, training curves")
     report.add_argument("--table", action="append", default=[],
-                        help="table id to include (repeatable; default: tables with results)")
+                        help="published table id to include (repeatable; default: the tables "
+                             "holding comparable results)")
     report.add_argument("--run", action="append", default=[], metavar="RUN_DIR",
-                        help="training run whose log.jsonl curves to plot (repeatable)")
+                        help="training run: plot its curves and report the results of its "
+                             "weights, with random baselines (repeatable)")
+    report.add_argument("--eval-run", action="append", default=[], metavar="RUN_ID",
+                        help="report exactly the rows of these eval run ids (repeatable)")
+    report.add_argument("--title", default="dcbench report", help="page title")
     report.add_argument("--output", required=True, help="HTML file to write")
 
 
@@ -111,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
 
         for name in args.table:
             table_info(name)
-        html = build_report(Leaderboard.from_store(args.store), args.table, args.run)
+        html = build_report(Leaderboard.from_store(args.store), args.table, args.run,
+                            title=args.title, eval_runs=args.eval_run)
         export.write_output(html, args.output)
         print(f"wrote {args.output}")
         return 0

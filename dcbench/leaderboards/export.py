@@ -29,6 +29,8 @@ table.leaderboard { border-collapse: collapse; font-size: 0.9em; }
 table.leaderboard th, table.leaderboard td { padding: 3px 9px; border-bottom: 1px solid #ddd;
   text-align: right; white-space: nowrap; }
 table.leaderboard th:first-child, table.leaderboard td:first-child { text-align: left; }
+table.leaderboard td.text { text-align: left; }
+figure img { max-width: 100%; }
 table.leaderboard thead th { border-bottom: 2px solid #444; }
 tr.ours { background: #eef6ff; font-weight: 600; }
 tr.unverified td { color: #a05a00; font-style: italic; }
@@ -138,7 +140,9 @@ def to_html_table(display: pd.DataFrame) -> str:
             classes.append("ours")
         if row.get("verified") == "no":
             classes.append("unverified")
-        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values())
+        cells = "".join(
+            f"<td>{html.escape(str(v))}</td>" if _looks_numeric(str(v).lstrip("+"))
+            else f"<td class=\"text\">{html.escape(str(v))}</td>" for v in row.values())
         attr = f' class="{" ".join(classes)}"' if classes else ""
         rows.append(f"<tr{attr}>{cells}</tr>")
     return (f"<table class=\"leaderboard\"><thead><tr>{head}</tr></thead>"
