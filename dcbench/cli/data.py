@@ -78,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     digits.add_argument("--val-fraction", type=float, default=0.25,
                         help="share of each digit held out in val/")
     digits.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
+    digits.add_argument("--per-class", type=int, default=None,
+                        help="keep N images per digit (train + val; default: all ~180)")
     check = sub.add_parser(
         "check",
         help="validate a dataset tree: counts per class/split and every problem",
@@ -144,7 +146,8 @@ def _run_digits(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"output folder {out} exists and is not empty; choose a new folder")
     start = time.perf_counter()
-    make_digits_set(out, size=args.size, val_fraction=args.val_fraction, seed=args.seed)
+    make_digits_set(out, size=args.size, val_fraction=args.val_fraction, seed=args.seed,
+                    per_class=args.per_class)
     n_train = len((out / "train.txt").read_text().splitlines())
     n_val = len((out / "val.txt").read_text().splitlines())
     print(f"wrote {out}: train/ ({n_train} images) val/ ({n_val}), 10 digit classes, "

@@ -52,14 +52,18 @@ class DemoSize:
     k: int
     digit_epochs: int
     digit_k: int
+    digits_per_class: int | None  # None: all 1,797 digits
+    linear: tuple[str, ...]  # --set overrides of the linear-conv smoke schedule
     low_shot: tuple[str, ...]
     voc_iters: int
 
 
 FULL = DemoSize(per_class=250, val_per_class=100, voc_images=(80, 80, 120), epochs=20, k=80,
-                digit_epochs=20, digit_k=100, low_shot=("shots=[4,16]",), voc_iters=150)
+                digit_epochs=20, digit_k=100, digits_per_class=None, linear=(),
+                low_shot=("shots=[4,16]",), voc_iters=150)
 QUICK = DemoSize(per_class=24, val_per_class=10, voc_images=(12, 12, 16), epochs=3, k=16,
-                 digit_epochs=3, digit_k=30,
+                 digit_epochs=3, digit_k=30, digits_per_class=30,
+                 linear=("epochs=3", "milestones=[2]"),
                  low_shot=("shots=[4]", "draws=1", "iterations=10", "eval_every=10"),
                  voc_iters=8)
 
@@ -162,8 +166,10 @@ def run(args: argparse.Namespace) -> int:
          ["data", "synth", "--out", str(data / "shapes"), "--kind", "all", "--seed", seed,
           "--per-class", str(size.per_class), "--val-per-class", str(size.val_per_class),
           "--voc-images", *map(str, size.voc_images)], output=data / "shapes")
-    step("2/7 real data: scikit-learn's 1,797 handwritten digits, 64 px",
-         ["data", "digits", "--out", str(digits), "--seed", seed], output=digits)
+    step("2/7 real data: scikit-learn's handwritten digits (1,797; --quick: 300), 64 px",
+         ["data", "digits", "--out", str(digits), "--seed", seed,
+          *(["--per-class", str(size.digits_per_class)] if size.digits_per_class else [])],
+         output=digits)
     if not (models / "random-sobel").is_dir() or not (models / "random-rgb").is_dir():
         _export_random(models, args.seed)
     trainings = (("tiny-sobel", cls, "true", size.epochs, size.k),
@@ -183,13 +189,14 @@ def run(args: argparse.Namespace) -> int:
               "--data", str(data_dir), "--seed", seed, "--store", store,
               "--schedule", "smoke", "--out", str(run_dir), *extra], output=run_dir)
 
+    linear = ["--fast", *[arg for item in size.linear for arg in ("--set", item)]]
     for name in SHAPE_MODELS:
-        evaluate("4/7", "linear-conv", name, cls, "--fast")  # conv1..conv5
+        evaluate("4/7", "linear-conv", name, cls, *linear)  # conv1..conv5
         evaluate("4/7", "knn", name, cls)
         evaluate("4/7", "knn-graph", name, cls)  # ratio edge intra-class, 10-NN graph
         evaluate("4/7", "nmi", name, cls)  # k-means on fc7 vs labels
     for name in DIGIT_MODELS:
-        evaluate("5/7", "linear-conv", name, digits, "--fast")
+        evaluate("5/7", "linear-conv", name, digits, *linear)
         evaluate("5/7", "knn", name, digits)
         evaluate("5/7", "nmi", name, digits)
     for name in ("random-sobel", "tiny-sobel"):

@@ -36,6 +36,31 @@ EXAMPLES = """examples:
 """
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; every option's default shown (unless None/False/given)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (default in (None, False, argparse.SUPPRESS, [], ()) or "default" in text
+                or "%(default)" in text or isinstance(action, argparse._VersionAction)):
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            shown = ",".join(map(str, default)) if isinstance(default, list | tuple) \
+                else default
+            return f"{text} (default: {shown})".strip()
+        return text
+
+
+def _apply_formatter(parser: argparse.ArgumentParser) -> None:
+    """Use HelpFormatter on `parser` and on every sub-parser below it."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _apply_formatter(child)
+
+
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; only subcommand `chosen` gets its (imported) arguments."""
     parser = argparse.ArgumentParser(
@@ -61,6 +86,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         )
         module.add_arguments(child)
         child.set_defaults(_run=module.run)
+    _apply_formatter(parser)
     return parser
 
 
@@ -78,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             print(err.detail, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("dcbench: interrupted; completed work is saved, rerun with --resume", file=sys.stderr)
+        print("dcbench: interrupted; train, eval and demo continue where they stopped when "
+              "rerun with the same arguments plus --resume", file=sys.stderr)
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as _dt
 import shutil
 import sys
+import textwrap
 import uuid
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ examples:
 
 # CLI flag -> config key; a protocol whose Config lacks the key refuses the flag.
 FLAG_KEYS = {"layers": "layers", "fast": "fast", "seed": "seed",
-             "train_layers": "train_layers", "train_bn_scales": "train_bn_scales"}
+             "train_layers": "train_layers", "train_bn_scales": "train_bn_scales",
+             "batch_size": "batch_size", "workers": "workers"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="VOC protocols: fc6-8 (frozen convs) or all")
     parser.add_argument("--train-bn-scales", dest="train_bn_scales", action="store_true",
                         default=None, help="VOC protocols: also train BN scales (erratum)")
+    parser.add_argument("--batch-size", dest="batch_size", type=int,
+                        help="images per batch (the protocol's batch_size; see --list)")
+    parser.add_argument("--workers", type=int,
+                        help="data loader processes (protocols with a `workers` key)")
     parser.add_argument("--config", help="YAML file of config keys (below --set)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config key (repeatable)")
@@ -87,9 +93,14 @@ def _list_protocols() -> None:
     for name in list_protocols():
         proto = get_protocol(name)
         print(f"{name:12s} {proto.summary}")
+        defaults = {f.name: f.default for f in dataclasses.fields(proto.Config)
+                    if f.default is not dataclasses.MISSING}
+        print(textwrap.fill("defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()),
+                            width=100, initial_indent=" " * 13, subsequent_indent=" " * 15))
         for kind, presets in (("dialect", proto.DIALECTS), ("schedule", proto.SCHEDULES)):
             for preset, values in presets.items():
-                changes = ", ".join(f"{k}={v}" for k, v in values.items()) or "(defaults)"
+                changes = ", ".join(f"{k}={v}" for k, v in values.items()) or \
+                    "(the defaults above)"
                 print(f"{'':12s} {kind} {preset}: {changes}")
 
 

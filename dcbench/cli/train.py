@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="override a config key (repeatable)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last finished epoch")
-    parser.add_argument("--progress", action="store_true",
-                        help="show progress bars even when stderr is not a terminal")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bars: a whole-run bar and one per pass (default: when "
+                             "stderr is a terminal)")
     parser.add_argument("--list-recipes", action="store_true", help="list recipes and exit")
 
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise UserError(f"dcbench train needs {', '.join(missing)} (see dcbench train --help)")
     config = resolve_config(args.recipe, args.overrides, epochs=args.epochs,
-                            progress=True if args.progress else None)
+                            progress=args.progress)
 
     record = train(config, args.data, args.out, resume=args.resume)
     if record:

@@ -95,8 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="viz_command", metavar="{" + ",".join(VERBS) + "}")
     sub.required = True
 
-    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+    def verb(name: str, help_text: str, aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
+                              aliases=list(aliases),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     p = verb("filters", "first-layer filters (Sobel models: composed with the Sobel front-end)")
@@ -105,7 +106,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _scale(p, 4)
     _out(p)
 
-    p = verb("neighbors", "query images and their k nearest neighbours in a layer's features")
+    p = verb("neighbors", "query images and their k nearest neighbours in a layer's features "
+             "(alias: neighbours)", aliases=("neighbours",))
     _model(p)
     p.add_argument("--compare", default=None,
                    help="second model shown to the right, e.g. random-alexnet_small-sobel")
@@ -259,6 +261,7 @@ def _save(image, out: Path, what: str) -> None:
 RUNNERS = {
     "filters": _run_filters,
     "neighbors": _run_neighbors,
+    "neighbours": _run_neighbors,
     "activations": _run_activations,
     "gradient-ascent": _run_ascent,
     "curves": _run_curves,

@@ -31,21 +31,33 @@ def digit_image(pixels: np.ndarray, size: int) -> Image.Image:
     return small.resize((size, size), Image.Resampling.BICUBIC).convert("RGB")
 
 
-def digit_split(val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, val indices) into load_digits(), stratified by class and seeded."""
+def digit_split(val_fraction: float, seed: int,
+                per_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, val indices) into load_digits(), stratified by class and seeded.
+
+    `per_class` keeps only the first N images of each digit (in a seeded order) first.
+    """
     labels = load_digits().target
-    train, val = train_test_split(np.arange(len(labels)), test_size=val_fraction,
-                                  stratify=labels, random_state=seed)
+    indices = np.arange(len(labels))
+    if per_class is not None:
+        order = np.random.default_rng(seed).permutation(len(labels))
+        indices = np.sort(np.concatenate(
+            [order[labels[order] == digit][:per_class] for digit in range(10)]))
+    train, val = train_test_split(indices, test_size=val_fraction,
+                                  stratify=labels[indices], random_state=seed)
     return np.sort(train), np.sort(val)
 
 
 def make_digits_set(out: str | os.PathLike, *, size: int = 64, val_fraction: float = 0.25,
-                    seed: int = 0) -> Path:
+                    seed: int = 0, per_class: int | None = None) -> Path:
     """Write the digits ImageFolder at `out` (atomically) and return `out`."""
     if size < 8 or not 0.0 < val_fraction < 1.0:
         raise UserError(f"need size >= 8 and 0 < val_fraction < 1, got {size}, {val_fraction}")
+    if per_class is not None and per_class < 4:
+        raise UserError(f"--per-class must be at least 4 (train and val per digit), got "
+                        f"{per_class}")
     digits = load_digits()
-    train, val = digit_split(val_fraction, seed)
+    train, val = digit_split(val_fraction, seed, per_class)
     out = Path(out).expanduser()
     with staged_dir(out) as stage:
         for split, indices in (("train", train), ("val", val)):

@@ -20,6 +20,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -64,6 +65,16 @@ def _is_number(value: object) -> bool:
 
 def plot_curves(log: pd.DataFrame, title: str) -> bytes | None:
     """A PNG of the curves present in `log` (one panel per quantity), or None if none are."""
+    figure = curves_figure(log, title)
+    if figure is None:
+        return None
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def curves_figure(log: pd.DataFrame, title: str) -> Any:
+    """The matplotlib Figure of `plot_curves` (one axes per quantity), or None."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: heavy import
     from matplotlib.figure import Figure  # lazy: heavy import
 
@@ -89,9 +100,7 @@ def plot_curves(log: pd.DataFrame, title: str) -> bytes | None:
             axes.legend(fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def run_curves(run_dirs: Sequence[str | Path]) -> list[tuple[str, str]]:

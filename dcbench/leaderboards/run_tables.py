@@ -24,9 +24,17 @@ CELL_INDEX = ["dataset", "split", "layer", "metric"]
 def short_names(models: Iterable[str]) -> dict[str, str]:
     """Model spec -> a short unique label (the folder name when it is unique)."""
     models = sorted(set(models))
-    base = {m: Path(str(m).rstrip("/")).name or str(m) for m in models}
+    base = {m: _folder_label(str(m)) for m in models}
     counts = pd.Series(list(base.values())).value_counts()
     return {m: (b if counts[b] == 1 else str(m)) for m, b in base.items()}
+
+
+def _folder_label(model: str) -> str:
+    """`runs/tiny/final` -> `tiny`; `models/tiny-sobel` -> `tiny-sobel`; names unchanged."""
+    path = Path(model.rstrip("/"))
+    if path.name in ("final", "latest") and path.parent.name:
+        path = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return path.name or model
 
 
 def is_random(label: str) -> bool:

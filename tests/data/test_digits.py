@@ -48,3 +48,11 @@ def test_cli_writes_and_refuses_a_non_empty_folder(tmp_path, capsys):
     assert main(["data", "digits", "--out", str(tmp_path / "d"), "--size", "32"]) == 0
     assert "train/ (1347 images) val/ (450)" in capsys.readouterr().out
     assert main(["data", "digits", "--out", str(tmp_path / "d")]) == 2
+
+
+def test_per_class_keeps_a_balanced_subset(tmp_path):
+    out = make_digits_set(tmp_path / "d", size=8, per_class=20, seed=1)
+    for digit in range(10):
+        n_train = len(list((out / "train" / str(digit)).glob("*.png")))
+        n_val = len(list((out / "val" / str(digit)).glob("*.png")))
+        assert (n_train, n_val) == (15, 5)
