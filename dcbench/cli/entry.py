@@ -42,7 +42,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (default in (None, False, argparse.SUPPRESS, [], ()) or "default" in text
+        if (_hidden_default(default) or "default" in text
                 or "%(default)" in text or isinstance(action, argparse._VersionAction)):
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
@@ -52,10 +52,20 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+def _hidden_default(default: object) -> bool:
+    """Defaults not worth showing: None, False (flags), SUPPRESS, empty lists."""
+    return (default is None or default is False or default == argparse.SUPPRESS
+            or (isinstance(default, list | tuple) and not default))
+
+
 def _apply_formatter(parser: argparse.ArgumentParser) -> None:
     """Use HelpFormatter on `parser` and on every sub-parser below it."""
     parser.formatter_class = HelpFormatter
     for action in parser._actions:
+        if action.help is None and action.option_strings:
+            action.help = ""  # so that the formatter adds "(default: ...)"
+        if action.help == "" and not _hidden_default(action.default):
+            action.help = "(default: %(default)s)"
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 _apply_formatter(child)

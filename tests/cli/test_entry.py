@@ -42,3 +42,42 @@ def test_bad_input_exits_2_with_one_clear_line(capsys, tmp_path):
                  "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("dcbench: error:") and "linear-conv" in err[0]
+
+
+def _help(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+
+
+@pytest.mark.parametrize(("argv", "shown"), [
+    (["viz", "gradient-ascent"], ["--iters ITERS", "(default: 300)", "(default: conv3)"]),
+    (["viz", "neighbors"], ["(default: 3)", "(default: 64)"]),
+    (["data", "synth"], ["(default: 64)", "(default: all)", "(default: 0)"]),
+    (["demo"], ["(default: dcbench-demo)", "(default: 0)"]),
+    (["leaderboard", "show"], ["(default: md)"]),
+    (["hub", "info"], ["catalog name (see `dcbench hub list`)"]),
+    (["hub", "convert"], ["official checkpoint.pth.tar to convert", "new hub folder"]),
+])
+def test_help_shows_every_default_and_positional(argv, shown, capsys):
+    text = _help(argv, capsys)
+    for piece in shown:
+        assert piece in text, (argv, piece)
+
+
+def test_neighbours_spelling_and_no_progress_are_accepted(capsys):
+    text = _help(["viz", "neighbours"], capsys)
+    assert "nearest neighbours" in text
+    assert "--progress, --no-progress" in _help(["train"], capsys)
+    assert "--batch-size" in _help(["eval"], capsys) and "--workers" in _help(["eval"], capsys)
+
+
+def test_interrupt_message_names_the_commands_that_resume(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dcbench.cli.data.run", interrupted)
+    assert main(["data", "check", "--data", ".", "--format", "imagenet"]) == 130
+    err = capsys.readouterr().err
+    assert "train, eval and demo" in err and "--resume" in err
