@@ -54,7 +54,9 @@ def demo_table(results: pd.DataFrame) -> pd.DataFrame:
     table = frame.pivot_table(index=["dataset", "protocol", "layer", "metric"], columns="short",
                               values="value", aggfunc="mean", sort=False)
     order = [m for m in MODEL_ORDER if m in table.columns]
-    return table[order + [c for c in table.columns if c not in order]]
+    table = table[order + [c for c in table.columns if c not in order]]
+    table.columns.name = "model"
+    return table
 
 
 def table_text(table: pd.DataFrame) -> str:

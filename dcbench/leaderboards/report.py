@@ -151,12 +151,13 @@ def build_report(leaderboard: Leaderboard, table_names: Sequence[str] | None = N
     curves = run_curves(run_dirs)  # validate run dirs before the (slower) tables
     ours = select_results(leaderboard.results, run_dirs, eval_runs)
     sections = []
-    for protocol, table in protocol_tables(ours):
+    for name, table in protocol_tables(ours):
         pairs = ", ".join(f"Δ {m} = {m} − {b}" for m, b in table.attrs.get(
             "baselines", {}).items())
-        caption = (f"your results: {protocol}, mean ± std over seeds"
+        caption = (f"your results: {name}, mean ± std over seeds"
                    + (f"; trained minus random init: {pairs}" if pairs else ""))
-        sections.append((f"results-{protocol}", caption, to_html_table(table)))
+        anchor = "results-" + name.replace(" on ", "-").replace(" ", "_")
+        sections.append((anchor, caption, to_html_table(table)))
     board = Leaderboard(ours) if len(ours) else leaderboard
     if table_names:
         infos = [table_info(name) for name in table_names]

@@ -1,4 +1,4 @@
-"""The user's own results as readable tables: one per protocol, random vs trained.
+"""The user's own results as readable tables: one per protocol and dataset, random vs trained.
 
 Rows are result cells (dataset, split, layer, metric); columns are models (short names)
 with `mean ± std` over seeds, then `Δ MODEL` = MODEL minus its random-init baseline. A
@@ -60,7 +60,7 @@ def decimals(values: Iterable[float]) -> int:
 
 
 def protocol_tables(results: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """(protocol, display table) for every protocol present in `results` (current rows).
+    """(`PROTOCOL on DATASET`, display table) for each pair present in `results` (current rows).
 
     The Δ columns are named `Δ MODEL`; `baselines(table)` says which random model each
     compares with."""
@@ -70,7 +70,7 @@ def protocol_tables(results: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     labels = short_names(stats["model"])
     stats["label"] = stats["model"].map(labels)
     out = []
-    for protocol, part in stats.groupby("protocol", sort=False):
+    for (protocol, dataset), part in stats.groupby(["protocol", "dataset"], sort=False):
         order = sorted(part["label"].unique(),
                        key=lambda m: (m.split("-", 1)[-1], not is_random(m), m))
         means = part.pivot_table(index=CELL_INDEX, columns="label", values="mean",
@@ -93,7 +93,7 @@ def protocol_tables(results: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
                 _delta(d, decimals(means.loc[i].to_numpy())) for i, d in delta.items()]
         table.attrs["baselines"] = {label: baseline_for(label, randoms) for label in order
                                     if baseline_for(label, randoms)}
-        out.append((str(protocol), table.reset_index()))
+        out.append((f"{protocol} on {dataset}", table.reset_index()))
     return out
 
 

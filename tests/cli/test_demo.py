@@ -1,26 +1,75 @@
-"""`dcbench demo --quick`: the whole suite end to end on built-in data, offline."""
+"""`dcbench demo`: the whole suite end to end on built-in data, offline.
+
+The default run uses an even smaller size than `--quick` (same steps, same checks) so the
+suite stays fast; the real `--quick` run is marked slow.
+"""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+import dcbench.cli.demo as demo
 from dcbench.cli.entry import main
 from dcbench.leaderboards.store import ResultsStore
 
+TINY = demo.DemoSize(per_class=12, val_per_class=6, voc_images=(8, 8, 8), epochs=2, k=8,
+                     digit_epochs=2, digit_k=12, digits_per_class=12,
+                     linear=("epochs=2", "milestones=[1]"),
+                     low_shot=("shots=[2]", "draws=1", "iterations=4", "eval_every=4"),
+                     voc_iters=4)
 
-def test_quick_demo_runs_every_step_and_stores_every_protocol(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+
+def _check_demo(out, store, printed):
     assert "The thesis's claims on these measurements:" in printed
     assert "Sobel beats RGB" in printed and "NMI between consecutive assignments" in printed
-    assert (out / "report.html").stat().st_size > 10_000
-    assert "data:image/png;base64" in (out / "report.html").read_text()
-    rows = ResultsStore(out / "results.sqlite").results()
+    assert "on real digits, DeepCluster beats random init" in printed
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64" in html
+    for protocol in ("linear-conv", "knn", "knn-graph", "nmi", "voc07-cls", "low-shot"):
+        assert f'id="results-{protocol}-' in html
+    assert "digits-sobel" in html and "Δ tiny-sobel" in html
+    rows = ResultsStore(store).results()
     models = {m.rsplit("/", 1)[-1] for m in rows.model}
-    assert {"random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb"} <= models
+    assert {"random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb", "digits-sobel"} <= models
     assert set(rows.protocol) == {"linear-conv", "knn", "knn-graph", "nmi", "voc07-cls",
                                   "low-shot"}
-    for run in ("tiny-sobel", "tiny-rgb"):
+    assert {"cls", "digits"} <= set(rows.dataset)
+    for run in ("tiny-sobel", "tiny-rgb", "digits-sobel"):
         assert (out / "runs" / run / "final" / "model.safetensors").is_file()
+
+
+def test_demo_end_to_end_into_the_default_store_then_resume(tmp_path, capsys, monkeypatch,
+                                                            isolated_home):
+    monkeypatch.setattr(demo, "QUICK", TINY)
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    store = isolated_home / "results.sqlite"  # the store `dcbench leaderboard` reads
+    _check_demo(out, store, capsys.readouterr().out)
+    n_rows = len(ResultsStore(store).results())
+    assert main(["leaderboard", "compare", str(out / "models" / "random-sobel"),
+                 str(out / "models" / "tiny-sobel")]) == 0
+    assert "tiny-sobel" in capsys.readouterr().out
     # a second run refuses to overwrite a finished demo without --force
     assert main(["demo", "--quick", "--out", str(out)]) == 2
-    assert (out / "report.html").is_file()
+    # --resume after an interruption: forget the last two steps; only they run again
+    state = json.loads((out / "demo.json").read_text())
+    state["done"] = state["done"][:-2]
+    (out / "demo.json").write_text(json.dumps(state))
+    assert main(["demo", "--quick", "--out", str(out), "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("done before, skipped") == len(state["done"])
+    assert "$ dcbench eval --protocol low-shot" in printed
+    # the rerun low-shot step appended its rows once more; nothing else was re-run
+    low_shot = len(ResultsStore(store).results(protocol="low-shot"))
+    assert len(ResultsStore(store).results()) == n_rows + low_shot // 2
+    assert main(["demo", "--out", str(tmp_path / "new"), "--resume"]) == 2
+
+
+@pytest.mark.slow
+def test_quick_demo_as_documented(tmp_path, capsys):
+    out = tmp_path / "demo"
+    store = tmp_path / "results.sqlite"
+    assert main(["demo", "--quick", "--out", str(out), "--store", str(store)]) == 0
+    _check_demo(out, store, capsys.readouterr().out)

@@ -52,7 +52,7 @@ def test_run_selection_keeps_its_rows_and_random_baselines(tmp_path):
 
 def test_protocol_table_mean_std_and_delta_to_random(tmp_path):
     (protocol, table), = protocol_tables(select_results(results(), [make_run(tmp_path)]))
-    assert protocol == "knn"
+    assert protocol == "knn on digits"
     line = table.iloc[0]
     # independent arithmetic: mean 72.0, sample std of (71, 73) = 1.414, delta 72 - 60
     assert line["tiny"] == "72.0 ± 1.4" and line["random-sobel"] == "60.0"
@@ -62,7 +62,7 @@ def test_protocol_table_mean_std_and_delta_to_random(tmp_path):
 
 def test_report_html_holds_the_run_results_and_no_unrelated_table(tmp_path):
     html = build_report(Leaderboard(results()), run_dirs=[make_run(tmp_path)])
-    assert 'id="results-knn"' in html and "+12.0" in html
+    assert 'id="results-knn-digits"' in html and "+12.0" in html
     assert "someone-else" not in html
     assert "thesis-5.3" not in html  # nothing comparable: no published tables by default
     assert html.count("data:image/png;base64,") == 1
