@@ -146,7 +146,7 @@ def _push(args: argparse.Namespace) -> int:
 
     repo, _ = parse_hf_spec(args.repo)
     folder = resolve_hub_folder(args.target)
-    write_card(folder, store_path=args.store)
+    write_card(folder, store_path=args.store, hub_repo=repo)
     url = push_hf(folder, repo, private=args.private, revision=args.revision)
     print(f"pushed {folder} -> {url}")
     return 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dcbench.core.errors import UserError
+from dcbench.core.files import write_json
 from dcbench.training.config import list_recipes, recipe_description, resolve_config
 from dcbench.training.deepcluster import train
 
@@ -53,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
                             progress=args.progress)
 
     record = train(config, args.data, args.out, resume=args.resume)
+    # what the run was trained on, for its model card (`dcbench hub card`)
+    write_json(Path(args.out) / "run.json", {"data": str(Path(args.data).resolve()),
+                                             "recipe": args.recipe})
     if record:
         print(f"done: {args.out} (epoch {record.get('epoch')}, "
               f"train loss {record.get('train_loss', float('nan')):.3f})")

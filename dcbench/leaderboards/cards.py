@@ -84,6 +84,9 @@ def _training_summary(run_dir: Path) -> dict:
     """The resolved training config of a run plus where its curves ended."""
     config_path = run_dir / "config.yaml"
     training = _read_yaml_or_json(config_path) if config_path.is_file() else {}
+    run_file = run_dir / "run.json"  # written by `dcbench train`: the --data it was given
+    if run_file.is_file() and _read_yaml_or_json(run_file).get("data"):
+        training["data"] = _read_yaml_or_json(run_file)["data"]
     if (run_dir / "log.jsonl").is_file():
 
         curves = read_log(run_dir)
@@ -125,7 +128,8 @@ def _catalog_facts(name: str) -> tuple[dict, dict]:
     return provenance, training
 
 
-def card_for(spec_or_run_dir: str | os.PathLike, store: Any) -> str:
+def card_for(spec_or_run_dir: str | os.PathLike, store: Any, hub_repo: str | None = None
+             ) -> str:
     """The card of a catalog model, hub folder or training run dir, results from `store`.
 
     Results are the stored rows whose model_sha256 is the weights' sha256, or whose model
@@ -152,6 +156,8 @@ def card_for(spec_or_run_dir: str | os.PathLike, store: Any) -> str:
     provenance = {**catalog_provenance, **provenance, "weights_sha256": sha,
                   "source": name if catalog_provenance else spec,
                   "dcbench_version": __version__, "code_revision": code_revision()}
+    if hub_repo:
+        provenance["hub_repo"] = hub_repo
     if run_dir is not None:
         training = {**training, **_training_summary(run_dir)}
         if (run_dir / "versions.json").is_file():
@@ -165,13 +171,13 @@ def card_for(spec_or_run_dir: str | os.PathLike, store: Any) -> str:
 
 
 def write_card(target_dir: str | os.PathLike, store_path: str | os.PathLike | None = None,
-               ) -> Path:
+               hub_repo: str | None = None) -> Path:
     """Write README.md (atomically) into a hub folder (or a run dir's final/); returns its path."""
 
     dirs = _hub_and_run_dirs(target_dir)
     if dirs is None:
         raise UserError(f"{target_dir} is not a folder; expected a hub folder or a run dir")
-    text = card_for(target_dir, ResultsStore(store_path))
+    text = card_for(target_dir, ResultsStore(store_path), hub_repo=hub_repo)
     out = dirs[0] / "README.md"
     write_text(out, text)
     return out

@@ -11,6 +11,7 @@ data, provenance and results. Training runs and hub pulls render cards with no r
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -27,7 +28,24 @@ TASK_TYPES = {
 DATASET_NAMES = {
     "imagenet": "ImageNet", "places205": "Places205", "voc2007": "PASCAL VOC 2007",
     "voc2012": "PASCAL VOC 2012", "oxford5k": "Oxford5k", "paris6k": "Paris6k",
+    "cls": "dcbench synthetic shapes (dcbench data synth)",
+    "digits": "scikit-learn handwritten digits (dcbench data digits)",
 }
+# Hugging Face dataset types of the public sets; any other folder is a local `imagefolder`.
+DATASET_TYPES = {
+    "imagenet": "imagenet-1k", "places205": "places205", "voc2007": "voc2007",
+    "voc2012": "voc2012", "oxford5k": "oxford5k", "paris6k": "paris6k",
+}
+
+
+def dataset_name(dataset: str) -> str:
+    """A readable dataset name for the card ('cls' -> 'dcbench synthetic shapes ...')."""
+    return DATASET_NAMES.get(dataset, f"{dataset} (local image folder)")
+
+
+def dataset_type(dataset: str) -> str:
+    """The model-index dataset type: a Hub dataset id, or `imagefolder` for local data."""
+    return DATASET_TYPES.get(dataset, "imagefolder")
 _TEMPLATE = "---\n{{ card_data }}\n---\n\n{{ body }}"
 
 
@@ -49,8 +67,8 @@ def _eval_results(name: str, summary: pd.DataFrame) -> list:
         out.append(EvalResult(
             task_type=TASK_TYPES.get(row.protocol, "image-classification"),
             task_name=f"{row.protocol} ({row.dialect})",
-            dataset_type=row.dataset,
-            dataset_name=DATASET_NAMES.get(row.dataset, row.dataset),
+            dataset_type=dataset_type(row.dataset),
+            dataset_name=dataset_name(row.dataset),
             dataset_split=row.split or None,
             metric_type=row.metric,
             metric_name=f"{row.metric} {row.layer}".strip(),
@@ -102,8 +120,15 @@ def render_model_card(config: dict, *, name: str, provenance: dict, training: di
                                             else [])
     tags = ["dcbench", "deepcluster", "self-supervised", "image-feature-extraction", arch,
             "sobel" if sobel else "rgb"]
+    license_id = hub_license(provenance.get("license"))
+    other = {}
+    if license_id == "other":  # the Hub wants a name (and a link when one exists)
+        text = str(provenance.get("license") or "").strip()
+        other["license_name"] = "-".join(text.lower().split()) if text else "not-specified"
+        if str(provenance.get("license_link", "")).startswith("http"):
+            other["license_link"] = provenance["license_link"]
     data = ModelCardData(
-        library_name="dcbench", license=hub_license(provenance.get("license")), tags=tags,
+        library_name="dcbench", license=license_id, tags=tags, **other,
         datasets=[str(d) for d in datasets if " " not in str(d)] or None, model_name=name,
         pipeline_tag="image-feature-extraction",
         eval_results=(_eval_results(name, summary) if not summary.empty else None) or None,
@@ -129,7 +154,13 @@ def _body(name: str, config: dict, provenance: dict, training: dict,
               if k not in ("data", "dataset", "datasets")}
     data_lines = [f"- {k}: `{training[k]}`" for k in ("data", "dataset", "datasets")
                   if training.get(k)]
-    usage_name = provenance.get("source") or name
+    for key in ("data", "dataset"):
+        if training.get(key) and Path(str(training[key])).name in DATASET_NAMES:
+            data_lines.append(f"- what it is: {DATASET_NAMES[Path(str(training[key])).name]}")
+            break
+    hub_repo = str(provenance.get("hub_repo") or "")
+    source = str(provenance.get("source") or name)
+    usage_name = f"hf-hub:{hub_repo}" if hub_repo else source
     sections = [
         f"# {name}",
         f"Backbone `{config['arch']}` with {'Sobel' if sobel else 'RGB'} input, for "
@@ -146,7 +177,20 @@ def _body(name: str, config: dict, provenance: dict, training: dict,
         _kv_table(_flatten(provenance)) if provenance else "Not recorded.",
         "## Results", results_text,
         "## Usage",
-        f"```python\nimport dcbench\n\nmodel = dcbench.load_model({usage_name!r})\n"
-        "feats = model.forward_features(images, ['conv3', 'conv5'])\n```",
+        _usage(usage_name, hub_repo),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _usage(spec: str, hub_repo: str) -> str:
+    """The usage snippet: load by `hf-hub:` once pushed (else by the local spec)."""
+    lines = ["```python", "import dcbench", "", f"model = dcbench.load_model({spec!r})"]
+    if not hub_repo and not spec.startswith("hf-hub:"):
+        lines.append("# once pushed (dcbench hub push ... --repo ORG/NAME): "
+                     "dcbench.load_model('hf-hub:ORG/NAME')")
+    lines += ["transform = dcbench.create_transform(model)        # resize, crop, normalise",
+              "x = transform(pil_image).unsqueeze(0)",
+              "embedding = model(x)                                # (1, model.num_features)",
+              "taps = model.forward_features(x, ['conv3', 'conv5'])  # dict of feature maps",
+              "```"]
+    return "\n".join(lines)

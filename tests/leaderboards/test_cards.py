@@ -48,7 +48,8 @@ def test_card_front_matter_and_sections() -> None:
     found = {(r["task"]["name"], r["dataset"]["type"], m["config"]): m["value"]
              for r in entry["results"] for m in r["metrics"]}
     # mean of the current config's seeds (50, 54); the stale 1.0 is left out
-    assert found == {("linear-conv (dc2018)", "synth", "conv3"): 52.0,
+    # a local folder is an `imagefolder` dataset, named for what it is
+    assert found == {("linear-conv (dc2018)", "imagefolder", "conv3"): 52.0,
                      ("voc07-det (dc2018)", "voc2007", "all"): 12.5}
     det = next(r for r in entry["results"] if r["task"]["name"].startswith("voc07-det"))
     assert det["task"]["type"] == "object-detection"
@@ -64,6 +65,7 @@ def test_card_without_results_or_training() -> None:
                             eval_rows=[], training=None)
     meta = front_matter(card)
     assert "model-index" not in meta and "rgb" in meta["tags"] and meta["license"] == "other"
+    assert meta["license_name"] == "not-specified"  # the Hub wants a name with "other"
     assert "No results in the store" in card and "Not recorded" in card
     with pytest.raises(UserError, match="arch"):
         build_model_card({}, name="x", provenance={}, eval_rows=[], training=None)
@@ -129,3 +131,17 @@ def test_card_for_catalog_name(tmp_path) -> None:
     assert model.weights_sha256() in card
     assert front_matter(card)["model-index"][0]["results"][0]["metrics"][0]["value"] == 20.0
     assert "Random-init" in card  # catalog description in the provenance
+
+
+def test_card_names_datasets_records_data_and_uses_hf_hub() -> None:
+    rows = [row(dataset="digits", value=80.0)]
+    card = build_model_card(CONFIG, name="tiny", provenance={"hub_repo": "me/dc-tiny"},
+                            eval_rows=rows, training={"data": "/tmp/demo/data/digits/train",
+                                                      "epochs": 3})
+    meta = front_matter(card)
+    (result,) = meta["model-index"][0]["results"]
+    assert result["dataset"]["type"] == "imagefolder"
+    assert result["dataset"]["name"].startswith("scikit-learn handwritten digits")
+    assert "- data: `/tmp/demo/data/digits/train`" in card
+    assert "dcbench.load_model('hf-hub:me/dc-tiny')" in card
+    assert "Training data not recorded" not in card
