@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from dcbench.core.errors import UserError
@@ -52,9 +53,19 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise UserError(f"dcbench train needs {', '.join(missing)} (see dcbench train --help)")
     config = resolve_config(args.recipe, args.overrides, epochs=args.epochs,
-                            progress=args.progress)
+                            progress=True if args.progress else None)
 
-    record = train(config, args.data, args.out, resume=args.resume)
+    quiet = {"DCBENCH_PROGRESS": "0"} if args.progress is False else {}
+    saved = {k: os.environ.get(k) for k in quiet}
+    os.environ.update(quiet)  # --no-progress: no bars even on a terminal
+    try:
+        record = train(config, args.data, args.out, resume=args.resume)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     # what the run was trained on, for its model card (`dcbench hub card`)
     write_json(Path(args.out) / "run.json", {"data": str(Path(args.data).resolve()),
                                              "recipe": args.recipe})

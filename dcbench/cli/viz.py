@@ -8,8 +8,12 @@ optimised to fire a channel) and `curves` (NMI, losses and cluster statistics of
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
 
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_bytes
@@ -18,7 +22,7 @@ from dcbench.viz.activations import activations_image, find_top_activations
 from dcbench.viz.ascent import OBJECTIVES, AscentConfig, ascent_figure
 from dcbench.viz.curves import curves_figure, figure_png, read_log, run_label
 from dcbench.viz.filters import effective_filters, filter_grid
-from dcbench.viz.grid import save_png
+from dcbench.viz.grid import save_png, with_header, with_title
 from dcbench.viz.neighbors import find_neighbors, neighbors_image
 
 HELP = "visualisations as PNG: filters, neighbours, top activations, gradient ascent, curves"
@@ -150,7 +154,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="cpu")
     p.add_argument("--columns", type=_positive, default=None, help="default: all in one row")
-    _scale(p, 1)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar with total and ETA (default: when stderr is a terminal)")
+    p.add_argument("--scale", type=_positive, default=None,
+                   help="enlarge every pixel N x N (default: tiles of at least 128 px)")
     _out(p)
 
     p = verb("curves", "NMI, losses and cluster statistics per epoch from runs' log.jsonl")
@@ -177,8 +184,9 @@ def _run_filters(args: argparse.Namespace) -> int:
     filters = effective_filters(model)
     image = filter_grid(filters, ncols=args.columns, scale=args.scale)
     kind = "Sobel-composed" if getattr(model, "sobel", None) is not None else "RGB"
-    _save(image, args.out, f"{filters.shape[0]} {kind} filters of {filters.shape[-1]}x"
-          f"{filters.shape[-2]} px")
+    what = f"{filters.shape[0]} {kind} filters of {filters.shape[-1]}x{filters.shape[-2]} px"
+    image = with_title(image, [f"conv1 filters of {args.model}", what])
+    _save(image, args.out, what)
     return 0
 
 
@@ -222,13 +230,43 @@ def _run_ascent(args: argparse.Namespace) -> int:
                           noise_std=args.noise_std, size=args.size, seed=args.seed)
     config.validate()
     model = _load(args.model, args.device)
-    image, results = ascent_figure(model, args.layer, parse_channels(args.channels), config,
-                                   columns=args.columns, scale=args.scale)
+    channels = parse_channels(args.channels)
+    if args.scale is None:
+        args.scale = max(1, math.ceil(128 / int(config.size or model.config["input_size"])))
+    total = len(channels) * config.iters
+    print(f"gradient ascent: {len(channels)} channels of {args.layer} x {config.iters} steps",
+          file=sys.stderr, flush=True)
+    with tqdm(total=total, desc=f"gradient ascent {args.layer}", unit="step",
+              disable=not (args.progress if args.progress is not None else sys.stderr.isatty()),
+              file=sys.stderr, dynamic_ncols=True) as bar:
+        image, results = ascent_figure(model, args.layer, channels, config,
+                                       columns=args.columns, scale=args.scale,
+                                       progress=bar.update)
     for r in results:
         print(f"{args.layer} channel {r.channel}: mean activation {r.start_activation:.4g} "
               f"on noise -> {r.final_activation:.4g}")
+    image = _label_ascent(image, results, args, config)
     _save(image, args.out, f"{len(results)} channels of {args.layer}")
     return 0
+
+
+def _label_ascent(image, results, args: argparse.Namespace, config: AscentConfig):
+    """Channel numbers (and final activations) over each tile, and a title naming the run."""
+    tile = int(results[0].image.shape[-1]) * args.scale
+    gap = 2 * args.scale
+    ncols = args.columns or len(results)
+    labelled = []
+    for row in range(0, len(results), ncols):
+        height = tile + (gap if row + ncols < len(results) else 0)
+        part = image[(row // ncols) * (tile + gap):(row // ncols) * (tile + gap) + height]
+        texts = [(i * (tile + gap), f"ch {r.channel}: {r.final_activation:.3g}")
+                 for i, r in enumerate(results[row:row + ncols])]
+        labelled.append(with_header(part, texts, height=14))
+    body = np.concatenate(labelled, axis=0)
+    return with_title(body, [
+        f"gradient ascent: {args.model}, layer {args.layer}",
+        f"{config.iters} steps, objective {config.objective}, lr {config.lr}, blur sigma "
+        f"{config.sigma} every {config.blur_every}; label = final mean activation"])
 
 
 def _run_curves(args: argparse.Namespace) -> int:

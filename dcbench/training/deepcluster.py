@@ -10,6 +10,7 @@ state of epoch e-1 replays epoch e exactly (bit-identical on CPU).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,8 +80,16 @@ def cluster_features(
     return labels, loss, reduced
 
 
+def _bars_on(config: TrainConfig, info: DistInfo) -> bool:
+    """Bars on rank 0 when asked (`progress`) or on a terminal; `DCBENCH_PROGRESS=0` (set by
+    `dcbench train --no-progress`) turns them off everywhere."""
+    if os.environ.get("DCBENCH_PROGRESS", "") == "0":
+        return False
+    return info.is_main and (config.progress or sys.stderr.isatty())
+
+
 def _bar(config: TrainConfig, info: DistInfo, total: int, desc: str) -> tqdm:
-    enabled = info.is_main and (config.progress or sys.stderr.isatty())
+    enabled = _bars_on(config, info)
     return tqdm(total=total, desc=desc, unit="img", leave=False, disable=not enabled,
                 file=sys.stderr, dynamic_ncols=True)
 
@@ -180,6 +189,9 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
     report = DecodeReport()
     settings = PassSettings(lr=config.lr, weight_decay=config.weight_decay, sgt=config.sgt)
     record: dict[str, Any] | None = (run.read_log() or [None])[-1] if info.is_main else None
+    run_bar = tqdm(total=config.epochs, initial=start, desc="training", unit="epoch",
+                   disable=not _bars_on(config, info),
+                   file=sys.stderr, dynamic_ncols=True)  # the whole run, with its ETA
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
         # Algorithm 2: a fresh random subset each epoch (Algorithm 1 when subset_size = 0)
@@ -240,7 +252,9 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
             print(_summary_line(rec), file=sys.stderr, flush=True)
             record = rec
         prev = labels
+        run_bar.update(1)
         barrier(info)
+    run_bar.close()
     if info.is_main:
         run.write_final(backbone, model_card(config, record, backbone.config, data_dir),
                         {"deepcluster_epochs": config.epochs, "trained_by": "dcbench train"})

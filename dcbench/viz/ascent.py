@@ -23,6 +23,7 @@ official lr 3 at 224 px is 3 / sqrt(3*224*224) = 0.0077 per value of a [0, 1] im
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,7 +113,8 @@ def initial_image(model: Backbone, size: int, noise_std: float, seed: int) -> to
 
 
 def gradient_ascent(
-    model: Backbone, layer: str, channel: int, config: AscentConfig | None = None
+    model: Backbone, layer: str, channel: int, config: AscentConfig | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> AscentResult:
     """Optimise an input so that `channel` of `layer` fires (see the module docstring)."""
     cfg = config or AscentConfig()
@@ -147,6 +149,8 @@ def gradient_ascent(
                 x = x + step_scale * grad / grad.norm().clamp_min(1e-12)
                 if (it + 1) % cfg.blur_every == 0:
                     x = blur(x, cfg.sigma)
+            if progress is not None:
+                progress(1)
         with torch.no_grad():
             final = float(channel_means(model.forward_features(x, [layer])[layer])[channel])
     finally:
@@ -175,13 +179,14 @@ def ascent_figure(
     config: AscentConfig | None = None,
     columns: int | None = None,
     scale: int = 1,
+    progress: Callable[[int], object] | None = None,
 ) -> tuple[np.ndarray, list[AscentResult]]:
     """Optimise every channel with the same settings and tile the deprocessed images.
 
     Returns the uint8 (H, W, 3) figure (channels left to right, `columns` per row) and the
     per-channel results (with start/final activations).
     """
-    results = [gradient_ascent(model, layer, c, config) for c in channels]
+    results = [gradient_ascent(model, layer, c, config, progress) for c in channels]
     tiles = [deprocess(r.image, model.config["mean"], model.config["std"]) for r in results]
     ncols = columns or len(tiles)
     rows = [tiles[i : i + ncols] for i in range(0, len(tiles), ncols)]

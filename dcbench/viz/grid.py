@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
 from dcbench.core.files import write_bytes
@@ -112,6 +112,25 @@ def with_row_labels(
     draw = ImageDraw.Draw(canvas)
     for y, text in texts:
         draw.text((2, y), text, fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+def with_title(image: np.ndarray, lines: Sequence[str], font_size: int = 14) -> np.ndarray:
+    """Add a white band above `image` with one or more lines of text (a figure title).
+
+    The canvas widens (image centred) when a line is wider than the image.
+    """
+    font = ImageFont.load_default(size=font_size)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    widths = [int(probe.textlength(line, font=font)) for line in lines]
+    line_h = font_size + 4
+    width = max(image.shape[1], max(widths, default=0) + 8)
+    height = image.shape[0] + line_h * len(lines) + 6
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    canvas.paste(Image.fromarray(image), ((width - image.shape[1]) // 2, height - image.shape[0]))
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        draw.text((4, 3 + i * line_h), line, fill=(0, 0, 0), font=font)
     return np.asarray(canvas)
 
 

@@ -14,7 +14,7 @@ import dcbench.cli.demo as demo
 from dcbench.cli.entry import main
 from dcbench.leaderboards.store import ResultsStore
 
-TINY = demo.DemoSize(per_class=12, val_per_class=6, voc_images=(8, 8, 8), epochs=2, k=8,
+TINY = demo.DemoSize(per_class=12, val_per_class=6, voc_images=(8, 8, 8), epochs=3, k=8,
                      digit_epochs=2, digit_k=12, digits_per_class=12,
                      linear=("epochs=2", "milestones=[1]"),
                      low_shot=("shots=[2]", "draws=1", "iterations=4", "eval_every=4"),
