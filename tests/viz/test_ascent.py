@@ -127,6 +127,10 @@ def test_figure_and_cli(small_sobel, tmp_path, capsys):
             "--channels", "0-1", "--iters", "10", "--seed", "3", "--out", str(out)]
     assert main(argv) == 0
     first = out.read_bytes()
-    assert Image.open(out).size == (2 * 66 + 2, 66 + 2)
+    # 64 px tiles drawn at 128 px (auto scale 2), under channel labels and a two-line title
+    width, height = Image.open(out).size
+    assert width >= 2 * 128 and height >= 128 + 14 + 2 * 18
+    title = np.asarray(Image.open(out).convert("L"))[:36]
+    assert (title < 100).any() and (title == 255).mean() > 0.5  # dark text on white
     assert "conv2 channel 1: mean activation" in capsys.readouterr().out
     assert main(argv) == 0 and out.read_bytes() == first
