@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verbs.required = True
     p = verbs.add_parser("list", help="the catalog, with where each model's weights come from")
     p.add_argument("pattern", nargs="?", default="*", help="glob on names, e.g. 'random-*'")
+    p.add_argument("--wide", action="store_true", help="do not cut lines at 120 columns")
     p = verbs.add_parser("info", help="everything the catalog knows about one model")
     p.add_argument("name", help="catalog name (see `dcbench hub list`)")
     p = verbs.add_parser("pull", help="download + verify + convert + cache a catalog model")
@@ -66,12 +67,27 @@ def _list(args: argparse.Namespace) -> int:
     entries = list_entries(args.pattern)
     if not entries:
         raise UserError(f"no catalog model matches {args.pattern!r}")
-    print(f"{'name':28} {'arch':14} {'sobel':5} {'data':30} {'clustering':11} weights")
+    print(f"{'name':28} {'arch':13} {'sobel':5} {'data':22} {'clustering':10} weights")
     for e in entries:
         cached = " [cached]" if e.source == "url" and is_cached(e.name) else ""
-        print(f"{e.name:28} {e.arch:14} {'yes' if e.sobel else 'no':5} {e.dataset[:30]:30} "
-              f"{e.clustering[:11]:11} {e.availability()}{cached}")
+        line = (f"{e.name:28} {e.arch[:13]:13} {'yes' if e.sobel else 'no':5} "
+                f"{e.dataset[:22]:22} {e.clustering[:10]:10} {_weights_short(e)}{cached}")
+        print(line if args.wide else line[:LIST_WIDTH])
+    if not args.wide:
+        print("(`dcbench hub info NAME` for the full record; --wide for untruncated lines)")
     return 0
+
+
+LIST_WIDTH = 120
+
+
+def _weights_short(entry: CatalogEntry) -> str:
+    """Where the weights come from, in a few words (the URL is in `hub info`)."""
+    if entry.source == "url":
+        return "official download" + (" (sha256 pinned)" if entry.sha256 else "")
+    if entry.source == "none":
+        return "none published; recipe " + entry.name
+    return entry.availability()
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -51,6 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     compare = verb("compare", "two or more models on every protocol they share")
     compare.add_argument("models", nargs="+", help="model names or weight sha256 prefixes")
+    compare.add_argument("--protocol", action="append", default=[],
+                         help="only these protocols (repeatable)")
+    compare.add_argument("--metric", action="append", default=[],
+                         help="only these metrics, e.g. top1 (repeatable)")
+    compare.add_argument("--layer", action="append", default=[],
+                         help="only these layers, e.g. conv5 (repeatable)")
+    compare.add_argument("--wide", action="store_true",
+                         help="every column (dialect, counts) and full model names; the "
+                              "default fits 120 columns")
     _output_args(compare)
 
     add = verb("add", "import results made elsewhere (validated; nothing written on error)")
@@ -105,11 +114,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.verb == "compare":
         frame = Leaderboard.from_store(args.store).compare(args.models)
+        for column in ("protocol", "metric", "layer"):
+            if getattr(args, column):
+                frame = frame[frame[column].isin(getattr(args, column))]
         if frame.empty:
             raise UserError("the models share no result cell (protocol, dialect, dataset, "
-                            "split, layer, metric)")
-        export.write_output(export.render_compare(frame, args.models, args.format),
-                            args.output)
+                            "split, layer, metric)"
+                            + (" matching the filters" if args.protocol or args.metric
+                               or args.layer else ""))
+        export.write_output(export.render_compare(frame, args.models, args.format,
+                                                  wide=args.wide), args.output)
         return 0
     if args.verb == "add":
         return _add(args, ResultsStore)

@@ -17,6 +17,7 @@ import pandas as pd
 from dcbench.core.errors import UserError, did_you_mean
 from dcbench.core.files import write_text
 from dcbench.leaderboards.published import TableInfo
+from dcbench.leaderboards.run_tables import decimals, short_names
 from dcbench.leaderboards.tables import KIND_PUBLISHED, delta_column, std_column
 
 FORMATS = ("md", "csv", "latex", "html")
@@ -174,29 +175,54 @@ def write_output(text: str, output: str | os.PathLike | None) -> None:
         write_text(output, text)
 
 
-def compare_display(frame: pd.DataFrame, models: list[str]) -> pd.DataFrame:
-    """Readable view of `Leaderboard.compare`: one `mean ± std` column per model, deltas."""
+def compare_display(frame: pd.DataFrame, models: list[str], wide: bool = False) -> pd.DataFrame:
+    """Readable view of `Leaderboard.compare`: one `mean ± std` column per model, deltas.
+
+    Values and deltas of a row share one precision (3 decimals for scores in [0, 1], else
+    1). Headers use short model names (`legend` maps them back); `wide` keeps every column
+    (dialect, counts) and the full names.
+    """
+    labels = {m: m for m in models} if wide else short_names(models)
     cell = ["protocol", "dialect", "dataset", "split", "layer", "metric"]
-    out = frame[cell].copy()
+    out = frame[cell if wide else [c for c in cell if c != "dialect"]].copy()
+    places = [decimals(row) for row in frame[models].to_numpy(dtype=float)]
     for model in models:
-        out[model] = [format_number(v) + (f" ± {format_number(s)}" if not pd.isna(s) else "")
-                      for v, s in zip(frame[model], frame[std_column(model)], strict=True)]
-        out[f"n {model}"] = frame[f"n {model}"].astype(str)
+        out[labels[model]] = [
+            "" if pd.isna(v) else f"{v:.{d}f}" + (f" ± {s:.{d}f}" if not pd.isna(s) else "")
+            for v, s, d in zip(frame[model], frame[std_column(model)], places, strict=True)]
+        if wide:
+            out[f"n {model}"] = frame[f"n {model}"].astype(str)
     for model in models[1:]:
-        out[delta_column(model)] = [format_delta(v) for v in frame[delta_column(model)]]
+        out[delta_column(labels[model])] = [
+            "" if pd.isna(v) else f"{v:+.{d}f}"
+            for v, d in zip(frame[delta_column(model)], places, strict=True)]
     return out
 
 
-def render_compare(frame: pd.DataFrame, models: list[str], fmt: str) -> str:
+def compare_legend(models: list[str]) -> str:
+    """`short = full name` lines for the models whose header was shortened."""
+    labels = short_names(models)
+    return "\n".join(f"  {labels[m]} = {m}" for m in models if labels[m] != m)
+
+
+def render_compare(frame: pd.DataFrame, models: list[str], fmt: str, wide: bool = False) -> str:
     """The comparison of `models` in format `fmt` (md, csv, latex, html)."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; " + did_you_mean(fmt, list(FORMATS)))
     if fmt == "csv":
         return frame.to_csv(index=False)
-    display = compare_display(frame, models)
+    display = compare_display(frame, models, wide=wide)
     caption = "comparison of " + ", ".join(models) + " on every result cell they share"
     if fmt == "md":
-        return f"**compare**: {caption}\n\n" + to_markdown(display)
+        legend = "" if wide else compare_legend(models)
+        head = f"**compare**: Δ = model minus {short_names(models)[models[0]]}"
+        if not wide:  # a label column with one value becomes a note (saves width)
+            fixed = [c for c in ("protocol", "dataset", "split", "layer", "metric")
+                     if display[c].nunique() == 1]
+            if fixed:
+                head += "\nevery row: " + ", ".join(f"{c} {display[c].iloc[0]}" for c in fixed)
+                display = display.drop(columns=fixed)
+        return head + (f"\n{legend}" if legend else "") + "\n\n" + to_markdown(display)
     if fmt == "latex":
         return to_latex(display, caption)
 

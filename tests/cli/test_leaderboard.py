@@ -100,9 +100,18 @@ def test_compare(cli, capsys, results_file, tmp_path) -> None:
     assert cli("leaderboard", "compare", "deepcluster-alexnet", "random-alexnet-sobel",
                "--store", store) == 0
     out = capsys.readouterr().out
-    line = next(x for x in out.splitlines() if "conv3" in x)
-    assert "41.5 ± 0.71" in line and "18.0" in line and "-23.5" in line
+    line = next(x for x in out.splitlines() if "41.5" in x)
+    assert "layer conv3" in out  # one-valued label columns move into the heading
+    # one precision per row: the values' own (1 decimal for percent), the delta too
+    assert "41.5 ± 0.7" in line and "18.0" in line and "-23.5" in line
     assert "conv1" not in out  # not shared
+    assert max(len(x) for x in out.splitlines()) <= 120
+    assert cli("leaderboard", "compare", "deepcluster-alexnet", "random-alexnet-sobel",
+               "--store", store, "--layer", "conv5") == 2  # filtered to nothing
+    assert "matching the filters" in capsys.readouterr().err
+    assert cli("leaderboard", "compare", "deepcluster-alexnet", "random-alexnet-sobel",
+               "--store", store, "--wide", "--metric", "top1_best_epoch") == 0
+    assert "n deepcluster-alexnet" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("content", "message"), [
