@@ -103,3 +103,14 @@ def test_places_list_files_and_undecodable_images(tmp_path, capsys):
         assert "skipped 3 undecodable image(s)" in capsys.readouterr().err
         rows = json.loads((out / "results.json").read_text())
         assert rows[0]["dataset"] == "places"
+
+
+def test_batch_size_and_workers_flags(cls_data, tmp_path, capsys):
+    assert _eval(cls_data, tmp_path, "--protocol", "knn", "--batch-size", "8", "--no-store",
+                 "--out", str(tmp_path / "k")) == 0
+    config = (tmp_path / "k" / "config.yaml").read_text()
+    assert "batch_size: 8" in config
+    # a protocol without a loader-workers key refuses the flag, naming its keys
+    assert _eval(cls_data, tmp_path, "--protocol", "knn", "--workers", "2", "--no-store",
+                 "--out", str(tmp_path / "k2")) == 2
+    assert "does not take --workers" in capsys.readouterr().err
