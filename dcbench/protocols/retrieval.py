@@ -78,6 +78,8 @@ def find_folder(data_dir: Path, dataset: str) -> Path:
     """The sub-folder of `data_dir` holding `dataset` (or `data_dir` itself if it is named so)."""
     if dataset not in FOLDERS:
         raise UserError(f"unknown retrieval dataset {dataset!r}; choose from {list(FOLDERS)}")
+    if data_dir.name.lower() in FOLDERS[dataset]:
+        return data_dir
     for name in FOLDERS[dataset]:
         for candidate in (data_dir / name, data_dir / name.capitalize()):
             if candidate.is_dir():
