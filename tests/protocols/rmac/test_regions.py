@@ -50,7 +50,7 @@ def test_regions_match_plain_loop(shape):
     height, width = shape
     assert rmac_regions(height, width, 3) == reference_regions(height, width, 3)
     for x, y, w, h in rmac_regions(height, width, 3):
-        assert 0 <= x and x + w <= width and 0 <= y and y + h <= height
+        assert x >= 0 and x + w <= width and y >= 0 and y + h <= height
 
 
 def test_square_map_has_1_4_9_regions():
