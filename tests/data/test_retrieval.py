@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from dcbench.cli.entry import main
 from dcbench.core.errors import UserError
 from dcbench.data.retrieval import (
     PARIS_BLACKLIST,
@@ -63,3 +64,10 @@ def test_resize_longest_and_crop_as_official():
     assert crop_box((10.2, 20.7, 101.0, 151.0), 0.5) == (5, 10, 50, 76)
     images = RetrievalImages([], 64, lambda im: im)
     assert len(images) == 0
+
+
+def test_data_synth_cli_writes_the_retrieval_kind(tmp_path, capsys):
+    assert main(["data", "synth", "--out", str(tmp_path / "s"), "--kind", "retrieval",
+                 "--size", "64"]) == 0
+    assert len(RetrievalSet(tmp_path / "s" / "retrieval" / "paris6k").queries) == 6
+    assert "oxford5k/ paris6k/" in capsys.readouterr().out

@@ -9,6 +9,7 @@ import pytest
 
 from dcbench.core.errors import UserError
 from dcbench.data.synthetic_retrieval import write_retrieval_set
+from dcbench.leaderboards.published import table_info
 from dcbench.models import create_backbone
 from dcbench.protocols import get_protocol
 from dcbench.protocols.rmac import extract as extract_module
@@ -42,6 +43,9 @@ def test_end_to_end_rows_and_report(ret_root, tmp_path):
     assert summary["oxford5k"]["pca_source"] == "paris6k"
     # A random-init network still retrieves identical facades far above chance (~ 30%).
     assert np.mean(list(maps.values())) > 40
+    # the rows land in ECCV Table 5's columns
+    cells = {(r.protocol, r.dataset, r.split, r.layer, r.metric) for r in rows}
+    assert {c.key for c in table_info("eccv-table5").columns} <= cells
 
 
 def test_resume_reads_shards(ret_root, tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ import pytest
 
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
+from dcbench.leaderboards.published import table_info
 from dcbench.models import create_backbone
 from dcbench.protocols import get_protocol
 from dcbench.protocols.svm import core as svm_core
@@ -43,6 +44,9 @@ def test_svm_rows_and_resume_without_refit(voc_root, tmp_path, monkeypatch):
         aps = [r.value for r in rows if r.layer == layer and r.metric.startswith("ap_")]
         mean = next(r.value for r in rows if r.layer == layer and r.metric == "map")
         assert mean == pytest.approx(np.mean(aps)) and 0 <= mean <= 100
+    columns = {c.column: c.key for c in table_info("mmselfsup-r50-voc07-svm").columns}
+    assert columns["SVM mAP"] in {(r.protocol, r.dataset, r.split, r.layer, r.metric)
+                                  for r in rows}
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["conv5"]) >= {f"cost_{c}" for c in VOC_CLASSES}
 
@@ -71,6 +75,8 @@ def test_lowshot_rows_samples_saved_and_reused(voc_root, tmp_path):
     assert stats["map_std"] == pytest.approx(np.std(per_sample, ddof=1))
     assert stats["map_min"] == min(per_sample) and stats["map_max"] == max(per_sample)
     assert sorted(r.seed for r in rows if r.metric == "map") == [0, 1, 2]
+    columns = {c.column: c.key for c in table_info("mmselfsup-r50-voc07-svm").columns}
+    assert columns["k=1"] in {(r.protocol, r.dataset, r.split, r.layer, r.metric) for r in rows}
     saved = tmp_path / "a" / "lowshot_samples.json"
     reused, _ = _run("voc07-lowshot-svm", voc_root, tmp_path / "b",
                      ["layers=[conv5]", "shots=[1]", "samples=3", f"samples_file={saved}"])
