@@ -12,6 +12,7 @@ from dcbench.data.voc import VOC_CLASSES
 from dcbench.leaderboards.published import table_info
 from dcbench.models import create_backbone
 from dcbench.protocols import get_protocol
+from dcbench.protocols.base import check_metric_name, list_protocols
 from dcbench.protocols.svm import core as svm_core
 
 
@@ -93,3 +94,13 @@ def test_lowshot_test_selection_is_at_least_cv(voc_root, tmp_path):
     value = {r.metric: r.value for r in cv if r.metric == "map_mean"}["map_mean"]
     # the FSSB rule picks the best cost on test among (0.1, 1, 10): never below cost 0.1
     assert {r.metric: r.value for r in best}["map_mean"] >= value - 1e-9
+
+
+def test_new_protocols_are_registered_with_both_schedules():
+    for name in ("voc07-svm", "voc07-lowshot-svm", "retrieval"):
+        assert name in list_protocols()
+        protocol = get_protocol(name)
+        assert {"published", "smoke"} <= set(protocol.SCHEDULES)
+        assert protocol.Config().dialect == "dc2018" and "dc2018" in protocol.DIALECTS
+    for metric in ("map_min", "map_max", "map_mean", "map_std"):
+        check_metric_name(metric)
