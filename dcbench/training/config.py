@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dcbench.core import config as cfg
-from dcbench.core.errors import UserError, did_you_mean
+from dcbench.core.errors import UserError
+from dcbench.core.registry import Registry
 
 
 @dataclass
@@ -89,9 +90,14 @@ def recipes_dir() -> Path:
     return Path(str(resources.files("dcbench.training") / "recipes"))
 
 
+RECIPES: Registry[Path] = Registry("recipe")
+for _path in sorted(recipes_dir().glob("*.yaml")):  # a recipe is defined by its YAML file
+    RECIPES.register(_path.stem, _path)
+
+
 def list_recipes() -> list[str]:
     """Names of the shipped recipes."""
-    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+    return RECIPES.names()
 
 
 def recipe_layer(name: str) -> dict[str, Any]:
@@ -100,10 +106,7 @@ def recipe_layer(name: str) -> dict[str, Any]:
     if path.suffix in (".yaml", ".yml") and path.is_file():
         data = cfg.load_yaml(path)
     else:
-        names = list_recipes()
-        if name not in names:
-            raise UserError(f"unknown recipe {name!r}; " + did_you_mean(name, names))
-        data = cfg.load_yaml(recipes_dir() / f"{name}.yaml")
+        data = cfg.load_yaml(RECIPES.get(name))
     data = dict(data)
     data.pop("description", None)
     return data
@@ -117,7 +120,7 @@ def resolve_config(recipe: str, overrides: list[str] | None = None, **fields: An
 
 def recipe_description(name: str) -> str:
     """The `description:` line of a shipped recipe ('' if none)."""
-    data = cfg.load_yaml(recipes_dir() / f"{name}.yaml")
+    data = cfg.load_yaml(RECIPES.get(name))
     return str(data.get("description", ""))
 
 
