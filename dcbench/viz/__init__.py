@@ -10,6 +10,6 @@ Modules, each with a pure core returning arrays and a `dcbench viz VERB` front-e
   (`find_top_activations(model, folder, layer, channels)`, `activations_image(...)`).
 - `ascent`: gradient ascent on the input (`gradient_ascent(model, layer, channel, config)`,
   `ascent_figure(...)`).
-- `curves`: NMI / losses / cluster statistics from `log.jsonl` (`read_log`, `curves_figure`).
+- `curves`: NMI / losses / cluster statistics from `log.jsonl` (`read_curves`, `curves_figure`).
 - `grid` (tiling, PNG encoding) and `features` (per-image tap statistics) serve them.
 """
