@@ -20,7 +20,8 @@ def assignment_nmi(a: np.ndarray, b: np.ndarray, average: str = "arithmetic") ->
     """NMI between two labelings of the same samples, over samples labelled (>= 0) in both.
 
     `average`: sklearn's normaliser, "arithmetic" (sklearn >= 0.22) or "geometric" (the
-    sklearn the 2018 code ran). Returns None when fewer than 2 samples are labelled in both (nothing to compare).
+    sklearn the 2018 code ran). Returns None when fewer than 2 samples are labelled in both
+    (nothing to compare).
     """
     a, b = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
     if a.shape != b.shape:
