@@ -54,8 +54,10 @@ def _is_number(value: object) -> bool:
 
 def plot_curves(log: pd.DataFrame, title: str) -> bytes | None:
     """A PNG of the curves present in `log` (one panel per quantity), or None if none are."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import (
+        FigureCanvasAgg,  # lazy: matplotlib is slow to import; only for figures
+    )
+    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import; only for figures
 
     panels = [(name, [k for k in keys if k in log and log[k].notna().any()])
               for name, keys in PANELS]

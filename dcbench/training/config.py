@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dcbench.core import config as cfg
-from dcbench.core.errors import UserError, did_you_mean
+from dcbench.core.errors import UserError
+from dcbench.core.registry import Registry
 
 
 @dataclass
@@ -118,9 +119,14 @@ def recipes_dir() -> Path:
     return Path(str(resources.files("dcbench.training") / "recipes"))
 
 
+RECIPES: Registry[Path] = Registry("recipe")
+for _path in sorted(recipes_dir().glob("*.yaml")):  # a recipe is defined by its YAML file
+    RECIPES.register(_path.stem, _path)
+
+
 def shipped_recipes() -> list[str]:
     """Names of the shipped recipe files."""
-    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+    return RECIPES.names()
 
 
 def list_recipes() -> list[str]:
@@ -147,10 +153,7 @@ def recipe_layer(name: str) -> dict[str, Any]:
     if path.suffix in (".yaml", ".yml") and path.is_file():
         data = cfg.load_yaml(path)
     else:
-        names = shipped_recipes()
-        if name not in names:
-            raise UserError(f"unknown recipe {name!r}; " + did_you_mean(name, names))
-        data = cfg.load_yaml(recipes_dir() / f"{name}.yaml")
+        data = cfg.load_yaml(RECIPES.get(name))
     data = dict(data)
     data.pop("description", None)
     return {**data, **overlay}
@@ -165,7 +168,7 @@ def resolve_config(recipe: str, overrides: list[str] | None = None, **fields: An
 def recipe_description(name: str) -> str:
     """The `description:` line of a shipped recipe ('' if none); `+preset` adds its summary."""
     base, _ = split_preset(name)
-    data = cfg.load_yaml(recipes_dir() / f"{base}.yaml")
+    data = cfg.load_yaml(RECIPES.get(base))
     text = str(data.get("description", ""))
     if base != name:
         text = f"{base}, {PRESET_DESCRIPTIONS[name.rpartition('+')[2]]}"
