@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dcbench.core import config as cfg
-from dcbench.core.errors import UserError
+from dcbench.core.errors import UserError, did_you_mean
 from dcbench.core.registry import Registry
 
 
