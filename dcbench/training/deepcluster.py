@@ -108,7 +108,8 @@ def _check_resume(run: RunDir, config: TrainConfig, resume: bool) -> None:
         return
     if not resume:
         raise UserError(f"{run.root} already holds a run; pass --resume or choose a new --out")
-    saved = cfg.load_yaml(run.config)
+    # a key added since the run started counts as its default (the behaviour it ran with)
+    saved = {**yaml.safe_load(cfg.dump_yaml(TrainConfig())), **cfg.load_yaml(run.config)}
     now = yaml.safe_load(cfg.dump_yaml(config))
     changed = sorted(k for k in now if k not in RESUMABLE_KEYS and saved.get(k) != now[k])
     if changed:

@@ -143,3 +143,19 @@ def test_faithful_preset_reaches_the_training_loop(
     both = (a >= 0) & (b >= 0)
     expected = normalized_mutual_info_score(a[both], b[both], average_method="geometric")
     assert run.read_log()[1]["nmi_prev"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_runs_saved_before_the_fidelity_keys_still_resume(micro_data: Path, tmp_path: Path
+                                                          ) -> None:
+    out = tmp_path / "run"
+    deepcluster.train(resolve_config("tiny", MICRO_OVERRIDES, epochs=1), micro_data, out)
+    saved = RunDir(out).config
+    new_keys = ("sampler:", "pic_dtype:", "nmi_average:")
+    saved.write_text("".join(line for line in saved.read_text().splitlines(keepends=True)
+                             if not line.startswith(new_keys)))
+    deepcluster.train(resolve_config("tiny", MICRO_OVERRIDES, epochs=2), micro_data, out,
+                      resume=True)
+    assert [r["epoch"] for r in RunDir(out).read_log()] == [0, 1]
+    with pytest.raises(UserError, match="different settings: .*sampler"):
+        deepcluster.train(resolve_config("tiny+faithful-2018", MICRO_OVERRIDES, epochs=3),
+                          micro_data, out, resume=True)
