@@ -167,7 +167,7 @@ def _serve(tmp_path, monkeypatch, name, payload, **fields):
     base = catalog.get_entry(fields.pop("like")).as_dict()
     entry = catalog.CatalogEntry(**{**base, "name": "fixture-" + name, "url": src.as_uri(),
                                     **fields})
-    monkeypatch.setitem(catalog._CATALOG, entry.name, entry)
+    monkeypatch.setitem(catalog.CATALOG._items, entry.name, entry)
     monkeypatch.delenv("DCBENCH_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     return entry, hashlib.sha256(src.read_bytes()).hexdigest()
@@ -187,5 +187,5 @@ def test_pull_converts_records_sha_and_checks_name_prefix(r50, r50_sobel, tmp_pa
     good, sha = _serve(tmp_path, monkeypatch, "mm2.pth", mmselfsup_layout(r50_sobel),
                        like="mmselfsup-deepcluster-r50-sobel")
     good = catalog.CatalogEntry(**{**good.as_dict(), "extra": {"sha256_prefix": sha[:8]}})
-    monkeypatch.setitem(catalog._CATALOG, good.name, good)
+    monkeypatch.setitem(catalog.CATALOG._items, good.name, good)
     assert (pull(good.name, progress=False) / "config.json").is_file()
