@@ -8,6 +8,7 @@ import pytest
 import torch
 import torchvision
 
+from dcbench.cli.entry import main
 from dcbench.core.errors import UserError
 from dcbench.models import create_backbone
 from dcbench.models.converters import CONVERTER_NAMES, convert_state, load_converted
@@ -189,3 +190,12 @@ def test_pull_converts_records_sha_and_checks_name_prefix(r50, r50_sobel, tmp_pa
     good = catalog.CatalogEntry(**{**good.as_dict(), "extra": {"sha256_prefix": sha[:8]}})
     monkeypatch.setitem(catalog.CATALOG._items, good.name, good)
     assert (pull(good.name, progress=False) / "config.json").is_file()
+
+
+def test_hub_convert_cli_takes_a_layout(r50, tmp_path, capsys):
+    src = tmp_path / "selav2_400ep_pretrain.pth.tar"
+    torch.save({"state_dict": swav_layout(r50, prototypes=0)}, src)
+    out = tmp_path / "hub"
+    assert main(["hub", "convert", str(src), str(out), "--layout", "swav"]) == 0
+    assert (out / "model.safetensors").is_file() and "resnet50" in capsys.readouterr().out
+    assert main(["hub", "convert", str(src), str(tmp_path / "hub2")]) == 2  # not official
