@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -123,7 +125,8 @@ class RetrievalImages(Dataset):
     `min_side` upsizes crops smaller than the network accepts (never needed at 1024 px).
     """
 
-    def __init__(self, paths: list[Path], size: int, transform, boxes=None,
+    def __init__(self, paths: list[Path], size: int, transform: Callable[[Any], Any],
+                 boxes: list[tuple[float, float, float, float] | None] | None = None,
                  min_side: int = 1) -> None:
         self.samples = [(str(p), 0) for p in paths]
         self.size, self.transform, self.min_side = size, transform, min_side
@@ -132,7 +135,7 @@ class RetrievalImages(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> tuple[Any, int, int]:
         image = open_image(self.samples[index][0])
         if image is None:
             return None, 0, index

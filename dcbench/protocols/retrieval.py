@@ -36,7 +36,6 @@ from torchvision.transforms import v2
 
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
-from dcbench.data.loader import DecodeReport
 from dcbench.data.retrieval import RetrievalImages, RetrievalSet
 from dcbench.protocols.base import (
     Protocol,
@@ -135,8 +134,7 @@ class Retrieval(Protocol):
                                      min_side=model.MIN_INPUT_SIZE)
             return extract_regions(featurize, images, levels=config.levels,
                                    shard_dir=shard_dir, shard_size=config.shard_size,
-                                   device=device, progress=progress, report=DecodeReport(),
-                                   desc=name)
+                                   device=device, progress=progress, desc=name)
 
         db = {d: describe(f"{d}-db", s.paths, None) for d, s in sorted(sets.items())}
         info = run_info(model, self.name, config, run_id=run_id, device=device,

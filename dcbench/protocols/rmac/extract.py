@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from dcbench.core.files import write_with
-from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.data.loader import make_loader
 from dcbench.protocols.rmac.regions import region_descriptors
 
 
@@ -56,10 +56,13 @@ def extract_regions(
     shard_size: int,
     device: str,
     progress: bool,
-    report: DecodeReport,
     desc: str,
 ) -> list[torch.Tensor | None]:
-    """Per-image (R_i, C) region descriptors (None for an undecodable image), resumable."""
+    """Per-image (R_i, C) region descriptors (None for an undecodable image), resumable.
+
+    Undecodable images are not raised: the caller lists the None entries (also after a
+    resume, when the shards are all that is left of the first pass).
+    """
     n = len(dataset)
     out: list[torch.Tensor | None] = []
     bar = tqdm(total=n, desc=desc, disable=not progress, file=sys.stderr, leave=False)
@@ -72,7 +75,6 @@ def extract_regions(
             channels = 0
             loader = make_loader(Subset(dataset, list(range(start, stop))), 1)
             for offset, batch in enumerate(loader):
-                report.add([start + offset for _ in batch.bad], dataset)
                 if len(batch) == 0:
                     continue
                 fmap = featurize(batch.images.to(device))[0].float().cpu()

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from dcbench.core.errors import UserError
+from dcbench.data.decode import open_image
 from dcbench.data.loader import DecodeReport
 from dcbench.data.voc import VOCClassification
 from dcbench.protocols.cache import FeatureCache
@@ -57,7 +58,7 @@ class IndexedVOC(Dataset):
         return len(self.voc)
 
     def __getitem__(self, index: int) -> tuple[Any, int, int]:
-        image, _, _ = self.voc[index]
+        image = open_image(self.voc.image_path(self.voc.ids[index]))
         return (None if image is None else self.transform(image)), index, index
 
 
