@@ -87,10 +87,9 @@ def resolve_settings(cost_list: str, costs: Sequence[float], *, folds: int, tol:
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Per-sample L2 normalisation (FSSB `normalize_features`), zero rows stay zero."""
+    """Per-sample L2 normalisation as FSSB/VISSL `normalize_features`: x / (||x|| + 1e-5)."""
     x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-10)
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-5)
 
 
 def make_svc(cost: float, settings: SVMSettings) -> LinearSVC:

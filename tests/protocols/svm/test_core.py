@@ -54,9 +54,12 @@ def test_voc_ap_matches_loop():
     assert np.isnan(voc_ap(np.zeros(3), np.array([-1, -1, -1])))
 
 
-def test_l2_normalize_matches_sklearn():
+def test_l2_normalize_matches_fssb_rule_and_sklearn():
     x = np.random.default_rng(1).normal(size=(7, 5))
-    assert np.allclose(l2_normalize(x), normalize(x), atol=1e-6)
+    by_row = np.stack([row / (np.sqrt(sum(v * v for v in row)) + 1e-5) for row in x])
+    assert np.allclose(l2_normalize(x), by_row, atol=1e-6)
+    assert np.allclose(l2_normalize(x), normalize(x), atol=1e-4)
+    assert not np.isnan(l2_normalize(np.zeros((2, 3)))).any()
 
 
 def _toy(seed=0, n=90, d=12):
