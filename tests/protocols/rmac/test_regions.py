@@ -1,15 +1,13 @@
-"""R-MAC regions vs a plain-loop port of Tolias et al.'s layout; descriptor and whitening."""
+"""R-MAC regions vs a plain-loop port of Tolias et al.'s layout; region descriptors."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from dcbench.protocols.rmac.regions import aggregate, region_descriptors, rmac_regions
-from dcbench.protocols.rmac.whitening import fit_whitening
 
 
 def reference_regions(H: int, W: int, L: int) -> list[tuple[int, int, int, int]]:
@@ -65,17 +63,6 @@ def test_region_descriptors_are_normalised_maxima():
     manual = fmap[:, y:y + h, x:x + w].reshape(5, -1).max(dim=1).values
     assert torch.allclose(desc[-1], manual / manual.norm())
     assert torch.allclose(desc.norm(dim=1), torch.ones(len(regions)))
-
-
-def test_whitening_whitens_and_clamps():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6))
-    mean, projection, kept = fit_whitening(x, 4)
-    z = (x - mean) @ projection.T
-    assert np.allclose(z.T @ z, np.eye(4), atol=1e-8) and 0 < kept <= 1
-    flat = np.concatenate([x, np.zeros((400, 2))], axis=1)  # rank-deficient: clamped, finite
-    _, proj, _ = fit_whitening(flat, 8)
-    assert proj.shape == (8, 8) and np.isfinite(proj).all()
 
 
 def test_aggregate_is_unit_norm_sum():
