@@ -28,7 +28,7 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.features import frozen_features, load_splits
+from dcbench.protocols.probe.frozen_features import frozen_features, load_splits
 from dcbench.protocols.metrics import topk_accuracy
 
 if TYPE_CHECKING:

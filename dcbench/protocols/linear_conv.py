@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from dcbench.core.errors import UserError
 from dcbench.protocols.base import CONV_LAYERS, Protocol, Result, register_protocol, run_info
-from dcbench.protocols.cache import FeatureSet
-from dcbench.protocols.features import Sizes, stratified_split, tap_featurizer
-from dcbench.protocols.frozen import FrozenProbeConfig, fit_frozen, outcome_rows, prepare
-from dcbench.protocols.pooling import model_pool_specs
-from dcbench.protocols.probe import LinearHead
-from dcbench.protocols.selection import FitSettings, LayerOutcome, fit_with_selection
-from dcbench.protocols.sources import TensorSource
+from dcbench.protocols.probe.feature_cache import FeatureSet
+from dcbench.protocols.probe.frozen_features import Sizes, stratified_split, tap_featurizer
+from dcbench.protocols.probe.frozen_fit import FrozenProbeConfig, fit_frozen, outcome_rows, prepare
+from dcbench.protocols.probe.pooling import model_pool_specs
+from dcbench.protocols.probe.heads import LinearHead
+from dcbench.protocols.probe.selection import FitSettings, LayerOutcome, fit_with_selection
+from dcbench.protocols.probe.batch_sources import TensorSource
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone

@@ -37,9 +37,9 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.cache import dataset_fingerprint
-from dcbench.protocols.features import Sizes, load_splits, log, stratified_split, with_transform
-from dcbench.protocols.finetune import FinetuneSettings, finetune, top1
+from dcbench.protocols.probe.feature_cache import dataset_fingerprint
+from dcbench.protocols.probe.frozen_features import Sizes, load_splits, log, stratified_split, with_transform
+from dcbench.protocols.probe.network_finetune import FinetuneSettings, finetune, top1
 from dcbench.protocols.metrics import mean_std
 
 if TYPE_CHECKING:

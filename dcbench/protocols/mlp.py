@@ -21,8 +21,8 @@ from torch import nn
 
 from dcbench.core.errors import UserError
 from dcbench.protocols.base import Protocol, Result, register_protocol, run_info
-from dcbench.protocols.frozen import FrozenProbeConfig, fit_frozen, outcome_rows, prepare
-from dcbench.protocols.pooling import PoolSpec
+from dcbench.protocols.probe.frozen_fit import FrozenProbeConfig, fit_frozen, outcome_rows, prepare
+from dcbench.protocols.probe.pooling import PoolSpec
 
 if TYPE_CHECKING:
     from collections.abc import Callable

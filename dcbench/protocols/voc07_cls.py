@@ -48,7 +48,7 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.voc_finetune import (
+from dcbench.protocols.voc.finetune_base import (
     Checkpoint,
     SeededView,
     VOCFinetuneConfig,
@@ -57,8 +57,8 @@ from dcbench.protocols.voc_finetune import (
     require_positive,
     train_iterations,
 )
-from dcbench.protocols.voc_metrics import multilabel_ap, row_metrics
-from dcbench.protocols.voc_nets import (
+from dcbench.protocols.voc.metrics import multilabel_ap, row_metrics
+from dcbench.protocols.voc.nets import (
     VOCClassifierNet,
     backbone_parts,
     layer_label,

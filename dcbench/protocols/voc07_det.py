@@ -52,14 +52,14 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.voc_detector import (
+from dcbench.protocols.voc.detector import (
     DetectorSpec,
     build_detector,
     continuous_to_voc,
     set_scales,
     voc_to_continuous,
 )
-from dcbench.protocols.voc_finetune import (
+from dcbench.protocols.voc.finetune_base import (
     Checkpoint,
     VOCFinetuneConfig,
     epoch_batches,
@@ -67,8 +67,8 @@ from dcbench.protocols.voc_finetune import (
     require_positive,
     train_iterations,
 )
-from dcbench.protocols.voc_metrics import row_metrics, voc_detection_ap
-from dcbench.protocols.voc_nets import (
+from dcbench.protocols.voc.metrics import row_metrics, voc_detection_ap
+from dcbench.protocols.voc.nets import (
     backbone_parts,
     layer_label,
     reinit_linear,

@@ -45,8 +45,8 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.voc_fcn import FCNNet
-from dcbench.protocols.voc_finetune import (
+from dcbench.protocols.voc.fcn import FCNNet
+from dcbench.protocols.voc.finetune_base import (
     Checkpoint,
     VOCFinetuneConfig,
     epoch_batches,
@@ -54,8 +54,8 @@ from dcbench.protocols.voc_finetune import (
     require_positive,
     train_iterations,
 )
-from dcbench.protocols.voc_metrics import confusion_matrix, row_metrics, segmentation_scores
-from dcbench.protocols.voc_nets import (
+from dcbench.protocols.voc.metrics import confusion_matrix, row_metrics, segmentation_scores
+from dcbench.protocols.voc.nets import (
     backbone_parts,
     layer_label,
     reinit_linear,

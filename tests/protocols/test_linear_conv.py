@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from dcbench.protocols.cache import FeatureSet
+from dcbench.protocols.probe.feature_cache import FeatureSet
 from dcbench.protocols.linear_conv import linear_probe
-from dcbench.protocols.probe import OptimSettings
-from dcbench.protocols.selection import FitSettings
+from dcbench.protocols.probe.heads import OptimSettings
+from dcbench.protocols.probe.selection import FitSettings
 
 
 def _blobs(n_per_class: int, seed: int, shift: float = 3.0) -> FeatureSet:

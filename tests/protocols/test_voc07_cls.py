@@ -15,7 +15,7 @@ from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
 from dcbench.protocols.base import get_protocol
 from dcbench.protocols.voc07_cls import classification_loss, voc07_cls_metrics
-from dcbench.protocols.voc_nets import VOCClassifierNet, backbone_parts, set_trainable
+from dcbench.protocols.voc.nets import VOCClassifierNet, backbone_parts, set_trainable
 
 MICRO = ["iterations=4", "batch_size=4", "eval_passes=2", "checkpoint_every=2"]
 

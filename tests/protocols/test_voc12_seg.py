@@ -13,8 +13,8 @@ from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import find_voc, read_mask
 from dcbench.protocols.base import get_protocol
 from dcbench.protocols.voc12_seg import SEG_CLASSES, segmentation_loss, voc12_seg_metrics
-from dcbench.protocols.voc_fcn import FCNNet
-from dcbench.protocols.voc_nets import backbone_parts
+from dcbench.protocols.voc.fcn import FCNNet
+from dcbench.protocols.voc.nets import backbone_parts
 
 MICRO = ["iterations=3", "checkpoint_every=2"]
 
@@ -98,8 +98,8 @@ def test_fcn_fits_a_few_training_images(model, voc_root):
         segment_confusion,
         voc12_seg_metrics,
     )
-    from dcbench.protocols.voc_finetune import epoch_batches, train_iterations
-    from dcbench.protocols.voc_nets import set_trainable
+    from dcbench.protocols.voc.finetune_base import epoch_batches, train_iterations
+    from dcbench.protocols.voc.nets import set_trainable
 
     data = VOCSegmentation(voc_root, 2012, "train",
                            transform=seg_transform(model.config["mean"], model.config["std"],

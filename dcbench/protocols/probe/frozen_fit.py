@@ -17,8 +17,8 @@ from dcbench.core.files import write_json
 from dcbench.data import transforms as T
 from dcbench.data.loader import DecodeReport
 from dcbench.protocols.base import ProtocolConfig, Result, RunInfo, results_from_metrics
-from dcbench.protocols.cache import FeatureCache
-from dcbench.protocols.features import (
+from dcbench.protocols.probe.feature_cache import FeatureCache
+from dcbench.protocols.probe.frozen_features import (
     Sizes,
     Splits,
     cached_features,
@@ -27,10 +27,10 @@ from dcbench.protocols.features import (
     stratified_split,
     with_transform,
 )
-from dcbench.protocols.pooling import PoolSpec
-from dcbench.protocols.probe import OptimSettings
-from dcbench.protocols.selection import FitSettings, LayerOutcome, fit_with_selection
-from dcbench.protocols.sources import ImageSource, TensorSource
+from dcbench.protocols.probe.pooling import PoolSpec
+from dcbench.protocols.probe.heads import OptimSettings
+from dcbench.protocols.probe.selection import FitSettings, LayerOutcome, fit_with_selection
+from dcbench.protocols.probe.batch_sources import ImageSource, TensorSource
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone

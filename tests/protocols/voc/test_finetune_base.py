@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dcbench.core.errors import UserError
-from dcbench.protocols import voc_finetune as ft
+from dcbench.protocols.voc import finetune_base as ft
 
 
 class NoisyItems(Dataset):

@@ -16,9 +16,9 @@ from torch.utils.data import Subset
 from tqdm import tqdm
 
 from dcbench.data.loader import DecodeReport, make_loader
-from dcbench.protocols.cache import FeatureSet
-from dcbench.protocols.features import with_transform
-from dcbench.protocols.pooling import PoolSpec, pool_features
+from dcbench.protocols.probe.feature_cache import FeatureSet
+from dcbench.protocols.probe.frozen_features import with_transform
+from dcbench.protocols.probe.pooling import PoolSpec, pool_features
 
 TrainBatch = tuple[dict[str, torch.Tensor], torch.Tensor]
 EvalBatch = tuple[dict[str, torch.Tensor], torch.Tensor, int]

@@ -24,7 +24,7 @@ from dcbench.core.files import write_with
 from dcbench.data.loader import make_loader
 from dcbench.models.checkpoints import read_checkpoint
 from dcbench.protocols.metrics import average_crops, topk_correct
-from dcbench.protocols.sources import epoch_generator
+from dcbench.protocols.probe.batch_sources import epoch_generator
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dcbench.protocols.probe import (
+from dcbench.protocols.probe.heads import (
     Batches,
     HeadSpec,
     OptimSettings,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from dcbench.protocols.cache import FeatureSet
-from dcbench.protocols.features import stratified_split
-from dcbench.protocols.probe import (
+from dcbench.protocols.probe.feature_cache import FeatureSet
+from dcbench.protocols.probe.frozen_features import stratified_split
+from dcbench.protocols.probe.heads import (
     HeadSpec,
     LinearHead,
     OptimSettings,
@@ -18,7 +18,7 @@ from dcbench.protocols.probe import (
     lr_factor,
     run_phase,
 )
-from dcbench.protocols.sources import TensorSource
+from dcbench.protocols.probe.batch_sources import TensorSource
 
 
 def _lrs(schedule: str, lr0: float, wd: float, iters: int, steps: int, **kw) -> list[float]:
@@ -67,7 +67,7 @@ def _phase(work_dir, epochs):
         torch.manual_seed(0)
         probes = ProbeSet([HeadSpec("h", "x", LinearHead(6, 3), 0.05, 1e-4)],
                           OptimSettings(0.9, "sqrt"), 5)
-    from dcbench.protocols.probe import evaluate
+    from dcbench.protocols.probe.heads import evaluate
 
     return run_phase(probes, epochs=epochs, work_dir=work_dir, phase="t", progress=False,
                      train_batches=lambda e: src.train_batches(None, e, 0, 8),

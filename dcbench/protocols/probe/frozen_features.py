@@ -18,8 +18,8 @@ from dcbench.data import transforms as T
 from dcbench.data.folders import find_dataset
 from dcbench.data.loader import DecodeReport, make_loader
 from dcbench.protocols.base import dataset_name
-from dcbench.protocols.cache import CacheKey, FeatureCache, FeatureSet, dataset_fingerprint
-from dcbench.protocols.pooling import PoolSpec, model_pool_specs, pool_features
+from dcbench.protocols.probe.feature_cache import CacheKey, FeatureCache, FeatureSet, dataset_fingerprint
+from dcbench.protocols.probe.pooling import PoolSpec, model_pool_specs, pool_features
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone

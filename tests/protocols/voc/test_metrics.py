@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from dcbench.protocols import voc_metrics as vm
+from dcbench.protocols.voc import metrics as vm
 
 # Two images, one class. Image 0: a normal box and a difficult box; image 1: a normal box.
 GT = {
