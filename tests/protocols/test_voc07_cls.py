@@ -105,8 +105,8 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
     assert 100 * saved["test"]["map"] == pytest.approx(test["map"])  # metrics.json: fractions
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["position"]["iteration"] == 4
-    torch.testing.assert_close(state["model"]["features.0.weight"], conv1)  # conv frozen
-    assert torch.allclose(state["model"]["classifier.1.bias"].mean(), torch.tensor(0.1),
+    torch.testing.assert_close(state["state"]["model"]["features.0.weight"], conv1)  # conv frozen
+    assert torch.allclose(state["state"]["model"]["classifier.1.bias"].mean(), torch.tensor(0.1),
                           atol=0.01)  # re-initialised fc6 (bias 0.1), barely moved
 
 
@@ -115,14 +115,14 @@ def test_all_layers_train_the_trunk_and_bn_switch_is_labelled(model, voc_root, t
                                                      "eval_train_split=false"])
     assert {r.layer for r in rows} == {"all"} and {r.split for r in rows} == {"test"}
     state = torch.load(tmp_path / "all" / "checkpoint.pt", weights_only=True)
-    assert not torch.equal(state["model"]["features.0.weight"], model.features[0].weight)
-    torch.testing.assert_close(state["model"]["sobel.1.weight"], model.sobel[1].weight)
+    assert not torch.equal(state["state"]["model"]["features.0.weight"], model.features[0].weight)
+    torch.testing.assert_close(state["state"]["model"]["sobel.1.weight"], model.sobel[1].weight)
     rows = _run(model, voc_root, tmp_path / "bn", [*MICRO, "train_bn_scales=true",
                                                     "eval_train_split=false"])
     assert {r.layer for r in rows} == {"fc6-8+bn"}
     state = torch.load(tmp_path / "bn" / "checkpoint.pt", weights_only=True)
-    torch.testing.assert_close(state["model"]["features.0.weight"], model.features[0].weight)
-    assert not torch.equal(state["model"]["features.1.weight"], model.features[1].weight)
+    torch.testing.assert_close(state["state"]["model"]["features.0.weight"], model.features[0].weight)
+    assert not torch.equal(state["state"]["model"]["features.1.weight"], model.features[1].weight)
 
 
 def test_deterministic_resume_and_tencrop(model, voc_root, tmp_path):

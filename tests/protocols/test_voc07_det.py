@@ -133,7 +133,7 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
     assert 0.0 <= values["map"] <= 100.0  # rows are in percent, like the tables
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["position"]["iteration"] == 3
-    torch.testing.assert_close(state["model"]["backbone.features.0.weight"],
+    torch.testing.assert_close(state["state"]["model"]["backbone.features.0.weight"],
                                model.features[0].weight)  # fc6-8: conv trunk frozen
     config = protocol.resolve_config(schedule="smoke", overrides=[
         *MICRO, "train_layers=all", "ap_method=all", "split=train"])
@@ -141,7 +141,7 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
                         work_dir=tmp_path / "all")
     assert {r.split for r in rows} == {"val"} and {r.layer for r in rows} == {"all"}
     state = torch.load(tmp_path / "all" / "checkpoint.pt", weights_only=True)
-    assert not torch.equal(state["model"]["backbone.features.0.weight"],
+    assert not torch.equal(state["state"]["model"]["backbone.features.0.weight"],
                            model.features[0].weight)
 
 

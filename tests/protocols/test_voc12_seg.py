@@ -83,7 +83,7 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
                 for i in ids)
     assert cm.sum() == valid  # every non-ignored val pixel counted once, 255 never
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    torch.testing.assert_close(state["model"]["features.0.weight"], model.features[0].weight)
+    torch.testing.assert_close(state["state"]["model"]["features.0.weight"], model.features[0].weight)
     assert state["position"]["iteration"] == 3
 
 

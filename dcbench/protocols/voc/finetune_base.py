@@ -12,22 +12,32 @@ that dropout and torchvision draw from is saved with the checkpoint.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from dcbench.core.errors import UserError
-from dcbench.core.files import append_line, write_with
+from dcbench.core.files import append_line, write_json
 from dcbench.data.loader import Batch, DecodeReport, make_loader
-from dcbench.models.checkpoints import read_checkpoint
-from dcbench.protocols.base import ProtocolConfig
+from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
+from dcbench.protocols.base import (
+    Protocol,
+    ProtocolConfig,
+    Result,
+    results_from_metrics,
+    run_info,
+)
+from dcbench.protocols.voc.metrics import row_metrics
+from dcbench.protocols.voc.nets import layer_label
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
 
 
 @dataclasses.dataclass
@@ -110,68 +120,39 @@ def step_lr(base_lr: float, iteration: int, stepsize: int, gamma: float) -> floa
     return base_lr * gamma ** (iteration // max(int(stepsize), 1))
 
 
-@dataclasses.dataclass
-class Position:
-    """Where the loop is: optimizer steps done, current epoch, next batch within it."""
+class ImageList(list):
+    """Images of different sizes (detection, segmentation) as one batch's `images`: a list
+    whose `.to(device)` moves every image, so the engine's inference loop can run on it."""
 
-    iteration: int = 0
-    epoch: int = 0
-    batch: int = 0
-
-
-class Checkpoint:
-    """`work_dir/checkpoint.pt`: model, optimizer, position and RNG, written atomically.
-
-    A checkpoint written under another config (different `config_hash`) is refused, so a
-    resumed run never silently mixes two settings.
-    """
-
-    def __init__(self, path: Path, config_hash: str) -> None:
-        self.path = Path(path)
-        self.config_hash = config_hash
-
-    def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, position: Position) -> None:
-        """Write the full training state (atomic: a crash leaves the previous checkpoint)."""
-        state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "position": dataclasses.asdict(position),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "config_hash": self.config_hash,
-        }
-        write_with(self.path, lambda tmp: torch.save(state, tmp))
-
-    def load(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> Position | None:
-        """Restore a saved state into `model`/`optimizer`; None when there is no checkpoint."""
-        if not self.path.is_file():
-            return None
-
-        state = read_checkpoint(self.path)
-        if state.get("config_hash") != self.config_hash:
-            raise UserError(
-                f"{self.path} was written with a different protocol config; "
-                "use a fresh --work-dir (or the same settings) to resume"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        return Position(**state["position"])
+    def to(self, device: torch.device | str) -> list[torch.Tensor]:
+        """The images on `device`, as a plain list."""
+        return [image.to(device) for image in self]
 
 
 def require_positive(config: Any, *names: str) -> None:
-    """UserError naming the first config key that is not a positive number."""
+    """UserError naming the first config key that is not a positive number (None = unset)."""
     for name in names:
         value = getattr(config, name)
-        if not value > 0:
+        if value is not None and not value > 0:
             raise UserError(f"config key '{name}' must be positive, got {value!r}")
 
 
-def log(message: str) -> None:
-    """Progress lines go to stderr, so stdout stays machine-readable."""
-    print(message, file=sys.stderr, flush=True)
+def _batch_stream(batches: Callable[[int, int], Iterable[Any]], position: dict[str, int],
+                  steps: dict[str, int], desc: str) -> Iterator[Any]:
+    """Batches from `position` (epoch, batch) on, across epochs; `position` follows along.
+
+    An epoch that starts at its first batch and gives no usable step (`steps['n']` unchanged)
+    means the training set has no decodable image.
+    """
+    while True:
+        before, started_at = steps["n"], position["batch"]
+        for batch in batches(position["epoch"], position["batch"]):
+            position["batch"] += 1
+            yield batch
+        if steps["n"] == before and started_at == 0:
+            raise UserError(f"{desc}: the training set yielded no usable batch")
+        position["epoch"] += 1
+        position["batch"] = 0
 
 
 def train_iterations(
@@ -185,58 +166,122 @@ def train_iterations(
     stepsize: int,
     gamma: float,
     seed: int,
-    checkpoint: Checkpoint | None = None,
+    checkpoint: LoopCheckpoint | None = None,
     every: int = 1000,
     progress: bool = False,
     desc: str = "fine-tune",
     log_path: Path | None = None,
-) -> Position:
-    """Run `iterations` optimizer steps of `step(batch)`, checkpointing and resuming.
+) -> dict[str, int]:
+    """Run `iterations` optimizer steps of `step(batch)` in the engine's resumable loop.
 
     `batches(epoch, first_batch)` yields the batches of one epoch from `first_batch` on;
     `step` does forward/backward/update and returns the loss, or None for an empty batch
     (all images undecodable: not counted). The LR of every param group is set from
-    `step_lr` before each step. Runs under a forked RNG seeded by `seed`.
+    `step_lr` before each step. Runs under a forked RNG seeded by `seed`; the checkpoint
+    (model, optimizer, position = iteration/epoch/batch, RNG) is the engine's format.
+    Returns the final position.
     """
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        position = (checkpoint.load(model, optimizer) if checkpoint else None) or Position()
-        if position.iteration:
-            log(f"{desc}: resuming at iteration {position.iteration}/{iterations}")
-        bar = tqdm(total=iterations, initial=position.iteration, desc=desc,
-                   disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        loop = ResumableLoop(iterations, state=StateBundle(model=model, optimizer=optimizer),
+                             checkpoint=checkpoint, every=every, desc=desc, unit="it",
+                             progress=progress, position={"epoch": 0, "batch": 0})
+        loop.resume()
         model.train()
-        while position.iteration < iterations:
-            steps_this_epoch, started_at = 0, position.batch
-            for batch in batches(position.epoch, position.batch):
-                position.batch += 1
-                current = step_lr(lr, position.iteration, stepsize, gamma)
-                for group in optimizer.param_groups:
-                    group["lr"] = current
-                loss = step(batch)
-                if loss is None:
-                    continue
+        steps = {"n": 0}
+        stream = _batch_stream(batches, loop.position, steps, desc)
+        try:
+            for iteration in loop:
+                current = step_lr(lr, iteration, stepsize, gamma)
+                loss = None
+                while loss is None:
+                    batch = next(stream)
+                    for group in optimizer.param_groups:
+                        group["lr"] = current
+                    loss = step(batch)
                 if not np.isfinite(loss):
                     raise UserError(f"{desc}: the loss diverged (={loss}) at iteration "
-                                    f"{position.iteration}; lower the learning rate")
-                steps_this_epoch += 1
-                position.iteration += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{current:.2g}")
-                if log_path is not None and (position.iteration % 20 == 0
-                                             or position.iteration == iterations):
-                    append_line(log_path, f'{{"iteration": {position.iteration}, '
+                                    f"{iteration}; lower the learning rate")
+                steps["n"] += 1
+                loop.set_postfix(loss=f"{loss:.4f}", lr=f"{current:.2g}")
+                done = iteration + 1
+                if log_path is not None and (done % 20 == 0 or done == iterations):
+                    append_line(log_path, f'{{"iteration": {done}, '
                                           f'"loss": {loss:.6g}, "lr": {current:.6g}}}')
-                done = position.iteration >= iterations
-                if checkpoint and (position.iteration % every == 0 or done):
-                    checkpoint.save(model, optimizer, position)
-                if done:
-                    break
-            else:
-                if steps_this_epoch == 0 and started_at == 0:
-                    raise UserError(f"{desc}: the training set yielded no usable batch")
-                position.epoch += 1
-                position.batch = 0
-        bar.close()
-    return position
+        finally:
+            stream.close()
+    return dict(loop.position)
+
+
+def torch_device_for(device: str | None) -> torch.device:
+    """The torch device a VOC fine-tune runs on: `cuda` when asked for and present (or
+    `auto`/None with a GPU), else the CPU; asking for CUDA without one is a UserError."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+@dataclasses.dataclass
+class FinetuneTask:
+    """What one VOC protocol hands the shared `run`: the network, its schedule and data,
+    its SGD step and its evaluation (split -> metrics as fractions, plus extra JSON)."""
+
+    net: nn.Module
+    iterations: int
+    lr: float
+    stepsize: int
+    batches: Callable[[int, int], Iterable[Any]]
+    step: Callable[[Any, torch.optim.Optimizer], float | None]
+    evaluate: Callable[[], tuple[dict[str, dict[str, float]], dict[str, Any]]]
+    headline: str  # the metric logged per split: "map" or "miou"
+
+
+class VOCFinetuneProtocol(Protocol):
+    """The run shared by voc07-cls, voc07-det and voc12-seg: build (protocol) -> SGD over
+    the trainable parameters -> the resumable loop -> evaluate (protocol) -> result rows."""
+
+    DATASET: ClassVar[str] = "voc2007"
+    POSITIVE_KEYS: ClassVar[tuple[str, ...]] = ("iterations", "batch_size", "checkpoint_every")
+    # (and the checks of each protocol's own keys: `build` runs after these)
+
+    @abc.abstractmethod
+    def build(self, model: Backbone, data_dir: str | Path, config: Any, device: torch.device,
+              report: DecodeReport, progress: bool) -> FinetuneTask:
+        """The protocol's network, data, step and evaluation (see `FinetuneTask`)."""
+
+    def run(self, model: Backbone, data_dir: str | Path, config: Any, *, run_id: str,
+            device: str, progress: bool, work_dir: Path | None) -> list[Result]:
+        """Fine-tune (resumable from `work_dir/checkpoint.pt`), evaluate, return rows."""
+        require_positive(config, *self.POSITIVE_KEYS)
+        dev = torch_device_for(device)
+        report = DecodeReport()
+        task = self.build(model, data_dir, config, dev, report, progress)
+        params = [p for p in task.net.parameters() if p.requires_grad]
+        optimizer = torch.optim.SGD(params, lr=task.lr, momentum=config.momentum,
+                                    weight_decay=config.weight_decay)
+        info = run_info(model, self.name, config, run_id=run_id, device=str(dev),
+                        dataset=self.DATASET)
+        checkpoint = (LoopCheckpoint(work_dir / "checkpoint.pt", info.config_hash, rng=True)
+                      if work_dir else None)
+        train_iterations(
+            task.net, optimizer, batches=task.batches,
+            step=lambda batch: task.step(batch, optimizer), iterations=task.iterations,
+            lr=task.lr, stepsize=task.stepsize, gamma=config.lr_gamma, seed=config.seed,
+            checkpoint=checkpoint, every=config.checkpoint_every, progress=progress,
+            desc=f"{self.name} train", log_path=work_dir / "log.jsonl" if work_dir else None,
+        )
+        results, extra = task.evaluate()
+        layer = layer_label(config.train_layers, config.train_bn_scales)
+        rows: list[Result] = []
+        for split, metrics in results.items():
+            rows += results_from_metrics(info, row_metrics(metrics), split=split, layer=layer)
+            status(f"{self.name} [{layer}] {split} {task.headline}: "
+                   f"{100 * metrics[task.headline]:.2f}")
+        if report.count:
+            status(report.summary())
+        if work_dir:
+            write_json(work_dir / "metrics.json", {**results, **extra})
+        return rows
