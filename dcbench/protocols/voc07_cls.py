@@ -159,8 +159,8 @@ class VOC07Classification(VOCFinetuneProtocol):
     }
     summary = "VOC2007 classification fine-tune (fc6-8 | all), 10-random-crop test mAP"
     DATASET = "voc2007"
-    POSITIVE_KEYS = ("iterations", "batch_size", "eval_passes", "eval_batch_size", "checkpoint_every",
-                     "lr_fc6_8", "lr_all", "stepsize_fc6_8", "stepsize_all",
+    POSITIVE_KEYS = ("iterations", "batch_size", "eval_passes", "eval_batch_size",
+                     "checkpoint_every", "lr_fc6_8", "lr_all", "stepsize_fc6_8", "stepsize_all",
                      "iterations_fc6_8", "iterations_all")
 
     def build(self, model: Backbone, data_dir: str | Path, config: VOC07ClsConfig,
@@ -216,7 +216,8 @@ class VOC07Classification(VOCFinetuneProtocol):
             return results, {}
 
         return FinetuneTask(
-            net=net, iterations=mode_iterations(config), lr=config.lr_all if all_layers else config.lr_fc6_8,
+            net=net, iterations=mode_iterations(config),
+            lr=config.lr_all if all_layers else config.lr_fc6_8,
             stepsize=config.stepsize_all if all_layers else config.stepsize_fc6_8,
             batches=epoch_batches(train_set, batch_size=config.batch_size, seed=config.seed,
                                   workers=config.workers, report=report),

@@ -14,8 +14,8 @@ from dcbench.core.errors import UserError
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
 from dcbench.protocols.base import get_protocol
-from dcbench.protocols.voc07_cls import classification_loss, voc07_cls_metrics
 from dcbench.protocols.voc.nets import VOCClassifierNet, backbone_parts, set_trainable
+from dcbench.protocols.voc07_cls import classification_loss, voc07_cls_metrics
 
 MICRO = ["iterations=4", "batch_size=4", "eval_passes=2", "checkpoint_every=2"]
 
@@ -121,7 +121,8 @@ def test_all_layers_train_the_trunk_and_bn_switch_is_labelled(model, voc_root, t
                                                     "eval_train_split=false"])
     assert {r.layer for r in rows} == {"fc6-8+bn"}
     state = torch.load(tmp_path / "bn" / "checkpoint.pt", weights_only=True)
-    torch.testing.assert_close(state["state"]["model"]["features.0.weight"], model.features[0].weight)
+    torch.testing.assert_close(state["state"]["model"]["features.0.weight"],
+                               model.features[0].weight)
     assert not torch.equal(state["state"]["model"]["features.1.weight"], model.features[1].weight)
 
 

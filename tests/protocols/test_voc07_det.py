@@ -11,12 +11,6 @@ from dcbench.core.errors import UserError
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
 from dcbench.protocols.base import get_protocol
-from dcbench.protocols.voc07_det import (
-    DetectionItems,
-    annotation_arrays,
-    collate_detection,
-    voc07_det_metrics,
-)
 from dcbench.protocols.voc.detector import (
     DetectorSpec,
     build_detector,
@@ -26,6 +20,12 @@ from dcbench.protocols.voc.detector import (
 from dcbench.protocols.voc.finetune_base import SeededView
 from dcbench.protocols.voc.metrics import voc_iou
 from dcbench.protocols.voc.nets import backbone_parts
+from dcbench.protocols.voc07_det import (
+    DetectionItems,
+    annotation_arrays,
+    collate_detection,
+    voc07_det_metrics,
+)
 
 MICRO = ["iterations=3", "checkpoint_every=2"]
 SPEC = DetectorSpec(train_scales=(96,), train_max_size=160, test_scale=96, test_max_size=160,
@@ -151,10 +151,10 @@ def test_detector_fits_a_few_training_images(model, tmp_path):
     data gives a high AP on them (0.94 measured; random init, 400 iterations)."""
     from dcbench.data.loader import DecodeReport
     from dcbench.data.voc import VOCDetection
-    from dcbench.protocols.voc07_det import detect
     from dcbench.protocols.voc.detector import set_scales
     from dcbench.protocols.voc.finetune_base import epoch_batches, train_iterations
     from dcbench.protocols.voc.nets import set_trainable
+    from dcbench.protocols.voc07_det import detect
 
     root = make_voc_set(tmp_path / "voc", n_train=4, n_val=2, n_test=2, size=128, seed=0)
     spec = DetectorSpec(train_scales=(171,), train_max_size=286, test_scale=171,

@@ -12,9 +12,9 @@ import dcbench
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import find_voc, read_mask
 from dcbench.protocols.base import get_protocol
-from dcbench.protocols.voc12_seg import SEG_CLASSES, segmentation_loss, voc12_seg_metrics
 from dcbench.protocols.voc.fcn import FCNNet
 from dcbench.protocols.voc.nets import backbone_parts
+from dcbench.protocols.voc12_seg import SEG_CLASSES, segmentation_loss, voc12_seg_metrics
 
 MICRO = ["iterations=3", "checkpoint_every=2"]
 
@@ -83,7 +83,8 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
                 for i in ids)
     assert cm.sum() == valid  # every non-ignored val pixel counted once, 255 never
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    torch.testing.assert_close(state["state"]["model"]["features.0.weight"], model.features[0].weight)
+    torch.testing.assert_close(state["state"]["model"]["features.0.weight"],
+                               model.features[0].weight)
     assert state["position"]["iteration"] == 3
 
 
@@ -92,14 +93,14 @@ def test_fcn_fits_a_few_training_images(model, voc_root):
     the untrained net (zero score layer: background everywhere)."""
     from dcbench.data.loader import DecodeReport
     from dcbench.data.voc import VOCSegmentation
+    from dcbench.protocols.voc.finetune_base import epoch_batches, train_iterations
+    from dcbench.protocols.voc.nets import set_trainable
     from dcbench.protocols.voc12_seg import (
         collate_segmentation,
         seg_transform,
         segment_confusion,
         voc12_seg_metrics,
     )
-    from dcbench.protocols.voc.finetune_base import epoch_batches, train_iterations
-    from dcbench.protocols.voc.nets import set_trainable
 
     data = VOCSegmentation(voc_root, 2012, "train",
                            transform=seg_transform(model.config["mean"], model.config["std"],

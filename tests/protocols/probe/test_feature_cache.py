@@ -6,7 +6,12 @@ import os
 
 import torch
 
-from dcbench.protocols.probe.feature_cache import CacheKey, FeatureCache, FeatureSet, dataset_fingerprint
+from dcbench.protocols.probe.feature_cache import (
+    CacheKey,
+    FeatureCache,
+    FeatureSet,
+    dataset_fingerprint,
+)
 
 
 def _key(**kw) -> CacheKey:
@@ -52,8 +57,9 @@ def test_fingerprint_changes_with_content_and_labels(tmp_path):
 def test_cached_features_extracts_once_and_is_shared(cls_data, small_net, tmp_path):
     from dcbench.data import transforms as T
     from dcbench.data.folders import find_dataset
-    from dcbench.protocols.probe.frozen_features import Sizes, cached_features
+    from dcbench.protocols.probe.frozen_features import cached_features
     from dcbench.protocols.probe.pooling import model_pool_specs
+    from dcbench.protocols.probe.splits import Sizes
 
     sizes = Sizes.for_model(small_net)
     assert (sizes.crop, sizes.resize) == (64, 73)  # round(64 * 256 / 224)

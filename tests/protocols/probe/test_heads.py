@@ -1,4 +1,4 @@
-"""LR schedules, the multi-head trainer, checkpoint/resume, and the held-out split."""
+"""LR schedules, the multi-head trainer and its checkpoint/resume (the engine loop)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from dcbench.protocols.probe.batch_sources import TensorSource
 from dcbench.protocols.probe.feature_cache import FeatureSet
-from dcbench.protocols.probe.frozen_features import stratified_split
 from dcbench.protocols.probe.heads import (
     HeadSpec,
     LinearHead,
     OptimSettings,
     ProbeSet,
     lr_factor,
-    run_phase,
+    train_phase,
 )
-from dcbench.protocols.probe.batch_sources import TensorSource
 
 
 def _lrs(schedule: str, lr0: float, wd: float, iters: int, steps: int, **kw) -> list[float]:
@@ -69,7 +68,7 @@ def _phase(work_dir, epochs):
                           OptimSettings(0.9, "sqrt"), 5)
     from dcbench.protocols.probe.heads import evaluate
 
-    return run_phase(probes, epochs=epochs, work_dir=work_dir, phase="t", progress=False,
+    return train_phase(probes, epochs=epochs, work_dir=work_dir, phase="t", progress=False,
                      train_batches=lambda e: src.train_batches(None, e, 0, 8),
                      evaluate_fn=lambda: evaluate(probes, src.eval_batches(None)))
 
@@ -80,17 +79,6 @@ def test_interrupted_and_resumed_phase_equals_an_uninterrupted_one(tmp_path):
     resumed = _phase(tmp_path, 4)
     assert resumed == full
     assert (tmp_path / "log.jsonl").read_text().count("\n") == 4
-
-
-def test_stratified_split_is_seeded_disjoint_and_keeps_every_class():
-    labels = np.repeat(np.arange(5), [10, 10, 10, 3, 1])
-    train, held = stratified_split(labels, 0.2, seed=3)
-    again = stratified_split(labels, 0.2, seed=3)
-    assert np.array_equal(train, again[0]) and np.array_equal(held, again[1])
-    assert not set(train) & set(held) and len(train) + len(held) == labels.size
-    assert set(labels[train]) == set(range(5))  # the singleton class stays in training
-    assert [int((labels[held] == c).sum()) for c in range(5)] == [2, 2, 2, 1, 0]
-    assert not np.array_equal(held, stratified_split(labels, 0.2, seed=4)[1])
 
 
 def test_probe_set_rejects_unknown_schedule():
