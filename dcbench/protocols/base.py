@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as _dt
+import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -173,8 +174,6 @@ def _load_builtins() -> None:
     global _loaded
     if _loaded:
         return
-    import importlib
-
     for module_name in BUILTIN_MODULES:
         try:
             importlib.import_module(module_name)

@@ -1,8 +1,10 @@
 """`voc07-cls`: PASCAL VOC2007 multi-label classification by fine-tuning (ECCV Table 2 "cls").
 
 Follows the official `eval_voc_classif.py` (DeepCluster repository):
-- the DeepCluster top layer is replaced by Linear(4096, 20); fc6, fc7 and this fc8 are
-  re-initialised with N(0, 0.01) weights and bias 0.1;
+- the DeepCluster top layer is replaced by Linear(4096, 20); fc6 and fc7 are re-initialised
+  with N(0, 0.01) weights and bias 0.1; the new fc8 too by default (`fc8_init=normal-0.01`),
+  while the official script keeps PyTorch's default Linear init for fc8 and only fills its
+  bias with 0.1 (`fc8_init=pytorch-default`);
 - `train_layers=fc6-8` freezes the conv trunk, `all` fine-tunes it (Sobel stays frozen);
   the trunk runs in eval mode throughout (BN global statistics), dropout stays active;
 - `train_bn_scales` is the README erratum: the published 72.0 mAP (AlexNet, fc6-8) had
@@ -18,9 +20,13 @@ Follows the official `eval_voc_classif.py` (DeepCluster repository):
 `split=train` evaluates on `val` (model selection), `split=trainval` on `test` (the table);
 with `eval_train_split` the training split is scored the same way (rows with split `train`).
 
-lr / stepsize: 0.003 / 5000 for fc6-8 (the PyTorch port that produced 72.0/70.4), 0.001 /
-20000 for all (`eval_voc_classif_all.sh`); 80k iterations for both. Crop sizes are the
-published 224/256 scaled to the model's `input_size` (64 px for `alexnet_small`).
+lr / stepsize / iterations: 0.003 / 5000 / 80k for fc6-8 (the PyTorch script that produced
+72.0/70.4); 0.001 / 20000 / 150k for all (`eval_voc_classif_all.sh`, the Caffe run behind the
+published 73.7). `iterations` (unset) overrides both modes' counts when given. Crop sizes
+are the published 224/256 scaled to the model's `input_size` (64 px for `alexnet_small`).
+
+Dialects: `dc2018` (the above); `faithful-2018` = every switch at the 2018 code's behaviour
+(`fc8_init=pytorch-default`).
 
 Schedules: `published` is the above. `smoke` (built-in synthetic data, ~1 min on 2 CPU
 cores) changes only: iterations 150, stepsize 50 (both modes), checkpoint every 50,

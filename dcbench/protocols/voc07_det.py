@@ -23,9 +23,14 @@ freezes the conv trunk (RPN and heads train), `all` fine-tunes it; the trunk's B
 stored statistics. Pixel sizes are for a 224-px model and scale with `input_size` (x64/224
 for `alexnet_small`).
 
-Metric: the official VOC07 AP (`voc_metrics`): IoU >= 0.5, difficult objects neither
+Metric: the official VOC07 AP (`voc/metrics.py`): IoU >= 0.5, difficult objects neither
 counted nor penalised, duplicates false positives, 11-point interpolation (`ap_method=all`
-for the VOC2010+ all-point variant); mAP = mean over classes.
+for the VOC2010+ all-point variant); mAP = mean over classes. Switches (defaults = the MATLAB
+devkit's rules, exactly): `ap_thresholds` exact | devkit (py-faster-rcnn's
+`np.arange(0., 1.1, 0.1)` with `rec >= t`, so a recall of exactly 0.3/0.6/0.7 misses its
+point), `score_order` stable | quicksort (tied scores), `iou_match` ge | gt (IoU exactly 0.5).
+Dialects: `dc2018`; `faithful-2018` = py-faster-rcnn's `voc_eval.py` (devkit, quicksort, gt),
+where most published detection numbers were computed.
 
 Schedules: `smoke` (built-in data, ~1-2 min on 2 CPU cores) changes only: iterations 200,
 stepsize 150, checkpoint every 50, workers 0.

@@ -59,3 +59,16 @@ def test_goyal_bn_head_runs_and_is_deterministic():
     a = _probe(train, val, 3, SETTINGS, 0.25, bn_head=True)["conv1"]
     b = _probe(train, val, 3, SETTINGS, 0.25, bn_head=True)["conv1"]
     assert a.val_curve == b.val_curve
+
+
+def test_goyal_places205_dialect_uses_the_vissl_schedule():
+    """issue 11 item 5: Places205 under Goyal/VISSL trains 14 epochs, x0.1 at 4/8/12
+    (ImageNet: 28 epochs, 8/16/24)."""
+    from dcbench.protocols import get_protocol
+
+    proto = get_protocol("linear-conv")
+    imagenet = proto.resolve_config(dialect="goyal2019")
+    places = proto.resolve_config(dialect="goyal2019-places205")
+    assert (imagenet.epochs, imagenet.milestones) == (28, [8, 16, 24])
+    assert (places.epochs, places.milestones) == (14, [4, 8, 12])
+    assert places.bn_head and places.pooling == "goyal2019" and places.weight_decays == [5e-4]

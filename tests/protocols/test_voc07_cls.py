@@ -175,3 +175,36 @@ def test_smoke_schedule_on_the_built_in_data(model, tmp_path):
     root = make_voc_set(tmp_path / "voc", seed=0)
     rows = _run(model, root, tmp_path / "run", [])
     assert {r.split for r in rows if r.metric == "map"} == {"test", "train"}
+
+
+def test_all_layers_uses_the_caffe_schedule_behind_73_7():
+    """issue 11 item 4: `all` = eval_voc_classif_all.sh (Caffe): lr 0.001, step 20k, 150k
+    iterations; fc6-8 stays the PyTorch script's 0.003 / 5k / 80k."""
+    from dcbench.protocols.voc07_cls import mode_iterations
+
+    proto = get_protocol("voc07-cls")
+    all_cfg = proto.resolve_config(overrides=["train_layers=all"])
+    assert (all_cfg.lr_all, all_cfg.stepsize_all, mode_iterations(all_cfg)) == (0.001, 20000,
+                                                                                  150000)
+    fc = proto.resolve_config()
+    assert (fc.lr_fc6_8, fc.stepsize_fc6_8, mode_iterations(fc)) == (0.003, 5000, 80000)
+    assert mode_iterations(proto.resolve_config(overrides=["iterations=7"])) == 7
+
+
+def test_fc8_init_switch_follows_eval_voc_classif(model):
+    """issue 11 item 9: the official new fc8 keeps nn.Linear's default init (kaiming-uniform,
+    a=sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))) and only fills its bias with 0.1."""
+    from dcbench.protocols.voc.nets import reinit_linear, reset_linear_pytorch_default
+
+    fc8 = torch.nn.Linear(4096, 20)
+    reset_linear_pytorch_default(fc8, torch.Generator().manual_seed(0))
+    bound = 1 / np.sqrt(4096)
+    w = fc8.weight.detach().numpy()
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
+    assert abs(w.std() - bound / np.sqrt(3)) < 0.02 * bound  # uniform: std = bound / sqrt(3)
+    assert torch.all(fc8.bias == 0.1)
+    reinit_linear(fc8, torch.Generator().manual_seed(0))  # our default: N(0, 0.01)
+    assert abs(fc8.weight.std().item() - 0.01) < 5e-4
+    proto = get_protocol("voc07-cls")
+    assert proto.resolve_config().fc8_init == "normal-0.01"
+    assert proto.resolve_config(dialect="faithful-2018").fc8_init == "pytorch-default"

@@ -1,4 +1,5 @@
-"""The iteration-based fine-tuning loop shared by the VOC protocols, resumable at any step.
+"""The fine-tune base of the VOC protocols: shared config, `VOCFinetuneProtocol.run` (build ->
+SGD -> the engine's resumable loop -> evaluate -> rows) and the seeded, resumable batches.
 
 The VOC protocols are counted in SGD iterations (80k for VOC07 classification), not epochs,
 and run for hours on a GPU, so the loop checkpoints model + optimizer + loop position +

@@ -85,3 +85,49 @@ def test_probe_set_rejects_unknown_schedule():
     with pytest.raises(ValueError, match="unknown schedule"):
         ProbeSet([HeadSpec("h", "x", LinearHead(2, 2), 0.1, 0.0)],
                  OptimSettings(0.9, "cosine"), 1)
+
+
+def test_goyal_bn_head_normalises_each_channel_like_batchnorm2d():
+    """goyal2019 (issue 11 item 5): per-channel statistics over (N, H, W) of the pooled map,
+    no affine (VISSL / Goyal's SpatialBN), not per flattened feature."""
+    gen = torch.Generator().manual_seed(0)
+    c, h, w = 3, 2, 2
+    x = torch.randn(8, c, h, w, generator=gen) * torch.tensor([1.0, 5.0, 0.2]).view(1, 3, 1, 1)
+    head = LinearHead(c * h * w, 4, bn=True, shape=(c, h, w))
+    head.train()
+    with torch.no_grad():
+        head.linear.weight.copy_(torch.eye(4, c * h * w))  # read out the first 4 features
+        head.linear.bias.zero_()
+        out = head(x.flatten(1))
+    # reference written from the rule: (x - mean_c) / sqrt(var_c + eps), biased var over N,H,W
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    expected = ((x - mean) / torch.sqrt(var + 1e-5)).flatten(1)[:, :4]
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    assert sum(p.numel() for p in head.norm.parameters()) == 0  # affine-free
+    assert head.norm.running_mean.shape == (c,)  # one statistic per channel
+    assert LinearHead(12, 4).norm is None  # dc2018 RegLog: no normalisation
+
+
+def test_fixed_weight_decay_probe_equals_the_eval_linear_loop():
+    """weight_decay_selection=fixed (issue 11 item 9) trains exactly as eval_linear.py with
+    --wd -7: SGD(lr0, momentum 0.9, wd 1e-7), lr_t = lr0 / sqrt(1 + lr0 * wd * t)."""
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(24, 6, generator=gen), torch.randint(0, 3, (24,), generator=gen)
+    torch.manual_seed(0)
+    ours = LinearHead(6, 3)
+    ref = torch.nn.Linear(6, 3)
+    ref.load_state_dict(ours.linear.state_dict())
+    lr0, wd = 0.5, 1e-7
+    probes = ProbeSet([HeadSpec("h", "x", ours, lr0, wd)], OptimSettings(0.9, "sqrt"), 3)
+    opt = torch.optim.SGD(ref.parameters(), lr=lr0, momentum=0.9, weight_decay=wd)
+    for t in range(30):
+        batch = slice(8 * (t % 3), 8 * (t % 3) + 8)
+        for group in opt.param_groups:  # eval_linear.py's learning_rate_decay
+            group["lr"] = lr0 / math.sqrt(1 + lr0 * wd * t)
+        loss = torch.nn.functional.cross_entropy(ref(x[batch]), y[batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        probes.train_step({"x": x[batch]}, y[batch])
+    torch.testing.assert_close(ours.linear.weight, ref.weight, rtol=1e-6, atol=1e-7)
