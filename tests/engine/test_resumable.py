@@ -36,7 +36,7 @@ def _run(path, total, crash_at=None, every=2, rng=True):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            loop.extra["losses"].append(float(loss))
+            loop.extra["losses"].append(float(loss.detach()))
     return model, loop.extra["losses"]
 
 
