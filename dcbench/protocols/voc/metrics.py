@@ -29,7 +29,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
-from sklearn.metrics import average_precision_score
 
 APMethod = Literal["11point", "all"]
 # Fidelity switches (docs/fidelity.md). Defaults = the MATLAB devkit semantics, exactly:
@@ -238,6 +237,10 @@ def multilabel_ap(
     (N, C). AP per class is sklearn's `average_precision_score` over valid entries with
     scores `score - 1e-5 * target`; nan for a class with no valid positive.
     """
+    from sklearn.metrics import (
+        average_precision_score,  # lazy: slow to import; only for the all-point AP check
+    )
+
     scores = np.asarray(scores, dtype=np.float64)
     targets = np.asarray(targets)
     valid = np.ones(targets.shape, bool) if valid is None else np.asarray(valid, bool)
