@@ -14,7 +14,6 @@ from dcbench.core.errors import UserError
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
 from dcbench.protocols.base import get_protocol
-from dcbench.protocols.voc.nets import VOCClassifierNet, backbone_parts, set_trainable
 from dcbench.protocols.voc07_cls import classification_loss, voc07_cls_metrics
 
 MICRO = ["iterations=4", "batch_size=4", "eval_passes=2", "checkpoint_every=2"]
@@ -55,31 +54,6 @@ def test_loss_ignores_difficult_entries_and_averages_over_the_batch():
     expected = (bce(2.0, 1) + bce(-1.0, 0) + bce(3.0, 1) + bce(-2.0, 0)) / 2
     assert float(classification_loss(logits, labels)) == pytest.approx(expected, rel=1e-6)
 
-
-def test_freezing_rules_and_eval_mode_trunk(model):
-    net = VOCClassifierNet(backbone_parts(model, "voc07-cls"))
-    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
-    bns = [m for m in net.features if isinstance(m, torch.nn.BatchNorm2d)]
-    set_trainable(net, "fc6-8", train_bn_scales=False)
-    assert not any(p.requires_grad for p in net.features.parameters())
-    assert all(p.requires_grad for p in net.classifier.parameters())
-    set_trainable(net, "fc6-8", train_bn_scales=True)
-    assert all(bn.weight.requires_grad and bn.bias.requires_grad for bn in bns)
-    assert not any(c.weight.requires_grad for c in convs)
-    set_trainable(net, "all", train_bn_scales=False)
-    assert all(c.weight.requires_grad for c in convs)
-    assert not any(p.requires_grad for p in net.sobel.parameters())  # Sobel never trains
-    net.train()
-    assert not net.features.training and not any(bn.training for bn in bns)
-    assert net.classifier.training  # dropout active
-
-
-def test_backbone_parts_strip_torchvision_head_and_refuse_resnet():
-    parts = backbone_parts(dcbench.load_model("torchvision:alexnet"), "voc07-cls")
-    assert (parts.fc_dim, parts.grid, parts.conv_channels) == (4096, 6, 256)
-    assert len(parts.linears()) == 2 and parts.sobel is None
-    with pytest.raises(UserError, match="AlexNet/VGG-style"):
-        backbone_parts(dcbench.load_model("arch:resnet18"), "voc07-cls")
 
 
 def _run(model, root, work_dir, overrides, schedule="smoke"):

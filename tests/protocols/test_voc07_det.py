@@ -14,11 +14,8 @@ from dcbench.protocols.base import get_protocol
 from dcbench.protocols.voc.detector import (
     DetectorSpec,
     build_detector,
-    continuous_to_voc,
-    voc_to_continuous,
 )
 from dcbench.protocols.voc.finetune_base import SeededView
-from dcbench.protocols.voc.metrics import voc_iou
 from dcbench.protocols.voc.nets import backbone_parts
 from dcbench.protocols.voc07_det import (
     DetectionItems,
@@ -41,15 +38,6 @@ def voc_root(tmp_path_factory):
 @pytest.fixture()
 def model():
     return dcbench.load_model("arch:alexnet_small?sobel=1&seed=0")
-
-
-def test_box_conventions_round_trip_with_devkit_widths():
-    voc = np.array([[3, 5, 12, 20]], float)
-    cont = voc_to_continuous(voc)
-    np.testing.assert_allclose(cont, [[2, 4, 12, 20]])  # 10 px wide: pixels 3..12
-    assert cont[0, 2] - cont[0, 0] == voc[0, 2] - voc[0, 0] + 1
-    np.testing.assert_allclose(continuous_to_voc(cont), voc)
-    assert voc_iou(continuous_to_voc(cont)[0], voc)[0] == pytest.approx(1.0)
 
 
 class _OneImage:
