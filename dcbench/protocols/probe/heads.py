@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from dcbench.core.files import append_line
+from dcbench.core.progress import progress_bar
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
 from dcbench.protocols.metrics import average_crops, topk_correct
 
@@ -166,9 +167,11 @@ def train_phase(
     work_dir: Path | None,
     phase: str,
     progress: bool,
+    batches_per_epoch: int | None = None,
 ) -> dict[str, list[dict[str, float]]]:
     """Train for `epochs`, evaluating after each, in the engine's resumable loop (checkpoint
-    `work_dir/checkpoints/<phase>.pt` every epoch; a restarted run resumes from it).
+    `work_dir/checkpoints/<phase>.pt` every epoch; a restarted run resumes from it). The
+    epoch bar and, with `batches_per_epoch`, a batch bar inside it show totals and ETAs.
 
     Returns the per-head history: history[head][epoch] = {'top1': .., 'top5': ..}.
     """
@@ -179,7 +182,13 @@ def train_phase(
     loop.resume()
     history: dict[str, list[dict[str, float]]] = loop.extra["history"]
     for epoch in loop:
-        losses = [probes.train_step(feats, labels) for feats, labels in train_batches(epoch)]
+        bar = progress_bar(batches_per_epoch, f"{phase} epoch {epoch + 1}/{epochs}",
+                           unit="batch", enabled=progress)
+        losses = []
+        for feats, labels in train_batches(epoch):
+            losses.append(probes.train_step(feats, labels))
+            bar.update(1)
+        bar.close()
         loss = sum(losses) / max(len(losses), 1)
         metrics = evaluate_fn()
         for name, values in metrics.items():

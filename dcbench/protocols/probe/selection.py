@@ -114,6 +114,7 @@ def fit_with_selection(
                    train_positions.size)
     held_hist = train_phase(
         select, epochs=settings.epochs, phase="select", work_dir=work_dir, progress=progress,
+        batches_per_epoch=_iters_per_epoch(train_positions.size, settings.batch_size),
         train_batches=lambda e: train_source.train_batches(
             train_positions, e, settings.seed * 1000 + 1, settings.batch_size),
         evaluate_fn=lambda: evaluate(
@@ -133,6 +134,7 @@ def fit_with_selection(
     final = build({layer: [chosen[layer][:2]] for layer in layers}, 2, all_positions.size)
     val_hist = train_phase(
         final, epochs=settings.epochs, phase="final", work_dir=work_dir, progress=progress,
+        batches_per_epoch=_iters_per_epoch(all_positions.size, settings.batch_size),
         train_batches=lambda e: train_source.train_batches(
             all_positions, e, settings.seed * 1000 + 2, settings.batch_size),
         evaluate_fn=lambda: evaluate(final, val_source.eval_batches(None,
