@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class LinearConvConfig(FrozenProbeConfig):
-    """linear-conv settings; `pooling` names the table (see protocols.pooling), `bn_head`
-    adds goyal2019's affine-free BatchNorm in front of the linear layer."""
+    """linear-conv settings; `pooling` names the table (see probe/pooling.py), `bn_head`
+    adds goyal2019's affine-free per-channel BatchNorm in front of the linear layer."""
 
     layers: list[str] = dataclasses.field(default_factory=lambda: list(CONV_LAYERS))
     pooling: str = "dc2018"

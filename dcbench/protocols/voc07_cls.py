@@ -16,7 +16,7 @@ Follows the official `eval_voc_classif.py` (DeepCluster repository):
 - train augmentation: horizontal flip + RandomResizedCrop(crop, scale 0.1-0.5, ratio 1);
 - test: the sum of the logits of 10 passes of that random augmentation (default) or of
   Resize + TenCrop (`eval_crops=tencrop`); AP per class with scikit-learn on non-difficult
-  entries (`voc_metrics.multilabel_ap`), mAP = mean over the 20 classes.
+  entries (`voc/metrics.py: multilabel_ap`), mAP = mean over the 20 classes.
 `split=train` evaluates on `val` (model selection), `split=trainval` on `test` (the table);
 with `eval_train_split` the training split is scored the same way (rows with split `train`).
 

@@ -36,7 +36,7 @@ from dcbench.protocols.probe.splits import stratified_split
 
 
 class Source(TypingProtocol):
-    """What `fit_with_selection` needs from a batch source (see protocols.sources)."""
+    """What `fit_with_selection` needs from a batch source (see probe/batch_sources.py)."""
 
     def train_batches(self, positions: np.ndarray | None, epoch: int, seed: int,
                       batch_size: int) -> Batches: ...
