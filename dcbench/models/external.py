@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torchvision
 from torch import nn
 
 from dcbench.core.errors import MissingFileError, NetworkError, UnknownNameError, UserError
@@ -88,7 +89,6 @@ def split_weights(spec: str, pretrained: bool) -> tuple[str, str]:
 
 def load_torchvision(spec: str, pretrained: bool = True) -> ExternalBackbone:
     """`NAME` (default weights), `NAME@WEIGHTS` (e.g. `resnet50@IMAGENET1K_V2`), `NAME@random`."""
-    import torchvision  # lazy: only torchvision: specs need the model registry
 
     name, weights = split_weights(spec, pretrained)
     try:
