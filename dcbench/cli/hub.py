@@ -75,7 +75,8 @@ def _list(args: argparse.Namespace) -> int:
     for e in entries:
         cached = " [cached]" if e.source == "url" and is_cached(e.name) else ""
         line = (f"{e.name:28} {e.arch[:13]:13} {'yes' if e.sobel else 'no':5} "
-                f"{e.dataset[:22]:22} {e.clustering[:10]:10} {_weights_short(e)}{cached}")
+                f"{e.dataset[:22]:22} {e.clustering[:10]:10} "
+                f"{e.availability() if args.wide else _weights_short(e)}{cached}")
         print(line if args.wide else line[:LIST_WIDTH])
     if not args.wide:
         print("(`dcbench hub info NAME` for the full record; --wide for untruncated lines)")

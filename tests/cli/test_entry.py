@@ -58,7 +58,7 @@ def _help(argv, capsys) -> str:
     (["demo"], ["(default: dcbench-demo)", "(default: 0)"]),
     (["leaderboard", "show"], ["(default: md)"]),
     (["hub", "info"], ["catalog name (see `dcbench hub list`)"]),
-    (["hub", "convert"], ["official checkpoint.pth.tar to convert", "new hub folder"]),
+    (["hub", "convert"], ["released checkpoint file to convert", "new hub folder"]),
 ])
 def test_help_shows_every_default_and_positional(argv, shown, capsys):
     text = _help(argv, capsys)

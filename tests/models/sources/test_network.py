@@ -68,7 +68,7 @@ def test_timm_and_hf_hub_offline(unreachable, capsys, cls_set, tmp_path):
 def test_catalog_pull_and_push_offline(unreachable, capsys, monkeypatch, tmp_path):
     entry = catalog.CatalogEntry(name="net-alexnet", arch="alexnet", sobel=True, source="url",
                                  description="x", url="https://example.invalid/a.pth.tar")
-    monkeypatch.setitem(catalog._CATALOG, entry.name, entry)
+    monkeypatch.setitem(catalog.CATALOG._items, entry.name, entry)
     _one_line_exit_2(["hub", "pull", entry.name], capsys, "copy it to")
     folder = tmp_path / "m"
     save_hub_dir(create_backbone({"arch": "alexnet_small", "sobel": True}, seed=0), folder)

@@ -77,7 +77,11 @@ def test_unpublished_thesis_models_say_so(capsys):
     for name in ("deepcluster-alexnet", "deepcluster-vgg16", "pic-imnet-sob", "km-imnet-sob",
                  "km-imnet-rgb", "km-fl1m-sob", "km-fl2m-sob", "random-alexnet-sobel"):
         assert name in listing
-    assert "https://dl.fbaipublicfiles.com/deepcluster/alexnet/checkpoint.pth.tar" in listing
+    assert "official download" in listing and "none published; recipe km-fl1m-sob" in listing
+    assert max(len(line) for line in listing.splitlines()) <= 120
+    assert main(["hub", "list", "--wide"]) == 0  # the full source, URL included
+    assert "https://dl.fbaipublicfiles.com/deepcluster/alexnet/checkpoint.pth.tar" in \
+        capsys.readouterr().out
 
 
 def make_hf_cache(cache, repo: str, folder, commit: str, ref: str = "main") -> None:
