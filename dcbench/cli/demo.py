@@ -61,11 +61,10 @@ class DemoSize:
 FULL = DemoSize(per_class=250, val_per_class=100, voc_images=(80, 80, 120), epochs=20, k=80,
                 digit_epochs=20, digit_k=100, digits_per_class=None, linear=(),
                 low_shot=("shots=[4,16]",), voc_iters=150)
-QUICK = DemoSize(per_class=24, val_per_class=10, voc_images=(12, 12, 16), epochs=3, k=16,
-                 digit_epochs=3, digit_k=30, digits_per_class=30,
-                 linear=("epochs=3", "milestones=[2]"),
-                 low_shot=("shots=[4]", "draws=1", "iterations=10", "eval_every=10"),
-                 voc_iters=8)
+QUICK = DemoSize(per_class=80, val_per_class=30, voc_images=(24, 24, 32), epochs=6, k=40,
+                 digit_epochs=6, digit_k=100, digits_per_class=None, linear=(),
+                 low_shot=("shots=[4]", "draws=3", "iterations=30", "eval_every=30"),
+                 voc_iters=20)
 
 SHAPE_MODELS = ("random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb")
 DIGIT_MODELS = ("random-sobel", "digits-sobel")
@@ -166,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
          ["data", "synth", "--out", str(data / "shapes"), "--kind", "all", "--seed", seed,
           "--per-class", str(size.per_class), "--val-per-class", str(size.val_per_class),
           "--voc-images", *map(str, size.voc_images)], output=data / "shapes")
-    step("2/7 real data: scikit-learn's handwritten digits (1,797; --quick: 300), 64 px",
+    step("2/7 real data: scikit-learn's handwritten digits (all 1,797), 64 px",
          ["data", "digits", "--out", str(digits), "--seed", seed,
           *(["--per-class", str(size.digits_per_class)] if size.digits_per_class else [])],
          output=digits)
