@@ -70,7 +70,7 @@ def protocol_tables(results: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     labels = short_names(stats["model"])
     stats["label"] = stats["model"].map(labels)
     out = []
-    for (protocol, dataset), part in stats.groupby(["protocol", "dataset"], sort=False):
+    for (dataset, protocol), part in stats.groupby(["dataset", "protocol"], sort=True):
         order = sorted(part["label"].unique(),
                        key=lambda m: (m.split("-", 1)[-1], not is_random(m), m))
         means = part.pivot_table(index=CELL_INDEX, columns="label", values="mean",
