@@ -56,8 +56,11 @@ def sharded_whiten(local: np.ndarray | torch.Tensor, dim: int, info: DistInfo) -
     dim = min(dim, n - 1)
     mean = all_reduce_sum(t.double().sum(0), info) / n
     scatter = all_reduce_sum(scatter_matrix(t, mean), info)
-    whitening = whitening_from_moments(mean, scatter.cpu() / (n - 1), dim)
-    projection = broadcast_tensor(whitening.projection.to(t.device), info)
+    if info.is_main:  # one eigendecomposition, the same projection everywhere
+        projection = whitening_from_moments(mean, scatter.cpu() / (n - 1), dim).projection
+    else:
+        projection = torch.empty(t.shape[1], dim)
+    projection = broadcast_tensor(projection.to(t.device).contiguous(), info)
     return l2_normalize((t - mean.to(t.device, torch.float32)) @ projection)
 
 

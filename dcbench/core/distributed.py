@@ -103,8 +103,10 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def broadcast_tensor(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Rank 0's tensor on every rank (same shape and dtype everywhere)."""
+    """Rank 0's tensor on every rank (same shape and dtype everywhere; must be contiguous,
+    or the collective would send the storage in memory order)."""
     if info.active:
+        assert t.is_contiguous(), "broadcast_tensor needs a contiguous tensor"
         dist.broadcast(t, 0)
     return t
 
