@@ -57,7 +57,8 @@ def assign(x: torch.Tensor, centroids: torch.Tensor, rows: int | None = None
     return labels, dists
 
 
-def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-cluster float64 sums (k x d) and int64 counts (k) of the rows of `x`."""
     sums = torch.zeros(k, x.shape[1], dtype=torch.float64, device=x.device)
     for s in range(0, len(x), 65536):

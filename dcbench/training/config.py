@@ -35,6 +35,8 @@ class TrainConfig:
     pic_alpha: float = 0.001
     pic_iters: int = 200
     pic_singletons: Literal["redistribute", "keep", "drop"] = "redistribute"
+    clustering_backend: Literal["auto", "faiss", "torch"] = "auto"  # auto: faiss-gpu if
+    # installed, torch on CUDA, faiss-cpu on CPU (the run log records which ran)
     subset_size: int = 0  # Algorithm 2: cluster + train on a fresh random subset each epoch
     # optimisation (constant LR, no schedule)
     epochs: int = 200
@@ -51,6 +53,10 @@ class TrainConfig:
     crop_ratio: tuple[float, float] = (0.75, 4 / 3)
     hflip: bool = True
     workers: int = 4
+    input_pipeline: Literal["auto", "cpu", "gpu"] = "auto"  # gpu: workers read bytes, JPEGs
+    # are decoded and augmented on the GPU; auto = gpu on CUDA, cpu (PIL in workers) on CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast + channels_last
+    # on CUDA, fp32 on CPU
     # bookkeeping
     seed: int = 31
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -73,6 +79,11 @@ class TrainConfig:
             (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale must be 0<a<=b<=1"),
             (0 < self.crop_ratio[0] <= self.crop_ratio[1], "crop_ratio must be 0<a<=b"),
             (self.workers >= 0, "workers must be >= 0"),
+            (self.clustering_backend in ("auto", "faiss", "torch"),
+             "clustering_backend must be auto, faiss or torch"),
+            (self.input_pipeline in ("auto", "cpu", "gpu"),
+             "input_pipeline must be auto, cpu or gpu"),
+            (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
         ]
         for ok, message in checks:
             if not ok:
