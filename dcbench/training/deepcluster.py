@@ -21,10 +21,18 @@ import yaml
 from tqdm import tqdm
 
 from dcbench.clustering import diagnostics
-from dcbench.clustering.kmeans import derived_seed, pca_whiten, run_kmeans
-from dcbench.clustering.pic import run_pic
+from dcbench.clustering.backend import resolve_backend
+from dcbench.clustering.kmeans import derived_seed
 from dcbench.core import config as cfg
-from dcbench.core.distributed import DistInfo, barrier, broadcast_array, init_from_env, shutdown
+from dcbench.core.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_array,
+    gather_varying,
+    init_from_env,
+    shard,
+    shutdown,
+)
 from dcbench.core.errors import UserError
 from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line, write_json, write_text
@@ -36,8 +44,17 @@ from dcbench.data.samplers import DistributedUniformLabelSampler
 from dcbench.data.transforms import center_crop, deepcluster_train
 from dcbench.models import create_backbone
 from dcbench.models.model_card import render_model_card
+from dcbench.training.cluster_step import (
+    cluster_features,
+    cluster_sharded,
+    diagnostic_rows,
+    gather_selected,
+    label_diagnostics,
+)
 from dcbench.training.config import TrainConfig
+from dcbench.training.ddp import wrap_trunk
 from dcbench.training.embeddings import extract_embeddings
+from dcbench.training.precision import memory_format, resolve_precision
 from dcbench.training.rundir import RunDir
 from dcbench.training.train_pass import PassSettings, train_pass
 
@@ -62,43 +79,10 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
     return torch.device("cpu")
 
 
-def cluster_features(
-    features: np.ndarray, config: TrainConfig, seed: int
-) -> tuple[np.ndarray, float, np.ndarray]:
-    """PCA-whiten + L2 + k-means/PIC: (labels, loss, reduced features for diagnostics)."""
-    reduced = pca_whiten(features, config.pca_dim)  # on the GPU when there is one
-    if config.clustering == "kmeans":
-        if config.k > len(features):
-            raise UserError(f"k={config.k} exceeds the {len(features)} images clustered")
-        labels, loss = run_kmeans(reduced, config.k, niter=config.kmeans_iters, seed=seed)
-    else:
-        labels, pic_info = run_pic(reduced, nnn=config.pic_nnn, sigma=config.pic_sigma,
-                                   alpha=config.pic_alpha, iters=config.pic_iters,
-                                   singletons=config.pic_singletons)
-        loss = float(pic_info["loss"])
-    return labels, loss, reduced
-
-
 def _bar(config: TrainConfig, info: DistInfo, total: int, desc: str) -> tqdm:
     enabled = info.is_main and (config.progress or sys.stderr.isatty())
     return tqdm(total=total, desc=desc, unit="img", leave=False, disable=not enabled,
                 file=sys.stderr, dynamic_ncols=True)
-
-
-def _label_diagnostics(reduced: np.ndarray, used: np.ndarray, labels: np.ndarray,
-                       targets: np.ndarray, config: TrainConfig, epoch: int) -> dict[str, Any]:
-    """NMI against the true labels and the ratio edge intra-class (labelled data only)."""
-    known = targets[used] >= 0
-    if known.sum() <= config.knn_ratio_k:
-        return {}
-    out: dict[str, Any] = {"nmi_labels": diagnostics.assignment_nmi(labels[used], targets[used])}
-    rows = np.flatnonzero(known)
-    if config.diagnostics_max and len(rows) > config.diagnostics_max:
-        rng = np.random.default_rng(derived_seed(config.seed, epoch, SEED_DIAG))
-        rows = np.sort(rng.choice(rows, config.diagnostics_max, replace=False))
-    out["ratio_edge_intra_class"] = diagnostics.ratio_edge_intra_class(
-        reduced[rows], targets[used][rows], k=config.knn_ratio_k)
-    return out
 
 
 def _check_resume(run: RunDir, config: TrainConfig, resume: bool) -> None:
@@ -145,6 +129,9 @@ def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path,
 def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
            info: DistInfo) -> dict[str, Any]:
     device = resolve_device(config.device, info)
+    precision = resolve_precision(config.precision, device)
+    backend = resolve_backend(config.clustering_backend, device)
+    sharded = info.active and backend.startswith("torch")  # faiss: gather to rank 0
     backbone = create_backbone(config.model_config(), seed=config.seed).to(device)
     mc = backbone.config
     size = config.input_size or int(mc["input_size"])
@@ -177,8 +164,10 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
                                   "device": device_name(str(device)),
                                   "world_size": info.world_size})
     barrier(info)
+    backbone.to(memory_format=memory_format(device, precision))
     report = DecodeReport()
-    settings = PassSettings(lr=config.lr, weight_decay=config.weight_decay, sgt=config.sgt)
+    settings = PassSettings(lr=config.lr, weight_decay=config.weight_decay, sgt=config.sgt,
+                            precision=precision, trunk_ddp=wrap_trunk(backbone, info, device))
     record: dict[str, Any] | None = (run.read_log() or [None])[-1] if info.is_main else None
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
@@ -192,21 +181,36 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
             feats, ok = extract_embeddings(backbone, cluster_set, subset,
                                            batch_size=config.batch_size, device=device,
                                            workers=config.workers, info=info, report=report,
-                                           progress=bar.update)
+                                           progress=bar.update, precision=precision,
+                                           gather=not sharded)
         t1 = time.perf_counter()
         labels = np.full(n_total, -1, dtype=np.int64)
-        rec: dict[str, Any] = {"epoch": epoch}
+        rec: dict[str, Any] = {"epoch": epoch, "clustering_backend": backend,
+                               "precision": precision}
+        seed = derived_seed(config.seed, epoch, SEED_CLUSTER)
+        if sharded:
+            start_row, stop_row = shard(len(subset), info)
+            mine = subset[start_row:stop_row][ok]
+            sub_labels, loss, reduced_local = cluster_sharded(feats[ok], config, seed, info,
+                                                              device)
+            used = gather_varying(torch.from_numpy(mine).to(device), info).cpu().numpy()
+            labels[used] = sub_labels
+            rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
+            picked = gather_selected(reduced_local, rows, info) if rows is not None else None
         if info.is_main:
             inject_fault("cluster", epoch)
-            used = subset[ok]
-            sub_labels, loss, reduced = cluster_features(
-                feats[ok], config, derived_seed(config.seed, epoch, SEED_CLUSTER))
-            labels[used] = sub_labels
+            if not sharded:
+                used = subset[ok]
+                sub_labels, loss, reduced = cluster_features(feats[ok], config, seed, backend)
+                labels[used] = sub_labels
+                rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
+                picked = reduced[rows] if rows is not None else None
             rec.update(clustering_s=time.perf_counter() - t1, clustering_loss=loss,
                        **diagnostics.cluster_size_stats(sub_labels))
             rec["nmi_prev"] = None if prev is None else diagnostics.assignment_nmi(labels, prev)
-            rec.update(_label_diagnostics(reduced, used, labels, targets, config, epoch))
-        labels = broadcast_array(labels if info.is_main else None, info, device)
+            rec.update(label_diagnostics(picked, rows, used, labels, targets, config))
+        if not sharded:
+            labels = broadcast_array(labels if info.is_main else None, info, device)
         n_clusters = int(labels.max()) + 1
         top_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_TOP))
         backbone.reset_top_layer(n_clusters, top_gen)

@@ -3,8 +3,9 @@ ResNet output) on center crops, in eval mode, for the whole dataset or a subset.
 
 Under torchrun each rank extracts a contiguous shard of the requested indices and the
 shards are gathered in order, so every rank ends with the same (N, D) matrix as a single
-process would. Images that fail to decode get a zero row, are marked invalid and are
-recorded in the `DecodeReport`.
+process would; with `gather=False` each rank keeps its own shard (for sharded clustering).
+Images that fail to decode get a zero row, are marked invalid and are recorded in the
+`DecodeReport`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch.utils.data import Dataset, Subset
 from dcbench.core.distributed import DistInfo, gather_rows, shard
 from dcbench.data.loader import DecodeReport, make_loader
 from dcbench.models.backbone import Backbone
+from dcbench.training.precision import autocast, to_device
 
 
 @torch.no_grad()
@@ -32,9 +34,13 @@ def extract_embeddings(
     info: DistInfo | None = None,
     report: DecodeReport | None = None,
     progress: object | None = None,
+    precision: str = "fp32",
+    gather: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features (float32, len(indices) x D) of `dataset[indices]` and a bool mask of the rows
-    whose image decoded. `progress(n)` is called with the number of images done per batch."""
+    whose image decoded (this rank's shard `shard(len(indices), info)` only when `gather` is
+    False). `progress(n)` is called with the number of images done per batch; `precision`
+    bf16 runs the forward under bf16 autocast (the features are returned as float32)."""
     info = info or DistInfo()
     indices = np.asarray(indices, dtype=np.int64)
     start, stop = shard(len(indices), info)
@@ -52,7 +58,9 @@ def extract_embeddings(
             if report is not None and batch.bad:
                 report.add(batch.bad, dataset)
             if len(batch):
-                out = backbone.forward_features(batch.images.to(device), [tap])[tap]
+                with autocast(device, precision):
+                    images = to_device(batch.images, device, precision)
+                    out = backbone.forward_features(images, [tap])[tap]
                 rows = torch.tensor([position[int(i)] for i in batch.indices])
                 feats[rows] = out.float().cpu()
                 valid[rows] = True
@@ -60,6 +68,8 @@ def extract_embeddings(
                 progress(len(batch) + len(batch.bad))
     finally:
         backbone.train(was_training)
+    if not gather:
+        return feats.numpy(), valid.numpy()
     gathered = gather_rows(feats, len(indices), info, device)
     mask = gather_rows(valid.to(torch.uint8), len(indices), info, device).bool()
     return gathered.numpy(), mask.numpy()
