@@ -38,6 +38,14 @@ from dcbench.data.loader import Batch
 _SOF = {0xC0, 0xC1, 0xC2}  # baseline, extended, progressive Huffman (what nvjpeg decodes)
 
 
+def resolve_pipeline(name: str, device: torch.device) -> str:
+    """`cpu` (PIL in workers) or `gpu` (this module) for `input_pipeline: auto|cpu|gpu`;
+    auto = gpu on a CUDA device, cpu otherwise (`gpu` on a CPU device decodes there)."""
+    if name == "auto":
+        return "gpu" if device.type == "cuda" else "cpu"
+    return name
+
+
 class EncodedImages(Dataset):
     """Items `(uint8 bytes tensor | None, label, index)` of a dataset with `.samples`."""
 
@@ -47,6 +55,11 @@ class EncodedImages(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Labels as int64 (-1 for unlabelled images), like the wrapped dataset's."""
+        return np.asarray([label for _, label in self.samples], dtype=np.int64)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor | None, int, int]:
         path, label = self.samples[index]
@@ -244,4 +257,4 @@ class DecodingLoader:
 
 
 __all__ = ["BatchDecoder", "DecodingLoader", "EncodedBatch", "EncodedImages", "collate_bytes",
-           "device_decodable", "jpeg_header", "rrc_params"]
+           "device_decodable", "jpeg_header", "resolve_pipeline", "rrc_params"]

@@ -39,6 +39,7 @@ from dcbench.core.files import append_line, write_json, write_text
 from dcbench.core.provenance import code_revision, config_hash, device_name, versions
 from dcbench.core.version import __version__
 from dcbench.data.folders import ImageFolderDataset
+from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader, EncodedImages, resolve_pipeline
 from dcbench.data.loader import DecodeReport, make_loader
 from dcbench.data.samplers import DistributedUniformLabelSampler
 from dcbench.data.transforms import center_crop, deepcluster_train
@@ -136,10 +137,17 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
     mc = backbone.config
     size = config.input_size or int(mc["input_size"])
     resize = config.resize or round(size * 256 / 224)
-    cluster_set = ImageFolderDataset(data_dir, center_crop(size, resize, mc["mean"], mc["std"]))
-    train_set = ImageFolderDataset(data_dir, deepcluster_train(
-        size, tuple(config.crop_scale), tuple(config.crop_ratio), config.hflip,
-        mc["mean"], mc["std"]))
+    on_device = resolve_pipeline(config.input_pipeline, device) == "gpu"
+    if on_device:  # workers read bytes; decode + crops on the device (data.gpu_decode)
+        cluster_set = train_set = EncodedImages(ImageFolderDataset(data_dir))
+    else:
+        cluster_set = ImageFolderDataset(data_dir, center_crop(size, resize, mc["mean"],
+                                                               mc["std"]))
+        train_set = ImageFolderDataset(data_dir, deepcluster_train(
+            size, tuple(config.crop_scale), tuple(config.crop_ratio), config.hflip,
+            mc["mean"], mc["std"]))
+    center_decoder = BatchDecoder(device, size, mc["mean"], mc["std"], mode="center",
+                                  resize=resize) if on_device else None
     n_total, targets = len(cluster_set), cluster_set.targets
     n_used = min(config.subset_size or n_total, n_total)
     if config.clustering == "kmeans" and config.k > n_used:
@@ -182,7 +190,7 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
                                            batch_size=config.batch_size, device=device,
                                            workers=config.workers, info=info, report=report,
                                            progress=bar.update, precision=precision,
-                                           gather=not sharded)
+                                           gather=not sharded, decoder=center_decoder)
         t1 = time.perf_counter()
         labels = np.full(n_total, -1, dtype=np.int64)
         rec: dict[str, Any] = {"epoch": epoch, "clustering_backend": backend,
@@ -220,10 +228,8 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
             rank=info.rank, world_size=info.world_size)
         sampler.set_epoch(epoch)
         torch.manual_seed(derived_seed(config.seed, epoch, SEED_TORCH))
-        loader = make_loader(train_set, max(1, config.batch_size // info.world_size),
-                             sampler=sampler, workers=config.workers,
-                             generator=torch.Generator().manual_seed(
-                                 derived_seed(config.seed, epoch, SEED_LOADER)))
+        loader = _train_loader(train_set, config, epoch, sampler, info, device, mc,
+                               on_device)
         t2 = time.perf_counter()
         sgt_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_SGT))
         with _bar(config, info, len(sampler), f"epoch {epoch} train") as bar:
@@ -251,6 +257,25 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         if report.count:
             print(report.summary(), file=sys.stderr)
     return record or {}
+
+
+def _train_loader(train_set: Any, config: TrainConfig, epoch: int, sampler: Any,
+                  info: DistInfo, device: torch.device, mc: dict[str, Any],
+                  on_device: bool) -> Any:
+    """The training pass's loader: PIL crops in workers, or bytes decoded on the device with
+    crops drawn from a generator seeded by (seed, epoch, rank)."""
+    batch = max(1, config.batch_size // info.world_size)
+    loader_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER))
+    if not on_device:
+        return make_loader(train_set, batch, sampler=sampler, workers=config.workers,
+                           generator=loader_gen)
+    size = config.input_size or int(mc["input_size"])
+    crops = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER, info.rank))
+    decoder = BatchDecoder(device, size, mc["mean"], mc["std"], mode="train",
+                           scale=tuple(config.crop_scale), ratio=tuple(config.crop_ratio),
+                           flip=config.hflip, generator=crops)
+    return DecodingLoader(train_set, batch, decoder, sampler=sampler, workers=config.workers,
+                          generator=loader_gen)
 
 
 def _summary_line(rec: dict[str, Any]) -> str:

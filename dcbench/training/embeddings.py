@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from dcbench.core.distributed import DistInfo, gather_rows, shard
+from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader
 from dcbench.data.loader import DecodeReport, make_loader
 from dcbench.models.backbone import Backbone
 from dcbench.training.precision import autocast, to_device
@@ -36,11 +37,13 @@ def extract_embeddings(
     progress: object | None = None,
     precision: str = "fp32",
     gather: bool = True,
+    decoder: BatchDecoder | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features (float32, len(indices) x D) of `dataset[indices]` and a bool mask of the rows
     whose image decoded (this rank's shard `shard(len(indices), info)` only when `gather` is
     False). `progress(n)` is called with the number of images done per batch; `precision`
-    bf16 runs the forward under bf16 autocast (the features are returned as float32)."""
+    bf16 runs the forward under bf16 autocast (the features are returned as float32). With a
+    `decoder`, `dataset` yields file bytes (`EncodedImages`) decoded and cropped on its device."""
     info = info or DistInfo()
     indices = np.asarray(indices, dtype=np.int64)
     start, stop = shard(len(indices), info)
@@ -51,7 +54,9 @@ def extract_embeddings(
     feats = torch.zeros(len(mine), backbone.embedding_dim, dtype=torch.float32)
     valid = torch.zeros(len(mine), dtype=torch.bool)
     position = {int(idx): pos for pos, idx in enumerate(mine.tolist())}
-    loader = make_loader(Subset(dataset, mine.tolist()), batch_size, workers=workers)
+    part = Subset(dataset, mine.tolist())
+    loader = (make_loader(part, batch_size, workers=workers) if decoder is None
+              else DecodingLoader(part, batch_size, decoder, workers=workers))
     try:
         for batch in loader:
             # Subset re-indexes; map the dataset's own indices (third item) back to rows

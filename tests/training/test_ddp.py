@@ -60,3 +60,4 @@ def test_sharded_torch_clustering_two_processes_match_one(micro_data: Path, tmp_
     assert [r["clustering_backend"] for r in b.read_log()] == ["torch-cpu", "torch-cpu"]
     loss_a, loss_b = a.read_log()[0]["clustering_loss"], b.read_log()[0]["clustering_loss"]
     assert abs(loss_a - loss_b) <= 1e-5 * abs(loss_a)
+
