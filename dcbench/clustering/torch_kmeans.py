@@ -61,8 +61,10 @@ def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-cluster float64 sums (k x d) and int64 counts (k) of the rows of `x`."""
     sums = torch.zeros(k, x.shape[1], dtype=torch.float64, device=x.device)
-    for s in range(0, len(x), 65536):
-        sums.index_add_(0, labels[s : s + 65536], x[s : s + 65536].double())
+    d = x.shape[1]
+    for s in range(0, len(x), 65536):  # scatter_add_: ~15x faster than index_add_ in float64
+        lab = labels[s : s + 65536, None].expand(-1, d)
+        sums.scatter_add_(0, lab, x[s : s + 65536].double())
     counts = torch.bincount(labels, minlength=k)
     return sums, counts
 
