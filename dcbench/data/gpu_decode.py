@@ -71,21 +71,26 @@ class EncodedImages(Dataset):
 
 
 class EncodedBatch(NamedTuple):
-    """Undecoded files of a batch: bytes, labels, dataset indices, and the unreadable ones."""
+    """Undecoded files of a batch: bytes, labels, dataset indices, the unreadable ones, and
+    which files the device decoder may take (`device_decodable`, computed in the workers)."""
 
     data: list[torch.Tensor]
     labels: torch.Tensor
     indices: torch.Tensor
     bad: list[int]
+    device_ok: list[bool]
 
 
 def collate_bytes(items: Sequence[tuple[torch.Tensor | None, int, int]]) -> EncodedBatch:
-    """Keep the byte tensors as a list; unreadable files go to `bad`."""
+    """Keep the byte tensors as a list; unreadable files go to `bad`. Runs in the DataLoader
+    workers, so the header checks cost the main process nothing."""
     good = [item for item in items if item[0] is not None]
-    return EncodedBatch([item[0] for item in good],  # type: ignore[misc]
+    data: list[torch.Tensor] = [item[0] for item in good]  # type: ignore[misc]
+    return EncodedBatch(data,
                         torch.as_tensor([int(i[1]) for i in good], dtype=torch.int64),
                         torch.as_tensor([int(i[2]) for i in good], dtype=torch.int64),
-                        [int(item[2]) for item in items if item[0] is None])
+                        [int(item[2]) for item in items if item[0] is None],
+                        [device_decodable(d) for d in data])
 
 
 def jpeg_header(data: bytes) -> tuple[int, int, int, int] | None:
@@ -174,7 +179,7 @@ class BatchDecoder:
                ) -> tuple[list[torch.Tensor | None], list[int]]:
         """uint8 (3, H, W) images on the device (None where undecodable) and the bad ids."""
         images: list[torch.Tensor | None] = [None] * len(batch.data)
-        fast = [i for i, d in enumerate(batch.data) if device_decodable(d)]
+        fast = [i for i, ok in enumerate(batch.device_ok) if ok]
         if fast:
             decoded = self._device_decode([batch.data[i] for i in fast])
             for i, img in zip(fast, decoded, strict=True):
