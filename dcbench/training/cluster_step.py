@@ -27,7 +27,8 @@ from dcbench.training.config import TrainConfig
 
 def _pic_args(config: TrainConfig) -> dict[str, Any]:
     return {"nnn": config.pic_nnn, "sigma": config.pic_sigma, "alpha": config.pic_alpha,
-            "iters": config.pic_iters, "singletons": config.pic_singletons}
+            "iters": config.pic_iters, "singletons": config.pic_singletons,
+            "dtype": config.pic_dtype}
 
 
 def cluster_features(features: np.ndarray, config: TrainConfig, seed: int,
@@ -98,7 +99,8 @@ def label_diagnostics(reduced_rows: np.ndarray, rows: np.ndarray | None, used: n
     `reduced_rows` are the reduced features of `used[rows]`."""
     if rows is None:
         return {}
-    out: dict[str, Any] = {"nmi_labels": diagnostics.assignment_nmi(labels[used], targets[used])}
+    out: dict[str, Any] = {"nmi_labels": diagnostics.assignment_nmi(
+        labels[used], targets[used], config.nmi_average)}
     out["ratio_edge_intra_class"] = diagnostics.ratio_edge_intra_class(
         reduced_rows, targets[used][rows], k=config.knn_ratio_k)
     return out

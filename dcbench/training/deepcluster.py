@@ -92,7 +92,8 @@ def _check_resume(run: RunDir, config: TrainConfig, resume: bool) -> None:
         return
     if not resume:
         raise UserError(f"{run.root} already holds a run; pass --resume or choose a new --out")
-    saved = cfg.load_yaml(run.config)
+    # a key added since the run started counts as its default (the behaviour it ran with)
+    saved = {**yaml.safe_load(cfg.dump_yaml(TrainConfig())), **cfg.load_yaml(run.config)}
     now = yaml.safe_load(cfg.dump_yaml(config))
     changed = sorted(k for k in now if k not in RESUMABLE_KEYS and saved.get(k) != now[k])
     if changed:
@@ -215,7 +216,8 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
                 picked = reduced[rows] if rows is not None else None
             rec.update(clustering_s=time.perf_counter() - t1, clustering_loss=loss,
                        **diagnostics.cluster_size_stats(sub_labels))
-            rec["nmi_prev"] = None if prev is None else diagnostics.assignment_nmi(labels, prev)
+            rec["nmi_prev"] = None if prev is None else diagnostics.assignment_nmi(
+                labels, prev, config.nmi_average)
             rec.update(label_diagnostics(picked, rows, used, labels, targets, config))
         if not sharded:
             labels = broadcast_array(labels if info.is_main else None, info, device)
@@ -225,7 +227,7 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         n_draws = int(config.reassign * int((labels >= 0).sum()))
         sampler = DistributedUniformLabelSampler(
             labels, n_draws, seed=derived_seed(config.seed, SEED_SAMPLER),
-            rank=info.rank, world_size=info.world_size)
+            rank=info.rank, world_size=info.world_size, rule=config.sampler)
         sampler.set_epoch(epoch)
         torch.manual_seed(derived_seed(config.seed, epoch, SEED_TORCH))
         loader = _train_loader(train_set, config, epoch, sampler, info, device, mc,

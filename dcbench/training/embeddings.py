@@ -19,11 +19,11 @@ from torch.utils.data import Dataset, Subset
 from dcbench.core.distributed import DistInfo, gather_rows, shard
 from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader
 from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.models.backbone import Backbone
 from dcbench.training.precision import autocast, to_device
 
 
-@torch.no_grad()
 def extract_embeddings(
     backbone: Backbone,
     dataset: Dataset,
@@ -49,30 +49,24 @@ def extract_embeddings(
     start, stop = shard(len(indices), info)
     mine = indices[start:stop]
     tap = backbone.embedding_tap
-    was_training = backbone.training
-    backbone.eval()
     feats = torch.zeros(len(mine), backbone.embedding_dim, dtype=torch.float32)
     valid = torch.zeros(len(mine), dtype=torch.bool)
     position = {int(idx): pos for pos, idx in enumerate(mine.tolist())}
     part = Subset(dataset, mine.tolist())
     loader = (make_loader(part, batch_size, workers=workers) if decoder is None
               else DecodingLoader(part, batch_size, decoder, workers=workers))
-    try:
-        for batch in loader:
-            # Subset re-indexes; map the dataset's own indices (third item) back to rows
-            if report is not None and batch.bad:
-                report.add(batch.bad, dataset)
-            if len(batch):
-                with autocast(device, precision):
-                    images = to_device(batch.images, device, precision)
-                    out = backbone.forward_features(images, [tap])[tap]
-                rows = torch.tensor([position[int(i)] for i in batch.indices])
-                feats[rows] = out.float().cpu()
-                valid[rows] = True
-            if progress is not None:
-                progress(len(batch) + len(batch.bad))
-    finally:
-        backbone.train(was_training)
+
+    def embed(images: torch.Tensor) -> torch.Tensor:
+        with autocast(device, precision):
+            return backbone.forward_features(to_device(images, device, precision), [tap])[tap]
+
+    with eval_mode(backbone):
+        # Subset re-indexes; the dataset's own indices (third item) map back to rows
+        for batch, out in inference_batches(loader, embed, device=device, dataset=dataset,
+                                            report=report, progress=progress):
+            rows = torch.tensor([position[int(i)] for i in batch.indices])
+            feats[rows] = out.float().cpu()
+            valid[rows] = True
     if not gather:
         return feats.numpy(), valid.numpy()
     gathered = gather_rows(feats, len(indices), info, device)

@@ -7,11 +7,10 @@ Sources: `url` (a direct download of an official `.pth.tar`, converted on pull),
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from dcbench.core.errors import UserError, did_you_mean
+from dcbench.core.registry import Registry
 
 OFFICIAL_BASE = "https://dl.fbaipublicfiles.com/deepcluster"
 THESIS = "Caron, Unsupervised Representation Learning with Clustering in Deep ConvNets, 2018"
@@ -64,32 +63,27 @@ class CatalogEntry:
         return asdict(self)
 
 
-_CATALOG: dict[str, CatalogEntry] = {}
+CATALOG: Registry[CatalogEntry] = Registry("model")
 
 
 def register(entry: CatalogEntry) -> CatalogEntry:
     """Add an entry; a duplicate name is an error."""
-    if entry.name in _CATALOG:
-        raise ValueError(f"catalog entry {entry.name!r} already registered")
-    _CATALOG[entry.name] = entry
-    return entry
+    return CATALOG.register(entry.name, entry)
 
 
 def get_entry(name: str) -> CatalogEntry:
     """The catalog entry called `name`, or a UserError listing valid names."""
-    if name not in _CATALOG:
-        raise UserError(f"unknown model {name!r}; " + did_you_mean(name, list(_CATALOG)))
-    return _CATALOG[name]
+    return CATALOG.get(name)
 
 
 def has_entry(name: str) -> bool:
     """Whether `name` is a catalog name."""
-    return name in _CATALOG
+    return name in CATALOG
 
 
 def list_entries(pattern: str = "*") -> list[CatalogEntry]:
     """Entries whose name matches a glob, in registration order."""
-    return [e for n, e in _CATALOG.items() if fnmatch.fnmatch(n, pattern)]
+    return CATALOG.values(pattern)
 
 
 def _official(arch: str) -> CatalogEntry:
