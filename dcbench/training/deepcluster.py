@@ -32,6 +32,7 @@ from dcbench.core.distributed import (
     init_from_env,
     shard,
     shutdown,
+    sync_buffers,
 )
 from dcbench.core.errors import UserError
 from dcbench.core.faults import inject_fault
@@ -186,6 +187,10 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
             subset = np.sort(rng.choice(n_total, n_used, replace=False))
         else:
             subset = np.arange(n_total)
+        # one network on every rank: BatchNorm running statistics drift apart during a pass
+        # (each rank's own batches); rank 0's are the ones saved, so a resumed run and an
+        # uninterrupted one embed with the same statistics
+        sync_buffers(backbone, info)
         with _bar(config, info, len(subset), f"epoch {epoch} features") as bar:
             feats, ok = extract_embeddings(backbone, cluster_set, subset,
                                            batch_size=config.batch_size, device=device,
