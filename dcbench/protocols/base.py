@@ -41,8 +41,8 @@ METRICS = (
     "cluster_size_min", "cluster_size_max", "cluster_size_cv",
 )
 METRIC_PREFIXES = ("ap_", "iou_")
-# Aggregates over repeated draws (low-shot): "<metric>_mean" / "<metric>_std".
-METRIC_SUFFIXES = ("_mean", "_std")
+# Aggregates over repeated draws (low-shot): "<metric>_mean" / "_std" / "_min" / "_max".
+METRIC_SUFFIXES = ("_mean", "_std", "_min", "_max")
 SPLITS = ("val", "test", "train-heldout", "train")
 # The frozen conv taps the classification probes evaluate by default.
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
@@ -122,6 +122,9 @@ BUILTIN_MODULES = (
     "dcbench.protocols.voc07_cls",
     "dcbench.protocols.voc07_det",
     "dcbench.protocols.voc12_seg",
+    "dcbench.protocols.voc07_svm",
+    "dcbench.protocols.voc07_lowshot_svm",
+    "dcbench.protocols.retrieval",
 )
 _loaded = False
 
@@ -145,7 +148,6 @@ def _load_builtins() -> None:
     global _loaded
     if _loaded:
         return
-
     for module_name in BUILTIN_MODULES:
         try:
             importlib.import_module(module_name)

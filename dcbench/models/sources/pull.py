@@ -10,7 +10,8 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.core.home import hub_cache_dir
 from dcbench.models.backbone import Backbone
-from dcbench.models.checkpoints import HUB_CONFIG, HUB_WEIGHTS, load_official, save_hub_dir
+from dcbench.models.checkpoints import HUB_CONFIG, HUB_WEIGHTS, save_hub_dir
+from dcbench.models.converters import load_converted
 from dcbench.models.model_card import render_model_card
 from dcbench.models.sources.catalog import CatalogEntry, get_entry
 from dcbench.models.sources.download import download, is_offline
@@ -51,8 +52,13 @@ def _pull_url(entry: CatalogEntry, progress: bool) -> Path:
     # Trust on first use: once a download is recorded, a later (--force) pull must match it.
     expected = entry.sha256 or source_record(entry.name).get("sha256")
     sha = download(entry.url or "", raw, expected, progress=progress)
+    prefix = str(entry.extra.get("sha256_prefix", ""))
+    if prefix and not sha.startswith(prefix):
+        raw.unlink(missing_ok=True)
+        raise UserError(f"{entry.name}: downloaded file has sha256 {sha[:12]}..., but its "
+                        f"published name says it starts with {prefix}; the file was removed")
     try:
-        model = load_official(raw)
+        model = load_converted(raw, entry.converter)
     except UserError:
         raw.unlink(missing_ok=True)
         raise

@@ -1,0 +1,147 @@
+"""Pooled frozen features of a whole dataset: one pass of the engine's inference loop, the
+taps pooled per the pooling table, optionally read from / written to the `FeatureCache`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from dcbench.core.errors import UserError
+from dcbench.data import transforms as T
+from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.engine.inference import inference_batches
+from dcbench.engine.resumable import status
+from dcbench.protocols.probe.feature_cache import (
+    CacheKey,
+    FeatureCache,
+    FeatureSet,
+    dataset_fingerprint,
+)
+from dcbench.protocols.probe.pooling import PoolSpec, model_pool_specs, pool_features
+from dcbench.protocols.probe.splits import Sizes, with_transform
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
+
+
+def extract_pooled(
+    featurize: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    dataset: Any,
+    specs: dict[str, PoolSpec],
+    *,
+    batch_size: int,
+    device: str,
+    progress: bool,
+    report: DecodeReport | None = None,
+    desc: str = "features",
+    workers: int = 0,
+) -> dict[str, FeatureSet]:
+    """One pass over `dataset`: featurize each batch, pool each tap, keep them on the CPU."""
+    loader = make_loader(dataset, batch_size, workers=workers)
+    chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in specs}
+    labels, indices = [], []
+
+    def pooled(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = featurize(images)
+        return {layer: pool_features(out[layer], spec).float().cpu()
+                for layer, spec in specs.items()}
+
+    for batch, out in inference_batches(loader, pooled, device=device, dataset=dataset,
+                                        report=report, progress=progress, desc=desc,
+                                        total=len(dataset)):
+        for layer in specs:
+            chunks[layer].append(out[layer])
+        labels.append(batch.labels)
+        indices.append(batch.indices)
+    if not labels:
+        raise UserError(f"no image of {getattr(dataset, 'root', 'the dataset')} could be decoded")
+    lab, idx = torch.cat(labels).long(), torch.cat(indices).long()
+    return {layer: FeatureSet(torch.cat(parts), lab, idx) for layer, parts in chunks.items()}
+
+
+def tap_featurizer(model: Backbone, layers: Sequence[str]
+                   ) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """images -> {tap: activation} with the frozen backbone in eval mode (BN statistics)."""
+    layers = list(layers)
+
+    def featurize(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        model.eval()
+        return model.forward_features(images, layers)
+
+    return featurize
+
+
+def cached_features(
+    model: Backbone,
+    dataset: Any,
+    specs: dict[str, PoolSpec],
+    transform_desc: str,
+    *,
+    cache: FeatureCache | None,
+    batch_size: int,
+    device: str,
+    progress: bool,
+    report: DecodeReport | None = None,
+    featurize: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None,
+    desc: str = "features",
+) -> dict[str, FeatureSet]:
+    """Pooled features per tap, read from `cache` when present; missing taps extracted in one pass.
+
+    `dataset.transform` must be the pipeline that `transform_desc` names (no randomness).
+    Pass `featurize` for inputs that are not plain taps (its keys must match `specs`).
+    """
+    keys = {}
+    found: dict[str, FeatureSet] = {}
+    if cache is not None:
+        fingerprint = dataset_fingerprint(dataset.paths, list(dataset.targets))
+        sha = model.weights_sha256()
+        for layer, spec in specs.items():
+            keys[layer] = CacheKey(sha, layer, spec.describe(), fingerprint, transform_desc)
+            hit = cache.load(keys[layer])
+            if hit is not None:
+                found[layer] = hit
+    missing = {layer: spec for layer, spec in specs.items() if layer not in found}
+    if missing:
+        fn = featurize or tap_featurizer(model, list(missing))
+        extracted = extract_pooled(fn, dataset, missing, batch_size=batch_size, device=device,
+                                   progress=progress, report=report, desc=desc)
+        for layer, feats in extracted.items():
+            if cache is not None:
+                cache.save(keys[layer], feats)
+            found[layer] = feats
+    return {layer: found[layer] for layer in specs}
+
+
+def frozen_features(
+    model: Backbone,
+    dataset: Any,
+    layers: Sequence[str],
+    *,
+    use_cache: bool,
+    batch_size: int,
+    device: str,
+    progress: bool,
+    pooling: str = "dc2018",
+    desc: str = "features",
+) -> dict[str, FeatureSet]:
+    """Center-crop features of `layers` (pooled per `pooling` table) for a whole dataset.
+
+    With `use_cache` the shared feature cache is read and filled (the entries linear-conv
+    `--fast` uses for the same taps); otherwise features are extracted fresh.
+    """
+
+    model.check_layers(list(layers))
+    model.to(device).eval()
+    sizes = Sizes.for_model(model)
+    center = T.center_crop(sizes.crop, sizes.resize, mean=sizes.mean, std=sizes.std)
+    specs = model_pool_specs(model, list(layers), sizes.crop, pooling)
+    report = DecodeReport()
+    out = cached_features(model, with_transform(dataset, center), specs,
+                          sizes.describe("center_crop"),
+                          cache=FeatureCache() if use_cache else None, batch_size=batch_size,
+                          device=device, progress=progress, report=report, desc=desc)
+    if report.count:
+        status(report.summary())
+    return out

@@ -1,0 +1,209 @@
+"""Probe heads on frozen features: the heads, their schedules, a multi-head trainer, and the
+resumable training phase (the engine's loop, one checkpoint per epoch).
+
+All heads of a `ProbeSet` see the same batches, so one backbone forward serves every layer
+and every weight-decay candidate (each head has its own optimizer and schedule, exactly as
+separate runs of `eval_linear.py` would, up to the shared data order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dcbench.core.files import append_line
+from dcbench.core.progress import progress_bar
+from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
+from dcbench.protocols.metrics import average_crops, topk_correct
+
+Batches = Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]]
+
+
+class LinearHead(nn.Module):
+    """The linear probe: `Linear(D, C)` (dc2018 RegLog) or, with `bn`, an affine-free
+    per-channel BatchNorm on the pooled (C, H, W) map before it (goyal2019: Goyal et al.'s
+    SpatialBN / VISSL's BatchNorm2d without affine), then the Linear layer.
+
+    Inputs are the flattened pooled features (N, C*H*W); `shape` = (C, H, W) says how to
+    view them for the per-channel statistics ((D,) or None: D channels of 1x1).
+    """
+
+    def __init__(self, in_dim: int, num_classes: int, bn: bool = False,
+                 shape: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        shape = tuple(shape) if shape is not None else (in_dim,)
+        self.shape = shape + (1, 1) if len(shape) == 1 else shape
+        if math.prod(self.shape) != in_dim:
+            raise ValueError(f"pooled shape {shape} does not hold {in_dim} features")
+        self.norm = nn.BatchNorm2d(self.shape[0], affine=False) if bn else None
+        self.linear = nn.Linear(in_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm is not None:
+            x = self.norm(x.view(x.shape[0], *self.shape)).flatten(1)
+        return self.linear(x)
+
+
+def lr_factor(schedule: str, lr0: float, weight_decay: float, iters_per_epoch: int,
+              milestones: tuple[int, ...] = (), gamma: float = 0.1) -> Callable[[int], float]:
+    """Multiplier of lr0 at global iteration t.
+
+    `sqrt` (eval_linear.py, Bottou): 1 / sqrt(1 + lr0 * wd * t); `step`: gamma ** (number of
+    milestones <= epoch); `constant`: 1.
+    """
+    if schedule == "sqrt":
+        return lambda t: 1.0 / math.sqrt(1.0 + lr0 * weight_decay * t)
+    if schedule == "step":
+        return lambda t: gamma ** sum(t // max(iters_per_epoch, 1) >= m for m in milestones)
+    if schedule == "constant":
+        return lambda t: 1.0
+    raise ValueError(f"unknown schedule {schedule!r}; valid: sqrt, step, constant")
+
+
+@dataclasses.dataclass
+class HeadSpec:
+    """One head to train: a module reading feature `layer`, with its own lr and weight decay."""
+
+    name: str
+    layer: str
+    module: nn.Module
+    lr: float
+    weight_decay: float
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSettings:
+    """SGD settings shared by the heads of a ProbeSet."""
+
+    momentum: float = 0.9
+    schedule: str = "sqrt"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+
+
+class ProbeSet(nn.Module):
+    """Several heads trained side by side on the same batches, each with its own SGD."""
+
+    def __init__(self, heads: list[HeadSpec], optim: OptimSettings, iters_per_epoch: int) -> None:
+        super().__init__()
+        self.specs = {h.name: h for h in heads}
+        # ModuleDict keys cannot hold '.', which head names (e.g. 'wd=1e-07') may.
+        self._keys = {h.name: f"head{i}" for i, h in enumerate(heads)}
+        self._modules_by_key = nn.ModuleDict({self._keys[h.name]: h.module for h in heads})
+        self.heads = {h.name: h.module for h in heads}
+        self.optimizers = {}
+        self.schedulers = {}
+        for h in heads:
+            opt = torch.optim.SGD(h.module.parameters(), lr=h.lr, momentum=optim.momentum,
+                                  weight_decay=h.weight_decay)
+            factor = lr_factor(optim.schedule, h.lr, h.weight_decay, iters_per_epoch,
+                               optim.milestones, optim.gamma)
+            self.optimizers[h.name] = opt
+            self.schedulers[h.name] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+    def train_step(self, feats: dict[str, torch.Tensor], labels: torch.Tensor) -> float:
+        """One SGD step for every head; returns the mean loss over heads."""
+        self.train()
+        losses = []
+        for name, head in self.heads.items():
+            loss = nn.functional.cross_entropy(head(feats[self.specs[name].layer]), labels)
+            opt = self.optimizers[name]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            self.schedulers[name].step()
+            losses.append(float(loss.detach()))
+        return sum(losses) / max(len(losses), 1)
+
+    @torch.no_grad()
+    def logits(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-head logits in eval mode."""
+        self.eval()
+        return {name: head(feats[self.specs[name].layer]) for name, head in self.heads.items()}
+
+    def checkpoint_state(self) -> StateBundle:
+        """Weights, optimizer and scheduler states, as one `Stateful` for the resumable loop."""
+        return StateBundle(heads=self._modules_by_key,
+                           optimizers=StateBundle(**self.optimizers),
+                           schedulers=StateBundle(**self.schedulers))
+
+
+@torch.no_grad()
+def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor, int]]
+             ) -> dict[str, dict[str, float]]:
+    """Top-1/top-5 (percent) per head. Batches carry n_crops; crops are softmax-averaged."""
+    counts: dict[str, dict[int, int]] = {name: {1: 0, 5: 0} for name in probes.heads}
+    total = 0
+    num_classes = 0
+    for feats, labels, n_crops in batches:
+        for name, logits in probes.logits(feats).items():
+            num_classes = logits.shape[1]
+            scores = logits if n_crops == 1 else average_crops(logits.view(-1, n_crops,
+                                                                           logits.shape[1]))
+            for k, v in topk_correct(scores.cpu(), labels.cpu()).items():
+                counts[name][k] += v
+        total += int(labels.numel())
+    out = {}
+    for name, c in counts.items():
+        metrics = {"top1": 100.0 * c[1] / max(total, 1)}
+        if num_classes > 5:
+            metrics["top5"] = 100.0 * c[5] / max(total, 1)
+        out[name] = metrics
+    return out
+
+
+def train_phase(
+    probes: ProbeSet,
+    *,
+    epochs: int,
+    train_batches: Callable[[int], Batches],
+    evaluate_fn: Callable[[], dict[str, dict[str, float]]],
+    work_dir: Path | None,
+    phase: str,
+    progress: bool,
+    batches_per_epoch: int | None = None,
+) -> dict[str, list[dict[str, float]]]:
+    """Train for `epochs`, evaluating after each, in the engine's resumable loop (checkpoint
+    `work_dir/checkpoints/<phase>.pt` every epoch; a restarted run resumes from it). The
+    epoch bar and, with `batches_per_epoch`, a batch bar inside it show totals and ETAs.
+
+    Returns the per-head history: history[head][epoch] = {'top1': .., 'top5': ..}.
+    """
+    ckpt = LoopCheckpoint(work_dir / "checkpoints" / f"{phase}.pt") if work_dir else None
+    loop = ResumableLoop(epochs, state=probes.checkpoint_state(), checkpoint=ckpt,
+                         desc=f"{phase} phase", unit="epoch", progress=progress,
+                         extra={"history": {name: [] for name in probes.heads}})
+    loop.resume()
+    history: dict[str, list[dict[str, float]]] = loop.extra["history"]
+    for epoch in loop:
+        bar = progress_bar(batches_per_epoch, f"{phase} epoch {epoch + 1}/{epochs}",
+                           unit="batch", enabled=progress)
+        losses = []
+        for feats, labels in train_batches(epoch):
+            losses.append(probes.train_step(feats, labels))
+            bar.update(1)
+        bar.close()
+        loss = sum(losses) / max(len(losses), 1)
+        metrics = evaluate_fn()
+        for name, values in metrics.items():
+            history[name].append(values)
+        best = max(metrics.items(), key=lambda kv: kv[1]["top1"])
+        loop.set_postfix(loss=f"{loss:.3f}", top1=f"{best[1]['top1']:.2f}")
+        status(f"{phase} epoch {epoch + 1}/{epochs}: loss {loss:.3f}, best head {best[0]} "
+               f"top1 {best[1]['top1']:.2f}")
+        if work_dir is not None:
+            append_line(work_dir / "log.jsonl", json.dumps({
+                "phase": phase, "epoch": epoch + 1, "loss": loss, "eval": metrics}))
+    return history
+
+
+def best_epoch(curve: list[dict[str, float]], metric: str = "top1") -> int:
+    """Index of the best epoch (the earliest among ties)."""
+    values = [point[metric] for point in curve]
+    return max(range(len(values)), key=lambda i: (values[i], -i))

@@ -1,0 +1,129 @@
+"""Whole-network fine-tuning for a fixed number of SGD iterations (low-shot), resumable
+through the engine's loop.
+
+The network gets a fresh classification head (`reset_top_layer`), every trunk parameter is
+trained (the Sobel filter stays fixed), BN in train mode. Held-out (or val) accuracy is
+measured every `eval_every` iterations; the state is checkpointed at those points.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Subset
+
+from dcbench.data.loader import make_loader
+from dcbench.engine.inference import eval_mode, inference_batches
+from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle
+from dcbench.protocols.metrics import average_crops, topk_correct
+from dcbench.protocols.probe.batch_sources import epoch_generator
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneSettings:
+    """SGD settings of one fine-tuning run."""
+
+    lr: float
+    weight_decay: float
+    momentum: float
+    iterations: int
+    eval_every: int
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+
+
+def endless_batches(dataset: Any, positions: np.ndarray, batch_size: int, seed: int
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Reshuffled passes over `positions`, forever; pass p's order and crops fixed by (seed, p)."""
+    subset = Subset(dataset, positions.tolist())
+    epoch = 0
+    while True:
+        generator = epoch_generator(seed, epoch)
+        loader = make_loader(subset, min(batch_size, len(subset)), shuffle=True,
+                             generator=generator)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+            for batch in loader:
+                if len(batch):
+                    yield batch.images, batch.labels
+        epoch += 1
+
+
+def crop_averaged_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Logits of a batch; (B, crops, C, H, W) 10-crop views give softmax-averaged scores."""
+    if images.dim() == 5:
+        n, crops = images.shape[:2]
+        return average_crops(model(images.flatten(0, 1)).view(n, crops, -1))
+    return model(images)
+
+
+def top1(model: nn.Module, dataset: Any, positions: np.ndarray | None, batch_size: int,
+         device: str) -> float:
+    """Top-1 (percent) of `model` logits; 5-D batches are 10-crop views (softmax averaged)."""
+    data = dataset if positions is None else Subset(dataset, positions.tolist())
+    correct = total = 0
+    with eval_mode(model):
+        for batch, scores in inference_batches(make_loader(data, batch_size),
+                                               lambda x: crop_averaged_logits(model, x),
+                                               device=device):
+            correct += topk_correct(scores.cpu(), batch.labels, (1,))[1]
+            total += len(batch)
+    return 100.0 * correct / max(total, 1)
+
+
+def finetune(
+    model: Backbone,
+    num_classes: int,
+    train_set: Any,
+    train_positions: np.ndarray,
+    settings: FinetuneSettings,
+    evaluate: Callable[[nn.Module], float],
+    *,
+    device: str,
+    checkpoint: Path | None = None,
+    progress: bool = False,
+    desc: str = "fine-tune",
+) -> list[tuple[int, float]]:
+    """Fine-tune `model` in place in the engine's resumable loop; returns
+    [(iteration, evaluate(model))] at each eval point (the checkpoint is saved there too, and
+    removed at the end). A resumed run restarts the batch stream seeded by the iteration."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    model.reset_top_layer(num_classes, generator)
+    model.to(device)
+    params = [p for p in model.trunk_parameters()] + list(model.top_layer.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
+                                weight_decay=settings.weight_decay)
+    ckpt = LoopCheckpoint(checkpoint) if checkpoint is not None else None
+    loop = ResumableLoop(settings.iterations, state=StateBundle(model=model, optimizer=optimizer),
+                         checkpoint=ckpt, every=settings.eval_every, desc=desc, unit="it",
+                         progress=progress, extra={"curve": []})
+    start = loop.resume()
+    curve: list[list[float]] = loop.extra["curve"]
+    batches = endless_batches(train_set, train_positions, settings.batch_size,
+                              settings.seed * 7919 + start)
+    for it in loop:
+        model.train()
+        images, labels = next(batches)
+        loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loop.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        done = it + 1
+        if done % settings.eval_every == 0 or done == settings.iterations:
+            curve.append([done, evaluate(model)])
+    if ckpt is not None:
+        ckpt.discard()
+    return [(int(done), float(score)) for done, score in curve]
