@@ -38,24 +38,29 @@ def as_float_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.float()
 
 
-def covariance(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """Covariance (float64, D x D) of the rows of `x` around `mean`, in row chunks.
+def scatter_matrix(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Sum of outer products (float64, D x D) of the rows of `x` centred on `mean`, in row chunks.
 
     Each chunk is centred in float32 and multiplied block-wise over the upper triangle of the
-    D x D result (symmetric), so the cost is about 0.6 * N * D^2 flops at matmul speed.
+    D x D result (symmetric), so the cost is about 0.6 * N * D^2 flops at matmul speed. Sums
+    from several shards (torchrun ranks) add up to the scatter of all rows.
     """
     n, d = x.shape
     out = torch.zeros(d, d, dtype=torch.float64, device=x.device)
     blocks = [(s, min(s + _COL_BLOCK, d)) for s in range(0, d, _COL_BLOCK)]
-    mean32 = mean.to(torch.float32)
+    mean32 = mean.to(x.device, torch.float32)
     for start in range(0, n, _ROW_CHUNK):
         xc = x[start : start + _ROW_CHUNK] - mean32
         for i, (a0, a1) in enumerate(blocks):
             for b0, b1 in blocks[i:]:
                 out[a0:a1, b0:b1] += (xc[:, a0:a1].T @ xc[:, b0:b1]).double()
     upper = torch.triu(out)
-    sym = upper + upper.T - torch.diag(torch.diagonal(out))
-    return sym / max(n - 1, 1)
+    return upper + upper.T - torch.diag(torch.diagonal(out))
+
+
+def covariance(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Covariance (float64, D x D) of the rows of `x` around `mean` (see `scatter_matrix`)."""
+    return scatter_matrix(x, mean) / max(len(x) - 1, 1)
 
 
 def column_mean(x: torch.Tensor) -> torch.Tensor:
@@ -114,7 +119,13 @@ def fit_whitening(x: np.ndarray | torch.Tensor, dim: int = 256) -> Whitening:
         log.warning("PCA dimension lowered from %d to %d (only %d samples)", dim, n - 1, n)
         dim = n - 1
     mean = column_mean(t)
-    vals, vecs = top_eigenpairs(covariance(t, mean), dim)
+    return whitening_from_moments(mean, covariance(t, mean), dim)
+
+
+def whitening_from_moments(mean: torch.Tensor, cov: torch.Tensor, dim: int) -> Whitening:
+    """The whitening of `fit_whitening` from a mean and a float64 covariance (which may
+    come from all-reduced shards): top `dim` eigenpairs, signs fixed, power -0.5."""
+    vals, vecs = top_eigenpairs(cov, dim)
     order = np.argsort(vals)[::-1]
     vals = np.clip(vals[order], vals.max() * 1e-12 + 1e-30, None)
     vecs = vecs[:, order]
@@ -230,4 +241,6 @@ __all__ = [
     "top_eigenpairs",
     "pca_whiten",
     "run_kmeans",
+    "scatter_matrix",
+    "whitening_from_moments",
 ]

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from dcbench.clustering.backend import knn_search_torch
 from dcbench.clustering.kmeans import as_float_tensor, flat_l2_index
 from dcbench.core.errors import UserError
 
@@ -144,18 +145,25 @@ def run_pic(
     singletons: SingletonMode = "redistribute",
     use_gpu: bool | None = None,
     dtype: PicDtype = "float64",
+    backend: str = "faiss",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """PIC on the rows of `x` (already PCA-whitened and L2-normalised).
+
+    `backend` (a name from `backend.resolve_backend`) starting with `torch` builds the k-NN
+    graph by chunked matmul + top-k in torch, where `x` lives (`torch-cuda`: on the GPU).
 
     Returns int64 labels 0..C-1 (-1 for dropped singletons) and an info dict with the number
     of maxima, singletons before handling, final clusters, and loss 0 (PIC has none).
     """
-    data = np.ascontiguousarray(as_float_tensor(x).cpu().numpy(), dtype=np.float32)
     if sigma <= 0 or not 0 < alpha < 1 or iters < 1:
         raise UserError("PIC needs sigma > 0, 0 < alpha < 1 and iters >= 1")
     if dtype not in PIC_DTYPES:
         raise UserError(f"unknown PIC dtype {dtype!r}; valid: {', '.join(PIC_DTYPES)}")
-    dist, ids = knn_search(data, nnn, use_gpu)
+    if backend.startswith("torch"):
+        dist, ids = knn_search_torch(x, nnn, "cuda" if backend == "torch-cuda" else None)
+    else:
+        data = np.ascontiguousarray(as_float_tensor(x).cpu().numpy(), dtype=np.float32)
+        dist, ids = knn_search(data, nnn, use_gpu)
     w = affinity_graph(dist, ids, sigma, dtype)
     v = power_iteration(w, alpha, iters, dtype)
     raw = find_maxima_clusters(w, v)

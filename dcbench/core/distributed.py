@@ -77,6 +77,40 @@ def gather_rows(
     return torch.cat([p[:s] for p, s in zip(parts, sizes, strict=True)]).cpu()
 
 
+def gather_varying(local: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Concatenate every rank's rows (rank order, any sizes) onto all ranks, on `local`'s
+    device (sizes first, then one padded all-gather)."""
+    if not info.active:
+        return local
+    size = torch.tensor([len(local)], dtype=torch.int64, device=local.device)
+    sizes = [torch.empty_like(size) for _ in range(info.world_size)]
+    dist.all_gather(sizes, size)
+    counts = [int(s.item()) for s in sizes]
+    padded = local.new_zeros((max(counts), *local.shape[1:]))
+    padded[: len(local)] = local
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)])
+
+
+def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The element-wise sum of `t` over ranks (a new tensor; `t` itself in one process)."""
+    if not info.active:
+        return t
+    out = t.clone()
+    dist.all_reduce(out)
+    return out
+
+
+def broadcast_tensor(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Rank 0's tensor on every rank (same shape and dtype everywhere; must be contiguous,
+    or the collective would send the storage in memory order)."""
+    if info.active:
+        assert t.is_contiguous(), "broadcast_tensor needs a contiguous tensor"
+        dist.broadcast(t, 0)
+    return t
+
+
 def broadcast_array(array: np.ndarray | None, info: DistInfo, device: torch.device) -> np.ndarray:
     """Rank 0's int64 array on every rank (others pass None)."""
     if not info.active:

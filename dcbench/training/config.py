@@ -41,6 +41,8 @@ class TrainConfig:
     pic_iters: int = 200
     pic_singletons: Literal["redistribute", "keep", "drop"] = "redistribute"
     pic_dtype: Literal["float64", "float32"] = "float64"  # float32: the official iteration
+    clustering_backend: Literal["auto", "faiss", "torch"] = "auto"  # auto: faiss-gpu if
+    # installed, torch on CUDA, faiss-cpu on CPU (the run log records which ran)
     subset_size: int = 0  # Algorithm 2: cluster + train on a fresh random subset each epoch
     # optimisation (constant LR, no schedule)
     epochs: int = 200
@@ -60,6 +62,10 @@ class TrainConfig:
     crop_ratio: tuple[float, float] = (0.75, 4 / 3)
     hflip: bool = True
     workers: int = 4
+    input_pipeline: Literal["auto", "cpu", "gpu"] = "auto"  # gpu: workers read bytes, JPEGs
+    # are decoded and augmented on the GPU; auto = gpu on CUDA, cpu (PIL in workers) on CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast + channels_last
+    # on CUDA, fp32 on CPU
     # bookkeeping
     seed: int = 31
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -85,6 +91,11 @@ class TrainConfig:
             (0 < self.crop_ratio[0] <= self.crop_ratio[1], "crop_ratio must be 0<a<=b"),
             (self.workers >= 0, "workers must be >= 0"),
             (self.diagnostics_max >= 0, "diagnostics_max must be >= 0 (0 = all images)"),
+            (self.clustering_backend in ("auto", "faiss", "torch"),
+             "clustering_backend must be auto, faiss or torch"),
+            (self.input_pipeline in ("auto", "cpu", "gpu"),
+             "input_pipeline must be auto, cpu or gpu"),
+            (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
         ]
         for ok, message in checks:
             if not ok:

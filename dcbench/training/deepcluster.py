@@ -22,23 +22,42 @@ import yaml
 from tqdm import tqdm
 
 from dcbench.clustering import diagnostics
-from dcbench.clustering.kmeans import derived_seed, pca_whiten, run_kmeans
-from dcbench.clustering.pic import run_pic
+from dcbench.clustering.backend import resolve_backend
+from dcbench.clustering.kmeans import derived_seed
 from dcbench.core import config as cfg
-from dcbench.core.distributed import DistInfo, barrier, broadcast_array, init_from_env, shutdown
+from dcbench.core.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_array,
+    gather_varying,
+    init_from_env,
+    shard,
+    shutdown,
+    sync_buffers,
+)
 from dcbench.core.errors import UserError
 from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line, write_json, write_text
 from dcbench.core.provenance import code_revision, config_hash, device_name, versions
 from dcbench.core.version import __version__
 from dcbench.data.folders import ImageFolderDataset
+from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader, EncodedImages, resolve_pipeline
 from dcbench.data.loader import DecodeReport, make_loader
 from dcbench.data.samplers import DistributedUniformLabelSampler
 from dcbench.data.transforms import center_crop, deepcluster_train
 from dcbench.models import create_backbone
 from dcbench.models.model_card import render_model_card
+from dcbench.training.cluster_step import (
+    cluster_features,
+    cluster_sharded,
+    diagnostic_rows,
+    gather_selected,
+    label_diagnostics,
+)
 from dcbench.training.config import TrainConfig
+from dcbench.training.ddp import wrap_trunk
 from dcbench.training.embeddings import extract_embeddings
+from dcbench.training.precision import memory_format, resolve_precision
 from dcbench.training.rundir import RunDir
 from dcbench.training.train_pass import PassSettings, train_pass
 
@@ -63,23 +82,6 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
     return torch.device("cpu")
 
 
-def cluster_features(
-    features: np.ndarray, config: TrainConfig, seed: int
-) -> tuple[np.ndarray, float, np.ndarray]:
-    """PCA-whiten + L2 + k-means/PIC: (labels, loss, reduced features for diagnostics)."""
-    reduced = pca_whiten(features, config.pca_dim)  # on the GPU when there is one
-    if config.clustering == "kmeans":
-        if config.k > len(features):
-            raise UserError(f"k={config.k} exceeds the {len(features)} images clustered")
-        labels, loss = run_kmeans(reduced, config.k, niter=config.kmeans_iters, seed=seed)
-    else:
-        labels, pic_info = run_pic(reduced, nnn=config.pic_nnn, sigma=config.pic_sigma,
-                                   alpha=config.pic_alpha, iters=config.pic_iters,
-                                   singletons=config.pic_singletons, dtype=config.pic_dtype)
-        loss = float(pic_info["loss"])
-    return labels, loss, reduced
-
-
 def _bars_on(config: TrainConfig, info: DistInfo) -> bool:
     """Bars on rank 0 when asked (`progress`) or on a terminal; `DCBENCH_PROGRESS=0` (set by
     `dcbench train --no-progress`) turns them off everywhere."""
@@ -92,23 +94,6 @@ def _bar(config: TrainConfig, info: DistInfo, total: int, desc: str) -> tqdm:
     enabled = _bars_on(config, info)
     return tqdm(total=total, desc=desc, unit="img", leave=False, disable=not enabled,
                 file=sys.stderr, dynamic_ncols=True)
-
-
-def _label_diagnostics(reduced: np.ndarray, used: np.ndarray, labels: np.ndarray,
-                       targets: np.ndarray, config: TrainConfig, epoch: int) -> dict[str, Any]:
-    """NMI against the true labels and the ratio edge intra-class (labelled data only)."""
-    known = targets[used] >= 0
-    if known.sum() <= config.knn_ratio_k:
-        return {}
-    out: dict[str, Any] = {"nmi_labels": diagnostics.assignment_nmi(
-        labels[used], targets[used], config.nmi_average)}
-    rows = np.flatnonzero(known)
-    if config.diagnostics_max and len(rows) > config.diagnostics_max:
-        rng = np.random.default_rng(derived_seed(config.seed, epoch, SEED_DIAG))
-        rows = np.sort(rng.choice(rows, config.diagnostics_max, replace=False))
-    out["ratio_edge_intra_class"] = diagnostics.ratio_edge_intra_class(
-        reduced[rows], targets[used][rows], k=config.knn_ratio_k)
-    return out
 
 
 def _check_resume(run: RunDir, config: TrainConfig, resume: bool) -> None:
@@ -156,14 +141,24 @@ def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path,
 def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
            info: DistInfo) -> dict[str, Any]:
     device = resolve_device(config.device, info)
+    precision = resolve_precision(config.precision, device)
+    backend = resolve_backend(config.clustering_backend, device)
+    sharded = info.active and backend.startswith("torch")  # faiss: gather to rank 0
     backbone = create_backbone(config.model_config(), seed=config.seed).to(device)
     mc = backbone.config
     size = config.input_size or int(mc["input_size"])
     resize = config.resize or round(size * 256 / 224)
-    cluster_set = ImageFolderDataset(data_dir, center_crop(size, resize, mc["mean"], mc["std"]))
-    train_set = ImageFolderDataset(data_dir, deepcluster_train(
-        size, tuple(config.crop_scale), tuple(config.crop_ratio), config.hflip,
-        mc["mean"], mc["std"]))
+    on_device = resolve_pipeline(config.input_pipeline, device) == "gpu"
+    if on_device:  # workers read bytes; decode + crops on the device (data.gpu_decode)
+        cluster_set = train_set = EncodedImages(ImageFolderDataset(data_dir))
+    else:
+        cluster_set = ImageFolderDataset(data_dir, center_crop(size, resize, mc["mean"],
+                                                               mc["std"]))
+        train_set = ImageFolderDataset(data_dir, deepcluster_train(
+            size, tuple(config.crop_scale), tuple(config.crop_ratio), config.hflip,
+            mc["mean"], mc["std"]))
+    center_decoder = BatchDecoder(device, size, mc["mean"], mc["std"], mode="center",
+                                  resize=resize) if on_device else None
     n_total, targets = len(cluster_set), cluster_set.targets
     n_used = min(config.subset_size or n_total, n_total)
     if config.clustering == "kmeans" and config.k > n_used:
@@ -188,8 +183,10 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
                                   "device": device_name(str(device)),
                                   "world_size": info.world_size})
     barrier(info)
+    backbone.to(memory_format=memory_format(device, precision))
     report = DecodeReport()
-    settings = PassSettings(lr=config.lr, weight_decay=config.weight_decay, sgt=config.sgt)
+    settings = PassSettings(lr=config.lr, weight_decay=config.weight_decay, sgt=config.sgt,
+                            precision=precision, trunk_ddp=wrap_trunk(backbone, info, device))
     record: dict[str, Any] | None = (run.read_log() or [None])[-1] if info.is_main else None
     run_bar = tqdm(total=config.epochs, initial=start, desc="training", unit="epoch",
                    disable=not _bars_on(config, info),
@@ -202,26 +199,45 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
             subset = np.sort(rng.choice(n_total, n_used, replace=False))
         else:
             subset = np.arange(n_total)
+        # one network on every rank: BatchNorm running statistics drift apart during a pass
+        # (each rank's own batches); rank 0's are the ones saved, so a resumed run and an
+        # uninterrupted one embed with the same statistics
+        sync_buffers(backbone, info)
         with _bar(config, info, len(subset), f"epoch {epoch} features") as bar:
             feats, ok = extract_embeddings(backbone, cluster_set, subset,
                                            batch_size=config.batch_size, device=device,
                                            workers=config.workers, info=info, report=report,
-                                           progress=bar.update)
+                                           progress=bar.update, precision=precision,
+                                           gather=not sharded, decoder=center_decoder)
         t1 = time.perf_counter()
         labels = np.full(n_total, -1, dtype=np.int64)
-        rec: dict[str, Any] = {"epoch": epoch}
+        rec: dict[str, Any] = {"epoch": epoch, "clustering_backend": backend,
+                               "precision": precision}
+        seed = derived_seed(config.seed, epoch, SEED_CLUSTER)
+        if sharded:
+            start_row, stop_row = shard(len(subset), info)
+            mine = subset[start_row:stop_row][ok]
+            sub_labels, loss, reduced_local = cluster_sharded(feats[ok], config, seed, info,
+                                                              device)
+            used = gather_varying(torch.from_numpy(mine).to(device), info).cpu().numpy()
+            labels[used] = sub_labels
+            rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
+            picked = gather_selected(reduced_local, rows, info) if rows is not None else None
         if info.is_main:
             inject_fault("cluster", epoch)
-            used = subset[ok]
-            sub_labels, loss, reduced = cluster_features(
-                feats[ok], config, derived_seed(config.seed, epoch, SEED_CLUSTER))
-            labels[used] = sub_labels
+            if not sharded:
+                used = subset[ok]
+                sub_labels, loss, reduced = cluster_features(feats[ok], config, seed, backend)
+                labels[used] = sub_labels
+                rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
+                picked = reduced[rows] if rows is not None else None
             rec.update(clustering_s=time.perf_counter() - t1, clustering_loss=loss,
                        **diagnostics.cluster_size_stats(sub_labels))
             rec["nmi_prev"] = None if prev is None else diagnostics.assignment_nmi(
                 labels, prev, config.nmi_average)
-            rec.update(_label_diagnostics(reduced, used, labels, targets, config, epoch))
-        labels = broadcast_array(labels if info.is_main else None, info, device)
+            rec.update(label_diagnostics(picked, rows, used, labels, targets, config))
+        if not sharded:
+            labels = broadcast_array(labels if info.is_main else None, info, device)
         n_clusters = int(labels.max()) + 1
         top_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_TOP))
         backbone.reset_top_layer(n_clusters, top_gen)
@@ -231,10 +247,8 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
             rank=info.rank, world_size=info.world_size, rule=config.sampler)
         sampler.set_epoch(epoch)
         torch.manual_seed(derived_seed(config.seed, epoch, SEED_TORCH))
-        loader = make_loader(train_set, max(1, config.batch_size // info.world_size),
-                             sampler=sampler, workers=config.workers,
-                             generator=torch.Generator().manual_seed(
-                                 derived_seed(config.seed, epoch, SEED_LOADER)))
+        loader = _train_loader(train_set, config, epoch, sampler, info, device, mc,
+                               on_device)
         t2 = time.perf_counter()
         sgt_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_SGT))
         with _bar(config, info, len(sampler), f"epoch {epoch} train") as bar:
@@ -264,6 +278,25 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         if report.count:
             print(report.summary(), file=sys.stderr)
     return record or {}
+
+
+def _train_loader(train_set: Any, config: TrainConfig, epoch: int, sampler: Any,
+                  info: DistInfo, device: torch.device, mc: dict[str, Any],
+                  on_device: bool) -> Any:
+    """The training pass's loader: PIL crops in workers, or bytes decoded on the device with
+    crops drawn from a generator seeded by (seed, epoch, rank)."""
+    batch = max(1, config.batch_size // info.world_size)
+    loader_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER))
+    if not on_device:
+        return make_loader(train_set, batch, sampler=sampler, workers=config.workers,
+                           generator=loader_gen)
+    size = config.input_size or int(mc["input_size"])
+    crops = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER, info.rank))
+    decoder = BatchDecoder(device, size, mc["mean"], mc["std"], mode="train",
+                           scale=tuple(config.crop_scale), ratio=tuple(config.crop_ratio),
+                           flip=config.hflip, generator=crops)
+    return DecodingLoader(train_set, batch, decoder, sampler=sampler, workers=config.workers,
+                          generator=loader_gen)
 
 
 def _summary_line(rec: dict[str, Any]) -> str:

@@ -3,8 +3,9 @@ ResNet output) on center crops, in eval mode, for the whole dataset or a subset.
 
 Under torchrun each rank extracts a contiguous shard of the requested indices and the
 shards are gathered in order, so every rank ends with the same (N, D) matrix as a single
-process would. Images that fail to decode get a zero row, are marked invalid and are
-recorded in the `DecodeReport`.
+process would; with `gather=False` each rank keeps its own shard (for sharded clustering).
+Images that fail to decode get a zero row, are marked invalid and are recorded in the
+`DecodeReport`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from dcbench.core.distributed import DistInfo, gather_rows, shard
+from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader
 from dcbench.data.loader import DecodeReport, make_loader
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.models.backbone import Backbone
+from dcbench.training.precision import autocast, to_device
 
 
 def extract_embeddings(
@@ -32,9 +35,15 @@ def extract_embeddings(
     info: DistInfo | None = None,
     report: DecodeReport | None = None,
     progress: object | None = None,
+    precision: str = "fp32",
+    gather: bool = True,
+    decoder: BatchDecoder | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features (float32, len(indices) x D) of `dataset[indices]` and a bool mask of the rows
-    whose image decoded. `progress(n)` is called with the number of images done per batch."""
+    whose image decoded (this rank's shard `shard(len(indices), info)` only when `gather` is
+    False). `progress(n)` is called with the number of images done per batch; `precision`
+    bf16 runs the forward under bf16 autocast (the features are returned as float32). With a
+    `decoder`, `dataset` yields file bytes (`EncodedImages`) decoded and cropped on its device."""
     info = info or DistInfo()
     indices = np.asarray(indices, dtype=np.int64)
     start, stop = shard(len(indices), info)
@@ -43,15 +52,23 @@ def extract_embeddings(
     feats = torch.zeros(len(mine), backbone.embedding_dim, dtype=torch.float32)
     valid = torch.zeros(len(mine), dtype=torch.bool)
     position = {int(idx): pos for pos, idx in enumerate(mine.tolist())}
-    loader = make_loader(Subset(dataset, mine.tolist()), batch_size, workers=workers)
+    part = Subset(dataset, mine.tolist())
+    loader = (make_loader(part, batch_size, workers=workers) if decoder is None
+              else DecodingLoader(part, batch_size, decoder, workers=workers))
+
+    def embed(images: torch.Tensor) -> torch.Tensor:
+        with autocast(device, precision):
+            return backbone.forward_features(to_device(images, device, precision), [tap])[tap]
+
     with eval_mode(backbone):
         # Subset re-indexes; the dataset's own indices (third item) map back to rows
-        for batch, out in inference_batches(
-                loader, lambda x: backbone.forward_features(x, [tap])[tap], device=device,
-                dataset=dataset, report=report, progress=progress):
+        for batch, out in inference_batches(loader, embed, device=device, dataset=dataset,
+                                            report=report, progress=progress):
             rows = torch.tensor([position[int(i)] for i in batch.indices])
             feats[rows] = out.float().cpu()
             valid[rows] = True
+    if not gather:
+        return feats.numpy(), valid.numpy()
     gathered = gather_rows(feats, len(indices), info, device)
     mask = gather_rows(valid.to(torch.uint8), len(indices), info, device).bool()
     return gathered.numpy(), mask.numpy()

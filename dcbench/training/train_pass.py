@@ -21,6 +21,7 @@ from dcbench.core.distributed import DistInfo, average_gradients, reduce_mean, s
 from dcbench.core.faults import inject_fault
 from dcbench.data.loader import DecodeReport
 from dcbench.models.backbone import Backbone
+from dcbench.training.precision import autocast, to_device
 
 
 def sgt_rows(targets: torch.Tensor, n_rows: int, budget: int, generator: torch.Generator
@@ -59,6 +60,8 @@ class PassSettings:
     weight_decay: float
     sgt: int = 0
     batches_done: int = 0  # global batch counter (for the fault hook)
+    precision: str = "fp32"  # fp32 | bf16 (autocast; see dcbench.training.precision)
+    trunk_ddp: torch.nn.Module | None = None  # DDP-wrapped HeadInput under torchrun
 
 
 def train_pass(
@@ -77,7 +80,10 @@ def train_pass(
     top = backbone.top_layer
     assert top is not None, "reset_top_layer must be called before train_pass"
     targets_of = torch.from_numpy(np.asarray(pseudo_labels, dtype=np.int64))
-    params = [p for p in backbone.parameters() if p.requires_grad]
+    ddp = settings.trunk_ddp
+    # with DDP the trunk's gradients are reduced in backward; only the top layer's here
+    params = [p for p in (top.parameters() if ddp is not None else backbone.parameters())
+              if p.requires_grad]
     backbone.train()
     total, count = 0.0, 0
     for batch in loader:
@@ -85,29 +91,18 @@ def train_pass(
             report.add(batch.bad, loader.dataset)
         if len(batch) == 0:
             continue
-        images = batch.images.to(device)
+        images = to_device(batch.images, device, settings.precision)
         targets = targets_of[batch.indices].to(device)
-        sync_buffers(backbone, info)
-        if settings.sgt:
-            all_targets = targets
-            if info.active:
-                gathered: list[torch.Tensor | None] = [None] * info.world_size
-                dist.all_gather_object(gathered, targets.cpu())
-                all_targets = torch.cat([t for t in gathered if t is not None])
-            rows = sgt_rows(all_targets.cpu(), top.out_features, settings.sgt, generator)
-            rows_d = rows.to(device)
-            hidden = backbone.head_input(images)
-            logits = hidden @ top.weight[rows_d].T + top.bias[rows_d]
-            loss = F.cross_entropy(logits, torch.searchsorted(rows_d, targets))
-        else:
-            rows_d = None
-            loss = F.cross_entropy(backbone(images), targets)
+        if ddp is None:
+            sync_buffers(backbone, info)
+        with autocast(device, settings.precision):
+            loss, rows = _loss(backbone, ddp, images, targets, settings, info, generator)
         body_optimizer.zero_grad(set_to_none=True)
         top.zero_grad(set_to_none=True)
         loss.backward()
         average_gradients(params, info)
         body_optimizer.step()
-        sgd_rows(top, rows_d, settings.lr, settings.weight_decay)
+        sgd_rows(top, rows, settings.lr, settings.weight_decay)
         settings.batches_done += 1
         inject_fault("batch", settings.batches_done)
         total += float(loss.item())
@@ -115,3 +110,25 @@ def train_pass(
         if progress is not None:
             progress(len(batch), float(loss.item()))
     return reduce_mean(total / max(count, 1), info, device)
+
+
+def _loss(backbone: Backbone, ddp: torch.nn.Module | None, images: torch.Tensor,
+          targets: torch.Tensor, settings: PassSettings, info: DistInfo,
+          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Cross-entropy of one batch and the top-layer rows it updates (None: all; with SGT the
+    softmax is over the rows of the targets of every rank's batch plus random others)."""
+    top = backbone.top_layer
+    assert top is not None
+    hidden = ddp(images) if ddp is not None else None
+    if not settings.sgt:
+        logits = backbone(images) if hidden is None else top(hidden)
+        return F.cross_entropy(logits.float(), targets), None
+    all_targets = targets
+    if info.active:
+        gathered: list[torch.Tensor | None] = [None] * info.world_size
+        dist.all_gather_object(gathered, targets.cpu())
+        all_targets = torch.cat([t for t in gathered if t is not None])
+    rows = sgt_rows(all_targets.cpu(), top.out_features, settings.sgt, generator).to(images.device)
+    hidden = backbone.head_input(images) if hidden is None else hidden
+    logits = hidden @ top.weight[rows].T + top.bias[rows]
+    return F.cross_entropy(logits.float(), torch.searchsorted(rows, targets)), rows

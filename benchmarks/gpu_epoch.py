@@ -1,0 +1,370 @@
+"""DeepCluster at ImageNet scale on one GPU (issue 15): where an epoch's time goes, in one run.
+
+    PYTHONPATH=. python benchmarks/gpu_epoch.py --out gpu_epoch.json      # on a CUDA machine
+    PYTHONPATH=. python benchmarks/gpu_epoch.py --tiny                    # CPU check (tests)
+
+Every figure is measured next to its baseline in the same run, on the same inputs:
+(a) model only, batch already on the device: AlexNet (Sobel, 224 px) training and inference
+    images/s in bf16 autocast + channels_last against fp32; plus the bf16 fidelity check
+    (NMI between k-means of the same network's fp32 and bf16 embeddings, built-in data);
+(b) end to end from JPEG files on disk (500x375, written first): the clustering pass (center
+    crop + embedding) and the training pass (RandomResizedCrop + flip + SGD step) through
+    the device pipeline (`dcbench.data.gpu_decode`: bytes in workers, nvjpeg, crops on the
+    GPU) against today's pipeline (PIL decode + transforms in DataLoader workers);
+(c) clustering of N x 256 whitened features (generated on the device, planted clusters),
+    k=10,000, 20 iterations: the torch k-means on the GPU at N = 1.28M; faiss-cpu (and
+    faiss-gpu when installed) on `--faiss-rows` rows against torch on the same rows (faiss-cpu
+    at 1.28M would take many minutes, so its 1.28M time is extrapolated linearly, stated in
+    the notes); PCA-whitening of 4096-d features on the device; PIC (torch k-NN graph) on
+    `--pic-rows` rows against PIC with the faiss-cpu graph;
+(d) the extrapolated ImageNet epoch (1.28M images: clustering pass + clustering + training
+    pass) next to the paper's ~35 minutes on a P100.
+
+`--tiny` (and any run without CUDA) uses CPU sizes that take seconds; `dcbench bench` runs it
+through `run(quick)` like the other modules (tiny sizes without a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.metrics import normalized_mutual_info_score
+
+from benchmarks.common import Row, machine
+from dcbench.clustering.backend import kmeans, knn_search_torch, whiten_on_device
+from dcbench.clustering.kmeans import fit_whitening, gpu_available
+from dcbench.clustering.pic import run_pic
+from dcbench.core.distributed import DistInfo
+from dcbench.data.folders import ImageFolderDataset
+from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader, EncodedImages
+from dcbench.data.loader import make_loader
+from dcbench.data.samplers import UniformLabelSampler
+from dcbench.data.synthetic import make_classification_set
+from dcbench.data.transforms import center_crop, deepcluster_train
+from dcbench.models import create_backbone
+from dcbench.training.embeddings import extract_embeddings
+from dcbench.training.precision import bf16_fidelity, memory_format
+from dcbench.training.train_pass import PassSettings, train_pass
+
+NAME = "gpu_epoch"
+IMAGENET = 1_281_167
+PAPER_EPOCH_S = 35 * 60  # thesis / paper: about 35 minutes per epoch on a P100
+
+FULL = {"arch": "alexnet", "size": 224, "batch": 256, "model_batches": 20, "jpegs": 8192,
+        "jpeg_w": 500, "jpeg_h": 375, "workers": 16, "rows": IMAGENET, "k": 10000, "dim": 256,
+        "faiss_rows": 20000, "pic_rows": 200000, "pca_rows": 200000, "pca_in": 4096,
+        "fidelity_per_class": 100, "fidelity_k": 100}
+TINY = {"arch": "alexnet_small", "size": 32, "batch": 8, "model_batches": 2, "jpegs": 24,
+        "jpeg_w": 50, "jpeg_h": 40, "workers": 0, "rows": 3000, "k": 30, "dim": 16,
+        "faiss_rows": 1500, "pic_rows": 600, "pca_rows": 800, "pca_in": 64,
+        "fidelity_per_class": 12, "fidelity_k": 16}
+
+
+def sync(device: torch.device) -> float:
+    """Wall clock after the device's queued work is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
+    start = sync(device)
+    value = fn()
+    return sync(device) - start, value
+
+
+# ---- (a) model only ----------------------------------------------------------------------
+def _model_steps(model: Any, x: torch.Tensor, y: torch.Tensor, bf16: bool
+                 ) -> tuple[Callable[[], None], Callable[[], None]]:
+    """One SGD training step and one embedding forward of `model` on the batch `x`."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    kind = x.device.type
+
+    def step() -> None:
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def infer() -> None:
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
+            model.forward_features(x, [model.embedding_tap])
+
+    return step, infer
+
+
+def model_rows(p: dict[str, Any], device: torch.device) -> list[Row]:
+    """Training and inference images/s with the batch on the device: bf16 vs fp32."""
+    figures: dict[tuple[str, str], float] = {}
+    for precision in ("fp32", "bf16"):
+        model = create_backbone({"arch": p["arch"], "sobel": True, "num_classes": 0}, seed=0)
+        model = model.to(device).to(memory_format=memory_format(device, precision))
+        model.reset_top_layer(1000, torch.Generator().manual_seed(0))
+        fmt = memory_format(device, precision)
+        x = torch.randn(p["batch"], 3, p["size"], p["size"], device=device
+                        ).contiguous(memory_format=fmt)
+        y = torch.randint(0, 1000, (p["batch"],), device=device)
+        step, infer = _model_steps(model, x, y, precision == "bf16")
+        for label, fn in (("train", step), ("inference", infer)):
+            model.train(label == "train")
+            for _ in range(2):
+                fn()
+            seconds, _ = timed(lambda fn=fn: [fn() for _ in range(p["model_batches"])], device)
+            figures[(label, precision)] = p["batch"] * p["model_batches"] / seconds
+    what = f"{p['arch']} Sobel {p['size']}px batch {p['batch']}, batch on the device"
+    return [Row(benchmark=NAME, what=f"(a) model-only {label}, {what}",
+                dcbench=figures[(label, "bf16")], unit="img/s", baseline_name="fp32",
+                baseline=figures[(label, "fp32")],
+                notes="bf16 autocast" + (" + channels_last" if device.type == "cuda" else ""))
+            for label in ("train", "inference")]
+
+
+def fidelity_row(p: dict[str, Any], device: torch.device, root: Path) -> Row:
+    """NMI of k-means on fp32 vs bf16 embeddings of the built-in images (same network)."""
+    make_classification_set(root / "fid", train_per_class=p["fidelity_per_class"],
+                            val_per_class=1, size=64, seed=0)
+    model = create_backbone({"arch": p["arch"], "sobel": True, "num_classes": 0}, seed=0)
+    model = model.to(device)
+    size = int(model.config["input_size"])
+    data = ImageFolderDataset(root / "fid" / "train", center_crop(
+        size, round(size * 256 / 224), model.config["mean"], model.config["std"]))
+    idx = np.arange(len(data))
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # true fp32
+    try:
+        feats = {prec: extract_embeddings(model, data, idx, batch_size=p["batch"], device=device,
+                                          precision=prec)[0] for prec in ("fp32", "bf16")}
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+    k = min(p["fidelity_k"], len(idx) // 2)
+    dim = max(1, min(p["dim"], feats["fp32"].shape[1] // 4, len(idx) - 1))
+    nmi = bf16_fidelity(feats["fp32"], feats["bf16"], k=k, pca_dim=dim)
+    return Row(benchmark=NAME, what=f"(a) bf16 fidelity: NMI(k-means fp32, bf16), {len(idx)} "
+               f"built-in images, k={k}", dcbench=nmi, unit="NMI",
+               notes="target >= 0.95; same network, same seed")
+
+
+# ---- (b) end to end from JPEG files ------------------------------------------------------
+def _write_jpeg(args: tuple[str, int, int, int]) -> None:
+    path, w, h, seed = args
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8))
+    img = coarse.resize((w, h), Image.BILINEAR)
+    noise = rng.integers(-12, 12, (h, w, 3))
+    arr = np.clip(np.asarray(img, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+    Image.fromarray(arr).save(path, quality=90)
+
+
+def write_jpegs(root: Path, p: dict[str, Any]) -> Path:
+    """`root/jpeg/c{0..9}/*.jpg`: `p['jpegs']` smooth noisy photos-like JPEGs."""
+    jobs = []
+    for i in range(p["jpegs"]):
+        folder = root / "jpeg" / f"c{i % 10}"
+        folder.mkdir(parents=True, exist_ok=True)
+        jobs.append((str(folder / f"{i:06d}.jpg"), p["jpeg_w"], p["jpeg_h"], i))
+    workers = max(1, min(16, os.cpu_count() or 1))
+    if workers > 1 and len(jobs) > 64:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_write_jpeg, jobs, chunksize=64))
+    else:
+        for job in jobs:
+            _write_jpeg(job)
+    return root / "jpeg"
+
+
+def pass_speeds(folder: Path, p: dict[str, Any], device: torch.device, pipeline: str
+                ) -> tuple[float, float]:
+    """(clustering-pass img/s, training-pass img/s) through `pipeline` (pil | device)."""
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    model = create_backbone({"arch": p["arch"], "sobel": True, "num_classes": 0}, seed=0)
+    model = model.to(device).to(memory_format=memory_format(device, precision))
+    mean, std, size = model.config["mean"], model.config["std"], p["size"]
+    resize = round(size * 256 / 224)
+    if pipeline == "pil":
+        cluster_set = ImageFolderDataset(folder, center_crop(size, resize, mean, std))
+        train_set = ImageFolderDataset(folder, deepcluster_train(size, mean=mean, std=std))
+        decoder = None
+    else:
+        cluster_set = train_set = EncodedImages(ImageFolderDataset(folder))
+        decoder = BatchDecoder(device, size, mean, std, mode="center", resize=resize)
+    n = len(cluster_set)
+    t_feat, (feats, ok) = timed(lambda: extract_embeddings(
+        model, cluster_set, np.arange(n), batch_size=p["batch"], device=device,
+        workers=p["workers"], precision=precision, decoder=decoder), device)
+    labels = np.arange(n) % 100
+    model.reset_top_layer(100, torch.Generator().manual_seed(0))
+    sampler = UniformLabelSampler(labels, n, seed=0)
+    if pipeline == "pil":
+        loader: Any = make_loader(train_set, p["batch"], sampler=sampler, workers=p["workers"],
+                                  pin_memory=device.type == "cuda")
+    else:
+        loader = DecodingLoader(train_set, p["batch"], BatchDecoder(
+            device, size, mean, std, mode="train", generator=torch.Generator().manual_seed(0)),
+            sampler=sampler, workers=p["workers"])
+    opt = torch.optim.SGD(list(model.trunk_parameters()), lr=0.01, momentum=0.9)
+    settings = PassSettings(lr=0.01, weight_decay=1e-5, precision=precision)
+    t_train, _ = timed(lambda: train_pass(model, loader, labels, opt, settings, device,
+                                          DistInfo(), torch.Generator().manual_seed(0)), device)
+    return n / t_feat, n / t_train
+
+
+def pipeline_rows(p: dict[str, Any], device: torch.device, root: Path) -> tuple[list[Row], dict]:
+    folder = write_jpegs(root, p)
+    pil = pass_speeds(folder, p, device, "pil")
+    dev = pass_speeds(folder, p, device, "device")
+    what = (f"{p['jpegs']} JPEGs {p['jpeg_w']}x{p['jpeg_h']} on disk -> {p['arch']} "
+            f"{p['size']}px, {p['workers']} workers")
+    rows = [Row(benchmark=NAME, what=f"(b) end-to-end {label} pass, {what}", dcbench=d,
+                unit="img/s", baseline_name="PIL in DataLoader workers", baseline=b,
+                notes="device pipeline: bytes in workers, decode_jpeg on the device, v2 crops")
+            for label, d, b in (("clustering", dev[0], pil[0]), ("training", dev[1], pil[1]))]
+    return rows, {"pil": pil, "device": dev}
+
+
+# ---- (c) clustering ----------------------------------------------------------------------
+def planted(n: int, d: int, k_true: int, device: torch.device, seed: int = 0) -> torch.Tensor:
+    """n x d L2-normalised rows around k_true random centres, generated on `device`."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    centers = torch.randn(k_true, d, generator=g, device=device)
+    out = torch.empty(n, d, device=device)
+    for s in range(0, n, 262144):
+        m = min(262144, n - s)
+        ids = torch.randint(0, k_true, (m,), generator=g, device=device)
+        out[s : s + m] = centers[ids] + 0.7 * torch.randn(m, d, generator=g, device=device)
+    return out / out.norm(dim=1, keepdim=True)
+
+
+def clustering_rows(p: dict[str, Any], device: torch.device) -> tuple[list[Row], float]:
+    """k-means (torch vs faiss), PCA-whitening and PIC; returns the rows and the clustering
+    seconds of an ImageNet epoch (whitening + k-means, scaled linearly to 1.28M rows)."""
+    rows: list[Row] = []
+    torch_name = "torch-cuda" if device.type == "cuda" else "torch-cpu"
+    k, dim = p["k"], p["dim"]
+    x = planted(p["rows"], dim, k, device)
+    t_big, (labels, _) = timed(lambda: kmeans(x, k, 20, 0, torch_name), device)
+    assert np.bincount(labels, minlength=k).min() >= 1
+    small = x[: p["faiss_rows"]].contiguous()
+    ks = min(k, p["faiss_rows"] // 4)
+    t_torch_small, (l_torch, _) = timed(lambda: kmeans(small, ks, 20, 0, torch_name), device)
+    small_np = small.cpu().numpy()
+    t_faiss, (l_faiss, _) = timed(lambda: kmeans(small_np, ks, 20, 0, "faiss-cpu"), device)
+    agree = normalized_mutual_info_score(l_torch, l_faiss)
+    scale = p["rows"] / p["faiss_rows"]
+    rows.append(Row(benchmark=NAME, what=f"(c) k-means {p['faiss_rows']} x {dim}, k={ks}, 20 it",
+                    dcbench=t_torch_small, unit="s", baseline_name="faiss-cpu",
+                    baseline=t_faiss, notes=f"{torch_name}; NMI(torch, faiss) {agree:.3f}"))
+    if gpu_available():
+        t_fg, _ = timed(lambda: kmeans(small_np, ks, 20, 0, "faiss-gpu"), device)
+        rows.append(Row(benchmark=NAME, what=f"(c) k-means {p['faiss_rows']} x {dim}, k={ks}",
+                        dcbench=t_torch_small, unit="s", baseline_name="faiss-gpu",
+                        baseline=t_fg, notes=torch_name))
+    rows.append(Row(benchmark=NAME, what=f"(c) k-means {p['rows']} x {dim}, k={k}, 20 it",
+                    dcbench=t_big, unit="s", baseline_name="faiss-cpu (extrapolated)",
+                    baseline=t_faiss * scale * (k / ks),
+                    notes=f"{torch_name}; faiss-cpu time scaled linearly in N and k from the "
+                    f"row above (target <= 30 s on one H200)"))
+    # PCA-whitening of 4096-d embeddings on the device (the step before k-means)
+    feats = torch.randn(p["pca_rows"], p["pca_in"], device=device)
+    t_pca, _ = timed(lambda: whiten_on_device(feats, min(dim, p["pca_in"] // 4), device), device)
+    t_pca_cpu, _ = timed(lambda: fit_whitening(feats[: p["pca_rows"] // 4].cpu(),
+                                               min(dim, p["pca_in"] // 4)), device)
+    rows.append(Row(benchmark=NAME, what=f"(c) PCA-whitening {p['pca_rows']} x {p['pca_in']} "
+                    f"-> {min(dim, p['pca_in'] // 4)}", dcbench=t_pca, unit="s",
+                    baseline_name="same code on CPU, 1/4 rows x4", baseline=4 * t_pca_cpu,
+                    notes=f"features kept on {device.type}"))
+    # PIC: torch k-NN graph vs faiss-cpu graph (the power iteration is the same scipy code)
+    pic_x = x[: p["pic_rows"]].contiguous()
+    t_pic, _ = timed(lambda: run_pic(pic_x, nnn=5, backend=torch_name), device)
+    t_knn, _ = timed(lambda: knn_search_torch(pic_x, 5), device)
+    pic_np = pic_x.cpu().numpy()
+    t_pic_faiss, _ = timed(lambda: run_pic(pic_np, nnn=5, use_gpu=False), device)
+    rows.append(Row(benchmark=NAME, what=f"(c) PIC {p['pic_rows']} x {dim}, 5-NN graph",
+                    dcbench=t_pic, unit="s", baseline_name="PIC, faiss-cpu graph",
+                    baseline=t_pic_faiss, notes=f"{torch_name} graph {t_knn:.1f} s of it"))
+    return rows, t_big * (IMAGENET / p["rows"]) + t_pca * (IMAGENET / p["pca_rows"])
+
+
+# ---- (d) the epoch -----------------------------------------------------------------------
+def epoch_rows(speeds: dict[str, tuple[float, float]], cluster_s: float) -> list[Row]:
+    """Extrapolated ImageNet epoch: clustering pass + clustering + training pass."""
+    out = []
+    for name, (feat, train) in speeds.items():
+        seconds = IMAGENET / feat + cluster_s + IMAGENET / train
+        out.append(Row(benchmark=NAME, what=f"(d) extrapolated ImageNet epoch, {name} pipeline",
+                       dcbench=seconds, unit="s", baseline_name="paper (P100, ~35 min)",
+                       baseline=PAPER_EPOCH_S,
+                       notes=f"{IMAGENET / seconds:.0f} img/s over both passes, clustering "
+                       f"{cluster_s:.1f} s; target <= 300 s"))
+    return out
+
+
+def measure(p: dict[str, Any], device: torch.device) -> list[Row]:
+    """All four parts, in order; prints each row as it is measured."""
+    rows: list[Row] = []
+
+    def show(new: list[Row]) -> None:
+        for r in new:
+            ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
+            base = "" if r.baseline is None else f" | {r.baseline_name}: {r.baseline:.4g}"
+            print(f"{r.what}: {r.dcbench:.4g} {r.unit}{base} | ratio {ratio} | {r.notes}",
+                  file=sys.stderr, flush=True)
+        rows.extend(new)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        show(model_rows(p, device))
+        show([fidelity_row(p, device, Path(tmp))])
+        new, speeds = pipeline_rows(p, device, Path(tmp))
+        show(new)
+    new, cluster_s = clustering_rows(p, device)
+    show(new)
+    show(epoch_rows(speeds, cluster_s))
+    return rows
+
+
+def run(quick: bool) -> list[Row]:
+    """`dcbench bench` entry: full sizes on a CUDA GPU (quick: tiny), tiny without one."""
+    on_gpu = torch.cuda.is_available()
+    params = dict(FULL if on_gpu and not quick else TINY)
+    return measure(params, torch.device("cuda" if on_gpu else "cpu"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="CPU-sized inputs (seconds)")
+    parser.add_argument("--out", type=Path, help="write rows + machine as JSON here")
+    for key, value in FULL.items():
+        if isinstance(value, int):
+            parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None)
+    args = parser.parse_args(argv)
+    on_gpu = torch.cuda.is_available()
+    params = dict(TINY if args.tiny or not on_gpu else FULL)
+    if not on_gpu and not args.tiny:
+        print("gpu_epoch: no CUDA GPU here: running the tiny CPU sizes", file=sys.stderr)
+    params.update({k: getattr(args, k) for k in FULL if getattr(args, k, None) is not None})
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True
+    rows = measure(params, torch.device("cuda" if on_gpu else "cpu"))
+    report = {"machine": machine(), "params": params, "rows": [r.to_dict() for r in rows]}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Which k-means/k-NN implementation runs: faiss (CPU or GPU build) or plain torch.
+
+`clustering_backend: auto | faiss | torch` in a training config. `auto` picks faiss-gpu when
+the installed faiss has GPU support, the torch code on a CUDA device otherwise (faiss has no
+CUDA 13 build, and faiss-cpu on a GPU machine was measured 37x slower than torch on the GPU,
+issue 15), and faiss-cpu on CPU (the default numerics, unchanged). The resolved name
+(`faiss-gpu`, `faiss-cpu`, `torch-cuda`, `torch-cpu`) is what the run log records.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+from dcbench.clustering.kmeans import (
+    as_float_tensor,
+    fit_whitening,
+    gpu_available,
+    l2_normalize,
+    run_kmeans,
+)
+from dcbench.clustering.torch_kmeans import torch_kmeans
+from dcbench.core.errors import UserError
+
+BackendName = Literal["auto", "faiss", "torch"]
+BACKENDS: tuple[str, ...] = ("auto", "faiss", "torch")
+_KNN_BLOCK_BYTES = 256 << 20
+
+
+def resolve_backend(name: str, device: torch.device | str = "cpu") -> str:
+    """The implementation that runs for `name` on `device`: faiss-gpu | faiss-cpu |
+    torch-cuda | torch-cpu."""
+    if name not in BACKENDS:
+        raise UserError(f"unknown clustering_backend {name!r}; valid: {', '.join(BACKENDS)}")
+    on_cuda = torch.device(device).type == "cuda"
+    if name == "faiss" or (name == "auto" and (gpu_available() or not on_cuda)):
+        return "faiss-gpu" if gpu_available() else "faiss-cpu"
+    return "torch-cuda" if on_cuda else "torch-cpu"
+
+
+def whiten_on_device(x: np.ndarray | torch.Tensor, dim: int, device: torch.device | str
+                     ) -> torch.Tensor:
+    """PCA-whiten to `dim` + L2-normalise, computed and kept on `device` (float32 tensor)."""
+    t = as_float_tensor(x).to(device)
+    return l2_normalize(fit_whitening(t, dim).apply(t))
+
+
+def kmeans(x: np.ndarray | torch.Tensor, k: int, niter: int, seed: int, backend: str
+           ) -> tuple[np.ndarray, float]:
+    """k-means with a resolved backend name; (int64 labels, loss), every cluster non-empty."""
+    if backend.startswith("torch"):
+        return torch_kmeans(x, k, niter=niter, seed=seed,
+                            device="cuda" if backend == "torch-cuda" else None)
+    data = x.cpu().numpy() if isinstance(x, torch.Tensor) else x
+    return run_kmeans(data, k, niter=niter, seed=seed, use_gpu=backend == "faiss-gpu")
+
+
+@torch.no_grad()
+def knn_search_torch(x: np.ndarray | torch.Tensor, k: int, device: torch.device | str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest other rows of each row by chunked matmul + top-k: (squared L2 distances,
+    int64 ids), both (N, k), with `pic.knn_search`'s self-removal rule (search k+1, drop the
+    query itself wherever it lands, else the farthest hit)."""
+    t = as_float_tensor(x)
+    t = (t.to(device) if device is not None else t).contiguous()
+    n = len(t)
+    if not 1 <= k < n:
+        raise UserError(f"k-NN graph needs 1 <= k < number of samples ({n}), got k={k}")
+    sq = (t * t).sum(1)
+    rows = max(64, _KNN_BLOCK_BYTES // (4 * n))
+    dist = torch.empty(n, k + 1, dtype=torch.float32, device=t.device)
+    ids = torch.empty(n, k + 1, dtype=torch.int64, device=t.device)
+    for s in range(0, n, rows):
+        xb = t[s : s + rows]
+        block = torch.addmm(sq.unsqueeze(0), xb, t.T, alpha=-2.0) + sq[s : s + rows, None]
+        d, i = torch.topk(block, k + 1, dim=1, largest=False, sorted=True)
+        dist[s : s + rows], ids[s : s + rows] = d.clamp_min_(0), i
+    dist_np, ids_np = dist.cpu().numpy(), ids.cpu().numpy()
+    is_self = ids_np == np.arange(n)[:, None]
+    is_self[~is_self.any(1), -1] = True
+    keep = ~is_self
+    return dist_np[keep].reshape(n, k), ids_np[keep].reshape(n, k)
+
+
+__all__ = ["BACKENDS", "BackendName", "kmeans", "knn_search_torch", "resolve_backend",
+           "whiten_on_device"]

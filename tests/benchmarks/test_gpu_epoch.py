@@ -1,0 +1,32 @@
+"""benchmarks/gpu_epoch.py in its CPU mode (tiny sizes): every part (a)-(d) reports a figure
+next to its baseline, and the JSON carries the machine and the sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_tiny_cpu_run_reports_every_part(tmp_path: Path) -> None:
+    out = tmp_path / "gpu_epoch.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
+           "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_epoch.py"), "--tiny",
+                             "--out", str(out)], capture_output=True, text=True, env=env,
+                            timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    parts = {r["what"][:3] for r in rows}
+    assert parts == {"(a)", "(b)", "(c)", "(d)"}
+    assert all(r["dcbench"] > 0 for r in rows)
+    timed = [r for r in rows if r["unit"] in ("s", "img/s")]
+    assert all(r["baseline"] and r["ratio"] > 0 for r in timed)
+    fidelity = next(r for r in rows if "fidelity" in r["what"])
+    assert 0 <= fidelity["dcbench"] <= 1
+    assert report["params"]["arch"] == "alexnet_small" and report["machine"]["gpu"] is None

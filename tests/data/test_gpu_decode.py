@@ -1,0 +1,110 @@
+"""The bytes-in-workers, decode-on-device pipeline (run here with device=cpu) against the CPU
+(PIL) pipeline: same files dropped, fallbacks for what the device decoder must not take,
+crops close to PIL's, torchvision's RandomResizedCrop rule, seeded and reproducible."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+from dcbench.data.folders import ImageFolderDataset
+from dcbench.data.gpu_decode import (
+    BatchDecoder,
+    DecodingLoader,
+    EncodedImages,
+    device_decodable,
+    jpeg_header,
+    rrc_params,
+)
+from dcbench.data.loader import make_loader
+from dcbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_crop
+
+CPU = torch.device("cpu")
+
+
+def photo(seed: int, w: int = 80, h: int = 60) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(small).resize((w, h), Image.BILINEAR)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One class folder with every kind of file the pipeline must route."""
+    root = tmp_path_factory.mktemp("gpu_decode") / "set"
+    d = root / "a"
+    d.mkdir(parents=True)
+    for i in range(4):
+        photo(i).save(d / f"rgb_{i}.jpg", quality=92)
+    photo(10).convert("L").save(d / "gray.jpg")
+    photo(11).convert("CMYK").save(d / "cmyk.jpg")
+    photo(12).save(d / "png.png")
+    photo(13).save(d / "progressive.jpg", progressive=True)
+    full = (d / "rgb_0.jpg").read_bytes()
+    (d / "truncated.jpg").write_bytes(full[: len(full) * 2 // 3])
+    (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff" + b"garbage" * 20)
+    (d / "empty.jpg").write_bytes(b"")
+    return root
+
+
+def cpu_pipeline(root: Path) -> tuple[dict[int, torch.Tensor], list[int]]:
+    data = ImageFolderDataset(root, center_crop(32, 40, IMAGENET_MEAN, IMAGENET_STD))
+    images, bad = {}, []
+    for batch in make_loader(data, 5):
+        bad += batch.bad
+        images.update({int(i): img for i, img in zip(batch.indices, batch.images, strict=True)})
+    return images, bad
+
+
+def test_center_pass_drops_the_same_files_and_matches_pil(mixed: Path) -> None:
+    ref, ref_bad = cpu_pipeline(mixed)
+    data = EncodedImages(ImageFolderDataset(mixed))
+    decoder = BatchDecoder(CPU, 32, IMAGENET_MEAN, IMAGENET_STD, mode="center", resize=40)
+    got, bad = {}, []
+    for batch in DecodingLoader(data, 5, decoder):
+        bad += batch.bad
+        got.update({int(i): img for i, img in zip(batch.indices, batch.images, strict=True)})
+    assert sorted(bad) == sorted(ref_bad) and len(bad) == 2  # corrupt + empty
+    assert got.keys() == ref.keys()
+    for i, img in got.items():  # libjpeg vs PIL + tensor vs PIL resize: small differences
+        assert img.shape == (3, 32, 32)
+        assert (img - ref[i]).abs().mean() < 0.1, data.samples[i][0]
+    names = {Path(p).name: device_decodable(torch.frombuffer(bytearray(Path(p).read_bytes()),
+                                                               dtype=torch.uint8))
+             for p, _ in data.samples if Path(p).stat().st_size}
+    assert names == {"rgb_0.jpg": True, "rgb_1.jpg": True, "rgb_2.jpg": True, "rgb_3.jpg": True,
+                     "gray.jpg": True, "progressive.jpg": True, "cmyk.jpg": False,
+                     "png.png": False, "truncated.jpg": False, "corrupt.jpg": False}
+    assert decoder.fallbacks == 4  # cmyk, png, truncated, corrupt (the empty file: no bytes)
+
+
+def test_jpeg_header_reads_components_and_size(mixed: Path) -> None:
+    assert jpeg_header((mixed / "a" / "rgb_0.jpg").read_bytes()) == (0xC0, 3, 60, 80)
+    assert jpeg_header((mixed / "a" / "cmyk.jpg").read_bytes())[1] == 4
+    assert jpeg_header((mixed / "a" / "png.png").read_bytes()) is None
+
+
+def test_rrc_params_follow_torchvisions_rule() -> None:
+    # same generator state -> same box as torchvision's own RandomResizedCrop.make_params
+    for seed in range(20):
+        ours = rrc_params(60, 80, (0.08, 1.0), (3 / 4, 4 / 3), torch.Generator().manual_seed(seed))
+        torch.manual_seed(seed)  # torchvision draws from the global generator
+        ref = v2.RandomResizedCrop(32).make_params([torch.zeros(3, 60, 80)])
+        assert ours == (ref["top"], ref["left"], ref["height"], ref["width"])
+
+
+def test_train_pass_is_seeded_and_reproducible(mixed: Path) -> None:
+    data = EncodedImages(ImageFolderDataset(mixed))
+
+    def run(seed: int) -> torch.Tensor:
+        decoder = BatchDecoder(CPU, 24, IMAGENET_MEAN, IMAGENET_STD, mode="train",
+                               scale=(0.3, 1.0), generator=torch.Generator().manual_seed(seed))
+        return torch.cat([b.images for b in DecodingLoader(data, 4, decoder)])
+
+    a, b, c = run(0), run(0), run(1)
+    assert a.shape == (9, 3, 24, 24) and torch.equal(a, b) and not torch.equal(a, c)
