@@ -71,11 +71,12 @@ def _list(args: argparse.Namespace) -> int:
     entries = list_entries(args.pattern)
     if not entries:
         raise UserError(f"no catalog model matches {args.pattern!r}")
-    print(f"{'name':28} {'arch':13} {'sobel':5} {'data':22} {'clustering':10} weights")
+    width = max(len(e.name) for e in entries)  # names are never cut: they are the handle
+    print(f"{'name':{width}} {'arch':13} {'sobel':5} {'data':16} {'clustering':10} weights")
     for e in entries:
         cached = " [cached]" if e.source == "url" and is_cached(e.name) else ""
-        line = (f"{e.name:28} {e.arch[:13]:13} {'yes' if e.sobel else 'no':5} "
-                f"{e.dataset[:22]:22} {e.clustering[:10]:10} "
+        line = (f"{e.name:{width}} {e.arch[:13]:13} {'yes' if e.sobel else 'no':5} "
+                f"{e.dataset[:16]:16} {e.clustering[:10]:10} "
                 f"{e.availability() if args.wide else _weights_short(e)}{cached}")
         print(line if args.wide else line[:LIST_WIDTH])
     if not args.wide:
