@@ -36,18 +36,16 @@ from dcbench.protocols.base import (
     Result,
     register_protocol,
     results_from_metrics,
-    run_info,
 )
 from dcbench.protocols.svm.core import (
     SVMSettings,
     class_aps,
     iter_fits,
     l2_normalize,
-    resolve_settings,
 )
 from dcbench.protocols.svm.journal import Journal
 from dcbench.protocols.svm.lowshot import draw_lowshot, draw_targets, load_draws, save_draws
-from dcbench.protocols.svm.voc_features import voc_split_features
+from dcbench.protocols.svm.voc_features import svm_run_inputs
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -123,16 +121,9 @@ class VOC07LowShotSVM(Protocol):
             run_id: str, device: str, progress: bool,
             work_dir: Path | None) -> list[Result]:
         """Draw (or read) the samples, fit the SVMs per (layer, k, sample), score VOC07 test."""
-        settings = resolve_settings(config.cost_list, config.costs, folds=config.folds,
-                                    tol=config.tol, max_iter=config.max_iter,
-                                    positive_weight=config.positive_weight, seed=config.seed)
-        info = run_info(model, self.name, config, run_id=run_id, device=device,
-                        dataset="voc2007")
-        common = dict(pooling=config.pooling, resize_short=config.resize_short,
-                      use_cache=config.fast, batch_size=config.batch_size, device=device,
-                      progress=progress)
-        train = voc_split_features(model, data_dir, "trainval", config.layers, **common)
-        test = voc_split_features(model, data_dir, "test", config.layers, **common)
+        settings, info, train, test = svm_run_inputs(
+            model, data_dir, config, self.name, train_split="trainval", test_split="test",
+            run_id=run_id, device=device, progress=progress)
         saved = work_dir / "lowshot_samples.json" if work_dir is not None else None
         if config.samples_file:
             draws = load_draws(Path(config.samples_file), VOC_CLASSES)

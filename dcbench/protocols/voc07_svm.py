@@ -37,18 +37,16 @@ from dcbench.protocols.base import (
     Result,
     register_protocol,
     results_from_metrics,
-    run_info,
 )
 from dcbench.protocols.svm.core import (
     ClassFit,
     class_aps,
     iter_fits,
     l2_normalize,
-    resolve_settings,
     train_targets,
 )
 from dcbench.protocols.svm.journal import Journal
-from dcbench.protocols.svm.voc_features import voc_split_features
+from dcbench.protocols.svm.voc_features import svm_run_inputs
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -91,16 +89,10 @@ class VOC07SVM(Protocol):
     def run(self, model: Backbone, data_dir: str | Path, config: VOC07SVMConfig, *,
             run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
         """Extract (or read cached) features, fit 20 SVMs per layer, score VOC07 test."""
-        settings = resolve_settings(config.cost_list, config.costs, folds=config.folds,
-                                    tol=config.tol, max_iter=config.max_iter,
-                                    positive_weight=config.positive_weight, seed=config.seed)
-        info = run_info(model, self.name, config, run_id=run_id, device=device,
-                        dataset="voc2007")
-        common = dict(pooling=config.pooling, resize_short=config.resize_short,
-                      use_cache=config.fast, batch_size=config.batch_size, device=device,
-                      progress=progress)
-        train = voc_split_features(model, data_dir, config.train_split, config.layers, **common)
-        test = voc_split_features(model, data_dir, config.test_split, config.layers, **common)
+        settings, info, train, test = svm_run_inputs(
+            model, data_dir, config, self.name, train_split=config.train_split,
+            test_split=config.test_split,
+            run_id=run_id, device=device, progress=progress)
         journal = Journal(work_dir, "svm", info.config_hash)
         targets = train_targets(train.labels)
         rows: list[Result] = []

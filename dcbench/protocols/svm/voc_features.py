@@ -23,9 +23,11 @@ from dcbench.data.decode import open_image
 from dcbench.data.loader import DecodeReport
 from dcbench.data.voc import VOCClassification
 from dcbench.engine.resumable import status as log
+from dcbench.protocols.base import RunInfo, run_info
 from dcbench.protocols.probe.feature_cache import FeatureCache
 from dcbench.protocols.probe.frozen_features import cached_features
 from dcbench.protocols.probe.pooling import model_pool_specs
+from dcbench.protocols.svm.core import SVMSettings, resolve_settings
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -100,3 +102,20 @@ def voc_split_features(model: Backbone, data_dir: str | Path, split: str,
     return SplitFeatures({layer: s.features.numpy() for layer, s in sets.items()},
                          voc.labels[positions].astype(np.int8),
                          [voc.ids[p] for p in positions])
+
+
+def svm_run_inputs(model: Backbone, data_dir: str | Path, config: Any, protocol: str, *,
+                   train_split: str, test_split: str, run_id: str, device: str,
+                   progress: bool) -> tuple[SVMSettings, RunInfo, Any, Any]:
+    """What both VOC SVM protocols start from: the SVM settings, the run's row columns, and
+    the (cached) pooled features of the train and test splits."""
+    settings = resolve_settings(config.cost_list, config.costs, folds=config.folds,
+                                tol=config.tol, max_iter=config.max_iter,
+                                positive_weight=config.positive_weight, seed=config.seed)
+    info = run_info(model, protocol, config, run_id=run_id, device=device, dataset="voc2007")
+    common = dict(pooling=config.pooling, resize_short=config.resize_short,
+                  use_cache=config.fast, batch_size=config.batch_size, device=device,
+                  progress=progress)
+    train = voc_split_features(model, data_dir, train_split, config.layers, **common)
+    test = voc_split_features(model, data_dir, test_split, config.layers, **common)
+    return settings, info, train, test
