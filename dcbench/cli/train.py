@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dcbench.core.errors import UserError
 from dcbench.training.config import list_recipes, recipe_description, resolve_config
 from dcbench.training.deepcluster import train
+from dcbench.training.rundir import RunDir
 
 HELP = "train a DeepCluster model (k-means or PIC) on a folder of images"
 EPILOG = """recipes: tiny, deepcluster-alexnet, deepcluster-vgg16, pic-imnet-sob, km-imnet-sob,
@@ -50,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"dcbench train needs {', '.join(missing)} (see dcbench train --help)")
     config = resolve_config(args.recipe, args.overrides, epochs=args.epochs,
                             progress=True if args.progress else None)
+    RunDir(args.out).check_target(args.resume)  # before the dataset scan and the model build
+    if not Path(args.data).expanduser().is_dir():
+        raise UserError(f"--data {args.data} is not a folder of images")
 
     record = train(config, args.data, args.out, resume=args.resume)
     if record:
