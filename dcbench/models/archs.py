@@ -11,6 +11,7 @@ import torch
 from dcbench.core.errors import UserError, did_you_mean
 from dcbench.models.alexnet import build_alexnet, build_alexnet_small
 from dcbench.models.backbone import Backbone
+from dcbench.models.config_schema import check_model_config, check_seed
 from dcbench.models.resnet import build_resnet
 from dcbench.models.vgg import build_vgg16
 
@@ -37,6 +38,9 @@ def list_archs(pattern: str = "*") -> list[str]:
 
 def create_backbone(config: dict[str, Any], seed: int | None = None) -> Backbone:
     """Build `config['arch']` with the official random init (seeded when `seed` is given)."""
+    check_model_config(config)
+    if seed is not None:
+        seed = check_seed(seed)
     arch = config.get("arch")
     if arch not in _ARCHS:
         raise UserError(f"unknown architecture {arch!r}; " + did_you_mean(str(arch), list(_ARCHS)))

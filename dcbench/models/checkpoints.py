@@ -7,7 +7,6 @@ list of globals; loads are strict, with a key report on mismatch.
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from dcbench.core.files import atomic_path, write_json, write_text
 from dcbench.core.version import __version__
 from dcbench.models.archs import create_backbone
 from dcbench.models.backbone import Backbone
+from dcbench.models.config_schema import read_model_config
 
 HUB_CONFIG = "config.json"
 HUB_WEIGHTS = "model.safetensors"
@@ -179,10 +179,7 @@ def load_hub_dir(path: str | Path) -> Backbone:
             f"{path} is not a dcbench hub folder",
             detail=f"  expected {HUB_CONFIG} and {HUB_WEIGHTS} inside it",
         )
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{config_path} is not valid JSON: {err}") from None
+    config = read_model_config(config_path)
     build = {k: v for k, v in config.items() if k not in ("taps", "weights_sha256")}
     model = create_backbone(build, seed=0)
     load_strict(model, read_checkpoint(weights_path), str(weights_path))
