@@ -7,7 +7,10 @@ list of globals; loads are strict, with a key report on mismatch.
 
 from __future__ import annotations
 
-import pickle
+import pickletools
+import re
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,34 +30,95 @@ HUB_CARD = "README.md"
 
 
 def read_checkpoint(path: str | Path) -> Any:
-    """Read a `.safetensors` file or a torch pickle with `weights_only=True` (never unsafe)."""
+    """Read a `.safetensors` file or a torch pickle with `weights_only=True` (never unsafe).
+
+    Every refusal is one line: an empty file, a file that is neither a zip archive nor a
+    pickle ("not a PyTorch checkpoint"), or a pickle needing a global outside torch's
+    weights-only allowlist (named; torch's advice to disable weights_only is never echoed).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise UserError(f"{path} is empty (0 bytes); expected a PyTorch checkpoint or "
+                        ".safetensors file (an interrupted download or copy?)")
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path))
         except Exception as err:  # safetensors raises its own error types
-            raise UserError(f"{path} is not a valid safetensors file: {err}") from None
+            raise UserError(f"{path} is not a valid safetensors file: {_first_line(err)}") from None
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    is_zip = zipfile.is_zipfile(path)
+    if not is_zip and head[:1] != b"\x80":
+        raise UserError(f"{path} is not a PyTorch checkpoint (neither a torch zip archive nor a "
+                        f"pickle; {size} bytes)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        unsafe = _unsafe_globals(path)
-        detail = f"  unsafe globals: {', '.join(unsafe)}" if unsafe else f"  {err}"
-        raise UserError(
-            f"refused {path}: it needs pickle globals outside the weights-only allowlist "
-            "(possible code execution); convert it in a trusted environment",
-            detail=detail,
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise UserError(f"{path} is not a readable PyTorch checkpoint: {err}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's pickle-protocol chatter
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for hostile bytes; all mean "refused"
+        failure: BaseException = err
+    unsafe = _first_unsafe_global(path, is_zip, failure)
+    if unsafe:
+        raise UserError(f"refused {path}: it needs the pickle global {unsafe}, outside the "
+                        "weights-only allowlist (possible code execution); convert it in a "
+                        "trusted environment") from None
+    raise UserError(f"{path} is not a PyTorch checkpoint dcbench can read "
+                    f"({'zip' if is_zip else 'legacy pickle'} container: "
+                    f"{_first_line(failure)})") from None
 
 
-def _unsafe_globals(path: Path) -> list[str]:
+_ADVICE = re.compile(r"weights_only|Weights only load failed|torch\.load|pytorch\.org", re.I)
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an error that is not torch advice (at most 120 characters)."""
+    for line in str(err).splitlines():
+        line = line.strip()
+        if line and not _ADVICE.search(line):
+            return line[:120]
+    return type(err).__name__
+
+
+def _first_unsafe_global(path: Path, is_zip: bool, err: BaseException) -> str | None:
+    """The first global the weights-only unpickler refused, from torch's error or a scan."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(err))
+    if found:
+        return found.group(1)
+    if is_zip:
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+            return unsafe[0] if unsafe else None
+        except Exception:  # an unreadable archive: no global to name
+            return None
+    return _scan_pickle_globals(path)
+
+
+_SAFE_MODULES = ("torch", "collections", "numpy", "_codecs")
+
+
+def _scan_pickle_globals(path: Path, max_pickles: int = 6) -> str | None:
+    """The first non-torch global in the pickles at the start of a legacy file (never runs
+    them: `pickletools.genops` only parses opcodes)."""
+    strings: list[str] = []
     try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-    except Exception:  # legacy (non-zip) files cannot be scanned; the refusal stands
-        return []
+        with open(path, "rb") as handle:
+            for _ in range(max_pickles):
+                for op, arg, _pos in pickletools.genops(handle):
+                    if isinstance(arg, str):
+                        strings.append(arg)
+                    name = None
+                    if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                        name = arg.replace(" ", ".")
+                    elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                        name = f"{strings[-2]}.{strings[-1]}"
+                    if name and not name.startswith(_SAFE_MODULES):
+                        return name
+    except Exception:  # the end of the pickles, or garbage: nothing more to name
+        return None
+    return None
 
 
 def extract_state_dict(obj: Any, path: str | Path = "checkpoint") -> dict[str, torch.Tensor]:
