@@ -11,8 +11,9 @@ import pickletools
 import re
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_model
@@ -68,6 +69,25 @@ def read_checkpoint(path: str | Path) -> Any:
     raise UserError(f"{path} is not a PyTorch checkpoint dcbench can read "
                     f"({'zip' if is_zip else 'legacy pickle'} container: "
                     f"{_first_line(failure)})") from None
+
+
+T = TypeVar("T")
+
+
+def restore_state(path: str | Path, apply: Callable[[Any], T]) -> T:
+    """Read a resume checkpoint safely and `apply` it; content that does not fit the run
+    (`{}`, wrong keys, wrong shapes) is one line instead of a KeyError/RuntimeError trace."""
+    state = read_checkpoint(path)
+    try:
+        if not isinstance(state, dict):
+            raise TypeError(f"expected a dict, got {type(state).__name__}")
+        return apply(state)
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+        reason = f"missing {err}" if isinstance(err, KeyError) else _first_line(err)
+        raise UserError(f"resume checkpoint {path} does not fit this run ({reason}); delete it "
+                        "or use a new --out") from None
 
 
 _ADVICE = re.compile(r"weights_only|Weights only load failed|torch\.load|pytorch\.org", re.I)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from dcbench.core.files import write_with
 from dcbench.data.loader import make_loader
-from dcbench.models.checkpoints import read_checkpoint
+from dcbench.models.checkpoints import restore_state
 from dcbench.protocols.metrics import average_crops, topk_correct
 from dcbench.protocols.sources import epoch_generator
 
@@ -107,11 +107,12 @@ def finetune(
     curve: list[tuple[int, float]] = []
     start = 0
     if checkpoint is not None and checkpoint.is_file():
-        state = read_checkpoint(checkpoint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        curve = [tuple(p) for p in json.loads(state["curve"])]
-        start = int(state["iteration"])
+        def apply(state: dict) -> tuple[list, int]:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            return [tuple(p) for p in json.loads(state["curve"])], int(state["iteration"])
+
+        curve, start = restore_state(checkpoint, apply)
     batches = endless_batches(train_set, train_positions, settings.batch_size,
                               settings.seed * 7919 + start)
     bar = tqdm(range(start, settings.iterations), desc=desc, disable=not progress,

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dcbench.core.files import append_line, write_with
-from dcbench.models.checkpoints import read_checkpoint
+from dcbench.models.checkpoints import restore_state
 from dcbench.protocols.metrics import average_crops, topk_correct
 
 Batches = Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]]
@@ -173,10 +173,11 @@ def run_phase(
     history: dict[str, list[dict[str, float]]] = {name: [] for name in probes.heads}
     start = 0
     if ckpt is not None and ckpt.is_file():
-        state = read_checkpoint(ckpt)
-        probes.load_full_state(state["probes"])
-        history = json.loads(state["history"])
-        start = int(state["epoch"]) + 1
+        def apply(state: dict) -> tuple[dict, int]:
+            probes.load_full_state(state["probes"])
+            return json.loads(state["history"]), int(state["epoch"]) + 1
+
+        history, start = restore_state(ckpt, apply)
         status = "complete" if start >= epochs else f"resuming at epoch {start + 1}/{epochs}"
         print(f"{phase} phase: {status} (from {ckpt})", file=sys.stderr)
     for epoch in range(start, epochs):

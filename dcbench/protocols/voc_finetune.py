@@ -26,7 +26,7 @@ from tqdm import tqdm
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_with
 from dcbench.data.loader import Batch, DecodeReport, make_loader
-from dcbench.models.checkpoints import read_checkpoint
+from dcbench.models.checkpoints import restore_state
 from dcbench.protocols.base import ProtocolConfig
 
 
@@ -147,18 +147,20 @@ class Checkpoint:
         if not self.path.is_file():
             return None
 
-        state = read_checkpoint(self.path)
-        if state.get("config_hash") != self.config_hash:
-            raise UserError(
-                f"{self.path} was written with a different protocol config; "
-                "use a fresh --work-dir (or the same settings) to resume"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        return Position(**state["position"])
+        def apply(state: dict) -> Position:
+            if state.get("config_hash") != self.config_hash:
+                raise UserError(
+                    f"{self.path} was written with a different protocol config; "
+                    "use a fresh --work-dir (or the same settings) to resume"
+                )
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            if state["cuda_rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            return Position(**state["position"])
+
+        return restore_state(self.path, apply)
 
 
 def require_positive(config: Any, *names: str) -> None:
