@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,46 @@ def test_push_then_pull_round_trip(hf_cache, tmp_path, monkeypatch, capsys):
     assert calls["files"] == ["README.md", "config.json", "model.safetensors"]
     pulled = dcbench.load_model("hf-hub:org/pushed")
     assert pulled.weights_sha256() == model.weights_sha256()
+
+
+def test_a_hand_copied_release_file_is_used(release, monkeypatch, tmp_path):
+    """The offline/unreachable message says where to copy the file; the copy is then used."""
+    gone = catalog.CatalogEntry(**{**release.as_dict(),
+                                   "url": "https://unreachable.invalid/alexnet/checkpoint.pth.tar"})
+    monkeypatch.setitem(catalog._CATALOG, release.name, gone)
+    monkeypatch.setenv("DCBENCH_OFFLINE", "1")
+    with pytest.raises(UserError, match="copy the release file to") as err:
+        pull(release.name)
+    target = str(err.value).rsplit("copy the release file to ", 1)[1].split(" to convert")[0]
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(release.url.removeprefix("file://"), target)
+    folder = pull(release.name)
+    assert dcbench.load_model(str(folder)).config["num_classes"] == 10
+
+
+def test_a_wrong_hand_copied_file_is_refused_and_kept(release, monkeypatch):
+    from dcbench.models.sources.pull import raw_path
+
+    raw = raw_path(release)
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes(b"not the release")
+    monkeypatch.setenv("DCBENCH_OFFLINE", "1")
+    with pytest.raises(UserError, match="expected"):
+        pull(release.name)
+    assert raw.read_bytes() == b"not the release"
+
+
+@pytest.mark.parametrize("text", ["{", "[1]", '{"sha256": 5}', '{"sha256": "../x"}'])
+def test_a_corrupt_download_record_is_one_line(monkeypatch, tmp_path, text):
+    from dcbench.models.sources.pull import raw_path
+
+    no_pin = catalog.CatalogEntry(name="fixture-nopin", arch="alexnet", sobel=True,
+                                  source="url", description="fixture",
+                                  url=(tmp_path / "checkpoint.pth.tar").as_uri())
+    monkeypatch.setitem(catalog._CATALOG, no_pin.name, no_pin)
+    record = raw_path(no_pin).parent / "download.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(text)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(UserError, match="download.json is corrupt"):
+        pull(no_pin.name)
