@@ -194,3 +194,37 @@ def test_a_corrupt_download_record_is_one_line(monkeypatch, tmp_path, text):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with pytest.raises(UserError, match="download.json is corrupt"):
         pull(no_pin.name)
+
+
+@pytest.mark.parametrize("revision", ["../../../../tmp/x", "..", "a/../b", "/abs", "main/",
+                                      ".hidden", "x.lock", "a b", "-rf", "a//b", "ü"])
+def test_hf_revisions_that_are_not_refs_are_refused(hf_cache, tmp_path, revision):
+    from dcbench.models.sources.hf import pull_hf
+
+    outside = tmp_path / "x"
+    outside.mkdir()
+    save_hub_dir(create_backbone({"arch": "alexnet_small"}, seed=0), outside)
+    with pytest.raises(UserError, match="invalid Hugging Face revision"):
+        pull_hf("org/good", revision)
+    with pytest.raises(UserError, match="invalid Hugging Face revision"):
+        dcbench.load_model(f"hf-hub:org/good@{revision}")
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/1", "release_2", "a" * 40])
+def test_hf_branch_tag_and_commit_revisions_are_accepted(revision):
+    from dcbench.models.sources.hf import check_revision, parse_hf_spec
+
+    assert check_revision(revision) == revision
+    assert parse_hf_spec(f"org/name@{revision}") == ("org/name", revision)
+
+
+def test_hf_folder_outside_the_cache_is_refused(hf_cache, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from dcbench.models.sources.hf import pull_hf
+
+    outside = tmp_path / "elsewhere"
+    save_hub_dir(create_backbone({"arch": "alexnet_small"}, seed=0), outside)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: str(outside))
+    with pytest.raises(UserError, match="outside the Hugging Face cache"):
+        pull_hf("org/good", "main")
