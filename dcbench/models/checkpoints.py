@@ -7,6 +7,7 @@ list of globals; loads are strict, with a key report on mismatch.
 
 from __future__ import annotations
 
+import json
 import pickletools
 import re
 import warnings
@@ -232,6 +233,26 @@ def _fill_num_batches(model: torch.nn.Module, state_dict: dict[str, torch.Tensor
             state_dict[key] = torch.zeros_like(value)
 
 
+def canonical_safetensors(path: str | Path) -> None:
+    """Rewrite a safetensors header with its metadata keys sorted, in place.
+
+    safetensors keeps `__metadata__` in a Rust HashMap, so its key order (and the file's
+    sha256) changes from process to process; sorted, the same weights and metadata always
+    give the same bytes and the hash identifies the model.
+    """
+    with open(path, "r+b") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+        data = handle.read()
+        meta = header.pop("__metadata__", None)
+        ordered = ({"__metadata__": dict(sorted(meta.items()))} if meta else {}) | header
+        text = json.dumps(ordered, separators=(",", ":")).encode()
+        text += b" " * (-len(text) % 8)  # the 8-byte alignment safetensors itself uses
+        handle.seek(0)
+        handle.write(len(text).to_bytes(8, "little") + text + data)
+        handle.truncate()
+
+
 def save_hub_dir(
     model: Backbone,
     out_dir: str | Path,
@@ -245,6 +266,7 @@ def save_hub_dir(
     meta = {"format": "pt", "dcbench_version": __version__, **(metadata or {})}
     with atomic_path(out_dir / HUB_WEIGHTS) as tmp:
         save_model(model, str(tmp), metadata={k: str(v) for k, v in meta.items()})
+        canonical_safetensors(tmp)
     config = {**model.config, **(extra_config or {})}
     config["weights_sha256"] = model.weights_sha256()
     write_json(out_dir / HUB_CONFIG, config)
