@@ -71,7 +71,7 @@ def append_line(path: str | os.PathLike, line: str) -> None:
 @contextmanager
 def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
     """Yield a staging folder that replaces `out` on success. `out` must be absent or empty."""
-    out = Path(out).expanduser()
+    out = check_output_dir(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"output folder {out} exists and is not empty; choose a new folder")
     out.parent.mkdir(parents=True, exist_ok=True)
