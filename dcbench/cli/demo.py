@@ -19,7 +19,7 @@ from pathlib import Path
 from dcbench.cli.demo_summary import print_summary
 from dcbench.cli.entry import main
 from dcbench.core.errors import UserError
-from dcbench.core.files import write_json
+from dcbench.core.files import check_output_dir, write_json
 from dcbench.models.checkpoints import save_hub_dir
 from dcbench.models.factory import load_model
 
@@ -86,6 +86,7 @@ class Steps:
 
 
 def _prepare(out: Path, force: bool) -> None:
+    check_output_dir(out)
     if out.exists() and any(out.iterdir()):
         if not force:
             raise UserError(f"{out} exists and is not empty; pass --force to replace it")
