@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
                             progress=True if args.progress else None)
     RunDir(args.out).check_target(args.resume)  # before the dataset scan and the model build
     if not Path(args.data).expanduser().is_dir():
-        raise UserError(f"--data {args.data} is not a folder of images")
+        raise UserError(f"image folder not found: --data {args.data} (expected a folder of "
+                        "class folders of images, or of images)")
 
     record = train(config, args.data, args.out, resume=args.resume)
     if record:
