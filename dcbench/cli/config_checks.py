@@ -14,11 +14,11 @@ from typing import Any
 
 from dcbench.core.errors import UserError
 
-POSITIVE_INTS = {"batch_size", "eval_batch_size", "epochs", "iterations", "k", "draws", "niter",
+POSITIVE_INTS = {"batch_size", "eval_batch_size", "epochs", "iterations", "draws", "niter",
                  "eval_every", "eval_passes", "checkpoint_every", "stepsize", "stepsize_all",
                  "stepsize_fc6_8", "pca_dim", "test_scale", "train_max_size", "test_max_size",
                  "box_batch_size_per_image", "crop_size"}
-NON_NEGATIVE_INTS = {"workers", "seed"}
+NON_NEGATIVE_INTS = {"workers", "seed", "k"}  # k=0: "as many as classes" (nmi)
 POSITIVE_FLOATS = {"temperature", "lr", "lr_all", "lr_fc6_8"}
 NON_NEGATIVE_FLOATS = {"momentum", "weight_decay", "clip_grad_norm", "gamma", "lr_gamma"}
 FRACTIONS = {"heldout_fraction", "iou_threshold", "box_nms_thresh"}  # in [0, 1)
