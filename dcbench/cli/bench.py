@@ -134,7 +134,7 @@ def select(available: Modules, only: str | None) -> Modules:
 def run_benchmarks(modules: Modules, quick: bool, verbose: bool = True) -> Report:
     """Run each module's `run(quick)`; a module that raises is recorded as a failure and the
     others still run (the table says which failed)."""
-    from benchmarks.common import Row, load_average, machine
+    from benchmarks.common import Row, load_average, machine  # lazy: only in a checkout
 
     report = Report(rows=[], machine=machine(), quick=quick)
     for name, module in modules.items():
@@ -179,7 +179,9 @@ def _cell(text: str) -> str:
 
 def render_markdown(report: Report) -> str:
     """The table (GitHub markdown) under a caption naming the machine and the mode."""
-    from benchmarks.common import machine_line
+    from benchmarks.common import (
+        machine_line,  # lazy: only in a checkout
+    )
 
     mode = "quick (CI sizes)" if report.quick else "full sizes"
     lines = [

@@ -10,12 +10,14 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, staged_dir
 from dcbench.data.check import check_tree
 from dcbench.data.synthetic import make_classification_set, make_voc_set
+from dcbench.data.synthetic_retrieval import write_retrieval_set
 
 HELP = "make built-in synthetic datasets (synth) or validate a dataset tree (check)"
 EPILOG = """examples:
   dcbench data synth --out synth                       # synth/cls (8 shape classes) + synth/voc
   dcbench data synth --out synth-cls --kind cls --per-class 100 --corrupt 4
   dcbench data synth --out synth-voc --kind voc --size 128 --seed 1
+  dcbench data synth --out synth-ret --kind retrieval      # synth-ret/retrieval/{oxford5k,paris6k}
   dcbench data check --data synth/cls --format imagenet
   dcbench data check --data synth/cls --format places
   dcbench data check --data synth/voc --format voc
@@ -36,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     synth.add_argument("--out", required=True, type=Path, help="new (or empty) output folder")
-    synth.add_argument("--kind", choices=("cls", "voc", "all"), default="all")
+    synth.add_argument("--kind", choices=("cls", "voc", "retrieval", "all"), default="all",
+                       help="all = cls + voc; retrieval = Oxford5k/Paris6k look-alikes")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument(
         "--size",
@@ -97,6 +100,8 @@ def _run_synth(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 corrupt=args.corrupt,
             )
+        if "retrieval" in kinds:
+            write_retrieval_set(stage / "retrieval", size=args.size or 160, seed=args.seed)
         if "voc" in kinds:
             n_train, n_val, n_test = args.voc_images
             make_voc_set(
@@ -118,6 +123,9 @@ def _run_synth(args: argparse.Namespace) -> int:
             f"wrote {out / 'voc' / 'VOCdevkit'}: VOC2007 (train/val/trainval/test), "
             "VOC2012 (train/val/trainval + SegmentationClass)"
         )
+    if "retrieval" in kinds:
+        print(f"wrote {out / 'retrieval'}: oxford5k/ paris6k/ (jpg/ + gt_files/, the released "
+              "layout; one blacklisted corrupt Paris file)")
     print(f"done in {elapsed:.1f}s")
     return 0
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import json
 import shutil
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
+import torch
 
 from dcbench.cli.config_checks import check_protocol_config
 from dcbench.core.config import dump_yaml, load_yaml, to_dict
@@ -113,7 +117,6 @@ def _flag_layer(proto: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _device(requested: str | None) -> str:
-    import torch
 
 
     if requested is None:
@@ -127,7 +130,6 @@ def _device(requested: str | None) -> str:
 
 def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any]) -> tuple[Path, str, bool]:
     """(run dir, run id, created now). Refuses to mix runs; --resume needs a matching config."""
-    import json
 
 
     if args.resume and not args.out:
@@ -171,7 +173,6 @@ def _check_store(path: Path) -> None:
 
 def print_table(rows: list[Any], file: Any = None) -> None:
     """Rows as a model/split/layer x metric table (per-draw seeds shown when there are several)."""
-    import pandas as pd
 
     if not rows:
         print("(no results)", file=file or sys.stdout)
@@ -194,7 +195,6 @@ def run(args: argparse.Namespace) -> int:
     missing = [f"--{n}" for n in ("protocol", "model", "data") if not getattr(args, n)]
     if missing:
         raise UserError(f"dcbench eval needs {', '.join(missing)} (see dcbench eval --help)")
-    import json
 
 
     proto = get_protocol(args.protocol)

@@ -10,7 +10,8 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir
 from dcbench.core.provenance import file_sha256
 from dcbench.leaderboards.cards import write_card
-from dcbench.models.checkpoints import load_official, save_hub_dir
+from dcbench.models.checkpoints import save_hub_dir
+from dcbench.models.converters import CONVERTER_NAMES, OFFICIAL, load_converted
 from dcbench.models.sources.catalog import CatalogEntry, get_entry, list_entries
 from dcbench.models.sources.hf import parse_hf_spec, push_hf
 from dcbench.models.sources.pull import entry_card, is_cached, pull
@@ -38,8 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("pull", help="download + verify + convert + cache a catalog model")
     p.add_argument("name")
     p.add_argument("--force", action="store_true", help="re-download even if cached")
-    p = verbs.add_parser("convert", help="official DeepCluster .pth.tar -> hub format folder")
+    p = verbs.add_parser("convert", help="a released checkpoint -> hub format folder")
     p.add_argument("checkpoint", type=Path)
+    p.add_argument("--layout", default=OFFICIAL, choices=CONVERTER_NAMES,
+                   help="the checkpoint's key layout (default: official DeepCluster .pth.tar; "
+                   "swav = DeepCluster-v2/SeLa-v2, vissl-*, mmselfsup-resnet)")
     p.add_argument("out_dir", type=Path)
     p.add_argument("--name", default=None, help="model name for the card (default: folder name)")
     p.add_argument("--drop-top-layer", action="store_true",
@@ -110,8 +114,9 @@ def _convert(args: argparse.Namespace) -> int:
     check_output_dir(args.out_dir, "OUT_DIR")
     if args.out_dir.exists() and any(args.out_dir.iterdir()):
         raise UserError(f"{args.out_dir} exists and is not empty; choose a new folder")
-    model = load_official(args.checkpoint)  # refuses unsafe pickles / wrong keys first
-    if args.drop_top_layer:
+    # refuses unsafe pickles / missing, unexpected or mis-shaped keys first
+    model = load_converted(args.checkpoint, args.layout)
+    if args.drop_top_layer and model.top_layer is not None:
         model.remove_top_layer()
     sha = file_sha256(args.checkpoint)
     name = args.name or args.out_dir.name

@@ -16,7 +16,7 @@ from dcbench.core.files import check_output_file, write_bytes
 from dcbench.models.factory import load_model
 from dcbench.viz.activations import activations_image, find_top_activations
 from dcbench.viz.ascent import OBJECTIVES, AscentConfig, ascent_figure
-from dcbench.viz.curves import curves_figure, figure_png, read_log, run_label
+from dcbench.viz.curves import curves_figure, figure_png, read_curves, run_label
 from dcbench.viz.filters import effective_filters, filter_grid
 from dcbench.viz.grid import save_png
 from dcbench.viz.neighbors import find_neighbors, neighbors_image
@@ -238,7 +238,7 @@ def _run_curves(args: argparse.Namespace) -> int:
         label = run_label(run)
         while label in frames:
             label += "'"
-        frames[label] = read_log(run)
+        frames[label] = read_curves(run)
     png = figure_png(curves_figure(frames, columns=args.columns))
     write_bytes(args.out, png)
     epochs = ", ".join(f"{name}: {len(f)} epochs" for name, f in frames.items())

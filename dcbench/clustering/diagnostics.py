@@ -16,10 +16,12 @@ from dcbench.clustering.pic import knn_search
 from dcbench.core.errors import UserError
 
 
-def assignment_nmi(a: np.ndarray, b: np.ndarray) -> float | None:
+def assignment_nmi(a: np.ndarray, b: np.ndarray, average: str = "arithmetic") -> float | None:
     """NMI between two labelings of the same samples, over samples labelled (>= 0) in both.
 
-    Returns None when fewer than 2 samples are labelled in both (nothing to compare).
+    `average`: sklearn's normaliser, "arithmetic" (sklearn >= 0.22) or "geometric" (the
+    sklearn the 2018 code ran). Returns None when fewer than 2 samples are labelled in both
+    (nothing to compare).
     """
     a, b = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
     if a.shape != b.shape:
@@ -27,7 +29,7 @@ def assignment_nmi(a: np.ndarray, b: np.ndarray) -> float | None:
     both = (a >= 0) & (b >= 0)
     if both.sum() < 2:
         return None
-    return float(normalized_mutual_info_score(a[both], b[both]))
+    return float(normalized_mutual_info_score(a[both], b[both], average_method=average))
 
 
 def cluster_size_stats(labels: np.ndarray) -> dict[str, float | int]:

@@ -6,6 +6,12 @@ normalisation, then clusters = the local maxima of v reached by following each n
 steepest-ascent neighbour. Singletons are redistributed to the cluster of their nearest
 non-singleton neighbour, kept, or dropped (label -1), as compared in the thesis's Figure 4.7.
 The number of clusters is whatever PIC finds.
+
+`dtype="float32"` runs the kernel and the iteration as the official code does under NumPy >= 2
+(NEP 50 keeps its float32 faiss distances float32 throughout). Where nearest-neighbour
+affinities are tiny, the update then rounds away and v stays flat, so every point is its own
+maximum (all singletons). Under NumPy 1.x, which the 2018 code ran on, the same code computed
+W, and after the first step v, in float64 (docs/fidelity.md item 3).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import scipy.sparse as sp
 from dcbench.clustering.kmeans import as_float_tensor, flat_l2_index
 from dcbench.core.errors import UserError
 
+PicDtype = Literal["float64", "float32"]
+PIC_DTYPES: tuple[str, ...] = ("float64", "float32")
 SingletonMode = Literal["redistribute", "keep", "drop"]
 SINGLETON_MODES: tuple[str, ...] = ("redistribute", "keep", "drop")
 
@@ -41,18 +49,32 @@ def knn_search(x: np.ndarray, k: int, use_gpu: bool | None = None) -> tuple[np.n
     return dist[keep].reshape(n, k), ids[keep].reshape(n, k).astype(np.int64)
 
 
-def affinity_graph(dist: np.ndarray, ids: np.ndarray, sigma: float = 0.2) -> sp.csr_matrix:
-    """Symmetrised Gaussian-kernel affinity W = A + A^T, A[i, ids[i, j]] = exp(-dist / sigma^2)."""
+def affinity_graph(dist: np.ndarray, ids: np.ndarray, sigma: float = 0.2,
+                   dtype: PicDtype = "float64") -> sp.csr_matrix:
+    """Symmetrised Gaussian-kernel affinity W = A + A^T, A[i, ids[i, j]] = exp(-dist / sigma^2)
+    (computed in `dtype`)."""
     n, k = ids.shape
-    weights = np.exp(-np.maximum(dist, 0).astype(np.float64) / sigma**2)
+    if dtype == "float32":  # as the official kernel: float32 distance / float32(sigma^2)
+        weights = np.exp(-dist.astype(np.float32) / np.float32(sigma**2))
+    else:
+        weights = np.exp(-np.maximum(dist, 0).astype(np.float64) / sigma**2)
     rows = np.repeat(np.arange(n), k)
     a = sp.csr_matrix((weights.ravel(), (rows, ids.ravel())), shape=(n, n))
     return (a + a.T).tocsr()
 
 
-def power_iteration(w: sp.csr_matrix, alpha: float = 0.001, iters: int = 200) -> np.ndarray:
-    """v_0 = 1/n; v <- alpha W^T v + (1 - alpha)/n, L1-normalised each step."""
+def power_iteration(w: sp.csr_matrix, alpha: float = 0.001, iters: int = 200,
+                    dtype: PicDtype = "float64") -> np.ndarray:
+    """v_0 = 1/n; v <- alpha W^T v + (1 - alpha)/n, L1-normalised each step (in `dtype`)."""
     n = w.shape[0]
+    if dtype == "float32":  # the official operations, in their order, all in float32
+        w32 = w.astype(np.float32)
+        v32 = np.full(n, 1.0 / n, dtype=np.float32)
+        step = np.float32((1.0 - alpha) / n)
+        for _ in range(iters):
+            v32 = np.float32(alpha) * w32.T.dot(v32) + step
+            v32 /= v32.sum()
+        return v32
     wt = w.T.tocsr()
     v = np.full(n, 1.0 / n)
     for _ in range(iters):
@@ -121,6 +143,7 @@ def run_pic(
     iters: int = 200,
     singletons: SingletonMode = "redistribute",
     use_gpu: bool | None = None,
+    dtype: PicDtype = "float64",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """PIC on the rows of `x` (already PCA-whitened and L2-normalised).
 
@@ -130,9 +153,11 @@ def run_pic(
     data = np.ascontiguousarray(as_float_tensor(x).cpu().numpy(), dtype=np.float32)
     if sigma <= 0 or not 0 < alpha < 1 or iters < 1:
         raise UserError("PIC needs sigma > 0, 0 < alpha < 1 and iters >= 1")
+    if dtype not in PIC_DTYPES:
+        raise UserError(f"unknown PIC dtype {dtype!r}; valid: {', '.join(PIC_DTYPES)}")
     dist, ids = knn_search(data, nnn, use_gpu)
-    w = affinity_graph(dist, ids, sigma)
-    v = power_iteration(w, alpha, iters)
+    w = affinity_graph(dist, ids, sigma, dtype)
+    v = power_iteration(w, alpha, iters, dtype)
     raw = find_maxima_clusters(w, v)
     n_singletons = int((np.bincount(raw)[raw] == 1).sum())
     labels = handle_singletons(raw, ids, singletons)
@@ -146,6 +171,7 @@ def run_pic(
 
 
 __all__ = [
+    "PIC_DTYPES",
     "SINGLETON_MODES",
     "affinity_graph",
     "find_maxima_clusters",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 
 class UserError(Exception):
     """Bad input from the user: a missing folder, an unknown name, a refused checkpoint.
@@ -18,7 +20,6 @@ class UserError(Exception):
 
 def did_you_mean(name: str, valid: list[str] | tuple[str, ...]) -> str:
     """A short 'valid choices are ...' suffix for unknown-name errors."""
-    import difflib
 
     close = difflib.get_close_matches(name, list(valid), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""

@@ -9,6 +9,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy
+import torch
+import torchvision
+
 from dcbench.core.version import __version__
 
 
@@ -32,7 +36,6 @@ def code_revision() -> str:
 
 def device_name(device: str | None = None) -> str:
     """A human-readable device string: the CUDA GPU name or the CPU model."""
-    import torch
 
     if (device is None or str(device).startswith("cuda")) and torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name(0)}"
@@ -41,9 +44,6 @@ def device_name(device: str | None = None) -> str:
 
 def versions() -> dict[str, str]:
     """Versions of the packages that can change a number."""
-    import numpy
-    import torch
-    import torchvision
 
     out = {
         "dcbench": __version__,

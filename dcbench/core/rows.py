@@ -1,9 +1,9 @@
-"""Validation of result rows and of results files made elsewhere (e.g. on a cluster).
+"""The result row (defined once, for the protocols that make rows and the leaderboards that
+store them), its validation, and results files made elsewhere (e.g. on a cluster).
 
-A result row is the long-format `Result` of DESIGN.md. Rows arrive as
-`dcbench.protocols.base.Result` dataclasses, plain objects, or dicts parsed from JSON; all
-of them go through `normalize_row`, which refuses anything malformed with a one-line
-`UserError` naming the row and the field.
+A result row is the long-format `Result` of DESIGN.md. Rows arrive as `Result` dataclasses,
+plain objects, or dicts parsed from JSON; all of them go through `normalize_row`, which
+refuses anything malformed with a one-line `UserError` naming the row and the field.
 """
 
 from __future__ import annotations
@@ -17,11 +17,34 @@ from typing import Any
 
 from dcbench.core.errors import UserError
 
-RESULT_FIELDS: tuple[str, ...] = (
-    "run_id", "model", "model_sha256", "protocol", "dialect", "dataset", "split", "layer",
-    "metric", "value", "seed", "config_hash", "dcbench_version", "code_revision", "device",
-    "timestamp",
-)
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """One long-format result row: a single number and everything needed to trust it."""
+
+    run_id: str
+    model: str
+    model_sha256: str
+    protocol: str
+    dialect: str
+    dataset: str
+    split: str
+    layer: str
+    metric: str
+    value: float
+    seed: int
+    config_hash: str
+    dcbench_version: str
+    code_revision: str
+    device: str
+    timestamp: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain dict (JSON / SQLite / pandas friendly)."""
+        return dataclasses.asdict(self)
+
+
+RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Result))
 REQUIRED_FIELDS: tuple[str, ...] = (
     "run_id", "model", "protocol", "dialect", "dataset", "split", "layer", "metric", "value",
 )

@@ -8,11 +8,20 @@ dataset the labels came from, so `labels[index]` is the pseudo-label the sample 
 on (the official sampler indexed a cluster-sorted copy, so the uniform weighting landed on
 permuted positions). Empty clusters are skipped. Seeding: `numpy.random.default_rng((seed,
 epoch))`, so every epoch (and every rank) sees a reproducible sequence.
+
+`rule="official-2018"` reproduces what the released code did instead (docs/fidelity.md item
+2): `int(N / n_nonempty) + 1` draws per non-empty cluster (with replacement when the cluster
+has at most that many members), pooled, shuffled and truncated to N, with numpy's legacy
+`RandomState`; those *dataset* indices then index the cluster-sorted `ReassignedDataset`,
+so the image actually loaded is the one at that position of the cluster-sorted order. In
+effect images are drawn about in proportion to cluster size. The sampler yields the image
+loaded, so `labels[index]` is still the label it is trained on (as in the official code).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -41,14 +50,52 @@ def uniform_label_draw(
     return pooled[:num_samples].astype(np.int64)
 
 
-class UniformLabelSampler(Sampler[int]):
-    """Yield `num_samples` dataset indices per epoch, uniform over the non-empty clusters."""
+def official_2018_draw(
+    labels: np.ndarray, num_samples: int, seed: int, epoch: int = 0
+) -> np.ndarray:
+    """The released code's draw (`UnifLabelSampler` indexing `ReassignedDataset`): the image
+    indices actually loaded. Images with a negative label are not part of the clustered set,
+    which plays the role of the official dataset (positions in ascending index order)."""
+    labels = np.asarray(labels).reshape(-1)
+    if num_samples < 0:
+        raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+    valid = np.flatnonzero(labels >= 0)
+    if num_samples == 0:
+        return np.empty(0, dtype=np.int64)
+    if valid.size == 0:
+        raise ValueError("official_2018_draw: no sample has a non-negative label")
+    rng = np.random.RandomState([int(seed), int(epoch)])
+    # images_lists: per cluster (ascending label), its members' positions in ascending order
+    sorted_positions = np.argsort(labels[valid], kind="stable")
+    _, starts = np.unique(labels[valid][sorted_positions], return_index=True)
+    images_lists = np.split(sorted_positions, starts[1:])
+    per_cluster = int(num_samples / len(images_lists)) + 1
+    pooled = np.concatenate([
+        rng.choice(members, per_cluster, replace=len(members) <= per_cluster)
+        for members in images_lists])
+    rng.shuffle(pooled)
+    drawn = pooled[:num_samples]  # per_cluster * n_clusters > num_samples: never padded
+    # the drawn positions index the cluster-sorted dataset, not the one they came from
+    return valid[sorted_positions[drawn]].astype(np.int64)
 
-    def __init__(self, labels: np.ndarray, num_samples: int, seed: int = 0) -> None:
+
+SamplingRule = Literal["uniform", "official-2018"]
+DRAWS = {"uniform": uniform_label_draw, "official-2018": official_2018_draw}
+
+
+class UniformLabelSampler(Sampler[int]):
+    """Yield `num_samples` dataset indices per epoch, uniform over the non-empty clusters
+    (or, with `rule="official-2018"`, as the released code drew them)."""
+
+    def __init__(self, labels: np.ndarray, num_samples: int, seed: int = 0,
+                 rule: SamplingRule = "uniform") -> None:
+        if rule not in DRAWS:
+            raise ValueError(f"unknown sampling rule {rule!r}; valid: {', '.join(DRAWS)}")
         self.labels = np.asarray(labels).astype(np.int64).reshape(-1)
         self.num_samples = int(num_samples)
         self.seed = int(seed)
         self.epoch = 0
+        self.draw = DRAWS[rule]
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose (deterministic) draw the next iteration yields."""
@@ -56,7 +103,7 @@ class UniformLabelSampler(Sampler[int]):
 
     def indices(self) -> np.ndarray:
         """This epoch's indices as an array (what `__iter__` yields)."""
-        return uniform_label_draw(self.labels, self.num_samples, self.seed, self.epoch)
+        return self.draw(self.labels, self.num_samples, self.seed, self.epoch)
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices().tolist())
@@ -80,8 +127,9 @@ class DistributedUniformLabelSampler(UniformLabelSampler):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        rule: SamplingRule = "uniform",
     ) -> None:
-        super().__init__(labels, num_samples, seed)
+        super().__init__(labels, num_samples, seed, rule)
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"invalid rank {rank} for world_size {world_size}")
         self.rank, self.world_size = int(rank), int(world_size)
@@ -93,7 +141,7 @@ class DistributedUniformLabelSampler(UniformLabelSampler):
 
     def global_indices(self) -> np.ndarray:
         """The padded global sequence that the ranks split."""
-        draw = uniform_label_draw(self.labels, self.num_samples, self.seed, self.epoch)
+        draw = self.draw(self.labels, self.num_samples, self.seed, self.epoch)
         if draw.size == 0:
             return draw
         pad = self.total_size - draw.size

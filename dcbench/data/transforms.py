@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from dcbench.core.errors import UserError, did_you_mean
+from dcbench.core.registry import Registry
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -124,14 +124,12 @@ def voc_train(
     return v2.Compose(steps + _finish(mean, std))
 
 
-PIPELINES: dict[str, Callable[..., v2.Compose]] = {}
+PIPELINES: Registry[Callable[..., v2.Compose]] = Registry("transform pipeline")
 
 
 def register_pipeline(name: str, factory: Callable[..., v2.Compose]) -> None:
     """Register a named pipeline factory; duplicate names are refused."""
-    if name in PIPELINES:
-        raise ValueError(f"transform pipeline {name!r} is already registered")
-    PIPELINES[name] = factory
+    PIPELINES.register(name, factory)
 
 
 for _name, _factory in (
@@ -147,7 +145,4 @@ for _name, _factory in (
 
 def build(name: str, **kwargs: Any) -> v2.Compose:
     """Build a registered pipeline by name (UserError listing the valid names otherwise)."""
-    if name not in PIPELINES:
-        valid = did_you_mean(name, list(PIPELINES))
-        raise UserError(f"unknown transform pipeline {name!r}; {valid}")
-    return PIPELINES[name](**kwargs)
+    return PIPELINES.get(name)(**kwargs)

@@ -21,12 +21,12 @@ from dcbench.core.provenance import code_revision
 from dcbench.core.rows import RESULT_FIELDS, normalize_row
 from dcbench.core.version import __version__
 from dcbench.leaderboards.export import format_number, to_markdown
-from dcbench.leaderboards.report import read_log
 from dcbench.leaderboards.store import ResultsStore
 from dcbench.leaderboards.tables import summarize
 from dcbench.models.factory import load_model
 from dcbench.models.model_card import NO_RESULTS, render_model_card
 from dcbench.models.sources import catalog
+from dcbench.viz.curves import parse_log
 
 
 def _rows_frame(eval_rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
@@ -86,7 +86,7 @@ def _training_summary(run_dir: Path) -> dict:
     training = _read_yaml_or_json(config_path) if config_path.is_file() else {}
     if (run_dir / "log.jsonl").is_file():
 
-        curves = read_log(run_dir)
+        curves = parse_log((run_dir / "log.jsonl").read_text(encoding="utf-8", errors="replace"))
         if not curves.empty:
             last = curves.iloc[-1].dropna().to_dict()
             training["epochs_completed"] = int(last.get("epoch", len(curves) - 1)) + 1

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from dcbench.core.errors import UserError
+from dcbench.core.home import results_store_path
 from dcbench.core.rows import RESULT_FIELDS
 from dcbench.leaderboards.published import (
     PROVENANCE_COLUMNS,
@@ -69,7 +70,6 @@ class Leaderboard:
         error (most likely a typo), and neither creates a file.
         """
         if path is None:
-            from dcbench.core.home import results_store_path
 
             if not results_store_path().exists():
                 return cls()

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torchvision
 from torch import nn
+from torchvision.models.feature_extraction import get_graph_node_names
 
 from dcbench.core.errors import UserError
 from dcbench.models.backbone import IMAGENET_MEAN, IMAGENET_STD, Backbone
@@ -62,7 +64,6 @@ def torchvision_taps(name: str, net: nn.Module) -> tuple[dict[str, str], str]:
 
 def load_torchvision(spec: str) -> ExternalBackbone:
     """`NAME` (random init) or `NAME@WEIGHTS` (e.g. `resnet50@IMAGENET1K_V2`, downloads)."""
-    import torchvision
 
     name, _, weights = spec.partition("@")
     try:
@@ -87,8 +88,8 @@ def load_timm(spec: str) -> ExternalBackbone:
     if weights not in ("", "random"):
         raise UserError(f"timm:{spec}: the only suffix is @random (random init)")
     try:
-        import timm
-        from timm.models import get_pretrained_cfg  # noqa: F401 - checks a usable timm
+        import timm  # lazy: optional dependency
+        from timm.models import get_pretrained_cfg  # noqa: F401  # lazy: checks a usable timm
     except ImportError:
         raise UserError(
             "timm: models need the optional dependency: pip install 'dcbench[timm]'"
@@ -115,7 +116,6 @@ def load_timm(spec: str) -> ExternalBackbone:
 
 
 def _timm_pool_node(net: nn.Module) -> str:
-    from torchvision.models.feature_extraction import get_graph_node_names
 
     _, eval_nodes = get_graph_node_names(net)
     # With num_classes=0 the head is an identity: the last real node is the pooled output.

@@ -42,7 +42,7 @@ def hub_license(text: str | None) -> str:
 
 
 def _eval_results(name: str, summary: pd.DataFrame) -> list:
-    from huggingface_hub import EvalResult
+    from huggingface_hub import EvalResult  # lazy: slow to import; only for Hub calls and cards
 
     out = []
     for row in summary.itertuples(index=False):
@@ -90,7 +90,10 @@ def render_model_card(config: dict, *, name: str, provenance: dict, training: di
     dataset, split, layer, metric, mean, std, n) and feeds the `model-index`;
     `results_text` is the Markdown shown under "Results" (the leaderboards render it).
     """
-    from huggingface_hub import ModelCard, ModelCardData  # heavy: only when a card is made
+    from huggingface_hub import (  # lazy: slow to import; only for Hub calls and cards
+        ModelCard,
+        ModelCardData,
+    )
 
     if not isinstance(config, dict) or "arch" not in config:
         raise UserError("model config must be a mapping with at least 'arch'")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as _dt
+import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from dcbench.core.config import resolve, to_dict
 from dcbench.core.errors import UserError, did_you_mean
 from dcbench.core.provenance import code_revision, config_hash, device_name
+from dcbench.core.registry import Registry
+from dcbench.core.rows import Result
 from dcbench.core.version import __version__
 
 if TYPE_CHECKING:
@@ -38,37 +41,11 @@ METRICS = (
     "cluster_size_min", "cluster_size_max", "cluster_size_cv",
 )
 METRIC_PREFIXES = ("ap_", "iou_")
-# Aggregates over repeated draws (low-shot): "<metric>_mean" / "<metric>_std".
-METRIC_SUFFIXES = ("_mean", "_std")
+# Aggregates over repeated draws (low-shot): "<metric>_mean" / "_std" / "_min" / "_max".
+METRIC_SUFFIXES = ("_mean", "_std", "_min", "_max")
 SPLITS = ("val", "test", "train-heldout", "train")
 # The frozen conv taps the classification probes evaluate by default.
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-    """One long-format result row: a single number and everything needed to trust it."""
-
-    run_id: str
-    model: str
-    model_sha256: str
-    protocol: str
-    dialect: str
-    dataset: str
-    split: str
-    layer: str
-    metric: str
-    value: float
-    seed: int
-    config_hash: str
-    dcbench_version: str
-    code_revision: str
-    device: str
-    timestamp: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """A plain dict (JSON / SQLite / pandas friendly)."""
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -132,7 +109,7 @@ class Protocol(abc.ABC):
         return resolve(self.Config, *stack, overrides=overrides)
 
 
-_REGISTRY: dict[str, type[Protocol]] = {}
+PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")
 
 # Modules that register the built-in protocols; imported on first registry lookup.
 BUILTIN_MODULES = (
@@ -145,6 +122,9 @@ BUILTIN_MODULES = (
     "dcbench.protocols.voc07_cls",
     "dcbench.protocols.voc07_det",
     "dcbench.protocols.voc12_seg",
+    "dcbench.protocols.voc07_svm",
+    "dcbench.protocols.voc07_lowshot_svm",
+    "dcbench.protocols.retrieval",
 )
 _loaded = False
 
@@ -155,15 +135,10 @@ def register_protocol(name: str) -> Callable[[type[Protocol]], type[Protocol]]:
     def decorator(cls: type[Protocol]) -> type[Protocol]:
         if not (isinstance(cls, type) and issubclass(cls, Protocol)):
             raise TypeError(f"@register_protocol({name!r}) expects a Protocol subclass")
-        if name in _REGISTRY:
-            raise ValueError(
-                f"protocol {name!r} is already registered by {_REGISTRY[name].__module__}"
-            )
         if not dataclasses.is_dataclass(cls.Config):
             raise TypeError(f"protocol {name!r}: Config must be a dataclass")
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return PROTOCOLS.register(name, cls)
 
     return decorator
 
@@ -173,7 +148,6 @@ def _load_builtins() -> None:
     global _loaded
     if _loaded:
         return
-    import importlib
 
     for module_name in BUILTIN_MODULES:
         try:
@@ -187,15 +161,13 @@ def _load_builtins() -> None:
 def list_protocols() -> list[str]:
     """Registered protocol names, sorted."""
     _load_builtins()
-    return sorted(_REGISTRY)
+    return PROTOCOLS.names()
 
 
 def get_protocol(name: str) -> Protocol:
     """A fresh instance of the protocol registered as `name` (UserError listing valid ones)."""
     _load_builtins()
-    if name not in _REGISTRY:
-        raise UserError(f"unknown protocol {name!r}; " + did_you_mean(name, list(_REGISTRY)))
-    return _REGISTRY[name]()
+    return PROTOCOLS.get(name)()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,6 +3,7 @@ frozen features (extracted once, optionally through the on-disk `FeatureCache`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 from collections.abc import Callable, Sequence
@@ -81,7 +82,6 @@ def load_splits(data_dir: str | Path, eval_split: str = "val") -> Splits:
 
 def with_transform(dataset: Any, transform: Callable | None) -> Any:
     """A shallow copy of a dcbench dataset with another transform (samples shared)."""
-    import copy
 
     clone = copy.copy(dataset)
     clone.transform = transform

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from dcbench.core.files import write_json
 from dcbench.data import transforms as T
@@ -125,7 +126,6 @@ def predict_scores(net: nn.Module, dataset: VOCClassification, *, passes: int, s
     Returns (scores, labels) for the images that decoded; undecodable ones are left out
     (and recorded in `report`).
     """
-    from tqdm import tqdm
 
     net.eval()
     n = len(dataset)

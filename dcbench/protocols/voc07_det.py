@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
@@ -177,7 +178,6 @@ def detect(detector: torch.nn.Module, voc: VOCDetection, *, batch_size: int, wor
            ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     """Run the detector over `voc`: (detections, ground truth) in VOC box coordinates,
     for the images that decoded (the others are recorded in `report` and left out)."""
-    from tqdm import tqdm
 
     detector.eval()
     loader = DataLoader(DetectionItems(voc, train=False, flip=False), batch_size=batch_size,

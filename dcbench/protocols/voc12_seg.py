@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
+from tqdm import tqdm
 
 from dcbench.core.files import write_json
 from dcbench.data.loader import DecodeReport
@@ -135,7 +136,6 @@ def voc12_seg_metrics(cm: np.ndarray) -> dict[str, float]:
 def segment_confusion(net: nn.Module, dataset: VOCSegmentation, *, device: torch.device,
                       workers: int, report: DecodeReport, progress: bool = False) -> np.ndarray:
     """Accumulate the confusion matrix of the argmax prediction over `dataset` (full images)."""
-    from tqdm import tqdm
 
     net.eval()
     cm = np.zeros((len(SEG_CLASSES), len(SEG_CLASSES)), dtype=np.int64)

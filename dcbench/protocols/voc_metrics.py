@@ -199,7 +199,9 @@ def multilabel_ap(
     (N, C). AP per class is sklearn's `average_precision_score` over valid entries with
     scores `score - 1e-5 * target`; nan for a class with no valid positive.
     """
-    from sklearn.metrics import average_precision_score
+    from sklearn.metrics import (
+        average_precision_score,  # lazy: slow to import; only for the all-point AP check
+    )
 
     scores = np.asarray(scores, dtype=np.float64)
     targets = np.asarray(targets)

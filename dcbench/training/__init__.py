@@ -1,9 +1,8 @@
-"""DeepCluster training (thesis chapters 3-4, official main.py), with the official bugs fixed.
+"""Layer 5, DeepCluster training (thesis chapters 3-4, official main.py), with the official
+bugs fixed or behind named switches.
 
-Modules: `clustering` (pca_whiten, run_kmeans with no empty cluster), `pic` (run_pic),
-`diagnostics` (NMI, cluster sizes, ratio_edge_intra_class), `features` (sharded embedding
-extraction), `train_pass` (one epoch of SGD, SGT), `deepcluster` (the resumable loop, `train`),
-`config` (TrainConfig + shipped recipes), `rundir` (atomic run directory), `distributed`
-(torchrun/DDP helpers), `command` (`dcbench train`). Nothing is imported here, so
-`dcbench --help` stays fast.
+Modules: `config` (TrainConfig + shipped recipes), `embeddings` (sharded embedding
+extraction for clustering), `train_pass` (one epoch of SGD, SGT), `deepcluster` (the
+resumable loop, `train`), `rundir` (atomic run directory). Clustering itself lives in
+`dcbench.clustering`; the `dcbench train` command in `dcbench.cli.train`.
 """

@@ -4,6 +4,10 @@ Defaults are the official release settings (deepcluster-official.md 2.1: AlexNet
 k-means k=10000, lr 0.05, wd 1e-5, momentum 0.9, batch 256, reassign 1, seed 31). A run
 resolves: defaults < recipe YAML < `--set key=value`; the resolved config is saved in the run
 directory.
+
+Where dcbench deliberately differs from the 2018 code (docs/fidelity.md), a key switches to
+the reference behaviour, and the preset `faithful-2018` turns all of them at once: name a
+recipe as `<recipe>+faithful-2018` (listed by `dcbench train --list-recipes`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, Literal
 
 from dcbench.core import config as cfg
 from dcbench.core.errors import UserError, did_you_mean
+from dcbench.core.registry import Registry
 
 
 @dataclass
@@ -35,6 +40,7 @@ class TrainConfig:
     pic_alpha: float = 0.001
     pic_iters: int = 200
     pic_singletons: Literal["redistribute", "keep", "drop"] = "redistribute"
+    pic_dtype: Literal["float64", "float32"] = "float64"  # float32: the official iteration
     subset_size: int = 0  # Algorithm 2: cluster + train on a fresh random subset each epoch
     # optimisation (constant LR, no schedule)
     epochs: int = 200
@@ -44,6 +50,9 @@ class TrainConfig:
     batch_size: int = 256
     reassign: float = 1.0  # draws per epoch = reassign x (images clustered)
     sgt: int = 0  # >0: stochastic gradient over targets, rows updated per batch
+    # uniform: exactly uniform over clusters (thesis 3.2); official-2018: the released code's
+    # UnifLabelSampler + ReassignedDataset indexing (in effect proportional to cluster size)
+    sampler: Literal["uniform", "official-2018"] = "uniform"
     # data and augmentation (Section 4.3)
     input_size: int = 0  # 0: the architecture's native size (224, or 64 for alexnet_small)
     resize: int = 0  # short side before the clustering center crop; 0: round(size*256/224)
@@ -55,7 +64,9 @@ class TrainConfig:
     seed: int = 31
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     knn_ratio_k: int = 10  # k of the ratio edge intra-class diagnostic (labelled data only)
-    diagnostics_max: int = 20000  # label diagnostics on at most this many images (0 = all)
+    diagnostics_max: int = 20000  # ratio-edge diagnostic on at most this many images (0 = all)
+    # NMI in the training log: sklearn >= 0.22 (arithmetic) or the 2018 sklearn (geometric)
+    nmi_average: Literal["arithmetic", "geometric"] = "arithmetic"
     progress: bool = False  # force the progress bar when stderr is not a terminal
 
     def validate(self) -> TrainConfig:
@@ -73,6 +84,7 @@ class TrainConfig:
             (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale must be 0<a<=b<=1"),
             (0 < self.crop_ratio[0] <= self.crop_ratio[1], "crop_ratio must be 0<a<=b"),
             (self.workers >= 0, "workers must be >= 0"),
+            (self.diagnostics_max >= 0, "diagnostics_max must be >= 0 (0 = all images)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -84,29 +96,67 @@ class TrainConfig:
         return {"arch": self.arch, "sobel": self.sobel, "num_classes": 0}
 
 
+# Presets: overlays applied on top of a recipe (`<recipe>+<preset>`), below --set overrides.
+PRESETS: dict[str, dict[str, Any]] = {
+    # every training switch at the behaviour of facebookresearch/deepcluster (docs/fidelity.md)
+    "faithful-2018": {
+        "sampler": "official-2018",
+        # the 2018 code ran PIC under NumPy 1.x, whose promotion made W (and v after the
+        # first step) float64; float32 is the same code under NumPy >= 2
+        "pic_dtype": "float64",
+        "nmi_average": "geometric",
+        "diagnostics_max": 0,
+    },
+}
+PRESET_DESCRIPTIONS = {
+    "faithful-2018": "as the 2018 code ran: official sampler indexing, geometric NMI, "
+    "full-graph ratio edge",
+}
+
+
 def recipes_dir() -> Path:
     """The folder of the shipped recipe YAML files."""
     return Path(str(resources.files("dcbench.training") / "recipes"))
 
 
+RECIPES: Registry[Path] = Registry("recipe")
+for _path in sorted(recipes_dir().glob("*.yaml")):  # a recipe is defined by its YAML file
+    RECIPES.register(_path.stem, _path)
+
+
+def shipped_recipes() -> list[str]:
+    """Names of the shipped recipe files."""
+    return RECIPES.names()
+
+
 def list_recipes() -> list[str]:
-    """Names of the shipped recipes."""
-    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+    """Names of the shipped recipes, then each with every preset (`name+preset`)."""
+    names = shipped_recipes()
+    return names + [f"{n}+{p}" for n in names for p in PRESETS]
+
+
+def split_preset(name: str) -> tuple[str, dict[str, Any]]:
+    """`recipe+preset` -> (recipe, the preset's overlay); a plain name -> (name, {})."""
+    base, plus, preset = name.rpartition("+")
+    if not plus:
+        return name, {}
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; " + did_you_mean(preset, list(PRESETS)))
+    return base, dict(PRESETS[preset])
 
 
 def recipe_layer(name: str) -> dict[str, Any]:
-    """The YAML mapping of a recipe: a shipped name or a path to a YAML file."""
+    """The YAML mapping of a recipe (a shipped name or a path to a YAML file), with the
+    overlay of a `+preset` suffix applied."""
+    name, overlay = split_preset(name)
     path = Path(name)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         data = cfg.load_yaml(path)
     else:
-        names = list_recipes()
-        if name not in names:
-            raise UserError(f"unknown recipe {name!r}; " + did_you_mean(name, names))
-        data = cfg.load_yaml(recipes_dir() / f"{name}.yaml")
+        data = cfg.load_yaml(RECIPES.get(name))
     data = dict(data)
     data.pop("description", None)
-    return data
+    return {**data, **overlay}
 
 
 def resolve_config(recipe: str, overrides: list[str] | None = None, **fields: Any) -> TrainConfig:
@@ -116,9 +166,13 @@ def resolve_config(recipe: str, overrides: list[str] | None = None, **fields: An
 
 
 def recipe_description(name: str) -> str:
-    """The `description:` line of a shipped recipe ('' if none)."""
-    data = cfg.load_yaml(recipes_dir() / f"{name}.yaml")
-    return str(data.get("description", ""))
+    """The `description:` line of a shipped recipe ('' if none); `+preset` adds its summary."""
+    base, _ = split_preset(name)
+    data = cfg.load_yaml(RECIPES.get(base))
+    text = str(data.get("description", ""))
+    if base != name:
+        text = f"{base}, {PRESET_DESCRIPTIONS[name.rpartition('+')[2]]}"
+    return text
 
 
 def field_names() -> list[str]:

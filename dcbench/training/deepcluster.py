@@ -74,7 +74,7 @@ def cluster_features(
     else:
         labels, pic_info = run_pic(reduced, nnn=config.pic_nnn, sigma=config.pic_sigma,
                                    alpha=config.pic_alpha, iters=config.pic_iters,
-                                   singletons=config.pic_singletons)
+                                   singletons=config.pic_singletons, dtype=config.pic_dtype)
         loss = float(pic_info["loss"])
     return labels, loss, reduced
 
@@ -91,7 +91,8 @@ def _label_diagnostics(reduced: np.ndarray, used: np.ndarray, labels: np.ndarray
     known = targets[used] >= 0
     if known.sum() <= config.knn_ratio_k:
         return {}
-    out: dict[str, Any] = {"nmi_labels": diagnostics.assignment_nmi(labels[used], targets[used])}
+    out: dict[str, Any] = {"nmi_labels": diagnostics.assignment_nmi(
+        labels[used], targets[used], config.nmi_average)}
     rows = np.flatnonzero(known)
     if config.diagnostics_max and len(rows) > config.diagnostics_max:
         rng = np.random.default_rng(derived_seed(config.seed, epoch, SEED_DIAG))
@@ -108,7 +109,8 @@ def _check_resume(run: RunDir, config: TrainConfig, resume: bool) -> None:
         return  # a new folder, or a run that never finished an epoch: (re)start it
     if not resume:
         raise UserError(f"{run.root} already holds a run; pass --resume or choose a new --out")
-    saved = cfg.load_yaml(run.config)
+    # a key added since the run started counts as its default (the behaviour it ran with)
+    saved = {**yaml.safe_load(cfg.dump_yaml(TrainConfig())), **cfg.load_yaml(run.config)}
     now = yaml.safe_load(cfg.dump_yaml(config))
     changed = sorted(k for k in now if k not in RESUMABLE_KEYS and saved.get(k) != now[k])
     if changed:
@@ -204,7 +206,8 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
             labels[used] = sub_labels
             rec.update(clustering_s=time.perf_counter() - t1, clustering_loss=loss,
                        **diagnostics.cluster_size_stats(sub_labels))
-            rec["nmi_prev"] = None if prev is None else diagnostics.assignment_nmi(labels, prev)
+            rec["nmi_prev"] = None if prev is None else diagnostics.assignment_nmi(
+                labels, prev, config.nmi_average)
             rec.update(_label_diagnostics(reduced, used, labels, targets, config, epoch))
         labels = broadcast_array(labels if info.is_main else None, info, device)
         n_clusters = int(labels.max()) + 1
@@ -213,7 +216,7 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         n_draws = int(config.reassign * int((labels >= 0).sum()))
         sampler = DistributedUniformLabelSampler(
             labels, n_draws, seed=derived_seed(config.seed, SEED_SAMPLER),
-            rank=info.rank, world_size=info.world_size)
+            rank=info.rank, world_size=info.world_size, rule=config.sampler)
         sampler.set_epoch(epoch)
         torch.manual_seed(derived_seed(config.seed, epoch, SEED_TORCH))
         loader = make_loader(train_set, max(1, config.batch_size // info.world_size),

@@ -17,10 +17,10 @@ from torch.utils.data import Dataset, Subset
 
 from dcbench.core.distributed import DistInfo, gather_rows, shard
 from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.models.backbone import Backbone
 
 
-@torch.no_grad()
 def extract_embeddings(
     backbone: Backbone,
     dataset: Dataset,
@@ -40,26 +40,18 @@ def extract_embeddings(
     start, stop = shard(len(indices), info)
     mine = indices[start:stop]
     tap = backbone.embedding_tap
-    was_training = backbone.training
-    backbone.eval()
     feats = torch.zeros(len(mine), backbone.embedding_dim, dtype=torch.float32)
     valid = torch.zeros(len(mine), dtype=torch.bool)
     position = {int(idx): pos for pos, idx in enumerate(mine.tolist())}
     loader = make_loader(Subset(dataset, mine.tolist()), batch_size, workers=workers)
-    try:
-        for batch in loader:
-            # Subset re-indexes; map the dataset's own indices (third item) back to rows
-            if report is not None and batch.bad:
-                report.add(batch.bad, dataset)
-            if len(batch):
-                out = backbone.forward_features(batch.images.to(device), [tap])[tap]
-                rows = torch.tensor([position[int(i)] for i in batch.indices])
-                feats[rows] = out.float().cpu()
-                valid[rows] = True
-            if progress is not None:
-                progress(len(batch) + len(batch.bad))
-    finally:
-        backbone.train(was_training)
+    with eval_mode(backbone):
+        # Subset re-indexes; the dataset's own indices (third item) map back to rows
+        for batch, out in inference_batches(
+                loader, lambda x: backbone.forward_features(x, [tap])[tap], device=device,
+                dataset=dataset, report=report, progress=progress):
+            rows = torch.tensor([position[int(i)] for i in batch.indices])
+            feats[rows] = out.float().cpu()
+            valid[rows] = True
     gathered = gather_rows(feats, len(indices), info, device)
     mask = gather_rows(valid.to(torch.uint8), len(indices), info, device).bool()
     return gathered.numpy(), mask.numpy()

@@ -28,6 +28,7 @@ import torch
 from dcbench.core.errors import UserError
 from dcbench.core.faults import inject_fault
 from dcbench.core.files import atomic_path, check_output_dir, staged_dir, write_json, write_text
+from dcbench.core.runlog import read_log_records
 from dcbench.models.backbone import Backbone
 from dcbench.models.checkpoints import read_checkpoint, save_hub_dir
 
@@ -143,15 +144,7 @@ class RunDir:
 
     def read_log(self) -> list[dict[str, Any]]:
         """Epoch records from log.jsonl (a torn last line is ignored)."""
-        if not self.log.is_file():
-            return []
-        records = []
-        for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return records
+        return read_log_records(self.log)
 
     def truncate_log(self, next_epoch: int) -> None:
         """Keep only the records of epochs before `next_epoch` (those of the committed state)."""

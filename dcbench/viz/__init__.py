@@ -1,7 +1,7 @@
 """Visualisations of thesis Section 5.3 (and the official visu/ scripts) as PNG figures.
 
 Modules, each with a pure core returning arrays and a `dcbench viz VERB` front-end in
-`command.py`:
+`dcbench.cli.viz`:
 - `filters`: first-layer filters, composed with the Sobel front-end for Sobel models
   (`effective_filters(model)`, `filters_image(model)`).
 - `neighbors`: k-NN queries on pooled, L2-normalised taps, several models side by side
@@ -10,6 +10,6 @@ Modules, each with a pure core returning arrays and a `dcbench viz VERB` front-e
   (`find_top_activations(model, folder, layer, channels)`, `activations_image(...)`).
 - `ascent`: gradient ascent on the input (`gradient_ascent(model, layer, channel, config)`,
   `ascent_figure(...)`).
-- `curves`: NMI / losses / cluster statistics from `log.jsonl` (`read_log`, `curves_figure`).
-- `grid` (tiling, PNG encoding) and `features` (per-image tap statistics) serve them.
+- `curves`: NMI / losses / cluster statistics from `log.jsonl` (`read_curves`, `curves_figure`).
+- `grid` (tiling, PNG encoding) and `tap_stats` (per-image tap statistics) serve them.
 """

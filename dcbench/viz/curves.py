@@ -11,7 +11,6 @@ Several runs can be overlaid (one colour per run).
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from dcbench.core.errors import UserError
+from dcbench.core.runlog import parse_log_records
 
 LOG_NAME = "log.jsonl"
 # Other spellings of the same quantity, renamed on read.
@@ -58,7 +58,8 @@ def log_path(run: str | os.PathLike) -> Path:
     if path.is_dir():
         path = path / LOG_NAME
     if not path.is_file():
-        raise UserError(f"training log not found: {path} (expected a run folder with {LOG_NAME})")
+        raise UserError(f"training log not found: {path} (no {LOG_NAME}; expected a training "
+                        "run folder)")
     return path
 
 
@@ -68,14 +69,8 @@ def parse_log(text: str) -> pd.DataFrame:
     Rows without an integer `epoch` are dropped; a repeated epoch keeps its last record (a
     resumed run rewrites it).
     """
-    records = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
-            records.append({ALIASES.get(k, k): v for k, v in record.items()})
+    records = [{ALIASES.get(k, k): v for k, v in record.items()}
+               for record in parse_log_records(text) if isinstance(record.get("epoch"), int)]
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         return pd.DataFrame({"epoch": pd.Series([], dtype="int64")})
@@ -83,7 +78,7 @@ def parse_log(text: str) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def read_log(run: str | os.PathLike) -> pd.DataFrame:
+def read_curves(run: str | os.PathLike) -> pd.DataFrame:
     """The epoch table of a run folder (or a log.jsonl path); UserError if it has no epochs."""
     path = log_path(run)
     frame = parse_log(path.read_text(encoding="utf-8", errors="replace"))

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from dcbench.core.errors import UserError
 from dcbench.data.folders import DecodeReport, ImageFolderDataset, make_loader
 from dcbench.data.transforms import center_crop
+from dcbench.engine.inference import inference_batches
 from dcbench.models.backbone import Backbone
 from dcbench.viz.grid import denormalize
 
@@ -54,7 +55,6 @@ class TapStats:
     skipped: int
 
 
-@torch.no_grad()
 def tap_stats(
     model: Backbone,
     dataset: ImageFolderDataset,
@@ -73,11 +73,9 @@ def tap_stats(
     report = DecodeReport()
     values: list[torch.Tensor] = []
     kept: list[np.ndarray] = []
-    for batch in loader:
-        report.add(batch.bad, dataset)  # a Subset passes the dataset's own indices through
-        if len(batch) == 0:
-            continue
-        tap = model.forward_features(batch.images.to(device), [layer])[layer]
+    # a Subset passes the dataset's own indices through, so bad files resolve against it
+    for batch, tap in inference_batches(loader, lambda x: model.forward_features(x, [layer])[layer],
+                                        device=device, dataset=dataset, report=report):
         values.append(reduce(tap).float().cpu())
         kept.append(batch.indices.numpy())
     if not values:

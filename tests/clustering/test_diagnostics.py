@@ -53,3 +53,26 @@ def test_cluster_size_stats_by_hand() -> None:
     assert (stats["size_min"], stats["size_max"], stats["size_median"]) == (1, 3, 2.0)
     assert stats["n_singletons"] == 1 and stats["n_unassigned"] == 1
     assert stats["largest_share"] == pytest.approx(0.5)
+
+
+def _nmi_by_hand(a: np.ndarray, b: np.ndarray, average: str) -> float:
+    """MI / mean(H(a), H(b)) from the contingency table (natural logs)."""
+    joint = np.zeros((a.max() + 1, b.max() + 1))
+    np.add.at(joint, (a, b), 1)
+    p = joint / joint.sum()
+    pa, pb = p.sum(1), p.sum(0)
+    nz = p > 0
+    mi = (p[nz] * np.log(p[nz] / np.outer(pa, pb)[nz])).sum()
+    ha, hb = -(pa[pa > 0] * np.log(pa[pa > 0])).sum(), -(pb[pb > 0] * np.log(pb[pb > 0])).sum()
+    return mi / (np.sqrt(ha * hb) if average == "geometric" else (ha + hb) / 2)
+
+
+@pytest.mark.parametrize("average", ["arithmetic", "geometric"])
+def test_assignment_nmi_average_matches_the_formula(average: str) -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 30, 2000)
+    b = np.where(rng.random(2000) < 0.6, a % 12, rng.integers(0, 12, 2000))  # unequal entropies
+    got = assignment_nmi(a, b, average)
+    assert got == pytest.approx(_nmi_by_hand(a, b, average), rel=1e-10)
+    other = "geometric" if average == "arithmetic" else "arithmetic"
+    assert abs(got - _nmi_by_hand(a, b, other)) > 1e-3  # the switch matters here

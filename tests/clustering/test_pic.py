@@ -99,3 +99,76 @@ def test_pic_drop_mode_marks_singletons_unassigned() -> None:
     assert int((dropped < 0).sum()) == info["n_singletons"]
     redistributed, _ = run_pic(x, singletons="redistribute")
     assert (np.bincount(redistributed) == 1).sum() <= info["n_singletons"]
+
+
+# --- dtype="float32": against a plain port of the official run_pic / find_maxima_cluster ----
+# (facebookresearch/deepcluster@2d1927e clustering.py, re-written here; the float32 casts are
+# what NumPy >= 2 does to that code, spelled out so the port does not depend on the version)
+
+
+def _port_official_pic(ids: np.ndarray, dist: np.ndarray, dtype: str, sigma: float = 0.2,
+                       alpha: float = 0.001, iters: int = 200) -> np.ndarray:
+    n, k = ids.shape
+    indptr = k * np.arange(n + 1)
+    kernel = np.exp(-dist.astype(dtype) / np.asarray(sigma**2, dtype=dtype))
+    a = sp.csr_matrix((kernel.reshape(-1), ids.reshape(-1), indptr), shape=(n, n))
+    w = a + a.transpose()
+    v = (np.ones(n) / n).astype(dtype)
+    for _ in range(iters):
+        vnext = np.zeros(n, dtype=dtype) + w.transpose().dot(v)
+        vnext = np.asarray(alpha, dtype=dtype) * vnext + np.asarray((1 - alpha) / n, dtype=dtype)
+        vnext /= vnext.sum()
+        v = vnext
+    pointers = list(range(n))
+    for i in range(n):
+        best = 0
+        for pos in range(w.indptr[i], w.indptr[i + 1]):
+            j = w.indices[pos]
+            gain = w.data[pos] * (v[j] - v[i])
+            if gain > best:
+                best, pointers[i] = gain, j
+    roots = {i: c for c, i in enumerate(i for i in range(n) if pointers[i] == i)}
+    assign = []
+    for i in range(n):
+        node = i
+        while pointers[node] != node:
+            node = pointers[node]
+        assign.append(roots[node])
+    return np.array(assign)
+
+
+def _far_blobs(n: int, d: int, spread: float, seed: int) -> np.ndarray:
+    """L2-normalised blobs (n/20 centres); larger spread -> smaller neighbour affinities."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n // 20, d))
+    x = centres[rng.integers(0, len(centres), n)] + spread * rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+@pytest.mark.parametrize(("spread", "dtype"), [(0.3, "float32"), (0.8, "float32"),
+                                                (1.5, "float32"), (0.8, "float64")])
+def test_dtype_matches_a_port_of_the_official_iteration(spread: float, dtype: str) -> None:
+    x = _far_blobs(600, 64, spread, seed=1)
+    dist, ids = knn_search(x, 5)
+    w = affinity_graph(dist, ids, 0.2, dtype)
+    labels = find_maxima_clusters(w, power_iteration(w, 0.001, 200, dtype))
+    assert _same_partition(labels, _port_official_pic(ids, dist, dtype))
+
+
+def test_float32_collapses_to_singletons_where_affinities_are_tiny() -> None:
+    x = _far_blobs(1000, 64, 1.5, seed=1)  # neighbour squared distances ~1.1: W ~ 1e-12
+    _, info32 = run_pic(x, singletons="keep", dtype="float32")
+    _, info64 = run_pic(x, singletons="keep", dtype="float64")
+    assert info32["n_maxima"] == info32["n_singletons"] == 1000  # every point alone
+    assert info64["n_maxima"] < 200
+    near = _far_blobs(1000, 64, 0.3, seed=1)  # large affinities: both dtypes agree
+    a32, _ = run_pic(near, singletons="keep", dtype="float32")
+    a64, _ = run_pic(near, singletons="keep", dtype="float64")
+    assert normalized_mutual_info_score(a32, a64) > 0.99
+    with pytest.raises(UserError, match="dtype"):
+        run_pic(near, dtype="float16")

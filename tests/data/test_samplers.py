@@ -9,7 +9,11 @@ from scipy.stats import chisquare
 from torch.utils.data import Dataset
 
 from dcbench.data.folders import make_loader
-from dcbench.data.samplers import DistributedUniformLabelSampler, UniformLabelSampler
+from dcbench.data.samplers import (
+    DistributedUniformLabelSampler,
+    UniformLabelSampler,
+    official_2018_draw,
+)
 
 
 def _unbalanced_labels() -> np.ndarray:
@@ -91,3 +95,120 @@ def test_distributed_ranks_are_disjoint_and_cover_the_single_draw(world: int) ->
 def test_distributed_rejects_bad_rank() -> None:
     with pytest.raises(ValueError, match="invalid rank"):
         DistributedUniformLabelSampler(np.zeros(4, dtype=int), 4, rank=2, world_size=2)
+
+
+# --- rule="official-2018": checked against a plain port of the released code ---------------
+# facebookresearch/deepcluster@2d1927e util.UnifLabelSampler and clustering.ReassignedDataset,
+# re-written here from the reference (global numpy RNG, lists, float pooling as there).
+
+
+class _PortUnifLabelSampler:
+    def __init__(self, n: int, images_lists: list[list[int]]) -> None:
+        self.n, self.images_lists = n, images_lists
+        self.indexes = self.generate_indexes_epoch()
+
+    def generate_indexes_epoch(self) -> list[int]:
+        nonempty = sum(1 for members in self.images_lists if len(members) != 0)
+        size_per_pseudolabel = int(self.n / nonempty) + 1
+        res = np.array([])
+        for members in self.images_lists:
+            if len(members) == 0:
+                continue
+            picked = np.random.choice(members, size_per_pseudolabel,
+                                      replace=(len(members) <= size_per_pseudolabel))
+            res = np.concatenate((res, picked))
+        np.random.shuffle(res)
+        out = list(res.astype("int"))
+        if len(out) >= self.n:
+            return out[: self.n]
+        return out + out[: self.n - len(out)]
+
+
+class _PortReassignedDataset:
+    def __init__(self, images_lists: list[list[int]]) -> None:
+        image_indexes, pseudolabels = [], []
+        for cluster, images in enumerate(images_lists):
+            image_indexes.extend(images)
+            pseudolabels.extend([cluster] * len(images))
+        label_to_idx = {label: idx for idx, label in enumerate(set(pseudolabels))}
+        self.imgs = [(image_indexes[j], label_to_idx[pseudolabels[j]])
+                     for j in range(len(image_indexes))]
+
+    def __getitem__(self, index: int) -> tuple[int, int]:
+        return self.imgs[index]
+
+
+def _port_pairs(labels: np.ndarray, n: int, seed: list[int]) -> list[tuple[int, int]]:
+    k = int(labels.max()) + 1
+    images_lists: list[list[int]] = [[] for _ in range(k)]
+    for i, c in enumerate(labels.tolist()):  # run_kmeans: images in index order
+        images_lists[c].append(i)
+    np.random.seed(seed)
+    sampler = _PortUnifLabelSampler(n, images_lists)
+    dataset = _PortReassignedDataset(images_lists)
+    return [dataset[i] for i in sampler.indexes]
+
+
+def _skewed_labels(seed: int = 0) -> np.ndarray:
+    """k = 12 with clusters 3 and 8 empty, one holding half the images, shuffled."""
+    sizes = [300, 40, 9, 0, 70, 1, 2, 25, 0, 33, 60, 60]
+    labels = np.repeat(np.arange(12), sizes)
+    return np.random.default_rng(seed).permutation(labels)
+
+
+@pytest.mark.parametrize(("seed", "epoch", "reassign"), [(31, 0, 1.0), (5, 3, 1.0), (7, 1, 2.5)])
+def test_official_2018_equals_a_port_of_the_released_classes(
+    seed: int, epoch: int, reassign: float
+) -> None:
+    labels = _skewed_labels(seed)
+    n = int(reassign * len(labels))
+    ours = UniformLabelSampler(labels, n, seed=seed, rule="official-2018")
+    ours.set_epoch(epoch)
+    idx = np.fromiter(iter(ours), dtype=np.int64)
+    port = _port_pairs(labels, n, [seed, epoch])
+    assert idx.tolist() == [image for image, _ in port]  # the same images, in the same order
+    # the same labels up to the official label renumbering (a bijection)
+    mapping = dict(zip(labels[idx].tolist(), [label for _, label in port], strict=True))
+    assert len(set(mapping.values())) == len(mapping)
+    assert [mapping[c] for c in labels[idx].tolist()] == [label for _, label in port]
+
+
+def test_official_2018_skips_unlabelled_images_as_outside_the_dataset() -> None:
+    labels = _skewed_labels(1)
+    masked = labels.copy()
+    masked[::7] = -1  # e.g. dropped singletons / images outside the epoch's subset
+    idx = official_2018_draw(masked, 400, seed=2)
+    assert (masked[idx] >= 0).all()
+    valid = np.flatnonzero(masked >= 0)
+    port = _port_pairs(masked[valid], 400, [2, 0])
+    assert idx.tolist() == valid[[image for image, _ in port]].tolist()
+
+
+def test_official_2018_draws_in_proportion_to_cluster_size() -> None:
+    """The issue's simulation: a clustering whose largest cluster holds 20% of the images."""
+    k, n = 500, 50_000
+    sizes = np.r_[10_000, np.full(k - 1, 40_000 // (k - 1))]
+    sizes[1 : 1 + n - sizes.sum()] += 1
+    labels = np.random.default_rng(0).permutation(np.repeat(np.arange(k), sizes))
+    share = {}
+    for rule in ("uniform", "official-2018"):
+        idx = UniformLabelSampler(labels, n, seed=31, rule=rule).indices()
+        share[rule] = np.bincount(labels[idx], minlength=k).max() / n
+    assert share["uniform"] < 0.003  # 1/k = 0.2%
+    assert 0.18 < share["official-2018"] < 0.22  # ~ the cluster's 20% share of the images
+
+
+def test_official_2018_distributed_split_and_unknown_rule() -> None:
+    labels = _skewed_labels(2)
+    single = official_2018_draw(labels, 301, seed=4, epoch=1)
+    parts = []
+    for rank in range(2):
+        s = DistributedUniformLabelSampler(labels, 301, seed=4, rank=rank, world_size=2,
+                                           rule="official-2018")
+        s.set_epoch(1)
+        parts.append(s.indices())
+    assert len(parts[0]) == len(parts[1]) == 151
+    assert sorted(np.r_[parts[0], parts[1]].tolist()) == sorted(
+        np.r_[single, single[:1]].tolist())
+    with pytest.raises(ValueError, match="unknown sampling rule"):
+        UniformLabelSampler(labels, 10, rule="official")

@@ -11,8 +11,8 @@ import yaml
 import dcbench
 from dcbench.core.errors import UserError
 from dcbench.leaderboards.cards import build_model_card, card_for, write_card
-from dcbench.models.model_card import hub_license
 from dcbench.leaderboards.store import ResultsStore
+from dcbench.models.model_card import hub_license
 
 CONFIG = {"arch": "alexnet_small", "sobel": True, "num_classes": 0, "input_size": 64,
           "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],

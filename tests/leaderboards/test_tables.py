@@ -9,6 +9,7 @@ import pytest
 
 from dcbench.core.errors import UserError
 from dcbench.core.rows import normalize_row
+from dcbench.leaderboards.published import PUBLISHED_DIR
 from dcbench.leaderboards.store import ResultsStore
 from dcbench.leaderboards.tables import (
     KIND_OTHER_DIALECT,
@@ -129,6 +130,35 @@ def test_erratum_target() -> None:
     with_bn = {**cls, "layer": "fc6-8+bn", "value": 70.9}
     assert ours(board([r(**with_bn)]).table("eccv-table2")).iloc[0]["Δ cls fc6-8"] == \
         pytest.approx(-1.1)
+
+
+def test_eccv_table3_bn_scales_number_matches_only_bn_rows() -> None:
+    """Issue 11 item 6: Table 3 repeats Table 2's 72.0 (BN scales trained, per the erratum)."""
+    strict = dict(protocol="voc07-cls", dataset="voc2007", split="test", layer="fc6-8",
+                  metric="map", value=70.4)
+    assert ours(board([r(**strict)]).table("eccv-table3")).empty  # no spurious -1.6
+    assert ours(board([r(**strict)]).table("repo-erratum")).iloc[0]["Δ cls fc6-8"] == \
+        pytest.approx(0.0)
+    with_bn = {**strict, "layer": "fc6-8+bn", "value": 72.0}
+    assert ours(board([r(**with_bn)]).table("eccv-table3")).iloc[0]["Δ cls fc6-8"] == \
+        pytest.approx(0.0)
+
+
+def test_every_bn_scales_deepcluster_number_maps_to_bn_rows() -> None:
+    """Read from the CSVs: wherever the released AlexNet's VOC07 cls fc6-8 is the published
+    72.0 (the repo erratum: BN scales trained), that column is mapped to fc6-8+bn."""
+    root = PUBLISHED_DIR
+    columns = pd.read_csv(root / "columns.csv", dtype=str)
+    found = []
+    for path in sorted(root.glob("*.csv")):
+        frame = pd.read_csv(path, dtype=str)
+        if "cls fc6-8" not in frame or "dcbench_model" not in frame:
+            continue
+        hit = frame[(frame.dcbench_model == "deepcluster-alexnet") & (frame["cls fc6-8"] == "72.0")]
+        if len(hit):
+            row = columns[(columns.table_id == path.stem) & (columns.column == "cls fc6-8")]
+            found.append((path.stem, row.layer.item()))
+    assert found == [("eccv-table2", "fc6-8+bn"), ("eccv-table3", "fc6-8+bn")]
 
 
 def test_compare_shared_cells() -> None:

@@ -77,7 +77,8 @@ def test_hubconf_local_entry_points():
 
 
 def test_list_models_globs():
-    assert dcbench.list_models("deepcluster*") == ["deepcluster-alexnet", "deepcluster-vgg16"]
+    assert dcbench.list_models("deepcluster-*") == ["deepcluster-alexnet", "deepcluster-vgg16"]
+    assert "deepclusterv2-r50-800ep" in dcbench.list_models("deepclusterv2*")
     assert "arch:vgg16" in dcbench.list_models()
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from dcbench.cli.entry import main
 from dcbench.core.errors import UserError
-from dcbench.viz.curves import available_panels, curves_figure, figure_png, parse_log, read_log
+from dcbench.viz.curves import available_panels, curves_figure, figure_png, parse_log, read_curves
 
 RECORD = {"epoch": 0, "nmi_prev": None, "nmi_labels": 0.27, "clustering_loss": 64.5,
           "train_loss": 2.08, "n_clusters": 8, "n_singletons": 0, "size_min": 6,
@@ -56,17 +56,17 @@ def test_aliases_are_renamed():
 
 
 def test_panels_follow_the_available_keys(tmp_path):
-    full = read_log(_write_run(tmp_path / "a", 3))
+    full = read_curves(_write_run(tmp_path / "a", 3))
     assert len(available_panels({"a": full})) == 8
-    sparse = read_log(_write_run(tmp_path / "b", 2, drop=tuple(k for k in RECORD
+    sparse = read_curves(_write_run(tmp_path / "b", 2, drop=tuple(k for k in RECORD
                                                                if k not in ("epoch",))))
     titles = [p.title for p in available_panels({"b": sparse})]
     assert titles == ["NMI", "ConvNet loss"]  # nmi_prev and train_loss are set per epoch
 
 
 def test_png_is_reproducible_and_sized(tmp_path):
-    frames = {"a": read_log(_write_run(tmp_path / "a", 4)),
-              "b": read_log(_write_run(tmp_path / "b", 2, drop=("ratio_edge_intra_class",)))}
+    frames = {"a": read_curves(_write_run(tmp_path / "a", 4)),
+              "b": read_curves(_write_run(tmp_path / "b", 2, drop=("ratio_edge_intra_class",)))}
     first = figure_png(curves_figure(frames, columns=4))
     assert first == figure_png(curves_figure(frames, columns=4))
     image = np.asarray(Image.open(__import__("io").BytesIO(first)).convert("RGB"))
@@ -76,11 +76,11 @@ def test_png_is_reproducible_and_sized(tmp_path):
 
 def test_missing_or_empty_logs(tmp_path):
     with pytest.raises(UserError, match="training log not found"):
-        read_log(tmp_path / "nope")
+        read_curves(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "log.jsonl").write_text('{"epoch": 0, "nmi')
     with pytest.raises(UserError, match="no finished epoch"):
-        read_log(tmp_path / "empty")
+        read_curves(tmp_path / "empty")
 
 
 def test_cli_overlays_runs(tmp_path, capsys):

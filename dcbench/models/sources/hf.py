@@ -44,8 +44,11 @@ def pull_hf(repo_id: str, revision: str | None = None, cache_dir: str | Path | N
     Offline (`HF_HUB_OFFLINE=1`) it serves only from the cache and says so when it cannot.
     Only safetensors weights are fetched: pickles are never published nor pulled.
     """
-    from huggingface_hub import constants, snapshot_download  # lazy: optional, slow import
-    from huggingface_hub.errors import (
+    from huggingface_hub import (  # lazy: slow to import; only for Hub calls and cards
+        constants,
+        snapshot_download,
+    )
+    from huggingface_hub.errors import (  # lazy: slow to import; only for Hub calls
         HfHubHTTPError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
@@ -84,8 +87,11 @@ def pull_hf(repo_id: str, revision: str | None = None, cache_dir: str | Path | N
 def push_hf(folder: str | Path, repo_id: str, *, private: bool = False,
             revision: str | None = None, message: str | None = None) -> str:
     """Create the repo if needed and upload the hub folder in one commit; return its URL."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub import HfApi  # lazy: slow to import; only for Hub calls and cards
+    from huggingface_hub.errors import (  # lazy: slow to import; only for Hub calls
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+    )
 
     folder = Path(folder)
     for name in HUB_FILES:

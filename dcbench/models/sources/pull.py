@@ -12,7 +12,8 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.core.home import hub_cache_dir
 from dcbench.models.backbone import Backbone
-from dcbench.models.checkpoints import HUB_CONFIG, HUB_WEIGHTS, load_official, save_hub_dir
+from dcbench.models.checkpoints import HUB_CONFIG, HUB_WEIGHTS, save_hub_dir
+from dcbench.models.converters import load_converted
 from dcbench.models.model_card import render_model_card
 from dcbench.models.sources.catalog import CatalogEntry, get_entry
 from dcbench.models.sources.download import download, is_offline
@@ -74,8 +75,15 @@ def _pull_url(entry: CatalogEntry, progress: bool) -> Path:
                             f"{entry.name} release (the file was left in place)")
     else:
         sha = download(entry.url or "", raw, expected, progress=progress)
+    prefix = str(entry.extra.get("sha256_prefix", ""))
+    if prefix and not sha.startswith(prefix):
+        where = "the file was removed" if downloaded else "the file was left in place"
+        if downloaded:
+            raw.unlink(missing_ok=True)
+        raise UserError(f"{entry.name}: {raw.name} has sha256 {sha[:12]}..., but its "
+                        f"published name says it starts with {prefix}; {where}")
     try:
-        model = load_official(raw)
+        model = load_converted(raw, entry.converter)
     except UserError:
         if downloaded:  # a file the user copied in is theirs to remove
             raw.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ def release(tmp_path, monkeypatch):
     entry = catalog.CatalogEntry(name="fixture-alexnet", arch="alexnet", sobel=True,
                                  source="url", description="fixture", url=src.as_uri(),
                                  sha256=sha)
-    monkeypatch.setitem(catalog._CATALOG, entry.name, entry)
+    monkeypatch.setitem(catalog.CATALOG._items, entry.name, entry)
     return entry
 
 
@@ -47,7 +47,7 @@ def test_pull_downloads_verifies_converts_and_caches(release, monkeypatch, capsy
 def test_hash_mismatch_is_refused_and_the_file_removed(release, monkeypatch, capsys):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     bad = catalog.CatalogEntry(**{**release.as_dict(), "sha256": "0" * 64})
-    monkeypatch.setitem(catalog._CATALOG, release.name, bad)
+    monkeypatch.setitem(catalog.CATALOG._items, release.name, bad)
     assert main(["hub", "pull", release.name]) == 2
     assert "sha256 mismatch" in capsys.readouterr().err
     downloads = cached_dir(release.name).parent / "downloads" / release.name
@@ -65,7 +65,7 @@ def test_unreachable_url_is_a_clear_error(release, monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     gone = catalog.CatalogEntry(**{**release.as_dict(),
                                    "url": (tmp_path / "nope.pth.tar").as_uri()})
-    monkeypatch.setitem(catalog._CATALOG, release.name, gone)
+    monkeypatch.setitem(catalog.CATALOG._items, release.name, gone)
     with pytest.raises(UserError, match="cannot download"):
         pull(release.name)
 

@@ -1,0 +1,1 @@
+"""R-MAC instance retrieval pieces (Tolias et al. 2016) shared by the `retrieval` protocol."""

@@ -1,0 +1,85 @@
+"""Low-shot draws for the VOC07 SVM (FSSB `create_voc_low_shot_samples.py` / VISSL).
+
+For each class c and each k: k images with c present (label 1) as positives and
+(C - 1) * k images without c (label -1; "difficult" images are never drawn) as negatives,
+without replacement; every other image is left out of that class's SVM. `samples`
+independent draws (5 published). Draws are kept by image id in a JSON file so they can be
+reused across models and runs (the fixed, published-indices practice).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dcbench.core.errors import UserError
+from dcbench.core.files import write_json
+
+FORMAT_VERSION = 1
+# samples[s][k][class_name] = {"pos": [ids], "neg": [ids]}
+Draws = list[dict[int, dict[str, dict[str, list[str]]]]]
+
+
+def draw_lowshot(labels: np.ndarray, ids: Sequence[str], classes: Sequence[str],
+                 shots: Sequence[int], samples: int, seed: int) -> tuple[Draws, list[int]]:
+    """Seeded draws; returns (draws, skipped k values that some class cannot fill)."""
+    labels = np.asarray(labels)
+    n_classes = len(classes)
+    feasible, skipped = [], []
+    for k in shots:
+        enough = all((labels[:, c] == 1).sum() >= k and (labels[:, c] == -1).sum()
+                     >= (n_classes - 1) * k for c in range(n_classes))
+        (feasible if enough and k >= 1 else skipped).append(int(k))
+    draws: Draws = []
+    for s in range(samples):
+        per_k: dict[int, dict[str, dict[str, list[str]]]] = {}
+        for k in feasible:
+            rng = np.random.default_rng([seed, s, k])
+            per_class = {}
+            for c, name in enumerate(classes):
+                pos = rng.choice(np.flatnonzero(labels[:, c] == 1), k, replace=False)
+                neg = rng.choice(np.flatnonzero(labels[:, c] == -1), (n_classes - 1) * k,
+                                 replace=False)
+                per_class[name] = {"pos": [ids[i] for i in sorted(pos)],
+                                   "neg": [ids[i] for i in sorted(neg)]}
+            per_k[k] = per_class
+        draws.append(per_k)
+    return draws, skipped
+
+
+def draw_targets(draw: dict[str, dict[str, list[str]]], ids: Sequence[str],
+                 classes: Sequence[str]) -> np.ndarray:
+    """(N, C) SVM targets of one (sample, k): +1 drawn positive, -1 drawn negative, 0 left out.
+
+    A drawn id missing from `ids` (an image that failed to decode) is a UserError.
+    """
+    row = {image_id: i for i, image_id in enumerate(ids)}
+    targets = np.zeros((len(ids), len(classes)), dtype=np.int8)
+    for c, name in enumerate(classes):
+        for sign, key in ((1, "pos"), (-1, "neg")):
+            missing = [i for i in draw[name][key] if i not in row]
+            if missing:
+                raise UserError(f"low-shot draw names images that are not available: "
+                                f"{', '.join(missing[:5])}")
+            targets[[row[i] for i in draw[name][key]], c] = sign
+    return targets
+
+
+def save_draws(path: Path, draws: Draws, classes: Sequence[str], seed: int) -> None:
+    """Write the draws (by image id) for reuse."""
+    write_json(path, {"format": FORMAT_VERSION, "seed": seed, "classes": list(classes),
+                      "samples": [{str(k): v for k, v in d.items()} for d in draws]})
+
+
+def load_draws(path: Path, classes: Sequence[str]) -> Draws:
+    """Read draws saved by `save_draws` (classes must match)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT_VERSION or list(data["classes"]) != list(classes):
+            raise UserError(f"{path} holds low-shot draws for other classes or another format")
+        return [{int(k): v for k, v in d.items()} for d in data["samples"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{path} is not a readable low-shot draws file: {err}") from None

@@ -1,0 +1,124 @@
+"""`voc07-svm`: linear SVMs on frozen pooled features, VOC2007 (Goyal et al. 2019 / VISSL).
+
+Faithful to FSSB `tools/svm/train_svm_kfold.py` + `test_svm.py` and VISSL `train_svm.py`:
+- features: every image squashed to the input size without a crop (VISSL: short side 256
+  then 224x224; `goyal2019`: straight to the input size), taps pooled with the `goyal2019`
+  table (AlexNet conv1-5 AvgPool 19/4, 12/3, 9/1, 9/1, 8/1; ResNet-50 conv1=res_conv1 and
+  conv2-5=res2-res5, 9216/9216/8192/9216/8192 dims), per-sample L2 normalisation;
+- one `LinearSVC` per class (squared hinge, L2, dual, tol 1e-4, max_iter 2000,
+  class_weight {1: 2, -1: 1}) trained on trainval, where "difficult" counts as negative
+  (FSSB/VISSL map every non-positive label to -1);
+- the cost chosen per class by 3-fold CV average precision on trainval, then refitted on all
+  of trainval; cost lists: `vissl` (default, 0.01..1000, 11 values), `caffe2` (the
+  `goyal2019` dialect: 1e-7..100 plus 0.5^4..0.5^19), `mmselfsup` (1, 10, 100 plus halves);
+- test AP per class VOC-style (all-point interpolated) on VOC2007 test with difficult left
+  out; `map` = mean over the 20 classes. Rows in percent, one per class (`ap_<class>`).
+Differs: AlexNet runs at 224 px (FSSB used 227); LinearSVC gets `random_state=seed` so runs
+repeat exactly. Features go through the shared feature cache (`fast=true`); finished classes
+are journaled in `work_dir/svm.jsonl` and skipped on `--resume`.
+Schedules: `published`; `smoke` (built-in synthetic VOC): costs (0.1, 1, 10), one job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dcbench.core.files import write_json
+from dcbench.data.voc import VOC_CLASSES
+from dcbench.protocols.base import (
+    CONV_LAYERS,
+    Protocol,
+    ProtocolConfig,
+    Result,
+    register_protocol,
+    results_from_metrics,
+    run_info,
+)
+from dcbench.protocols.features import log
+from dcbench.protocols.svm.core import (
+    ClassFit,
+    class_aps,
+    iter_fits,
+    l2_normalize,
+    resolve_settings,
+    train_targets,
+)
+from dcbench.protocols.svm.features import voc_split_features
+from dcbench.protocols.svm.journal import Journal
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
+
+
+@dataclasses.dataclass
+class VOC07SVMConfig(ProtocolConfig):
+    """VOC07 linear SVMs; defaults = VISSL's recipe (see the module docstring)."""
+
+    layers: list[str] = dataclasses.field(default_factory=lambda: list(CONV_LAYERS))
+    pooling: str = "goyal2019"
+    resize_short: int | None = 256
+    cost_list: str = "vissl"
+    costs: list[float] = dataclasses.field(default_factory=list)  # overrides cost_list
+    folds: int = 3
+    tol: float = 1e-4
+    max_iter: int = 2000
+    positive_weight: float = 2.0
+    train_split: str = "trainval"
+    test_split: str = "test"
+    fast: bool = True  # read/fill the shared feature cache
+    batch_size: int = 64
+    jobs: int = -1  # joblib workers for the per-class SVMs (-1: all cores)
+
+
+@register_protocol("voc07-svm")
+class VOC07SVM(Protocol):
+    """VOC2007 per-class linear SVMs on frozen pooled conv features (Goyal et al. 2019)."""
+
+    Config = VOC07SVMConfig
+    DIALECTS = {
+        "dc2018": {},  # DeepCluster published no SVM protocol: VISSL's recipe
+        "vissl": {},
+        "goyal2019": {"cost_list": "caffe2", "resize_short": None},
+        "mmselfsup": {"cost_list": "mmselfsup"},
+    }
+    SCHEDULES = {"published": {}, "smoke": {"costs": [0.1, 1.0, 10.0], "jobs": 1}}
+    summary = "VOC2007 linear SVMs on frozen pooled conv features (cost by 3-fold CV), test mAP"
+
+    def run(self, model: Backbone, data_dir: str | Path, config: VOC07SVMConfig, *,
+            run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
+        """Extract (or read cached) features, fit 20 SVMs per layer, score VOC07 test."""
+        settings = resolve_settings(config.cost_list, config.costs, folds=config.folds,
+                                    tol=config.tol, max_iter=config.max_iter,
+                                    positive_weight=config.positive_weight, seed=config.seed)
+        info = run_info(model, self.name, config, run_id=run_id, device=device,
+                        dataset="voc2007")
+        common = dict(pooling=config.pooling, resize_short=config.resize_short,
+                      use_cache=config.fast, batch_size=config.batch_size, device=device,
+                      progress=progress)
+        train = voc_split_features(model, data_dir, config.train_split, config.layers, **common)
+        test = voc_split_features(model, data_dir, config.test_split, config.layers, **common)
+        journal = Journal(work_dir, "svm", info.config_hash)
+        targets = train_targets(train.labels)
+        rows: list[Result] = []
+        summary: dict[str, dict[str, float]] = {}
+        for layer in config.layers:
+            x_train = l2_normalize(train.features[layer])
+            fits = {c: ClassFit.from_record(r) for c in range(len(VOC_CLASSES))
+                    if (r := journal.get(f"{layer}/{c}")) is not None}
+            todo = [c for c in range(len(VOC_CLASSES)) if c not in fits]
+            for c, fit in iter_fits(x_train, targets, settings, classes=todo, jobs=config.jobs):
+                journal.record(f"{layer}/{c}", fit.to_record())
+                fits[c] = fit
+            metrics = class_aps(fits, l2_normalize(test.features[layer]), test.labels, VOC_CLASSES)
+            finite = {k: 100.0 * v for k, v in metrics.items() if np.isfinite(v)}
+            summary[layer] = {**finite, **{f"cost_{VOC_CLASSES[c]}": f.cost
+                                           for c, f in fits.items()}}
+            rows += results_from_metrics(info, finite, split="test", layer=layer)
+            log(f"{self.name} [{layer}] VOC07 test mAP: {finite.get('map', float('nan')):.2f}")
+        if work_dir is not None:
+            write_json(work_dir / "metrics.json", summary)
+        return rows
