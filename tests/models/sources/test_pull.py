@@ -157,7 +157,7 @@ def test_a_hand_copied_release_file_is_used(release, monkeypatch, tmp_path):
     """The offline/unreachable message says where to copy the file; the copy is then used."""
     gone = catalog.CatalogEntry(**{**release.as_dict(),
                                    "url": "https://unreachable.invalid/alexnet/checkpoint.pth.tar"})
-    monkeypatch.setitem(catalog._CATALOG, release.name, gone)
+    monkeypatch.setitem(catalog.CATALOG._items, release.name, gone)
     monkeypatch.setenv("DCBENCH_OFFLINE", "1")
     with pytest.raises(UserError, match="copy the release file to") as err:
         pull(release.name)
@@ -187,7 +187,7 @@ def test_a_corrupt_download_record_is_one_line(monkeypatch, tmp_path, text):
     no_pin = catalog.CatalogEntry(name="fixture-nopin", arch="alexnet", sobel=True,
                                   source="url", description="fixture",
                                   url=(tmp_path / "checkpoint.pth.tar").as_uri())
-    monkeypatch.setitem(catalog._CATALOG, no_pin.name, no_pin)
+    monkeypatch.setitem(catalog.CATALOG._items, no_pin.name, no_pin)
     record = raw_path(no_pin).parent / "download.json"
     record.parent.mkdir(parents=True)
     record.write_text(text)
