@@ -37,8 +37,8 @@ def model_for(arch: str) -> Any:
 
 def conv5_extractor(model: Any, size: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """images -> conv5 pooled with the dc2018 table: dcbench's per-batch extraction step."""
-    from dcbench.protocols.features import tap_featurizer
-    from dcbench.protocols.pooling import model_pool_specs, pool_features
+    from dcbench.protocols.probe.frozen_features import tap_featurizer
+    from dcbench.protocols.probe.pooling import model_pool_specs, pool_features
 
     spec = model_pool_specs(model, ["conv5"], size, "dc2018")["conv5"]
     featurize = tap_featurizer(model, ["conv5"])

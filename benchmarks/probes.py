@@ -86,7 +86,7 @@ def extraction_throughput(quick: bool) -> list[Row]:
     import torchvision
 
     from dcbench.models import create_backbone
-    from dcbench.protocols.pooling import model_pool_specs, pool_features
+    from dcbench.protocols.probe.pooling import model_pool_specs, pool_features
 
     peak = matmul_peak_gflops(1024 if quick else 2048)
     arch, size = ("alexnet_small", 64) if quick else ("alexnet", 224)

@@ -148,7 +148,6 @@ def _load_builtins() -> None:
     global _loaded
     if _loaded:
         return
-
     for module_name in BUILTIN_MODULES:
         try:
             importlib.import_module(module_name)

@@ -28,8 +28,9 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.features import frozen_features, load_splits
 from dcbench.protocols.metrics import topk_accuracy
+from dcbench.protocols.probe.frozen_features import frozen_features
+from dcbench.protocols.probe.splits import load_splits
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone

@@ -29,8 +29,8 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.features import frozen_features
 from dcbench.protocols.metrics import random_graph_ratio
+from dcbench.protocols.probe.frozen_features import frozen_features
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone

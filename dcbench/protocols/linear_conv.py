@@ -5,36 +5,54 @@ dc2018 (default, official `eval_linear.py` + `eval_linear.sh`): AvgPool table (6
 (3,3,1) (3,3,1) (2,2,0) -> 9600/9216/9600/9600/9216 for AlexNet, BN in eval mode, no BN head,
 SGD lr 0.01 momentum 0.9, lr_t = lr0 / sqrt(1 + lr0 wd t), 90 epochs, batch 256, train crops
 Resize-CenterCrop-RandomCrop-flip, 10-crop test with softmax averaging. The script's wd is
-1e-7 and the code default 1e-4: both are candidates, selected on held-out training data.
-goyal2019 (VISSL): AvgPool (19,4) (12,3) (9,1) (9,1) (8,1), affine-free BN before the linear
-layer, wd 5e-4, 28 epochs with lr x0.1 at 8/16/24, Resize-RandomCrop-flip, single center crop.
+1e-7 and the code default 1e-4: both are candidates, selected on held-out training data
+(`weight_decay_selection=heldout`; `fixed` trains with `weight_decay` alone).
+goyal2019 (Goyal et al. 2019 / VISSL, ImageNet): AvgPool (19,4) (12,3) (9,1) (9,1) (8,1),
+an affine-free per-channel BatchNorm (BatchNorm2d on the pooled map) before the linear
+layer, wd 5e-4, 28 epochs with lr x0.1 at 8/16/24, Resize-RandomCrop-flip, single center
+crop. goyal2019-places205: the same with VISSL's Places205 schedule, 14 epochs, x0.1 at
+4/8/12.
+faithful-2018: dc2018 with every switch at the 2018 code's behaviour: the single fixed wd
+1e-7 of eval_linear.sh (`weight_decay_selection=fixed`).
+
+Data flow: pooled taps -> batch sources (cached tensors with `fast`, else images through the
+frozen net) -> `linear_probe` (held-out selection, retrain, val curve) -> result rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dcbench.core.errors import UserError
+from dcbench.data.loader import DecodeReport
+from dcbench.engine.resumable import status
 from dcbench.protocols.base import CONV_LAYERS, Protocol, Result, register_protocol, run_info
-from dcbench.protocols.cache import FeatureSet
-from dcbench.protocols.features import Sizes, stratified_split, tap_featurizer
-from dcbench.protocols.frozen import FrozenProbeConfig, fit_frozen, outcome_rows, prepare
-from dcbench.protocols.pooling import model_pool_specs
-from dcbench.protocols.probe import LinearHead
-from dcbench.protocols.selection import FitSettings, LayerOutcome, fit_with_selection
-from dcbench.protocols.sources import TensorSource
+from dcbench.protocols.probe.frozen_features import tap_featurizer
+from dcbench.protocols.probe.frozen_fit import (
+    FrozenProbeConfig,
+    fit_settings,
+    frozen_sources,
+    outcome_rows,
+    prepare,
+)
+from dcbench.protocols.probe.heads import LinearHead
+from dcbench.protocols.probe.pooling import POOLING_TABLES, model_pool_specs
+from dcbench.protocols.probe.selection import FitSettings, LayerOutcome, Source, select_and_fit
+from dcbench.protocols.probe.splits import Sizes
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
 
 
-
 @dataclasses.dataclass
 class LinearConvConfig(FrozenProbeConfig):
-    """linear-conv settings; `pooling` names the table (see protocols.pooling), `bn_head`
-    adds goyal2019's affine-free BatchNorm in front of the linear layer."""
+    """linear-conv settings; `pooling` names the table (see probe/pooling.py), `bn_head`
+    adds goyal2019's affine-free per-channel BatchNorm in front of the linear layer."""
 
     layers: list[str] = dataclasses.field(default_factory=lambda: list(CONV_LAYERS))
     pooling: str = "dc2018"
@@ -42,25 +60,40 @@ class LinearConvConfig(FrozenProbeConfig):
 
 
 def linear_probe(
-    train: dict[str, FeatureSet],
-    val: dict[str, FeatureSet],
+    train: Source,
+    val: Source,
+    train_labels: np.ndarray,
     num_classes: int,
     settings: FitSettings,
     heldout_fraction: float,
     *,
+    pooled_shapes: dict[str, tuple[int, ...]],
     bn_head: bool = False,
+    device: str = "cpu",
     work_dir: Path | None = None,
+    progress: bool = False,
 ) -> dict[str, LayerOutcome]:
-    """Pure core: pooled features per layer in, selected/best-epoch outcomes per layer out."""
-    train_src, val_src = TensorSource(train), TensorSource(val)
-    first = next(iter(train.values()))
-    labels = first.labels.numpy()
-    rel_train, rel_held = stratified_split(labels, heldout_fraction, settings.seed)
-    positions = first.indices.numpy()
-    dims = {layer: feats.features.shape[1] for layer, feats in train.items()}
-    return fit_with_selection(
-        list(train), lambda layer: LinearHead(dims[layer], num_classes, bn_head), train_src,
-        val_src, positions[rel_train], positions[rel_held], settings, work_dir=work_dir)
+    """Pure core: batches of pooled features per layer in, selected/best-epoch outcomes out.
+
+    `pooled_shapes[layer]` is the pooled (C, H, W) map (or (D,)): the head's input size and,
+    with `bn_head`, the channels its per-channel BatchNorm normalises.
+    """
+
+    def make_head(layer: str) -> LinearHead:
+        shape = pooled_shapes[layer]
+        return LinearHead(math.prod(shape), num_classes, bn_head, shape)
+
+    return select_and_fit(list(pooled_shapes), make_head, train, val, train_labels, settings,
+                          heldout_fraction, device=device, work_dir=work_dir,
+                          progress=progress)
+
+
+# Goyal et al. 2019 / VISSL's AlexNet ImageNet linear benchmark.
+GOYAL2019: dict[str, Any] = {
+    "pooling": "goyal2019", "bn_head": True, "weight_decays": [5e-4],
+    "schedule": "step", "milestones": [8, 16, 24], "epochs": 28,
+    "train_crop": "random", "ten_crop": False,
+}
 
 
 @register_protocol("linear-conv")
@@ -71,11 +104,9 @@ class LinearConv(Protocol):
     summary = "linear classifiers on frozen conv layers (Tables 5.3/5.4, ECCV Table 1)"
     DIALECTS: dict[str, dict[str, Any]] = {
         "dc2018": {},
-        "goyal2019": {
-            "pooling": "goyal2019", "bn_head": True, "weight_decays": [5e-4],
-            "schedule": "step", "milestones": [8, 16, 24], "epochs": 28,
-            "train_crop": "random", "ten_crop": False,
-        },
+        "goyal2019": GOYAL2019,
+        "goyal2019-places205": {**GOYAL2019, "milestones": [4, 8, 12], "epochs": 14},
+        "faithful-2018": {"weight_decay_selection": "fixed", "weight_decay": 1e-7},
     }
     # smoke: minutes on the built-in 64-px data (fewer epochs, smaller batches, a larger
     # held-out share so selection has enough images, no loader workers).
@@ -88,20 +119,25 @@ class LinearConv(Protocol):
     def run(self, model: Backbone, data_dir: str | Path, config: LinearConvConfig, *,
             run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
         """Pool each tap per the table, select on held-out, report val at selected/best epoch."""
-        if config.pooling not in ("dc2018", "goyal2019"):
+        if config.pooling not in POOLING_TABLES:
             raise UserError(f"unknown pooling table {config.pooling!r}; valid: dc2018, goyal2019")
         model.check_layers(config.layers)
         splits = prepare(model, data_dir, config, device)
-        sizes = Sizes.for_model(model)
-        specs = model_pool_specs(model, list(config.layers), sizes.crop, config.pooling)
-        shapes = model.feature_shapes(list(config.layers), sizes.crop)
-        dims = {layer: spec.output_dim(shapes[layer]) for layer, spec in specs.items()}
-        outcomes = fit_frozen(
-            model, splits, config, specs=specs,
-            featurize=tap_featurizer(model, config.layers),
-            make_head=lambda layer: LinearHead(dims[layer], splits.num_classes, config.bn_head),
-            device=device, progress=progress, work_dir=work_dir,
-        )
+        if config.dialect == "goyal2019" and "places" in splits.name.lower():
+            status("linear-conv: goyal2019 is the ImageNet schedule; Places205 under Goyal et al. "
+                   "/ VISSL is --dialect goyal2019-places205 (14 epochs, x0.1 at 4/8/12)")
+        crop = Sizes.for_model(model).crop
+        specs = model_pool_specs(model, list(config.layers), crop, config.pooling)
+        shapes = model.feature_shapes(list(config.layers), crop)
+        report = DecodeReport()
+        train_src, val_src = frozen_sources(
+            model, splits, config, specs=specs, featurize=tap_featurizer(model, config.layers),
+            device=device, progress=progress, report=report)
+        pooled = {layer: spec.output_shape(shapes[layer]) for layer, spec in specs.items()}
+        outcomes = linear_probe(
+            train_src, val_src, splits.train.targets, splits.num_classes, fit_settings(config),
+            config.heldout_fraction, pooled_shapes=pooled, bn_head=config.bn_head,
+            device=device, work_dir=work_dir, progress=progress)
         info = run_info(model, self.name, config, run_id=run_id, device=device,
                         dataset=splits.name)
-        return outcome_rows(info, outcomes, work_dir)
+        return outcome_rows(info, outcomes, work_dir, report)

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dcbench.core.errors import UserError
-from dcbench.core.files import append_line, write_json
+from dcbench.core.files import write_json
 from dcbench.data import transforms as T
+from dcbench.engine.resumable import ResultJournal, status
 from dcbench.models import create_backbone
 from dcbench.protocols.base import (
     Protocol,
@@ -37,10 +38,15 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.cache import dataset_fingerprint
-from dcbench.protocols.features import Sizes, load_splits, log, stratified_split, with_transform
-from dcbench.protocols.finetune import FinetuneSettings, finetune, top1
 from dcbench.protocols.metrics import mean_std
+from dcbench.protocols.probe.feature_cache import dataset_fingerprint
+from dcbench.protocols.probe.network_finetune import FinetuneSettings, finetune, top1
+from dcbench.protocols.probe.splits import (
+    Sizes,
+    load_splits,
+    stratified_split,
+    with_transform,
+)
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -159,7 +165,7 @@ class LowShot(Protocol):
                             "smallest class is too small after the held-out split")
         skipped = sorted(set(config.shots) - set(draws))
         if skipped:
-            log(f"low-shot: skipping n={skipped} (not enough images per class)")
+            status(f"low-shot: skipping n={skipped} (not enough images per class)")
         if work_dir is not None:
             save_draws(work_dir / "low_shot_indices.json", splits.train, heldout, draws)
         sizes = Sizes.for_model(model)
@@ -169,7 +175,8 @@ class LowShot(Protocol):
             sizes.crop, sizes.resize, mean=sizes.mean, std=sizes.std)
         held_set = with_transform(splits.train, evaluation)
         val_set = with_transform(splits.val, evaluation)
-        done = _completed(work_dir)
+        journal = ResultJournal(work_dir / "low_shot.jsonl" if work_dir else None)
+        done = journal.completed()
         rows: list[Result] = []
         for init in config.inits:
             info = run_info(self._network(model, init, config.seed), self.name, config,
@@ -180,8 +187,8 @@ class LowShot(Protocol):
                 key, layer = f"{init}/{n}", f"all/{n}-shot"
                 lr, iterations = done.get(key + "/selection") or self._select(
                     model, init, sets[0], splits.num_classes, train_set, held_set, heldout,
-                    config, device, progress, work_dir, key, done)
-                _record(work_dir, key + "/selection", [lr, iterations])
+                    config, device, progress, work_dir, key, done, journal)
+                journal.record(key + "/selection", [lr, iterations])
                 per_draw = []
                 for d, positions in enumerate(sets):
                     value = done.get(f"{key}/draw{d}")
@@ -193,13 +200,13 @@ class LowShot(Protocol):
                                  checkpoint=_ckpt(work_dir, f"{key}/draw{d}"),
                                  desc=f"{key} draw {d}")
                         value = top1(net, val_set, None, config.eval_batch_size, device)
-                        _record(work_dir, f"{key}/draw{d}", value)
+                        journal.record(f"{key}/draw{d}", value)
                     per_draw.append(value)
                     rows += results_from_metrics(info, {"top1": value}, split="val",
                                                  layer=layer, seed=config.seed + d)
                 summary = summarize(per_draw)
                 rows += results_from_metrics(info, summary, split="val", layer=layer)
-                log(f"low-shot {init} n={n}: top1 {summary['top1_mean']:.2f} +- "
+                status(f"low-shot {init} n={n}: top1 {summary['top1_mean']:.2f} +- "
                     f"{summary['top1_std']:.2f} over {len(per_draw)} draws "
                     f"(lr {lr:g}, {iterations} iterations)")
         return rows
@@ -236,7 +243,7 @@ class LowShot(Protocol):
     def _select(self, model: Backbone, init: str, positions: np.ndarray, num_classes: int,
                 train_set: Any, held_set: Any, heldout: np.ndarray, config: LowShotConfig,
                 device: str, progress: bool, work_dir: Path | None, key: str,
-                done: dict[str, Any]) -> tuple[float, int]:
+                done: dict[str, Any], journal: ResultJournal) -> tuple[float, int]:
         """Best (lr, iterations) on the held-out split, from fine-tuning draw 0."""
         best = (config.lrs[0], config.iterations, -1.0)
         for lr in config.lrs:
@@ -250,7 +257,7 @@ class LowShot(Protocol):
                                                 device),
                                  device=device, progress=progress,
                                  checkpoint=_ckpt(work_dir, name), desc=f"{key} select lr={lr:g}")
-                _record(work_dir, name, curve)
+                journal.record(name, curve)
             for iteration, score in curve:
                 if score > best[2]:
                     best = (lr, iteration, score)
@@ -262,23 +269,3 @@ def _ckpt(work_dir: Path | None, name: str) -> Path | None:
     if work_dir is None:
         return None
     return work_dir / "checkpoints" / ("low_shot_" + name.replace("/", "_") + ".pt")
-
-
-def _completed(work_dir: Path | None) -> dict[str, Any]:
-    """Finished pieces recorded by earlier (interrupted) runs in `work_dir/low_shot.jsonl`."""
-    path = work_dir / "low_shot.jsonl" if work_dir is not None else None
-    out: dict[str, Any] = {}
-    if path is None or not path.is_file():
-        return out
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line from a killed run
-        out[record["key"]] = record["value"]
-    return out
-
-
-def _record(work_dir: Path | None, key: str, value: Any) -> None:
-    if work_dir is not None:
-        append_line(work_dir / "low_shot.jsonl", json.dumps({"key": key, "value": value}))

@@ -3,8 +3,15 @@
 Features of one split (default: the clustering tap on val), preprocessed as DeepCluster does
 (PCA-whiten to 256 dims + L2; `preprocess` can be none/l2), clustered with the training code's
 faiss k-means (`dcbench.clustering.kmeans.run_kmeans`, empty clusters refilled as in
-DeepCluster) with k = number of classes unless set. Reported: NMI and ARI against the labels
-(scikit-learn) and cluster-size statistics (smallest, largest, coefficient of variation).
+DeepCluster) with k = number of classes unless set (`k=10000` on `split=train` is ECCV Figure
+2a's measurement: the training clustering's k against the labels). Reported: NMI and ARI
+against the labels (scikit-learn) and cluster-size statistics (smallest, largest,
+coefficient of variation).
+
+`nmi_average` normalises the mutual information by the `arithmetic` mean of the two
+entropies (scikit-learn's default since 0.22, our default) or their `geometric` mean (the
+pre-0.22 default, i.e. what the 2018 code computed). Dialects: `faithful-2018` = geometric;
+`eccv-fig2a` = geometric, k = 10000 on the training split.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.features import frozen_features
+from dcbench.protocols.probe.frozen_features import frozen_features
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -47,29 +54,33 @@ class NMIConfig(ProtocolConfig):
     pca_dim: int = 256
     fast: bool = True
     batch_size: int = 128
+    nmi_average: Literal["arithmetic", "geometric"] = "arithmetic"
 
 
-def cluster_size_stats(assignments: np.ndarray, k: int) -> dict[str, float]:
+def partition_size_stats(assignments: np.ndarray, k: int) -> dict[str, float]:
     """Smallest and largest cluster and the coefficient of variation of the k cluster sizes."""
     sizes = np.bincount(np.asarray(assignments), minlength=k).astype(np.float64)
     return {"cluster_size_min": float(sizes.min()), "cluster_size_max": float(sizes.max()),
             "cluster_size_cv": float(sizes.std() / max(sizes.mean(), 1e-12))}
 
 
-def partition_metrics(assignments: np.ndarray, labels: np.ndarray, k: int) -> dict[str, float]:
-    """NMI and ARI of a partition against labels, plus its cluster-size statistics."""
-    return {"nmi": float(normalized_mutual_info_score(labels, assignments)),
-            "ari": float(adjusted_rand_score(labels, assignments)),
-            **cluster_size_stats(assignments, k)}
+def partition_metrics(assignments: np.ndarray, labels: np.ndarray, k: int,
+                      nmi_average: str = "arithmetic") -> dict[str, float]:
+    """NMI (`nmi_average` normalisation) and ARI of a partition against labels, plus its
+    cluster-size statistics."""
+    if nmi_average not in ("arithmetic", "geometric"):
+        raise UserError(f"nmi_average must be arithmetic or geometric, got {nmi_average!r}")
+    nmi = normalized_mutual_info_score(labels, assignments, average_method=nmi_average)
+    return {"nmi": float(nmi), "ari": float(adjusted_rand_score(labels, assignments)),
+            **partition_size_stats(assignments, k)}
 
 
-def nmi_core(x: np.ndarray, labels: np.ndarray, k: int, niter: int = 20, seed: int = 0
-             ) -> dict[str, float]:
+def nmi_core(x: np.ndarray, labels: np.ndarray, k: int, niter: int = 20, seed: int = 0,
+             nmi_average: str = "arithmetic") -> dict[str, float]:
     """Pure core: faiss k-means on `x` (already preprocessed), scored against `labels`."""
-
     assignments, _ = run_kmeans(np.ascontiguousarray(x, dtype=np.float32), k, niter=niter,
                                 seed=seed, use_gpu=False)
-    return partition_metrics(assignments, labels, k)
+    return partition_metrics(assignments, labels, k, nmi_average)
 
 
 @register_protocol("nmi")
@@ -78,7 +89,11 @@ class NMI(Protocol):
 
     Config = NMIConfig
     summary = "k-means of the features vs labels: NMI, ARI, cluster sizes (ECCV Fig. 2)"
-    DIALECTS: dict[str, dict[str, Any]] = {"dc2018": {}}
+    DIALECTS: dict[str, dict[str, Any]] = {
+        "dc2018": {},
+        "faithful-2018": {"nmi_average": "geometric"},
+        "eccv-fig2a": {"nmi_average": "geometric", "k": 10000, "split": "train"},
+    }
     SCHEDULES: dict[str, dict[str, Any]] = {"published": {}, "smoke": {"batch_size": 64}}
 
     def run(self, model: Backbone, data_dir: str | Path, config: NMIConfig, *, run_id: str,
@@ -93,6 +108,9 @@ class NMI(Protocol):
         if (labels < 0).any():
             raise UserError(f"{data_dir}/{config.split} has unlabelled images; nmi needs labels")
         k = config.k or int(labels.max()) + 1
+        if k > len(dataset):
+            raise UserError(f"nmi: k={k} clusters need at least as many images; "
+                            f"{data_dir}/{config.split} has {len(dataset)}")
         feats = frozen_features(model, dataset, layers, use_cache=config.fast,
                                 batch_size=config.batch_size, device=device, progress=progress)
         info = run_info(model, self.name, config, run_id=run_id, device=device,
@@ -101,6 +119,7 @@ class NMI(Protocol):
         for layer in layers:
             x = preprocess_features(feats[layer].features.numpy(), config.preprocess,
                                     config.pca_dim)
-            metrics = nmi_core(x, feats[layer].labels.numpy(), k, config.niter, config.seed)
+            metrics = nmi_core(x, feats[layer].labels.numpy(), k, config.niter, config.seed,
+                               config.nmi_average)
             rows += results_from_metrics(info, metrics, split=config.split, layer=layer)
         return rows

@@ -37,6 +37,7 @@ from torchvision.transforms import v2
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.data.retrieval import RetrievalImages, RetrievalSet
+from dcbench.engine.resumable import status as log
 from dcbench.protocols.base import (
     Protocol,
     ProtocolConfig,
@@ -45,7 +46,6 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.features import log
 from dcbench.protocols.rmac.extract import extract_regions
 from dcbench.protocols.rmac.oxford_ap import retrieval_aps
 from dcbench.protocols.rmac.regions import aggregate

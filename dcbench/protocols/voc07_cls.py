@@ -1,8 +1,10 @@
 """`voc07-cls`: PASCAL VOC2007 multi-label classification by fine-tuning (ECCV Table 2 "cls").
 
 Follows the official `eval_voc_classif.py` (DeepCluster repository):
-- the DeepCluster top layer is replaced by Linear(4096, 20); fc6, fc7 and this fc8 are
-  re-initialised with N(0, 0.01) weights and bias 0.1;
+- the DeepCluster top layer is replaced by Linear(4096, 20); fc6 and fc7 are re-initialised
+  with N(0, 0.01) weights and bias 0.1; the new fc8 too by default (`fc8_init=normal-0.01`),
+  while the official script keeps PyTorch's default Linear init for fc8 and only fills its
+  bias with 0.1 (`fc8_init=pytorch-default`);
 - `train_layers=fc6-8` freezes the conv trunk, `all` fine-tunes it (Sobel stays frozen);
   the trunk runs in eval mode throughout (BN global statistics), dropout stays active;
 - `train_bn_scales` is the README erratum: the published 72.0 mAP (AlexNet, fc6-8) had
@@ -14,13 +16,17 @@ Follows the official `eval_voc_classif.py` (DeepCluster repository):
 - train augmentation: horizontal flip + RandomResizedCrop(crop, scale 0.1-0.5, ratio 1);
 - test: the sum of the logits of 10 passes of that random augmentation (default) or of
   Resize + TenCrop (`eval_crops=tencrop`); AP per class with scikit-learn on non-difficult
-  entries (`voc_metrics.multilabel_ap`), mAP = mean over the 20 classes.
+  entries (`voc/metrics.py: multilabel_ap`), mAP = mean over the 20 classes.
 `split=train` evaluates on `val` (model selection), `split=trainval` on `test` (the table);
 with `eval_train_split` the training split is scored the same way (rows with split `train`).
 
-lr / stepsize: 0.003 / 5000 for fc6-8 (the PyTorch port that produced 72.0/70.4), 0.001 /
-20000 for all (`eval_voc_classif_all.sh`); 80k iterations for both. Crop sizes are the
-published 224/256 scaled to the model's `input_size` (64 px for `alexnet_small`).
+lr / stepsize / iterations: 0.003 / 5000 / 80k for fc6-8 (the PyTorch script that produced
+72.0/70.4); 0.001 / 20000 / 150k for all (`eval_voc_classif_all.sh`, the Caffe run behind the
+published 73.7). `iterations` (unset) overrides both modes' counts when given. Crop sizes
+are the published 224/256 scaled to the model's `input_size` (64 px for `alexnet_small`).
+
+Dialects: `dc2018` (the above); `faithful-2018` = every switch at the 2018 code's behaviour
+(`fc8_init=pytorch-default`).
 
 Schedules: `published` is the above. `smoke` (built-in synthetic data, ~1 min on 2 CPU
 cores) changes only: iterations 150, stepsize 50 (both modes), checkpoint every 50,
@@ -36,35 +42,26 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from dcbench.core.files import write_json
+from dcbench.core.progress import progress_bar
 from dcbench.data import transforms as T
 from dcbench.data.loader import DecodeReport, make_loader
 from dcbench.data.voc import VOC_CLASSES, VOCClassification
-from dcbench.protocols.base import (
-    Protocol,
-    Result,
-    register_protocol,
-    results_from_metrics,
-    run_info,
-)
-from dcbench.protocols.voc_finetune import (
-    Checkpoint,
+from dcbench.engine.inference import eval_mode, inference_batches
+from dcbench.protocols.base import register_protocol
+from dcbench.protocols.voc.finetune_base import (
+    FinetuneTask,
     SeededView,
     VOCFinetuneConfig,
+    VOCFinetuneProtocol,
     epoch_batches,
-    log,
-    require_positive,
-    train_iterations,
 )
-from dcbench.protocols.voc_metrics import multilabel_ap, row_metrics
-from dcbench.protocols.voc_nets import (
+from dcbench.protocols.voc.metrics import multilabel_ap
+from dcbench.protocols.voc.nets import (
     VOCClassifierNet,
     backbone_parts,
-    layer_label,
     reinit_linear,
-    resolve_device,
+    reset_linear_pytorch_default,
     set_trainable,
 )
 
@@ -77,7 +74,9 @@ class VOC07ClsConfig(VOCFinetuneConfig):
     """VOC07 classification fine-tuning; defaults = the official PyTorch protocol."""
 
     split: Literal["trainval", "train"] = "trainval"
-    iterations: int = 80000
+    iterations: int | None = None  # None: the mode's published count (fc6-8 80k, all 150k)
+    iterations_fc6_8: int = 80000
+    iterations_all: int = 150000
     batch_size: int = 16
     lr_fc6_8: float = 0.003
     lr_all: float = 0.001
@@ -93,6 +92,7 @@ class VOC07ClsConfig(VOCFinetuneConfig):
     eval_passes: int = 10
     eval_batch_size: int = 32
     eval_train_split: bool = True  # also report AP on the training split (as official)
+    fc8_init: Literal["normal-0.01", "pytorch-default"] = "normal-0.01"
 
 
 def voc_targets(labels: torch.Tensor | np.ndarray) -> tuple[Any, Any]:
@@ -117,7 +117,14 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return (loss * valid.to(logits.dtype)).sum(dim=1).mean()
 
 
-@torch.no_grad()
+def summed_crop_logits(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Logits of a batch; (B, crops, C, H, W) TenCrop inputs give the sum over the crops."""
+    if images.dim() == 5:
+        b, crops = images.shape[:2]
+        return net(images.flatten(0, 1)).view(b, crops, -1).sum(1)
+    return net(images)
+
+
 def predict_scores(net: nn.Module, dataset: VOCClassification, *, passes: int, seed: int,
                    batch_size: int, device: torch.device, workers: int,
                    report: DecodeReport, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -126,52 +133,45 @@ def predict_scores(net: nn.Module, dataset: VOCClassification, *, passes: int, s
     Returns (scores, labels) for the images that decoded; undecodable ones are left out
     (and recorded in `report`).
     """
-
-    net.eval()
     n = len(dataset)
     scores = np.zeros((n, len(VOC_CLASSES)), dtype=np.float64)
     seen = np.zeros(n, dtype=np.int64)
-    bar = tqdm(total=passes * n, desc="evaluate", disable=not progress, dynamic_ncols=True)
-    for pass_index in range(passes):
-        view = SeededView(dataset, seed, 3, pass_index)
-        for batch in make_loader(view, batch_size, workers=workers):
-            report.add(batch.bad, dataset)
-            bar.update(len(batch) + len(batch.bad))
-            if len(batch) == 0:
-                continue
-            images = batch.images.to(device)
-            if images.dim() == 5:  # (B, crops, C, H, W): sum over the crops
-                b, crops = images.shape[:2]
-                logits = net(images.flatten(0, 1)).view(b, crops, -1).sum(1)
-            else:
-                logits = net(images)
-            idx = batch.indices.numpy()
-            scores[idx] += logits.double().cpu().numpy()
-            seen[idx] += 1
+    bar = progress_bar(passes * n, "evaluate", unit="img", enabled=progress)
+    with eval_mode(net):
+        for pass_index in range(passes):
+            loader = make_loader(SeededView(dataset, seed, 3, pass_index), batch_size,
+                                 workers=workers)
+            for batch, logits in inference_batches(
+                    loader, lambda x: summed_crop_logits(net, x), device=device,
+                    dataset=dataset, report=report, progress=bar.update):
+                idx = batch.indices.numpy()
+                scores[idx] += logits.double().cpu().numpy()
+                seen[idx] += 1
     bar.close()
     ok = seen == passes
     return scores[ok], dataset.labels[ok]
 
 
 @register_protocol("voc07-cls")
-class VOC07Classification(Protocol):
+class VOC07Classification(VOCFinetuneProtocol):
     """VOC07 classification, fc6-8 or all layers fine-tuned (thesis Table 5.5, ECCV Table 2)."""
 
     Config = VOC07ClsConfig
-    DIALECTS = {"dc2018": {}}
+    DIALECTS = {"dc2018": {}, "faithful-2018": {"fc8_init": "pytorch-default"}}
     SCHEDULES = {
         "published": {},
         "smoke": {"iterations": 150, "stepsize_fc6_8": 50, "stepsize_all": 50,
                   "checkpoint_every": 50, "workers": 0},
     }
     summary = "VOC2007 classification fine-tune (fc6-8 | all), 10-random-crop test mAP"
+    DATASET = "voc2007"
+    POSITIVE_KEYS = ("iterations", "batch_size", "eval_passes", "eval_batch_size",
+                     "checkpoint_every", "lr_fc6_8", "lr_all", "stepsize_fc6_8", "stepsize_all",
+                     "iterations_fc6_8", "iterations_all")
 
-    def run(self, model: Backbone, data_dir: str | Path, config: VOC07ClsConfig, *,
-            run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
-        """Fine-tune on `split`, evaluate on val/test (and the train split), return rows."""
-        require_positive(config, "iterations", "batch_size", "eval_passes", "eval_batch_size",
-                         "checkpoint_every", "lr_fc6_8", "lr_all", "stepsize_fc6_8", "stepsize_all")
-        dev = resolve_device(device)
+    def build(self, model: Backbone, data_dir: str | Path, config: VOC07ClsConfig,
+              device: torch.device, report: DecodeReport, progress: bool) -> FinetuneTask:
+        """The re-initialised classifier net, its data, the masked-BCE step and the mAP eval."""
         crop = int(config.crop_size or model.config.get("input_size", 224))
         mean, std = model.config["mean"], model.config["std"]
         train_tf = T.voc_train(crop, scale=tuple(config.crop_scale), flip=config.flip,
@@ -180,66 +180,59 @@ class VOC07Classification(Protocol):
             crop, round(crop * 256 / 224), mean=mean, std=std)
         eval_split = "val" if config.split == "train" else "test"
         train_set = VOCClassification(data_dir, 2007, config.split, transform=train_tf)
-        eval_set = VOCClassification(data_dir, 2007, eval_split, transform=eval_tf)
+        evaluations = [(VOCClassification(data_dir, 2007, eval_split, transform=eval_tf),
+                        eval_split)]
+        if config.eval_train_split:
+            evaluations.append((VOCClassification(data_dir, 2007, config.split,
+                                                  transform=eval_tf), "train"))
 
         parts = backbone_parts(model, self.name)
         net = VOCClassifierNet(parts, len(VOC_CLASSES))
         generator = torch.Generator().manual_seed(config.seed)
-        for layer in [*parts.linears(), net.top_layer]:
+        for layer in parts.linears():
             reinit_linear(layer, generator)
+        if config.fc8_init == "normal-0.01":
+            reinit_linear(net.top_layer, generator)
+        else:  # official: PyTorch's default Linear init, bias 0.1
+            reset_linear_pytorch_default(net.top_layer, generator, bias=0.1)
         set_trainable(net, config.train_layers, config.train_bn_scales)
-        net.to(dev)
-        params = [p for p in net.parameters() if p.requires_grad]
+        net.to(device)
         all_layers = config.train_layers == "all"
-        optimizer = torch.optim.SGD(params, lr=config.lr_all if all_layers else config.lr_fc6_8,
-                                    momentum=config.momentum, weight_decay=config.weight_decay)
-        info = run_info(model, self.name, config, run_id=run_id, device=str(dev),
-                        dataset="voc2007")
-        report = DecodeReport()
 
-        def step(batch: Any) -> float | None:
+        def step(batch: Any, optimizer: torch.optim.Optimizer) -> float | None:
             if len(batch) == 0:
                 return None
-            logits = net(batch.images.to(dev))
-            loss = classification_loss(logits, batch.labels.to(dev))
+            logits = net(batch.images.to(device))
+            loss = classification_loss(logits, batch.labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(params, config.clip_grad_norm)
+            nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], config.clip_grad_norm)
             optimizer.step()
             return float(loss.detach())
 
-        checkpoint = Checkpoint(work_dir / "checkpoint.pt", info.config_hash) if work_dir else None
-        train_iterations(
-            net, optimizer,
-            batches=epoch_batches(train_set, batch_size=config.batch_size, seed=config.seed,
-                                  workers=config.workers, report=report),
-            step=step, iterations=config.iterations,
+        def evaluate() -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+            passes = config.eval_passes if config.eval_crops == "random" else 1
+            results = {}
+            for dataset, split in evaluations:
+                scores, labels = predict_scores(
+                    net, dataset, passes=passes, seed=config.seed + 1,
+                    batch_size=config.eval_batch_size, device=device, workers=config.workers,
+                    report=report, progress=progress)
+                results[split] = voc07_cls_metrics(scores, labels)
+            return results, {}
+
+        return FinetuneTask(
+            net=net, iterations=mode_iterations(config),
             lr=config.lr_all if all_layers else config.lr_fc6_8,
             stepsize=config.stepsize_all if all_layers else config.stepsize_fc6_8,
-            gamma=config.lr_gamma, seed=config.seed, checkpoint=checkpoint,
-            every=config.checkpoint_every, progress=progress, desc=f"{self.name} train",
-            log_path=work_dir / "log.jsonl" if work_dir else None,
-        )
+            batches=epoch_batches(train_set, batch_size=config.batch_size, seed=config.seed,
+                                  workers=config.workers, report=report),
+            step=step, evaluate=evaluate, headline="map")
 
-        passes = config.eval_passes if config.eval_crops == "random" else 1
-        layer = layer_label(config.train_layers, config.train_bn_scales)
-        evaluations = [(eval_set, eval_split)]
-        if config.eval_train_split:
-            evaluations.append((VOCClassification(data_dir, 2007, config.split,
-                                                  transform=eval_tf), "train"))
-        rows: list[Result] = []
-        summary: dict[str, dict[str, float]] = {}
-        for dataset, split in evaluations:
-            scores, labels = predict_scores(
-                net, dataset, passes=passes, seed=config.seed + 1,
-                batch_size=config.eval_batch_size, device=dev, workers=config.workers,
-                report=report, progress=progress)
-            metrics = voc07_cls_metrics(scores, labels)
-            summary[split] = metrics
-            rows += results_from_metrics(info, row_metrics(metrics), split=split, layer=layer)
-            log(f"{self.name} [{layer}] {dataset.split} mAP: {100 * metrics['map']:.2f}")
-        if report.count:
-            log(report.summary())
-        if work_dir:
-            write_json(work_dir / "metrics.json", summary)
-        return rows
+
+def mode_iterations(config: VOC07ClsConfig) -> int:
+    """`iterations` when set, else the published count of the mode: 80k for fc6-8 (the
+    PyTorch script), 150k for all (the Caffe script behind 73.7)."""
+    if config.iterations is not None:
+        return int(config.iterations)
+    return config.iterations_all if config.train_layers == "all" else config.iterations_fc6_8

@@ -23,9 +23,14 @@ freezes the conv trunk (RPN and heads train), `all` fine-tunes it; the trunk's B
 stored statistics. Pixel sizes are for a 224-px model and scale with `input_size` (x64/224
 for `alexnet_small`).
 
-Metric: the official VOC07 AP (`voc_metrics`): IoU >= 0.5, difficult objects neither
+Metric: the official VOC07 AP (`voc/metrics.py`): IoU >= 0.5, difficult objects neither
 counted nor penalised, duplicates false positives, 11-point interpolation (`ap_method=all`
-for the VOC2010+ all-point variant); mAP = mean over classes.
+for the VOC2010+ all-point variant); mAP = mean over classes. Switches (defaults = the MATLAB
+devkit's rules, exactly): `ap_thresholds` exact | devkit (py-faster-rcnn's
+`np.arange(0., 1.1, 0.1)` with `rec >= t`, so a recall of exactly 0.3/0.6/0.7 misses its
+point), `score_order` stable | quicksort (tied scores), `iou_match` ge | gt (IoU exactly 0.5).
+Dialects: `dc2018`; `faithful-2018` = py-faster-rcnn's `voc_eval.py` (devkit, quicksort, gt),
+where most published detection numbers were computed.
 
 Schedules: `smoke` (built-in data, ~1-2 min on 2 CPU cores) changes only: iterations 200,
 stepsize 150, checkpoint every 50, workers 0.
@@ -35,47 +40,33 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from dcbench.core.errors import UserError
-from dcbench.core.files import write_json
 from dcbench.data.loader import DecodeReport
 from dcbench.data.voc import VOC_CLASSES, VOCDetection
-from dcbench.protocols.base import (
-    Protocol,
-    Result,
-    register_protocol,
-    results_from_metrics,
-    run_info,
-)
-from dcbench.protocols.voc_detector import (
+from dcbench.engine.inference import eval_mode, inference_batches
+from dcbench.protocols.base import register_protocol
+from dcbench.protocols.voc.detector import (
     DetectorSpec,
     build_detector,
     continuous_to_voc,
     set_scales,
     voc_to_continuous,
 )
-from dcbench.protocols.voc_finetune import (
-    Checkpoint,
+from dcbench.protocols.voc.finetune_base import (
+    FinetuneTask,
+    ImageList,
     VOCFinetuneConfig,
+    VOCFinetuneProtocol,
     epoch_batches,
-    log,
-    require_positive,
-    train_iterations,
 )
-from dcbench.protocols.voc_metrics import row_metrics, voc_detection_ap
-from dcbench.protocols.voc_nets import (
-    backbone_parts,
-    layer_label,
-    reinit_linear,
-    resolve_device,
-    set_trainable,
-)
+from dcbench.protocols.voc.metrics import voc_detection_ap
+from dcbench.protocols.voc.nets import backbone_parts, reinit_linear, set_trainable
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -103,6 +94,9 @@ class VOC07DetConfig(VOCFinetuneConfig):
     reinit_fc: bool = False  # True: fc6/fc7 re-initialised N(0, 0.01), bias 0.1
     ap_method: Literal["11point", "all"] = "11point"
     iou_threshold: float = 0.5
+    ap_thresholds: Literal["exact", "devkit"] = "exact"
+    score_order: Literal["stable", "quicksort"] = "stable"
+    iou_match: Literal["ge", "gt"] = "ge"
     eval_batch_size: int = 2
 
 
@@ -145,77 +139,85 @@ class DetectionItems(Dataset):
         return image, {"boxes": boxes, "labels": labels}, index
 
 
-class DetBatch(NamedTuple):
+@dataclasses.dataclass
+class DetBatch:
     """A detection batch: lists (images differ in size) plus undecodable indices."""
 
-    images: list[torch.Tensor]
+    images: ImageList
     targets: list[dict[str, torch.Tensor]]
     indices: list[int]
     bad: list[int]
+
+    def __len__(self) -> int:
+        return len(self.images)
 
 
 def collate_detection(items: list[tuple[Any, dict, int]]) -> DetBatch:
     """Keep decodable items as lists; record the others in `bad`."""
     good = [item for item in items if item[0] is not None]
-    return DetBatch([g[0] for g in good], [g[1] for g in good], [g[2] for g in good],
+    return DetBatch(ImageList(g[0] for g in good), [g[1] for g in good], [g[2] for g in good],
                     [item[2] for item in items if item[0] is None])
 
 
 def voc07_det_metrics(detections: list[dict[str, np.ndarray]],
                       ground_truth: list[dict[str, np.ndarray]], *,
-                      method: str = "11point", iou_threshold: float = 0.5) -> dict[str, float]:
+                      method: str = "11point", iou_threshold: float = 0.5,
+                      ap_thresholds: str = "exact", score_order: str = "stable",
+                      iou_match: str = "ge") -> dict[str, float]:
     """Pure core: per-image detections and ground truth -> `map` and `ap_<class>`."""
     aps = voc_detection_ap(detections, ground_truth, len(VOC_CLASSES),
-                           iou_threshold=iou_threshold, method=method)
+                           iou_threshold=iou_threshold, method=method,
+                           ap_thresholds=ap_thresholds, score_order=score_order,
+                           iou_match=iou_match)
     metrics = {"map": float(np.nanmean(aps)) if np.isfinite(aps).any() else float("nan")}
     metrics.update({f"ap_{name}": float(ap) for name, ap in zip(VOC_CLASSES, aps, strict=True)})
     return metrics
 
 
-@torch.no_grad()
 def detect(detector: torch.nn.Module, voc: VOCDetection, *, batch_size: int, workers: int,
            device: torch.device, report: DecodeReport, progress: bool = False
            ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     """Run the detector over `voc`: (detections, ground truth) in VOC box coordinates,
     for the images that decoded (the others are recorded in `report` and left out)."""
-
-    detector.eval()
     loader = DataLoader(DetectionItems(voc, train=False, flip=False), batch_size=batch_size,
                         num_workers=workers, collate_fn=collate_detection)
     detections, ground_truth = [], []
-    for batch in tqdm(loader, desc="detect", disable=not progress, dynamic_ncols=True):
-        report.add(batch.bad, voc)
-        if not batch.images:
-            continue
-        outputs = detector([image.to(device) for image in batch.images])
-        for index, out in zip(batch.indices, outputs, strict=True):
-            detections.append({
-                "boxes": continuous_to_voc(out["boxes"].cpu().numpy()),
-                "labels": out["labels"].cpu().numpy() - 1,
-                "scores": out["scores"].cpu().numpy(),
-            })
-            ground_truth.append(annotation_arrays(voc.annotation(index), voc.ids[index]))
+    with eval_mode(detector):
+        batches = inference_batches(loader, detector, device=device, dataset=voc, report=report,
+                                    progress=progress, desc="detect", total=len(voc))
+        for batch, outputs in batches:
+            for index, out in zip(batch.indices, outputs, strict=True):
+                detections.append({
+                    "boxes": continuous_to_voc(out["boxes"].cpu().numpy()),
+                    "labels": out["labels"].cpu().numpy() - 1,
+                    "scores": out["scores"].cpu().numpy(),
+                })
+                ground_truth.append(annotation_arrays(voc.annotation(index), voc.ids[index]))
     return detections, ground_truth
 
 
 @register_protocol("voc07-det")
-class VOC07Detection(Protocol):
+class VOC07Detection(VOCFinetuneProtocol):
     """VOC07 detection with a Faster R-CNN on our trunk, VOC07 11-point mAP on test."""
 
     Config = VOC07DetConfig
-    DIALECTS = {"dc2018": {}}
+    DIALECTS = {
+        "dc2018": {},
+        "faithful-2018": {"ap_thresholds": "devkit", "score_order": "quicksort",
+                          "iou_match": "gt"},
+    }
     SCHEDULES = {
         "published": {},
         "smoke": {"iterations": 200, "stepsize": 150, "checkpoint_every": 50, "workers": 0},
     }
     summary = "VOC2007 detection (Faster R-CNN on our trunk; fc6-8 | all), VOC07 AP@0.5"
+    DATASET = "voc2007"
+    POSITIVE_KEYS = ("iterations", "batch_size", "lr", "stepsize", "eval_batch_size",
+                     "checkpoint_every", "test_scale", "test_max_size")
 
-    def run(self, model: Backbone, data_dir: str | Path, config: VOC07DetConfig, *,
-            run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
-        """Train the detector on `split`, evaluate on val/test, return mAP + per-class AP."""
-        require_positive(config, "iterations", "batch_size", "lr", "stepsize", "eval_batch_size",
-                         "checkpoint_every", "test_scale", "test_max_size")
-        dev = resolve_device(device)
+    def build(self, model: Backbone, data_dir: str | Path, config: VOC07DetConfig,
+              device: torch.device, report: DecodeReport, progress: bool) -> FinetuneTask:
+        """The detector on our trunk, the detection data and step, and the VOC07 AP eval."""
         eval_split = "val" if config.split == "train" else "test"
         train_voc = VOCDetection(data_dir, 2007, config.split)
         eval_voc = VOCDetection(data_dir, 2007, eval_split)
@@ -240,49 +242,39 @@ class VOC07Detection(Protocol):
         detector = build_detector(parts, spec, len(VOC_CLASSES) + 1, model.config["mean"],
                                   model.config["std"], config.seed)
         set_trainable(detector.backbone, config.train_layers, config.train_bn_scales)
-        detector.to(dev)
-        params = [p for p in detector.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay)
-        info = run_info(model, self.name, config, run_id=run_id, device=str(dev),
-                        dataset="voc2007")
-        report = DecodeReport()
+        detector.to(device)
+        set_scales(detector, spec, training=True)
 
-        def step(batch: DetBatch) -> float | None:
+        def step(batch: DetBatch, optimizer: torch.optim.Optimizer) -> float | None:
             report.add(batch.bad, train_voc)
             if not batch.images:
                 return None
-            losses = detector([im.to(dev) for im in batch.images],
-                              [{k: v.to(dev) for k, v in t.items()} for t in batch.targets])
+            losses = detector([im.to(device) for im in batch.images],
+                              [{k: v.to(device) for k, v in t.items()} for t in batch.targets])
             loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             return float(loss.detach())
 
-        set_scales(detector, spec, training=True)
-        checkpoint = Checkpoint(work_dir / "checkpoint.pt", info.config_hash) if work_dir else None
-        train_iterations(
-            detector, optimizer,
+        def evaluate() -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+            set_scales(detector, spec, training=False)
+            detections, ground_truth = detect(
+                detector, eval_voc, batch_size=config.eval_batch_size, workers=config.workers,
+                device=device, report=report, progress=progress)
+            return {eval_split: voc07_det_metrics(detections, ground_truth,
+                                                  **metric_switches(config))}, {}
+
+        return FinetuneTask(
+            net=detector, iterations=config.iterations, lr=config.lr, stepsize=config.stepsize,
             batches=epoch_batches(DetectionItems(train_voc, train=True, flip=config.flip),
                                   batch_size=config.batch_size, seed=config.seed,
                                   workers=config.workers, collate=collate_detection),
-            step=step, iterations=config.iterations, lr=config.lr, stepsize=config.stepsize,
-            gamma=config.lr_gamma, seed=config.seed, checkpoint=checkpoint,
-            every=config.checkpoint_every, progress=progress, desc=f"{self.name} train",
-            log_path=work_dir / "log.jsonl" if work_dir else None,
-        )
-        set_scales(detector, spec, training=False)
-        detections, ground_truth = detect(detector, eval_voc, batch_size=config.eval_batch_size,
-                                          workers=config.workers, device=dev, report=report,
-                                          progress=progress)
-        metrics = voc07_det_metrics(detections, ground_truth, method=config.ap_method,
-                                    iou_threshold=config.iou_threshold)
-        layer = layer_label(config.train_layers, config.train_bn_scales)
-        log(f"{self.name} [{layer}] {eval_split} mAP ({config.ap_method}): "
-            f"{100 * metrics['map']:.2f}")
-        if report.count:
-            log(report.summary())
-        if work_dir:
-            write_json(work_dir / "metrics.json", {eval_split: metrics})
-        return results_from_metrics(info, row_metrics(metrics), split=eval_split, layer=layer)
+            step=step, evaluate=evaluate, headline="map")
+
+
+def metric_switches(config: VOC07DetConfig) -> dict[str, Any]:
+    """The AP settings of a config, as `voc07_det_metrics` keywords."""
+    return {"method": config.ap_method, "iou_threshold": config.iou_threshold,
+            "ap_thresholds": config.ap_thresholds, "score_order": config.score_order,
+            "iou_match": config.iou_match}

@@ -29,6 +29,7 @@ import numpy as np
 
 from dcbench.core.files import write_json
 from dcbench.data.voc import VOC_CLASSES
+from dcbench.engine.resumable import status as log
 from dcbench.protocols.base import (
     Protocol,
     ProtocolConfig,
@@ -37,7 +38,6 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.features import log
 from dcbench.protocols.svm.core import (
     SVMSettings,
     class_aps,
@@ -45,9 +45,9 @@ from dcbench.protocols.svm.core import (
     l2_normalize,
     resolve_settings,
 )
-from dcbench.protocols.svm.features import voc_split_features
 from dcbench.protocols.svm.journal import Journal
 from dcbench.protocols.svm.lowshot import draw_lowshot, draw_targets, load_draws, save_draws
+from dcbench.protocols.svm.voc_features import voc_split_features
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone

@@ -29,6 +29,7 @@ import numpy as np
 
 from dcbench.core.files import write_json
 from dcbench.data.voc import VOC_CLASSES
+from dcbench.engine.resumable import status as log
 from dcbench.protocols.base import (
     CONV_LAYERS,
     Protocol,
@@ -38,7 +39,6 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.features import log
 from dcbench.protocols.svm.core import (
     ClassFit,
     class_aps,
@@ -47,8 +47,8 @@ from dcbench.protocols.svm.core import (
     resolve_settings,
     train_targets,
 )
-from dcbench.protocols.svm.features import voc_split_features
 from dcbench.protocols.svm.journal import Journal
+from dcbench.protocols.svm.voc_features import voc_split_features
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone

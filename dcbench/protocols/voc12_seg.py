@@ -27,42 +27,28 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
-from tqdm import tqdm
 
-from dcbench.core.files import write_json
 from dcbench.data.loader import DecodeReport
 from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
-from dcbench.protocols.base import (
-    Protocol,
-    Result,
-    register_protocol,
-    results_from_metrics,
-    run_info,
-)
-from dcbench.protocols.voc_fcn import FCNNet
-from dcbench.protocols.voc_finetune import (
-    Checkpoint,
+from dcbench.engine.inference import eval_mode, inference_batches
+from dcbench.protocols.base import register_protocol
+from dcbench.protocols.voc.fcn import FCNNet
+from dcbench.protocols.voc.finetune_base import (
+    FinetuneTask,
+    ImageList,
     VOCFinetuneConfig,
+    VOCFinetuneProtocol,
     epoch_batches,
-    log,
-    require_positive,
-    train_iterations,
 )
-from dcbench.protocols.voc_metrics import confusion_matrix, row_metrics, segmentation_scores
-from dcbench.protocols.voc_nets import (
-    backbone_parts,
-    layer_label,
-    reinit_linear,
-    resolve_device,
-    set_trainable,
-)
+from dcbench.protocols.voc.metrics import confusion_matrix, segmentation_scores
+from dcbench.protocols.voc.nets import backbone_parts, reinit_linear, set_trainable
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -89,19 +75,23 @@ class VOC12SegConfig(VOCFinetuneConfig):
     reinit_fc: bool = False  # True: fc6/fc7 re-initialised N(0, 0.01), bias 0.1
 
 
-class SegBatch(NamedTuple):
+@dataclasses.dataclass
+class SegBatch:
     """Images of different sizes as lists, plus the undecodable indices."""
 
-    images: list[torch.Tensor]
+    images: ImageList
     masks: list[torch.Tensor]
     indices: list[int]
     bad: list[int]
+
+    def __len__(self) -> int:
+        return len(self.images)
 
 
 def collate_segmentation(items: list[tuple[Any, Any, int]]) -> SegBatch:
     """Keep decodable (image, mask) pairs as lists; record the others in `bad`."""
     good = [item for item in items if item[0] is not None]
-    return SegBatch([g[0] for g in good], [torch.as_tensor(g[1]) for g in good],
+    return SegBatch(ImageList(g[0] for g in good), [torch.as_tensor(g[1]) for g in good],
                     [g[2] for g in good], [item[2] for item in items if item[0] is None])
 
 
@@ -132,25 +122,27 @@ def voc12_seg_metrics(cm: np.ndarray) -> dict[str, float]:
     return metrics
 
 
-@torch.no_grad()
 def segment_confusion(net: nn.Module, dataset: VOCSegmentation, *, device: torch.device,
                       workers: int, report: DecodeReport, progress: bool = False) -> np.ndarray:
     """Accumulate the confusion matrix of the argmax prediction over `dataset` (full images)."""
-
-    net.eval()
     cm = np.zeros((len(SEG_CLASSES), len(SEG_CLASSES)), dtype=np.int64)
     loader = DataLoader(dataset, batch_size=1, num_workers=workers,
                         collate_fn=collate_segmentation)
-    for batch in tqdm(loader, desc="segment", disable=not progress, dynamic_ncols=True):
-        report.add(batch.bad, dataset)
-        for image, mask in zip(batch.images, batch.masks, strict=True):
-            pred = net(image.unsqueeze(0).to(device)).argmax(1)[0].cpu().numpy()
-            cm += confusion_matrix(pred, mask.numpy(), len(SEG_CLASSES), IGNORE_INDEX)
+
+    def predict(images: list[torch.Tensor]) -> list[np.ndarray]:
+        return [net(image.unsqueeze(0)).argmax(1)[0].cpu().numpy() for image in images]
+
+    with eval_mode(net):
+        for batch, preds in inference_batches(loader, predict, device=device, dataset=dataset,
+                                              report=report, progress=progress, desc="segment",
+                                              total=len(dataset)):
+            for pred, mask in zip(preds, batch.masks, strict=True):
+                cm += confusion_matrix(pred, mask.numpy(), len(SEG_CLASSES), IGNORE_INDEX)
     return cm
 
 
 @register_protocol("voc12-seg")
-class VOC12Segmentation(Protocol):
+class VOC12Segmentation(VOCFinetuneProtocol):
     """VOC12 segmentation with FCN-32s on our trunk (fc6-8 | all), mIoU on val."""
 
     Config = VOC12SegConfig
@@ -161,12 +153,12 @@ class VOC12Segmentation(Protocol):
                   "stepsize": 40, "checkpoint_every": 20, "workers": 0},
     }
     summary = "VOC2012 segmentation (FCN-32s on our trunk; fc6-8 | all), val mIoU"
+    DATASET = "voc2012"
+    POSITIVE_KEYS = ("iterations", "batch_size", "lr", "stepsize", "checkpoint_every")
 
-    def run(self, model: Backbone, data_dir: str | Path, config: VOC12SegConfig, *,
-            run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
-        """Train FCN-32s on `split`, evaluate on `eval_split`, return mIoU + per-class IoU."""
-        require_positive(config, "iterations", "batch_size", "lr", "stepsize", "checkpoint_every")
-        dev = resolve_device(device)
+    def build(self, model: Backbone, data_dir: str | Path, config: VOC12SegConfig,
+              device: torch.device, report: DecodeReport, progress: bool) -> FinetuneTask:
+        """FCN-32s on our trunk, full-size images, the per-pixel loss and the mIoU eval."""
         mean, std = list(model.config["mean"]), list(model.config["std"])
         train_set = VOCSegmentation(data_dir, 2012, config.split,
                                     transform=seg_transform(mean, std, config.flip),
@@ -180,48 +172,30 @@ class VOC12Segmentation(Protocol):
                 reinit_linear(layer, generator)
         net = FCNNet(parts, len(SEG_CLASSES))
         set_trainable(net, config.train_layers, config.train_bn_scales)
-        net.to(dev)
-        params = [p for p in net.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay)
-        info = run_info(model, self.name, config, run_id=run_id, device=str(dev),
-                        dataset="voc2012")
-        report = DecodeReport()
+        net.to(device)
 
-        def step(batch: SegBatch) -> float | None:
+        def step(batch: SegBatch, optimizer: torch.optim.Optimizer) -> float | None:
             report.add(batch.bad, train_set)
             if not batch.images:
                 return None
             optimizer.zero_grad(set_to_none=True)
             total = 0.0
             for image, mask in zip(batch.images, batch.masks, strict=True):
-                logits = net(image.unsqueeze(0).to(dev))
-                loss = segmentation_loss(logits, mask.unsqueeze(0).to(dev),
+                logits = net(image.unsqueeze(0).to(device))
+                loss = segmentation_loss(logits, mask.unsqueeze(0).to(device),
                                          config.loss_normalize) / len(batch.images)
                 loss.backward()
                 total += float(loss.detach())
             optimizer.step()
             return total
 
-        checkpoint = Checkpoint(work_dir / "checkpoint.pt", info.config_hash) if work_dir else None
-        train_iterations(
-            net, optimizer,
+        def evaluate() -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+            cm = segment_confusion(net, eval_set, device=device, workers=config.workers,
+                                   report=report, progress=progress)
+            return {config.eval_split: voc12_seg_metrics(cm)}, {"confusion_matrix": cm.tolist()}
+
+        return FinetuneTask(
+            net=net, iterations=config.iterations, lr=config.lr, stepsize=config.stepsize,
             batches=epoch_batches(train_set, batch_size=config.batch_size, seed=config.seed,
                                   workers=config.workers, collate=collate_segmentation),
-            step=step, iterations=config.iterations, lr=config.lr, stepsize=config.stepsize,
-            gamma=config.lr_gamma, seed=config.seed, checkpoint=checkpoint,
-            every=config.checkpoint_every, progress=progress, desc=f"{self.name} train",
-            log_path=work_dir / "log.jsonl" if work_dir else None,
-        )
-        cm = segment_confusion(net, eval_set, device=dev, workers=config.workers,
-                               report=report, progress=progress)
-        metrics = voc12_seg_metrics(cm)
-        layer = layer_label(config.train_layers, config.train_bn_scales)
-        log(f"{self.name} [{layer}] {config.eval_split} mIoU: {100 * metrics['miou']:.2f}")
-        if report.count:
-            log(report.summary())
-        if work_dir:
-            write_json(work_dir / "metrics.json",
-                       {config.eval_split: metrics, "confusion_matrix": cm.tolist()})
-        return results_from_metrics(info, row_metrics(metrics), split=config.eval_split,
-                                    layer=layer)
+            step=step, evaluate=evaluate, headline="miou")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from dcbench.protocols.cache import FeatureSet
 from dcbench.protocols.linear_conv import linear_probe
-from dcbench.protocols.probe import OptimSettings
-from dcbench.protocols.selection import FitSettings
+from dcbench.protocols.probe.batch_sources import TensorSource
+from dcbench.protocols.probe.feature_cache import FeatureSet
+from dcbench.protocols.probe.heads import OptimSettings
+from dcbench.protocols.probe.selection import FitSettings
 
 
 def _blobs(n_per_class: int, seed: int, shift: float = 3.0) -> FeatureSet:
@@ -18,13 +19,22 @@ def _blobs(n_per_class: int, seed: int, shift: float = 3.0) -> FeatureSet:
     return FeatureSet(x, labels, torch.arange(labels.numel()))
 
 
+def _probe(train: dict[str, FeatureSet], val: dict[str, FeatureSet], num_classes: int,
+           settings: FitSettings, heldout_fraction: float, bn_head: bool = False):
+    """`linear_probe` on in-memory features (the same core `run()` calls)."""
+    labels = next(iter(train.values())).labels.numpy()
+    shapes = {layer: (feats.features.shape[1],) for layer, feats in train.items()}
+    return linear_probe(TensorSource(train), TensorSource(val), labels, num_classes, settings,
+                        heldout_fraction, pooled_shapes=shapes, bn_head=bn_head)
+
+
 SETTINGS = FitSettings(candidates=((0.05, 1e-4), (0.05, 1.0)), optim=OptimSettings(0.9, "sqrt"),
                        epochs=6, batch_size=16, eval_batch_size=64, seed=0)
 
 
 def test_linear_probe_learns_and_reports_selected_and_best_epoch():
     train, val = {"conv3": _blobs(30, 0)}, {"conv3": _blobs(10, 1)}
-    out = linear_probe(train, val, 3, SETTINGS, 0.2)["conv3"]
+    out = _probe(train, val, 3, SETTINGS, 0.2)["conv3"]
     metrics = out.metrics()
     assert metrics["val"]["top1"] > 80
     assert metrics["val"]["top1_best_epoch"] >= metrics["val"]["top1"]
@@ -37,8 +47,8 @@ def test_selection_does_not_depend_on_val_labels():
     val = _blobs(10, 1)
     shuffled = FeatureSet(val.features, val.labels[torch.randperm(30, generator=torch.Generator()
                                                                   .manual_seed(0))], val.indices)
-    a = linear_probe(train, {"conv3": val}, 3, SETTINGS, 0.2)["conv3"]
-    b = linear_probe(train, {"conv3": shuffled}, 3, SETTINGS, 0.2)["conv3"]
+    a = _probe(train, {"conv3": val}, 3, SETTINGS, 0.2)["conv3"]
+    b = _probe(train, {"conv3": shuffled}, 3, SETTINGS, 0.2)["conv3"]
     assert (a.weight_decay, a.selected_epoch, a.heldout_top1) == \
            (b.weight_decay, b.selected_epoch, b.heldout_top1)
     assert a.val_curve != b.val_curve
@@ -46,6 +56,19 @@ def test_selection_does_not_depend_on_val_labels():
 
 def test_goyal_bn_head_runs_and_is_deterministic():
     train, val = {"conv1": _blobs(20, 2)}, {"conv1": _blobs(5, 3)}
-    a = linear_probe(train, val, 3, SETTINGS, 0.25, bn_head=True)["conv1"]
-    b = linear_probe(train, val, 3, SETTINGS, 0.25, bn_head=True)["conv1"]
+    a = _probe(train, val, 3, SETTINGS, 0.25, bn_head=True)["conv1"]
+    b = _probe(train, val, 3, SETTINGS, 0.25, bn_head=True)["conv1"]
     assert a.val_curve == b.val_curve
+
+
+def test_goyal_places205_dialect_uses_the_vissl_schedule():
+    """issue 11 item 5: Places205 under Goyal/VISSL trains 14 epochs, x0.1 at 4/8/12
+    (ImageNet: 28 epochs, 8/16/24)."""
+    from dcbench.protocols import get_protocol
+
+    proto = get_protocol("linear-conv")
+    imagenet = proto.resolve_config(dialect="goyal2019")
+    places = proto.resolve_config(dialect="goyal2019-places205")
+    assert (imagenet.epochs, imagenet.milestones) == (28, [8, 16, 24])
+    assert (places.epochs, places.milestones) == (14, [4, 8, 12])
+    assert places.bn_head and places.pooling == "goyal2019" and places.weight_decays == [5e-4]

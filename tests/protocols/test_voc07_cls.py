@@ -15,7 +15,6 @@ from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
 from dcbench.protocols.base import get_protocol
 from dcbench.protocols.voc07_cls import classification_loss, voc07_cls_metrics
-from dcbench.protocols.voc_nets import VOCClassifierNet, backbone_parts, set_trainable
 
 MICRO = ["iterations=4", "batch_size=4", "eval_passes=2", "checkpoint_every=2"]
 
@@ -56,31 +55,6 @@ def test_loss_ignores_difficult_entries_and_averages_over_the_batch():
     assert float(classification_loss(logits, labels)) == pytest.approx(expected, rel=1e-6)
 
 
-def test_freezing_rules_and_eval_mode_trunk(model):
-    net = VOCClassifierNet(backbone_parts(model, "voc07-cls"))
-    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
-    bns = [m for m in net.features if isinstance(m, torch.nn.BatchNorm2d)]
-    set_trainable(net, "fc6-8", train_bn_scales=False)
-    assert not any(p.requires_grad for p in net.features.parameters())
-    assert all(p.requires_grad for p in net.classifier.parameters())
-    set_trainable(net, "fc6-8", train_bn_scales=True)
-    assert all(bn.weight.requires_grad and bn.bias.requires_grad for bn in bns)
-    assert not any(c.weight.requires_grad for c in convs)
-    set_trainable(net, "all", train_bn_scales=False)
-    assert all(c.weight.requires_grad for c in convs)
-    assert not any(p.requires_grad for p in net.sobel.parameters())  # Sobel never trains
-    net.train()
-    assert not net.features.training and not any(bn.training for bn in bns)
-    assert net.classifier.training  # dropout active
-
-
-def test_backbone_parts_strip_torchvision_head_and_refuse_resnet():
-    parts = backbone_parts(dcbench.load_model("torchvision:alexnet"), "voc07-cls")
-    assert (parts.fc_dim, parts.grid, parts.conv_channels) == (4096, 6, 256)
-    assert len(parts.linears()) == 2 and parts.sobel is None
-    with pytest.raises(UserError, match="AlexNet/VGG-style"):
-        backbone_parts(dcbench.load_model("arch:resnet18"), "voc07-cls")
-
 
 def _run(model, root, work_dir, overrides, schedule="smoke"):
     protocol = get_protocol("voc07-cls")
@@ -105,8 +79,8 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
     assert 100 * saved["test"]["map"] == pytest.approx(test["map"])  # metrics.json: fractions
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["position"]["iteration"] == 4
-    torch.testing.assert_close(state["model"]["features.0.weight"], conv1)  # conv frozen
-    assert torch.allclose(state["model"]["classifier.1.bias"].mean(), torch.tensor(0.1),
+    torch.testing.assert_close(state["state"]["model"]["features.0.weight"], conv1)  # conv frozen
+    assert torch.allclose(state["state"]["model"]["classifier.1.bias"].mean(), torch.tensor(0.1),
                           atol=0.01)  # re-initialised fc6 (bias 0.1), barely moved
 
 
@@ -115,14 +89,15 @@ def test_all_layers_train_the_trunk_and_bn_switch_is_labelled(model, voc_root, t
                                                      "eval_train_split=false"])
     assert {r.layer for r in rows} == {"all"} and {r.split for r in rows} == {"test"}
     state = torch.load(tmp_path / "all" / "checkpoint.pt", weights_only=True)
-    assert not torch.equal(state["model"]["features.0.weight"], model.features[0].weight)
-    torch.testing.assert_close(state["model"]["sobel.1.weight"], model.sobel[1].weight)
+    assert not torch.equal(state["state"]["model"]["features.0.weight"], model.features[0].weight)
+    torch.testing.assert_close(state["state"]["model"]["sobel.1.weight"], model.sobel[1].weight)
     rows = _run(model, voc_root, tmp_path / "bn", [*MICRO, "train_bn_scales=true",
                                                     "eval_train_split=false"])
     assert {r.layer for r in rows} == {"fc6-8+bn"}
     state = torch.load(tmp_path / "bn" / "checkpoint.pt", weights_only=True)
-    torch.testing.assert_close(state["model"]["features.0.weight"], model.features[0].weight)
-    assert not torch.equal(state["model"]["features.1.weight"], model.features[1].weight)
+    torch.testing.assert_close(state["state"]["model"]["features.0.weight"],
+                               model.features[0].weight)
+    assert not torch.equal(state["state"]["model"]["features.1.weight"], model.features[1].weight)
 
 
 def test_deterministic_resume_and_tencrop(model, voc_root, tmp_path):
@@ -174,3 +149,36 @@ def test_smoke_schedule_on_the_built_in_data(model, tmp_path):
     root = make_voc_set(tmp_path / "voc", seed=0)
     rows = _run(model, root, tmp_path / "run", [])
     assert {r.split for r in rows if r.metric == "map"} == {"test", "train"}
+
+
+def test_all_layers_uses_the_caffe_schedule_behind_73_7():
+    """issue 11 item 4: `all` = eval_voc_classif_all.sh (Caffe): lr 0.001, step 20k, 150k
+    iterations; fc6-8 stays the PyTorch script's 0.003 / 5k / 80k."""
+    from dcbench.protocols.voc07_cls import mode_iterations
+
+    proto = get_protocol("voc07-cls")
+    all_cfg = proto.resolve_config(overrides=["train_layers=all"])
+    assert (all_cfg.lr_all, all_cfg.stepsize_all, mode_iterations(all_cfg)) == (0.001, 20000,
+                                                                                  150000)
+    fc = proto.resolve_config()
+    assert (fc.lr_fc6_8, fc.stepsize_fc6_8, mode_iterations(fc)) == (0.003, 5000, 80000)
+    assert mode_iterations(proto.resolve_config(overrides=["iterations=7"])) == 7
+
+
+def test_fc8_init_switch_follows_eval_voc_classif(model):
+    """issue 11 item 9: the official new fc8 keeps nn.Linear's default init (kaiming-uniform,
+    a=sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))) and only fills its bias with 0.1."""
+    from dcbench.protocols.voc.nets import reinit_linear, reset_linear_pytorch_default
+
+    fc8 = torch.nn.Linear(4096, 20)
+    reset_linear_pytorch_default(fc8, torch.Generator().manual_seed(0))
+    bound = 1 / np.sqrt(4096)
+    w = fc8.weight.detach().numpy()
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
+    assert abs(w.std() - bound / np.sqrt(3)) < 0.02 * bound  # uniform: std = bound / sqrt(3)
+    assert torch.all(fc8.bias == 0.1)
+    reinit_linear(fc8, torch.Generator().manual_seed(0))  # our default: N(0, 0.01)
+    assert abs(fc8.weight.std().item() - 0.01) < 5e-4
+    proto = get_protocol("voc07-cls")
+    assert proto.resolve_config().fc8_init == "normal-0.01"
+    assert proto.resolve_config(dialect="faithful-2018").fc8_init == "pytorch-default"

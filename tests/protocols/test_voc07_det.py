@@ -11,21 +11,18 @@ from dcbench.core.errors import UserError
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
 from dcbench.protocols.base import get_protocol
+from dcbench.protocols.voc.detector import (
+    DetectorSpec,
+    build_detector,
+)
+from dcbench.protocols.voc.finetune_base import SeededView
+from dcbench.protocols.voc.nets import backbone_parts
 from dcbench.protocols.voc07_det import (
     DetectionItems,
     annotation_arrays,
     collate_detection,
     voc07_det_metrics,
 )
-from dcbench.protocols.voc_detector import (
-    DetectorSpec,
-    build_detector,
-    continuous_to_voc,
-    voc_to_continuous,
-)
-from dcbench.protocols.voc_finetune import SeededView
-from dcbench.protocols.voc_metrics import voc_iou
-from dcbench.protocols.voc_nets import backbone_parts
 
 MICRO = ["iterations=3", "checkpoint_every=2"]
 SPEC = DetectorSpec(train_scales=(96,), train_max_size=160, test_scale=96, test_max_size=160,
@@ -41,15 +38,6 @@ def voc_root(tmp_path_factory):
 @pytest.fixture()
 def model():
     return dcbench.load_model("arch:alexnet_small?sobel=1&seed=0")
-
-
-def test_box_conventions_round_trip_with_devkit_widths():
-    voc = np.array([[3, 5, 12, 20]], float)
-    cont = voc_to_continuous(voc)
-    np.testing.assert_allclose(cont, [[2, 4, 12, 20]])  # 10 px wide: pixels 3..12
-    assert cont[0, 2] - cont[0, 0] == voc[0, 2] - voc[0, 0] + 1
-    np.testing.assert_allclose(continuous_to_voc(cont), voc)
-    assert voc_iou(continuous_to_voc(cont)[0], voc)[0] == pytest.approx(1.0)
 
 
 class _OneImage:
@@ -133,7 +121,7 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
     assert 0.0 <= values["map"] <= 100.0  # rows are in percent, like the tables
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["position"]["iteration"] == 3
-    torch.testing.assert_close(state["model"]["backbone.features.0.weight"],
+    torch.testing.assert_close(state["state"]["model"]["backbone.features.0.weight"],
                                model.features[0].weight)  # fc6-8: conv trunk frozen
     config = protocol.resolve_config(schedule="smoke", overrides=[
         *MICRO, "train_layers=all", "ap_method=all", "split=train"])
@@ -141,7 +129,7 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
                         work_dir=tmp_path / "all")
     assert {r.split for r in rows} == {"val"} and {r.layer for r in rows} == {"all"}
     state = torch.load(tmp_path / "all" / "checkpoint.pt", weights_only=True)
-    assert not torch.equal(state["model"]["backbone.features.0.weight"],
+    assert not torch.equal(state["state"]["model"]["backbone.features.0.weight"],
                            model.features[0].weight)
 
 
@@ -151,10 +139,10 @@ def test_detector_fits_a_few_training_images(model, tmp_path):
     data gives a high AP on them (0.94 measured; random init, 400 iterations)."""
     from dcbench.data.loader import DecodeReport
     from dcbench.data.voc import VOCDetection
+    from dcbench.protocols.voc.detector import set_scales
+    from dcbench.protocols.voc.finetune_base import epoch_batches, train_iterations
+    from dcbench.protocols.voc.nets import set_trainable
     from dcbench.protocols.voc07_det import detect
-    from dcbench.protocols.voc_detector import set_scales
-    from dcbench.protocols.voc_finetune import epoch_batches, train_iterations
-    from dcbench.protocols.voc_nets import set_trainable
 
     root = make_voc_set(tmp_path / "voc", n_train=4, n_val=2, n_test=2, size=128, seed=0)
     spec = DetectorSpec(train_scales=(171,), train_max_size=286, test_scale=171,

@@ -12,9 +12,9 @@ import dcbench
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import find_voc, read_mask
 from dcbench.protocols.base import get_protocol
-from dcbench.protocols.voc12_seg import SEG_CLASSES, segmentation_loss, voc12_seg_metrics
-from dcbench.protocols.voc_fcn import FCNNet
-from dcbench.protocols.voc_nets import backbone_parts
+from dcbench.protocols.voc.fcn import FCNNet
+from dcbench.protocols.voc.nets import backbone_parts
+from dcbench.protocols.voc12_seg import segmentation_loss, voc12_seg_metrics
 
 MICRO = ["iterations=3", "checkpoint_every=2"]
 
@@ -29,22 +29,6 @@ def voc_root(tmp_path_factory):
 def model():
     return dcbench.load_model("arch:alexnet_small?sobel=1&seed=0")
 
-
-def test_convolutionalised_fc_layers_equal_the_linear_ones(model):
-    parts = backbone_parts(model, "voc12-seg")
-    net = FCNNet(parts).eval()
-    grid = parts.grid
-    pool5 = torch.randn(2, parts.conv_channels, grid, grid)
-    dense = net.classifier(pool5)[:, :, grid // 2, grid // 2]  # the window covering the map
-    model.eval()
-    linear = model.classifier(torch.flatten(pool5, 1))
-    torch.testing.assert_close(dense, linear, rtol=1e-4, atol=1e-5)
-
-
-def test_fcn_output_matches_input_size(model):
-    net = FCNNet(backbone_parts(model, "voc12-seg")).eval()
-    out = net(torch.randn(1, 3, 77, 101))
-    assert out.shape == (1, len(SEG_CLASSES), 77, 101)
 
 
 def test_loss_ignores_255_pixels():
@@ -83,7 +67,8 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
                 for i in ids)
     assert cm.sum() == valid  # every non-ignored val pixel counted once, 255 never
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    torch.testing.assert_close(state["model"]["features.0.weight"], model.features[0].weight)
+    torch.testing.assert_close(state["state"]["model"]["features.0.weight"],
+                               model.features[0].weight)
     assert state["position"]["iteration"] == 3
 
 
@@ -92,14 +77,14 @@ def test_fcn_fits_a_few_training_images(model, voc_root):
     the untrained net (zero score layer: background everywhere)."""
     from dcbench.data.loader import DecodeReport
     from dcbench.data.voc import VOCSegmentation
+    from dcbench.protocols.voc.finetune_base import epoch_batches, train_iterations
+    from dcbench.protocols.voc.nets import set_trainable
     from dcbench.protocols.voc12_seg import (
         collate_segmentation,
         seg_transform,
         segment_confusion,
         voc12_seg_metrics,
     )
-    from dcbench.protocols.voc_finetune import epoch_batches, train_iterations
-    from dcbench.protocols.voc_nets import set_trainable
 
     data = VOCSegmentation(voc_root, 2012, "train",
                            transform=seg_transform(model.config["mean"], model.config["std"],

@@ -1,4 +1,5 @@
-"""Whole-network fine-tuning for a fixed number of SGD iterations (low-shot), resumable.
+"""Whole-network fine-tuning for a fixed number of SGD iterations (low-shot), resumable
+through the engine's loop.
 
 The network gets a fresh classification head (`reset_top_layer`), every trunk parameter is
 trained (the Sobel filter stays fixed), BN in train mode. Held-out (or val) accuracy is
@@ -8,8 +9,6 @@ measured every `eval_every` iterations; the state is checkpointed at those point
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,13 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Subset
-from tqdm import tqdm
 
-from dcbench.core.files import write_with
 from dcbench.data.loader import make_loader
-from dcbench.models.checkpoints import restore_state
+from dcbench.engine.inference import eval_mode, inference_batches
+from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle
 from dcbench.protocols.metrics import average_crops, topk_correct
-from dcbench.protocols.sources import epoch_generator
+from dcbench.protocols.probe.batch_sources import epoch_generator
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -61,24 +59,25 @@ def endless_batches(dataset: Any, positions: np.ndarray, batch_size: int, seed: 
         epoch += 1
 
 
-@torch.no_grad()
+def crop_averaged_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Logits of a batch; (B, crops, C, H, W) 10-crop views give softmax-averaged scores."""
+    if images.dim() == 5:
+        n, crops = images.shape[:2]
+        return average_crops(model(images.flatten(0, 1)).view(n, crops, -1))
+    return model(images)
+
+
 def top1(model: nn.Module, dataset: Any, positions: np.ndarray | None, batch_size: int,
          device: str) -> float:
     """Top-1 (percent) of `model` logits; 5-D batches are 10-crop views (softmax averaged)."""
-    model.eval()
     data = dataset if positions is None else Subset(dataset, positions.tolist())
     correct = total = 0
-    for batch in make_loader(data, batch_size):
-        if len(batch) == 0:
-            continue
-        images = batch.images.to(device)
-        if images.dim() == 5:
-            n, crops = images.shape[:2]
-            scores = average_crops(model(images.flatten(0, 1)).view(n, crops, -1))
-        else:
-            scores = model(images)
-        correct += topk_correct(scores.cpu(), batch.labels, (1,))[1]
-        total += len(batch)
+    with eval_mode(model):
+        for batch, scores in inference_batches(make_loader(data, batch_size),
+                                               lambda x: crop_averaged_logits(model, x),
+                                               device=device):
+            correct += topk_correct(scores.cpu(), batch.labels, (1,))[1]
+            total += len(batch)
     return 100.0 * correct / max(total, 1)
 
 
@@ -95,7 +94,9 @@ def finetune(
     progress: bool = False,
     desc: str = "fine-tune",
 ) -> list[tuple[int, float]]:
-    """Fine-tune `model` in place; returns [(iteration, evaluate(model))] at each eval point."""
+    """Fine-tune `model` in place in the engine's resumable loop; returns
+    [(iteration, evaluate(model))] at each eval point (the checkpoint is saved there too, and
+    removed at the end). A resumed run restarts the batch stream seeded by the iteration."""
     generator = torch.Generator().manual_seed(settings.seed)
     model.reset_top_layer(num_classes, generator)
     model.to(device)
@@ -104,33 +105,25 @@ def finetune(
         p.requires_grad_(True)
     optimizer = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay)
-    curve: list[tuple[int, float]] = []
-    start = 0
-    if checkpoint is not None and checkpoint.is_file():
-        def apply(state: dict) -> tuple[list, int]:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            return [tuple(p) for p in json.loads(state["curve"])], int(state["iteration"])
-
-        curve, start = restore_state(checkpoint, apply)
+    ckpt = LoopCheckpoint(checkpoint) if checkpoint is not None else None
+    loop = ResumableLoop(settings.iterations, state=StateBundle(model=model, optimizer=optimizer),
+                         checkpoint=ckpt, every=settings.eval_every, desc=desc, unit="it",
+                         progress=progress, extra={"curve": []})
+    start = loop.resume()
+    curve: list[list[float]] = loop.extra["curve"]
     batches = endless_batches(train_set, train_positions, settings.batch_size,
                               settings.seed * 7919 + start)
-    bar = tqdm(range(start, settings.iterations), desc=desc, disable=not progress,
-               file=sys.stderr, leave=False)
-    for it in bar:
+    for it in loop:
         model.train()
         images, labels = next(batches)
         loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        loop.set_postfix(loss=f"{float(loss.detach()):.3f}")
         done = it + 1
         if done % settings.eval_every == 0 or done == settings.iterations:
-            curve.append((done, evaluate(model)))
-            if checkpoint is not None:
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "curve": json.dumps(curve), "iteration": done}
-                write_with(checkpoint, lambda tmp, s=state: torch.save(s, tmp))
-    if checkpoint is not None and checkpoint.is_file():
-        checkpoint.unlink()
-    return curve
+            curve.append([done, evaluate(model)])
+    if ckpt is not None:
+        ckpt.discard()
+    return [(int(done), float(score)) for done, score in curve]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dcbench.protocols.pooling import PoolSpec, fallback_grid, pool_features, pool_spec
+from dcbench.protocols.probe.pooling import PoolSpec, fallback_grid, pool_features, pool_spec
 
 # AlexNet conv maps at 224 px (deepcluster-official.md 3.1)
 ALEXNET_224 = {"conv1": (96, 55, 55), "conv2": (256, 27, 27), "conv3": (384, 13, 13),
@@ -67,7 +67,7 @@ def test_pool_features_matches_a_hand_average():
 
 def test_real_alexnet_specs_from_the_model():
     from dcbench.models import create_backbone
-    from dcbench.protocols.pooling import model_pool_specs
+    from dcbench.protocols.probe.pooling import model_pool_specs
 
     net = create_backbone({"arch": "alexnet", "sobel": True}, seed=0)
     layers = list(ALEXNET_224)

@@ -10,8 +10,9 @@ from safetensors.torch import save_file
 from dcbench.data.folders import ImageFolderDataset
 from dcbench.data.loader import DecodeReport
 from dcbench.data.transforms import center_crop
-from dcbench.protocols.cache import CacheKey, FeatureCache, FeatureSet
-from dcbench.protocols.features import cached_features, model_pool_specs
+from dcbench.protocols.probe.feature_cache import CacheKey, FeatureCache, FeatureSet
+from dcbench.protocols.probe.frozen_features import cached_features
+from dcbench.protocols.probe.pooling import model_pool_specs
 
 KEY = CacheKey("sha", "conv1", "pool", "data", "center")
 

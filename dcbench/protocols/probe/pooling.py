@@ -76,16 +76,20 @@ class PoolSpec:
             return f"adaptive({self.grid}x{self.grid})"
         return "none"
 
-    def output_dim(self, shape: tuple[int, ...]) -> int:
-        """Flattened output size for an input of `shape` = (C, H, W) or (D,), computed by hand."""
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Pooled shape for an input of `shape` = (C, H, W) or (D,), computed by hand."""
         if len(shape) == 1 or self.kind == "none":
-            return int(math.prod(shape))
+            return (int(math.prod(shape)),)
         channels, height, width = shape
         if self.kind == "adaptive":
-            return channels * self.grid * self.grid
+            return (channels, self.grid, self.grid)
         out_h = (height + 2 * self.padding - self.kernel) // self.stride + 1
         out_w = (width + 2 * self.padding - self.kernel) // self.stride + 1
-        return channels * out_h * out_w
+        return (channels, out_h, out_w)
+
+    def output_dim(self, shape: tuple[int, ...]) -> int:
+        """Flattened output size for an input of `shape` = (C, H, W) or (D,)."""
+        return int(math.prod(self.output_shape(shape)))
 
 
 def fallback_grid(channels: int, height: int, width: int, target: int = TARGET_DIM) -> int:

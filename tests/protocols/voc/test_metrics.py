@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from dcbench.protocols import voc_metrics as vm
+from dcbench.protocols.voc import metrics as vm
 
 # Two images, one class. Image 0: a normal box and a difficult box; image 1: a normal box.
 GT = {
@@ -203,3 +203,118 @@ def test_predicted_but_absent_class_counts_as_zero():
 def test_confusion_matrix_rejects_out_of_range_labels():
     with pytest.raises(ValueError):
         vm.confusion_matrix(np.array([0]), np.array([7]), num_classes=3)
+
+
+# --- fidelity switches (issue 11 item 7): py-faster-rcnn's voc_eval.py, re-implemented here ---
+
+
+def _py_faster_rcnn_voc_eval(image_ids, confidence, boxes, recs, ovthresh=0.5):
+    """`voc_eval` + `voc_ap(use_07_metric=True)` of py-faster-rcnn, written from its code:
+    `np.argsort(-confidence)`, `ovmax > ovthresh`, thresholds `np.arange(0., 1.1, 0.1)`."""
+    class_recs = {k: {"bbox": b, "difficult": d, "det": [False] * len(d)}
+                  for k, (b, d) in recs.items()}
+    npos = sum(int((~d).sum()) for _, d in recs.values())
+    sorted_ind = np.argsort(-np.asarray(confidence, float))
+    bb_all = np.asarray(boxes, float).reshape(-1, 4)[sorted_ind, :]
+    ids = [image_ids[x] for x in sorted_ind]
+    nd = len(ids)
+    tp, fp = np.zeros(nd), np.zeros(nd)
+    for d in range(nd):
+        r = class_recs.get(ids[d], {"bbox": np.zeros((0, 4)), "difficult": [], "det": []})
+        bb = bb_all[d, :]
+        ovmax = -np.inf
+        bbgt = r["bbox"]
+        if bbgt.size > 0:
+            ixmin = np.maximum(bbgt[:, 0], bb[0])
+            iymin = np.maximum(bbgt[:, 1], bb[1])
+            ixmax = np.minimum(bbgt[:, 2], bb[2])
+            iymax = np.minimum(bbgt[:, 3], bb[3])
+            iw = np.maximum(ixmax - ixmin + 1.0, 0.0)
+            ih = np.maximum(iymax - iymin + 1.0, 0.0)
+            inters = iw * ih
+            uni = ((bb[2] - bb[0] + 1.0) * (bb[3] - bb[1] + 1.0)
+                   + (bbgt[:, 2] - bbgt[:, 0] + 1.0) * (bbgt[:, 3] - bbgt[:, 1] + 1.0) - inters)
+            overlaps = inters / uni
+            ovmax = np.max(overlaps)
+            jmax = np.argmax(overlaps)
+        if ovmax > ovthresh:
+            if not r["difficult"][jmax]:
+                if not r["det"][jmax]:
+                    tp[d] = 1.0
+                    r["det"][jmax] = 1
+                else:
+                    fp[d] = 1.0
+        else:
+            fp[d] = 1.0
+    fp, tp = np.cumsum(fp), np.cumsum(tp)
+    rec = tp / float(npos)
+    prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    ap = 0.0
+    for t in np.arange(0.0, 1.1, 0.1):
+        p = 0 if np.sum(rec >= t) == 0 else np.max(prec[rec >= t])
+        ap = ap + p / 11.0
+    return ap
+
+
+FAITHFUL = {"ap_thresholds": "devkit", "score_order": "quicksort", "iou_match": "gt"}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_faithful_switches_match_py_faster_rcnn_voc_eval(seed):
+    rng = np.random.default_rng(seed)
+    gt = {}
+    for img in range(6):
+        m = int(rng.integers(0, 4))
+        xy = rng.integers(1, 40, size=(m, 2)).astype(float)
+        wh = rng.integers(5, 30, size=(m, 2)).astype(float)
+        gt[img] = (np.concatenate([xy, xy + wh], 1), rng.random(m) < 0.2)
+    ids, boxes = [], []
+    for img, (b, _) in gt.items():
+        for box in b:  # near-copies of the ground truth (IoU around 0.5) plus misses
+            for _ in range(int(rng.integers(0, 3))):
+                ids.append(img)
+                boxes.append(box + rng.integers(-6, 7, size=4))
+        for _ in range(int(rng.integers(0, 3))):
+            ids.append(img)
+            xy = rng.integers(1, 60, size=2).astype(float)
+            boxes.append(np.concatenate([xy, xy + rng.integers(5, 30, size=2)]))
+    boxes = np.asarray(boxes, float).reshape(-1, 4)
+    boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2])
+    scores = np.round(rng.random(len(ids)), 1)  # many ties
+    if sum(int((~d).sum()) for _, d in gt.values()) == 0:
+        pytest.skip("no positive in this draw")
+    got = vm.detection_ap(ids, scores, boxes, gt, **FAITHFUL)
+    assert got == pytest.approx(_py_faster_rcnn_voc_eval(ids, scores, boxes, gt), abs=1e-12)
+
+
+def test_recall_of_exactly_three_tenths_is_where_thresholds_differ():
+    # 10 positives in 10 images, 3 perfect detections: recall tops out at exactly 0.3
+    gt = {i: (np.array([[1.0, 1.0, 10.0, 10.0]]), np.array([False])) for i in range(10)}
+    ids, scores, boxes = [0, 1, 2], np.array([0.9, 0.8, 0.7]), np.tile([1.0, 1, 10, 10], (3, 1))
+    exact = vm.detection_ap(ids, scores, boxes, gt)
+    devkit = vm.detection_ap(ids, scores, boxes, gt, ap_thresholds="devkit")
+    assert exact == pytest.approx(4 / 11)  # t = 0, 0.1, 0.2, 0.3 reached
+    assert devkit == pytest.approx(3 / 11)  # 0.30000000000000004 is not
+    assert devkit == pytest.approx(_py_faster_rcnn_voc_eval(ids, scores, boxes, gt))
+
+
+def test_iou_of_exactly_one_half_matches_only_with_ge():
+    gt = {0: (np.array([[1.0, 1.0, 10.0, 10.0]]), np.array([False]))}  # 100 pixels
+    half = np.array([[1.0, 1.0, 10.0, 5.0]])  # 50 pixels inside: IoU exactly 0.5
+    assert vm.voc_iou(half[0], gt[0][0])[0] == 0.5
+    assert vm.detection_ap([0], np.array([1.0]), half, gt) == pytest.approx(1.0)
+    assert vm.detection_ap([0], np.array([1.0]), half, gt, iou_match="gt") == 0.0
+    assert _py_faster_rcnn_voc_eval([0], [1.0], half, gt) == 0.0
+
+
+def test_tied_scores_keep_input_order_only_when_stable():
+    # two tied detections on one box: the first in sorted order is the TP, the other a duplicate
+    gt = {0: (np.array([[1.0, 1.0, 10.0, 10.0]]), np.array([False]))}
+    scores = np.full(17, 0.5)
+    boxes = np.tile([1.0, 1, 10, 10], (17, 1))
+    tp, _, _ = vm.match_detections([0] * 17, scores, boxes, gt)
+    assert tp[0] == 1 and tp.sum() == 1
+    tp_q, _, _ = vm.match_detections([0] * 17, scores, boxes, gt, score_order="quicksort")
+    assert tp_q.sum() == 1 and tp_q[0] == 1  # ranks are sorted positions in both orders
+    with pytest.raises(ValueError):
+        vm.match_detections([0], scores[:1], boxes[:1], gt, score_order="heapsort")

@@ -6,19 +6,18 @@ held-out split, the training set and the evaluation set are defined once for bot
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Subset
-from tqdm import tqdm
 
 from dcbench.data.loader import DecodeReport, make_loader
-from dcbench.protocols.cache import FeatureSet
-from dcbench.protocols.features import with_transform
-from dcbench.protocols.pooling import PoolSpec, pool_features
+from dcbench.engine.inference import inference_batches
+from dcbench.protocols.probe.feature_cache import FeatureSet
+from dcbench.protocols.probe.pooling import PoolSpec, pool_features
+from dcbench.protocols.probe.splits import with_transform
 
 TrainBatch = tuple[dict[str, torch.Tensor], torch.Tensor]
 EvalBatch = tuple[dict[str, torch.Tensor], torch.Tensor, int]
@@ -101,9 +100,10 @@ class ImageSource:
         self.progress = progress
         self.report = report
 
-    @torch.no_grad()
     def _pooled(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.featurize(images.to(self.device))
+        if images.dim() == 5:  # (B, crops, C, H, W): the crops flattened into the batch
+            images = images.flatten(0, 1)
+        out = self.featurize(images)
         return {layer: pool_features(out[layer], spec) for layer, spec in self.specs.items()}
 
     def train_batches(self, positions: np.ndarray | None, epoch: int, seed: int,
@@ -117,12 +117,10 @@ class ImageSource:
         with torch.random.fork_rng(devices=[]):
             # Transforms in the main process (workers=0) draw from the global RNG: pin it.
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            for batch in loader:
-                if self.report is not None:
-                    self.report.add(batch.bad, self.train_set)  # bad = dataset positions
-                if len(batch) == 0:
-                    continue
-                yield self._pooled(batch.images), batch.labels.to(self.device)
+            # bad = dataset positions of the full training set
+            for batch, pooled in inference_batches(loader, self._pooled, device=self.device,
+                                                   dataset=self.train_set, report=self.report):
+                yield pooled, batch.labels.to(self.device)
 
     def eval_batches(self, positions: np.ndarray | None, batch_size: int = 128
                      ) -> Iterator[EvalBatch]:
@@ -130,11 +128,7 @@ class ImageSource:
         dataset = self.eval_set if positions is None else Subset(self.eval_set,
                                                                  positions.tolist())
         loader = make_loader(dataset, batch_size, workers=self.workers)
-        for batch in tqdm(loader, desc="evaluate", disable=not self.progress, file=sys.stderr,
-                          leave=False):
-            if len(batch) == 0:
-                continue
-            images = batch.images
-            if self.eval_crops > 1:
-                images = images.flatten(0, 1)
-            yield self._pooled(images), batch.labels.to(self.device), self.eval_crops
+        for batch, pooled in inference_batches(loader, self._pooled, device=self.device,
+                                               progress=self.progress, desc="evaluate",
+                                               total=len(dataset)):
+            yield pooled, batch.labels.to(self.device), self.eval_crops

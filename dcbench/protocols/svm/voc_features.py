@@ -22,9 +22,10 @@ from dcbench.core.errors import UserError
 from dcbench.data.decode import open_image
 from dcbench.data.loader import DecodeReport
 from dcbench.data.voc import VOCClassification
-from dcbench.protocols.cache import FeatureCache
-from dcbench.protocols.features import cached_features, log
-from dcbench.protocols.pooling import model_pool_specs
+from dcbench.engine.resumable import status as log
+from dcbench.protocols.probe.feature_cache import FeatureCache
+from dcbench.protocols.probe.frozen_features import cached_features
+from dcbench.protocols.probe.pooling import model_pool_specs
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone

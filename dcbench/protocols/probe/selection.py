@@ -22,19 +22,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from dcbench.protocols.probe import (
+from dcbench.core.errors import UserError
+from dcbench.protocols.probe.heads import (
     Batches,
     HeadSpec,
     OptimSettings,
     ProbeSet,
     best_epoch,
     evaluate,
-    run_phase,
+    train_phase,
 )
+from dcbench.protocols.probe.splits import stratified_split
 
 
 class Source(TypingProtocol):
-    """What `fit_with_selection` needs from a batch source (see protocols.sources)."""
+    """What `fit_with_selection` needs from a batch source (see probe/batch_sources.py)."""
 
     def train_batches(self, positions: np.ndarray | None, epoch: int, seed: int,
                       batch_size: int) -> Batches: ...
@@ -110,8 +112,9 @@ def fit_with_selection(
 
     select = build({layer: list(settings.candidates) for layer in layers}, 1,
                    train_positions.size)
-    held_hist = run_phase(
+    held_hist = train_phase(
         select, epochs=settings.epochs, phase="select", work_dir=work_dir, progress=progress,
+        batches_per_epoch=_iters_per_epoch(train_positions.size, settings.batch_size),
         train_batches=lambda e: train_source.train_batches(
             train_positions, e, settings.seed * 1000 + 1, settings.batch_size),
         evaluate_fn=lambda: evaluate(
@@ -129,8 +132,9 @@ def fit_with_selection(
         chosen[layer] = best
     all_positions = np.sort(np.concatenate([train_positions, heldout_positions]))
     final = build({layer: [chosen[layer][:2]] for layer in layers}, 2, all_positions.size)
-    val_hist = run_phase(
+    val_hist = train_phase(
         final, epochs=settings.epochs, phase="final", work_dir=work_dir, progress=progress,
+        batches_per_epoch=_iters_per_epoch(all_positions.size, settings.batch_size),
         train_batches=lambda e: train_source.train_batches(
             all_positions, e, settings.seed * 1000 + 2, settings.batch_size),
         evaluate_fn=lambda: evaluate(final, val_source.eval_batches(None,
@@ -147,3 +151,25 @@ def fit_with_selection(
 
 def _iters_per_epoch(n: int, batch_size: int) -> int:
     return max(1, -(-n // batch_size))
+
+
+def select_and_fit(
+    layers: list[str],
+    make_head: Callable[[str], nn.Module],
+    train_source: Source,
+    val_source: Source,
+    train_labels: np.ndarray,
+    settings: FitSettings,
+    heldout_fraction: float,
+    *,
+    device: str = "cpu",
+    work_dir: Path | None = None,
+    progress: bool = False,
+) -> dict[str, LayerOutcome]:
+    """Hold out a seeded stratified `heldout_fraction` of the training positions (labels =
+    `train_labels`), then `fit_with_selection`: the probes' one path from sources to outcomes."""
+    train_pos, held_pos = stratified_split(train_labels, heldout_fraction, settings.seed)
+    if held_pos.size == 0:
+        raise UserError("the training split is too small to hold out data for selection")
+    return fit_with_selection(layers, make_head, train_source, val_source, train_pos, held_pos,
+                              settings, device=device, work_dir=work_dir, progress=progress)

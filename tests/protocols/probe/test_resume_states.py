@@ -9,15 +9,20 @@ from torch import nn
 from dcbench.core.errors import UserError
 from dcbench.models.checkpoints import restore_state
 
-from .test_probe import _phase
+from .test_heads import _phase
+
+LOOP = {"format": 1, "position": {"done": 1}, "extra": "{}", "rng": None, "config_hash": None}
 
 
 @pytest.mark.parametrize("state", [{}, {"probes": {}, "history": "{}", "epoch": 0},
-                                   {"probes": {"heads": {"h.linear.weight": torch.zeros(1)}}}])
+                                   {"probes": {"heads": {"h.linear.weight": torch.zeros(1)}}},
+                                   {**LOOP, "state": {}},
+                                   {**LOOP, "state": {"heads": {"bad.weight": torch.zeros(2)}}},
+                                   {**LOOP, "state": {"heads": {}}, "position": None}])
 def test_probe_phase_refuses_a_wrong_checkpoint(tmp_path, state) -> None:
     (tmp_path / "checkpoints").mkdir()
     torch.save(state, tmp_path / "checkpoints" / "t.pt")
-    with pytest.raises(UserError, match="does not fit this run") as err:
+    with pytest.raises(UserError, match="does not fit this run|not a dcbench loop") as err:
         _phase(tmp_path, 2)
     assert "\n" not in str(err.value)
 

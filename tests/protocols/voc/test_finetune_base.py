@@ -8,7 +8,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dcbench.core.errors import UserError
-from dcbench.protocols import voc_finetune as ft
+from dcbench.engine.resumable import LoopCheckpoint, StateBundle
+from dcbench.protocols.voc import finetune_base as ft
 
 
 class NoisyItems(Dataset):
@@ -70,7 +71,7 @@ def _train(tmp_path, iterations, crash_at=None, every=3):
         opt.step()
         return float(loss.detach())
 
-    ckpt = ft.Checkpoint(tmp_path / "checkpoint.pt", "cfg")
+    ckpt = LoopCheckpoint(tmp_path / "checkpoint.pt", "cfg", rng=True)
     batches = ft.epoch_batches(NoisyItems(), batch_size=4, seed=5, workers=0)
     ft.train_iterations(model, opt, batches=batches, step=step, iterations=iterations, lr=0.05,
                         stepsize=4, gamma=0.5, seed=7, checkpoint=ckpt, every=every)
@@ -93,7 +94,8 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
     model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(UserError, match="different protocol config"):
-        ft.Checkpoint(tmp_path / "checkpoint.pt", "other").load(model, opt)
+        LoopCheckpoint(tmp_path / "checkpoint.pt", "other", rng=True).load(
+            StateBundle(model=model, optimizer=opt))
 
 
 def test_divergence_is_reported():

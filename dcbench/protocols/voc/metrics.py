@@ -31,6 +31,14 @@ from typing import Literal
 import numpy as np
 
 APMethod = Literal["11point", "all"]
+# Fidelity switches (docs/fidelity.md). Defaults = the MATLAB devkit semantics, exactly:
+# `exact` 11-point thresholds 0, 0.1, ..., 1 (`devkit`: py-faster-rcnn's
+# `np.arange(0., 1.1, 0.1)` with `rec >= t`, where 0.3, 0.6, 0.7 are slightly above);
+# `stable` order of tied scores (`quicksort`: `np.argsort(-scores)` as voc_eval.py);
+# IoU `ge` 0.5 is a match (`gt`: strictly greater, as voc_eval.py).
+APThresholds = Literal["exact", "devkit"]
+ScoreOrder = Literal["stable", "quicksort"]
+IoUMatch = Literal["ge", "gt"]
 
 
 def voc_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -51,10 +59,14 @@ def match_detections(
     boxes: np.ndarray,
     ground_truth: Mapping[Hashable, tuple[np.ndarray, np.ndarray]],
     iou_threshold: float = 0.5,
+    *,
+    score_order: ScoreOrder = "stable",
+    iou_match: IoUMatch = "ge",
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Label the detections of one class TP / FP in descending score order (VOC devkit rules).
 
     `ground_truth` maps image id -> (boxes (M, 4), difficult (M,) bool) for this class.
+    `score_order` and `iou_match` are the tie switches (see the module constants).
     Returns `(tp, fp, n_positives)`: two 0/1 arrays in sorted order (a detection ignored
     because it hit a difficult box has 0 in both) and the number of non-difficult boxes.
     """
@@ -64,7 +76,9 @@ def match_detections(
         raise ValueError("image_ids, scores and boxes must have the same length")
     n_pos = int(sum(int((~np.asarray(d, bool)).sum()) for _, d in ground_truth.values()))
     taken = {key: np.zeros(len(np.asarray(d)), dtype=bool) for key, (_, d) in ground_truth.items()}
-    order = np.argsort(-scores, kind="stable")
+    if score_order not in ("stable", "quicksort") or iou_match not in ("ge", "gt"):
+        raise ValueError(f"unknown score_order {score_order!r} or iou_match {iou_match!r}")
+    order = np.argsort(-scores, kind="stable") if score_order == "stable" else np.argsort(-scores)
     tp = np.zeros(len(order))
     fp = np.zeros(len(order))
     for rank, det in enumerate(order):
@@ -75,7 +89,9 @@ def match_detections(
         gt_boxes, difficult = ground_truth[key]
         overlaps = voc_iou(boxes[det], gt_boxes)
         best = int(np.argmax(overlaps))
-        if overlaps[best] < iou_threshold:
+        hit = (overlaps[best] >= iou_threshold if iou_match == "ge"
+               else overlaps[best] > iou_threshold)
+        if not hit:
             fp[rank] = 1
         elif bool(np.asarray(difficult, bool)[best]):
             continue  # a hit on a difficult box is neither rewarded nor penalised
@@ -98,13 +114,24 @@ def precision_recall(
     return recall, precision
 
 
-def ap_11point(recall: np.ndarray, precision: np.ndarray) -> float:
-    """VOC2007 AP: mean over t in {0, 0.1, ..., 1} of the max precision at recall >= t."""
+def ap_11point(recall: np.ndarray, precision: np.ndarray,
+               thresholds: APThresholds = "exact") -> float:
+    """VOC2007 AP: mean over t in {0, 0.1, ..., 1} of the max precision at recall >= t.
+
+    `exact` compares with the decimal thresholds (up to 1e-12); `devkit` uses the float
+    steps of `np.arange(0., 1.1, 0.1)` and a plain `>=`, as py-faster-rcnn's voc_eval.py.
+    """
     recall = np.asarray(recall, dtype=np.float64)
     precision = np.asarray(precision, dtype=np.float64)
+    if thresholds == "exact":
+        points, slack = np.linspace(0.0, 1.0, 11), 1e-12
+    elif thresholds == "devkit":
+        points, slack = np.arange(0.0, 1.1, 0.1), 0.0
+    else:
+        raise ValueError(f"unknown ap_thresholds {thresholds!r}; valid: exact, devkit")
     total = 0.0
-    for t in np.linspace(0.0, 1.0, 11):
-        above = precision[recall >= t - 1e-12]
+    for t in points:
+        above = precision[recall >= t - slack]
         total += float(above.max()) if above.size else 0.0
     return total / 11.0
 
@@ -119,11 +146,12 @@ def ap_all_point(recall: np.ndarray, precision: np.ndarray) -> float:
 
 
 def average_precision(
-    recall: np.ndarray, precision: np.ndarray, method: APMethod = "11point"
+    recall: np.ndarray, precision: np.ndarray, method: APMethod = "11point",
+    ap_thresholds: APThresholds = "exact",
 ) -> float:
     """AP from a precision/recall curve with the VOC07 (`11point`) or VOC2010+ (`all`) rule."""
     if method == "11point":
-        return ap_11point(recall, precision)
+        return ap_11point(recall, precision, ap_thresholds)
     if method == "all":
         return ap_all_point(recall, precision)
     raise ValueError(f"unknown AP method {method!r}; valid: 11point, all")
@@ -137,13 +165,17 @@ def detection_ap(
     *,
     iou_threshold: float = 0.5,
     method: APMethod = "11point",
+    ap_thresholds: APThresholds = "exact",
+    score_order: ScoreOrder = "stable",
+    iou_match: IoUMatch = "ge",
 ) -> float:
     """AP of one class; nan when the class has no non-difficult ground-truth box."""
-    tp, fp, n_pos = match_detections(image_ids, scores, boxes, ground_truth, iou_threshold)
+    tp, fp, n_pos = match_detections(image_ids, scores, boxes, ground_truth, iou_threshold,
+                                     score_order=score_order, iou_match=iou_match)
     if n_pos == 0:
         return float("nan")
     recall, precision = precision_recall(tp, fp, n_pos)
-    return average_precision(recall, precision, method)
+    return average_precision(recall, precision, method, ap_thresholds)
 
 
 def voc_detection_ap(
@@ -153,6 +185,9 @@ def voc_detection_ap(
     *,
     iou_threshold: float = 0.5,
     method: APMethod = "11point",
+    ap_thresholds: APThresholds = "exact",
+    score_order: ScoreOrder = "stable",
+    iou_match: IoUMatch = "ge",
 ) -> np.ndarray:
     """Per-class AP over a test set (nan for a class without non-difficult boxes).
 
@@ -186,6 +221,9 @@ def voc_detection_ap(
             gt_c,
             iou_threshold=iou_threshold,
             method=method,
+            ap_thresholds=ap_thresholds,
+            score_order=score_order,
+            iou_match=iou_match,
         )
     return aps
 

@@ -1,4 +1,5 @@
-"""Training heads on frozen features: the schedules, a multi-head trainer, and resumable phases.
+"""Probe heads on frozen features: the heads, their schedules, a multi-head trainer, and the
+resumable training phase (the engine's loop, one checkpoint per epoch).
 
 All heads of a `ProbeSet` see the same batches, so one backbone forward serves every layer
 and every weight-decay candidate (each head has its own optimizer and schedule, exactly as
@@ -10,31 +11,43 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from dcbench.core.files import append_line, write_with
-from dcbench.models.checkpoints import restore_state
+from dcbench.core.files import append_line
+from dcbench.core.progress import progress_bar
+from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
 from dcbench.protocols.metrics import average_crops, topk_correct
 
 Batches = Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]]
 
 
 class LinearHead(nn.Module):
-    """The linear probe: `Linear(D, C)` (dc2018 RegLog) or affine-free BN + Linear (goyal2019)."""
+    """The linear probe: `Linear(D, C)` (dc2018 RegLog) or, with `bn`, an affine-free
+    per-channel BatchNorm on the pooled (C, H, W) map before it (goyal2019: Goyal et al.'s
+    SpatialBN / VISSL's BatchNorm2d without affine), then the Linear layer.
 
-    def __init__(self, in_dim: int, num_classes: int, bn: bool = False) -> None:
+    Inputs are the flattened pooled features (N, C*H*W); `shape` = (C, H, W) says how to
+    view them for the per-channel statistics ((D,) or None: D channels of 1x1).
+    """
+
+    def __init__(self, in_dim: int, num_classes: int, bn: bool = False,
+                 shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm1d(in_dim, affine=False) if bn else nn.Identity()
+        shape = tuple(shape) if shape is not None else (in_dim,)
+        self.shape = shape + (1, 1) if len(shape) == 1 else shape
+        if math.prod(self.shape) != in_dim:
+            raise ValueError(f"pooled shape {shape} does not hold {in_dim} features")
+        self.norm = nn.BatchNorm2d(self.shape[0], affine=False) if bn else None
         self.linear = nn.Linear(in_dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.norm(x))
+        if self.norm is not None:
+            x = self.norm(x.view(x.shape[0], *self.shape)).flatten(1)
+        return self.linear(x)
 
 
 def lr_factor(schedule: str, lr0: float, weight_decay: float, iters_per_epoch: int,
@@ -114,21 +127,11 @@ class ProbeSet(nn.Module):
         self.eval()
         return {name: head(feats[self.specs[name].layer]) for name, head in self.heads.items()}
 
-    def full_state(self) -> dict:
-        """Weights, optimizer and scheduler states (for resumable checkpoints)."""
-        return {
-            "heads": self._modules_by_key.state_dict(),
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-        }
-
-    def load_full_state(self, state: dict) -> None:
-        """Restore what `full_state` saved."""
-        self._modules_by_key.load_state_dict(state["heads"])
-        for key, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][key])
-        for key, sched in self.schedulers.items():
-            sched.load_state_dict(state["schedulers"][key])
+    def checkpoint_state(self) -> StateBundle:
+        """Weights, optimizer and scheduler states, as one `Stateful` for the resumable loop."""
+        return StateBundle(heads=self._modules_by_key,
+                           optimizers=StateBundle(**self.optimizers),
+                           schedulers=StateBundle(**self.schedulers))
 
 
 @torch.no_grad()
@@ -155,7 +158,7 @@ def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], 
     return out
 
 
-def run_phase(
+def train_phase(
     probes: ProbeSet,
     *,
     epochs: int,
@@ -164,44 +167,39 @@ def run_phase(
     work_dir: Path | None,
     phase: str,
     progress: bool,
+    batches_per_epoch: int | None = None,
 ) -> dict[str, list[dict[str, float]]]:
-    """Train for `epochs`, evaluating after each; checkpoint per epoch and resume from it.
+    """Train for `epochs`, evaluating after each, in the engine's resumable loop (checkpoint
+    `work_dir/checkpoints/<phase>.pt` every epoch; a restarted run resumes from it). The
+    epoch bar and, with `batches_per_epoch`, a batch bar inside it show totals and ETAs.
 
     Returns the per-head history: history[head][epoch] = {'top1': .., 'top5': ..}.
     """
-    ckpt = work_dir / "checkpoints" / f"{phase}.pt" if work_dir is not None else None
-    history: dict[str, list[dict[str, float]]] = {name: [] for name in probes.heads}
-    start = 0
-    if ckpt is not None and ckpt.is_file():
-        def apply(state: dict) -> tuple[dict, int]:
-            probes.load_full_state(state["probes"])
-            return json.loads(state["history"]), int(state["epoch"]) + 1
-
-        history, start = restore_state(ckpt, apply)
-        status = "complete" if start >= epochs else f"resuming at epoch {start + 1}/{epochs}"
-        print(f"{phase} phase: {status} (from {ckpt})", file=sys.stderr)
-    for epoch in range(start, epochs):
+    ckpt = LoopCheckpoint(work_dir / "checkpoints" / f"{phase}.pt") if work_dir else None
+    loop = ResumableLoop(epochs, state=probes.checkpoint_state(), checkpoint=ckpt,
+                         desc=f"{phase} phase", unit="epoch", progress=progress,
+                         extra={"history": {name: [] for name in probes.heads}})
+    loop.resume()
+    history: dict[str, list[dict[str, float]]] = loop.extra["history"]
+    for epoch in loop:
+        bar = progress_bar(batches_per_epoch, f"{phase} epoch {epoch + 1}/{epochs}",
+                           unit="batch", enabled=progress)
         losses = []
-        bar = tqdm(train_batches(epoch), desc=f"{phase} epoch {epoch + 1}/{epochs}",
-                   disable=not progress, file=sys.stderr, leave=False)
-        for feats, labels in bar:
+        for feats, labels in train_batches(epoch):
             losses.append(probes.train_step(feats, labels))
-            if progress and len(losses) % 10 == 0:
-                bar.set_postfix(loss=f"{sum(losses[-10:]) / 10:.3f}")
+            bar.update(1)
+        bar.close()
+        loss = sum(losses) / max(len(losses), 1)
         metrics = evaluate_fn()
         for name, values in metrics.items():
             history[name].append(values)
         best = max(metrics.items(), key=lambda kv: kv[1]["top1"])
-        print(f"{phase} epoch {epoch + 1}/{epochs}: loss "
-              f"{sum(losses) / max(len(losses), 1):.3f}, best head {best[0]} top1 "
-              f"{best[1]['top1']:.2f}", file=sys.stderr, flush=True)
-        if ckpt is not None:
-            state = {"probes": probes.full_state(), "history": json.dumps(history),
-                     "epoch": epoch}
-            write_with(ckpt, lambda tmp, s=state: torch.save(s, tmp))
+        loop.set_postfix(loss=f"{loss:.3f}", top1=f"{best[1]['top1']:.2f}")
+        status(f"{phase} epoch {epoch + 1}/{epochs}: loss {loss:.3f}, best head {best[0]} "
+               f"top1 {best[1]['top1']:.2f}")
+        if work_dir is not None:
             append_line(work_dir / "log.jsonl", json.dumps({
-                "phase": phase, "epoch": epoch + 1,
-                "loss": sum(losses) / max(len(losses), 1), "eval": metrics}))
+                "phase": phase, "epoch": epoch + 1, "loss": loss, "eval": metrics}))
     return history
 
 

@@ -1,5 +1,5 @@
 """Shared plumbing of the frozen-backbone protocols (linear-conv, mlp): config fields, the
-fast (cached features) vs faithful (augmented images, 10-crop) sources, and result rows."""
+fast (cached features) vs faithful (augmented images, 10-crop) batch sources, and result rows."""
 
 from __future__ import annotations
 
@@ -9,28 +9,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from torch import nn
 from torchvision.transforms import v2
 
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.data import transforms as T
 from dcbench.data.loader import DecodeReport
+from dcbench.engine.resumable import status
 from dcbench.protocols.base import ProtocolConfig, Result, RunInfo, results_from_metrics
-from dcbench.protocols.cache import FeatureCache
-from dcbench.protocols.features import (
-    Sizes,
-    Splits,
-    cached_features,
-    load_splits,
-    log,
-    stratified_split,
-    with_transform,
-)
-from dcbench.protocols.pooling import PoolSpec
-from dcbench.protocols.probe import OptimSettings
-from dcbench.protocols.selection import FitSettings, LayerOutcome, fit_with_selection
-from dcbench.protocols.sources import ImageSource, TensorSource
+from dcbench.protocols.probe.batch_sources import ImageSource, TensorSource
+from dcbench.protocols.probe.feature_cache import FeatureCache
+from dcbench.protocols.probe.frozen_features import cached_features
+from dcbench.protocols.probe.heads import OptimSettings
+from dcbench.protocols.probe.pooling import PoolSpec
+from dcbench.protocols.probe.selection import FitSettings, LayerOutcome, Source
+from dcbench.protocols.probe.splits import Sizes, Splits, load_splits, with_transform
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -41,7 +34,9 @@ class FrozenProbeConfig(ProtocolConfig):
     """Training and evaluation settings shared by linear-conv and mlp (defaults: dc2018).
 
     `weight_decays` (and `lrs`) are candidates selected on a held-out `heldout_fraction` of
-    the training set (seeded, stratified). `fast` trains on cached center-crop features: no
+    the training set (seeded, stratified). `weight_decay_selection=fixed` uses the single
+    `weight_decay` instead (1e-7: the official eval_linear.sh; the lr candidates and the
+    epoch are still selected on held-out data). `fast` trains on cached center-crop features: no
     training augmentation and a single center crop at test instead of 10 crops, so it is a
     cheaper, different protocol (benchmarks/probes.py measures time and top-1 gap).
     """
@@ -49,6 +44,8 @@ class FrozenProbeConfig(ProtocolConfig):
     lrs: list[float] = dataclasses.field(default_factory=lambda: [0.01])
     momentum: float = 0.9
     weight_decays: list[float] = dataclasses.field(default_factory=lambda: [1e-7, 1e-4])
+    weight_decay_selection: Literal["heldout", "fixed"] = "heldout"
+    weight_decay: float = 1e-7
     schedule: Literal["sqrt", "step", "constant"] = "sqrt"
     milestones: list[int] = dataclasses.field(default_factory=list)
     gamma: float = 0.1
@@ -71,12 +68,16 @@ def check_config(cfg: FrozenProbeConfig) -> None:
         raise UserError("epochs, batch_size and eval_batch_size must be positive")
     if not cfg.lrs or not cfg.weight_decays:
         raise UserError("lrs and weight_decays need at least one candidate each")
+    if cfg.weight_decay_selection not in ("heldout", "fixed"):
+        raise UserError(f"weight_decay_selection must be heldout or fixed, got "
+                        f"{cfg.weight_decay_selection!r}")
 
 
 def fit_settings(cfg: FrozenProbeConfig) -> FitSettings:
     """The optimisation settings a config describes ((lr, wd) candidates = the product)."""
+    decays = cfg.weight_decays if cfg.weight_decay_selection == "heldout" else [cfg.weight_decay]
     return FitSettings(
-        candidates=tuple((lr, wd) for lr in cfg.lrs for wd in cfg.weight_decays),
+        candidates=tuple((lr, wd) for lr in cfg.lrs for wd in decays),
         optim=OptimSettings(cfg.momentum, cfg.schedule, tuple(cfg.milestones), cfg.gamma),
         epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
         seed=cfg.seed,
@@ -94,22 +95,21 @@ def train_transform(kind: str, sizes: Sizes) -> v2.Compose:
     ])
 
 
-def fit_frozen(
+def frozen_sources(
     model: Backbone,
     splits: Splits,
     cfg: FrozenProbeConfig,
     *,
     specs: dict[str, PoolSpec],
     featurize: Callable[[torch.Tensor], dict[str, torch.Tensor]],
-    make_head: Callable[[str], nn.Module],
     device: str,
     progress: bool,
-    work_dir: Path | None,
+    report: DecodeReport,
     cache: FeatureCache | None = None,
-) -> dict[str, LayerOutcome]:
-    """Build the fast or faithful sources, then select on held-out data and test on val."""
+) -> tuple[Source, Source]:
+    """(train, val) batch sources: cached center-crop tensors (`fast`) or augmented images
+    through the frozen network with 10-crop (or center-crop) evaluation (faithful)."""
     sizes = Sizes.for_model(model)
-    report = DecodeReport()
     center = T.center_crop(sizes.crop, sizes.resize, mean=sizes.mean, std=sizes.std)
     if cfg.fast:
         desc = sizes.describe("center_crop")
@@ -122,36 +122,30 @@ def fit_frozen(
         val_src = TensorSource(cached_features(
             model, with_transform(splits.val, center), specs, desc, desc="val features",
             **common), device)
-    else:
-        evaluation = (T.ten_crop(sizes.crop, sizes.resize, mean=sizes.mean, std=sizes.std)
-                      if cfg.ten_crop else center)
-        common = dict(featurize=featurize, specs=specs, eval_transform=evaluation,
-                      eval_crops=10 if cfg.ten_crop else 1, device=device, workers=cfg.workers,
-                      progress=progress, report=report)
-        train_src = ImageSource(splits.train, train_transform=train_transform(cfg.train_crop,
-                                                                              sizes), **common)
-        val_src = ImageSource(splits.val, train_transform=None, **common)
-    train_pos, held_pos = stratified_split(splits.train.targets, cfg.heldout_fraction, cfg.seed)
-    if held_pos.size == 0:
-        raise UserError("the training split is too small to hold out data for selection")
-    outcomes = fit_with_selection(list(specs), make_head, train_src, val_src, train_pos,
-                                  held_pos, fit_settings(cfg), device=device,
-                                  work_dir=work_dir, progress=progress)
-    if report.count:
-        log(report.summary())
-    return outcomes
+        return train_src, val_src
+    evaluation = (T.ten_crop(sizes.crop, sizes.resize, mean=sizes.mean, std=sizes.std)
+                  if cfg.ten_crop else center)
+    common = dict(featurize=featurize, specs=specs, eval_transform=evaluation,
+                  eval_crops=10 if cfg.ten_crop else 1, device=device, workers=cfg.workers,
+                  progress=progress, report=report)
+    train_src = ImageSource(splits.train, train_transform=train_transform(cfg.train_crop, sizes),
+                            **common)
+    return train_src, ImageSource(splits.val, train_transform=None, **common)
 
 
-def outcome_rows(info: RunInfo, outcomes: dict[str, LayerOutcome], work_dir: Path | None
-                 ) -> list[Result]:
-    """Result rows per layer and split; the selection record goes to `work_dir/selection.json`."""
+def outcome_rows(info: RunInfo, outcomes: dict[str, LayerOutcome], work_dir: Path | None,
+                 report: DecodeReport | None = None) -> list[Result]:
+    """Result rows per layer and split; the selection record goes to `work_dir/selection.json`
+    (and the undecodable files of `report`, if any, to stderr)."""
+    if report is not None and report.count:
+        status(report.summary())
     rows: list[Result] = []
     record: dict[str, Any] = {}
     for layer, outcome in outcomes.items():
         for split, metrics in outcome.metrics().items():
             rows += results_from_metrics(info, metrics, split=split, layer=layer)
         record[layer] = dataclasses.asdict(outcome)
-        log(f"{layer}: selected lr={outcome.lr:g} wd={outcome.weight_decay:g} "
+        status(f"{layer}: selected lr={outcome.lr:g} wd={outcome.weight_decay:g} "
             f"epoch {outcome.selected_epoch} (held-out top1 {outcome.heldout_top1:.2f}); "
             f"best val epoch {outcome.best_val_epoch}")
     if work_dir is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -95,6 +96,16 @@ def reinit_linear(layer: nn.Module, generator: torch.Generator, std: float = 0.0
         layer.bias.fill_(bias)
 
 
+def reset_linear_pytorch_default(layer: nn.Linear, generator: torch.Generator,
+                                 bias: float = 0.1) -> None:
+    """PyTorch's default `nn.Linear` weight init (kaiming-uniform with a = sqrt(5), i.e.
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in))) drawn from `generator`, bias constant: what the
+    official `eval_voc_classif.py` leaves on its new fc8 (it only fills the bias with 0.1)."""
+    with torch.no_grad():
+        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+        layer.bias.fill_(bias)
+
+
 class FrozenTrunkMixin(nn.Module):
     """`train()` that keeps `sobel` and `features` in eval mode (BN global statistics)."""
 
@@ -146,12 +157,3 @@ def set_trainable(net: nn.Module, train_layers: TrainLayers, train_bn_scales: bo
 def layer_label(train_layers: str, train_bn_scales: bool) -> str:
     """The `layer` column of result rows: `fc6-8`, `fc6-8+bn` (erratum switch) or `all`."""
     return "fc6-8+bn" if train_layers == "fc6-8" and train_bn_scales else train_layers
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """`cuda` when asked for and present (or `auto`/None with a GPU), else the CPU."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dcbench.protocols.voc_nets import BackboneParts, FrozenTrunkMixin
+from dcbench.protocols.voc.nets import BackboneParts, FrozenTrunkMixin
 
 
 def convolutionalize(parts: BackboneParts) -> nn.Sequential:

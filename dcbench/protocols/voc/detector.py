@@ -26,7 +26,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
-from dcbench.protocols.voc_nets import BackboneParts
+from dcbench.protocols.voc.nets import BackboneParts
 
 
 def voc_to_continuous(boxes: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from PIL import Image
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOCClassification
 from dcbench.models import create_backbone
-from dcbench.protocols.svm.features import squash_transform, voc_split_features
+from dcbench.protocols.svm.voc_features import squash_transform, voc_split_features
 
 
 def test_squash_keeps_the_whole_image():
