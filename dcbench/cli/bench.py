@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from dcbench.core.errors import UserError, did_you_mean
-from dcbench.core.files import write_json, write_text
+from dcbench.core.files import check_output_file, write_json, write_text
 
 HELP = "run the performance benchmarks (dcbench vs scikit-learn/torchvision baselines)"
 EPILOG = """examples:
@@ -221,6 +221,7 @@ def check_output(path: Path | None) -> None:
         raise UserError(f"--output must end in {' or '.join(OUTPUT_SUFFIXES)}, got {path.name!r}")
     if path.is_dir():
         raise UserError(f"--output {path} is a folder; give a file name")
+    check_output_file(path, "--output")
 
 
 def write_output(path: Path, report: Report) -> None:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from dcbench.core.errors import UserError
-from dcbench.core.files import staged_dir
+from dcbench.core.files import check_output_dir, staged_dir
 from dcbench.data.check import check_tree
 from dcbench.data.digits import make_digits_set
 from dcbench.data.synthetic import make_classification_set, make_voc_set
@@ -103,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_synth(args: argparse.Namespace) -> int:
 
-    out: Path = args.out.expanduser()
+    out: Path = check_output_dir(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"output folder {out} exists and is not empty; choose a new folder")
     start = time.perf_counter()

@@ -24,7 +24,7 @@ from pathlib import Path
 from dcbench.cli.demo_summary import print_summary
 from dcbench.cli.entry import main
 from dcbench.core.errors import UserError
-from dcbench.core.files import write_json
+from dcbench.core.files import check_output_dir, write_json
 from dcbench.core.home import results_store_path
 from dcbench.models.checkpoints import save_hub_dir
 from dcbench.models.factory import load_model
@@ -122,6 +122,7 @@ class Steps:
 def _prepare(args: argparse.Namespace, store: str) -> dict:
     """Check --out (new, --force, or --resume) and return the demo state to continue."""
     out: Path = args.out
+    check_output_dir(out)
     state_path = out / STATE_FILE
     settings = {"quick": args.quick, "seed": args.seed, "store": store}
     if args.resume:

@@ -71,9 +71,18 @@ def _apply_formatter(parser: argparse.ArgumentParser) -> None:
                 _apply_formatter(child)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one `dcbench: error:` line and exit 2, like
+    every other bad input (argparse would print the usage block first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Raise instead of printing usage (subparsers inherit this class)."""
+        raise UserError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; only subcommand `chosen` gets its (imported) arguments."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="dcbench",
         description="Benchmark suite and model hub for DeepCluster-style self-supervised CNNs.",
         epilog=EXAMPLES,

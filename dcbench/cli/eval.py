@@ -16,10 +16,11 @@ from typing import Any
 import pandas as pd
 import torch
 
+from dcbench.cli.config_checks import check_protocol_config
 from dcbench.core.config import dump_yaml, load_yaml, to_dict
 from dcbench.core.errors import UserError
-from dcbench.core.files import write_json, write_text
-from dcbench.core.home import dcbench_home
+from dcbench.core.files import check_output_dir, check_output_file, write_json, write_text
+from dcbench.core.home import dcbench_home, results_store_path
 from dcbench.core.provenance import versions
 from dcbench.core.rows import normalize_run
 from dcbench.leaderboards.store import ResultsStore
@@ -171,6 +172,16 @@ def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any]) -> tuple[Pat
     return out, run_id, not out.exists()
 
 
+def _check_store(path: Path) -> None:
+    """The results store must be writable and, when it exists, an SQLite file."""
+    check_output_file(path, "--store")
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                raise UserError(f"--store {path} is not an SQLite results store; choose "
+                                "another file")
+
+
 def print_table(rows: list[Any], file: Any = None) -> None:
     """Rows as a model/split/layer x metric table (per-draw seeds shown when there are several)."""
 
@@ -202,8 +213,13 @@ def run(args: argparse.Namespace) -> int:
     config = proto.resolve_config(dialect=args.dialect, schedule=args.schedule,
                                   layers=extra + [_flag_layer(proto, args)],
                                   overrides=args.overrides)
+    check_protocol_config(config, proto.name)
     if not Path(args.data).expanduser().exists():
         raise UserError(f"--data {args.data} does not exist")
+    if args.out:
+        check_output_dir(args.out)
+    if not args.no_store:  # found now, not after the whole evaluation
+        _check_store(Path(args.store) if args.store else results_store_path())
     device = _device(args.device)
     model = load_model(args.model)
     if getattr(config, "layers", None):

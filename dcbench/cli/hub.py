@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from dcbench.core.errors import UserError
+from dcbench.core.files import check_output_dir
 from dcbench.core.provenance import file_sha256
 from dcbench.leaderboards.cards import write_card
 from dcbench.models.checkpoints import save_hub_dir
@@ -128,6 +129,7 @@ def resolve_hub_folder(target: str) -> Path:
 
 def _convert(args: argparse.Namespace) -> int:
 
+    check_output_dir(args.out_dir, "OUT_DIR")
     if args.out_dir.exists() and any(args.out_dir.iterdir()):
         raise UserError(f"{args.out_dir} exists and is not empty; choose a new folder")
     # refuses unsafe pickles / missing, unexpected or mis-shaped keys first

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dcbench.core.errors import UserError
+from dcbench.core.files import check_output_file
 from dcbench.core.rows import read_results_file
 from dcbench.leaderboards import export
 from dcbench.leaderboards.importing import read_run_dir
@@ -97,7 +98,9 @@ def _parse_match(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch a `leaderboard` verb."""
+    """Dispatch a `leaderboard` verb (an --output path is checked before any work)."""
+    if getattr(args, "output", None):
+        check_output_file(args.output, "--output")
 
     if args.verb == "list":
         frame = Leaderboard().tables()[["id", "title", "source", "rows"]]

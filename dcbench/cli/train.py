@@ -10,6 +10,7 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.training.config import list_recipes, recipe_description, resolve_config
 from dcbench.training.deepcluster import train
+from dcbench.training.rundir import RunDir
 
 HELP = "train a DeepCluster model (k-means or PIC) on a folder of images"
 EPILOG = """recipes: tiny, deepcluster-alexnet, deepcluster-vgg16, pic-imnet-sob, km-imnet-sob,
@@ -54,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"dcbench train needs {', '.join(missing)} (see dcbench train --help)")
     config = resolve_config(args.recipe, args.overrides, epochs=args.epochs,
                             progress=True if args.progress else None)
+    RunDir(args.out).check_target(args.resume)  # before the dataset scan and the model build
+    if not Path(args.data).expanduser().is_dir():
+        raise UserError(f"image folder not found: --data {args.data} (expected a folder of "
+                        "class folders of images, or of images)")
 
     quiet = {"DCBENCH_PROGRESS": "0"} if args.progress is False else {}
     saved = {k: os.environ.get(k) for k in quiet}

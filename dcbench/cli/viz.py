@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dcbench.core.errors import UserError
-from dcbench.core.files import write_bytes
+from dcbench.core.files import check_output_file, write_bytes
 from dcbench.models.factory import load_model
 from dcbench.viz.activations import activations_image, find_top_activations
 from dcbench.viz.ascent import OBJECTIVES, AscentConfig, ascent_figure
@@ -171,6 +171,7 @@ def _check_out(path: Path) -> None:
         raise UserError(f"--out must end in .png, got {path}")
     if path.is_dir():
         raise UserError(f"--out is a folder: {path}")
+    check_output_file(path, "--out")
 
 
 def _load(spec: str, device: str = "cpu"):

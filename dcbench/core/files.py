@@ -71,7 +71,7 @@ def append_line(path: str | os.PathLike, line: str) -> None:
 @contextmanager
 def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
     """Yield a staging folder that replaces `out` on success. `out` must be absent or empty."""
-    out = Path(out).expanduser()
+    out = check_output_dir(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"output folder {out} exists and is not empty; choose a new folder")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -84,3 +84,38 @@ def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
     finally:
         if stage.exists():
             shutil.rmtree(stage)
+
+
+def _nearest_existing(path: Path) -> Path:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Refuse, before anything is written, an output folder that is a file or not writable."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file; expected a folder (new or empty)")
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise UserError(f"{flag} {path}: {base} is a file, so no folder can be made under it")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: {base} is not writable")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--store") -> Path:
+    """Refuse, before any work, an output file that is a folder or cannot be written."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; expected a file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{flag} {path} is not writable")
+    base = _nearest_existing(path.parent)
+    if not base.is_dir():
+        raise UserError(f"{flag} {path}: {base} is a file, so nothing can be made under it")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: folder {base} is not writable")
+    return path

@@ -15,27 +15,23 @@ from pathlib import Path
 
 from dcbench.core.errors import UserError
 from dcbench.data.check_report import CheckReport, decode_problems
-from dcbench.data.decode import is_image_file
-from dcbench.data.folders import _list_image_root, list_file_candidates, parse_list_line
+from dcbench.data.folders import (
+    _list_image_root,
+    list_file_candidates,
+    parse_list_line,
+    scan_folder,
+)
 from dcbench.data.voc_check import check_voc
 
 FORMATS: tuple[str, ...] = ("imagenet", "places", "voc")
 
 
-def _scan(folder: Path) -> tuple[list[str], list[str], list[str]]:
-    """(subfolders, image files, other files) directly in `folder`, sorted."""
-    dirs, images, other = [], [], []
-    with os.scandir(folder) as entries:
-        for e in entries:
-            if e.name.startswith("."):
-                continue
-            if e.is_dir():
-                dirs.append(e.name)
-            elif is_image_file(e.name):
-                images.append(e.name)
-            else:
-                other.append(e.name)
-    return sorted(dirs), sorted(images), sorted(other)
+def _scan(folder: Path, report: CheckReport) -> tuple[list[str], list[str], list[str]]:
+    """(subfolders, image files, other files) directly in `folder`, sorted; skipped entries
+    (symlink loops, dangling links, folders named like images) become problems."""
+    listing = scan_folder(folder)
+    report.problems += listing.problems
+    return listing.dirs, listing.images, listing.other
 
 
 def check_imagenet(report: CheckReport, sample: int, workers: int) -> None:
@@ -50,12 +46,12 @@ def check_imagenet(report: CheckReport, sample: int, workers: int) -> None:
     class_sets = {}
     for split in splits:
         folder = root / split
-        classes, loose, other = _scan(folder)
+        classes, loose, other = _scan(folder, report)
         paths: list[str] = []
         if classes:
             counts = {}
             for cls in classes:
-                _, images, _ = _scan(folder / cls)
+                _, images, _ = _scan(folder / cls, report)
                 counts[cls] = len(images)
                 paths += [str(folder / cls / f) for f in images]
                 if not images:

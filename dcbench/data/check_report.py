@@ -49,11 +49,11 @@ def decode_problems(paths: Sequence[str], sample: int, workers: int) -> list[str
         paths = [paths[i] for i in sorted(set(picks.tolist()))]
 
     def one(path: str) -> str | None:
-        result = decode_image(path)
+        result = decode_image(path, allow_truncated=True)
         if result.image is None:
             return f"{path}: undecodable ({result.problem})"
         if result.partial:
-            return f"{path}: truncated (only partly decodable)"
+            return f"{path}: truncated (only partly decodable), skipped by train and eval"
         return None
 
     with ThreadPoolExecutor(max(1, workers)) as pool:

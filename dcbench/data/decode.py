@@ -5,11 +5,14 @@ images with transparency and the odd 20000x20000 panorama. A training run over a
 images must not die on one of them, and it must not silently change PIL's process-wide
 settings either. So:
 
-- truncated files are re-read with `ImageFile.LOAD_TRUNCATED_IMAGES` only when the header
-  decoded and the pixel stream ran short (the official DeepCluster code sets the flag
-  globally; here it is scoped, under a lock, to that one retry);
+- truncated files are bad files (skipped and counted), unlike the official DeepCluster code
+  which sets `ImageFile.LOAD_TRUNCATED_IMAGES` globally and trains on grey tails; with
+  `allow_truncated` they are re-read with the flag scoped, under a lock, to that one retry;
 - images over `max_pixels` are decoded at reduced scale with JPEG `draft` (cheap: the
-  decoder skips DCT coefficients) or, for other formats, skipped with a clear reason;
+  decoder skips DCT coefficients; the cap holds for the size `draft` actually gives) or,
+  for other formats, skipped with a clear reason; a header that promises far more pixels
+  than the file's bytes can hold is refused before decoding;
+- EXIF orientation is applied (`ImageOps.exif_transpose`), as torchvision's readers do;
 - every mode is mapped to 8-bit RGB explicitly (16-bit and float images are rescaled,
   transparency is composited on white).
 """
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 IMG_EXTENSIONS: tuple[str, ...] = (
     ".jpg",
@@ -42,6 +45,12 @@ IMG_EXTENSIONS: tuple[str, ...] = (
 )
 MAX_PIXELS: int = 64_000_000
 """Images with more pixels are downscaled with JPEG draft mode, or skipped (other formats)."""
+MAX_PIXELS_PER_BYTE: int = 10_000
+"""A header promising more pixels per byte of file than this (above `_DENSITY_FLOOR` pixels)
+is a truncated file or a decompression bomb: refused before any pixel is decoded. Real
+photos hold well under 100 pixels per byte; a flat-colour PNG about 1,000 (deflate's limit)."""
+_DENSITY_FLOOR = 4_000_000
+_DRAFT_SCALES = (2, 4, 8)  # the reductions libjpeg can decode directly
 
 _PIL_FLAGS_LOCK = threading.Lock()
 
@@ -108,28 +117,63 @@ def _is_jpeg(path: Path) -> bool:
         return handle.read(3) == b"\xff\xd8\xff"
 
 
+def _header_problem(img: Image.Image, n_bytes: int, max_pixels: int) -> str | None:
+    """Why the header alone rules the file out (None when it may be decoded)."""
+    width, height = img.size
+    pixels = width * height
+    if pixels > _DENSITY_FLOOR and pixels > MAX_PIXELS_PER_BYTE * n_bytes:
+        return (f"implausible header ({width}x{height} in {n_bytes} bytes): truncated file or "
+                "decompression bomb")
+    if pixels > max_pixels:
+        if img.format != "JPEG":
+            return (f"too large ({width}x{height} {img.format}, over {max_pixels} pixels; "
+                    "only JPEG can be downscaled)")
+        if pixels > max_pixels * _DRAFT_SCALES[-1] ** 2:
+            return (f"too large ({width}x{height} JPEG: over {max_pixels} pixels even at "
+                    f"1/{_DRAFT_SCALES[-1]} scale)")
+    return None
+
+
+def _draft_to_cap(img: Image.Image, max_pixels: int) -> None:
+    """Ask libjpeg for the least reduction (1/2, 1/4, 1/8) that fits under `max_pixels`.
+
+    `draft` picks the smallest reduction whose result is at least the requested size, so the
+    request is the exact reduced size (a proportional request would round up past the cap).
+    """
+    width, height = img.size
+    for factor in _DRAFT_SCALES:
+        size = (-(-width // factor), -(-height // factor))
+        if size[0] * size[1] <= max_pixels:
+            img.draft("RGB", size)
+            return
+
+
 def _load(path: Path, max_pixels: int, *, truncated: bool, unlimited: bool) -> Decoded:
+    n_bytes = path.stat().st_size
     with _relaxed_pil(truncated=truncated, unlimited=unlimited), warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(path) as img:
-            width, height = img.size
+            problem = _header_problem(img, n_bytes, max_pixels)
+            if problem:
+                return Decoded(None, problem)
+            if img.size[0] * img.size[1] > max_pixels:
+                _draft_to_cap(img, max_pixels)
+            width, height = img.size  # what the decoder will produce (after draft)
             if width * height > max_pixels:
-                if img.format != "JPEG":
-                    return Decoded(
-                        None,
-                        f"too large ({width}x{height} {img.format}, over "
-                        f"{max_pixels} pixels; only JPEG can be downscaled)",
-                    )
-                scale = (max_pixels / (width * height)) ** 0.5
-                img.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
+                return Decoded(None, f"too large ({width}x{height} after draft, over "
+                                     f"{max_pixels} pixels)")
             img.load()
-            return Decoded(to_rgb(img), partial=truncated)
+            return Decoded(to_rgb(ImageOps.exif_transpose(img)), partial=truncated)
 
 
 def decode_image(
-    path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, allow_truncated: bool = True
+    path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, allow_truncated: bool = False
 ) -> Decoded:
-    """Decode `path` to RGB, or say why it cannot be decoded. Never raises for bad files."""
+    """Decode `path` to RGB (EXIF orientation applied), or say why it cannot be decoded.
+
+    Never raises for bad files. A truncated file is a bad file unless `allow_truncated`
+    (`dcbench data check` uses it to tell how much of such a file survives).
+    """
     path = Path(path)
     try:
         if path.stat().st_size == 0:
@@ -161,7 +205,7 @@ def decode_image(
 
 
 def open_image(
-    path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, allow_truncated: bool = True
+    path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, allow_truncated: bool = False
 ) -> Image.Image | None:
     """Open `path` as an RGB PIL image, or return `None` if it cannot be decoded."""
     return decode_image(path, max_pixels=max_pixels, allow_truncated=allow_truncated).image

@@ -8,8 +8,10 @@ drops it from the batch and reports its index (see `dcbench.data.loader`).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 Transform = Callable[[Any], Any]
+log = logging.getLogger(__name__)
+_WARNED: set[str] = set()
 
 IMAGEFOLDER_LAYOUT = """expected layout (ImageNet style, one folder per class):
   ROOT/train/n01440764/n01440764_10026.JPEG
@@ -50,15 +54,56 @@ def _default_transform(img: Any) -> Any:
     return to_float_tensor(img)
 
 
-def _scan_images(folder: str) -> list[str]:
-    """Sorted image file names directly inside `folder` (no recursion, no PIL)."""
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if e.is_file() and is_image_file(e.name))
+@dataclass
+class Listing:
+    """The entries directly in one folder, sorted; `problems` names each entry that is skipped
+    although it looks like data (loops, dangling links, folders named like images)."""
+
+    dirs: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
-def _scan_subdirs(folder: str) -> list[str]:
+def scan_folder(folder: str | os.PathLike) -> Listing:
+    """List `folder` with `os.scandir` (no PIL), never raising on a hostile entry."""
+    listing = Listing()
     with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = os.path.join(str(folder), entry.name)
+            looks_like_image = is_image_file(entry.name)
+            try:
+                is_dir, is_file = entry.is_dir(), entry.is_file()
+            except OSError as err:  # ELOOP: a symlink loop; EACCES
+                listing.problems.append(f"{path}: skipped ({err.strerror or err})")
+                continue
+            if is_dir:
+                listing.dirs.append(entry.name)
+                if looks_like_image:
+                    listing.problems.append(f"{path}: skipped (a folder named like an image)")
+            elif is_file:
+                (listing.images if looks_like_image else listing.other).append(entry.name)
+            elif entry.is_symlink():
+                listing.problems.append(f"{path}: skipped (dangling symlink)")
+    for names in (listing.dirs, listing.images, listing.other):
+        names.sort()
+    return listing
+
+
+def _report_listing(root: Path, problems: list[str], empty: list[str]) -> None:
+    """One warning line for what the listing skipped (full list: `dcbench data check`)."""
+    parts = []
+    if empty:
+        parts.append(f"{len(empty)} empty class folder(s) ({', '.join(empty[:5])})")
+    if problems:
+        parts.append(f"{len(problems)} entr{'y' if len(problems) == 1 else 'ies'} skipped "
+                     f"(e.g. {problems[0]})")
+    message = f"warning: {root}: {'; '.join(parts)}; see `dcbench data check`"
+    if parts and message not in _WARNED:  # two datasets over one folder warn once
+        _WARNED.add(message)
+        log.warning("%s", message)
 
 
 class _ImageDataset(Dataset):
@@ -101,19 +146,29 @@ class ImageFolderDataset(_ImageDataset):
         self.transform = transform
         if not self.root.is_dir():
             raise UserError(f"image folder not found: {self.root}", detail=IMAGEFOLDER_LAYOUT)
-        classes = _scan_subdirs(str(self.root))
+        top = scan_folder(self.root)
+        classes = top.dirs
         samples: list[tuple[str, int]] = []
+        problems, empty = list(top.problems), []
         if classes:
+            problems = [p for p in problems if "named like an image" not in p]  # classes
             for label, name in enumerate(classes):
                 folder = os.path.join(str(self.root), name)
-                samples.extend((os.path.join(folder, f), label) for f in _scan_images(folder))
+                inner = scan_folder(folder)
+                problems += inner.problems
+                if not inner.images:
+                    empty.append(name)
+                samples.extend((os.path.join(folder, f), label) for f in inner.images)
         else:
-            samples = [(os.path.join(str(self.root), f), -1) for f in _scan_images(str(self.root))]
+            samples = [(os.path.join(str(self.root), f), -1) for f in top.images]
         if not samples:
             raise UserError(f"no images found in {self.root}", detail=IMAGEFOLDER_LAYOUT)
         self.classes: list[str] = classes
         self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(classes)}
         self.samples = samples
+        self.listing_problems: list[str] = problems
+        self.empty_classes: list[str] = empty
+        _report_listing(self.root, problems, empty)
 
 
 def parse_list_line(line: str) -> tuple[str, int] | None:

@@ -66,7 +66,7 @@ def _corrupt_bytes(kind: str, rng: np.random.Generator, size: int) -> bytes:
         return b"this is a text file with an image extension\n"
     if kind == "truncated-header":
         return _png_bytes(draw_class_image("circle", size, rng))[:40]
-    if kind == "truncated-tail":  # header intact, pixel stream cut: decodes partially
+    if kind == "truncated-tail":  # header intact, pixel stream cut: bad (data check: partial)
         buf = io.BytesIO()
         Image.fromarray(draw_class_image("square", size, rng)).save(buf, format="JPEG")
         data = buf.getvalue()

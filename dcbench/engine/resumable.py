@@ -8,7 +8,7 @@ is due (every `every` steps, and the last) it writes one checkpoint file atomica
      "rng": {"torch": CPU state, "cuda": [...]} or None, "config_hash": str}
 
 and a killed run started again resumes after the last saved step. Checkpoints are read
-through `dcbench.models.checkpoints.read_checkpoint` (the one safe loader). The RNG is saved
+through `dcbench.models.checkpoints.restore_state` (the one safe loader). The RNG is saved
 only when the caller asks (`rng=True`): loops whose randomness is pinned by seeded
 generators (the probes, low-shot) do not need it; the VOC fine-tunes, whose dropout draws
 from the global RNG, do. A checkpoint written under another config hash is refused.
@@ -31,7 +31,7 @@ import torch
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_with
 from dcbench.core.progress import progress_bar
-from dcbench.models.checkpoints import read_checkpoint
+from dcbench.models.checkpoints import restore_state
 
 FORMAT = 1
 
@@ -96,20 +96,24 @@ class LoopCheckpoint:
         path = Path(self.path)
         if not path.is_file():
             return None
-        payload = read_checkpoint(path)
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise UserError(f"{path} is not a dcbench loop checkpoint of format {FORMAT}; "
-                            "use a fresh --work-dir")
-        if self.config_hash and payload.get("config_hash") != self.config_hash:
-            raise UserError(f"{path} was written with a different protocol config; "
-                            "use a fresh --work-dir (or the same settings) to resume")
-        state.load_state_dict(payload["state"])
-        rng = payload.get("rng")
-        if self.rng and rng:
-            torch.set_rng_state(rng["torch"])
-            if rng["cuda"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(rng["cuda"])
-        return dict(payload["position"]), json.loads(payload["extra"])
+
+        def apply(payload: Any) -> tuple[dict[str, int], dict[str, Any]]:
+            if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+                raise UserError(f"{path} is not a dcbench loop checkpoint of format {FORMAT}; "
+                                "use a fresh --work-dir")
+            if self.config_hash and payload.get("config_hash") != self.config_hash:
+                raise UserError(f"{path} was written with a different protocol config; "
+                                "use a fresh --work-dir (or the same settings) to resume")
+            state.load_state_dict(payload["state"])
+            rng = payload.get("rng")
+            if self.rng and rng:
+                torch.set_rng_state(rng["torch"])
+                if rng["cuda"] and torch.cuda.is_available():
+                    torch.cuda.set_rng_state_all(rng["cuda"])
+            return dict(payload["position"]), json.loads(payload["extra"])
+
+        # content that does not fit (wrong keys or shapes) is one line, not a traceback
+        return restore_state(path, apply)
 
     def discard(self) -> None:
         """Remove the file (a finished run that should not be resumed again)."""

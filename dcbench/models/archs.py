@@ -10,6 +10,7 @@ import torch
 from dcbench.core.registry import Registry
 from dcbench.models.alexnet import build_alexnet, build_alexnet_small
 from dcbench.models.backbone import Backbone
+from dcbench.models.config_schema import check_model_config, check_seed
 from dcbench.models.resnet import build_resnet
 from dcbench.models.vgg import build_vgg16
 
@@ -29,6 +30,9 @@ def list_archs(pattern: str = "*") -> list[str]:
 
 def create_backbone(config: dict[str, Any], seed: int | None = None) -> Backbone:
     """Build `config['arch']` with the official random init (seeded when `seed` is given)."""
+    check_model_config(config)
+    if seed is not None:
+        seed = check_seed(seed)
     builder = ARCHS.get(config.get("arch"))
     generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
     if seed is not None:

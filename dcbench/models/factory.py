@@ -16,7 +16,6 @@ nothing where the architecture is known without the weights (catalog, torchvisio
 from __future__ import annotations
 
 import fnmatch
-import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,6 +33,7 @@ from dcbench.models.checkpoints import (
     load_strict,
     read_checkpoint,
 )
+from dcbench.models.config_schema import check_model_config, check_seed, read_model_config
 from dcbench.models.external import load_timm, load_torchvision
 from dcbench.models.sources.catalog import get_entry, has_entry, list_entries
 from dcbench.models.sources.hf import parse_hf_spec, pull_hf
@@ -47,8 +47,9 @@ def _parse_query(text: str) -> dict[str, Any]:
 def _from_arch(spec: str) -> Backbone:
     arch, _, query = spec.partition("?")
     params = _parse_query(query)
-    seed = params.pop("seed", 0)
-    return create_backbone({"arch": arch, **params}, seed=seed)
+    seed = check_seed(params.pop("seed", 0), f"arch:{spec}: seed")
+    return create_backbone(check_model_config({"arch": arch, **params}, f"arch:{spec}"),
+                           seed=seed)
 
 
 def _from_path(path: Path) -> Backbone:
@@ -71,7 +72,7 @@ def _from_path(path: Path) -> Backbone:
 
 
 def _with_config(path: Path, config_path: Path, obj: Any = None) -> Backbone:
-    config = json.loads(config_path.read_text())
+    config = read_model_config(config_path)
     build = {k: v for k, v in config.items() if k not in ("taps", "weights_sha256")}
     model = create_backbone(build, seed=0)
     state = extract_state_dict(obj if obj is not None else read_checkpoint(path), path)
@@ -85,7 +86,7 @@ def _from_catalog(name: str, query: str, pretrained: bool = True) -> Backbone:
         return create_backbone({"arch": entry.arch, "sobel": entry.sobel}, seed=0)
     if entry.source == "random":
         params = _parse_query(query)
-        seed = int(params.pop("seed", entry.seed))
+        seed = check_seed(params.pop("seed", entry.seed), f"{name}: seed")
         model = create_backbone({"arch": entry.arch, "sobel": entry.sobel, **params}, seed=seed)
         model.config["init_seed"] = seed
         return model

@@ -61,9 +61,8 @@ def weighted_knn_scores(
     k: int = 20, temperature: float = 0.07,
 ) -> np.ndarray:
     """Pure core: (N_test, C) class scores = sum over the k nearest (cosine) of exp(sim / T)."""
-    if k < 1:
-        raise ValueError("k must be >= 1")
-    k = min(k, train.shape[0])
+    if not 1 <= k <= train.shape[0]:  # never clipped: the config must record the k used
+        raise ValueError(f"k must be in [1, {train.shape[0]}] (the training features), got {k}")
     train_n, test_n = l2_normalize(train), l2_normalize(test)
     index = faiss.IndexFlatIP(train_n.shape[1])
     index.add(train_n)
@@ -82,6 +81,13 @@ def knn_metrics(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
     return topk_accuracy(torch.from_numpy(scores), torch.from_numpy(test_labels))
 
 
+def _check_k(k: int, n_train: int, which: str = "") -> None:
+    """Refuse a k above the training set instead of silently using fewer neighbours."""
+    if k > n_train:
+        raise UserError(f"knn k={k} exceeds the {n_train} training images{which}; "
+                        f"choose k <= {n_train}")
+
+
 @register_protocol("knn")
 class KNN(Protocol):
     """Weighted k-NN top-1 on center-crop pooled features of each requested tap."""
@@ -98,6 +104,7 @@ class KNN(Protocol):
             raise UserError("knn needs k >= 1 and temperature > 0")
         model.check_layers(list(config.layers))
         splits = load_splits(data_dir, config.eval_split)
+        _check_k(config.k, len(splits.train))
         common = dict(use_cache=config.fast, batch_size=config.batch_size, device=device,
                       progress=progress, pooling=config.pooling)
         train = frozen_features(model, splits.train, config.layers, desc="train features",
@@ -107,6 +114,7 @@ class KNN(Protocol):
                         dataset=splits.name)
         rows: list[Result] = []
         for layer in config.layers:
+            _check_k(config.k, len(train[layer]), " that decoded")
             metrics = knn_metrics(train[layer].features.numpy(), train[layer].labels.numpy(),
                                   val[layer].features.numpy(), val[layer].labels.numpy(),
                                   splits.num_classes, config.k, config.temperature)

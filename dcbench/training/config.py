@@ -80,7 +80,7 @@ class TrainConfig:
         checks = [
             (self.k >= 1, "k must be >= 1"),
             (self.pca_dim >= 1, "pca_dim must be >= 1"),
-            (self.epochs >= 0, "epochs must be >= 0"),
+            (self.epochs >= 1, "epochs must be >= 1"),
             (self.lr >= 0, "lr must be >= 0"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.reassign > 0, "reassign must be > 0"),

@@ -37,7 +37,7 @@ from dcbench.core.distributed import (
 )
 from dcbench.core.errors import UserError
 from dcbench.core.faults import inject_fault
-from dcbench.core.files import append_line, write_json, write_text
+from dcbench.core.files import append_line
 from dcbench.core.provenance import code_revision, config_hash, device_name, versions
 from dcbench.core.version import __version__
 from dcbench.data.folders import ImageFolderDataset
@@ -98,8 +98,9 @@ def _bar(config: TrainConfig, info: DistInfo, total: int, desc: str) -> tqdm:
 
 def _check_resume(run: RunDir, config: TrainConfig, resume: bool) -> None:
     """Refuse to overwrite a run, or to resume it with different settings."""
-    if not run.config.is_file():
-        return
+    run.check_target(resume)
+    if not run.is_run() or not run.has_finished_epoch():
+        return  # a new folder, or a run that never finished an epoch: (re)start it
     if not resume:
         raise UserError(f"{run.root} already holds a run; pass --resume or choose a new --out")
     # a key added since the run started counts as its default (the behaviour it ran with)
@@ -163,25 +164,24 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
     n_used = min(config.subset_size or n_total, n_total)
     if config.clustering == "kmeans" and config.k > n_used:
         raise UserError(f"k={config.k} exceeds the {n_used} images clustered per epoch")
+    if config.pca_dim > backbone.embedding_dim:
+        raise UserError(f"pca_dim={config.pca_dim} exceeds the {backbone.embedding_dim}-d "
+                        f"{config.arch} embedding; choose pca_dim <= {backbone.embedding_dim}")
     _check_resume(run, config, resume)
     barrier(info)  # every rank has checked the run dir before rank 0 writes into it
     body_opt = torch.optim.SGD(list(backbone.trunk_parameters()), lr=config.lr,
                                momentum=config.momentum, weight_decay=config.weight_decay)
     start, prev = 0, None
     if resume and run.has_state():
-        state = run.load_state()
+        state = run.load_checked_state(backbone, n_total)
         backbone.reset_top_layer(int(state["top_layer_out"]))
         backbone.load_state_dict(state["model"])
         body_opt.load_state_dict(state["optimizer"])
         start, prev = int(state["epoch"]), state["prev_labels"].numpy()
     if info.is_main:
-        run.root.mkdir(parents=True, exist_ok=True)
-        run.recover()
-        run.truncate_log(start)
-        write_text(run.config, cfg.dump_yaml(config))
-        write_json(run.versions, {**versions(), "code_revision": code_revision(),
-                                  "device": device_name(str(device)),
-                                  "world_size": info.world_size})
+        run.begin(cfg.dump_yaml(config), {**versions(), "code_revision": code_revision(),
+                                          "device": device_name(str(device)),
+                                          "world_size": info.world_size}, start)
     barrier(info)
     backbone.to(memory_format=memory_format(device, precision))
     report = DecodeReport()

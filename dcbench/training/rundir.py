@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from dcbench.core.errors import UserError
 from dcbench.core.faults import inject_fault
-from dcbench.core.files import atomic_path, write_text
+from dcbench.core.files import atomic_path, check_output_dir, staged_dir, write_json, write_text
 from dcbench.core.runlog import read_log_records
 from dcbench.models.backbone import Backbone
 from dcbench.models.checkpoints import read_checkpoint, save_hub_dir
@@ -53,6 +54,41 @@ class RunDir:
     def state(self) -> Path:
         """The resumable state of the last finished epoch."""
         return self.latest / STATE_FILE
+
+    def is_run(self) -> bool:
+        """True when the folder holds a `dcbench train` run (its config and versions files)."""
+        return self.config.is_file() and self.versions.is_file()
+
+    def has_finished_epoch(self) -> bool:
+        """True when at least one epoch was committed or logged (there is work to lose)."""
+        return self.has_state() or bool(self.read_log())
+
+    def check_target(self, resume: bool) -> None:
+        """Refuse, before anything is written, an --out that is not ours or cannot be written.
+
+        A non-empty folder that is not a run is never written into (its files would be lost);
+        `--resume` needs a run to continue.
+        """
+        check_output_dir(self.root)
+        is_run = self.is_run()
+        if self.root.is_dir() and not is_run and any(self.root.iterdir()):
+            raise UserError(f"--out {self.root} exists, is not empty and holds no dcbench train "
+                            "run (no config.yaml + versions.json); choose a new or empty folder")
+        if resume and not is_run:
+            raise UserError(f"nothing to resume in {self.root} (no run there); drop --resume "
+                            "to start a new run")
+
+    def begin(self, config_text: str, versions: dict[str, Any], start: int) -> None:
+        """Write config.yaml + versions.json; a new run folder appears whole (staged, renamed)."""
+        if not self.is_run():
+            with staged_dir(self.root) as stage:
+                write_text(stage / "config.yaml", config_text)
+                write_json(stage / "versions.json", versions)
+            return
+        self.recover()
+        self.truncate_log(start)
+        write_text(self.config, config_text)
+        write_json(self.versions, versions)
 
     def recover(self) -> None:
         """Repair an interrupted swap and drop half-written temp folders."""
@@ -100,6 +136,12 @@ class RunDir:
         """The committed state (tensors, numbers, strings only: `weights_only=True`)."""
         return read_checkpoint(self.state)
 
+    def load_checked_state(self, backbone: Backbone, n_images: int) -> dict[str, Any]:
+        """`load_state`, refusing (one line) a state that does not fit this model and dataset."""
+        state = self.load_state()
+        check_state(state, backbone, n_images, self.state)
+        return state
+
     def read_log(self) -> list[dict[str, Any]]:
         """Epoch records from log.jsonl (a torn last line is ignored)."""
         return read_log_records(self.log)
@@ -118,3 +160,63 @@ class RunDir:
         if self.final.exists():
             shutil.rmtree(self.final)
         os.replace(tmp, self.final)
+
+
+STATE_KEYS = ("epoch", "model", "optimizer", "prev_labels", "top_layer_out")
+
+
+def check_state(state: Any, backbone: Backbone, n_images: int, path: Path) -> None:
+    """Refuse a resume state whose content does not fit: keys, types, shapes, label count."""
+    where = f"resume state {path}"
+    if not isinstance(state, dict):
+        raise UserError(f"{where} is not a dict of training state")
+    missing = [k for k in STATE_KEYS if k not in state]
+    if missing:
+        raise UserError(f"{where} lacks {', '.join(missing)}; expected {', '.join(STATE_KEYS)}")
+    for key in ("epoch", "top_layer_out"):
+        value = state[key]
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"{where}: {key} must be an integer >= 1, got {value!r}")
+    labels = state["prev_labels"]
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.dtype.is_floating_point:
+        raise UserError(f"{where}: prev_labels must be a 1-d integer tensor")
+    if len(labels) != n_images:
+        raise UserError(f"{where}: prev_labels has {len(labels)} entries but the dataset has "
+                        f"{n_images} images; resume on the same --data")
+    model = state["model"]
+    if not isinstance(model, dict) or not all(isinstance(v, torch.Tensor) for v in model.values()):
+        raise UserError(f"{where}: model must be a state_dict of tensors")
+    out = int(state["top_layer_out"])
+    own = {k: tuple(v.shape) for k, v in backbone.state_dict().items()
+           if not k.startswith("top_layer.")}
+    own.update({"top_layer.weight": (out, backbone.embedding_dim), "top_layer.bias": (out,)})
+    theirs = {k: tuple(v.shape) for k, v in model.items()}
+    if set(own) != set(theirs):
+        odd = sorted(set(own) ^ set(theirs))
+        raise UserError(f"{where}: model keys do not match {backbone.config.get('arch')} "
+                        f"({len(odd)} differ, e.g. {odd[0]})")
+    wrong = [k for k in own if own[k] != theirs[k]]
+    if wrong:
+        raise UserError(f"{where}: {wrong[0]} has shape {theirs[wrong[0]]}, the model needs "
+                        f"{own[wrong[0]]}")
+    _check_optimizer(state["optimizer"], backbone, where)
+
+
+def _check_optimizer(opt: Any, backbone: Backbone, where: str) -> None:
+    """The SGD state must hold one momentum buffer per trunk parameter, of its shape."""
+    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) \
+            or not isinstance(opt.get("param_groups"), list) or len(opt["param_groups"]) != 1:
+        raise UserError(f"{where}: optimizer must be the state_dict of one SGD param group")
+    shapes = [tuple(p.shape) for p in backbone.trunk_parameters()]
+    if len(opt["param_groups"][0].get("params", [])) != len(shapes):
+        raise UserError(f"{where}: optimizer holds a different number of parameters than "
+                        f"{backbone.config.get('arch')} ({len(shapes)})")
+    for index, slot in opt["state"].items():
+        buf = slot.get("momentum_buffer") if isinstance(slot, dict) else None
+        ok = isinstance(index, int) and 0 <= index < len(shapes)
+        if not ok or (buf is not None and (not isinstance(buf, torch.Tensor)
+                                           or tuple(buf.shape) != shapes[index])):
+            raise UserError(f"{where}: optimizer momentum for parameter {index} does not fit "
+                            "the model")

@@ -62,4 +62,4 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path, capsys):
     save_official(src, sd)
     src.write_bytes(src.read_bytes()[:5000])
     assert main(["hub", "convert", str(src), str(tmp_path / "hub")]) == 2
-    assert "not a readable PyTorch checkpoint" in capsys.readouterr().err
+    assert "not a PyTorch checkpoint" in capsys.readouterr().err

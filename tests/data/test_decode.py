@@ -34,15 +34,15 @@ def test_zero_byte_and_text_files_are_none(tmp_path: Path) -> None:
     assert open_image(tmp_path / "missing.jpg") is None
 
 
-def test_truncated_jpeg_tail_decodes_partially_header_does_not(tmp_path: Path) -> None:
+def test_truncated_jpeg_tail_is_bad_by_default_partial_on_request(tmp_path: Path) -> None:
     data = _jpeg_bytes(_noise(64, 64))
     tail = tmp_path / "tail.jpg"
     tail.write_bytes(data[: len(data) // 2])
     head = tmp_path / "head.jpg"
     head.write_bytes(data[:200])
-    result = decode_image(tail)
+    result = decode_image(tail, allow_truncated=True)
     assert result.image is not None and result.partial and result.image.size == (64, 64)
-    strict = decode_image(tail, allow_truncated=False)
+    strict = decode_image(tail)
     assert strict.image is None and "truncated" in strict.problem
     assert open_image(head) is None
     # the retry must not leave PIL's global flag switched on

@@ -62,7 +62,7 @@ def test_colour_is_nuisance_not_class(cls_set: Path) -> None:
 def test_corrupt_files_are_counted(cls_set: Path) -> None:
     ds = ImageFolderDataset(cls_set / "train")
     bad = [i for i in range(len(ds)) if ds[i][0] is None]
-    assert len(ds) == 4 * 6 + 4 and len(bad) == 3  # the tail-truncated one still decodes
+    assert len(ds) == 4 * 6 + 4 and len(bad) == 4  # the tail-truncated one is bad too
     assert all("corrupt" in ds.samples[i][0] for i in bad)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from dcbench.core.errors import NetworkError, UserError
@@ -11,12 +12,31 @@ from dcbench.models.sources.network import hf_cache_dir, hf_offline, network_ok
 HUB_FILES = [HUB_CONFIG, HUB_WEIGHTS, HUB_CARD]
 
 
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_REF_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_revision(revision: str) -> str:
+    """A 40-hex commit, or a branch/tag name (git ref rules: no '..', no empty or dot-led
+    parts, `[A-Za-z0-9._-]` separated by '/'); anything else, e.g. a path, is refused."""
+    parts = revision.split("/")
+    ok = _COMMIT.fullmatch(revision) or (
+        len(revision) <= 255 and ".." not in revision and not revision.endswith(".lock")
+        and all(_REF_PART.fullmatch(p) for p in parts))
+    if not ok:
+        raise UserError(f"invalid Hugging Face revision {revision!r}; expected a branch or tag "
+                        "name (e.g. main, v1.0) or a 40-hex commit")
+    return revision
+
+
 def parse_hf_spec(spec: str) -> tuple[str, str | None]:
-    """`org/repo[@rev]` -> (repo_id, revision)."""
+    """`org/repo[@rev]` -> (repo_id, revision), both checked."""
     repo, _, revision = spec.partition("@")
-    if repo.count("/") != 1 or not all(repo.split("/")):
+    parts = repo.split("/")
+    if len(parts) != 2 or not all(_REPO_PART.fullmatch(p) and ".." not in p for p in parts):
         raise UserError(f"expected a Hugging Face repo id like org/name[@revision], got {spec!r}")
-    return repo, revision or None
+    return repo, check_revision(revision) if revision else None
 
 
 def pull_hf(repo_id: str, revision: str | None = None, cache_dir: str | Path | None = None) -> Path:
@@ -25,8 +45,9 @@ def pull_hf(repo_id: str, revision: str | None = None, cache_dir: str | Path | N
     Offline (`HF_HUB_OFFLINE=1`) it serves only from the cache and says so when it cannot.
     Only safetensors weights are fetched: pickles are never published nor pulled.
     """
-    from huggingface_hub import (
-        snapshot_download,  # lazy: slow to import; only for Hub calls and cards
+    from huggingface_hub import (  # lazy: slow to import; only for Hub calls and cards
+        constants,
+        snapshot_download,
     )
     from huggingface_hub.errors import (  # lazy: slow to import; only for Hub calls
         HfHubHTTPError,
@@ -35,6 +56,9 @@ def pull_hf(repo_id: str, revision: str | None = None, cache_dir: str | Path | N
         RevisionNotFoundError,
     )
 
+    repo_id, _ = parse_hf_spec(repo_id)
+    if revision is not None:
+        check_revision(revision)
     online = network_ok()
     try:
         with hf_offline(not online):
@@ -54,6 +78,10 @@ def pull_hf(repo_id: str, revision: str | None = None, cache_dir: str | Path | N
     except (HfHubHTTPError, OSError) as err:
         raise UserError(f"cannot download hf-hub:{repo_id}: {err}") from None
     folder = Path(folder)
+    root = Path(cache_dir or constants.HF_HUB_CACHE).resolve()
+    if not folder.resolve().is_relative_to(root):
+        raise UserError(f"hf-hub:{repo_id}@{revision} resolved to {folder}, outside the Hugging "
+                        f"Face cache {root}; refused")
     if not (folder / HUB_WEIGHTS).is_file():
         raise UserError(
             f"hf-hub:{repo_id} has no {HUB_WEIGHTS}; dcbench only loads safetensors weights"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -41,29 +43,51 @@ def pull(name: str, force: bool = False, progress: bool = True) -> Path:
         return pull_hf(entry.hf_repo or "", entry.revision)
     if is_cached(name) and not force:
         return cached_dir(name)
-    if is_offline():
-        raise NetworkError(
-            f"{name} is not cached at {cached_dir(name)} and dcbench is offline: put the "
-            f"official file at {hub_cache_dir() / 'downloads' / name}/ and rerun, or go online"
-        )
+    if is_offline() and not raw_path(entry).is_file():
+        raise NetworkError(f"{name} is not cached at {cached_dir(name)} and dcbench is offline; "
+                           f"copy the release file to {raw_path(entry)} to convert it offline "
+                           "(or go online)")
     return _pull_url(entry, progress)
 
 
+def raw_path(entry: CatalogEntry) -> Path:
+    """Where the downloaded (or hand-copied) release file of `entry` lives in the cache."""
+    return hub_cache_dir() / "downloads" / entry.name / Path(entry.url or "checkpoint.pth.tar").name
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _pull_url(entry: CatalogEntry, progress: bool) -> Path:
-    raw_dir = hub_cache_dir() / "downloads" / entry.name
-    raw = raw_dir / Path(entry.url or "checkpoint.pth.tar").name
+    raw = raw_path(entry)
+    raw_dir = raw.parent
     # Trust on first use: once a download is recorded, a later (--force) pull must match it.
     expected = entry.sha256 or source_record(entry.name).get("sha256")
-    sha = download(entry.url or "", raw, expected, progress=progress)
+    downloaded = not raw.is_file()
+    if not downloaded:  # downloaded before, or copied there by hand as the error message says
+        sha = _file_sha256(raw)
+        if expected and sha != expected:
+            raise UserError(f"{raw} has sha256 {sha}, expected {expected}; it is not the "
+                            f"{entry.name} release (the file was left in place)")
+    else:
+        sha = download(entry.url or "", raw, expected, progress=progress)
     prefix = str(entry.extra.get("sha256_prefix", ""))
     if prefix and not sha.startswith(prefix):
-        raw.unlink(missing_ok=True)
-        raise UserError(f"{entry.name}: downloaded file has sha256 {sha[:12]}..., but its "
-                        f"published name says it starts with {prefix}; the file was removed")
+        where = "the file was removed" if downloaded else "the file was left in place"
+        if downloaded:
+            raw.unlink(missing_ok=True)
+        raise UserError(f"{entry.name}: {raw.name} has sha256 {sha[:12]}..., but its "
+                        f"published name says it starts with {prefix}; {where}")
     try:
         model = load_converted(raw, entry.converter)
     except UserError:
-        raw.unlink(missing_ok=True)
+        if downloaded:  # a file the user copied in is theirs to remove
+            raw.unlink(missing_ok=True)
         raise
     model.name = entry.name
     folder = cached_dir(entry.name)
@@ -79,9 +103,20 @@ def _pull_url(entry: CatalogEntry, progress: bool) -> Path:
 
 
 def source_record(name: str) -> dict[str, str]:
-    """What the cache knows about a pulled model (url, sha256)."""
+    """What the cache knows about a pulled model (url, sha256); a corrupt record is an error
+    (it pins the hash of later pulls, so it is never silently dropped)."""
     path = hub_cache_dir() / "downloads" / name / "download.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        record = None
+    sha = record.get("sha256") if isinstance(record, dict) else None
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise UserError(f"{path} is corrupt (expected JSON with a 64-hex sha256); delete it to "
+                        "pull again")
+    return record
 
 
 def entry_card(entry: CatalogEntry, model: Backbone, source_sha256: str | None = None) -> str:

@@ -87,12 +87,16 @@ class FeatureCache:
             return None
         try:
             meta = json.loads(meta_path.read_text())
-            if meta.get("key") != dataclasses.asdict(key):
+            if not isinstance(meta, dict) or meta.get("key") != dataclasses.asdict(key):
                 return None
             tensors = load_file(str(tensor_path))
+            feats, labels, indices = tensors["features"], tensors["labels"], tensors["indices"]
         except (OSError, ValueError, KeyError, SafetensorError):
             return None  # a corrupt or foreign entry is a miss, recomputed and overwritten
-        return FeatureSet(tensors["features"], tensors["labels"], tensors["indices"])
+        if feats.dim() != 2 or labels.dim() != 1 or indices.dim() != 1 \
+                or not len(feats) == len(labels) == len(indices):
+            return None  # arrays that disagree in length: a miss, never a crash later
+        return FeatureSet(feats, labels, indices)
 
     def save(self, key: CacheKey, features: FeatureSet) -> Path:
         """Store `features` under `key` (tensors first, then the sidecar that validates them)."""

@@ -102,6 +102,9 @@ def cached_features(
             hit = cache.load(keys[layer])
             if hit is not None:
                 found[layer] = hit
+                if report is not None:  # a hit still reports the files the entry lacks
+                    kept = set(hit.indices.tolist())
+                    report.add([i for i in range(len(dataset)) if i not in kept], dataset)
     missing = {layer: spec for layer, spec in specs.items() if layer not in found}
     if missing:
         fn = featurize or tap_featurizer(model, list(missing))

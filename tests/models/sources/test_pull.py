@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +156,80 @@ def test_push_then_pull_round_trip(hf_cache, tmp_path, monkeypatch, capsys):
     assert calls["files"] == ["README.md", "config.json", "model.safetensors"]
     pulled = dcbench.load_model("hf-hub:org/pushed")
     assert pulled.weights_sha256() == model.weights_sha256()
+
+
+def test_a_hand_copied_release_file_is_used(release, monkeypatch, tmp_path):
+    """The offline/unreachable message says where to copy the file; the copy is then used."""
+    gone = catalog.CatalogEntry(**{**release.as_dict(),
+                                   "url": "https://unreachable.invalid/alexnet/checkpoint.pth.tar"})
+    monkeypatch.setitem(catalog.CATALOG._items, release.name, gone)
+    monkeypatch.setenv("DCBENCH_OFFLINE", "1")
+    with pytest.raises(UserError, match="copy the release file to") as err:
+        pull(release.name)
+    target = str(err.value).rsplit("copy the release file to ", 1)[1].split(" to convert")[0]
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(release.url.removeprefix("file://"), target)
+    folder = pull(release.name)
+    assert dcbench.load_model(str(folder)).config["num_classes"] == 10
+
+
+def test_a_wrong_hand_copied_file_is_refused_and_kept(release, monkeypatch):
+    from dcbench.models.sources.pull import raw_path
+
+    raw = raw_path(release)
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes(b"not the release")
+    monkeypatch.setenv("DCBENCH_OFFLINE", "1")
+    with pytest.raises(UserError, match="expected"):
+        pull(release.name)
+    assert raw.read_bytes() == b"not the release"
+
+
+@pytest.mark.parametrize("text", ["{", "[1]", '{"sha256": 5}', '{"sha256": "../x"}'])
+def test_a_corrupt_download_record_is_one_line(monkeypatch, tmp_path, text):
+    from dcbench.models.sources.pull import raw_path
+
+    no_pin = catalog.CatalogEntry(name="fixture-nopin", arch="alexnet", sobel=True,
+                                  source="url", description="fixture",
+                                  url=(tmp_path / "checkpoint.pth.tar").as_uri())
+    monkeypatch.setitem(catalog.CATALOG._items, no_pin.name, no_pin)
+    record = raw_path(no_pin).parent / "download.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(text)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(UserError, match="download.json is corrupt"):
+        pull(no_pin.name)
+
+
+@pytest.mark.parametrize("revision", ["../../../../tmp/x", "..", "a/../b", "/abs", "main/",
+                                      ".hidden", "x.lock", "a b", "-rf", "a//b", "ü"])
+def test_hf_revisions_that_are_not_refs_are_refused(hf_cache, tmp_path, revision):
+    from dcbench.models.sources.hf import pull_hf
+
+    outside = tmp_path / "x"
+    outside.mkdir()
+    save_hub_dir(create_backbone({"arch": "alexnet_small"}, seed=0), outside)
+    with pytest.raises(UserError, match="invalid Hugging Face revision"):
+        pull_hf("org/good", revision)
+    with pytest.raises(UserError, match="invalid Hugging Face revision"):
+        dcbench.load_model(f"hf-hub:org/good@{revision}")
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/1", "release_2", "a" * 40])
+def test_hf_branch_tag_and_commit_revisions_are_accepted(revision):
+    from dcbench.models.sources.hf import check_revision, parse_hf_spec
+
+    assert check_revision(revision) == revision
+    assert parse_hf_spec(f"org/name@{revision}") == ("org/name", revision)
+
+
+def test_hf_folder_outside_the_cache_is_refused(hf_cache, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from dcbench.models.sources.hf import pull_hf
+
+    outside = tmp_path / "elsewhere"
+    save_hub_dir(create_backbone({"arch": "alexnet_small"}, seed=0), outside)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: str(outside))
+    with pytest.raises(UserError, match="outside the Hugging Face cache"):
+        pull_hf("org/good", "main")

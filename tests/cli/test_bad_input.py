@@ -1,0 +1,220 @@
+"""The standing bad-input suite: hostile files and common mistakes against every subcommand.
+
+Each row of `CASES` is a bad `dcbench` invocation. Every one must exit 2 with exactly one
+`dcbench: error:` line on stderr (no traceback, no torch advice) and leave the folder it
+points at exactly as it was (a fresh --out is not created). Rows marked `detail` may follow
+the line with the UserError's detail block that DESIGN.md asks for (the expected dataset
+layout, a key report); every other row is exactly one line. The hostile files are built
+here, by `corpus`; new holes get a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from safetensors.torch import save_model
+
+from dcbench.cli.entry import main
+from dcbench.models import create_backbone
+from tests.models.test_checkpoint_refusals import hostile_checkpoints
+
+TRAIN = ["train", "--recipe", "tiny", "--set", "k=4", "--set", "workers=0"]
+MODEL = "arch:alexnet_small"
+EVAL = ["eval", "--protocol", "knn", "--schedule", "smoke", "--no-progress"]
+
+
+def _readonly_dir(base: Path) -> Path | None:
+    """A folder this process cannot write (root ignores modes: then /proc/1, if it qualifies)."""
+    folder = base / "readonly"
+    folder.mkdir()
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    if not os.access(folder, os.W_OK):
+        return folder
+    proc = Path("/proc/1")
+    return proc if proc.is_dir() and not os.access(proc, os.W_OK) else None
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str, Path]:
+    """Hostile files and folders, built once for the whole table."""
+    base = tmp_path_factory.mktemp("hostile")
+    c: dict[str, Path] = {"cls": cls_set, "train": cls_set / "train"}
+    c.update(hostile_checkpoints(base))
+    c["userdir"] = base / "userdir"
+    (c["userdir"] / "final").mkdir(parents=True)
+    (c["userdir"] / "final" / "important.txt").write_text("my thesis")
+    (c["userdir"] / "log.jsonl").write_text("my notes\n")
+    c["afile"] = base / "afile"
+    c["afile"].write_text("a file, not a folder\n")
+    c["hub_list"] = base / "hub_list"
+    c["hub_list"].mkdir()
+    save_model(create_backbone({"arch": "alexnet_small"}, seed=0),
+               str(c["hub_list"] / "model.safetensors"))
+    (c["hub_list"] / "config.json").write_text("[1, 2, 3]")
+    c["hub_huge"] = base / "hub_huge"
+    c["hub_huge"].mkdir()
+    (c["hub_huge"] / "model.safetensors").write_bytes(
+        (c["hub_list"] / "model.safetensors").read_bytes())
+    (c["hub_huge"] / "config.json").write_text(
+        json.dumps({"arch": "alexnet", "num_classes": 10**12}))
+    c["garbage_store"] = base / "results.sqlite"
+    c["garbage_store"].write_bytes(b"not sqlite at all " * 10)
+    c["loops"] = base / "loops" / "train"
+    (c["loops"] / "a").mkdir(parents=True)
+    os.symlink("l2.jpg", c["loops"] / "a" / "l1.jpg")
+    os.symlink("l1.jpg", c["loops"] / "a" / "l2.jpg")
+    readonly = _readonly_dir(base)
+    if readonly is not None:
+        c["readonly"] = readonly
+    c["fresh"] = base / "fresh"  # never created: each case's fresh output goes under it
+    return c
+
+
+Argv = Callable[[dict[str, Path], Path], list[str]]
+# (id, argv builder given (corpus, fresh out path), corpus folder that must stay unchanged,
+#  or None, or "detail" when a detail block may follow the error line)
+CASES: list[tuple[str, Argv, str | None]] = [
+    # train
+    ("train-foreign-out", lambda c, o: [*TRAIN, "--data", c["train"], "--out", c["userdir"]],
+     "userdir"),
+    ("train-pca-dim", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
+                                    "--set", "pca_dim=100000"], None),
+    ("train-batch-0", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
+                                    "--set", "batch_size=0"], None),
+    ("train-epochs-0", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o, "--epochs", "0"],
+     None),
+    ("train-epochs-abc", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
+                                       "--epochs", "abc"], None),
+    ("train-resume-new", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o, "--resume"],
+     None),
+    ("train-out-file", lambda c, o: [*TRAIN, "--data", c["train"], "--out", c["afile"]], None),
+    ("train-out-readonly", lambda c, o: [*TRAIN, "--data", c["train"], "--out",
+                                         c["readonly"] / "run"], None),
+    ("train-unknown-key", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
+                                        "--set", "kk=3"], None),
+    ("train-no-data", lambda c, o: [*TRAIN, "--data", o / "nothing", "--out", o], None),
+    ("train-bad-recipe", lambda c, o: ["train", "--recipe", "tiny2", "--data", c["train"],
+                                       "--out", o], None),
+    # eval
+    ("eval-negative-classes", lambda c, o: [*EVAL, "--model", f"{MODEL}?num_classes=-3",
+                                            "--data", c["cls"], "--out", o], None),
+    ("eval-batch-0", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"], "--out", o,
+                                   "--set", "batch_size=0", "--no-store"], None),
+    ("eval-knn-k-huge", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"], "--out", o,
+                                      "--set", "k=100000", "--no-store"], None),
+    ("eval-zip-exploit", lambda c, o: [*EVAL, "--model", c["zip"], "--data", c["cls"],
+                                       "--out", o], None),
+    ("eval-legacy-exploit", lambda c, o: [*EVAL, "--model", c["legacy"], "--data", c["cls"],
+                                          "--out", o], None),
+    ("eval-random-bytes", lambda c, o: [*EVAL, "--model", c["random"], "--data", c["cls"],
+                                        "--out", o], None),
+    ("eval-zero-bytes", lambda c, o: [*EVAL, "--model", c["zero"], "--data", c["cls"],
+                                      "--out", o], None),
+    ("eval-config-list", lambda c, o: [*EVAL, "--model", c["hub_list"], "--data", c["cls"],
+                                       "--out", o], "hub_list"),
+    ("eval-config-petabyte", lambda c, o: [*EVAL, "--model", c["hub_huge"], "--data", c["cls"],
+                                           "--out", o], "hub_huge"),
+    ("eval-foreign-out", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                       "--out", c["userdir"]], "userdir"),
+    ("eval-out-file", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                    "--out", c["afile"]], None),
+    ("eval-out-readonly", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                        "--out", c["readonly"] / "run"], None),
+    ("eval-store-readonly", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                          "--out", o, "--store",
+                                          c["readonly"] / "results.sqlite"], None),
+    ("eval-store-garbage", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                         "--out", o, "--store", c["garbage_store"]], None),
+    ("eval-resume-nothing", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                          "--out", o, "--resume"], None),
+    ("eval-bad-protocol", lambda c, o: ["eval", "--protocol", "knnn", "--model", MODEL,
+                                        "--data", c["cls"], "--out", o], None),
+    # hub
+    ("hub-convert-exploit", lambda c, o: ["hub", "convert", c["legacy"], o], None),
+    ("hub-convert-garbage", lambda c, o: ["hub", "convert", c["random"], o], None),
+    ("hub-convert-out-file", lambda c, o: ["hub", "convert", c["zip"], c["afile"]], None),
+    ("hub-convert-readonly", lambda c, o: ["hub", "convert", c["zip"], c["readonly"] / "h"],
+     None),
+    ("hub-pull-unknown", lambda c, o: ["hub", "pull", "deepcluster-alexnett"], None),
+    ("hub-push-bad-revision", lambda c, o: ["hub", "push", c["hub_list"], "--repo", "org/x",
+                                            "--revision", "../../x"], "hub_list"),
+    # leaderboard
+    ("leaderboard-unknown-table", lambda c, o: ["leaderboard", "show", "no-such-table"], None),
+    ("leaderboard-report-out-file", lambda c, o: ["leaderboard", "report", "--output",
+                                                  c["afile"] / "r.html"], None),
+    # viz
+    ("viz-model-zero", lambda c, o: ["viz", "filters", "--model", c["zero"], "--out",
+                                     o / "f.png"], None),
+    ("viz-out-not-png", lambda c, o: ["viz", "filters", "--model", MODEL, "--out",
+                                      o / "f.txt"], None),
+    ("viz-out-readonly", lambda c, o: ["viz", "filters", "--model", MODEL, "--out",
+                                       c["readonly"] / "f.png"], None),
+    # data
+    ("data-synth-out-file", lambda c, o: ["data", "synth", "--out", c["afile"]], None),
+    ("data-synth-foreign", lambda c, o: ["data", "synth", "--out", c["userdir"]], "userdir"),
+    ("data-synth-readonly", lambda c, o: ["data", "synth", "--out", c["readonly"] / "s"], None),
+    ("data-check-missing", lambda c, o: ["data", "check", "--data", o / "nothing",
+                                         "--format", "imagenet"], None),
+    ("data-check-no-format", lambda c, o: ["data", "check", "--data", c["cls"]], None),
+    ("data-check-symlink-loop", lambda c, o: ["data", "check", "--data", c["loops"].parent,
+                                              "--format", "imagenet"], None),
+    ("train-symlink-loop-only", lambda c, o: [*TRAIN, "--data", c["loops"], "--out", o],
+     "detail"),
+    # demo
+    ("demo-out-file", lambda c, o: ["demo", "--quick", "--out", c["afile"]], None),
+    ("demo-foreign-force", lambda c, o: ["demo", "--quick", "--force", "--out", c["userdir"]],
+     "userdir"),
+    # bench
+    ("bench-unknown", lambda c, o: ["bench", "--only", "nope"], None),
+    ("bench-output-readonly", lambda c, o: ["bench", "--only", "nope", "--output",
+                                            c["readonly"] / "b.md"], None),
+]
+
+
+def _snapshot(path: Path) -> dict[str, str]:
+    if path.is_file():
+        return {".": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            if p.is_file() else "dir" for p in sorted(path.rglob("*"))}
+
+
+@pytest.mark.parametrize("argv, watched", [pytest.param(a, w, id=i) for i, a, w in CASES])
+def test_bad_invocation_is_one_line_exit_2_and_writes_nothing(
+        corpus: dict[str, Path], argv: Argv, watched: str | None, tmp_path: Path,
+        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DCBENCH_HOME", str(tmp_path / "home"))
+    out = tmp_path / "out"
+    try:
+        args = [str(a) for a in argv(corpus, out)]
+    except KeyError as missing:
+        pytest.skip(f"no {missing} in this environment (e.g. no unwritable folder as root)")
+    detail = watched == "detail"
+    watched = None if detail else watched
+    before = {name: _snapshot(corpus[name]) for name in ("userdir", "afile", watched) if name}
+    code = main(args)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    # eval announces its run before the protocol starts; the error is then the second line
+    if lines and lines[0].startswith("dcbench eval: ") and len(lines) == 2:
+        lines = lines[1:]
+    assert code == 2, err
+    assert lines and lines[0].startswith("dcbench: error: "), err
+    assert len(lines) == 1 or detail, err
+    assert err.count("dcbench: error:") == 1, err
+    assert "Traceback" not in err and "weights_only" not in err
+    assert not out.exists(), "a refused command left its output folder behind"
+    for name, snap in before.items():
+        assert _snapshot(corpus[name]) == snap, f"{name} changed"
+
+
+def test_every_subcommand_has_a_row() -> None:
+    from dcbench.cli.entry import SUBCOMMANDS
+
+    covered = {case[0].split("-")[0] for case in CASES}
+    assert covered == set(SUBCOMMANDS)
