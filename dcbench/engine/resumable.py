@@ -31,6 +31,7 @@ import torch
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_with
 from dcbench.core.progress import progress_bar
+from dcbench.core.runlog import parse_log_records
 from dcbench.models.checkpoints import restore_state
 
 FORMAT = 1
@@ -191,25 +192,36 @@ class ResumableLoop:
 
 
 class ResultJournal:
-    """Append-only `key -> value` record of finished pieces (`None` path: records nothing)."""
+    """Append-only `key -> value` record of finished pieces, one JSON line each.
 
-    def __init__(self, path: Path | None) -> None:
+    With a `config_hash`, every record carries it and records written under another config
+    are ignored (never mixed in). A torn last line from a killed run is skipped. A `None`
+    path keeps the records in memory only.
+    """
+
+    def __init__(self, path: Path | None, config_hash: str | None = None) -> None:
         self.path = Path(path) if path is not None else None
+        self.config_hash = config_hash
+        self.done: dict[str, Any] = {}
+        if self.path is not None and self.path.is_file():
+            for record in parse_log_records(self.path.read_text(encoding="utf-8")):
+                if "key" in record and (config_hash is None
+                                        or record.get("config_hash") == config_hash):
+                    self.done[record["key"]] = record.get("value")
 
     def completed(self) -> dict[str, Any]:
-        """Every recorded piece (a torn last line from a killed run is skipped)."""
-        out: dict[str, Any] = {}
-        if self.path is None or not self.path.is_file():
-            return out
-        for line in self.path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            out[record["key"]] = record["value"]
-        return out
+        """Every recorded piece."""
+        return dict(self.done)
+
+    def get(self, key: str) -> Any:
+        """The recorded value of `key`, or None."""
+        return self.done.get(key)
 
     def record(self, key: str, value: Any) -> None:
-        """Append one finished piece."""
+        """Remember one finished piece (in memory and, with a path, on disk)."""
+        self.done[key] = value
         if self.path is not None:
-            append_line(self.path, json.dumps({"key": key, "value": value}))
+            line = {"key": key, "value": value}
+            if self.config_hash is not None:
+                line["config_hash"] = self.config_hash
+            append_line(self.path, json.dumps(line))

@@ -29,6 +29,7 @@ import numpy as np
 
 from dcbench.core.files import write_json
 from dcbench.data.voc import VOC_CLASSES
+from dcbench.engine.resumable import ResultJournal
 from dcbench.engine.resumable import status as log
 from dcbench.protocols.base import (
     Protocol,
@@ -43,7 +44,6 @@ from dcbench.protocols.svm.core import (
     iter_fits,
     l2_normalize,
 )
-from dcbench.protocols.svm.journal import Journal
 from dcbench.protocols.svm.lowshot import draw_lowshot, draw_targets, load_draws, save_draws
 from dcbench.protocols.svm.voc_features import svm_run_inputs
 
@@ -136,7 +136,8 @@ class VOC07LowShotSVM(Protocol):
                 log(f"{self.name}: skipping k={skipped} (a class has too few images)")
         if saved is not None:
             save_draws(saved, draws, VOC_CLASSES, config.seed)
-        journal = Journal(work_dir, "lowshot", info.config_hash)
+        journal = ResultJournal(work_dir / "lowshot.jsonl" if work_dir is not None else None,
+                                config_hash=info.config_hash)
         rows: list[Result] = []
         summary: dict[str, dict[str, float]] = {}
         for layer in config.layers:

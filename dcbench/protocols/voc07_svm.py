@@ -29,6 +29,7 @@ import numpy as np
 
 from dcbench.core.files import write_json
 from dcbench.data.voc import VOC_CLASSES
+from dcbench.engine.resumable import ResultJournal
 from dcbench.engine.resumable import status as log
 from dcbench.protocols.base import (
     CONV_LAYERS,
@@ -45,7 +46,6 @@ from dcbench.protocols.svm.core import (
     l2_normalize,
     train_targets,
 )
-from dcbench.protocols.svm.journal import Journal
 from dcbench.protocols.svm.voc_features import svm_run_inputs
 
 if TYPE_CHECKING:
@@ -93,7 +93,8 @@ class VOC07SVM(Protocol):
             model, data_dir, config, self.name, train_split=config.train_split,
             test_split=config.test_split,
             run_id=run_id, device=device, progress=progress)
-        journal = Journal(work_dir, "svm", info.config_hash)
+        journal = ResultJournal(work_dir / "svm.jsonl" if work_dir is not None else None,
+                                config_hash=info.config_hash)
         targets = train_targets(train.labels)
         rows: list[Result] = []
         summary: dict[str, dict[str, float]] = {}

@@ -89,3 +89,21 @@ def test_journal_skips_a_torn_line(tmp_path):
         f.write('{"key": "c", "val')  # killed mid-write
     assert journal.completed() == {"a": 1.5, "b": [1, 2]}
     assert ResultJournal(None).completed() == {}
+
+
+def test_journal_ignores_other_configs_and_torn_lines(tmp_path):
+    journal = ResultJournal(tmp_path / "svm.jsonl", config_hash="hash-a")
+    journal.record("conv5/0", {"cost": 1.0})
+    journal.record("conv5/1", [1, 2])
+    ResultJournal(tmp_path / "svm.jsonl", config_hash="hash-b").record("conv5/2", 3)
+    with open(tmp_path / "svm.jsonl", "a") as handle:
+        handle.write('{"key": "conv5/3", "val')  # a crash mid-write
+    again = ResultJournal(tmp_path / "svm.jsonl", config_hash="hash-a")
+    assert again.get("conv5/0") == {"cost": 1.0} and again.get("conv5/1") == [1, 2]
+    assert again.get("conv5/2") is None and again.get("conv5/3") is None
+
+
+def test_journal_without_a_path_keeps_records_in_memory():
+    journal = ResultJournal(None, config_hash="h")
+    journal.record("k", 1)
+    assert journal.get("k") == 1 and journal.path is None
