@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from dcbench.cli.config_checks import check_protocol_config
 from dcbench.core.config import dump_yaml, load_yaml, to_dict
+from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, check_output_file, write_json, write_text
 from dcbench.core.home import dcbench_home, results_store_path
@@ -128,15 +128,9 @@ def _flag_layer(proto: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _device(requested: str | None) -> str:
-
-
-    if requested is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {requested}: no CUDA device is available here; use cpu")
-    if requested != "cpu" and not requested.startswith("cuda"):
-        raise UserError(f"--device must be cpu or cuda[:N], got {requested!r}")
-    return requested
+    """The device to run on: the one asked for (checked), else cuda when present, else cpu."""
+    resolved = resolve_device(requested)
+    return requested or resolved.type
 
 
 def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any]) -> tuple[Path, str, bool]:

@@ -25,6 +25,7 @@ from dcbench.clustering import diagnostics
 from dcbench.clustering.backend import resolve_backend
 from dcbench.clustering.kmeans import derived_seed
 from dcbench.core import config as cfg
+from dcbench.core.devices import resolve_device
 from dcbench.core.distributed import (
     DistInfo,
     barrier,
@@ -67,19 +68,6 @@ SEED_SUBSET, SEED_CLUSTER, SEED_TOP, SEED_SAMPLER, SEED_TORCH, SEED_LOADER, SEED
 )
 # keys that may change on --resume (they do not change the numbers of the run)
 RESUMABLE_KEYS = {"epochs", "workers", "progress", "device"}
-
-
-def resolve_device(name: str, info: DistInfo) -> torch.device:
-    """`auto` -> the local GPU when present, else CPU; refuse cuda when there is none."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"device {name!r} requested but no CUDA GPU is available")
-        return torch.device("cuda", info.local_rank if name == "cuda" else int(name.split(":")[1]))
-    if name != "cpu":
-        raise UserError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
-    return torch.device("cpu")
 
 
 def _bars_on(config: TrainConfig, info: DistInfo) -> bool:
@@ -141,7 +129,7 @@ def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path,
 
 def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
            info: DistInfo) -> dict[str, Any]:
-    device = resolve_device(config.device, info)
+    device = resolve_device(config.device, info.local_rank)
     precision = resolve_precision(config.precision, device)
     backend = resolve_backend(config.clustering_backend, device)
     sharded = info.active and backend.startswith("torch")  # faiss: gather to rank 0
@@ -311,4 +299,4 @@ def _summary_line(rec: dict[str, Any]) -> str:
             f"ratio edge intra-class {fmt('ratio_edge_intra_class')}")
 
 
-__all__ = ["RESUMABLE_KEYS", "cluster_features", "model_card", "resolve_device", "train"]
+__all__ = ["RESUMABLE_KEYS", "cluster_features", "model_card", "train"]

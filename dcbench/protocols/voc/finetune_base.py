@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_json
 from dcbench.data.loader import Batch, DecodeReport, make_loader
@@ -215,16 +216,6 @@ def train_iterations(
     return dict(loop.position)
 
 
-def torch_device_for(device: str | None) -> torch.device:
-    """The torch device a VOC fine-tune runs on: `cuda` when asked for and present (or
-    `auto`/None with a GPU), else the CPU; asking for CUDA without one is a UserError."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
-
-
 @dataclasses.dataclass
 class FinetuneTask:
     """What one VOC protocol hands the shared `run`: the network, its schedule and data,
@@ -257,7 +248,7 @@ class VOCFinetuneProtocol(Protocol):
             device: str, progress: bool, work_dir: Path | None) -> list[Result]:
         """Fine-tune (resumable from `work_dir/checkpoint.pt`), evaluate, return rows."""
         require_positive(config, *self.POSITIVE_KEYS)
-        dev = torch_device_for(device)
+        dev = resolve_device(device)
         report = DecodeReport()
         task = self.build(model, data_dir, config, dev, report, progress)
         params = [p for p in task.net.parameters() if p.requires_grad]
