@@ -6,15 +6,46 @@ The public facade, under timm's names: `load_model(name, pretrained=True)`, `lis
 FileNotFoundError; `NetworkError` a ConnectionError). The layers below
 (core, data, models, clustering, engine, training/protocols/viz, leaderboards, cli) are
 described in docs/internals.md.
+
+The model names are resolved on first use (PEP 562 `__getattr__`): importing `dcbench`, and
+so every `dcbench` command, does not import torch until a command needs it, which keeps
+`dcbench --help` and argument errors well under a second.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from dcbench.core.errors import MissingFileError, NetworkError, UnknownNameError, UserError
 from dcbench.core.version import __version__
-from dcbench.models.backbone import Backbone
-from dcbench.models.data_config import create_transform, resolve_data_config
-from dcbench.models.factory import list_models, load_model
+
+if TYPE_CHECKING:
+    from dcbench.models.backbone import Backbone
+    from dcbench.models.data_config import create_transform, resolve_data_config
+    from dcbench.models.factory import list_models, load_model
+
+#: facade name -> the module that defines it (imported on first access)
+_LAZY: dict[str, str] = {
+    "Backbone": "dcbench.models.backbone",
+    "create_transform": "dcbench.models.data_config",
+    "resolve_data_config": "dcbench.models.data_config",
+    "list_models": "dcbench.models.factory",
+    "load_model": "dcbench.models.factory",
+}
 
 __all__ = ["Backbone", "MissingFileError", "NetworkError", "UnknownNameError", "UserError",
            "__version__", "create_transform", "list_models", "load_model", "resolve_data_config"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module behind a facade name on first use and cache the attribute."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'dcbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
