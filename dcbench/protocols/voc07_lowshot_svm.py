@@ -165,7 +165,7 @@ class VOC07LowShotSVM(Protocol):
                 for s, draw in enumerate(draws):
                     key = f"{layer}/k{k}/sample{s}"
                     done = journal.get(key)
-                    if done is None:
+                    if not isinstance(done, dict) or "map_per_cost" not in done:  # older record
                         targets = draw_targets(draw[k], train.ids, VOC_CLASSES)
                         maps = lowshot_map(x_train, targets, x_test, test.labels, settings, k,
                                            config.cost_selection, config.single_shot_cost,
