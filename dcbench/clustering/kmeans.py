@@ -1,11 +1,12 @@
 """The clustering step of DeepCluster: PCA-whitening, L2 normalisation and k-means.
 
-The official code whitens with faiss `PCAMatrix(4096, 256, eigen_power=-0.5)`, which is
-slow on CPU (about 95 s for 50k x 4096 features, see measured-baselines.md). Here the
-covariance is one large float32 matmul (near machine peak, only the upper block triangle is
-computed) and the top eigenvectors come from a float64 eigendecomposition, which gives the
-same projection several times faster. k-means is faiss (GPU index when faiss has GPU
-support), never subsampled, with the thesis's guarantee of no empty cluster (Section 3.2).
+The official code whitens with faiss `PCAMatrix(4096, 256, eigen_power=-0.5)`, which is slow
+on CPU (about 95 s for 50k x 4096 features, see measured-baselines.md). Here the covariance
+is one large float32 matmul (near machine peak, only the upper block triangle is computed)
+and the top eigenvectors come from a float64 eigendecomposition, several times faster. The
+projection is near-identical to faiss's, not identical (docs/fidelity.md item 27). k-means
+is faiss (GPU index when faiss has GPU support), never subsampled, with the thesis's
+guarantee of no empty cluster (Section 3.2).
 """
 
 from __future__ import annotations

@@ -17,12 +17,15 @@ Layouts (from the projects' own code and documentation):
   plus `projection_head.*` and `prototypes.*` (DeepCluster-v2: `prototypes.prototypes{i}`);
 - `vissl-resnet` (VISSL): {'classy_state_dict': {'base_model': {'model': {'trunk': ...}}}}
   or {'model_state_dict': ...} with `trunk.base_model._feature_blocks.` / `_feature_blocks.`
-  keys in torchvision naming; the re-hosted SwAV-format files are accepted too;
+  keys in torchvision naming; linear-evaluation checkpoints, whose trunk dict holds
+  `base_model._feature_blocks.*` (the feature-extractor wrapper), and the re-hosted
+  SwAV-format files are accepted too;
 - `vissl-alexnet-deepcluster` (VISSL `convert_caffe2_to_vissl_alexnet.py`, model zoo
   `deepcluster_alexnet_checkpoint.torch`): {'model_state_dict': {'_feature_blocks.B.J.*'}},
   blocks 0/2/4/5/6 = conv1..conv5, J 0 = conv, 1 = BN; Sobel, classifier, top layer dropped;
 - `mmselfsup-resnet` (MMSelfSup DeepCluster R50): {'meta': ..., 'state_dict': {'backbone.*'
-  (torchvision naming), 'neck.*', 'head.*', ...}}, Sobel (`sobel_layer.sobel.*`) if present.
+  (torchvision naming), 'neck.*', 'head.*', ...}}, Sobel if present: `sobel_layer.sobel.*`
+  (0.x, in the algorithm) or `backbone.sobel_layer.sobel.*` (1.x `ResNetSobel`).
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ def _vissl_alexnet(key: str) -> str | None:
 
 
 def _mmselfsup(key: str) -> str | None:
+    if key.startswith("backbone.sobel_layer.sobel."):  # 1.x `ResNetSobel`
+        return "sobel." + key.removeprefix("backbone.sobel_layer.sobel.")
     if key.startswith("backbone."):
         return "body." + key.removeprefix("backbone.")
     if key.startswith("sobel_layer.sobel."):
@@ -85,10 +90,10 @@ CONVERTERS: dict[str, Converter] = {c.name: c for c in (
     Converter("swav", "resnet50", False, (("state_dict",), ()), _prefix("body."),
               strip=("module.",), drop=("projection_head.", "prototypes.")),
     Converter("vissl-resnet", "resnet50", False, _VISSL_PATHS, _prefix("body."),
-              strip=("module.", "trunk.base_model.", "trunk.", "_feature_blocks."),
+              strip=("module.", "trunk.base_model.", "trunk.", "base_model.", "_feature_blocks."),
               drop=("heads.", "projection_head.", "prototypes.")),
     Converter("vissl-alexnet-deepcluster", "alexnet", True, _VISSL_PATHS, _vissl_alexnet,
-              strip=("trunk.base_model.", "trunk.", "_feature_blocks."),
+              strip=("trunk.base_model.", "trunk.", "base_model.", "_feature_blocks."),
               fixed=("sobel.",), absent=("classifier.",)),
     Converter("mmselfsup-resnet", "resnet50", True, (("state_dict",), ()), _mmselfsup,
               drop=("neck.", "head.", "loss_weight", "data_preprocessor."),
@@ -159,10 +164,11 @@ def convert_state(obj: Any, converter: Converter, source: str = "checkpoint") ->
 
 
 def load_converted(path: str | Path, converter: str) -> Backbone:
-    """Read a checkpoint safely and convert it with the named converter."""
+    """Read a checkpoint safely and convert it with the named converter; the model is
+    returned in eval mode, as `load_model` returns it."""
     if converter == OFFICIAL:
-        return load_official(path)
+        return load_official(path).eval()
     if converter not in CONVERTERS:
         raise UserError(f"unknown checkpoint layout {converter!r}; "
                         + did_you_mean(converter, list(CONVERTER_NAMES)))
-    return convert_state(read_checkpoint(path), CONVERTERS[converter], str(path))
+    return convert_state(read_checkpoint(path), CONVERTERS[converter], str(path)).eval()

@@ -16,7 +16,9 @@ deep_retrieval and Tolias et al.'s R-MAC):
 Differs: the AP is computed in Python (tested against the C++ rule) rather than by the
 binary; whitening keeps min(512, channels) dims (AlexNet conv5 has 256); regions of zero
 size on tiny maps are left out (the official code would fail); crops smaller than the
-network's minimum input are upsized.
+network's minimum input are upsized. Dialects: `dc2018` (the official code under today's
+NumPy: the region count chosen in float64); `faithful-2018` (`region_grid=float32`: the
+2018 NumPy 1.x computed that choice in float32, which changes it on ~0.3% of map shapes).
 `data_dir` holds `oxford5k/` and `paris6k/` (also accepted: `oxford`, `paris`), each in the
 released layout (see `dcbench.data.retrieval`). Region descriptors are saved in shards under
 `work_dir` and reused on `--resume`. Rows (percent): dataset `oxford5k` / `paris6k`, split
@@ -48,7 +50,7 @@ from dcbench.protocols.base import (
 )
 from dcbench.protocols.rmac.extract import extract_regions
 from dcbench.protocols.rmac.oxford_ap import retrieval_aps
-from dcbench.protocols.rmac.regions import aggregate
+from dcbench.protocols.rmac.regions import RegionGrid, aggregate
 from dcbench.protocols.rmac.whitening import as_tensors, fit_whitening
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ class RetrievalConfig(ProtocolConfig):
     layer: str = "conv5"
     image_size: int = 1024
     levels: int = 3
+    region_grid: RegionGrid = "float64"  # float32: the 2018 NumPy's region-count arithmetic
     pca_dims: int = 512
     pca_source: Literal["other", "self"] = "other"
     pca_max_images: int = 10000
@@ -107,7 +110,7 @@ class Retrieval(Protocol):
     """Oxford5k / Paris6k R-MAC retrieval mAP on the last conv block (ECCV Table 5)."""
 
     Config = RetrievalConfig
-    DIALECTS = {"dc2018": {}}
+    DIALECTS = {"dc2018": {}, "faithful-2018": {"region_grid": "float32"}}
     SCHEDULES = {"published": {}, "smoke": {"image_size": 160}}
     summary = "Oxford5k/Paris6k instance retrieval: R-MAC (L=3, 1024 px), PCA-whitened, mAP"
 
@@ -133,6 +136,7 @@ class Retrieval(Protocol):
             images = RetrievalImages(paths, config.image_size, transform, boxes,
                                      min_side=model.MIN_INPUT_SIZE)
             return extract_regions(featurize, images, levels=config.levels,
+                                   grid=config.region_grid,
                                    shard_dir=shard_dir, shard_size=config.shard_size,
                                    device=device, progress=progress, desc=name)
 

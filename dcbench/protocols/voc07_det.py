@@ -28,9 +28,12 @@ counted nor penalised, duplicates false positives, 11-point interpolation (`ap_m
 for the VOC2010+ all-point variant); mAP = mean over classes. Switches (defaults = the MATLAB
 devkit's rules, exactly): `ap_thresholds` exact | devkit (py-faster-rcnn's
 `np.arange(0., 1.1, 0.1)` with `rec >= t`, so a recall of exactly 0.3/0.6/0.7 misses its
-point), `score_order` stable | quicksort (tied scores), `iou_match` ge | gt (IoU exactly 0.5).
-Dialects: `dc2018`; `faithful-2018` = py-faster-rcnn's `voc_eval.py` (devkit, quicksort, gt),
-where most published detection numbers were computed.
+point), `score_order` stable | quicksort (tied scores), `iou_match` ge | gt (IoU exactly 0.5),
+`det_rounding` none | py-faster-rcnn (scores to 3 decimals and boxes to 0.1 px, as its
+results files hold them: `'{:.3f} {:.1f} ...'`; at most ~2e-4 AP).
+Dialects: `dc2018`; `faithful-2018` = py-faster-rcnn's `_write_voc_results_file` +
+`voc_eval.py` (py-faster-rcnn rounding, devkit, quicksort, gt), where most published
+detection numbers were computed.
 
 Schedules: `smoke` (built-in data, ~1-2 min on 2 CPU cores) changes only: iterations 200,
 stepsize 150, checkpoint every 50, workers 0.
@@ -65,7 +68,11 @@ from dcbench.protocols.voc.finetune_base import (
     VOCFinetuneProtocol,
     epoch_batches,
 )
-from dcbench.protocols.voc.metrics import voc_detection_ap
+from dcbench.protocols.voc.metrics import (
+    DetRounding,
+    round_like_results_file,
+    voc_detection_ap,
+)
 from dcbench.protocols.voc.nets import backbone_parts, reinit_linear, set_trainable
 
 if TYPE_CHECKING:
@@ -97,6 +104,7 @@ class VOC07DetConfig(VOCFinetuneConfig):
     ap_thresholds: Literal["exact", "devkit"] = "exact"
     score_order: Literal["stable", "quicksort"] = "stable"
     iou_match: Literal["ge", "gt"] = "ge"
+    det_rounding: DetRounding = "none"  # py-faster-rcnn: score to 3 decimals, boxes to 0.1 px
     eval_batch_size: int = 2
 
 
@@ -163,8 +171,12 @@ def voc07_det_metrics(detections: list[dict[str, np.ndarray]],
                       ground_truth: list[dict[str, np.ndarray]], *,
                       method: str = "11point", iou_threshold: float = 0.5,
                       ap_thresholds: str = "exact", score_order: str = "stable",
-                      iou_match: str = "ge") -> dict[str, float]:
-    """Pure core: per-image detections and ground truth -> `map` and `ap_<class>`."""
+                      iou_match: str = "ge", det_rounding: str = "none") -> dict[str, float]:
+    """Pure core: per-image detections and ground truth -> `map` and `ap_<class>`.
+
+    `det_rounding=py-faster-rcnn` first rounds the detections as its results files do."""
+    if det_rounding == "py-faster-rcnn":
+        detections = round_like_results_file(detections)
     aps = voc_detection_ap(detections, ground_truth, len(VOC_CLASSES),
                            iou_threshold=iou_threshold, method=method,
                            ap_thresholds=ap_thresholds, score_order=score_order,
@@ -204,7 +216,7 @@ class VOC07Detection(VOCFinetuneProtocol):
     DIALECTS = {
         "dc2018": {},
         "faithful-2018": {"ap_thresholds": "devkit", "score_order": "quicksort",
-                          "iou_match": "gt"},
+                          "iou_match": "gt", "det_rounding": "py-faster-rcnn"},
     }
     SCHEDULES = {
         "published": {},
@@ -277,4 +289,4 @@ def metric_switches(config: VOC07DetConfig) -> dict[str, Any]:
     """The AP settings of a config, as `voc07_det_metrics` keywords."""
     return {"method": config.ap_method, "iou_threshold": config.iou_threshold,
             "ap_thresholds": config.ap_thresholds, "score_order": config.score_order,
-            "iou_match": config.iou_match}
+            "iou_match": config.iou_match, "det_rounding": config.det_rounding}

@@ -8,13 +8,16 @@ pooling of `voc07-svm`; `conv5` = ResNet-50 res5 by default), tested on the full
 test set (difficult ignored). Rows (percent): layer `<tap>/k<k>`, one `map` per sample
 (seed = seed + sample) and `map_mean` / `map_std` / `map_min` / `map_max` over samples.
 
-Cost selection: FSSB trains every cost and keeps the cost with the best *test* mAP per
-(sample, k); that is the `goyal2019` / `mmselfsup` dialects (`cost_selection=test`). The
-default (`dc2018`, dcbench's honest choice) picks each class's cost by CV on its own
-low-shot training set (folds = min(3, k)); k = 1 cannot be cross-validated and uses
-`single_shot_cost`. Draws are saved to `work_dir/lowshot_samples.json`; pass
-`samples_file=PATH` to reuse published or earlier draws. Finished (layer, k, sample) units are
-journaled and skipped on `--resume`.
+Cost selection: FSSB trains every cost, scores each (sample, k, cost) on the test set
+(`test_svm_low_shot.py`) and then, per k, keeps ONE cost for all samples: the argmax over
+costs of the mean test mAP over the samples; mean/min/max/std are those of that cost, with
+`np.std` (ddof=0) (`aggregate_low_shot_svm_stats.py`). That is the `goyal2019` / `mmselfsup`
+dialects (`cost_selection=test`, `std_ddof=0`); the per-sample `map` rows are then each
+sample's mAP at the chosen cost. The default (`dc2018`, dcbench's honest choice) picks each
+class's cost by CV on its own low-shot training set (folds = min(3, k)); k = 1 cannot be
+cross-validated and uses `single_shot_cost`; its std is the sample std (ddof=1). Draws are
+saved to `work_dir/lowshot_samples.json`; pass `samples_file=PATH` to reuse published or
+earlier draws. Finished (layer, k, sample) units are journaled and skipped on `--resume`.
 Schedules: `published`; `smoke` (built-in synthetic VOC): k in (1, 2), 2 samples, costs
 (0.1, 1, 10), one job.
 """
@@ -60,6 +63,7 @@ class VOC07LowShotSVMConfig(ProtocolConfig):
     samples: int = 5
     samples_file: str = ""
     cost_selection: Literal["cv", "test"] = "cv"
+    std_ddof: Literal[0, 1] = 1  # 0: np.std over samples, as FSSB/VISSL/MMSelfSup report
     single_shot_cost: float = 1.0
     pooling: str = "goyal2019"
     resize_short: int | None = 256
@@ -74,33 +78,44 @@ class VOC07LowShotSVMConfig(ProtocolConfig):
     jobs: int = -1
 
 
-def summarize(values: list[float]) -> dict[str, float]:
-    """mean, sample std (ddof=1; 0 for one value), min and max over the samples."""
+def summarize(values: list[float] | np.ndarray, ddof: int = 1) -> dict[str, float]:
+    """mean, std (`ddof`; 0 for one value), min and max over the samples."""
     arr = np.asarray(values, dtype=np.float64)
-    return {"map_mean": float(arr.mean()), "map_std": float(arr.std(ddof=1)) if arr.size > 1
-            else 0.0, "map_min": float(arr.min()), "map_max": float(arr.max())}
+    return {"map_mean": float(arr.mean()), "map_std": float(arr.std(ddof=ddof))
+            if arr.size > ddof else 0.0, "map_min": float(arr.min()), "map_max": float(arr.max())}
+
+
+def select_cost_stats(per_cost: np.ndarray, ddof: int) -> tuple[int, dict[str, float]]:
+    """FSSB's low-shot aggregation for one k: (samples, costs) test mAPs -> the index of the
+    cost with the highest mean over samples (first one on ties, as `np.argmax`) and the
+    mean/std/min/max of that cost's column."""
+    matrix = np.asarray(per_cost, dtype=np.float64)
+    chosen = int(np.argmax(matrix.mean(axis=0)))
+    return chosen, summarize(matrix[:, chosen], ddof)
 
 
 def lowshot_map(x_train: np.ndarray, targets: np.ndarray, x_test: np.ndarray,
                 test_labels: np.ndarray, settings: SVMSettings, k: int, selection: str,
-                single_shot_cost: float, jobs: int) -> tuple[float, list[float]]:
-    """Pure core: test mAP (fraction) of one (sample, k) and the cost(s) used per class."""
-    if selection == "test":  # FSSB: one SVM per cost, keep the cost with the best test mAP
-        best, costs = -1.0, []
+                single_shot_cost: float, jobs: int) -> list[float]:
+    """Pure core: test mAPs (fractions) of one (sample, k).
+
+    `selection=test`: one mAP per cost of `settings.costs` (every class at that cost; the
+    cost is chosen later across samples by `select_cost_stats`). `cv`: one mAP, each class
+    at its cross-validated cost.
+    """
+    if selection == "test":
+        maps = []
         for cost in settings.costs:
             fixed = dataclasses.replace(settings, costs=(cost,))
             fits = dict(iter_fits(x_train, targets, fixed, jobs=jobs))
-            value = class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"]
-            if value > best:
-                best, costs = value, [cost] * len(VOC_CLASSES)
-        return best, costs
+            maps.append(class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"])
+        return maps
     if k < 2:
         settings = dataclasses.replace(settings, costs=(single_shot_cost,))
     else:
         settings = dataclasses.replace(settings, folds=min(settings.folds, k))
     fits = dict(iter_fits(x_train, targets, settings, jobs=jobs))
-    value = class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"]
-    return value, [fits[c].cost for c in range(len(VOC_CLASSES))]
+    return [class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"]]
 
 
 @register_protocol("voc07-lowshot-svm")
@@ -110,8 +125,9 @@ class VOC07LowShotSVM(Protocol):
     Config = VOC07LowShotSVMConfig
     DIALECTS = {
         "dc2018": {},
-        "goyal2019": {"cost_list": "caffe2", "resize_short": None, "cost_selection": "test"},
-        "mmselfsup": {"cost_list": "mmselfsup", "cost_selection": "test"},
+        "goyal2019": {"cost_list": "caffe2", "resize_short": None, "cost_selection": "test",
+                      "std_ddof": 0},
+        "mmselfsup": {"cost_list": "mmselfsup", "cost_selection": "test", "std_ddof": 0},
     }
     SCHEDULES = {"published": {},
                  "smoke": {"shots": [1, 2], "samples": 2, "costs": [0.1, 1.0, 10.0], "jobs": 1}}
@@ -149,19 +165,24 @@ class VOC07LowShotSVM(Protocol):
                 for s, draw in enumerate(draws):
                     key = f"{layer}/k{k}/sample{s}"
                     done = journal.get(key)
-                    if done is None:
+                    if not isinstance(done, dict) or "map_per_cost" not in done:  # older record
                         targets = draw_targets(draw[k], train.ids, VOC_CLASSES)
-                        value, costs = lowshot_map(x_train, targets, x_test, test.labels,
-                                                   settings, k, config.cost_selection,
-                                                   config.single_shot_cost, config.jobs)
-                        done = {"map": 100.0 * value, "costs": costs}
+                        maps = lowshot_map(x_train, targets, x_test, test.labels, settings, k,
+                                           config.cost_selection, config.single_shot_cost,
+                                           config.jobs)
+                        done = {"map_per_cost": [100.0 * v for v in maps]}
                         journal.record(key, done)
-                    per_sample.append(done["map"])
-                    rows += results_from_metrics(info, {"map": done["map"]}, split="test",
+                    per_sample.append(done["map_per_cost"])
+                chosen, stats = select_cost_stats(np.asarray(per_sample), config.std_ddof)
+                for s, maps in enumerate(per_sample):
+                    rows += results_from_metrics(info, {"map": maps[chosen]}, split="test",
                                                  layer=f"{layer}/k{k}", seed=config.seed + s)
-                stats = summarize(per_sample)
+                if config.cost_selection == "test":
+                    stats["cost"] = settings.costs[chosen]
                 summary[f"{layer}/k{k}"] = stats
-                rows += results_from_metrics(info, stats, split="test", layer=f"{layer}/k{k}")
+                rows += results_from_metrics(info, {m: v for m, v in stats.items()
+                                                    if m != "cost"},
+                                             split="test", layer=f"{layer}/k{k}")
                 log(f"{self.name} [{layer}] k={k}: mAP {stats['map_mean']:.2f} +- "
                     f"{stats['map_std']:.2f} (min {stats['map_min']:.2f}, max "
                     f"{stats['map_max']:.2f}) over {len(per_sample)} samples")

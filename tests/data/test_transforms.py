@@ -65,3 +65,61 @@ def test_plain_and_float_tensor_and_registry() -> None:
         T.build("ten_crops")
     with pytest.raises(ValueError, match="already registered"):
         T.register_pipeline("plain", T.plain)
+
+
+def caffe_jitter_port(image: np.ndarray, size: int, factor: float, top: int, left: int,
+                      mirror: bool) -> np.ndarray:
+    """The scale-jitter crop rule written out with loops over numpy: bilinear resize with
+    half-pixel centres (OpenCV INTER_LINEAR, source index clamped at 0 and the last pixel),
+    zero-filled window at (top, left), optional mirror. `image` is (C, H, W) float64."""
+    c, h, w = image.shape
+    new_h, new_w = max(1, round(h * factor)), max(1, round(w * factor))
+
+    def taps(n_out: int, n_in: int) -> list[tuple[int, int, float]]:
+        out = []
+        for i in range(n_out):
+            src = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+            i0 = min(int(np.floor(src)), n_in - 1)
+            out.append((i0, min(i0 + 1, n_in - 1), src - i0))
+        return out
+
+    rows, cols = taps(new_h, h), taps(new_w, w)
+    resized = np.zeros((c, new_h, new_w))
+    for y, (y0, y1, ly) in enumerate(rows):
+        for x, (x0, x1, lx) in enumerate(cols):
+            resized[:, y, x] = ((1 - ly) * ((1 - lx) * image[:, y0, x0] + lx * image[:, y0, x1])
+                                + ly * ((1 - lx) * image[:, y1, x0] + lx * image[:, y1, x1]))
+    out = np.zeros((c, size, size))
+    for y in range(size):
+        for x in range(size):
+            sy, sx = top + y, left + x
+            if 0 <= sy < new_h and 0 <= sx < new_w:
+                out[:, y, x] = resized[:, sy, sx]
+    return out[:, :, ::-1] if mirror else out
+
+
+@pytest.mark.parametrize(("shape", "params"), [
+    ((3, 20, 30), (1.7, 5, 12, False)),   # upscaled, window inside
+    ((3, 20, 30), (0.55, -3, 0, True)),   # downscaled below the crop: zero border, mirrored
+    ((3, 17, 9), (1.0, 1, -4, False)),    # unscaled, narrow side padded
+])
+def test_scale_jitter_crop_matches_the_rule(shape, params) -> None:
+    image = torch.rand(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    got = T.ScaleJitterCrop(16).apply(image.float(), params).double().numpy()
+    np.testing.assert_allclose(got, caffe_jitter_port(image.numpy(), 16, *params), atol=1e-5)
+
+
+def test_scale_jitter_draws_cover_the_range_and_stay_in_bounds() -> None:
+    jitter = T.ScaleJitterCrop(16, (0.5, 2.0))
+    torch.manual_seed(0)
+    draws = [jitter.make_params(24, 40) for _ in range(400)]
+    factors = np.array([d[0] for d in draws])
+    assert factors.min() >= 0.5 and factors.max() <= 2.0
+    assert factors.min() < 0.55 and factors.max() > 1.95
+    for factor, top, left, _ in draws:
+        for offset, length in ((top, round(24 * factor)), (left, round(40 * factor))):
+            assert min(0, length - 16) <= offset <= max(0, length - 16)
+    assert 0.4 < np.mean([d[3] for d in draws]) < 0.6
+    pipeline = T.build("voc_caffe_train", size=16)
+    out = pipeline(Image.fromarray(np.full((24, 40, 3), 255, np.uint8)))
+    assert out.shape == (3, 16, 16) and out.dtype == torch.float32

@@ -199,3 +199,74 @@ def test_hub_convert_cli_takes_a_layout(r50, tmp_path, capsys):
     assert main(["hub", "convert", str(src), str(out), "--layout", "swav"]) == 0
     assert (out / "model.safetensors").is_file() and "resnet50" in capsys.readouterr().out
     assert main(["hub", "convert", str(src), str(tmp_path / "hub2")]) == 2  # not official
+
+
+def mmselfsup1_sobel_layout(state, sobel):
+    """MMSelfSup 1.x `ResNetSobel`: the Sobel module lives in the backbone
+    (`backbone.sobel_layer.sobel.{0,1}.*`), the data preprocessor and head beside it."""
+    out = mmselfsup_layout(state)
+    out["state_dict"].update({f"backbone.sobel_layer.sobel.{k}": v
+                              for k, v in sobel.state_dict().items()})
+    out["state_dict"]["data_preprocessor.mean"] = torch.tensor([123.675, 116.28, 103.53])
+    return out
+
+
+def test_mmselfsup1_resnet_sobel_keys_in_the_backbone(r50_sobel, tmp_path):
+    path = tmp_path / "deepcluster_resnet50-sobel.pth"
+    torch.save(mmselfsup1_sobel_layout(r50_sobel, make_sobel()), path)
+    model = load_converted(path, "mmselfsup-resnet")
+    _same_body(model, r50_sobel)
+    assert torch.equal(model.state_dict()["sobel.1.weight"], make_sobel()[1].weight)
+    wrong = make_sobel()
+    with torch.no_grad():
+        wrong[1].weight.mul_(2)
+    with pytest.raises(UserError, match="fixed Sobel"):
+        convert_state(mmselfsup1_sobel_layout(r50_sobel, wrong), C["mmselfsup-resnet"])
+    extra = mmselfsup1_sobel_layout(r50_sobel, make_sobel())
+    extra["state_dict"]["backbone.sobel_layer.sobel.2.weight"] = torch.zeros(1)
+    with pytest.raises(UserError) as err:  # still strict inside the Sobel module
+        convert_state(extra, C["mmselfsup-resnet"])
+    assert "sobel.2.weight" in err.value.detail
+
+
+def vissl_linear_eval_layout(trunk):
+    """A VISSL linear-evaluation checkpoint: the frozen trunk is wrapped in the feature
+    extractor (`trunk.base_model._feature_blocks.*` as `base_model._feature_blocks.*` under
+    `trunk`), the linear heads under `heads`."""
+    return {"classy_state_dict": {"base_model": {"model": {
+        "trunk": {"base_model._feature_blocks." + k: v for k, v in trunk.items()},
+        "heads": {"0.channel_bn.weight": torch.ones(2048),
+                  "0.clf.clf.0.weight": torch.randn(1000, 2048)}}}},
+        "loss": {}, "train_phase_idx": 27}
+
+
+def test_vissl_linear_evaluation_checkpoints(r50, tmp_path):
+    path = tmp_path / "model_final_checkpoint_phase27.torch"
+    torch.save(vissl_linear_eval_layout(r50), path)
+    _same_body(load_converted(path, "vissl-resnet"), r50)
+    official = official_alexnet()
+    table = {"0": "0.0", "1": "0.1", "4": "2.0", "5": "2.1", "8": "4.0", "9": "4.1",
+             "11": "5.0", "12": "5.1", "14": "6.0", "15": "6.1"}
+    blocks = {f"{table[k.split('.')[2]]}.{k.split('.', 3)[3]}": v for k, v in official.items()
+              if k.startswith("features.module.")}
+    model = convert_state(vissl_linear_eval_layout(blocks), C["vissl-alexnet-deepcluster"])
+    own = model.state_dict()
+    for key, value in official.items():
+        if key.startswith("features.module."):
+            assert torch.equal(own[key.replace("features.module.", "features.")], value)
+    missing = vissl_linear_eval_layout({k: v for k, v in r50.items() if "layer4.2" not in k})
+    with pytest.raises(UserError) as err:
+        convert_state(missing, C["vissl-resnet"])
+    assert "body.layer4.2.conv1.weight" in err.value.detail
+
+
+def test_load_converted_returns_an_eval_mode_model(r50, tmp_path):
+    path = tmp_path / "dcv2.pth.tar"
+    torch.save(swav_layout(r50), path)
+    model = load_converted(path, "swav")
+    assert not model.training and not any(m.training for m in model.modules())
+    official = tmp_path / "checkpoint.pth.tar"
+    torch.save({"arch": "alexnet", "epoch": 1, "state_dict": {
+        **official_alexnet(), "top_layer.weight": torch.randn(10, 4096),
+        "top_layer.bias": torch.zeros(10)}}, official)
+    assert not load_converted(official, "deepcluster-official").training

@@ -7,14 +7,24 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from scipy import stats
 from sklearn.metrics import average_precision_score
 
 import dcbench
 from dcbench.core.errors import UserError
+from dcbench.data import transforms as T
+from dcbench.data.loader import DecodeReport
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
 from dcbench.protocols.base import get_protocol
-from dcbench.protocols.voc07_cls import classification_loss, voc07_cls_metrics
+from dcbench.protocols.voc07_cls import (
+    classification_loss,
+    mode_iterations,
+    train_transform,
+    voc07_cls_metrics,
+)
+from tests.data.test_transforms import caffe_jitter_port
 
 MICRO = ["iterations=4", "batch_size=4", "eval_passes=2", "checkpoint_every=2"]
 
@@ -163,6 +173,79 @@ def test_all_layers_uses_the_caffe_schedule_behind_73_7():
     fc = proto.resolve_config()
     assert (fc.lr_fc6_8, fc.stepsize_fc6_8, mode_iterations(fc)) == (0.003, 5000, 80000)
     assert mode_iterations(proto.resolve_config(overrides=["iterations=7"])) == 7
+
+
+def test_fc6_8_iteration_count_is_the_pipeline_switch():
+    """issue 21 item 1: fc6-8 runs 80k in eval_voc_classif.py (--nit default), 150k in
+    eval_voc_classif_fc6_8.sh (-nit 150000); `iterations_fc6_8` overrides both."""
+    proto = get_protocol("voc07-cls")
+    assert mode_iterations(proto.resolve_config(dialect="faithful-2018")) == 80000
+    caffe = proto.resolve_config(overrides=["pipeline_fc6_8=caffe"])
+    assert (caffe.lr_fc6_8, caffe.stepsize_fc6_8, mode_iterations(caffe)) == (0.003, 5000,
+                                                                              150000)
+    assert mode_iterations(proto.resolve_config(overrides=["pipeline_fc6_8=caffe",
+                                                           "iterations_fc6_8=1234"])) == 1234
+    faithful_all = proto.resolve_config(dialect="faithful-2018", overrides=["train_layers=all"])
+    assert faithful_all.pipeline_all == "caffe" and mode_iterations(faithful_all) == 150000
+    assert proto.resolve_config().pipeline_all == "pytorch"  # dc2018 keeps the mix
+
+
+def _built_net(model, voc_root, overrides, dialect="faithful-2018"):
+    proto = get_protocol("voc07-cls")
+    config = proto.resolve_config(dialect=dialect, schedule="smoke", overrides=overrides)
+    task = proto.build(model, voc_root, config, torch.device("cpu"), DecodeReport(), False)
+    return config, task.net
+
+
+def test_faithful_all_redraws_fc6_to_fc8_like_random_from(model, voc_root):
+    """train_cls.py `--random-from DropoutBackward23`: every layer with weights after that
+    dropout (fc6, fc7, the new fc8) gets N(0, 0.01) weights and bias 0.1."""
+    _, net = _built_net(model, voc_root, ["train_layers=all"])
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 3 and linears[-1].out_features == 20
+    for layer in linears:
+        w = layer.weight.detach().double().numpy().ravel()
+        assert stats.kstest(w, stats.norm(0, 0.01).cdf).pvalue > 1e-3
+        assert torch.all(layer.bias == 0.1)
+    # the PyTorch fc6-8 script keeps nn.Linear's default init on fc8 (uniform, not normal)
+    _, net = _built_net(model, voc_root, [])
+    w = net.top_layer.weight.detach().double().numpy().ravel()
+    bound = 1 / np.sqrt(net.top_layer.in_features)
+    assert stats.kstest(w, stats.uniform(-bound, 2 * bound).cdf).pvalue > 1e-3
+    assert stats.kstest(w, stats.norm(0, 0.01).cdf).pvalue < 1e-6
+
+
+def test_faithful_all_trains_on_the_caffe_scale_jitter(model, voc_root):
+    proto = get_protocol("voc07-cls")
+    mean, std = model.config["mean"], model.config["std"]
+    arr = np.random.default_rng(0).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    config = proto.resolve_config(dialect="faithful-2018", overrides=["train_layers=all"])
+    torch.manual_seed(5)
+    got = train_transform(config, 32, mean, std)(Image.fromarray(arr)).double().numpy()
+    torch.manual_seed(5)
+    params = T.ScaleJitterCrop(32, (0.5, 2.0)).make_params(40, 56)
+    assert 0.5 <= params[0] <= 2.0
+    normalised = ((arr.transpose(2, 0, 1) / 255.0 - np.asarray(mean)[:, None, None])
+                  / np.asarray(std)[:, None, None])
+    np.testing.assert_allclose(got, caffe_jitter_port(normalised, 32, *params), atol=1e-4)
+    pytorch = train_transform(proto.resolve_config(overrides=["train_layers=all"]), 32, mean,
+                              std)
+    assert not any(isinstance(t, T.ScaleJitterCrop) for t in pytorch.transforms)
+    with pytest.raises(UserError, match="caffe_scale"):
+        train_transform(proto.resolve_config(overrides=["pipeline_fc6_8=caffe",
+                                                        "caffe_scale=[2.0,0.5]"]), 32, mean,
+                        std)
+
+
+@pytest.mark.slow
+def test_faithful_all_runs_end_to_end(model, voc_root, tmp_path):
+    protocol = get_protocol("voc07-cls")
+    config = protocol.resolve_config(dialect="faithful-2018", schedule="smoke",
+                                     overrides=[*MICRO, "train_layers=all",
+                                                "eval_train_split=false"])
+    rows = protocol.run(model, voc_root, config, run_id="t", device="cpu", progress=False,
+                        work_dir=tmp_path)
+    assert {r.layer for r in rows} == {"all"} and any(r.metric == "map" for r in rows)
 
 
 def test_fc8_init_switch_follows_eval_voc_classif(model):

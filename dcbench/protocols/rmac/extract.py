@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from dcbench.core.files import write_with
 from dcbench.data.loader import make_loader
-from dcbench.protocols.rmac.regions import region_descriptors
+from dcbench.protocols.rmac.regions import RegionGrid, region_descriptors
 
 
 def _load_shard(path: Path, n: int) -> list[torch.Tensor | None] | None:
@@ -52,6 +52,7 @@ def extract_regions(
     dataset: Dataset,
     *,
     levels: int,
+    grid: RegionGrid = "float64",
     shard_dir: Path | None,
     shard_size: int,
     device: str,
@@ -79,7 +80,7 @@ def extract_regions(
                     continue
                 fmap = featurize(batch.images.to(device))[0].float().cpu()
                 channels = fmap.shape[0]
-                cached[offset] = region_descriptors(fmap, levels)
+                cached[offset] = region_descriptors(fmap, levels, grid)
             if path is not None:
                 _save_shard(path, cached, channels)
         out += cached

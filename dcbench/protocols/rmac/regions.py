@@ -3,26 +3,42 @@
 Regions: at level l = 1..L, square regions of side floor(2 min(H, W) / (l + 1)), laid out
 with about 40% overlap; the long side gets `extra` more regions per level, `extra` chosen
 among 1..6 so the overlap of the level-1 regions is closest to 40%. Coordinates are in the
-feature map, clipped to it. Descriptor: region max-pool -> L2 -> PCA-whitening -> L2 ->
-sum over regions -> L2.
+feature map, clipped to it. `grid` is the arithmetic of that choice: the official code
+divides by a float32 `steps` array, which NumPy >= 2 (NEP 50) computes in float64
+(`float64`, the default) but the 2018 NumPy 1.x computed in float32 (`float32`, the
+`faithful-2018` dialect). They differ where two counts tie in exact arithmetic (e.g. a
+30 x 54 map: 26 regions in float64, 20 in float32). Descriptor: region max-pool -> L2 ->
+PCA-whitening -> L2 -> sum over regions -> L2.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
 
 OVERLAP = 0.4
+RegionGrid = Literal["float64", "float32"]
 
 
-def rmac_regions(height: int, width: int, levels: int = 3) -> list[tuple[int, int, int, int]]:
+def extra_regions(height: int, width: int, grid: RegionGrid = "float64") -> int:
+    """How many more regions the long side gets (1..6): the count whose level-1 overlap is
+    closest to 40%, computed in `grid` arithmetic (first count on ties, as `np.argmin`)."""
+    dtype = np.float32 if grid == "float32" else np.float64
+    side = dtype(min(height, width))
+    candidates = np.arange(2, 8).astype(dtype)  # regions along the long side, 2..7
+    step = dtype(max(height, width) - min(height, width)) / (candidates - dtype(1))
+    overlap = (side * side - side * step) / (side * side) - dtype(OVERLAP)
+    return int(np.argmin(np.abs(overlap))) + 1
+
+
+def rmac_regions(height: int, width: int, levels: int = 3,
+                 grid: RegionGrid = "float64") -> list[tuple[int, int, int, int]]:
     """(x, y, w, h) of every R-MAC region of an H x W map; zero-size regions are left out."""
     side = min(height, width)
-    candidates = np.arange(2, 8, dtype=np.float64)  # regions along the long side, 2..7
-    step = (max(height, width) - side) / (candidates - 1)
-    extra = int(np.argmin(np.abs((side**2 - side * step) / side**2 - OVERLAP))) + 1
+    extra = extra_regions(height, width, grid)
     extra_w = extra if height < width else 0
     extra_h = extra if height > width else 0
     regions = []
@@ -50,11 +66,12 @@ def l2n(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return x / x.norm(dim=dim, keepdim=True).clamp_min(1e-12)
 
 
-def region_descriptors(fmap: torch.Tensor, levels: int = 3) -> torch.Tensor:
+def region_descriptors(fmap: torch.Tensor, levels: int = 3,
+                       grid: RegionGrid = "float64") -> torch.Tensor:
     """(C, H, W) map -> (R, C) L2-normalised max-pooled region descriptors."""
     _, height, width = fmap.shape
     pooled = [fmap[:, y:y + h, x:x + w].amax(dim=(1, 2))
-              for x, y, w, h in rmac_regions(height, width, levels)]
+              for x, y, w, h in rmac_regions(height, width, levels, grid)]
     return l2n(torch.stack(pooled))
 
 

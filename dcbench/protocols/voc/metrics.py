@@ -39,6 +39,8 @@ APMethod = Literal["11point", "all"]
 APThresholds = Literal["exact", "devkit"]
 ScoreOrder = Literal["stable", "quicksort"]
 IoUMatch = Literal["ge", "gt"]
+# `py-faster-rcnn`: detections as its results files hold them (score '{:.3f}', box '{:.1f}').
+DetRounding = Literal["none", "py-faster-rcnn"]
 
 
 def voc_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -176,6 +178,24 @@ def detection_ap(
         return float("nan")
     recall, precision = precision_recall(tp, fp, n_pos)
     return average_precision(recall, precision, method, ap_thresholds)
+
+
+def round_like_results_file(
+    detections: Sequence[Mapping[str, np.ndarray]],
+) -> list[dict[str, np.ndarray]]:
+    """Per-image detections as py-faster-rcnn's VOC results files hold them.
+
+    `_write_voc_results_file` writes each score with '{:.3f}' and each 1-based box corner
+    with '{:.1f}', and `voc_eval` parses them back with `float`; this reproduces that round
+    trip (Python's correctly rounded decimal formatting, then parsing), without the files.
+    """
+    def through_text(values: np.ndarray, spec: str) -> np.ndarray:
+        flat = np.asarray(values, np.float64)
+        return np.array([float(format(v, spec)) for v in flat.ravel()],
+                        np.float64).reshape(flat.shape)
+
+    return [{**det, "boxes": through_text(det["boxes"], ".1f"),
+             "scores": through_text(det["scores"], ".3f")} for det in detections]
 
 
 def voc_detection_ap(
