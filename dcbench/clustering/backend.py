@@ -42,8 +42,11 @@ def resolve_backend(name: str, device: torch.device | str = "cpu") -> str:
 
 def whiten_on_device(x: np.ndarray | torch.Tensor, dim: int, device: torch.device | str
                      ) -> torch.Tensor:
-    """PCA-whiten to `dim` + L2-normalise, computed and kept on `device` (float32 tensor)."""
-    t = as_float_tensor(x).to(device)
+    """PCA-whiten to `dim` + L2-normalise, computed and kept on `device` (float32 tensor).
+
+    A bf16/fp16 tensor already on `device` is read chunk by chunk (mean and covariance
+    accumulated in float64, products in float32), never copied whole."""
+    t = as_float_tensor(x, keep_half=True).to(device)
     return l2_normalize(fit_whitening(t, dim).apply(t))
 
 
@@ -58,13 +61,11 @@ def kmeans(x: np.ndarray | torch.Tensor, k: int, niter: int, seed: int, backend:
 
 
 @torch.no_grad()
-def knn_search_torch(x: np.ndarray | torch.Tensor, k: int, device: torch.device | str | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest other rows of each row by chunked matmul + top-k: (squared L2 distances,
-    int64 ids), both (N, k), with `pic.knn_search`'s self-removal rule (search k+1, drop the
-    query itself wherever it lands, else the farthest hit)."""
-    t = as_float_tensor(x)
-    t = (t.to(device) if device is not None else t).contiguous()
+def knn_search_device(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k nearest other rows of each row of `x`, on its device, by chunked matmul + top-k:
+    (squared L2 distances, int64 ids), both (N, k), with `pic.knn_search`'s self-removal
+    rule (search k+1, drop the query itself wherever it lands, else the farthest hit)."""
+    t = x.float().contiguous()
     n = len(t)
     if not 1 <= k < n:
         raise UserError(f"k-NN graph needs 1 <= k < number of samples ({n}), got k={k}")
@@ -77,12 +78,20 @@ def knn_search_torch(x: np.ndarray | torch.Tensor, k: int, device: torch.device 
         block = torch.addmm(sq.unsqueeze(0), xb, t.T, alpha=-2.0) + sq[s : s + rows, None]
         d, i = torch.topk(block, k + 1, dim=1, largest=False, sorted=True)
         dist[s : s + rows], ids[s : s + rows] = d.clamp_min_(0), i
-    dist_np, ids_np = dist.cpu().numpy(), ids.cpu().numpy()
-    is_self = ids_np == np.arange(n)[:, None]
-    is_self[~is_self.any(1), -1] = True
+    is_self = ids == torch.arange(n, device=t.device)[:, None]
+    is_self[:, -1] |= ~is_self.any(1)
     keep = ~is_self
-    return dist_np[keep].reshape(n, k), ids_np[keep].reshape(n, k)
+    return dist[keep].reshape(n, k), ids[keep].reshape(n, k)
 
 
-__all__ = ["BACKENDS", "BackendName", "kmeans", "knn_search_torch", "resolve_backend",
+def knn_search_torch(x: np.ndarray | torch.Tensor, k: int, device: torch.device | str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """`knn_search_device` on `device` (default: where `x` is), results as numpy arrays."""
+    t = as_float_tensor(x)
+    dist, ids = knn_search_device(t.to(device) if device is not None else t, k)
+    return dist.cpu().numpy(), ids.cpu().numpy()
+
+
+__all__ = ["BACKENDS", "BackendName", "kmeans", "knn_search_device", "knn_search_torch",
+           "resolve_backend",
            "whiten_on_device"]

@@ -28,13 +28,17 @@ _ROW_CHUNK = 16384
 _COL_BLOCK = 1024
 
 
-def as_float_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """A 2-D float32 tensor view/copy of `x` (numpy arrays are shared, not copied)."""
+def as_float_tensor(x: np.ndarray | torch.Tensor, keep_half: bool = False) -> torch.Tensor:
+    """A 2-D float32 tensor view/copy of `x` (numpy arrays are shared, not copied); with
+    `keep_half` a bf16/fp16 tensor stays as it is (the chunked consumers widen each chunk,
+    so 1.28M x 4096 device-resident features are never copied whole)."""
     t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
     if t.ndim != 2:
         raise UserError(f"features must be a 2-D (N, D) array, got shape {tuple(t.shape)}")
     if not all(torch.isfinite(t[s : s + _ROW_CHUNK]).all() for s in range(0, len(t), _ROW_CHUNK)):
         raise UserError("features contain NaN or inf; the network diverged (lower the LR)")
+    if keep_half and t.dtype in (torch.bfloat16, torch.float16):
+        return t
     return t.float()
 
 
@@ -109,7 +113,7 @@ def fit_whitening(x: np.ndarray | torch.Tensor, dim: int = 256) -> Whitening:
     `dim` is lowered to N-1 when there are fewer samples than dimensions (the covariance
     then has rank N-1 and whitening more directions would divide by zero); this is logged.
     """
-    t = as_float_tensor(x)
+    t = as_float_tensor(x, keep_half=True)
     n, d = t.shape
     if dim < 1 or dim > d:
         raise UserError(f"PCA dimension must be in [1, {d}] for {d}-d features, got {dim}")
