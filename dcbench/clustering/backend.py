@@ -1,10 +1,14 @@
-"""Which k-means/k-NN implementation runs: faiss (CPU or GPU build) or plain torch.
+"""Which k-means/k-NN implementation runs: faiss (CPU, or a GPU build) or plain torch.
 
-`clustering_backend: auto | faiss | torch` in a training config. `auto` picks faiss-gpu when
-the installed faiss has GPU support, the torch code on a CUDA device otherwise (faiss has no
-CUDA 13 build, and faiss-cpu on a GPU machine was measured 37x slower than torch on the GPU,
-issue 15), and faiss-cpu on CPU (the default numerics, unchanged). The resolved name
-(`faiss-gpu`, `faiss-cpu`, `torch-cuda`, `torch-cpu`) is what the run log records.
+`clustering_backend: auto | faiss | torch` in a training config. `auto` picks faiss-gpu only
+when the installed faiss already has GPU support, the torch code on a CUDA device otherwise,
+and faiss-cpu on CPU (the default numerics, unchanged). There is no pip extra for faiss-gpu:
+the `faiss-gpu` / `faiss-gpu-cu12` wheels need a second, CUDA 12 stack (~700 MB) that a
+CUDA 13 torch image cannot load, and the CUDA 13 builds pin an older toolkit or one Python
+(issue 18); faiss-cpu on a GPU machine was measured 37x slower than torch on the GPU (issue
+15), and the torch k-means matched faiss's quality on CPU (same NMI to planted truth). So
+the torch k-means is the GPU backend. The resolved name (`faiss-gpu`, `faiss-cpu`,
+`torch-cuda`, `torch-cpu`) is what the run log records.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ The official code whitens with faiss `PCAMatrix(4096, 256, eigen_power=-0.5)`, w
 slow on CPU (about 95 s for 50k x 4096 features, see measured-baselines.md). Here the
 covariance is one large float32 matmul (near machine peak, only the upper block triangle is
 computed) and the top eigenvectors come from a float64 eigendecomposition, which gives the
-same projection several times faster. k-means is faiss (GPU index when faiss has GPU
-support), never subsampled, with the thesis's guarantee of no empty cluster (Section 3.2).
+same projection several times faster. k-means is faiss (a GPU index only when the installed
+faiss build has GPU support; on CUDA the torch k-means of `torch_kmeans` is the GPU
+backend, see `backend`), never subsampled, with the thesis's guarantee of no empty cluster (Section 3.2).
 """
 
 from __future__ import annotations

@@ -30,3 +30,8 @@ def test_tiny_cpu_run_reports_every_part(tmp_path: Path) -> None:
     fidelity = next(r for r in rows if "fidelity" in r["what"])
     assert 0 <= fidelity["dcbench"] <= 1
     assert report["params"]["arch"] == "alexnet_small" and report["machine"]["gpu"] is None
+    # issue 18: the epoch formula (measured phases only) agrees with a measured whole epoch
+    check = next(r for r in rows if "formula vs measured" in r["what"])
+    assert 0.85 <= check["dcbench"] / check["baseline"] <= 1.15, check
+    phases = [r for r in rows if "epoch phase" in r["what"]]
+    assert len(phases) == 4 and all(r["dcbench"] >= 0 for r in phases)
