@@ -71,12 +71,14 @@ FULL = {"arch": "alexnet", "size": 224, "batch": 256, "model_batches": 20, "jpeg
         "jpeg_w": 500, "jpeg_h": 375, "workers": 16, "rows": IMAGENET, "k": 10000, "dim": 256,
         "faiss_rows": 20000, "pic_rows": 200000, "pca_rows": 200000, "pca_in": 4096,
         "fidelity_per_class": 100, "fidelity_k": 100, "epoch_n1": 4096, "epoch_n2": 16384,
-        "epoch_n3": 65536, "epoch_k": 1000, "epoch_pca": 256, "epoch_diag": 20000}
-TINY = {"arch": "alexnet_small", "size": 32, "batch": 8, "model_batches": 2, "jpegs": 24,
+        "epoch_n3": 65536, "epoch_k": 1000, "epoch_pca": 256, "epoch_diag": 20000,
+        "epoch_repeats": 1}
+TINY = {"arch": "alexnet_small", "size": 32, "batch": 8, "model_batches": 2, "jpegs": 64,
         "jpeg_w": 50, "jpeg_h": 40, "workers": 0, "rows": 3000, "k": 30, "dim": 16,
         "faiss_rows": 1500, "pic_rows": 600, "pca_rows": 800, "pca_in": 64,
         "fidelity_per_class": 12, "fidelity_k": 16, "epoch_n1": 64, "epoch_n2": 192,
-        "epoch_n3": 384, "epoch_k": 8, "epoch_pca": 16, "epoch_diag": 0}
+        "epoch_n3": 384, "epoch_k": 8, "epoch_pca": 16, "epoch_diag": 0,
+        "epoch_repeats": 3}
 
 
 def sync(device: torch.device) -> float:
@@ -153,6 +155,7 @@ def fidelity_row(p: dict[str, Any], device: torch.device, root: Path) -> Row:
     configure_numerics(device, "fp32")  # true IEEE fp32 for the reference embeddings
     feats = {prec: extract_embeddings(model, data, idx, batch_size=p["batch"], device=device,
                                       precision=prec)[0] for prec in ("fp32", "bf16")}
+    configure_numerics(device, "bf16" if device.type == "cuda" else "fp32")
     k = min(p["fidelity_k"], len(idx) // 2)
     dim = max(1, min(p["dim"], feats["fp32"].shape[1] // 4, len(idx) - 1))
     nmi = bf16_fidelity(feats["fp32"], feats["bf16"], k=k, pca_dim=dim)
@@ -191,7 +194,10 @@ def write_jpegs(root: Path, p: dict[str, Any]) -> Path:
 
 def pass_speeds(folder: Path, p: dict[str, Any], device: torch.device, pipeline: str
                 ) -> tuple[float, float]:
-    """(clustering-pass img/s, training-pass img/s) through `pipeline` (pil | device)."""
+    """Steady-state (clustering-pass img/s, training-pass img/s) through `pipeline` (pil |
+    device): after a warm-up pass, both passes are timed on n/4 and on n images and the
+    rate is the difference (n - n/4) / (t_n - t_n/4), so per-pass start-up (worker spawn,
+    decoder init, autotuning) is not counted as throughput (it is in (d)'s fixed costs)."""
     precision = "bf16" if device.type == "cuda" else "fp32"
     model = create_backbone({"arch": p["arch"], "sobel": True, "num_classes": 0}, seed=0)
     model = model.to(device).to(memory_format=memory_format(device, precision))
@@ -204,38 +210,52 @@ def pass_speeds(folder: Path, p: dict[str, Any], device: torch.device, pipeline:
     else:
         cluster_set = train_set = EncodedImages(ImageFolderDataset(folder))
         decoder = BatchDecoder(device, size, mean, std, mode="center", resize=resize)
-    n = len(cluster_set)
-    t_feat, (feats, ok) = timed(lambda: extract_embeddings(
-        model, cluster_set, np.arange(n), batch_size=p["batch"], device=device,
-        workers=p["workers"], precision=precision, decoder=decoder), device)
-    labels = np.arange(n) % 100
     model.reset_top_layer(100, torch.Generator().manual_seed(0))
-    sampler = UniformLabelSampler(labels, n, seed=0)
-    if pipeline == "pil":
-        loader: Any = make_loader(train_set, p["batch"], sampler=sampler, workers=p["workers"],
-                                  pin_memory=device.type == "cuda")
-    else:
-        loader = DecodingLoader(train_set, p["batch"], BatchDecoder(
-            device, size, mean, std, mode="train", generator=torch.Generator().manual_seed(0)),
-            sampler=sampler, workers=p["workers"])
     opt = torch.optim.SGD(list(model.trunk_parameters()), lr=0.01, momentum=0.9)
     settings = PassSettings(lr=0.01, weight_decay=1e-5, precision=precision)
-    t_train, _ = timed(lambda: train_pass(model, loader, labels, opt, settings, device,
-                                          DistInfo(), torch.Generator().manual_seed(0)), device)
-    return n / t_feat, n / t_train
+
+    def passes(m: int) -> tuple[float, float]:
+        t_feat, _ = timed(lambda: extract_embeddings(
+            model, cluster_set, np.arange(m), batch_size=p["batch"], device=device,
+            workers=p["workers"], precision=precision, decoder=decoder), device)
+        labels = np.full(len(cluster_set), -1)
+        labels[:m] = np.arange(m) % 100
+        sampler = UniformLabelSampler(labels, m, seed=0)
+        if pipeline == "pil":
+            loader: Any = make_loader(train_set, p["batch"], sampler=sampler,
+                                      workers=p["workers"], pin_memory=device.type == "cuda")
+        else:
+            loader = DecodingLoader(train_set, p["batch"], BatchDecoder(
+                device, size, mean, std, mode="train",
+                generator=torch.Generator().manual_seed(0)), sampler=sampler,
+                workers=p["workers"])
+        t_train, _ = timed(lambda: train_pass(model, loader, labels, opt, settings, device,
+                                              DistInfo(), torch.Generator().manual_seed(0)),
+                           device)
+        return t_feat, t_train
+
+    n = len(cluster_set)
+    small = max(p["batch"], n // 4)
+    passes(small)  # warm-up
+    t_small, t_full = passes(small), passes(n)
+    # the marginal rate; where the difference drowns in noise (tiny CPU sizes: under a
+    # fifth of the pass), the plain rate of the full pass
+    return tuple((n - small) / (b - a) if b - a > 0.2 * b else n / b  # type: ignore[return-value]
+                 for a, b in zip(t_small, t_full, strict=True))
 
 
-def pipeline_rows(p: dict[str, Any], device: torch.device, root: Path) -> tuple[list[Row], dict]:
-    folder = write_jpegs(root, p)
+def pipeline_rows(p: dict[str, Any], device: torch.device, folder: Path) -> list[Row]:
+    """Both passes through the device pipeline against the PIL pipeline, same files."""
     pil = pass_speeds(folder, p, device, "pil")
     dev = pass_speeds(folder, p, device, "device")
     what = (f"{p['jpegs']} JPEGs {p['jpeg_w']}x{p['jpeg_h']} on disk -> {p['arch']} "
             f"{p['size']}px, {p['workers']} workers")
     rows = [Row(benchmark=NAME, what=f"(b) end-to-end {label} pass, {what}", dcbench=d,
                 unit="img/s", baseline_name="PIL in DataLoader workers", baseline=b,
-                notes="device pipeline: bytes in workers, decode_jpeg on the device, v2 crops")
+                notes="steady state after a warm-up; device pipeline: one byte buffer per batch "
+                "from the workers, decode_jpeg on the device, roi_align crops, prefetch thread")
             for label, d, b in (("clustering", dev[0], pil[0]), ("training", dev[1], pil[1]))]
-    return rows, {"pil": pil, "device": dev}
+    return rows
 
 
 # ---- (c) clustering ----------------------------------------------------------------------
@@ -328,9 +348,14 @@ def epoch_rows(p: dict[str, Any], device: torch.device, folder: Path, tmp: Path
     return rows, m
 
 
-def measure(p: dict[str, Any], device: torch.device) -> list[Row]:
-    """All four parts, in order; prints each row as it is measured."""
+def measure(p: dict[str, Any], device: torch.device, parts: str = "abcd",
+            sink: Path | None = None) -> tuple[list[Row], dict[str, Any]]:
+    """The chosen parts, in order; prints each row as it is measured and appends it to the
+    JSON-lines file `sink` (so a run cut short keeps what it measured). Returns the rows
+    and the epoch's detailed measurements (phases per size, fits)."""
     rows: list[Row] = []
+    extra: dict[str, Any] = {}
+    configure_numerics(device, "bf16" if device.type == "cuda" else "fp32")
 
     def show(new: list[Row]) -> None:
         for r in new:
@@ -338,30 +363,39 @@ def measure(p: dict[str, Any], device: torch.device) -> list[Row]:
             base = "" if r.baseline is None else f" | {r.baseline_name}: {r.baseline:.4g}"
             print(f"{r.what}: {r.dcbench:.4g} {r.unit}{base} | ratio {ratio} | {r.notes}",
                   file=sys.stderr, flush=True)
+            if sink is not None:
+                with open(sink, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(r.to_dict()) + "\n")
         rows.extend(new)
 
     with tempfile.TemporaryDirectory() as tmp:
-        show(model_rows(p, device))
-        show([fidelity_row(p, device, Path(tmp))])
-        new, _ = pipeline_rows(p, device, Path(tmp))
-        show(new)
-        new, epoch = epoch_rows(p, device, Path(tmp) / "jpeg", Path(tmp))
-        show(new)
-    show(clustering_rows(p, device))
-    return rows
+        if "a" in parts:
+            show(model_rows(p, device))
+            show([fidelity_row(p, device, Path(tmp))])
+        folder = write_jpegs(Path(tmp), p) if ("b" in parts or "d" in parts) else None
+        if "b" in parts and folder is not None:
+            show(pipeline_rows(p, device, folder))
+        if "d" in parts and folder is not None:
+            new, extra["epoch"] = epoch_rows(p, device, folder, Path(tmp))
+            show(new)
+    if "c" in parts:
+        show(clustering_rows(p, device))
+    return rows, extra
 
 
 def run(quick: bool) -> list[Row]:
     """`dcbench bench` entry: full sizes on a CUDA GPU (quick: tiny), tiny without one."""
     on_gpu = torch.cuda.is_available()
     params = dict(FULL if on_gpu and not quick else TINY)
-    return measure(params, torch.device("cuda" if on_gpu else "cpu"))
+    return measure(params, torch.device("cuda" if on_gpu else "cpu"))[0]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="CPU-sized inputs (seconds)")
     parser.add_argument("--out", type=Path, help="write rows + machine as JSON here")
+    parser.add_argument("--parts", default="abcd", help="which parts to run (default abcd)")
+    parser.add_argument("--rows-jsonl", type=Path, help="append each row here as measured")
     for key, value in FULL.items():
         if isinstance(value, int):
             parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None)
@@ -371,10 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     if not on_gpu and not args.tiny:
         print("gpu_epoch: no CUDA GPU here: running the tiny CPU sizes", file=sys.stderr)
     params.update({k: getattr(args, k) for k in FULL if getattr(args, k, None) is not None})
-    if on_gpu:
-        torch.backends.cudnn.benchmark = True
-    rows = measure(params, torch.device("cuda" if on_gpu else "cpu"))
-    report = {"machine": machine(), "params": params, "rows": [r.to_dict() for r in rows]}
+    rows, extra = measure(params, torch.device("cuda" if on_gpu else "cpu"), args.parts,
+                          args.rows_jsonl)
+    report = {"machine": machine(), "params": params, "rows": [r.to_dict() for r in rows],
+              **extra}
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

@@ -6,11 +6,11 @@ The phases are the ones `dcbench train` runs, through the same functions: featur
 on the device + the label diagnostics: NMI and the ratio-edge k-NN), training
 (`train_pass` over a `DecodingLoader`) and the checkpoint (model + optimizer state
 written to disk). After a warm-up epoch (worker start, decoder init, cudnn autotuning),
-every phase is timed at two sizes n1 < n2; each phase's time is fitted as
-`fixed + per_image * n` from those two measurements (so start-up costs are measured once,
-never multiplied), and the epoch at any size is the sum of the fitted phases. The formula
-is then checked against one measured whole epoch at a third, larger size n3 (on a GPU the
-largest that fits the time budget): `agreement` = predicted / measured must be within 15%.
+every phase is timed at two sizes n1 < n2 (medians of `epoch_repeats` interleaved
+rounds) and fitted as `fixed + per_image * n` (so start-up costs are measured once, never
+multiplied); the epoch at any size is the sum of the fitted phases. The formula is then
+checked against the measured whole epoch at a third, larger size n3 (on a GPU the largest
+that fits the time budget): `agreement` = predicted / measured must be within 15%.
 Only then is it evaluated at ImageNet's 1,281,167 images.
 """
 
@@ -130,19 +130,28 @@ def predict(fits: dict[str, tuple[float, float]], n: int) -> float:
     return sum(fixed + per * n for fixed, per in fits.values())
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {phase: float(np.median([r[phase] for r in runs])) for phase in PHASES}
+
+
 def measure_epoch(folder: Path, p: dict[str, Any], device: torch.device, tmp: Path
                   ) -> dict[str, Any]:
-    """Warm-up, the two fitting sizes, the check size; returns every measurement."""
+    """Warm-up, then `epoch_repeats` interleaved rounds of the two fitting sizes and the
+    check size (medians: a shared machine's load drifts); returns every measurement."""
     epoch = Epoch(folder, p, device, tmp)
     n1, n2, n3 = p["epoch_n1"], p["epoch_n2"], p["epoch_n3"]
     epoch.run(n1, seed=99)  # warm-up: workers, decoder, autotuning, allocator
-    t1, t2 = epoch.run(n1, seed=1), epoch.run(n2, seed=2)
+    runs: dict[int, list[dict[str, float]]] = {n1: [], n2: [], n3: []}
+    for r in range(max(1, p["epoch_repeats"])):
+        for n in (n1, n2, n3):
+            runs[n].append(epoch.run(n, seed=r))
+    t1, t2 = _median(runs[n1]), _median(runs[n2])
     fits = fit_phases(n1, t1, n2, t2)
-    t3 = epoch.run(n3, seed=3)
-    measured = sum(t3.values())
+    measured = float(np.median([sum(r.values()) for r in runs[n3]]))
     predicted = predict(fits, n3)
-    return {"n": (n1, n2, n3), "phases": {"n1": t1, "n2": t2, "n3": t3}, "fits": fits,
-            "measured": measured, "predicted": predicted, "agreement": predicted / measured,
+    return {"n": (n1, n2, n3), "phases": {"n1": t1, "n2": t2, "n3": _median(runs[n3])},
+            "runs": {str(n): v for n, v in runs.items()}, "fits": fits, "measured": measured,
+            "predicted": predicted, "agreement": predicted / measured,
             "numerics": epoch.numerics}
 
 

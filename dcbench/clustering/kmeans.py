@@ -6,7 +6,8 @@ covariance is one large float32 matmul (near machine peak, only the upper block 
 computed) and the top eigenvectors come from a float64 eigendecomposition, which gives the
 same projection several times faster. k-means is faiss (a GPU index only when the installed
 faiss build has GPU support; on CUDA the torch k-means of `torch_kmeans` is the GPU
-backend, see `backend`), never subsampled, with the thesis's guarantee of no empty cluster (Section 3.2).
+backend, see `backend`), never subsampled, with the thesis's guarantee of no empty
+cluster (Section 3.2).
 """
 
 from __future__ import annotations
