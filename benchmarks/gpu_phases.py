@@ -57,10 +57,7 @@ class Epoch:
                                      seed=0).to(device)
         self.model.to(memory_format=memory_format(device, self.precision))
         self.data = EncodedImages(ImageFolderDataset(folder))
-        # more images than files on disk: the file list repeats (same decode work; the bytes
-        # then come from the page cache, as most of ImageNet does on a machine with the RAM)
-        files = self.data.samples
-        self.data.samples = [files[i % len(files)] for i in range(p["epoch_n3"])]
+        self.files = list(self.data.samples)
         self.targets = self.data.targets
         mc = self.model.config
         self.mean, self.std = mc["mean"], mc["std"]
@@ -71,6 +68,11 @@ class Epoch:
     def run(self, n: int, seed: int = 0) -> dict[str, float]:
         """Seconds of each phase of one epoch over the first `n` images."""
         p, dev = self.p, self.device
+        if len(self.data.samples) != n:
+            # more images than files on disk: the file list repeats (the same decode work;
+            # the bytes then come from the page cache, as on a machine with ImageNet in RAM)
+            self.data.samples = [self.files[i % len(self.files)] for i in range(n)]
+            self.targets = self.data.targets
         idx = np.arange(n)
         out: dict[str, float] = {}
         t = _sync(dev)
@@ -130,6 +132,17 @@ def predict(fits: dict[str, tuple[float, float]], n: int) -> float:
     return sum(fixed + per * n for fixed, per in fits.values())
 
 
+def check_size(fits: dict[str, tuple[float, float]], p: dict[str, Any], n2: int) -> int:
+    """The whole-epoch check size: `epoch_n3`, or with `epoch_budget_s` > 0 the largest size
+    the fitted formula says fits that many seconds (at least 2 * n2, at most `epoch_n3`)."""
+    if p.get("epoch_budget_s", 0) <= 0:
+        return int(p["epoch_n3"])
+    fixed = sum(f for f, _ in fits.values())
+    per = sum(q for _, q in fits.values())
+    fit = int((p["epoch_budget_s"] - fixed) / per) if per > 0 else p["epoch_n3"]
+    return int(min(max(fit, 2 * n2), p["epoch_n3"]))
+
+
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {phase: float(np.median([r[phase] for r in runs])) for phase in PHASES}
 
@@ -139,14 +152,17 @@ def measure_epoch(folder: Path, p: dict[str, Any], device: torch.device, tmp: Pa
     """Warm-up, then `epoch_repeats` interleaved rounds of the two fitting sizes and the
     check size (medians: a shared machine's load drifts); returns every measurement."""
     epoch = Epoch(folder, p, device, tmp)
-    n1, n2, n3 = p["epoch_n1"], p["epoch_n2"], p["epoch_n3"]
+    n1, n2 = p["epoch_n1"], p["epoch_n2"]
     epoch.run(n1, seed=99)  # warm-up: workers, decoder, autotuning, allocator
-    runs: dict[int, list[dict[str, float]]] = {n1: [], n2: [], n3: []}
-    for r in range(max(1, p["epoch_repeats"])):
-        for n in (n1, n2, n3):
+    runs: dict[int, list[dict[str, float]]] = {n1: [], n2: []}
+    repeats = max(1, p["epoch_repeats"])
+    for r in range(repeats):
+        for n in (n1, n2):
             runs[n].append(epoch.run(n, seed=r))
     t1, t2 = _median(runs[n1]), _median(runs[n2])
     fits = fit_phases(n1, t1, n2, t2)
+    n3 = check_size(fits, p, n2)
+    runs[n3] = [epoch.run(n3, seed=r) for r in range(repeats)]
     measured = float(np.median([sum(r.values()) for r in runs[n3]]))
     predicted = predict(fits, n3)
     return {"n": (n1, n2, n3), "phases": {"n1": t1, "n2": t2, "n3": _median(runs[n3])},
@@ -155,4 +171,4 @@ def measure_epoch(folder: Path, p: dict[str, Any], device: torch.device, tmp: Pa
             "numerics": epoch.numerics}
 
 
-__all__ = ["Epoch", "PHASES", "fit_phases", "measure_epoch", "predict"]
+__all__ = ["Epoch", "PHASES", "check_size", "fit_phases", "measure_epoch", "predict"]

@@ -20,6 +20,7 @@ import torch
 
 from dcbench.clustering.kmeans import (
     as_float_tensor,
+    faiss_available,
     fit_whitening,
     gpu_available,
     l2_normalize,
@@ -39,7 +40,8 @@ def resolve_backend(name: str, device: torch.device | str = "cpu") -> str:
     if name not in BACKENDS:
         raise UserError(f"unknown clustering_backend {name!r}; valid: {', '.join(BACKENDS)}")
     on_cuda = torch.device(device).type == "cuda"
-    if name == "faiss" or (name == "auto" and (gpu_available() or not on_cuda)):
+    if name == "faiss" or (name == "auto" and faiss_available() and (gpu_available()
+                                                                      or not on_cuda)):
         return "faiss-gpu" if gpu_available() else "faiss-cpu"
     return "torch-cuda" if on_cuda else "torch-cpu"
 

@@ -15,14 +15,19 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 
-import faiss
 import numpy as np
 import scipy.linalg
 import torch
 from threadpoolctl import threadpool_limits
 
 from dcbench.core.errors import UserError
+
+try:
+    import faiss
+except ImportError:  # a GPU image without it (faiss-cpu is a dependency): torch backends only
+    faiss = None
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +166,24 @@ def pca_whiten(x: np.ndarray | torch.Tensor, dim: int = 256) -> np.ndarray:
 
 def gpu_available() -> bool:
     """True when faiss was built with GPU support and sees at least one GPU."""
-    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    return faiss is not None and hasattr(faiss, "StandardGpuResources") and (
+        faiss.get_num_gpus() > 0)
 
 
-def flat_l2_index(d: int, use_gpu: bool | None = None) -> faiss.Index:
-    """An exact L2 index; on all visible GPUs (sharded) when available."""
+def faiss_available() -> bool:
+    """True when faiss imports (it is a dependency; a bare GPU image may lack it)."""
+    return faiss is not None
+
+
+def _require_faiss() -> None:
+    if faiss is None:
+        raise UserError("faiss is not installed: pip install faiss-cpu, or set "
+                        "clustering_backend: torch")
+
+
+def flat_l2_index(d: int, use_gpu: bool | None = None) -> Any:
+    """An exact L2 index (a faiss.Index); on all visible GPUs (sharded) when available."""
+    _require_faiss()
     use_gpu = gpu_available() if use_gpu is None else use_gpu
     index = faiss.IndexFlatL2(d)
     if use_gpu:
@@ -214,6 +232,7 @@ def run_kmeans(
     n, d = data.shape
     if not 1 <= k <= n:
         raise UserError(f"k-means needs 1 <= k <= number of samples ({n}), got k={k}")
+    _require_faiss()
     clus = faiss.Clustering(d, k)
     clus.niter = niter
     clus.seed = int(seed) % (2**31 - 1)
@@ -239,6 +258,7 @@ __all__ = [
     "column_mean",
     "covariance",
     "derived_seed",
+    "faiss_available",
     "fill_empty_clusters",
     "fit_whitening",
     "flat_l2_index",
