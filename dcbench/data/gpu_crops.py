@@ -18,7 +18,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 # a canvas may hold at most this many times the pixels of its images (padding waste bound)
@@ -100,10 +99,13 @@ def crop_batch(images: Sequence[torch.Tensor], boxes: torch.Tensor, size: int) -
         mh = max(int(images[i].shape[-2]) for i in group)
         mw = max(int(images[i].shape[-1]) for i in group)
         canvas = torch.empty(len(group), channels, mh, mw, dtype=torch.float32, device=device)
-        for j, i in enumerate(group):
-            img = images[i].to(torch.float32)
-            pad = (0, mw - img.shape[-1], 0, mh - img.shape[-2])
-            canvas[j] = F.pad(img[None], pad, mode="replicate")[0] if any(pad) else img
+        for j, i in enumerate(group):  # one copy (uint8 -> float32) + edge replication
+            h, w = int(images[i].shape[-2]), int(images[i].shape[-1])
+            canvas[j, :, :h, :w].copy_(images[i])
+            if w < mw:
+                canvas[j, :, :h, w:] = canvas[j, :, :h, w - 1 : w]
+            if h < mh:
+                canvas[j, :, h:, :] = canvas[j, :, h - 1 : h, :]
         b = boxes[group]
         rois = torch.stack([torch.arange(len(group), dtype=torch.float64), b[:, 1], b[:, 0],
                             b[:, 1] + b[:, 3], b[:, 0] + b[:, 2]], 1).to(torch.float32)

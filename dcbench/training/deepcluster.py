@@ -302,7 +302,7 @@ def _train_loader(train_set: Any, config: TrainConfig, epoch: int, sampler: Any,
     loader_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER))
     if not on_device:
         return make_loader(train_set, batch, sampler=sampler, workers=config.workers,
-                           generator=loader_gen)
+                           generator=loader_gen, pin_memory=device.type == "cuda")
     size = config.input_size or int(mc["input_size"])
     crops = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER, info.rank))
     decoder = BatchDecoder(device, size, mc["mean"], mc["std"], mode="train",
