@@ -49,7 +49,9 @@ class Prefetcher(Generic[S, T]):
         cuda = self.device.type == "cuda"
         items: queue.Queue = queue.Queue(self.depth)
         stop = threading.Event()
-        consumer_stream = torch.cuda.current_stream(self.device) if cuda else None
+        index = (self.device.index if self.device.index is not None
+                 else torch.cuda.current_device()) if cuda else -1
+        consumer_stream = torch.cuda.current_stream(index) if cuda else None
 
         def put(entry: Any) -> bool:
             while not stop.is_set():
@@ -61,7 +63,9 @@ class Prefetcher(Generic[S, T]):
             return False
 
         def produce() -> None:
-            side = torch.cuda.Stream(self.device) if cuda else None
+            if cuda:  # the current device is per thread (cuda:1 under torchrun's rank 1)
+                torch.cuda.set_device(index)
+            side = torch.cuda.Stream(index) if cuda else None
             try:
                 for raw in self.source:
                     if stop.is_set():
