@@ -9,8 +9,10 @@ definition of the metric.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.metrics import normalized_mutual_info_score
 
+from dcbench.clustering.backend import knn_search_device
 from dcbench.clustering.kmeans import as_float_tensor
 from dcbench.clustering.pic import knn_search
 from dcbench.core.errors import UserError
@@ -87,10 +89,34 @@ def ratio_edge_intra_class(features: np.ndarray, labels: np.ndarray, k: int = 10
     return float(np.mean(list(per_class.values())))
 
 
+@torch.no_grad()
+def ratio_edge_intra_class_device(features: torch.Tensor, labels: np.ndarray, k: int = 10
+                                  ) -> float:
+    """`ratio_edge_intra_class` computed where `features` live (the exact torch k-NN, then
+    the per-class ratios on the device): one float comes back, no feature row."""
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(features):
+        raise UserError(f"{len(features)} feature rows but {len(labels)} labels")
+    keep = np.flatnonzero(labels >= 0)
+    if len(keep) <= k:
+        raise UserError(f"ratio edge intra-class with k={k} needs more than {k} labelled samples")
+    dev = features.device
+    labs = torch.from_numpy(labels[keep]).to(dev)
+    feats = features if len(keep) == len(labels) else features[torch.from_numpy(keep).to(dev)]
+    _, neighbours = knn_search_device(feats, k)
+    same = (labs[neighbours] == labs[:, None]).sum(1).double()
+    size = int(labs.max()) + 1
+    per_class = torch.zeros(size, dtype=torch.float64, device=dev).index_add_(0, labs, same)
+    edges = torch.bincount(labs, minlength=size).double() * k
+    present = edges > 0
+    return float((per_class[present] / edges[present]).mean())
+
+
 __all__ = [
     "assignment_nmi",
     "cluster_size_stats",
     "knn_ids",
     "ratio_edge_intra_class",
+    "ratio_edge_intra_class_device",
     "ratio_edge_intra_class_per_class",
 ]

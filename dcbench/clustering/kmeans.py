@@ -5,8 +5,9 @@ on CPU (about 95 s for 50k x 4096 features, see measured-baselines.md). Here the
 is one large float32 matmul (near machine peak, only the upper block triangle is computed)
 and the top eigenvectors come from a float64 eigendecomposition, several times faster. The
 projection is near-identical to faiss's, not identical (docs/fidelity.md item 27). k-means
-is faiss (GPU index when faiss has GPU support), never subsampled, with the thesis's
-guarantee of no empty cluster (Section 3.2).
+is faiss (a GPU index only when the installed faiss build has GPU support; on CUDA the torch
+k-means of `torch_kmeans` is the GPU backend, see `backend`), never subsampled, with the
+thesis's guarantee of no empty cluster (Section 3.2).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 
-import faiss
 import numpy as np
 import scipy.linalg
 import torch
@@ -23,19 +24,28 @@ from threadpoolctl import threadpool_limits
 
 from dcbench.core.errors import UserError
 
+try:
+    import faiss
+except ImportError:  # a GPU image without it (faiss-cpu is a dependency): torch backends only
+    faiss = None
+
 log = logging.getLogger(__name__)
 
 _ROW_CHUNK = 16384
 _COL_BLOCK = 1024
 
 
-def as_float_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """A 2-D float32 tensor view/copy of `x` (numpy arrays are shared, not copied)."""
+def as_float_tensor(x: np.ndarray | torch.Tensor, keep_half: bool = False) -> torch.Tensor:
+    """A 2-D float32 tensor view/copy of `x` (numpy arrays are shared, not copied); with
+    `keep_half` a bf16/fp16 tensor stays as it is (the chunked consumers widen each chunk,
+    so 1.28M x 4096 device-resident features are never copied whole)."""
     t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
     if t.ndim != 2:
         raise UserError(f"features must be a 2-D (N, D) array, got shape {tuple(t.shape)}")
     if not all(torch.isfinite(t[s : s + _ROW_CHUNK]).all() for s in range(0, len(t), _ROW_CHUNK)):
         raise UserError("features contain NaN or inf; the network diverged (lower the LR)")
+    if keep_half and t.dtype in (torch.bfloat16, torch.float16):
+        return t
     return t.float()
 
 
@@ -110,7 +120,7 @@ def fit_whitening(x: np.ndarray | torch.Tensor, dim: int = 256) -> Whitening:
     `dim` is lowered to N-1 when there are fewer samples than dimensions (the covariance
     then has rank N-1 and whitening more directions would divide by zero); this is logged.
     """
-    t = as_float_tensor(x)
+    t = as_float_tensor(x, keep_half=True)
     n, d = t.shape
     if dim < 1 or dim > d:
         raise UserError(f"PCA dimension must be in [1, {d}] for {d}-d features, got {dim}")
@@ -156,11 +166,24 @@ def pca_whiten(x: np.ndarray | torch.Tensor, dim: int = 256) -> np.ndarray:
 
 def gpu_available() -> bool:
     """True when faiss was built with GPU support and sees at least one GPU."""
-    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    return faiss is not None and hasattr(faiss, "StandardGpuResources") and (
+        faiss.get_num_gpus() > 0)
 
 
-def flat_l2_index(d: int, use_gpu: bool | None = None) -> faiss.Index:
-    """An exact L2 index; on all visible GPUs (sharded) when available."""
+def faiss_available() -> bool:
+    """True when faiss imports (it is a dependency; a bare GPU image may lack it)."""
+    return faiss is not None
+
+
+def _require_faiss() -> None:
+    if faiss is None:
+        raise UserError("faiss is not installed: pip install faiss-cpu, or set "
+                        "clustering_backend: torch")
+
+
+def flat_l2_index(d: int, use_gpu: bool | None = None) -> Any:
+    """An exact L2 index (a faiss.Index); on all visible GPUs (sharded) when available."""
+    _require_faiss()
     use_gpu = gpu_available() if use_gpu is None else use_gpu
     index = faiss.IndexFlatL2(d)
     if use_gpu:
@@ -209,6 +232,7 @@ def run_kmeans(
     n, d = data.shape
     if not 1 <= k <= n:
         raise UserError(f"k-means needs 1 <= k <= number of samples ({n}), got k={k}")
+    _require_faiss()
     clus = faiss.Clustering(d, k)
     clus.niter = niter
     clus.seed = int(seed) % (2**31 - 1)
@@ -234,6 +258,7 @@ __all__ = [
     "column_mean",
     "covariance",
     "derived_seed",
+    "faiss_available",
     "fill_empty_clusters",
     "fit_whitening",
     "flat_l2_index",

@@ -4,24 +4,30 @@ PIL decoding in 16 workers gave 2,304 img/s on the H200 machine, nvjpeg through
 `torchvision.io.decode_jpeg(list, device="cuda")` 7,703 img/s (issue 15). Here:
 
 - `EncodedImages` wraps an image dataset (anything with `.samples` = [(path, label)]): an
-  item is the file's bytes as a uint8 tensor (None for an empty or unreadable file), so
-  DataLoader workers do no decoding;
+  item is the file's bytes (plain `bytes`, None for an empty or unreadable file), so
+  DataLoader workers do no decoding. `collate_bytes` joins a batch into ONE uint8 tensor +
+  offsets (issue 18: 256 small tensors per batch cost 3x more to ship between processes,
+  and `torchvision.io.read_file`'s memory-mapped storages could not be shipped at all: the
+  worker's feeder thread died and the main process waited forever);
 - `BatchDecoder` decodes a batch of baseline/progressive 8-bit 1- or 3-channel JPEGs at once
   on its device; everything else goes through the CPU decoder (`decode.decode_image`, the
   path of today's datasets): non-JPEG formats, CMYK/YCCK JPEGs, files without an end-of-image
   marker (truncated: decoded partially there, as today), over-large ones (downscaled with
   draft there), and any JPEG the device decoder rejects. A file the CPU decoder cannot read
   is dropped and reported in `Batch.bad`, exactly as the CPU pipeline does;
-- the crops run on the device with transforms v2 functionals: Resize(short side) +
-  CenterCrop for the clustering pass, RandomResizedCrop (torchvision's sampling rule, from a
-  seeded generator) + horizontal flip for the training pass; then float32 and Normalize.
+- the crops of a batch run in a few kernels (`data.gpu_crops`): Resize(short side) +
+  CenterCrop for the clustering pass, RandomResizedCrop (torchvision's sampling rule,
+  vectorised, from a seeded generator) + horizontal flip for the training pass, all boxes
+  resampled by `roi_align`; then Normalize;
+- `DecodingLoader` runs decoding and cropping in a background thread (`data.prefetch`, a
+  side CUDA stream on a GPU), so batch i+1 is prepared while step i trains; on CUDA the
+  byte buffers are pinned and every copy is `non_blocking`.
 
 On CPU the default pipeline stays the PIL one; this one runs on CPU too (for tests).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -29,11 +35,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
 from dcbench.data.decode import MAX_PIXELS, decode_image
-from dcbench.data.loader import Batch
+from dcbench.data.gpu_crops import center_boxes, crop_batch, rrc_boxes
+from dcbench.data.loader import Batch, loader_timeout
+from dcbench.data.prefetch import Prefetcher
 
 _SOF = {0xC0, 0xC1, 0xC2}  # baseline, extended, progressive Huffman (what nvjpeg decodes)
 
@@ -47,7 +55,7 @@ def resolve_pipeline(name: str, device: torch.device) -> str:
 
 
 class EncodedImages(Dataset):
-    """Items `(uint8 bytes tensor | None, label, index)` of a dataset with `.samples`."""
+    """Items `(file bytes | None, label, index)` of a dataset with `.samples`."""
 
     def __init__(self, base: Any) -> None:
         self.base = base
@@ -61,36 +69,51 @@ class EncodedImages(Dataset):
         """Labels as int64 (-1 for unlabelled images), like the wrapped dataset's."""
         return np.asarray([label for _, label in self.samples], dtype=np.int64)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, int, int]:
+    def __getitem__(self, index: int) -> tuple[bytes | None, int, int]:
         path, label = self.samples[index]
         try:
-            data = read_file(path)
-        except (OSError, RuntimeError):
-            data = None
-        return (data if data is not None and data.numel() else None), label, index
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            data = b""
+        return (data or None), label, index
 
 
 class EncodedBatch(NamedTuple):
-    """Undecoded files of a batch: bytes, labels, dataset indices, the unreadable ones, and
-    which files the device decoder may take (`device_decodable`, computed in the workers)."""
+    """Undecoded files of a batch: all bytes in one uint8 tensor (file i is
+    `data[offsets[i]:offsets[i+1]]`), labels, dataset indices, the unreadable ones, and which
+    files the device decoder may take (`device_ok`, computed in the workers)."""
 
-    data: list[torch.Tensor]
+    data: torch.Tensor
+    offsets: torch.Tensor
     labels: torch.Tensor
     indices: torch.Tensor
     bad: list[int]
-    device_ok: list[bool]
+    device_ok: torch.Tensor
+
+    def files(self) -> list[torch.Tensor]:
+        """One uint8 view per file (no copy)."""
+        bounds = self.offsets.tolist()
+        return [self.data[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
 
 
-def collate_bytes(items: Sequence[tuple[torch.Tensor | None, int, int]]) -> EncodedBatch:
-    """Keep the byte tensors as a list; unreadable files go to `bad`. Runs in the DataLoader
-    workers, so the header checks cost the main process nothing."""
+def collate_bytes(items: Sequence[tuple[bytes | None, int, int]]) -> EncodedBatch:
+    """Join the readable files of a batch into one uint8 tensor + int64 offsets (a plain,
+    torch-allocated storage: it crosses the worker boundary like any collated tensor);
+    unreadable files go to `bad`. Runs in the DataLoader workers, so the header checks cost
+    the main process nothing."""
     good = [item for item in items if item[0] is not None]
-    data: list[torch.Tensor] = [item[0] for item in good]  # type: ignore[misc]
-    return EncodedBatch(data,
+    blobs: list[bytes] = [item[0] for item in good]  # type: ignore[misc]
+    sizes = np.fromiter((len(b) for b in blobs), dtype=np.int64, count=len(blobs))
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    data = torch.empty(int(offsets[-1]), dtype=torch.uint8)
+    data.numpy()[:] = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    return EncodedBatch(data, torch.from_numpy(offsets),
                         torch.as_tensor([int(i[1]) for i in good], dtype=torch.int64),
                         torch.as_tensor([int(i[2]) for i in good], dtype=torch.int64),
                         [int(item[2]) for item in items if item[0] is None],
-                        [device_decodable(d) for d in data])
+                        torch.as_tensor([device_decodable(b) for b in blobs], dtype=torch.bool))
 
 
 def jpeg_header(data: bytes) -> tuple[int, int, int, int] | None:
@@ -116,10 +139,10 @@ def jpeg_header(data: bytes) -> tuple[int, int, int, int] | None:
     return None
 
 
-def device_decodable(data: torch.Tensor, max_pixels: int = MAX_PIXELS) -> bool:
+def device_decodable(data: bytes | torch.Tensor, max_pixels: int = MAX_PIXELS) -> bool:
     """True for a complete 8-bit baseline/progressive JPEG with 1 or 3 components and at most
     `max_pixels` pixels (anything else takes the CPU decoder, which handles it as today)."""
-    raw = data.numpy().tobytes()
+    raw = data.numpy().tobytes() if isinstance(data, torch.Tensor) else bytes(data)
     header = jpeg_header(raw[:65536])
     if header is None:
         return False
@@ -129,38 +152,14 @@ def device_decodable(data: torch.Tensor, max_pixels: int = MAX_PIXELS) -> bool:
             and 0 < height * width <= max_pixels)
 
 
-def rrc_params(height: int, width: int, scale: tuple[float, float],
-               ratio: tuple[float, float], generator: torch.Generator) -> tuple[int, int, int, int]:
-    """RandomResizedCrop's box (top, left, h, w): torchvision's rule (10 tries of area and
-    log-uniform aspect ratio, then a center crop clamped to the ratio range)."""
-    area = height * width
-    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-    for _ in range(10):
-        target = area * torch.empty(1).uniform_(scale[0], scale[1], generator=generator).item()
-        aspect = math.exp(torch.empty(1).uniform_(*log_ratio, generator=generator).item())
-        w = round(math.sqrt(target * aspect))
-        h = round(math.sqrt(target / aspect))
-        if 0 < w <= width and 0 < h <= height:
-            top = int(torch.randint(0, height - h + 1, (1,), generator=generator).item())
-            left = int(torch.randint(0, width - w + 1, (1,), generator=generator).item())
-            return top, left, h, w
-    in_ratio = width / height
-    if in_ratio < min(ratio):
-        w, h = width, round(width / min(ratio))
-    elif in_ratio > max(ratio):
-        h, w = height, round(height * max(ratio))
-    else:
-        w, h = width, height
-    return (height - h) // 2, (width - w) // 2, h, w
-
-
 @dataclass
 class BatchDecoder:
     """Decode + crop + normalise an `EncodedBatch` on `device` into a `Batch`.
 
     `mode="center"`: Resize(`resize`, short side) + CenterCrop(`size`); `mode="train"`:
-    RandomResizedCrop(`size`, `scale`, `ratio`) + flip (p=0.5) drawn from `generator`.
-    `fallbacks` counts the files that took the CPU decoder (for the benchmark and tests).
+    RandomResizedCrop(`size`, `scale`, `ratio`) + flip (p=0.5), drawn for the whole batch
+    from `generator` (host-side, no synchronisation). `fallbacks` counts the files that took
+    the CPU decoder (for the benchmark and tests).
     """
 
     device: torch.device
@@ -178,24 +177,25 @@ class BatchDecoder:
     def decode(self, batch: EncodedBatch, samples: Sequence[tuple[str, int]]
                ) -> tuple[list[torch.Tensor | None], list[int]]:
         """uint8 (3, H, W) images on the device (None where undecodable) and the bad ids."""
-        images: list[torch.Tensor | None] = [None] * len(batch.data)
-        fast = [i for i, ok in enumerate(batch.device_ok) if ok]
+        files = batch.files()
+        images: list[torch.Tensor | None] = [None] * len(files)
+        fast = [i for i, ok in enumerate(batch.device_ok.tolist()) if ok]
         if fast:
-            decoded = self._device_decode([batch.data[i] for i in fast])
+            decoded = self._device_decode([files[i] for i in fast])
             for i, img in zip(fast, decoded, strict=True):
                 images[i] = img
         bad = list(batch.bad)
+        indices = batch.indices.tolist()
         for i, img in enumerate(images):
             if img is not None:
                 continue
             self.fallbacks += 1
-            index = int(batch.indices[i])
-            pil = decode_image(samples[index][0]).image
+            pil = decode_image(samples[indices[i]][0]).image
             if pil is None:
-                bad.append(index)
+                bad.append(indices[i])
                 continue
-            array = torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy())
-            images[i] = array.permute(2, 0, 1).to(self.device)
+            array = torch.from_numpy(np.asarray(pil.convert("RGB"), dtype=np.uint8).copy())
+            images[i] = array.permute(2, 0, 1).to(self.device, non_blocking=True)
         return images, bad
 
     def _device_decode(self, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
@@ -212,18 +212,20 @@ class BatchDecoder:
                     out.append(None)
             return out
 
-    def crop(self, img: torch.Tensor) -> torch.Tensor:
-        """One uint8 image -> a (3, size, size) uint8 crop (center or random + flip)."""
+    def boxes(self, shapes: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crop boxes (n, 4: top, left, h, w) and flip flags (n,) for images of `shapes`,
+        drawn on the host for the whole batch."""
+        heights = [h for h, _ in shapes]
+        widths = [w for _, w in shapes]
         if self.mode == "center":
-            img = TF.resize(img, [self.resize], antialias=True)
-            return TF.center_crop(img, [self.size, self.size])
-        g = self.generator or torch.Generator().manual_seed(0)
-        self.generator = g
-        top, left, h, w = rrc_params(img.shape[-2], img.shape[-1], self.scale, self.ratio, g)
-        img = TF.resized_crop(img, top, left, h, w, [self.size, self.size], antialias=True)
-        if self.flip and torch.rand(1, generator=g).item() < 0.5:
-            img = TF.horizontal_flip(img)
-        return img
+            return (center_boxes(heights, widths, self.resize, self.size),
+                    torch.zeros(len(shapes), dtype=torch.bool))
+        if self.generator is None:
+            self.generator = torch.Generator().manual_seed(0)
+        g = self.generator
+        boxes = rrc_boxes(torch.tensor(heights), torch.tensor(widths), self.scale, self.ratio, g)
+        flips = torch.rand(len(shapes), generator=g) < 0.5
+        return boxes, (flips if self.flip else torch.zeros_like(flips))
 
     def __call__(self, batch: EncodedBatch, samples: Sequence[tuple[str, int]]) -> Batch:
         images, bad = self.decode(batch, samples)
@@ -231,35 +233,49 @@ class BatchDecoder:
         if not keep:
             return Batch(torch.empty(0), torch.empty(0, dtype=torch.int64),
                          torch.empty(0, dtype=torch.int64), sorted(bad))
-        stacked = torch.stack([self.crop(images[i]) for i in keep])  # type: ignore[arg-type]
-        out = TF.normalize(TF.to_dtype(stacked, torch.float32, scale=True),
-                           list(self.mean), list(self.std))
+        kept: list[torch.Tensor] = [images[i] for i in keep]  # type: ignore[misc]
+        boxes, flips = self.boxes([(int(im.shape[-2]), int(im.shape[-1])) for im in kept])
+        out = crop_batch(kept, boxes, self.size)
+        if flips.any():
+            flip = flips.to(self.device, non_blocking=True)[:, None, None, None]
+            out = torch.where(flip, out.flip(-1), out)
+        out = TF.normalize(out.div_(255.0), list(self.mean), list(self.std))
         idx = torch.as_tensor(keep)
         return Batch(out, batch.labels[idx], batch.indices[idx], sorted(bad))
 
 
 class DecodingLoader:
-    """Iterates a bytes DataLoader and yields decoded `Batch`es (the train/feature loops'
-    contract: `.dataset` has `.samples`, `len()` is the number of batches)."""
+    """Iterates a bytes DataLoader and yields decoded `Batch`es, prepared one batch ahead in
+    a background thread (the train/feature loops' contract: `.dataset` has `.samples`,
+    `len()` is the number of batches). Workers > 0 get a loader timeout: a stuck worker
+    raises instead of hanging the run."""
 
     def __init__(self, dataset: Dataset, batch_size: int, decoder: BatchDecoder, *,
                  sampler: Sampler | None = None, workers: int = 0,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, prefetch: int = 2) -> None:
         self.dataset = dataset
         self.decoder = decoder
+        self.prefetch = prefetch
         base = getattr(dataset, "dataset", dataset)  # a Subset's underlying dataset
         self.samples: list[tuple[str, int]] = list(base.samples)
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler,
                                  num_workers=workers, collate_fn=collate_bytes,
-                                 generator=generator, pin_memory=False)
+                                 generator=generator, timeout=loader_timeout(workers),
+                                 pin_memory=decoder.device.type == "cuda")
 
     def __len__(self) -> int:
         return len(self.loader)
 
+    def _prepare(self, encoded: EncodedBatch) -> Batch:
+        return self.decoder(encoded, self.samples)
+
     def __iter__(self) -> Iterator[Batch]:
-        for encoded in self.loader:
-            yield self.decoder(encoded, self.samples)
+        if self.prefetch <= 0:
+            for encoded in self.loader:
+                yield self._prepare(encoded)
+            return
+        yield from Prefetcher(self.loader, self._prepare, self.decoder.device, self.prefetch)
 
 
 __all__ = ["BatchDecoder", "DecodingLoader", "EncodedBatch", "EncodedImages", "collate_bytes",
-           "device_decodable", "jpeg_header", "resolve_pipeline", "rrc_params"]
+           "device_decodable", "jpeg_header", "resolve_pipeline"]

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+# A worker that delivers nothing for this long is stuck (a dead feeder thread, a hung file
+# system): the loader raises instead of waiting forever (issue 18). DCBENCH_LOADER_TIMEOUT
+# (seconds) overrides it for very slow storage.
+LOADER_TIMEOUT_S = 600.0
+
+
+def loader_timeout(workers: int) -> float:
+    """The DataLoader `timeout` for `workers` processes: 0 (unused) in-process, otherwise
+    `DCBENCH_LOADER_TIMEOUT` or `LOADER_TIMEOUT_S` seconds, so no loop can hang silently."""
+    if workers <= 0:
+        return 0.0
+    return float(os.environ.get("DCBENCH_LOADER_TIMEOUT", LOADER_TIMEOUT_S))
 
 
 class Batch(NamedTuple):
@@ -81,6 +95,7 @@ def make_loader(
         drop_last=drop_last,
         pin_memory=pin_memory,
         persistent_workers=False,
+        timeout=loader_timeout(workers),
     )
 
 

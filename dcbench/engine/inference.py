@@ -66,7 +66,9 @@ def inference_batches(
                 report.add(batch.bad, dataset)
             if len(batch):
                 with torch.no_grad():  # only around fn: the caller's grad mode is its own
-                    out = fn(batch.images.to(device))
+                    images = batch.images
+                    out = fn(images.to(device, non_blocking=True)  # pinned: no host wait
+                             if isinstance(images, torch.Tensor) else images.to(device))
                 yield batch, out
             if step is not None:
                 step(len(batch) + len(batch.bad))

@@ -50,7 +50,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dcbench.core.errors import UserError
-from dcbench.data.loader import DecodeReport
+from dcbench.data.loader import DecodeReport, loader_timeout
 from dcbench.data.voc import VOC_CLASSES, VOCDetection
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.protocols.base import register_protocol
@@ -192,7 +192,8 @@ def detect(detector: torch.nn.Module, voc: VOCDetection, *, batch_size: int, wor
     """Run the detector over `voc`: (detections, ground truth) in VOC box coordinates,
     for the images that decoded (the others are recorded in `report` and left out)."""
     loader = DataLoader(DetectionItems(voc, train=False, flip=False), batch_size=batch_size,
-                        num_workers=workers, collate_fn=collate_detection)
+                        num_workers=workers, collate_fn=collate_detection,
+                        timeout=loader_timeout(workers))
     detections, ground_truth = [], []
     with eval_mode(detector):
         batches = inference_batches(loader, detector, device=device, dataset=voc, report=report,

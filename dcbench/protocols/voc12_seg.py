@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from dcbench.data.loader import DecodeReport
+from dcbench.data.loader import DecodeReport, loader_timeout
 from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.protocols.base import register_protocol
@@ -127,7 +127,7 @@ def segment_confusion(net: nn.Module, dataset: VOCSegmentation, *, device: torch
     """Accumulate the confusion matrix of the argmax prediction over `dataset` (full images)."""
     cm = np.zeros((len(SEG_CLASSES), len(SEG_CLASSES)), dtype=np.int64)
     loader = DataLoader(dataset, batch_size=1, num_workers=workers,
-                        collate_fn=collate_segmentation)
+                        collate_fn=collate_segmentation, timeout=loader_timeout(workers))
 
     def predict(images: list[torch.Tensor]) -> list[np.ndarray]:
         return [net(image.unsqueeze(0)).argmax(1)[0].cpu().numpy() for image in images]

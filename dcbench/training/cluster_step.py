@@ -1,6 +1,9 @@
 """The clustering step of an epoch: embeddings -> pseudo-labels (+ label diagnostics).
 
-Two ways, same semantics:
+Three ways, same semantics:
+- on the device (one process, torch backend; issue 18): the embeddings never leave the
+  device they were computed on; whitening, k-means or PIC and the ratio-edge k-NN run
+  there, and only int64 labels (and a few floats) come back (`cluster_on_device`);
 - gathered (one process, or a faiss backend under torchrun): rank 0 holds every embedding,
   PCA-whitens, clusters (faiss or torch, see `clustering.backend`) and broadcasts labels;
 - sharded (a torch backend under torchrun): embeddings stay on their rank; whitening and
@@ -57,11 +60,32 @@ def cluster_features(features: np.ndarray, config: TrainConfig, seed: int,
     return labels, loss, reduced
 
 
-def cluster_sharded(local: np.ndarray, config: TrainConfig, seed: int, info: DistInfo,
-                    device: torch.device) -> tuple[np.ndarray, float, torch.Tensor]:
+def cluster_on_device(features: torch.Tensor, config: TrainConfig, seed: int, backend: str
+                      ) -> tuple[np.ndarray, float, torch.Tensor]:
+    """`cluster_features` for device-resident rows (float32 or bf16, e.g. `compact_rows_`'s
+    view): (int64 labels on the host, loss, reduced rows left on the device). A faiss
+    backend gets the reduced (`pca_dim`-d) rows on the host, never the embeddings."""
+    if config.clustering == "kmeans" and config.k > len(features):
+        raise UserError(f"k={config.k} exceeds the {len(features)} images clustered")
+    reduced = whiten_on_device(features, config.pca_dim, features.device)
+    if config.clustering == "kmeans":
+        labels, loss = kmeans(reduced, config.k, config.kmeans_iters, seed, backend)
+    else:
+        gpu = backend == "faiss-gpu"
+        labels, pic_info = (run_pic(reduced, backend=backend, **_pic_args(config))
+                            if backend.startswith("torch") else
+                            run_pic(reduced.cpu().numpy(), use_gpu=gpu, **_pic_args(config)))
+        loss = float(pic_info["loss"])
+    return labels, loss, reduced
+
+
+def cluster_sharded(local: np.ndarray | torch.Tensor, config: TrainConfig, seed: int,
+                    info: DistInfo, device: torch.device
+                    ) -> tuple[np.ndarray, float, torch.Tensor]:
     """This rank's valid embedding rows -> (labels of all ranks' rows in rank order, loss,
     this rank's reduced rows). Collective: every rank calls it."""
-    reduced = sharded_whiten(torch.from_numpy(local).to(device), config.pca_dim, info)
+    rows = torch.from_numpy(local) if isinstance(local, np.ndarray) else local
+    reduced = sharded_whiten(rows.to(device), config.pca_dim, info)
     if config.clustering == "kmeans":
         labels, loss = sharded_kmeans(reduced, config.k, config.kmeans_iters, seed, info)
         return labels, loss, reduced
@@ -92,19 +116,22 @@ def gather_selected(reduced_local: torch.Tensor, rows: np.ndarray, info: DistInf
     return gather_varying(picked.contiguous(), info).cpu().numpy()
 
 
-def label_diagnostics(reduced_rows: np.ndarray, rows: np.ndarray | None, used: np.ndarray,
-                      labels: np.ndarray, targets: np.ndarray, config: TrainConfig
-                      ) -> dict[str, Any]:
+def label_diagnostics(reduced_rows: np.ndarray | torch.Tensor, rows: np.ndarray | None,
+                      used: np.ndarray, labels: np.ndarray, targets: np.ndarray,
+                      config: TrainConfig) -> dict[str, Any]:
     """NMI against the true labels and the ratio edge intra-class (labelled data only);
-    `reduced_rows` are the reduced features of `used[rows]`."""
+    `reduced_rows` are the reduced features of `used[rows]` (a tensor: the exact k-NN runs
+    on its device, torch; an array: faiss on the host)."""
     if rows is None:
         return {}
     out: dict[str, Any] = {"nmi_labels": diagnostics.assignment_nmi(
         labels[used], targets[used], config.nmi_average)}
-    out["ratio_edge_intra_class"] = diagnostics.ratio_edge_intra_class(
-        reduced_rows, targets[used][rows], k=config.knn_ratio_k)
+    ratio = (diagnostics.ratio_edge_intra_class_device
+             if isinstance(reduced_rows, torch.Tensor) else diagnostics.ratio_edge_intra_class)
+    out["ratio_edge_intra_class"] = ratio(reduced_rows, targets[used][rows],
+                                          k=config.knn_ratio_k)
     return out
 
 
-__all__ = ["cluster_features", "cluster_sharded", "diagnostic_rows", "gather_selected",
-           "label_diagnostics"]
+__all__ = ["cluster_features", "cluster_on_device", "cluster_sharded", "diagnostic_rows",
+           "gather_selected", "label_diagnostics"]

@@ -41,8 +41,9 @@ class TrainConfig:
     pic_iters: int = 200
     pic_singletons: Literal["redistribute", "keep", "drop"] = "redistribute"
     pic_dtype: Literal["float64", "float32"] = "float64"  # float32: the official iteration
-    clustering_backend: Literal["auto", "faiss", "torch"] = "auto"  # auto: faiss-gpu if
-    # installed, torch on CUDA, faiss-cpu on CPU (the run log records which ran)
+    clustering_backend: Literal["auto", "faiss", "torch"] = "auto"  # auto: faiss-gpu if the
+    # installed faiss has GPU support (no pip extra: see clustering.backend), torch on CUDA,
+    # faiss-cpu on CPU (the run log records which ran)
     subset_size: int = 0  # Algorithm 2: cluster + train on a fresh random subset each epoch
     # optimisation (constant LR, no schedule)
     epochs: int = 200

@@ -50,6 +50,7 @@ from dcbench.models import create_backbone
 from dcbench.models.model_card import render_model_card
 from dcbench.training.cluster_step import (
     cluster_features,
+    cluster_on_device,
     cluster_sharded,
     diagnostic_rows,
     gather_selected,
@@ -57,8 +58,8 @@ from dcbench.training.cluster_step import (
 )
 from dcbench.training.config import TrainConfig
 from dcbench.training.ddp import wrap_trunk
-from dcbench.training.embeddings import extract_embeddings
-from dcbench.training.precision import memory_format, resolve_precision
+from dcbench.training.embeddings import compact_rows_, embed_on_device, gather_to_main
+from dcbench.training.precision import configure_numerics, memory_format, resolve_precision
 from dcbench.training.rundir import RunDir
 from dcbench.training.train_pass import PassSettings, train_pass
 
@@ -131,6 +132,7 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
            info: DistInfo) -> dict[str, Any]:
     device = resolve_device(config.device, info.local_rank)
     precision = resolve_precision(config.precision, device)
+    numerics = configure_numerics(device, precision)  # cudnn.benchmark, explicit TF32
     backend = resolve_backend(config.clustering_backend, device)
     sharded = info.active and backend.startswith("torch")  # faiss: gather to rank 0
     backbone = create_backbone(config.model_config(), seed=config.seed).to(device)
@@ -192,38 +194,43 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         # uninterrupted one embed with the same statistics
         sync_buffers(backbone, info)
         with _bar(config, info, len(subset), f"epoch {epoch} features") as bar:
-            feats, ok = extract_embeddings(backbone, cluster_set, subset,
-                                           batch_size=config.batch_size, device=device,
-                                           workers=config.workers, info=info, report=report,
-                                           progress=bar.update, precision=precision,
-                                           gather=not sharded, decoder=center_decoder)
+            feats, ok_t = embed_on_device(backbone, cluster_set, subset,
+                                          batch_size=config.batch_size, device=device,
+                                          workers=config.workers, info=info, report=report,
+                                          progress=bar.update, precision=precision,
+                                          decoder=center_decoder)
         t1 = time.perf_counter()
         labels = np.full(n_total, -1, dtype=np.int64)
         rec: dict[str, Any] = {"epoch": epoch, "clustering_backend": backend,
-                               "precision": precision}
+                               "precision": precision, **numerics}
         seed = derived_seed(config.seed, epoch, SEED_CLUSTER)
         if sharded:
             start_row, stop_row = shard(len(subset), info)
-            mine = subset[start_row:stop_row][ok]
-            sub_labels, loss, reduced_local = cluster_sharded(feats[ok], config, seed, info,
-                                                              device)
+            mine = subset[start_row:stop_row][ok_t.cpu().numpy()]
+            sub_labels, loss, reduced_local = cluster_sharded(compact_rows_(feats, ok_t), config,
+                                                              seed, info, device)
             used = gather_varying(torch.from_numpy(mine).to(device), info).cpu().numpy()
             labels[used] = sub_labels
             rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
             picked = gather_selected(reduced_local, rows, info) if rows is not None else None
+        else:  # faiss under torchrun: the embeddings go to rank 0 only
+            feats = gather_to_main(feats, len(subset), info)
+            ok_t = gather_to_main(ok_t.to(torch.uint8), len(subset), info)
         if info.is_main:
             inject_fault("cluster", epoch)
             if not sharded:
-                used = subset[ok]
-                sub_labels, loss, reduced = cluster_features(feats[ok], config, seed, backend)
+                assert feats is not None and ok_t is not None
+                used = subset[ok_t.bool().cpu().numpy()]
+                sub_labels, loss, picked, rows = _cluster_main(
+                    compact_rows_(feats, ok_t.bool()), used, targets, config, epoch, seed,
+                    backend)
                 labels[used] = sub_labels
-                rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
-                picked = reduced[rows] if rows is not None else None
             rec.update(clustering_s=time.perf_counter() - t1, clustering_loss=loss,
                        **diagnostics.cluster_size_stats(sub_labels))
             rec["nmi_prev"] = None if prev is None else diagnostics.assignment_nmi(
                 labels, prev, config.nmi_average)
             rec.update(label_diagnostics(picked, rows, used, labels, targets, config))
+        feats = ok_t = None  # free the embeddings' device memory before the training pass
         if not sharded:
             labels = broadcast_array(labels if info.is_main else None, info, device)
         n_clusters = int(labels.max()) + 1
@@ -242,7 +249,8 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         with _bar(config, info, len(sampler), f"epoch {epoch} train") as bar:
             train_loss = train_pass(
                 backbone, loader, labels, body_opt, settings, device, info, sgt_gen, report,
-                progress=lambda n, loss, b=bar: (b.update(n), b.set_postfix(loss=f"{loss:.3f}")))
+                progress=lambda n, loss, b=bar: (b.update(n), loss is not None
+                                                 and b.set_postfix(loss=f"{loss:.3f}")))
         if info.is_main:
             rec.update(features_s=t1 - t0, train_s=time.perf_counter() - t2,
                        train_loss=train_loss, n_images=int(len(subset)),
@@ -268,6 +276,23 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
     return record or {}
 
 
+def _cluster_main(x: torch.Tensor, used: np.ndarray, targets: np.ndarray, config: TrainConfig,
+                  epoch: int, seed: int, backend: str
+                  ) -> tuple[np.ndarray, float, Any, np.ndarray | None]:
+    """Rank 0's clustering of the valid rows `x` (on the device): (labels, loss, the reduced
+    rows the label diagnostics use, their positions). A torch backend keeps everything on
+    the device; faiss gets the rows on the host (as numpy, shared with `x` on a CPU)."""
+    rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
+    if backend.startswith("torch"):
+        sub_labels, loss, reduced_t = cluster_on_device(x, config, seed, backend)
+        picked: Any = (reduced_t[torch.from_numpy(rows).to(reduced_t.device)]
+                       if rows is not None else None)
+        return sub_labels, loss, picked, rows
+    sub_labels, loss, reduced = cluster_features(x.float().cpu().numpy(), config, seed,
+                                                 backend)
+    return sub_labels, loss, (reduced[rows] if rows is not None else None), rows
+
+
 def _train_loader(train_set: Any, config: TrainConfig, epoch: int, sampler: Any,
                   info: DistInfo, device: torch.device, mc: dict[str, Any],
                   on_device: bool) -> Any:
@@ -277,7 +302,7 @@ def _train_loader(train_set: Any, config: TrainConfig, epoch: int, sampler: Any,
     loader_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER))
     if not on_device:
         return make_loader(train_set, batch, sampler=sampler, workers=config.workers,
-                           generator=loader_gen)
+                           generator=loader_gen, pin_memory=device.type == "cuda")
     size = config.input_size or int(mc["input_size"])
     crops = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER, info.rank))
     decoder = BatchDecoder(device, size, mc["mean"], mc["std"], mode="train",

@@ -32,6 +32,28 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
+def configure_numerics(device: torch.device, precision: str) -> dict[str, object]:
+    """Set the CUDA backend flags of a run and return them for its log (issue 18).
+
+    TF32 is an explicit choice: `fp32` means true IEEE fp32 everywhere (matmuls and cuDNN
+    convolutions); `bf16` keeps matmuls outside autocast in IEEE fp32 (whitening, k-means,
+    the k-NN of the diagnostics) and lets cuDNN use TF32 for any fp32 convolution left
+    outside autocast. `cudnn.benchmark` (autotuned convolution algorithms; the shapes of a
+    pass are fixed) is on for CUDA devices."""
+    cuda = device.type == "cuda"
+    conv = "tf32" if precision == "bf16" else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
+    torch.backends.cudnn.conv.fp32_precision = conv
+    torch.backends.cudnn.benchmark = cuda
+    return {"cudnn_benchmark": cuda, "matmul_fp32": "ieee", "conv_fp32": conv}
+
+
+def feature_dtype(precision: str) -> torch.dtype:
+    """How embeddings are stored on the device: bf16 under bf16 autocast (the forward's own
+    output type, so nothing is lost and 1.28M x 4096 takes 10.5 GB), float32 otherwise."""
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
 def memory_format(device: torch.device, precision: str) -> torch.memory_format:
     """channels_last for bf16 on CUDA (tensor-core convolutions), contiguous otherwise."""
     if device.type == "cuda" and precision == "bf16":
@@ -67,5 +89,5 @@ def bf16_fidelity(fp32_features: np.ndarray | torch.Tensor,
     return float(normalized_mutual_info_score(labels[0], labels[1]))
 
 
-__all__ = ["PRECISIONS", "autocast", "bf16_fidelity", "memory_format", "resolve_precision",
-           "to_device"]
+__all__ = ["PRECISIONS", "autocast", "bf16_fidelity", "configure_numerics", "feature_dtype",
+           "memory_format", "resolve_precision", "to_device"]

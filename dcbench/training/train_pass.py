@@ -64,6 +64,10 @@ class PassSettings:
     trunk_ddp: torch.nn.Module | None = None  # DDP-wrapped HeadInput under torchrun
 
 
+# the loss is read on the host (a device synchronisation) only every this many steps
+LOSS_READ_EVERY = 50
+
+
 def train_pass(
     backbone: Backbone,
     loader: DataLoader,
@@ -74,25 +78,35 @@ def train_pass(
     info: DistInfo,
     generator: torch.Generator,
     report: DecodeReport | None = None,
-    progress: Callable[[int, float], None] | None = None,
+    progress: Callable[[int, float | None], None] | None = None,
+    loss_every: int = LOSS_READ_EVERY,
 ) -> float:
-    """Train one pass over `loader`; returns the mean batch loss (averaged over ranks)."""
+    """Train one pass over `loader`; returns the mean batch loss (averaged over ranks).
+
+    Nothing in the loop waits for the device (issue 18): the pseudo-labels live on the
+    device, the batch and its targets are copied `non_blocking` (from pinned memory on
+    CUDA), and the losses are summed on the device; `progress(n_images, loss)` gets the
+    current loss every `loss_every` steps (None in between). With SGT the row subset is
+    drawn on the host (`torch.unique`), which does wait for the targets."""
     top = backbone.top_layer
     assert top is not None, "reset_top_layer must be called before train_pass"
     targets_of = torch.from_numpy(np.asarray(pseudo_labels, dtype=np.int64))
+    pin = device.type == "cuda"
     ddp = settings.trunk_ddp
     # with DDP the trunk's gradients are reduced in backward; only the top layer's here
     params = [p for p in (top.parameters() if ddp is not None else backbone.parameters())
               if p.requires_grad]
     backbone.train()
-    total, count = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
     for batch in loader:
         if report is not None and batch.bad:
             report.add(batch.bad, loader.dataset)
         if len(batch) == 0:
             continue
         images = to_device(batch.images, device, settings.precision)
-        targets = targets_of[batch.indices].to(device)
+        targets = targets_of[batch.indices]
+        targets = (targets.pin_memory() if pin else targets).to(device, non_blocking=True)
         if ddp is None:
             sync_buffers(backbone, info)
         with autocast(device, settings.precision):
@@ -105,11 +119,12 @@ def train_pass(
         sgd_rows(top, rows, settings.lr, settings.weight_decay)
         settings.batches_done += 1
         inject_fault("batch", settings.batches_done)
-        total += float(loss.item())
+        total += loss.detach().double()
         count += 1
         if progress is not None:
-            progress(len(batch), float(loss.item()))
-    return reduce_mean(total / max(count, 1), info, device)
+            read = count % max(loss_every, 1) == 0
+            progress(len(batch), float(loss.item()) if read else None)
+    return reduce_mean(float(total.item()) / max(count, 1), info, device)
 
 
 def _loss(backbone: Backbone, ddp: torch.nn.Module | None, images: torch.Tensor,

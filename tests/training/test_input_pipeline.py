@@ -21,3 +21,17 @@ def test_device_input_pipeline_trains_and_counts_bad_files(micro_data: Path, tmp
     records = RunDir(tmp_path / "run").read_log()
     assert [r["n_bad_images"] for r in records] == [2, 2]
     assert records[0]["n_clusters"] == 6 and np.isfinite(records[1]["train_loss"])
+
+
+def test_device_input_pipeline_with_two_workers_completes(micro_data: Path, tmp_path: Path
+                                                           ) -> None:
+    """Issue 18: `dcbench train` with the device pipeline and 2 DataLoader workers used to
+    hang at its first batch (memory-mapped byte tensors could not leave the workers); it now
+    finishes, with the same bad files counted, and records its numerics flags."""
+    result = launch(micro_data, tmp_path / "run", 1, "input_pipeline=gpu", "workers=2",
+                    epochs=1)
+    assert result.returncode == 0, result.stderr[-6000:]
+    (record,) = RunDir(tmp_path / "run").read_log()
+    assert record["n_bad_images"] == 2 and np.isfinite(record["train_loss"])
+    assert record["matmul_fp32"] == "ieee" and record["conv_fp32"] == "ieee"
+    assert record["cudnn_benchmark"] is False  # CPU run

@@ -26,7 +26,7 @@ from torch import nn
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_json
-from dcbench.data.loader import Batch, DecodeReport, make_loader
+from dcbench.data.loader import Batch, DecodeReport, loader_timeout, make_loader
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
 from dcbench.protocols.base import (
     Protocol,
@@ -108,7 +108,8 @@ def epoch_batches(dataset: Any, *, batch_size: int, seed: int, workers: int,
         else:
             loader = torch.utils.data.DataLoader(view, batch_size=batch_size, sampler=order,
                                                  num_workers=workers, collate_fn=collate,
-                                                 generator=generator)
+                                                 generator=generator,
+                                                 timeout=loader_timeout(workers))
         for batch in loader:
             if report is not None and isinstance(batch, Batch):
                 report.add(batch.bad, dataset)
