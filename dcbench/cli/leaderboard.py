@@ -51,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _output_args(show)
 
     compare = verb("compare", "two or more models on every protocol they share")
-    compare.add_argument("models", nargs="+", help="model names or weight sha256 prefixes")
+    compare.add_argument("models", nargs="+",
+                         help="models: a name (e.g. tiny-sobel), a path to the weights in any "
+                              "form, or a weights sha256 prefix")
     compare.add_argument("--protocol", action="append", default=[],
                          help="only these protocols (repeatable)")
     compare.add_argument("--metric", action="append", default=[],
@@ -116,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
         export.write_output(export.render(frame, info, args.format), args.output)
         return 0
     if args.verb == "compare":
-        frame = Leaderboard.from_store(args.store).compare(args.models)
+        board = Leaderboard.from_store(args.store)
+        frame = board.compare(args.models)
+        names = board.model_names(args.models)
         for column in ("protocol", "metric", "layer"):
             if getattr(args, column):
                 frame = frame[frame[column].isin(getattr(args, column))]
@@ -125,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                             "split, layer, metric)"
                             + (" matching the filters" if args.protocol or args.metric
                                or args.layer else ""))
-        export.write_output(export.render_compare(frame, args.models, args.format,
+        export.write_output(export.render_compare(frame, names, args.format,
                                                   wide=args.wide), args.output)
         return 0
     if args.verb == "add":

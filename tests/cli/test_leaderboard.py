@@ -196,3 +196,25 @@ def test_report_with_curves(cli, capsys, results_file, tmp_path) -> None:
     assert cli("leaderboard", "report", "--table", "eccv-table2", "--output", out,
                "--store", store) == 0
     assert '<h2 id="eccv-table2">' in out.read_text() and "base64" not in out.read_text()
+
+
+def test_compare_by_short_name_path_or_sha_prefix(cli, capsys, tmp_path) -> None:
+    """Rows an older dcbench stored under absolute and relative paths: one model each."""
+    demo = tmp_path / "demo" / "models"
+    rows = [result(model=str(demo / "tiny-sobel"), model_sha256="aa" * 32, value=40.0),
+            result(model="demo/models/tiny-sobel", model_sha256="aa" * 32, value=42.0,
+                   seed=1, run_id="cluster-2"),
+            result(model=str(demo / "random-sobel"), model_sha256="bb" * 32, value=20.0)]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(rows))
+    store = tmp_path / "s.sqlite"
+    cli("leaderboard", "add", path, "--store", store)
+    capsys.readouterr()
+    for specs in (["tiny-sobel", "random-sobel"], [str(demo / "tiny-sobel"), "bbbbbb"]):
+        assert cli("leaderboard", "compare", *specs, "--store", store) == 0
+        out = capsys.readouterr().out
+        line = next(x for x in out.splitlines() if "41.0" in x)
+        assert "41.0 ± 1.4" in line and "20.0" in line and "-21.0" in line
+        assert str(tmp_path) not in out and "tiny-sobel" in out
+    assert cli("leaderboard", "compare", "tiny-sobel", "aaaaaaaa", "--store", store) == 2
+    assert "names the same model" in capsys.readouterr().err
