@@ -58,8 +58,11 @@ def model_label(spec: str) -> str:
 def identify(results: pd.DataFrame) -> pd.DataFrame:
     """`results` with `model` replaced by the display name of its identity (see module doc).
 
-    Adds `model_spec` (the stored name) and `model_key` (the identity). Idempotent.
+    Adds `model_spec` (the stored name) and `model_key` (the identity). A frame that was
+    identified already is returned as it is (a subset keeps the names of the whole).
     """
+    if KEY_COLUMN in results:
+        return results
     frame = results.copy()
     if SPEC_COLUMN not in frame:
         frame[SPEC_COLUMN] = frame["model"].astype(str)
@@ -250,6 +253,8 @@ def with_architectures(results: pd.DataFrame, runs: pd.DataFrame | None = None
     The random init that low-shot trains next to a checkpoint shares its run, and its
     architecture.
     """
+    if ARCH_COLUMN in results:
+        return results
     frame = results.copy()
     if frame.empty:
         frame[ARCH_COLUMN] = pd.Series(dtype=str)

@@ -195,7 +195,23 @@ def test_report_with_curves(cli, capsys, results_file, tmp_path) -> None:
     assert "unknown table 'eccv-tabel2'" in capsys.readouterr().err
     assert cli("leaderboard", "report", "--table", "eccv-table2", "--output", out,
                "--store", store) == 0
-    assert '<h2 id="eccv-table2">' in out.read_text() and "base64" not in out.read_text()
+    page = out.read_text()
+    assert '<h2 id="published-eccv-table2">Published: ' in page and "base64" not in page
+    # named, but nothing of ours is measured like it: said so, no delta promised
+    assert '<p class="note">No result of yours is comparable' in page
+    assert "comparable rows and deltas" not in page
+    assert out.stat().st_mode & 0o777 == 0o644  # reports are for sharing
+
+
+def test_show_results_says_when_nothing_is_comparable(cli, capsys, results_file, tmp_path):
+    store = tmp_path / "s.sqlite"
+    cli("leaderboard", "add", results_file, "--store", store)
+    capsys.readouterr()
+    assert cli("leaderboard", "show", "eccv-table2", "--results", "--store", store) == 0
+    captured = capsys.readouterr()
+    assert "note: eccv-table2: No result of yours is comparable" in captured.err
+    assert cli("leaderboard", "show", "thesis-5.3", "--results", "--store", store) == 0
+    assert "note:" not in capsys.readouterr().err  # linear-conv on imagenet: comparable
 
 
 def test_compare_by_short_name_path_or_sha_prefix(cli, capsys, tmp_path) -> None:
