@@ -97,7 +97,7 @@ def card_name(spec: str) -> str | None:
     if _SCHEME.match(str(spec)):
         return None
     path = Path(str(spec)).expanduser()
-    for folder in (path, path / "final", path.parent):
+    for folder in _config_folders(path):
         config = folder / "config.json"
         if config.is_file():
             try:
@@ -228,7 +228,7 @@ def spec_architecture(spec: str) -> str:
     if _SCHEME.match(text):
         return ""
     path = Path(text).expanduser()
-    for folder in (path, path / "final", path / "checkpoints" / "latest", path.parent):
+    for folder in _config_folders(path):
         config = folder / "config.json"
         if config.is_file():
             try:
@@ -238,6 +238,14 @@ def spec_architecture(spec: str) -> str:
             if isinstance(data, dict) and data.get("arch"):
                 return _arch_text(str(data["arch"]), bool(data.get("sobel")))
     return ""
+
+
+def _config_folders(path: Path) -> list[Path]:
+    """Where the config.json of the model at `path` can be: the hub folder, a run dir's
+    final/ or checkpoints/latest/, or beside a weights file; nothing for a non-path."""
+    if path.is_dir():
+        return [path, path / "final", path / "checkpoints" / "latest"]
+    return [path.parent] if path.is_file() else []
 
 
 def _arch_text(arch: str, sobel: bool) -> str:

@@ -11,6 +11,8 @@ import torch
 
 from dcbench.core.errors import UserError
 from dcbench.leaderboards.identity import (
+    card_name,
+    default_name,
     identify,
     model_label,
     resolve_model,
@@ -127,3 +129,32 @@ def test_compare_names_columns_by_display_name() -> None:
     assert frame["Δ random-sobel"].item() == pytest.approx(60.0 - 71.0)
     with pytest.raises(UserError, match="names the same model"):
         board.compare(["tiny-sobel", "ab12000"])
+
+
+def test_a_config_json_in_the_working_directory_names_nothing(tmp_path, monkeypatch) -> None:
+    (tmp_path / "config.json").write_text('{"arch": "vgg16", "sobel": true, "name": "cwd"}')
+    monkeypatch.chdir(tmp_path)
+    assert spec_architecture("my-model") == ""
+    assert card_name("deepcluster-alexnet") is None
+    assert default_name("deepcluster-alexnet", SHA_A) == "deepcluster-alexnet"
+    assert spec_architecture("random-alexnet-sobel?seed=3") == "alexnet (Sobel)"
+
+
+def test_default_name_prefers_the_stored_name_then_the_card(tmp_path) -> None:
+    net = create_backbone({"arch": "alexnet_small", "sobel": False}, seed=0)
+    folder = save_hub_dir(net, tmp_path / "hub" / "x", extra_config={"name": "carded"})
+    assert default_name(str(folder), SHA_A) == "carded"
+    stored = pd.DataFrame([row("first-name", SHA_A, 1.0, timestamp="2026-01-01T00:00:00"),
+                           row("/p/later", SHA_A, 1.0, timestamp="2026-03-01T00:00:00")])
+    assert default_name(str(folder), SHA_A, stored) == "later"
+    assert default_name("runs/other/final", SHA_B, stored) == "other"
+
+
+def test_show_match_accepts_any_name_of_the_model() -> None:
+    rows = [row("/abs/models/tiny-sobel", SHA_A, 30.0, protocol="linear-conv",
+                dataset="imagenet", layer="conv5", metric="top1_best_epoch")]
+    frame = Leaderboard(pd.DataFrame(rows)).table(
+        "eccv-table1-imagenet", match={"/abs/models/tiny-sobel": "DeepCluster"})
+    mine = frame[frame["kind"] == "ours"]
+    assert mine["method"].item() == "tiny-sobel (ours)"
+    assert mine["Δ conv5"].item() == pytest.approx(30.0 - 38.2)
