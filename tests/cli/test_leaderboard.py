@@ -234,3 +234,22 @@ def test_compare_by_short_name_path_or_sha_prefix(cli, capsys, tmp_path) -> None
         assert str(tmp_path) not in out and "tiny-sobel" in out
     assert cli("leaderboard", "compare", "tiny-sobel", "aaaaaaaa", "--store", store) == 2
     assert "names the same model" in capsys.readouterr().err
+
+
+def test_report_of_one_model_by_name(cli, capsys, tmp_path) -> None:
+    rows = [result(model=str(tmp_path / "m" / "tiny-sobel"), model_sha256="aa" * 32),
+            result(model="random-alexnet-sobel", model_sha256="cd" * 32, value=18.0,
+                   run_id="r"),
+            result(model="someone-else", model_sha256="ef" * 32, dataset="places205",
+                   run_id="s")]
+    path, store, out = tmp_path / "r.json", tmp_path / "s.sqlite", tmp_path / "r.html"
+    path.write_text(json.dumps(rows))
+    cli("leaderboard", "add", path, "--store", store)
+    assert cli("leaderboard", "report", "--model", "tiny-sobel", "--output", out,
+               "--store", store) == 0
+    page = out.read_text()
+    assert "tiny-sobel" in page and "random-alexnet-sobel" in page
+    assert "someone-else" not in page and str(tmp_path) not in page
+    assert cli("leaderboard", "report", "--model", "ghost", "--output", out,
+               "--store", store) == 2
+    assert "no results for model 'ghost'" in capsys.readouterr().err
