@@ -207,6 +207,7 @@ def _known(results: pd.DataFrame) -> str:
 
 
 ARCH_COLUMN = "model_arch"  # `alexnet_small (Sobel)`, `torchvision:resnet18 (RGB)`, or ""
+RANDOM_COLUMN = "model_random"  # whether the model is a random-init baseline
 
 
 def spec_architecture(spec: str) -> str:
@@ -254,23 +255,29 @@ def _arch_text(arch: str, sobel: bool) -> str:
 
 def with_architectures(results: pd.DataFrame, runs: pd.DataFrame | None = None
                        ) -> pd.DataFrame:
-    """`identify`-ed results plus `model_arch`, the architecture of each row's model.
+    """`identify`-ed results plus `model_arch`, the architecture of each row's model, and
+    `model_random`, whether it is a random-init baseline (`is_random_init` of its name, its
+    stored spec, or the spec its run record names: `--name r18 --model x@random`).
 
-    From the run record (`dcbench eval` stores arch and Sobel; older runs stored the model
-    spec, which is resolved when it still exists), else from the row's own stored name.
-    The random init that low-shot trains next to a checkpoint shares its run, and its
-    architecture.
+    The architecture comes from the run record (`dcbench eval` stores arch and Sobel; older
+    runs stored the model spec, which is resolved when it still exists), else from the
+    row's own stored name. The random init that low-shot trains next to a checkpoint shares
+    its run, and its architecture.
     """
-    if ARCH_COLUMN in results:
-        return results
-    frame = results.copy()
+    frame = identify(results)
+    if ARCH_COLUMN in frame:
+        return frame
+    frame = frame.copy()
     if frame.empty:
         frame[ARCH_COLUMN] = pd.Series(dtype=str)
+        frame[RANDOM_COLUMN] = pd.Series(dtype=bool)
         return frame
     by_run: dict[str, str] = {}
+    run_spec: dict[str, str] = {}
     if runs is not None and not runs.empty:
         for run_id, extra in zip(runs["run_id"], runs["extra"], strict=True):
             extra = extra if isinstance(extra, dict) else {}
+            run_spec[str(run_id)] = str(extra.get("model") or "")
             if extra.get("arch"):
                 by_run[str(run_id)] = _arch_text(str(extra["arch"]), bool(extra.get("sobel")))
             elif extra.get("model"):
@@ -287,6 +294,11 @@ def with_architectures(results: pd.DataFrame, runs: pd.DataFrame | None = None
     frame[ARCH_COLUMN] = arch
     per_model = frame[frame[ARCH_COLUMN] != ""].groupby(KEY_COLUMN)[ARCH_COLUMN].first()
     frame[ARCH_COLUMN] = [per_model.get(key, "") for key in frame[KEY_COLUMN]]
+    random = pd.Series([is_random_init(name, spec) or is_random_init("", run_spec.get(run, ""))
+                        for name, spec, run in zip(frame["model"], frame[SPEC_COLUMN],
+                                                   frame["run_id"].astype(str), strict=True)],
+                       index=frame.index)
+    frame[RANDOM_COLUMN] = random.groupby(frame[KEY_COLUMN]).transform("any").astype(bool)
     return frame
 
 

@@ -32,10 +32,9 @@ from dcbench.core.errors import UserError
 from dcbench.leaderboards.export import display_frame, html_page, to_html_table
 from dcbench.leaderboards.identity import (
     KEY_COLUMN,
-    SPEC_COLUMN,
-    identify,
-    is_random_init,
+    RANDOM_COLUMN,
     resolve_models,
+    with_architectures,
 )
 from dcbench.leaderboards.published import TableInfo, list_tables, table_info
 from dcbench.leaderboards.run_tables import protocol_tables, split_detail
@@ -77,7 +76,7 @@ def select_results(results: pd.DataFrame, run_dirs: Sequence[str | Path] = (),
     """The rows a report is about (see the module docstring)."""
     if eval_runs:
         return results[results.run_id.isin(list(eval_runs))]
-    results = identify(results)
+    results = with_architectures(results)
     shas = {sha for run in run_dirs for sha in run_weights_sha256(run)}
     keys = set(resolve_models(results, list(models))) if models else set()
     if not shas and not keys:
@@ -87,10 +86,7 @@ def select_results(results: pd.DataFrame, run_dirs: Sequence[str | Path] = (),
     cells = set(zip(mine.protocol, mine.dataset, strict=True))
     same_cell = pd.Series([c in cells for c in zip(results.protocol, results.dataset,
                                                    strict=True)], index=results.index)
-    randoms = pd.Series([is_random_init(m, s) for m, s in
-                         zip(results.model, results[SPEC_COLUMN], strict=True)],
-                        index=results.index, dtype=bool)
-    return results[with_them | (same_cell & randoms)]
+    return results[with_them | (same_cell & results[RANDOM_COLUMN])]
 
 
 def run_weights_sha256(run_dir: str | Path) -> set[str]:

@@ -21,8 +21,7 @@ import pandas as pd
 
 from dcbench.leaderboards.identity import (
     ARCH_COLUMN,
-    SPEC_COLUMN,
-    identify,
+    RANDOM_COLUMN,
     is_random_init,
     model_label,
     with_architectures,
@@ -88,13 +87,11 @@ def protocol_tables(results: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     The Δ columns are named `Δ MODEL`. `table.attrs`: `baselines` (model -> the random
     init it is compared with), `architectures` (model -> `ARCH (Sobel|RGB)` or ""),
     `seeds` (the most seeds behind any cell)."""
-    if ARCH_COLUMN not in results:
-        results = with_architectures(identify(results))
+    results = with_architectures(results)
     stats = summarize(results)
     if stats.empty:
         return []
-    randoms = {name for name, spec in zip(results["model"], results[SPEC_COLUMN], strict=True)
-               if is_random_init(name, spec)}
+    randoms = set(results.loc[results[RANDOM_COLUMN], "model"])
     arch_of = dict(zip(results["model"], results[ARCH_COLUMN], strict=True))
     stats["label"] = stats["model"]
     out = []

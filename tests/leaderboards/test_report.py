@@ -156,3 +156,18 @@ def test_losses_get_their_own_axes(tmp_path):
     loss_axes = [a for a in figure.axes if "loss" in a.get_title()]
     assert len(loss_axes) == 2, titles  # clustering loss and train loss: one axis each
     assert all(len(a.get_lines()) == 1 for a in loss_axes)
+
+
+def test_a_random_init_given_another_name_is_still_a_baseline():
+    """`eval --model torchvision:resnet18@random --name r18`: the run record says random."""
+    rows = pd.DataFrame([row("r18", "d" * 64, 40.0), row("tiny", RUN_SHA, 70.0)])
+    records = pd.DataFrame([
+        {"run_id": "eval-r18", "extra": {"model": "torchvision:resnet18@random",
+                                         "arch": "torchvision:resnet18", "sobel": False}},
+        {"run_id": "eval-tiny", "extra": {"model": "runs/tiny/final", "arch": "alexnet_small",
+                                          "sobel": True}}])
+    (_, table), = protocol_tables(Leaderboard(rows, records).results)
+    assert table.attrs["randoms"] == ["r18"] and table.attrs["baselines"] == {}
+    html = build_report(Leaderboard(rows, records))
+    assert "tiny: no Δ, no random init of alexnet_small (Sobel) here" in html
+    assert "r18: no Δ" not in html
