@@ -36,7 +36,7 @@ EPILOG = """examples:
   dcbench demo --out /tmp/demo --force
   dcbench demo --resume             # after Ctrl-C: finished steps are skipped
 afterwards (the results are in the default store, $DCBENCH_HOME/results.sqlite):
-  dcbench leaderboard compare dcbench-demo/models/random-sobel dcbench-demo/models/tiny-sobel
+  dcbench leaderboard compare random-sobel tiny-sobel
   open dcbench-demo/report.html
 """
 
@@ -207,9 +207,12 @@ def run(args: argparse.Namespace) -> int:
 
     run_ids = _eval_run_ids(evals)
     print(f"\n[{step.elapsed()}] 7/7 results (this demo's rows of {store})")
-    print_summary(store, runs / "tiny-sobel", runs / "tiny-rgb", run_ids=run_ids)
+    claims = print_summary(store, runs / "tiny-sobel", runs / "tiny-rgb", run_ids=run_ids)
+    write_json(out / "claims.json", [{"text": c.text, "holds": bool(c.holds),
+                                      "evidence": c.evidence} for c in claims])
     report = ["leaderboard", "report", "--store", store, "--output", str(out / "report.html"),
-              "--title", "dcbench demo report", "--table", "thesis-5.3"]
+              "--title", "dcbench demo report", "--table", "thesis-5.3",
+              "--claims", str(out / "claims.json")]
     for name in ("tiny-sobel", "tiny-rgb", "digits-sobel"):
         report += ["--run", str(runs / name)]
     for run_id in run_ids:
@@ -217,8 +220,8 @@ def run(args: argparse.Namespace) -> int:
     state["done"] = [d for d in state["done"] if not d.startswith("leaderboard report")]
     step("7/7 HTML report of every result above", report)
     print(f"\ndemo finished in {step.elapsed()}: {out / 'report.html'}\n"
-          f"the rows are in {store}: `dcbench leaderboard compare {models / 'random-sobel'} "
-          f"{models / 'tiny-sobel'}` shows them again")
+          f"the rows are in {store}: `dcbench leaderboard compare random-sobel tiny-sobel` "
+          "shows them again")
     sys.stdout.flush()
     return 0
 

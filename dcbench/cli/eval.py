@@ -23,6 +23,7 @@ from dcbench.core.files import check_output_dir, check_output_file, write_json, 
 from dcbench.core.home import dcbench_home, results_store_path
 from dcbench.core.provenance import versions
 from dcbench.core.rows import normalize_run
+from dcbench.leaderboards.identity import check_name, default_name
 from dcbench.leaderboards.store import ResultsStore
 from dcbench.models.factory import load_model
 from dcbench.protocols.base import get_protocol, list_protocols
@@ -58,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", help="protocol name (see --list)")
     parser.add_argument("--model", help="model spec: catalog name, hub dir, checkpoint, "
                                         "hf-hub:, torchvision:, arch:NAME")
+    parser.add_argument("--name", help="short name of the model in tables and reports "
+                                       "(stored with its weights' sha256; default: the name "
+                                       "stored for these weights, else the card name, else "
+                                       "the folder name)")
     parser.add_argument("--data", help="dataset root (train/ + val/ folders or list files; "
                                        "VOCdevkit for the VOC protocols)")
     parser.add_argument("--dialect", help="named protocol preset (default dc2018)")
@@ -176,6 +181,15 @@ def _check_store(path: Path) -> None:
                                 "another file")
 
 
+def _stored_default_name(args: argparse.Namespace, sha256: str) -> str:
+    """`identity.default_name`, reading the names already stored for these weights."""
+    path = Path(args.store) if args.store else results_store_path()
+    stored = None
+    if not args.no_store and path.is_file() and path.stat().st_size:
+        stored = ResultsStore(path).results(model_sha256=sha256)
+    return default_name(args.model, sha256, stored)
+
+
 def print_table(rows: list[Any], file: Any = None) -> None:
     """Rows as a model/split/layer x metric table (per-draw seeds shown when there are several)."""
 
@@ -208,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
                                   layers=extra + [_flag_layer(proto, args)],
                                   overrides=args.overrides)
     check_protocol_config(config, proto.name)
+    if args.name is not None:
+        check_name(args.name)
     if not Path(args.data).expanduser().exists():
         raise UserError(f"--data {args.data} does not exist")
     if args.out:
@@ -221,17 +237,22 @@ def run(args: argparse.Namespace) -> int:
     config_dict = to_dict(config)
     model_sha256 = model.weights_sha256()  # hashes every weight: once per run
     work_dir, run_id, created = _run_dir(args, config_dict)
+    saved = json.loads((work_dir / "run.json").read_text()) if not created and \
+        (work_dir / "run.json").is_file() else {}
+    # the rows' `model`: --name, else the resumed run's, else the stored or card name
+    model.name = args.name or saved.get("name") or _stored_default_name(args, model_sha256)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     print(f"dcbench eval: {proto.name} (dialect {config_dict.get('dialect')}, schedule "
-          f"{args.schedule}) on {args.model} [{model_sha256[:12]}], {device}; "
+          f"{args.schedule}) on {model.name} ({args.model}) [{model_sha256[:12]}], {device}; "
           f"run dir {work_dir}", file=sys.stderr)
     if created or not (work_dir / "run.json").is_file():
         write_text(work_dir / "config.yaml", dump_yaml(config))
         write_json(work_dir / "versions.json", versions())
         write_json(work_dir / "run.json", {
             "run_id": run_id, "protocol": proto.name, "model": args.model,
-            "model_sha256": model_sha256, "data": str(Path(args.data).resolve()),
+            "model_sha256": model_sha256, "name": model.name,
+            "data": str(Path(args.data).resolve()),
             "schedule": args.schedule, "started": started, "argv": sys.argv[1:]})
     try:
         rows = proto.run(model, args.data, config, run_id=run_id, device=device,
@@ -253,7 +274,9 @@ def run(args: argparse.Namespace) -> int:
             "config": json.loads(json.dumps(config_dict)), "versions": versions(),
             "device": rows[0].device if rows else device, "started": started,
             "finished": finished,
-            "extra": {"model": args.model, "data": str(Path(args.data).resolve()),
+            "extra": {"model": args.model, "name": model.name,
+                      "arch": model.config.get("arch"), "sobel": bool(model.config.get("sobel")),
+                      "data": str(Path(args.data).resolve()),
                       "schedule": args.schedule, "run_dir": str(work_dir)}})
         # the run and its rows land together or not at all
         ResultsStore(args.store).import_records([run_record], rows)

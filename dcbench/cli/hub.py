@@ -10,6 +10,7 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir
 from dcbench.core.provenance import file_sha256
 from dcbench.leaderboards.cards import write_card
+from dcbench.leaderboards.headlines import headline_for
 from dcbench.models.checkpoints import save_hub_dir
 from dcbench.models.converters import CONVERTER_NAMES, OFFICIAL, load_converted
 from dcbench.models.sources.catalog import CatalogEntry, get_entry, list_entries
@@ -32,9 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Sub-verbs of `dcbench hub`."""
     verbs = parser.add_subparsers(dest="verb", metavar="{list,info,pull,convert,card,push}")
     verbs.required = True
-    p = verbs.add_parser("list", help="the catalog, with where each model's weights come from")
+    p = verbs.add_parser("list", help="the catalog: each model's published headline result, "
+                                      "whether its weights are cached, where they come from")
     p.add_argument("pattern", nargs="?", default="*", help="glob on names, e.g. 'random-*'")
-    p.add_argument("--wide", action="store_true", help="do not cut lines at 120 columns")
+    p.add_argument("--wide", action="store_true",
+                   help="every column (data, clustering, the headline's table, full source)")
     p = verbs.add_parser("info", help="everything the catalog knows about one model")
     p.add_argument("name", help="catalog name (see `dcbench hub list`)")
     p = verbs.add_parser("pull", help="download + verify + convert + cache a catalog model")
@@ -72,20 +75,38 @@ def _list(args: argparse.Namespace) -> int:
     entries = list_entries(args.pattern)
     if not entries:
         raise UserError(f"no catalog model matches {args.pattern!r}")
-    width = max(len(e.name) for e in entries)  # names are never cut: they are the handle
-    print(f"{'name':{width}} {'arch':13} {'sobel':5} {'data':16} {'clustering':10} weights")
+    header = ["name", "arch", "sobel", "headline", "cached", "weights"]
+    if args.wide:
+        header = [*header[:3], "data", "clustering", *header[3:4], "headline source",
+                  *header[4:]]
+    rows = [header]
     for e in entries:
-        cached = " [cached]" if e.source == "url" and is_cached(e.name) else ""
-        line = (f"{e.name:{width}} {e.arch[:13]:13} {'yes' if e.sobel else 'no':5} "
-                f"{e.dataset[:16]:16} {e.clustering[:10]:10} "
-                f"{e.availability() if args.wide else _weights_short(e)}{cached}")
-        print(line if args.wide else line[:LIST_WIDTH])
+        headline = headline_for(e.name)
+        cells = {"name": e.name, "arch": e.arch, "sobel": "yes" if e.sobel else "no",
+                 "data": e.dataset, "clustering": e.clustering,
+                 "headline": headline.short() if headline else "",
+                 "headline source": headline.source() if headline else "",
+                 "cached": _cached(e),
+                 "weights": e.availability() if args.wide else _weights_short(e)}
+        rows.append([cells[column] for column in header])
+    # columns are as wide as their longest cell: nothing is ever cut
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print(" ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+              .rstrip())
     if not args.wide:
-        print("(`dcbench hub info NAME` for the full record; --wide for untruncated lines)")
+        print("headline: the model's published number (IN = ImageNet linear-probe top-1 %; "
+              "VOC07, Oxford5K = mAP %)\ncached: weights already in $DCBENCH_HOME (- = built "
+              "locally, or none published)\n`dcbench hub info NAME`: the full record; --wide: "
+              "every column")
     return 0
 
 
-LIST_WIDTH = 120
+def _cached(entry: CatalogEntry) -> str:
+    """yes/no for downloadable weights; '-' where there is nothing to download."""
+    if entry.source in ("url", "hf"):
+        return "yes" if is_cached(entry.name) else "no"
+    return "-"
 
 
 def _weights_short(entry: CatalogEntry) -> str:
@@ -104,6 +125,10 @@ def _info(args: argparse.Namespace) -> int:
         if value not in (None, "", {}):
             print(f"{key:12} {value}")
     print(f"{'weights':12} {entry.availability()}")
+    headline = headline_for(entry.name)
+    if headline is not None:
+        print(f"{'headline':12} {headline.short()} ({headline.source()})")
+    print(f"{'cached':12} {_cached(entry)}")
     return 0
 
 

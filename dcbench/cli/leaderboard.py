@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_file
@@ -10,7 +12,7 @@ from dcbench.core.rows import read_results_file
 from dcbench.leaderboards import export
 from dcbench.leaderboards.importing import read_run_dir
 from dcbench.leaderboards.published import table_info
-from dcbench.leaderboards.report import build_report
+from dcbench.leaderboards.report import build_report, published_caption, read_claims
 from dcbench.leaderboards.store import ResultsStore
 from dcbench.leaderboards.tables import Leaderboard
 
@@ -21,6 +23,7 @@ EPILOG = """examples:
   dcbench leaderboard show thesis-5.3 --results --format latex --output table53.tex
   dcbench leaderboard show eccv-table2 --results --match my-model=DeepCluster
   dcbench leaderboard compare deepcluster-alexnet random-alexnet-sobel
+  dcbench leaderboard compare tiny-sobel random-sobel      # names, paths or sha256 prefixes
   dcbench leaderboard add results.json
   dcbench leaderboard add --from runs/eval-linear-conv
   dcbench leaderboard report --run runs/tiny --output report.html
@@ -47,11 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("--results", action="store_true",
                       help="merge in our results for the same protocol, with deltas")
     show.add_argument("--match", action="append", default=[], metavar="MODEL=METHOD",
-                      help="compare MODEL with the published row METHOD (repeatable)")
+                      help="compare MODEL (name, path or sha256 prefix) with the published "
+                           "row METHOD (repeatable)")
     _output_args(show)
 
     compare = verb("compare", "two or more models on every protocol they share")
-    compare.add_argument("models", nargs="+", help="model names or weight sha256 prefixes")
+    compare.add_argument("models", nargs="+",
+                         help="models: a name (e.g. tiny-sobel), a path to the weights in any "
+                              "form, or a weights sha256 prefix")
     compare.add_argument("--protocol", action="append", default=[],
                          help="only these protocols (repeatable)")
     compare.add_argument("--metric", action="append", default=[],
@@ -78,6 +84,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "weights, with random baselines (repeatable)")
     report.add_argument("--eval-run", action="append", default=[], metavar="RUN_ID",
                         help="report exactly the rows of these eval run ids (repeatable)")
+    report.add_argument("--model", action="append", default=[], metavar="MODEL",
+                        help="report this model's results with its random baselines: a "
+                             "name, a path to its weights or a sha256 prefix (repeatable)")
+    report.add_argument("--claims", default=None, metavar="FILE",
+                        help="claim verdicts to show first (JSON, as `dcbench demo` writes "
+                             "to DEMO/claims.json; found there by default for demo runs)")
     report.add_argument("--title", default="dcbench report", help="page title")
     report.add_argument("--output", required=True, help="HTML file to write")
 
@@ -114,9 +126,16 @@ def run(args: argparse.Namespace) -> int:
         board = Leaderboard.from_store(args.store) if args.results else Leaderboard()
         frame = board.table(info.id, results=args.results, match=match)
         export.write_output(export.render(frame, info, args.format), args.output)
+        if args.results:
+            _, note = published_caption(info, frame)
+            if note:  # on stderr: stdout stays the table (pipes, --format csv)
+                print(f"note: {info.id}: {note} ({len(board.results)} result row(s) in "
+                      "the store)", file=sys.stderr)
         return 0
     if args.verb == "compare":
-        frame = Leaderboard.from_store(args.store).compare(args.models)
+        board = Leaderboard.from_store(args.store)
+        frame = board.compare(args.models)
+        names = board.model_names(args.models)
         for column in ("protocol", "metric", "layer"):
             if getattr(args, column):
                 frame = frame[frame[column].isin(getattr(args, column))]
@@ -125,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
                             "split, layer, metric)"
                             + (" matching the filters" if args.protocol or args.metric
                                or args.layer else ""))
-        export.write_output(export.render_compare(frame, args.models, args.format,
+        export.write_output(export.render_compare(frame, names, args.format,
                                                   wide=args.wide), args.output)
         return 0
     if args.verb == "add":
@@ -134,9 +153,12 @@ def run(args: argparse.Namespace) -> int:
 
         for name in args.table:
             table_info(name)
+        claims = read_claims(args.claims) if args.claims else None
         html = build_report(Leaderboard.from_store(args.store), args.table, args.run,
-                            title=args.title, eval_runs=args.eval_run)
+                            title=args.title, eval_runs=args.eval_run, models=args.model,
+                            claims=claims)
         export.write_output(html, args.output)
+        os.chmod(args.output, 0o644)  # a report is for sharing (atomic writes make 0600)
         print(f"wrote {args.output}")
         return 0
     raise UserError(f"unknown leaderboard verb {args.verb!r}")

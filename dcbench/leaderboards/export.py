@@ -36,6 +36,11 @@ table.leaderboard thead th { border-bottom: 2px solid #444; }
 tr.ours { background: #eef6ff; font-weight: 600; }
 tr.unverified td { color: #a05a00; font-style: italic; }
 figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
+div.scroll { overflow-x: auto; max-width: 100%; }
+details { margin: 0.6em 0; } details summary { cursor: pointer; color: #345; }
+p.note { background: #fff7e0; border-left: 4px solid #e0a800; padding: 0.4em 0.8em; }
+ul.claims li { margin: 0.3em 0; } span.holds { color: #1a7f37; font-weight: 600; }
+span.fails { color: #b3261e; font-weight: 600; } span.anchor { color: #888; font-size: 0.8em; }
 """
 
 
@@ -229,15 +234,24 @@ def render_compare(frame: pd.DataFrame, models: list[str], fmt: str, wide: bool 
     return html_page("dcbench compare", [("compare", caption, to_html_table(display))], [])
 
 
-def html_page(title: str, tables: Sequence[tuple[str, str, str]],
+def html_page(title: str, tables: Sequence[tuple[str, ...]],
               curves: Sequence[tuple[str, str]]) -> str:
-    """A standalone HTML page from (id, caption, table html) and (label, base64 png) parts."""
+    """A standalone HTML page from sections and (label, base64 png) curves.
+
+    A section is (id, caption, body html), its heading the id, or (id, heading, caption,
+    body html) with a readable heading; bodies are trusted HTML, the rest is escaped.
+    """
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
              f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>"]
-    for table_id, caption, table_html in tables:
-        parts.append(f"<h2 id=\"{html.escape(table_id)}\">{html.escape(table_id)}</h2>")
-        parts.append(f"<p class=\"caption\">{html.escape(caption)}</p>{table_html}")
+    for section in tables:
+        table_id, heading, caption, table_html = (
+            section if len(section) == 4 else (section[0], section[0], *section[1:]))
+        parts.append(f"<h2 id=\"{html.escape(table_id)}\">{html.escape(heading)}</h2>")
+        if caption:
+            parts.append(f"<p class=\"caption\">{html.escape(caption)}</p>")
+        parts.append(f"<div class=\"scroll\">{table_html}</div>" if table_html.startswith(
+            "<table") else table_html)
     if curves:
         parts.append("<h2>Training curves</h2>")
     for label, png in curves:

@@ -10,6 +10,9 @@ shown on their own row, never averaged with current ones. A row is *comparable* 
 current and has the table's dialect; only comparable rows get a delta, computed against
 the published row whose `dcbench_model` names the same model (or one named with
 `match=`). Several seeds (or repeated runs) of one cell give mean and sample std (ddof=1).
+
+A model is its weights (`identity.identify`): rows of the same sha256 stored under
+different names or paths are one model, shown under one display name.
 """
 
 from __future__ import annotations
@@ -23,6 +26,14 @@ import pandas as pd
 from dcbench.core.errors import UserError
 from dcbench.core.home import results_store_path
 from dcbench.core.rows import RESULT_FIELDS
+from dcbench.leaderboards.identity import (
+    KEY_COLUMN,
+    display_name,
+    identify,
+    resolve_model,
+    resolve_models,
+    with_architectures,
+)
 from dcbench.leaderboards.published import (
     PROVENANCE_COLUMNS,
     TableInfo,
@@ -55,12 +66,13 @@ def delta_column(column: str) -> str:
 class Leaderboard:
     """Published tables next to stored results: `.table(name)`, `.compare(models)`."""
 
-    def __init__(self, results: pd.DataFrame | None = None) -> None:
+    def __init__(self, results: pd.DataFrame | None = None,
+                 runs: pd.DataFrame | None = None) -> None:
         frame = results if results is not None else pd.DataFrame(columns=list(RESULT_FIELDS))
         missing = [f for f in RESULT_FIELDS if f not in frame]
         if missing:
             raise UserError(f"results frame lacks columns {missing}")
-        self.results = frame.copy()
+        self.results = with_architectures(identify(frame), runs)
 
     @classmethod
     def from_store(cls, path: str | os.PathLike | None = None) -> Leaderboard:
@@ -75,7 +87,16 @@ class Leaderboard:
                 return cls()
         elif not Path(path).exists():
             raise UserError(f"no results store at {path}")
-        return cls(ResultsStore(path).results())
+        store = ResultsStore(path)
+        return cls(store.results(), store.runs())
+
+    def model_name(self, spec: str) -> str:
+        """The display name of the model `spec` names (name, path, sha256 prefix)."""
+        return display_name(self.results, resolve_model(self.results, spec))
+
+    def model_names(self, specs: list[str]) -> list[str]:
+        """The display names of the models `specs` name (the column labels of `compare`)."""
+        return [display_name(self.results, key) for key in resolve_models(self.results, specs)]
 
     def tables(self) -> pd.DataFrame:
         """One line per published table: id, title, source, dialect, rows, matchable."""
@@ -93,9 +114,12 @@ class Leaderboard:
               match: dict[str, str] | None = None) -> pd.DataFrame:
         """The published table with our rows merged in, with std and delta columns.
 
-        `match` maps a model name to a published method whose row it should be compared
-        with (e.g. `{"my-model": "DeepCluster"}`), on top of the `dcbench_model` column.
+        `match` maps a model (name, path or sha256 prefix) to a published method whose row
+        it should be compared with (e.g. `{"my-model": "DeepCluster"}`), on top of the
+        `dcbench_model` column.
         """
+        if results and match:
+            match = {self.model_name(model): method for model, method in match.items()}
         info = table_info(name)
         pub = load_published(name)
         pub.insert(1, "kind", KIND_PUBLISHED)
@@ -152,16 +176,19 @@ class Leaderboard:
     def compare(self, models: list[str]) -> pd.DataFrame:
         """Every result cell (protocol, dialect, dataset, split, layer, metric) all `models` share.
 
-        A model is named by its name or a prefix (>= 8 characters) of its weights sha256.
-        Only current results count (latest config hash per cell). Columns: the cell, then
-        per model its mean, `± model` std and `n model` count, then `Δ model` for every
-        model after the first (model minus the first model).
+        A model is named by its display name, a name or path it was evaluated under, a
+        path to its weights, or a sha256 prefix (`identity.resolve_model`). Only current
+        results count (latest config hash per cell). Columns: the cell, then per model
+        (its display name, `model_names(models)`) its mean, `± model` std and `n model`
+        count, then `Δ model` for every model after the first (model minus the first).
         """
         if len(models) < 2:
             raise UserError("compare needs at least two models")
+        keys = resolve_models(self.results, models)
+        models = [display_name(self.results, key) for key in keys]
         frames = []
-        for spec in models:
-            picked = _select_model(self.results, spec)
+        for key, spec in zip(keys, models, strict=True):
+            picked = self.results[self.results[KEY_COLUMN] == key]
             picked = _mark_stale(picked.assign(column=""))
             frames.append(picked[picked.status == "current"].assign(_who=spec))
         cell = ["protocol", "dialect", "dataset", "split", "layer", "metric"]
@@ -259,17 +286,6 @@ def _mark_stale(placed: pd.DataFrame) -> pd.DataFrame:
     placed["status"] = np.where(stale, "stale", "current")
     placed["row_config"] = np.where(stale, placed["config_hash"], "")
     return placed.drop(columns="latest_config")
-
-
-def _select_model(results: pd.DataFrame, spec: str) -> pd.DataFrame:
-    picked = results[results.model == spec]
-    if picked.empty and len(spec) >= 8:
-        picked = results[results.model_sha256.str.startswith(spec.lower())]
-    if picked.empty:
-        known = sorted(set(results.model))
-        raise UserError(f"no results for model {spec!r}; models in the store: "
-                        + (", ".join(known) if known else "none"))
-    return picked
 
 
 def _interleave(pub: pd.DataFrame, ours: pd.DataFrame) -> pd.DataFrame:

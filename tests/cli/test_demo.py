@@ -30,6 +30,14 @@ def _check_demo(out, store, printed):
     for protocol in ("linear-conv", "knn", "knn-graph", "nmi", "voc07-cls", "low-shot"):
         assert f'id="results-{protocol}-' in html
     assert "digits-sobel" in html and "Δ tiny-sobel" in html
+    # the verdicts the demo printed, a summary before the details, short names only
+    assert html.index('id="claims"') < html.index('id="summary"') < html.index('id="results-')
+    assert "Δ tiny-sobel = tiny-sobel − random-sobel (random init of the same architecture" \
+        in html
+    assert str(out) not in html
+    assert (out / "report.html").stat().st_mode & 0o777 == 0o644
+    claims = json.loads((out / "claims.json").read_text())
+    assert any(c["text"] == "Sobel beats RGB when colour is a nuisance" for c in claims)
     rows = ResultsStore(store).results()
     models = {m.rsplit("/", 1)[-1] for m in rows.model}
     assert {"random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb", "digits-sobel"} <= models
@@ -50,7 +58,10 @@ def test_demo_end_to_end_into_the_default_store_then_resume(tmp_path, capsys, mo
     n_rows = len(ResultsStore(store).results())
     assert main(["leaderboard", "compare", str(out / "models" / "random-sobel"),
                  str(out / "models" / "tiny-sobel")]) == 0
-    assert "tiny-sobel" in capsys.readouterr().out
+    by_path = capsys.readouterr().out
+    assert "tiny-sobel" in by_path and str(out) not in by_path
+    assert main(["leaderboard", "compare", "random-sobel", "tiny-sobel"]) == 0  # by name
+    assert capsys.readouterr().out == by_path
     # a second run refuses to overwrite a finished demo without --force
     assert main(["demo", "--quick", "--out", str(out)]) == 2
     # --resume after an interruption: forget the last two steps; only they run again

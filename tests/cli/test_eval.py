@@ -114,3 +114,18 @@ def test_batch_size_and_workers_flags(cls_data, tmp_path, capsys):
     assert _eval(cls_data, tmp_path, "--protocol", "knn", "--workers", "2", "--no-store",
                  "--out", str(tmp_path / "k2")) == 2
     assert "does not take --workers" in capsys.readouterr().err
+
+
+def test_name_is_stored_and_reused_for_the_same_weights(cls_data, tmp_path, capsys):
+    store = tmp_path / "results.sqlite"
+    assert _eval(cls_data, tmp_path, "--protocol", "knn", "--layers", "conv5",
+                 "--name", "rand-a") == 0
+    assert _eval(cls_data, tmp_path, "--protocol", "nmi", "--set", "pca_dim=8") == 0
+    stored = ResultsStore(store).results()
+    assert set(stored["model"]) == {"rand-a"}  # the second run reused the stored name
+    run = ResultsStore(store).runs().iloc[0]
+    assert run["extra"]["name"] == "rand-a" and run["extra"]["arch"] == "alexnet_small"
+    assert run["extra"]["sobel"] is True and run["extra"]["model"] == MODEL
+    capsys.readouterr()
+    assert _eval(cls_data, tmp_path, "--protocol", "knn", "--name", "bad name") == 2
+    assert "--name 'bad name'" in capsys.readouterr().err

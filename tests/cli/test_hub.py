@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import pickle
 
 import torch
 
 import dcbench
 from dcbench.cli.entry import main
+from dcbench.leaderboards import published
+from dcbench.models.sources.catalog import list_entries
+from dcbench.models.sources.pull import cached_dir
 from tests.models.test_official_layout import official_alexnet_state_dict, save_official
 
 
@@ -63,3 +67,47 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path, capsys):
     src.write_bytes(src.read_bytes()[:5000])
     assert main(["hub", "convert", str(src), str(tmp_path / "hub")]) == 2
     assert "not a PyTorch checkpoint" in capsys.readouterr().err
+
+
+def _columns(listing: str) -> list[dict[str, str]]:
+    """The table of `hub list` as dicts, cut at the header words' start positions."""
+    lines = listing.splitlines()
+    header = lines[0]
+    names = header.split()
+    starts = [header.index(n) if n != "weights" else header.rindex(n) for n in names]
+    rows = []
+    for line in lines[1:]:
+        if not line.strip() or line.startswith(("headline:", "cached:", "`dcbench")):
+            continue
+        bounds = [*starts[1:], None]
+        rows.append({n: line[s:e].strip() for n, s, e in zip(names, starts, bounds,
+                                                              strict=True)})
+    return rows
+
+
+def test_hub_list_cached_and_headline_columns_are_never_cut(capsys, isolated_home):
+    cached = cached_dir("deepcluster-alexnet")  # as a pull leaves it
+    cached.mkdir(parents=True)
+    (cached / "config.json").write_text("{}")
+    (cached / "model.safetensors").write_bytes(b"")
+    assert main(["hub", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert max(len(line) for line in listing.splitlines()) <= 120
+    rows = {r["name"]: r for r in _columns(listing)}
+    entries = list_entries("*")
+    assert set(rows) == {e.name for e in entries}  # every name whole
+    for entry in entries:  # every cell whole: equal to the catalog's own text
+        assert rows[entry.name]["arch"] == entry.arch
+    assert rows["km-fl1m-sob"]["weights"] == "none published; recipe km-fl1m-sob"
+    assert rows["deepcluster-alexnet"]["cached"] == "yes"
+    assert rows["deepcluster-vgg16"]["cached"] == "no"
+    assert rows["random-alexnet-sobel"]["cached"] == "-"
+    # the headline is the published number, read here straight from the shipped CSV
+    with open(published.PUBLISHED_DIR / "eccv-table1-imagenet.csv", newline="") as handle:
+        conv5 = next(r["conv5"] for r in csv.DictReader(handle) if r["method"] == "DeepCluster")
+    assert rows["deepcluster-alexnet"]["headline"] == f"IN conv5 {conv5}"
+    assert rows["deepclusterv2-r50-800ep"]["headline"] == "IN top-1 75.2"
+    assert rows["random-alexnet_small-sobel"]["headline"] == ""  # no published row names it
+    assert main(["hub", "list", "--wide"]) == 0
+    wide = capsys.readouterr().out
+    assert "eccv-table1-imagenet, row DeepCluster" in wide and "ImageNet (train, no labels)" in wide

@@ -195,4 +195,61 @@ def test_report_with_curves(cli, capsys, results_file, tmp_path) -> None:
     assert "unknown table 'eccv-tabel2'" in capsys.readouterr().err
     assert cli("leaderboard", "report", "--table", "eccv-table2", "--output", out,
                "--store", store) == 0
-    assert '<h2 id="eccv-table2">' in out.read_text() and "base64" not in out.read_text()
+    page = out.read_text()
+    assert '<h2 id="published-eccv-table2">Published: ' in page and "base64" not in page
+    # named, but nothing of ours is measured like it: said so, no delta promised
+    assert '<p class="note">No result of yours is comparable' in page
+    assert "comparable rows and deltas" not in page
+    assert out.stat().st_mode & 0o777 == 0o644  # reports are for sharing
+
+
+def test_show_results_says_when_nothing_is_comparable(cli, capsys, results_file, tmp_path):
+    store = tmp_path / "s.sqlite"
+    cli("leaderboard", "add", results_file, "--store", store)
+    capsys.readouterr()
+    assert cli("leaderboard", "show", "eccv-table2", "--results", "--store", store) == 0
+    captured = capsys.readouterr()
+    assert "note: eccv-table2: No result of yours is comparable" in captured.err
+    assert cli("leaderboard", "show", "thesis-5.3", "--results", "--store", store) == 0
+    assert "note:" not in capsys.readouterr().err  # linear-conv on imagenet: comparable
+
+
+def test_compare_by_short_name_path_or_sha_prefix(cli, capsys, tmp_path) -> None:
+    """Rows an older dcbench stored under absolute and relative paths: one model each."""
+    demo = tmp_path / "demo" / "models"
+    rows = [result(model=str(demo / "tiny-sobel"), model_sha256="aa" * 32, value=40.0),
+            result(model="demo/models/tiny-sobel", model_sha256="aa" * 32, value=42.0,
+                   seed=1, run_id="cluster-2"),
+            result(model=str(demo / "random-sobel"), model_sha256="bb" * 32, value=20.0)]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(rows))
+    store = tmp_path / "s.sqlite"
+    cli("leaderboard", "add", path, "--store", store)
+    capsys.readouterr()
+    for specs in (["tiny-sobel", "random-sobel"], [str(demo / "tiny-sobel"), "bbbbbb"]):
+        assert cli("leaderboard", "compare", *specs, "--store", store) == 0
+        out = capsys.readouterr().out
+        line = next(x for x in out.splitlines() if "41.0" in x)
+        assert "41.0 ± 1.4" in line and "20.0" in line and "-21.0" in line
+        assert str(tmp_path) not in out and "tiny-sobel" in out
+    assert cli("leaderboard", "compare", "tiny-sobel", "aaaaaaaa", "--store", store) == 2
+    assert "names the same model" in capsys.readouterr().err
+
+
+def test_report_of_one_model_by_name(cli, capsys, tmp_path) -> None:
+    rows = [result(model=str(tmp_path / "m" / "tiny-sobel"), model_sha256="aa" * 32),
+            result(model="random-alexnet-sobel", model_sha256="cd" * 32, value=18.0,
+                   run_id="r"),
+            result(model="someone-else", model_sha256="ef" * 32, dataset="places205",
+                   run_id="s")]
+    path, store, out = tmp_path / "r.json", tmp_path / "s.sqlite", tmp_path / "r.html"
+    path.write_text(json.dumps(rows))
+    cli("leaderboard", "add", path, "--store", store)
+    assert cli("leaderboard", "report", "--model", "tiny-sobel", "--output", out,
+               "--store", store) == 0
+    page = out.read_text()
+    assert "tiny-sobel" in page and "random-alexnet-sobel" in page
+    assert "someone-else" not in page and str(tmp_path) not in page
+    assert cli("leaderboard", "report", "--model", "ghost", "--output", out,
+               "--store", store) == 2
+    assert "no results for model 'ghost'" in capsys.readouterr().err

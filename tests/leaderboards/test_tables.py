@@ -169,7 +169,7 @@ def test_compare_shared_cells() -> None:
     assert frame.layer.tolist() == ["conv3"]  # the only cell both have
     assert frame["deepcluster-alexnet"].item() == 41.0
     assert frame["deepcluster-alexnet ±"].item() == pytest.approx(math.sqrt(2))
-    assert frame["Δ cdcdcdcdcd"].item() == pytest.approx(17.0 - 41.0)
+    assert frame["Δ random-alexnet-sobel"].item() == pytest.approx(17.0 - 41.0)
     with pytest.raises(UserError, match="no results for model 'ghost'"):
         board(rows).compare(["deepcluster-alexnet", "ghost"])
     with pytest.raises(UserError, match="at least two"):
