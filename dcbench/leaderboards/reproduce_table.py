@@ -34,7 +34,7 @@ def reference_row(info: TableInfo, model: str, against: str | None) -> str | Non
     `against` must name a row. Without it, a row whose `dcbench_model` names the model is
     used (the leaderboard's rule); otherwise the first row naming a catalog model that is
     DeepCluster (by method, then by model name), else the thesis's km-ImNet-Sob row, else the
-    first row naming any catalog model.
+    first DeepCluster row naming no model, else the first row naming any catalog model.
     """
     pub = load_published(info.id)
     if against:
@@ -52,7 +52,8 @@ def reference_row(info: TableInfo, model: str, against: str | None) -> str | Non
         for method, row in candidates:
             if wanted(method, set(row.values())):
                 return method
-    return candidates[0][0] if candidates else None
+    unnamed = [m for m in pub["method"] if "deepcluster" in m.lower()]
+    return unnamed[0] if unnamed else candidates[0][0] if candidates else None
 
 
 def plan_results(results: pd.DataFrame, plan: Plan, run_ids: dict[str, str]) -> pd.DataFrame:
@@ -100,23 +101,27 @@ def reproduce_display(frame: pd.DataFrame, plan: Plan) -> pd.DataFrame:
 
 def terminal_text(display: pd.DataFrame, plan: Plan, reference: str | None,
                   width: int = 120) -> str:
-    """A plain-text table that fits `width` columns: values only, then one Δ line per row
-    of ours (model minus the reference row)."""
+    """A plain-text table that fits `width` columns: means only (the files carry the std),
+    headers over two lines where they hold a space, then one Δ line under each row of ours
+    (model minus the reference row)."""
     info = plan.table
     has_kind = "kind" in display
     drop = {"kind", "seeds", "verified"} | {c for c in display if c.startswith("Δ ")}
     shown = [c for c in display.columns if c not in drop]
+    numeric = [c in info.value_columns for c in shown]
     lines: list[list[str]] = []
     for _, row in display.iterrows():
-        lines.append([str(row[c]) for c in shown])
+        lines.append([str(row[c]).split(" ± ")[0] for c in shown])
         if has_kind and row["kind"] != KIND_PUBLISHED:
             delta = [str(row.get(delta_column(c), "")) if c in info.value_columns else ""
                      for c in shown]
             if any(delta):
                 delta[0] = f"  Δ vs {reference}" if reference else "  Δ vs its own row"
                 lines.append(delta)
-    numeric = [c in info.value_columns for c in shown]
-    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(shown)]
+    heads = [c.split(" ", 1) if num and " " in c else ["", c]
+             for c, num in zip(shown, numeric, strict=True)]
+    widths = [max(len(h[0]), len(h[1]), *(len(line[i]) for line in lines))
+              for i, h in enumerate(heads)]
     others = sum(widths[1:]) + 2 * (len(shown) - 1)
     widths[0] = max(12, min(widths[0], width - others))
 
@@ -125,12 +130,13 @@ def terminal_text(display: pd.DataFrame, plan: Plan, reference: str | None,
             return text.ljust(w) if left else text.rjust(w)
         return text[: w - 1] + "…" if not text.startswith("/") else "…" + text[-(w - 1):]
 
-    out = ["  ".join(fit(c, w, not num) for c, w, num in zip(shown, widths, numeric,
-                                                             strict=True)).rstrip()]
-    out.append("  ".join("-" * w for w in widths))
-    for line in lines:
-        out.append("  ".join(fit(v, w, not num) for v, w, num in zip(line, widths, numeric,
-                                                                     strict=True)).rstrip())
+    def join(values: list[str]) -> str:
+        return "  ".join(fit(v, w, not num) for v, w, num in zip(values, widths, numeric,
+                                                                  strict=True)).rstrip()
+
+    out = [join([h[0] for h in heads])] if any(h[0] for h in heads) else []
+    out += [join([h[1] for h in heads]), "  ".join("-" * w for w in widths)]
+    out += [join(line) for line in lines]
     return "\n".join(out) + "\n"
 
 
