@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dcbench.cli.config_checks import check_protocol_config
-from dcbench.cli.entry import main
+from dcbench.cli.entry import build_parser
 from dcbench.cli.eval import _check_store
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
@@ -251,9 +251,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     state = _state(out, args, argvs)
     del model  # each eval loads its own copy
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / PLAN_FILE, state)
-    run_ids = _execute(plan, argvs, out)
+    try:
+        run_ids = _execute(plan, argvs, out)
+    except UserError:
+        # bad input only a protocol could see: if no run was left behind, neither is the plan
+        if not args.resume and not any((out / name).exists() for name in argvs):
+            (out / PLAN_FILE).unlink(missing_ok=True)
+            if created and not any(out.iterdir()):
+                out.rmdir()
+        raise
     return _finish(plan, args, store, out, run_ids)
 
 
@@ -271,11 +280,9 @@ def _execute(plan: planner.Plan, argvs: dict[str, list[str]], out: Path) -> dict
             if (run_dir / "run.json").is_file():
                 argv.append("--resume")
             print(f"{title}\n  $ {planner.command_line(argv)}", file=sys.stderr, flush=True)
+            eval_args = build_parser("eval").parse_args(argv)
             with contextlib.redirect_stdout(sys.stderr):  # stdout is for the table
-                code = main(argv)
-            if code != 0:
-                raise UserError(f"run {run.name} failed (exit {code}); fix it and rerun with "
-                                f"--resume to keep the {number - 1} finished run(s)")
+                eval_args._run(eval_args)  # a UserError propagates: one error line
         run_ids[run.name] = str(json.loads((run_dir / "run.json").read_text())["run_id"])
     return run_ids
 

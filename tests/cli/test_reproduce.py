@@ -142,3 +142,12 @@ def test_voc_table_end_to_end_on_the_built_in_voc_set(cli, capsys, tmp_path, voc
     stored = ResultsStore(store).results()
     assert {("voc07-cls", "fc6-8"), ("voc07-cls", "all"), ("voc07-det", "all"),
             ("voc12-seg", "all")} <= set(zip(stored.protocol, stored.layer, strict=True))
+
+
+def test_bad_input_only_a_protocol_sees_leaves_no_plan_behind(cli, capsys, tmp_path, cls_set):
+    out = tmp_path / "plan"
+    assert cli("reproduce", "thesis-5.3", "--model", MODEL, "--data", f"imagenet={cls_set}",
+               "--schedule", "smoke", "--set", "pooling=nope", "--out", out) == 2
+    err = capsys.readouterr().err
+    assert err.count("dcbench: error:") == 1 and "unknown pooling table 'nope'" in err
+    assert not out.exists()
