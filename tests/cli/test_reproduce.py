@@ -114,6 +114,11 @@ def test_smoke_table_end_to_end_then_resume_keeps_finished_runs(cli, capsys, tmp
     assert "finished before, kept" in captured.err and "$ dcbench eval" not in captured.err
     assert len(ResultsStore(store).results()) == n_rows
     assert f"{MODEL} (ours)" in captured.out
+    # resuming with another plan (here another schedule) is refused, nothing run
+    changed = ["published" if a == "smoke" else a for a in argv]
+    assert cli(*changed, "--resume") == 2
+    assert "resume with the same table, --model and --schedule" in capsys.readouterr().err
+    assert len(ResultsStore(store).results()) == n_rows
 
 
 def test_resume_continues_an_interrupted_run(cli, capsys, tmp_path, cls_set):
