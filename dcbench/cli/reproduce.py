@@ -203,13 +203,17 @@ def _print_plan(plan: planner.Plan, argvs: dict[str, list[str]], args: argparse.
         if run.skip:
             print(f"{head}\n    {run.skip}")
             continue
-        counts = counted.setdefault(run.data, count_images(run.data, run.root))
+        if run.data not in counted:
+            counted[run.data] = count_images(run.data, run.root)
+        counts = counted[run.data]
         seconds = estimate_seconds(run.protocol, configs[run.name], counts, rates)
-        total += seconds
+        finished = (out / run.name / "results.json").is_file()
+        total += 0.0 if finished else seconds
         reads = ", ".join(f"{k} {v:,}" for k, v in counts.items())
         print(f"{head}\n    $ {planner.command_line(argvs[run.name])}\n"
               f"    reads {run.data} at {run.root}: {reads} images\n"
-              f"    estimated {format_duration(seconds)}")
+              f"    estimated {format_duration(seconds)}"
+              + (" (finished before: kept with --resume)" if finished else ""))
     if rates is not None:
         print(f"\nestimated total {format_duration(total)}; {rates.describe()}.\n{HOW}.")
     else:
