@@ -191,7 +191,12 @@ def run(args: argparse.Namespace) -> int:
 
     linear = ["--fast", *[arg for item in size.linear for arg in ("--set", item)]]
     for name in SHAPE_MODELS:
-        evaluate("4/7", "linear-conv", name, cls, *linear)  # conv1..conv5
+        # Table 5.3 (linear-conv conv1..conv5): the plan comes from `dcbench reproduce`
+        table_dir = evals / f"{cls.name}-{name}-thesis-5.3"
+        step(f"4/7 Table 5.3 {name} on {cls.name}: dcbench reproduce (linear-conv conv1-5)",
+             ["reproduce", "thesis-5.3", "--model", str(models / name), "--data",
+              f"imagenet={cls}", "--schedule", "smoke", "--seed", seed, "--store", store,
+              "--out", str(table_dir), *linear], output=table_dir)
         evaluate("4/7", "knn", name, cls)
         evaluate("4/7", "knn-graph", name, cls)  # ratio edge intra-class, 10-NN graph
         evaluate("4/7", "nmi", name, cls)  # k-means on fc7 vs labels
@@ -227,9 +232,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _eval_run_ids(evals: Path) -> list[str]:
-    """The run ids of this demo's evaluations (their run.json files), in order."""
+    """The run ids of this demo's evaluations (their run.json files, also those of the
+    `dcbench reproduce` plan folders), in order."""
     ids = []
-    for run_file in sorted(evals.glob("*/run.json")):
+    for run_file in sorted([*evals.glob("*/run.json"), *evals.glob("*/*/run.json")]):
         ids.append(str(json.loads(run_file.read_text())["run_id"]))
     return ids
 

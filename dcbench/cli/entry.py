@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("dcbench.cli.eval", "run a transfer protocol and store the results"),
     "hub": ("dcbench.cli.hub", "checkpoint catalog: list, pull, convert, card, push"),
     "leaderboard": ("dcbench.cli.leaderboard", "published tables next to our results"),
+    "reproduce": ("dcbench.cli.reproduce", "run every protocol a published table needs"),
     "viz": ("dcbench.cli.viz", "filters, neighbours, activations, gradient ascent, curves"),
     "data": ("dcbench.cli.data", "make built-in datasets, check dataset folders"),
     "demo": ("dcbench.cli.demo", "everything end to end on built-in data, no network"),

@@ -4,6 +4,9 @@ Layout of `dcbench/leaderboards/published/`:
 - `index.csv`: one line per table (id, title, source, dialect, arch, unit, notes);
 - `columns.csv`: each value column of each table mapped to the result it corresponds to
   (protocol, dataset, split, layer, metric); a blank protocol means "reference only";
+- `plans.csv`: how `dcbench reproduce` measures each protocol column (the data name it
+  reads, the dialect, the `--layers` taps, the VOC train layers and BN-scales switch, and
+  the architecture a column is about where a table has one per architecture);
 - `<id>.csv`: the table itself, wide: `method`, label columns, value columns (blank where
   the source prints '-'), then the provenance columns `dcbench_model, source, table,
   verified, notes`.

@@ -18,6 +18,7 @@ different names or paths are one model, shown under one display name.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -111,12 +112,15 @@ class Leaderboard:
         return load_published(name)
 
     def table(self, name: str, results: bool = True,
-              match: dict[str, str] | None = None) -> pd.DataFrame:
+              match: dict[str, str] | None = None,
+              any_arch: Collection[str] = ()) -> pd.DataFrame:
         """The published table with our rows merged in, with std and delta columns.
 
         `match` maps a model (name, path or sha256 prefix) to a published method whose row
         it should be compared with (e.g. `{"my-model": "DeepCluster"}`), on top of the
         `dcbench_model` column.
+        `any_arch` names catalog models kept even when their architecture is not the
+        table's (`dcbench reproduce` of an AlexNet table with alexnet_small).
         """
         if results and match:
             match = {self.model_name(model): method for model, method in match.items()}
@@ -125,7 +129,7 @@ class Leaderboard:
         pub.insert(1, "kind", KIND_PUBLISHED)
         pub["dialect"] = info.dialect
         owners = _column_owners(info, pub, match or {})
-        ours = self._our_rows(info, pub, owners) if results else pd.DataFrame()
+        ours = self._our_rows(info, pub, owners, any_arch) if results else pd.DataFrame()
         for column in info.value_columns:
             pub[std_column(column)] = np.nan
             pub[delta_column(column)] = np.nan
@@ -135,8 +139,9 @@ class Leaderboard:
         return _order_columns(_interleave(pub, ours), info)
 
     def _our_rows(self, info: TableInfo, pub: pd.DataFrame,
-                  owners: dict[str, dict[str, int]]) -> pd.DataFrame:
-        placed = _place(self.results, info, owners)
+                  owners: dict[str, dict[str, int]], any_arch: Collection[str] = ()
+                  ) -> pd.DataFrame:
+        placed = _place(self.results, info, owners, any_arch)
         if placed.empty:
             return pd.DataFrame()
         placed = _mark_stale(placed)
@@ -239,7 +244,7 @@ def _column_owners(info: TableInfo, pub: pd.DataFrame,
 
 
 def _place(results: pd.DataFrame, info: TableInfo,
-           owners: dict[str, dict[str, int]]) -> pd.DataFrame:
+           owners: dict[str, dict[str, int]], any_arch: Collection[str] = ()) -> pd.DataFrame:
     """Result rows that belong in the table, each tagged with its target `column`.
 
     When several columns hold the same cell (ECCV Table 4: AlexNet and VGG-16 detection),
@@ -251,7 +256,8 @@ def _place(results: pd.DataFrame, info: TableInfo,
             by_key.setdefault(spec.key, []).append(spec.column)
     parts = []
     if info.arch:  # keep out catalog models of another architecture (VGG-16 in AlexNet tables)
-        keep = results["model"].map(lambda m: _catalog_arch(m) in (None, info.arch))
+        keep = results["model"].map(
+            lambda m: m in any_arch or _catalog_arch(m) in (None, info.arch))
         results = results[keep.astype(bool)]
     datasets = results["dataset"].map(canonical_dataset)
     for (protocol, dataset, split, layer, metric), columns in by_key.items():

@@ -27,6 +27,7 @@ from tests.models.test_checkpoint_refusals import hostile_checkpoints
 TRAIN = ["train", "--recipe", "tiny", "--set", "k=4", "--set", "workers=0"]
 MODEL = "arch:alexnet_small"
 EVAL = ["eval", "--protocol", "knn", "--schedule", "smoke", "--no-progress"]
+REPRO = ["reproduce", "thesis-5.3", "--model", MODEL, "--schedule", "smoke"]
 
 
 def _readonly_dir(base: Path) -> Path | None:
@@ -146,6 +147,19 @@ CASES: list[tuple[str, Argv, str | None]] = [
                                             "--revision", "../../x"], "hub_list"),
     # leaderboard
     ("leaderboard-unknown-table", lambda c, o: ["leaderboard", "show", "no-such-table"], None),
+    # reproduce
+    ("reproduce-unknown-table", lambda c, o: [*REPRO[:1], "no-such-table", *REPRO[2:],
+                                              "--out", o], None),
+    ("reproduce-unknown-data", lambda c, o: [*REPRO, "--data", f"imagenett={c['cls']}",
+                                             "--out", o], None),
+    ("reproduce-wrong-layout", lambda c, o: [*REPRO, "--data", f"imagenet={c['userdir']}",
+                                             "--out", o], "detail"),
+    ("reproduce-no-fc-head", lambda c, o: ["reproduce", "thesis-5.2", "--model", "arch:resnet50",
+                                           "--data", f"imagenet={c['cls']}", "--out", o], None),
+    ("reproduce-foreign-out", lambda c, o: [*REPRO, "--data", f"imagenet={c['cls']}",
+                                            "--out", c["userdir"]], "userdir"),
+    ("reproduce-batch-0", lambda c, o: [*REPRO, "--data", f"imagenet={c['cls']}", "--out", o,
+                                        "--set", "batch_size=0"], None),
     ("leaderboard-report-out-file", lambda c, o: ["leaderboard", "report", "--output",
                                                   c["afile"] / "r.html"], None),
     # viz

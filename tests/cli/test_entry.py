@@ -15,10 +15,11 @@ def test_top_level_help_lists_every_subcommand(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for name in ("train", "eval", "hub", "leaderboard", "viz", "data", "demo", "bench"):
+    for name in ("train", "eval", "hub", "leaderboard", "reproduce", "viz", "data", "demo",
+                 "bench"):
         assert name in out
-    assert set(SUBCOMMANDS) == {"train", "eval", "hub", "leaderboard", "viz", "data", "demo",
-                                "bench"}
+    assert set(SUBCOMMANDS) == {"train", "eval", "hub", "leaderboard", "reproduce", "viz",
+                                "data", "demo", "bench"}
 
 
 @pytest.mark.parametrize("name", sorted(SUBCOMMANDS))

@@ -1,0 +1,313 @@
+"""`dcbench reproduce TABLE --model SPEC --data NAME=ROOT ...`: every run a published table needs.
+
+The plan comes from the table's metadata (`leaderboards.reproduce`); each run is a real
+`dcbench eval` command (printed, and run in-process), with its own run dir under `--out`,
+so `--resume` keeps finished runs and continues an interrupted one from its checkpoints.
+The results go to the store; the command ends with the table (published rows, the model's
+row, deltas) in the terminal, and `table.md`, `table.tex`, `table.html` in `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from dcbench.cli.config_checks import check_protocol_config
+from dcbench.cli.entry import build_parser
+from dcbench.cli.eval import _check_store
+from dcbench.core.devices import resolve_device
+from dcbench.core.errors import UserError
+from dcbench.core.files import check_output_dir, write_json, write_text
+from dcbench.core.home import dcbench_home, results_store_path
+from dcbench.leaderboards import reproduce as planner
+from dcbench.leaderboards.published import list_tables, table_info
+from dcbench.leaderboards.reproduce_eta import (
+    HOW,
+    count_images,
+    estimate_seconds,
+    format_duration,
+    measure_rates,
+)
+from dcbench.leaderboards.reproduce_table import (
+    plan_results,
+    reference_row,
+    render_formats,
+    reproduce_display,
+    reproduce_frame,
+    terminal_text,
+)
+from dcbench.leaderboards.store import ResultsStore
+from dcbench.models.factory import load_model
+from dcbench.protocols.base import get_protocol
+
+HELP = "run every protocol a published table needs and print the table with your model's row"
+EPILOG = """examples:
+  dcbench reproduce --list                       # tables with a plan and the data each reads
+  dcbench reproduce thesis-5.5 --model deepcluster-alexnet --data voc=/datasets/VOCdevkit \\
+      --dry-run                                  # each eval command, its data, an ETA
+  dcbench reproduce eccv-table1-imagenet --model path/to/my_model \\
+      --data imagenet=/datasets/imagenet --against DeepCluster
+  dcbench reproduce thesis-5.5 --model deepcluster-alexnet --data voc=/datasets/VOCdevkit \\
+      --resume                                   # after an interruption: finished runs kept
+  dcbench reproduce thesis-5.3 --model runs/tiny/final --data imagenet=synth/cls \\
+      --schedule smoke                           # the whole table on the built-in data
+"""
+PLAN_FILE = "plan.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `dcbench reproduce`."""
+    parser.add_argument("table", nargs="?", help="published table id (see --list)")
+    parser.add_argument("--model", help="model spec (catalog name, hub dir, checkpoint, ...)")
+    parser.add_argument("--data", action="append", default=[], metavar="NAME=ROOT",
+                        help="a dataset root: imagenet, places205, voc (VOCdevkit), retrieval "
+                             "(oxford5k/ + paris6k/); repeatable; columns without one are "
+                             "reported as not run")
+    parser.add_argument("--schedule", default="published",
+                        help="run-length preset of every run: published (default) or smoke")
+    parser.add_argument("--seed", type=int, help="seed of every run")
+    parser.add_argument("--fast", action="store_true",
+                        help="linear-conv, mlp: train on cached center-crop features")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="config override, passed to every run whose protocol has KEY")
+    parser.add_argument("--against", metavar="METHOD",
+                        help="published row the deltas are computed against (default: the "
+                             "row naming the model, else the table's DeepCluster row)")
+    parser.add_argument("--device", help="cpu or cuda[:N] (default: cuda when available)")
+    parser.add_argument("--out", help="plan folder: one run dir per eval, plan.json, "
+                                      "table.{md,tex,html} (default: "
+                                      "$DCBENCH_HOME/reproduce/TABLE/MODEL-SCHEDULE)")
+    parser.add_argument("--store", help="SQLite results store "
+                                        "(default: $DCBENCH_HOME/results.sqlite)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (commands, data, estimated time); run nothing")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the plan in --out: finished runs are kept")
+    parser.add_argument("--list", action="store_true",
+                        help="list the tables with a plan and the data each reads")
+
+
+def list_plans() -> str:
+    """The `--list` text: every shipped table, its runs and the data names it reads."""
+    lines = []
+    for info in list_tables():
+        plans = planner.column_plans(info.id)
+        if not plans:
+            lines.append(f"{info.id}\n    reference only: no dcbench protocol measures its "
+                         "columns (no plan)")
+            continue
+        plan = planner.make_plan(info.id, {})
+        data = ", ".join(planner.table_data(info.id))
+        lines.append(f"{info.id}: {info.title}\n    needs --data {data}")
+        for run in plan.runs:
+            extra = [f"dialect {run.dialect}"]
+            if run.layers:
+                extra.append("layers " + ",".join(run.layers))
+            if run.train_layers:
+                extra.append(f"train layers {run.train_layers}"
+                             + (" + BN scales" if run.train_bn_scales else ""))
+            if run.arch:
+                extra.append(f"{run.arch} models")
+            lines.append(f"    {run.protocol} on {run.data} ({'; '.join(extra)}) -> "
+                         + ", ".join(run.columns))
+    lines.append("\ndata names (--data NAME=ROOT):")
+    lines += [f"  {name:10s} {text}" for name, (text, _) in planner.DATA_NAMES.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _default_out(table: str, model: str, schedule: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model.rstrip("/")).name or model)[:40]
+    digest = hashlib.sha256(model.encode()).hexdigest()[:8]
+    return dcbench_home() / "reproduce" / table / f"{slug}-{digest}-{schedule}"
+
+
+def _configs(plan: planner.Plan, args: argparse.Namespace) -> dict[str, Any]:
+    """Each runnable run's resolved config (the same resolution `dcbench eval` does)."""
+    configs = {}
+    for run in plan.runs:
+        proto = get_protocol(run.protocol)
+        layer: dict[str, Any] = {}
+        if run.layers:
+            layer["layers"] = list(run.layers)
+        if run.train_layers:
+            layer["train_layers"] = run.train_layers
+        if run.train_bn_scales:
+            layer["train_bn_scales"] = True
+        if args.fast and planner.takes_fast(run.protocol):
+            layer["fast"] = True
+        if args.seed is not None:
+            layer["seed"] = args.seed
+        config = proto.resolve_config(
+            dialect=run.dialect, schedule=args.schedule, layers=[layer],
+            overrides=list(planner.applicable_overrides(run.protocol, args.overrides)))
+        check_protocol_config(config, proto.name)
+        configs[run.name] = config
+    return configs
+
+
+def _argv(run: planner.PlannedRun, args: argparse.Namespace, out: Path) -> list[str]:
+    return run.eval_argv(
+        args.model, schedule=args.schedule, seed=args.seed, out=out,
+        overrides=planner.applicable_overrides(run.protocol, args.overrides),
+        fast=bool(args.fast and planner.takes_fast(run.protocol)), store=args.store,
+        device=args.device)
+
+
+def _state(out: Path, args: argparse.Namespace, runs: dict[str, list[str]]) -> dict:
+    """Check --out against --resume; the saved plan must agree with this one."""
+    check_output_dir(out)
+    plan_file = out / PLAN_FILE
+    settings = {"table": args.table, "model": args.model, "schedule": args.schedule}
+    if plan_file.is_file():
+        if not args.resume:
+            raise UserError(f"{out} already holds a reproduce plan; pass --resume to continue "
+                            "it or choose another --out")
+        saved = json.loads(plan_file.read_text())
+        if {k: saved.get(k) for k in settings} != settings:
+            raise UserError(f"{out} holds the plan of {saved.get('table')} for "
+                            f"{saved.get('model')} ({saved.get('schedule')}); resume with the "
+                            "same table, --model and --schedule")
+        for name, argv in runs.items():
+            if name in saved["runs"] and saved["runs"][name] != argv \
+                    and (out / name / "run.json").is_file():
+                raise UserError(f"run {name} in {out} was started as `dcbench "
+                                f"{' '.join(saved['runs'][name])}`; resume with the same "
+                                "--data, --seed, --set, --fast and --store")
+        return {**saved, "runs": {**saved["runs"], **runs}}
+    if args.resume:
+        raise UserError(f"nothing to resume in {out} (no {PLAN_FILE})")
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"--out {out} exists and is not empty; choose a new folder")
+    return {**settings, "runs": runs}
+
+
+def _print_plan(plan: planner.Plan, argvs: dict[str, list[str]], args: argparse.Namespace,
+                model: Any, configs: dict[str, Any], out: Path) -> None:
+    """The dry-run: each run's command, the data it reads, and its estimated time."""
+    info = plan.table
+    print(f"dcbench reproduce {info.id}: {info.title}\nmodel {args.model}, schedule "
+          f"{args.schedule}, plan folder {out}")
+    device = resolve_device(args.device).type if args.device is None else args.device
+    rates = measure_rates(model, device) if argvs else None
+    total = 0.0
+    counted: dict[str, dict[str, int]] = {}
+    for number, run in enumerate(plan.runs, start=1):
+        head = f"\n[{number}/{len(plan.runs)}] {run.name} -> columns {', '.join(run.columns)}"
+        if run.skip:
+            print(f"{head}\n    {run.skip}")
+            continue
+        if run.data not in counted:
+            counted[run.data] = count_images(run.data, run.root)
+        counts = counted[run.data]
+        seconds = estimate_seconds(run.protocol, configs[run.name], counts, rates)
+        finished = (out / run.name / "results.json").is_file()
+        total += 0.0 if finished else seconds
+        reads = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        print(f"{head}\n    $ {planner.command_line(argvs[run.name])}\n"
+              f"    reads {run.data} at {run.root}: {reads} images\n"
+              f"    estimated {format_duration(seconds)}"
+              + (" (finished before: kept with --resume)" if finished else ""))
+    if rates is not None:
+        print(f"\nestimated total {format_duration(total)}; {rates.describe()}.\n{HOW}.")
+    else:
+        print("\nnothing would run: give --data for the columns above")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate everything, then plan, run (or print) the evals and print the table."""
+    if args.list:
+        print(list_plans(), end="")
+        return 0
+    if not args.table or not args.model:
+        raise UserError("dcbench reproduce needs TABLE and --model (see dcbench reproduce "
+                        "--list)")
+    info = table_info(args.table)
+    args.table = info.id
+    planner.make_plan(info.id, {})  # a reference-only table is refused here
+    roots = planner.parse_data(args.data, info.id)
+    model = load_model(args.model)
+    plan = planner.make_plan(info.id, roots, str(model.config.get("arch", "")))
+    planner.check_layouts(plan)
+    planner.check_model(plan, model)
+    planner.check_overrides(plan, args.overrides)
+    configs = _configs(plan, args)
+    if not args.dry_run and not any(r.runs for r in plan.runs):
+        raise UserError(f"nothing to run: {info.id} reads "
+                        + ", ".join(f"--data {n}=ROOT" for n in planner.table_data(info.id))
+                        + (f"; {', '.join(sorted(set(planner.DATA_NAMES) - set(roots)))} "
+                           "not given" if roots else ""))
+    store = Path(args.store) if args.store else results_store_path()
+    _check_store(store)
+    out = Path(args.out).expanduser() if args.out else _default_out(info.id, args.model,
+                                                                     args.schedule)
+    out = out.resolve()
+    reference_row(info, args.model, args.against)  # a bad --against is refused up front
+    argvs = {r.name: _argv(r, args, out) for r in plan.runs if r.runs}
+    if args.dry_run:
+        _print_plan(plan, argvs, args, model, configs, out)
+        return 0
+    state = _state(out, args, argvs)
+    del model  # each eval loads its own copy
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / PLAN_FILE, state)
+    try:
+        run_ids = _execute(plan, argvs, out)
+    except UserError:
+        # bad input only a protocol could see: if no run was left behind, neither is the plan
+        if not args.resume and not any((out / name).exists() for name in argvs):
+            (out / PLAN_FILE).unlink(missing_ok=True)
+            if created and not any(out.iterdir()):
+                out.rmdir()
+        raise
+    return _finish(plan, args, store, out, run_ids)
+
+
+def _execute(plan: planner.Plan, argvs: dict[str, list[str]], out: Path) -> dict[str, str]:
+    """Run each planned eval not finished before; {run name: run id} of the finished ones."""
+    run_ids: dict[str, str] = {}
+    todo = [r for r in plan.runs if r.runs]
+    for number, run in enumerate(todo, start=1):
+        run_dir = out / run.name
+        argv = list(argvs[run.name])
+        title = f"[{number}/{len(todo)}] {run.name} ({', '.join(run.columns)})"
+        if (run_dir / "results.json").is_file():
+            print(f"{title}: finished before, kept", file=sys.stderr, flush=True)
+        else:
+            if (run_dir / "run.json").is_file():
+                argv.append("--resume")
+            print(f"{title}\n  $ {planner.command_line(argv)}", file=sys.stderr, flush=True)
+            eval_args = build_parser("eval").parse_args(argv)
+            with contextlib.redirect_stdout(sys.stderr):  # stdout is for the table
+                eval_args._run(eval_args)  # a UserError propagates: one error line
+        run_ids[run.name] = str(json.loads((run_dir / "run.json").read_text())["run_id"])
+    return run_ids
+
+
+def _finish(plan: planner.Plan, args: argparse.Namespace, store: Path, out: Path,
+            run_ids: dict[str, str]) -> int:
+    """Print the table (terminal) and write table.md / table.tex / table.html."""
+    results = ResultsStore(store).results(run_id=list(run_ids.values()))
+    rows = plan_results(results, plan, run_ids)
+    frame = reproduce_frame(plan, rows, args.model, args.against)
+    display = reproduce_display(frame, plan)
+    reference = reference_row(plan.table, args.model, args.against)
+    notes = [f"{', '.join(r.columns)}: {r.skip}" for r in plan.runs if r.skip]
+    if args.schedule != "published":
+        notes.append(f"schedule {args.schedule}: not the published protocol length")
+    print(f"\n{plan.table.id}: {plan.table.title} ({plan.table.unit})")
+    print(terminal_text(display, plan, reference), end="")
+    for note in notes:
+        print(f"  {note}")
+    texts = render_formats(display, plan, args.model, notes)
+    for fmt, suffix in (("md", "md"), ("latex", "tex"), ("html", "html")):
+        write_text(out / f"table.{suffix}", texts[fmt])
+    print(f"tables written to {out}/table.{{md,tex,html}}; rows in {store}", file=sys.stderr)
+    return 0
