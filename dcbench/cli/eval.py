@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from dcbench.cli.config_checks import check_protocol_config
+from dcbench.cli.resume_hint import report_interrupt
 from dcbench.core.config import dump_yaml, load_yaml, to_dict
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
@@ -166,6 +167,11 @@ def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any]) -> tuple[Pat
     return out, run_id, not out.exists()
 
 
+def _argv(args: argparse.Namespace) -> list[str]:
+    """The command-line words of this run (set by the entry point; sys.argv otherwise)."""
+    return list(getattr(args, "_argv", None) or sys.argv[1:])
+
+
 def _check_store(path: Path) -> None:
     """The results store must be writable and, when it exists, an SQLite file."""
     check_output_file(path, "--store")
@@ -189,6 +195,43 @@ def print_table(rows: list[Any], file: Any = None) -> None:
     table = frame.pivot_table(index=index, columns="metric", values="value", aggfunc="first",
                               sort=False)
     print(table.to_string(float_format=lambda v: f"{v:.4g}"), file=file or sys.stdout)
+
+
+def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
+              state: dict[str, Path]) -> tuple[list[Any], str, Path, str]:
+    """Load the model, make (or reopen) the run dir and run the protocol: (rows, run id, run
+    dir, start time). `state["work_dir"]` is set as soon as the run dir is known."""
+    model = load_model(args.model)
+    if getattr(config, "layers", None):
+        model.check_layers(list(config.layers))
+    config_dict = to_dict(config)
+    model_sha256 = model.weights_sha256()  # hashes every weight: once per run
+    work_dir, run_id, created = _run_dir(args, config_dict)
+    state["work_dir"] = work_dir
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    print(f"dcbench eval: {proto.name} (dialect {config_dict.get('dialect')}, schedule "
+          f"{args.schedule}) on {args.model} [{model_sha256[:12]}], {device}; "
+          f"run dir {work_dir}", file=sys.stderr)
+    if created or not (work_dir / "run.json").is_file():
+        write_text(work_dir / "config.yaml", dump_yaml(config))
+        write_json(work_dir / "versions.json", versions())
+        write_json(work_dir / "run.json", {
+            "run_id": run_id, "protocol": proto.name, "model": args.model,
+            "model_sha256": model_sha256, "data": str(Path(args.data).resolve()),
+            "schedule": args.schedule, "started": started, "argv": _argv(args)})
+    try:
+        rows = proto.run(model, args.data, config, run_id=run_id, device=device,
+                         progress=progress, work_dir=work_dir)
+    except UserError:
+        # Bad input found by the protocol itself: leave no half-made run behind.
+        if created:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        elif not args.resume:
+            for name in ("run.json", "config.yaml", "versions.json"):
+                (work_dir / name).unlink(missing_ok=True)
+        raise
+    return rows, run_id, work_dir, started
 
 
 def run(args: argparse.Namespace) -> int:
@@ -215,35 +258,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_store:  # found now, not after the whole evaluation
         _check_store(Path(args.store) if args.store else results_store_path())
     device = _device(args.device)
-    model = load_model(args.model)
-    if getattr(config, "layers", None):
-        model.check_layers(list(config.layers))
-    config_dict = to_dict(config)
-    model_sha256 = model.weights_sha256()  # hashes every weight: once per run
-    work_dir, run_id, created = _run_dir(args, config_dict)
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
-    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    print(f"dcbench eval: {proto.name} (dialect {config_dict.get('dialect')}, schedule "
-          f"{args.schedule}) on {args.model} [{model_sha256[:12]}], {device}; "
-          f"run dir {work_dir}", file=sys.stderr)
-    if created or not (work_dir / "run.json").is_file():
-        write_text(work_dir / "config.yaml", dump_yaml(config))
-        write_json(work_dir / "versions.json", versions())
-        write_json(work_dir / "run.json", {
-            "run_id": run_id, "protocol": proto.name, "model": args.model,
-            "model_sha256": model_sha256, "data": str(Path(args.data).resolve()),
-            "schedule": args.schedule, "started": started, "argv": sys.argv[1:]})
+    state: dict[str, Path] = {}
     try:
-        rows = proto.run(model, args.data, config, run_id=run_id, device=device,
-                         progress=progress, work_dir=work_dir)
-    except UserError:
-        # Bad input found by the protocol itself: leave no half-made run behind.
-        if created:
-            shutil.rmtree(work_dir, ignore_errors=True)
-        elif not args.resume:
-            for name in ("run.json", "config.yaml", "versions.json"):
-                (work_dir / name).unlink(missing_ok=True)
-        raise
+        rows, run_id, work_dir, started = _evaluate(args, proto, config, device, state)
+    except KeyboardInterrupt:
+        # the exact command, with the run dir used (auto-chosen when --out was not given)
+        work_dir = state.get("work_dir")
+        saved = work_dir is not None and (work_dir / "run.json").is_file()
+        return report_interrupt(_argv(args), None if args.out else work_dir, saved=saved)
+    config_dict = to_dict(config)
     finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     write_json(work_dir / "results.json", [r.as_dict() for r in rows])
     if not args.no_store:
