@@ -24,9 +24,19 @@ from dcbench.core.files import check_output_dir, check_output_file, write_json, 
 from dcbench.core.home import dcbench_home, results_store_path
 from dcbench.core.provenance import versions
 from dcbench.core.rows import normalize_run
+from dcbench.data import transforms as T
+from dcbench.engine.throughput import seconds_per_image
 from dcbench.leaderboards.store import ResultsStore
 from dcbench.models.factory import load_model
 from dcbench.protocols.base import get_protocol, list_protocols
+from dcbench.protocols.plan import (
+    dataset_sizes,
+    format_duration,
+    plan_eval,
+    quick_schedules,
+    sample_images,
+)
+from dcbench.protocols.probe.splits import Sizes
 
 HELP = "evaluate a model with one protocol (linear-conv, mlp, low-shot, knn, VOC, ...)"
 EPILOG = """schedules: published (default: the paper's settings) | smoke (minutes on the built-in
@@ -38,7 +48,9 @@ examples:
   dcbench eval --protocol linear-conv --model deepcluster-alexnet --data /datasets/places205 \\
       --dialect goyal2019 --layers conv3,conv4,conv5 --out runs/lin-places
   dcbench eval --protocol linear-conv --model runs/tiny/final --data synth/cls \\
-      --schedule smoke --fast
+      --schedule smoke --fast              # minutes: a quick answer before the published run
+  dcbench eval --protocol linear-conv --model deepcluster-alexnet --data /datasets/imagenet \\
+      --dry-run                            # the plan and its estimated time, nothing run
   dcbench eval --protocol knn --model random-alexnet-sobel --data synth/cls --set k=200
   dcbench eval --protocol low-shot --model runs/tiny/final --data synth/cls --schedule smoke \\
       --out runs/lowshot
@@ -91,6 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not write to the results store")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bars (default: when stderr is a terminal)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan and its estimated time (a few batches are timed) "
+                             "and exit without writing anything")
     parser.add_argument("--list", action="store_true", help="list protocols and exit")
 
 
@@ -197,16 +212,67 @@ def print_table(rows: list[Any], file: Any = None) -> None:
     print(table.to_string(float_format=lambda v: f"{v:.4g}"), file=file or sys.stdout)
 
 
+def _quick_configs(proto: Any, args: argparse.Namespace, extra: list[dict[str, Any]],
+                   config: Any) -> list[tuple[str, Any]]:
+    """(flags, resolved config) of the quicker forms of this run, to show with the plan."""
+    fields = [f.name for f in dataclasses.fields(proto.Config)]
+    out = []
+    for flags, layer in quick_schedules(list(proto.SCHEDULES), fields, args.schedule,
+                                        bool(getattr(config, "fast", False))):
+        schedule = "smoke" if "smoke" in flags else args.schedule
+        out.append((flags, proto.resolve_config(
+            dialect=args.dialect, schedule=schedule,
+            layers=extra + [_flag_layer(proto, args), layer], overrides=args.overrides)))
+    return out
+
+
+def print_plan(proto: Any, args: argparse.Namespace, config: Any, model: Any, device: str,
+               quick: list[tuple[str, Any]]) -> None:
+    """The run's phases and estimated time (network passes x a rate measured on a few real
+    batches here), and the quicker forms of the same command, on stderr."""
+    sizes = dataset_sizes(proto.name, args.data, config)  # the protocol's dataset checks
+    input_size = int(model.config.get("input_size", 224))
+    plan = plan_eval(proto.name, config, sizes, input_size=input_size)
+    sz = Sizes.for_model(model)
+    batch = 8  # 3 batches: one warm-up, two timed
+    rate = seconds_per_image(
+        model.to(device), sample_images(args.data, 3 * batch),
+        T.center_crop(sz.crop, sz.resize, mean=sz.mean, std=sz.std),
+        lambda x: model.forward_features(x, [model.embedding_tap]), device=device,
+        batch_size=batch)
+    print(f"plan: {proto.name}, schedule {args.schedule}"
+          + (" (whole run; finished parts are skipped)" if args.resume else ""), file=sys.stderr)
+    for line in plan.describe(rate):
+        print(line, file=sys.stderr)
+    if rate is None:
+        print("  (too few images to time: no time estimate)", file=sys.stderr)
+    else:
+        print(f"  rate: {rate * 1000:.2f} ms per image = decode + {sz.crop}-px forward, timed on "
+              f"2 batches of {batch} real images after a warm-up batch, on {device}",
+              file=sys.stderr)
+    for flags, cfg in quick:
+        other = plan_eval(proto.name, cfg, sizes, input_size=input_size)
+        when = f"about {format_duration(other.seconds(rate))}" if rate is not None else \
+            f"{other.image_passes / max(plan.image_passes, 1):.1%} of the work"
+        print(f"  quicker: add {flags}: {when}", file=sys.stderr)
+
+
 def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
-              state: dict[str, Path]) -> tuple[list[Any], str, Path, str]:
+              state: dict[str, Path], quick: list[tuple[str, Any]]
+              ) -> tuple[list[Any], str, Path, str] | None:
     """Load the model, make (or reopen) the run dir and run the protocol: (rows, run id, run
-    dir, start time). `state["work_dir"]` is set as soon as the run dir is known."""
+    dir, start time), or None for --dry-run. `state["work_dir"]` is set as soon as the run
+    dir is known."""
     model = load_model(args.model)
     if getattr(config, "layers", None):
         model.check_layers(list(config.layers))
     config_dict = to_dict(config)
+    if not args.dry_run:  # refuse a wrong --out / --resume before the plan is timed
+        work_dir, run_id, created = _run_dir(args, config_dict)
+    print_plan(proto, args, config, model, device, quick)
+    if args.dry_run:
+        return None
     model_sha256 = model.weights_sha256()  # hashes every weight: once per run
-    work_dir, run_id, created = _run_dir(args, config_dict)
     state["work_dir"] = work_dir
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -259,13 +325,17 @@ def run(args: argparse.Namespace) -> int:
         _check_store(Path(args.store) if args.store else results_store_path())
     device = _device(args.device)
     state: dict[str, Path] = {}
+    quick = _quick_configs(proto, args, extra, config)
     try:
-        rows, run_id, work_dir, started = _evaluate(args, proto, config, device, state)
+        done = _evaluate(args, proto, config, device, state, quick)
     except KeyboardInterrupt:
         # the exact command, with the run dir used (auto-chosen when --out was not given)
         work_dir = state.get("work_dir")
         saved = work_dir is not None and (work_dir / "run.json").is_file()
         return report_interrupt(_argv(args), None if args.out else work_dir, saved=saved)
+    if done is None:  # --dry-run
+        return 0
+    rows, run_id, work_dir, started = done
     config_dict = to_dict(config)
     finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     write_json(work_dir / "results.json", [r.as_dict() for r in rows])
