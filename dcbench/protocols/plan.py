@@ -171,8 +171,7 @@ def plan_eval(protocol: str, config: Any, sizes: Mapping[str, int], *,
     else:  # knn, knn-graph, nmi, the SVMs: one feature pass per split read, then CPU work
         splits = [k for k in sizes if k != "classes"]
         phases = [Phase("features", 1, image_count(sizes), detail=" + ".join(splits))]
-    notes = ("rate measured in one process: loader workers make it faster",)
-    return EvalPlan(protocol, tuple(p for p in phases if p.image_passes > 0), notes)
+    return EvalPlan(protocol, tuple(p for p in phases if p.image_passes > 0))
 
 
 def _voc_ids(root: Path, year: str, folder: str, split: str) -> int:

@@ -36,3 +36,11 @@ def test_a_real_run_prints_the_plan_first(cls_data, tmp_path, capsys):
     assert rc == 0
     assert err.index("plan: knn") < err.index("result rows written")
     assert "features: 1 x 88 images (train + val)" in err
+
+
+def test_quicker_forms_are_only_shown_when_they_are_quicker(cls_data, capsys):
+    # nmi reads one feature pass either way: smoke only changes the batch size
+    assert main(["eval", "--protocol", "nmi", "--model", MODEL, "--data", str(cls_data),
+                 "--no-store", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "features: 1 x 24 images (val)" in err and "quicker" not in err
