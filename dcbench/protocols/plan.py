@@ -108,7 +108,7 @@ def _frozen_probe(cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
     held = _held_out(n_train, cfg.heldout_fraction)
     if cfg.fast:
         return [Phase("features (cached center crops)", 1, n_train + n_val,
-                      detail="heads then train on the cache")]
+                      detail="the heads then train on the cache")]
     crops = 10 if cfg.ten_crop else 1
     epochs = int(cfg.epochs)
     return [
@@ -137,8 +137,7 @@ def _low_shot(cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
     return phases
 
 
-def _voc_finetune(name: str, cfg: Any, sizes: Mapping[str, int], input_size: int
-                  ) -> list[Phase]:
+def _voc_finetune(name: str, cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
     """Fine-tuning iterations (x pixel area against the model's input size) + the test pass."""
     iterations = cfg.iterations
     if iterations is None:  # voc07-cls: the mode's published count
@@ -163,7 +162,7 @@ def plan_eval(protocol: str, config: Any, sizes: Mapping[str, int], *,
     elif protocol == "low-shot":
         phases = _low_shot(config, sizes)
     elif protocol in VOC_FINETUNES:
-        phases = _voc_finetune(protocol, config, sizes, input_size)
+        phases = _voc_finetune(protocol, config, sizes)
     elif protocol == "retrieval":
         area = (int(config.image_size) / input_size) ** 2
         phases = [Phase("features (R-MAC)", 1, image_count(sizes), round(area, 2),
