@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = next((a for a in argv if not a.startswith("-")), None)
         parser = build_parser(chosen if chosen in SUBCOMMANDS else None)
         args = parser.parse_args(argv)
+        args._argv = argv  # the words typed, for the exact resume command after Ctrl-C
         return int(args._run(args) or 0)
     except UserError as err:
         print(f"dcbench: error: {err}", file=sys.stderr)

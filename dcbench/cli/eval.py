@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from dcbench.cli.config_checks import check_protocol_config
+from dcbench.cli.resume_hint import report_interrupt
 from dcbench.core.config import dump_yaml, load_yaml, to_dict
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
@@ -23,10 +24,20 @@ from dcbench.core.files import check_output_dir, check_output_file, write_json, 
 from dcbench.core.home import dcbench_home, results_store_path
 from dcbench.core.provenance import versions
 from dcbench.core.rows import normalize_run
+from dcbench.data import transforms as T
+from dcbench.engine.throughput import seconds_per_image
 from dcbench.leaderboards.identity import check_name, default_name
 from dcbench.leaderboards.store import ResultsStore
 from dcbench.models.factory import load_model
 from dcbench.protocols.base import get_protocol, list_protocols
+from dcbench.protocols.plan import (
+    dataset_sizes,
+    format_duration,
+    plan_eval,
+    quick_schedules,
+    sample_images,
+)
+from dcbench.protocols.probe.splits import Sizes
 
 HELP = "evaluate a model with one protocol (linear-conv, mlp, low-shot, knn, VOC, ...)"
 EPILOG = """schedules: published (default: the paper's settings) | smoke (minutes on the built-in
@@ -38,7 +49,9 @@ examples:
   dcbench eval --protocol linear-conv --model deepcluster-alexnet --data /datasets/places205 \\
       --dialect goyal2019 --layers conv3,conv4,conv5 --out runs/lin-places
   dcbench eval --protocol linear-conv --model runs/tiny/final --data synth/cls \\
-      --schedule smoke --fast
+      --schedule smoke --fast              # minutes: a quick answer before the published run
+  dcbench eval --protocol linear-conv --model deepcluster-alexnet --data /datasets/imagenet \\
+      --dry-run                            # the plan and its estimated time, nothing run
   dcbench eval --protocol knn --model random-alexnet-sobel --data synth/cls --set k=200
   dcbench eval --protocol low-shot --model runs/tiny/final --data synth/cls --schedule smoke \\
       --out runs/lowshot
@@ -95,6 +108,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not write to the results store")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bars (default: when stderr is a terminal)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan and its estimated time (a few batches are timed) "
+                             "and exit without writing anything")
     parser.add_argument("--list", action="store_true", help="list protocols and exit")
 
 
@@ -171,6 +187,11 @@ def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any]) -> tuple[Pat
     return out, run_id, not out.exists()
 
 
+def _argv(args: argparse.Namespace) -> list[str]:
+    """The command-line words of this run (set by the entry point; sys.argv otherwise)."""
+    return list(getattr(args, "_argv", None) or sys.argv[1:])
+
+
 def _check_store(path: Path) -> None:
     """The results store must be writable and, when it exists, an SQLite file."""
     check_output_file(path, "--store")
@@ -205,38 +226,70 @@ def print_table(rows: list[Any], file: Any = None) -> None:
     print(table.to_string(float_format=lambda v: f"{v:.4g}"), file=file or sys.stdout)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Resolve the config, load the model, run the protocol, save and store the rows."""
+def _quick_configs(proto: Any, args: argparse.Namespace, extra: list[dict[str, Any]],
+                   config: Any) -> list[tuple[str, Any]]:
+    """(flags, resolved config) of the quicker forms of this run, to show with the plan."""
+    fields = [f.name for f in dataclasses.fields(proto.Config)]
+    out = []
+    for flags, layer in quick_schedules(list(proto.SCHEDULES), fields, args.schedule,
+                                        bool(getattr(config, "fast", False))):
+        schedule = "smoke" if "smoke" in flags else args.schedule
+        out.append((flags, proto.resolve_config(
+            dialect=args.dialect, schedule=schedule,
+            layers=extra + [_flag_layer(proto, args), layer], overrides=args.overrides)))
+    return out
 
-    if args.list:
-        _list_protocols()
-        return 0
-    missing = [f"--{n}" for n in ("protocol", "model", "data") if not getattr(args, n)]
-    if missing:
-        raise UserError(f"dcbench eval needs {', '.join(missing)} (see dcbench eval --help)")
+
+def print_plan(proto: Any, args: argparse.Namespace, config: Any, model: Any, device: str,
+               quick: list[tuple[str, Any]]) -> None:
+    """The run's phases and estimated time (network passes x a rate measured on a few real
+    batches here), and the quicker forms of the same command, on stderr."""
+    sizes = dataset_sizes(proto.name, args.data, config)  # the protocol's dataset checks
+    input_size = int(model.config.get("input_size", 224))
+    plan = plan_eval(proto.name, config, sizes, input_size=input_size)
+    sz = Sizes.for_model(model)
+    batch = 8  # 3 batches: one warm-up, two timed
+    rate = seconds_per_image(
+        model.to(device), sample_images(args.data, 3 * batch),
+        T.center_crop(sz.crop, sz.resize, mean=sz.mean, std=sz.std),
+        lambda x: model.forward_features(x, [model.embedding_tap]), device=device,
+        batch_size=batch)
+    print(f"plan: {proto.name}, schedule {args.schedule}"
+          + (" (whole run; finished parts are skipped)" if args.resume else ""), file=sys.stderr)
+    for line in plan.describe(rate):
+        print(line, file=sys.stderr)
+    if rate is None:
+        print("  (too few images to time: no time estimate)", file=sys.stderr)
+    else:
+        print(f"  rate: {rate * 1000:.2f} ms per image = decode + {sz.crop}-px forward, timed on "
+              f"2 batches of {batch} real images after a warm-up batch, on {device}, in one "
+              "process (loader workers make a real run faster)", file=sys.stderr)
+    for flags, cfg in quick:
+        other = plan_eval(proto.name, cfg, sizes, input_size=input_size)
+        if other.image_passes >= 0.9 * plan.image_passes:
+            continue  # not quicker in network passes (e.g. smoke only trims CPU work)
+        when = f"about {format_duration(other.seconds(rate))}" if rate is not None else \
+            f"{other.image_passes / max(plan.image_passes, 1):.1%} of the work"
+        print(f"  quicker: add {flags}: {when}", file=sys.stderr)
 
 
-    proto = get_protocol(args.protocol)
-    extra = [load_yaml(args.config)] if args.config else []
-    config = proto.resolve_config(dialect=args.dialect, schedule=args.schedule,
-                                  layers=extra + [_flag_layer(proto, args)],
-                                  overrides=args.overrides)
-    check_protocol_config(config, proto.name)
-    if args.name is not None:
-        check_name(args.name)
-    if not Path(args.data).expanduser().exists():
-        raise UserError(f"--data {args.data} does not exist")
-    if args.out:
-        check_output_dir(args.out)
-    if not args.no_store:  # found now, not after the whole evaluation
-        _check_store(Path(args.store) if args.store else results_store_path())
-    device = _device(args.device)
+def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
+              state: dict[str, Path], quick: list[tuple[str, Any]]
+              ) -> tuple[list[Any], str, Path, str, Any] | None:
+    """Load the model, make (or reopen) the run dir and run the protocol: (rows, run id, run
+    dir, start time, model), or None for --dry-run. `state["work_dir"]` is set as soon as the run
+    dir is known."""
     model = load_model(args.model)
     if getattr(config, "layers", None):
         model.check_layers(list(config.layers))
     config_dict = to_dict(config)
+    if not args.dry_run:  # refuse a wrong --out / --resume before the plan is timed
+        work_dir, run_id, created = _run_dir(args, config_dict)
+    print_plan(proto, args, config, model, device, quick)
+    if args.dry_run:
+        return None
     model_sha256 = model.weights_sha256()  # hashes every weight: once per run
-    work_dir, run_id, created = _run_dir(args, config_dict)
+    state["work_dir"] = work_dir
     saved = json.loads((work_dir / "run.json").read_text()) if not created and \
         (work_dir / "run.json").is_file() else {}
     # the rows' `model`: --name, else the resumed run's, else the stored or card name
@@ -253,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
             "run_id": run_id, "protocol": proto.name, "model": args.model,
             "model_sha256": model_sha256, "name": model.name,
             "data": str(Path(args.data).resolve()),
-            "schedule": args.schedule, "started": started, "argv": sys.argv[1:]})
+            "schedule": args.schedule, "started": started, "argv": _argv(args)})
     try:
         rows = proto.run(model, args.data, config, run_id=run_id, device=device,
                          progress=progress, work_dir=work_dir)
@@ -265,6 +318,46 @@ def run(args: argparse.Namespace) -> int:
             for name in ("run.json", "config.yaml", "versions.json"):
                 (work_dir / name).unlink(missing_ok=True)
         raise
+    return rows, run_id, work_dir, started, model
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve the config, load the model, run the protocol, save and store the rows."""
+
+    if args.list:
+        _list_protocols()
+        return 0
+    missing = [f"--{n}" for n in ("protocol", "model", "data") if not getattr(args, n)]
+    if missing:
+        raise UserError(f"dcbench eval needs {', '.join(missing)} (see dcbench eval --help)")
+    proto = get_protocol(args.protocol)
+    extra = [load_yaml(args.config)] if args.config else []
+    config = proto.resolve_config(dialect=args.dialect, schedule=args.schedule,
+                                  layers=extra + [_flag_layer(proto, args)],
+                                  overrides=args.overrides)
+    check_protocol_config(config, proto.name)
+    if args.name is not None:
+        check_name(args.name)
+    if not Path(args.data).expanduser().exists():
+        raise UserError(f"--data {args.data} does not exist")
+    if args.out:
+        check_output_dir(args.out)
+    if not args.no_store:  # found now, not after the whole evaluation
+        _check_store(Path(args.store) if args.store else results_store_path())
+    device = _device(args.device)
+    state: dict[str, Path] = {}
+    quick = _quick_configs(proto, args, extra, config)
+    try:
+        done = _evaluate(args, proto, config, device, state, quick)
+    except KeyboardInterrupt:
+        # the exact command, with the run dir used (auto-chosen when --out was not given)
+        work_dir = state.get("work_dir")
+        saved = work_dir is not None and (work_dir / "run.json").is_file()
+        return report_interrupt(_argv(args), None if args.out else work_dir, saved=saved)
+    if done is None:  # --dry-run
+        return 0
+    rows, run_id, work_dir, started, model = done
+    config_dict = to_dict(config)
     finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     write_json(work_dir / "results.json", [r.as_dict() for r in rows])
     if not args.no_store:

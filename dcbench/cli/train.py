@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
+from dcbench.cli.resume_hint import report_interrupt
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.training.config import list_recipes, recipe_description, resolve_config
@@ -65,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     os.environ.update(quiet)  # --no-progress: no bars even on a terminal
     try:
         record = train(config, args.data, args.out, resume=args.resume)
+    except KeyboardInterrupt:
+        # resumable once the run folder exists (config.yaml + versions.json)
+        argv = list(getattr(args, "_argv", None) or sys.argv[1:])
+        return report_interrupt(argv, args.out, saved=RunDir(args.out).is_run())
     finally:
         for key, value in saved.items():
             if value is None:

@@ -21,6 +21,7 @@ from dcbench.data.folders import (
     parse_list_line,
     scan_folder,
 )
+from dcbench.data.labelled_splits import open_labelled_splits
 from dcbench.data.voc_check import check_voc
 
 FORMATS: tuple[str, ...] = ("imagenet", "places", "voc")
@@ -144,4 +145,27 @@ def check_tree(
         check_voc(report, sample, workers)
     else:
         checkers[fmt](report, sample, workers)
+        check_eval_reads(report)
     return report
+
+
+def check_eval_reads(report: CheckReport) -> None:
+    """Run the check `dcbench eval` itself runs on a classification benchmark (train + val,
+    labelled, same classes), unless the tree is a bare training folder or already failed."""
+    root = report.root
+    benchmark = ((root / "train").is_dir() or (root / "val").is_dir() if report.fmt == "imagenet"
+                 else any(p.is_file() for s in ("train", "val")
+                          for p in list_file_candidates(root, s)))
+    if not benchmark:
+        report.notes.append("a training folder (no train/ or val/): `dcbench train` reads it; "
+                            "`dcbench eval` needs ROOT/train + ROOT/val")
+        return
+    if report.problems:
+        return
+    try:
+        open_labelled_splits(root, "val")
+    except UserError as err:
+        report.problems.append(f"dcbench eval would refuse this tree: {err}")
+        return
+    report.notes.append("train + val read as `dcbench eval` reads them (linear-conv, mlp, "
+                        "low-shot, knn): labelled, same classes")

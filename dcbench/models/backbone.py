@@ -5,12 +5,15 @@ subclass declares `TAP_NODES`, a map from tap name (`conv1`, ..., `fc7`) to the 
 whose output it is.
 
 The timm-like surface: `model(x)` returns the logits when a classifier head exists
-(`num_classes > 0`, e.g. a DeepCluster pseudo-label head) and otherwise the embedding
-(`fc7` for AlexNet/VGG, the globally pooled last stage for ResNets and third-party
-networks) of width `num_features`; `reset_classifier(0)` drops a head.
+(`num_classes > 0`: one set by `reset_classifier(n)`, or the clustering head an official
+release ships) and otherwise the embedding (`fc7` for AlexNet/VGG, the globally pooled last
+stage for ResNets and third-party networks) of width `num_features`. Models trained by
+dcbench have no head in `final/` (the official evaluation code drops it too), so their
+`model(x)` is the embedding; `reset_classifier(0)` drops a head, `get_classifier()` returns it.
 `forward_features(x)` returns the last convolutional map (N, C, H, W) (`default_tap`), and
-`forward_features(x, ["conv3", "fc7"])` a dict of named taps. `pretrained_cfg` holds the
-data config (input size, mean, std, interpolation, crop_pct).
+`forward_features(x, ["conv3", "fc7"])` a dict of named taps; `forward_head(fmap,
+pre_logits=False)` finishes the forward from that map, as timm's does. `pretrained_cfg` holds
+the data config (input size, mean, std, interpolation, crop_pct).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
 import torch
+import torch.fx
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
@@ -196,6 +200,32 @@ class Backbone(nn.Module):
             return self.forward_features(x, [self.embedding_tap])[self.embedding_tap].flatten(1)
         return self.top_layer(self.head_input(x))
 
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """timm's split of `forward`: from `forward_features(x)` (the last conv map) to the
+        embedding (N, num_features) with `pre_logits=True` or without a head, else the
+        head's logits, so `forward_head(forward_features(x)) == model(x)`."""
+        embedding = self._embedding_from_map(features).flatten(1)
+        if pre_logits or self.top_layer is None:
+            return embedding
+        return self.top_layer(torch.relu(embedding))
+
+    def _embedding_from_map(self, features: torch.Tensor) -> torch.Tensor:
+        """The part of the traced trunk between `default_tap` and `embedding_tap`."""
+        if self.default_tap == self.embedding_tap:
+            return features
+        key = ("<head>", self.default_tap, self.embedding_tap)
+        head = self._extractors.get(key)
+        if head is None:
+            head = _graph_between(self._extractor((self.default_tap, self.embedding_tap)),
+                                  self.default_tap, self.embedding_tap)
+            self._extractors[key] = head
+        head.train(self.training)
+        return head(features)
+
+    def get_classifier(self) -> nn.Module:
+        """timm's name: the head (`top_layer`), or an Identity when there is none."""
+        return self.top_layer if self.top_layer is not None else nn.Identity()
+
     def reset_classifier(self, num_classes: int = 0) -> None:
         """timm's name: a fresh head of `num_classes` outputs, or none (0: features only)."""
         if num_classes > 0:
@@ -249,3 +279,29 @@ class _Trunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._trunk_forward(self, x)
+
+
+def _graph_between(extractor: torch.fx.GraphModule, start: str, end: str) -> torch.fx.GraphModule:
+    """A module computing output `end` of a traced feature extractor from its output `start`:
+    the nodes `end` depends on after `start`, copied into a graph whose input is `start`."""
+    graph = extractor.graph
+    outputs = next(n for n in graph.nodes if n.op == "output").args[0]
+    first, last = outputs[start], outputs[end]
+    needed: set[torch.fx.Node] = set()
+    stack = [last]
+    while stack:
+        node = stack.pop()
+        if node is first or node in needed:
+            continue
+        if node.op == "placeholder":
+            raise UserError(f"{end} does not follow from {start} alone in this network, so "
+                            "forward_head cannot start from forward_features(x); use model(x)")
+        needed.add(node)
+        stack.extend(node.all_input_nodes)
+    head = torch.fx.Graph()
+    env = {first: head.placeholder("features")}
+    for node in graph.nodes:
+        if node in needed:
+            env[node] = head.node_copy(node, lambda n: env[n])
+    head.output(env[last])
+    return torch.fx.GraphModule(extractor, head)

@@ -155,6 +155,15 @@ class TimmBackbone(ExternalBackbone):
         return {name: out[name] for name in layers}
 
 
+    def _embedding_from_map(self, features: torch.Tensor) -> torch.Tensor:
+        """timm's own head (global pool, pre-logits) on the last stage map of a CNN."""
+        if self.default_tap.startswith("block"):
+            raise UserError(f"{self.config['arch']}: forward_features(x) returns the last "
+                            "block as a map without the final norm, which timm's head does not "
+                            "take; use model(x) or forward_features(x, ['pool'])")
+        return self.net.forward_head(features, pre_logits=True)
+
+
 def load_timm(spec: str, pretrained: bool = True) -> TimmBackbone:
     """`NAME` / `NAME@pretrained` (timm's default tag), `NAME@TAG`, or `NAME@random`."""
     name, weights = split_weights(spec, pretrained)

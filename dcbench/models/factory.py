@@ -16,6 +16,7 @@ nothing where the architecture is known without the weights (catalog, torchvisio
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -134,8 +135,26 @@ def _random_like(model: Backbone) -> Backbone:
     return fresh
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Catalog names plus `arch:NAME` specs matching a glob."""
+def list_models(
+    pattern: str | Sequence[str] = "*",
+    pretrained: bool = False,
+    exclude_filters: str | Sequence[str] = "",
+    *,
+    filter: str | Sequence[str] | None = None,  # timm's keyword
+) -> list[str]:
+    """Catalog names plus `arch:NAME` specs matching a glob (or any of several), as timm's
+    `list_models(filter, pretrained, exclude_filters)`: `pretrained=True` keeps the names that
+    come with released weights (not the random inits, not the thesis models without a release).
+    """
+    patterns = _patterns(filter if filter is not None else pattern) or ["*"]
+    excluded = _patterns(exclude_filters)
+    names = [e.name for e in list_entries("*") if not pretrained or e.source in ("url", "hf")]
+    if not pretrained:
+        names += [f"arch:{a}" for a in list_archs()]
+    return [n for n in names if any(fnmatch.fnmatch(n, p) for p in patterns)
+            and not any(fnmatch.fnmatch(n, p) for p in excluded)]
 
-    names = [e.name for e in list_entries("*")] + [f"arch:{a}" for a in list_archs()]
-    return [n for n in names if fnmatch.fnmatch(n, pattern)]
+
+def _patterns(value: str | Sequence[str]) -> list[str]:
+    """timm accepts one glob or a list of globs; '' means none."""
+    return [p for p in ([value] if isinstance(value, str) else list(value)) if p]

@@ -269,6 +269,11 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         barrier(info)
     run_bar.close()
     if info.is_main:
+        # The published model has no clustering head: its k outputs are the last epoch's
+        # pseudo-labels, re-drawn every epoch, and the official evaluation code drops it too.
+        # So `model(x)` of a trained model is its embedding (width `num_features`);
+        # checkpoints/latest keeps the head for --resume.
+        backbone.remove_top_layer()
         run.write_final(backbone, model_card(config, record, backbone.config, data_dir),
                         {"deepcluster_epochs": config.epochs, "trained_by": "dcbench train"})
         if report.count:

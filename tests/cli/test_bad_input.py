@@ -214,6 +214,8 @@ def test_bad_invocation_is_one_line_exit_2_and_writes_nothing(
     code = main(args)
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
+    # eval prints its plan (`plan: ...` + indented lines) before the protocol starts
+    lines = [line for line in lines if not line.startswith(("plan: ", "  "))]
     # eval announces its run before the protocol starts; the error is then the second line
     if lines and lines[0].startswith("dcbench eval: ") and len(lines) == 2:
         lines = lines[1:]

@@ -105,3 +105,36 @@ def test_check_voc_problems(voc_set: Path, tmp_path: Path, capsys) -> None:
     assert f"{mask_id}.png: mask size 9x7 differs from image size" in out
     assert f"{first}.xml: size 5x5 differs from image size" in out
     assert "4 problem(s)" in out  # each problem once (the mask is in val and trainval)
+
+
+def _tree(root: Path, splits: dict[str, list[str]]) -> Path:
+    """`root/SPLIT/CLASS/i.png` (class '' = images directly in the split folder)."""
+    for split, classes in splits.items():
+        for cls in classes:
+            folder = root / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(2):
+                Image.new("RGB", (32, 32), (40 * i, 90, 200)).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize(("splits", "accepted"), [
+    ({"train": ["a", "b"]}, False),                      # no val/: the issue's tree
+    ({"train": ["a"], "val": ["a"]}, False),             # a single class
+    ({"train": [""], "val": ["a", "b"]}, False),         # unlabelled train images
+    ({"train": ["a", "b"], "val": ["a", "b"]}, True),
+])
+def test_data_check_accepts_exactly_what_eval_accepts(tmp_path: Path, capsys, splits, accepted):
+    root = _tree(tmp_path / "ds", splits)
+    checked = data_cli(["data", "check", "--data", str(root), "--format", "imagenet"])
+    evaluated = data_cli(["eval", "--protocol", "knn", "--model", "arch:alexnet_small",
+                          "--data", str(root), "--set", "k=2", "--no-store", "--no-progress"])
+    assert (checked, evaluated) == ((0, 0) if accepted else (2, 2))
+    if not accepted:
+        assert "problem" in capsys.readouterr().err
+
+
+def test_data_check_of_a_training_folder_says_what_eval_needs(tmp_path: Path, capsys):
+    root = _tree(tmp_path / "ds", {".": ["a", "b"]})
+    assert data_cli(["data", "check", "--data", str(root), "--format", "imagenet"]) == 0
+    assert "`dcbench eval` needs ROOT/train + ROOT/val" in capsys.readouterr().out

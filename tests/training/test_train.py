@@ -44,6 +44,14 @@ def test_run_writes_logs_assignments_and_checkpoints(micro_data: Path, tmp_path:
     # hub-format checkpoints load strictly; state.pt loads with weights_only
     model = load_hub_dir(out / "final")
     assert (out / "final" / "README.md").is_file() and model.config["arch"] == "alexnet_small"
+    # final/ holds no clustering head (as the official eval drops it): model(x) is the fc7
+    # embedding of width num_features; checkpoints/latest keeps the head for --resume
+    assert model.top_layer is None and model.config["num_classes"] == 0
+    with torch.no_grad():
+        x = torch.rand(2, 3, 32, 32)
+        assert torch.equal(model.eval()(x), model.forward_features(x, ["fc7"])["fc7"])
+    assert model(x).shape == (2, model.num_features)
+    assert load_hub_dir(run.latest).top_layer.out_features == 6
     state = torch.load(run.state, weights_only=True)
     assert state["epoch"] == 2 and torch.equal(state["prev_labels"], torch.from_numpy(labels))
     assert "k: 6" in (out / "config.yaml").read_text()

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dcbench.core.errors import UserError
-from dcbench.data.folders import find_dataset
+from dcbench.data.labelled_splits import open_labelled_splits
 from dcbench.protocols.base import dataset_name
 
 if TYPE_CHECKING:
@@ -54,22 +53,7 @@ class Splits:
 
 def load_splits(data_dir: str | Path, eval_split: str = "val") -> Splits:
     """`DIR/train` + `DIR/val` (ImageFolders) or Places205-style list files, labels checked."""
-    train = find_dataset(data_dir, "train")
-    val = find_dataset(data_dir, eval_split)
-    train_classes = list(getattr(train, "classes", []))
-    val_classes = list(getattr(val, "classes", []))
-    folders = hasattr(train, "class_to_idx") and hasattr(val, "class_to_idx")
-    if folders and train_classes != val_classes:
-        missing = sorted(set(val_classes) ^ set(train_classes))[:5]
-        raise UserError(
-            f"train and {eval_split} splits of {data_dir} have different classes "
-            f"(e.g. {', '.join(missing)}); both must hold the same class folders"
-        )
-    if (train.targets < 0).any():
-        raise UserError(f"{data_dir}/train has unlabelled images; this protocol needs labels")
-    num_classes = int(max(train.targets.max(), val.targets.max())) + 1
-    if num_classes < 2:
-        raise UserError(f"{data_dir} has a single class; classification needs at least two")
+    train, val, num_classes = open_labelled_splits(data_dir, eval_split)
     return Splits(train, val, num_classes, dataset_name(data_dir))
 
 
