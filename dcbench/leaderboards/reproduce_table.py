@@ -81,8 +81,10 @@ def reproduce_frame(plan: Plan, rows: pd.DataFrame, model: str,
     """The merged table (leaderboard layout) with the not-run columns of our rows blanked."""
     info = plan.table
     reference = reference_row(info, model, against)
-    frame = Leaderboard(rows).table(info.id, match={model: reference} if reference else None,
-                                    any_arch=[model])
+    board = Leaderboard(rows)
+    names = sorted(set(board.results["model"]))  # the plan's rows: this model's display name
+    frame = board.table(info.id, match={n: reference for n in names} if reference else None,
+                        any_arch=names)
     ours = frame["kind"] != KIND_PUBLISHED
     for column in plan.not_run:
         for name in (column, std_column(column), delta_column(column)):
