@@ -50,6 +50,14 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str,
     (c["userdir"] / "final").mkdir(parents=True)
     (c["userdir"] / "final" / "important.txt").write_text("my thesis")
     (c["userdir"] / "log.jsonl").write_text("my notes\n")
+    c["lookalike"] = base / "lookalike"  # config.yaml + versions.json, but not a dcbench run
+    (c["lookalike"] / "final").mkdir(parents=True)
+    (c["lookalike"] / "assignments").mkdir()
+    (c["lookalike"] / "config.yaml").write_text("arch: alexnet_small\n")
+    (c["lookalike"] / "versions.json").write_text("{}\n")
+    (c["lookalike"] / "log.jsonl").write_text("my notes\n")
+    (c["lookalike"] / "final" / "important.txt").write_text("my thesis")
+    (c["lookalike"] / "assignments" / "epoch_0000.npy").write_bytes(b"my numbers")
     c["afile"] = base / "afile"
     c["afile"].write_text("a file, not a folder\n")
     c["hub_list"] = base / "hub_list"
@@ -83,6 +91,10 @@ CASES: list[tuple[str, Argv, str | None]] = [
     # train
     ("train-foreign-out", lambda c, o: [*TRAIN, "--data", c["train"], "--out", c["userdir"]],
      "userdir"),
+    ("train-lookalike-out", lambda c, o: [*TRAIN, "--data", c["train"], "--out",
+                                          c["lookalike"]], "lookalike"),
+    ("train-lookalike-resume", lambda c, o: [*TRAIN, "--data", c["train"], "--out",
+                                             c["lookalike"], "--resume"], "lookalike"),
     ("train-pca-dim", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
                                     "--set", "pca_dim=100000"], None),
     ("train-batch-0", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
