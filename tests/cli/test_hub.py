@@ -63,3 +63,15 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path, capsys):
     src.write_bytes(src.read_bytes()[:5000])
     assert main(["hub", "convert", str(src), str(tmp_path / "hub")]) == 2
     assert "not a PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_convert_keeps_a_users_sibling_partial_folder(tmp_path, capsys):
+    src = tmp_path / "checkpoint.pth.tar"
+    save_official(src, official_alexnet_state_dict(k=10))
+    mine = tmp_path / "hub.partial"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert main(["hub", "convert", str(src), str(tmp_path / "hub")]) == 0
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth.tar", "hub",
+                                                          "hub.partial"]
