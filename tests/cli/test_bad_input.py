@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from safetensors.torch import save_model
 
 from dcbench.cli.entry import main
 from dcbench.models import create_backbone
+from tests.leaderboards.test_store import _corrupt_store
 from tests.models.test_checkpoint_refusals import hostile_checkpoints
 
 TRAIN = ["train", "--recipe", "tiny", "--set", "k=4", "--set", "workers=0"]
@@ -73,6 +75,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str,
         json.dumps({"arch": "alexnet", "num_classes": 10**12}))
     c["garbage_store"] = base / "results.sqlite"
     c["garbage_store"].write_bytes(b"not sqlite at all " * 10)
+    c["foreign_store"] = base / "clinic.sqlite"  # someone else's SQLite database
+    with sqlite3.connect(c["foreign_store"]) as conn:
+        conn.execute("CREATE TABLE patients (id INTEGER PRIMARY KEY, name TEXT)")
+    c["corrupt_store"] = base / "corrupt.sqlite"
+    _corrupt_store(c["corrupt_store"])
     c["loops"] = base / "loops" / "train"
     (c["loops"] / "a").mkdir(parents=True)
     os.symlink("l2.jpg", c["loops"] / "a" / "l1.jpg")
@@ -143,6 +150,12 @@ CASES: list[tuple[str, Argv, str | None]] = [
                                           c["readonly"] / "results.sqlite"], None),
     ("eval-store-garbage", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
                                          "--out", o, "--store", c["garbage_store"]], None),
+    ("eval-store-foreign", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                         "--out", o, "--store", c["foreign_store"]],
+     "foreign_store"),
+    ("eval-store-corrupt", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                         "--out", o, "--store", c["corrupt_store"]],
+     "corrupt_store"),
     ("eval-resume-nothing", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
                                           "--out", o, "--resume"], None),
     ("eval-bad-protocol", lambda c, o: ["eval", "--protocol", "knnn", "--model", MODEL,
