@@ -222,11 +222,13 @@ def _remove_files(work_dir: Path, files: Any) -> None:
             parent.rmdir()
 
 
-def _on_failure(work_dir: Path, fresh: bool, created: bool, user_error: bool) -> None:
+def _on_failure(work_dir: Path, fresh: bool, created: bool, user_error: bool,
+                before: set[str]) -> None:
     """Leave a run dir the corrected command accepts: bad input found by a fresh run removes
-    what it wrote (the folder was new or empty); any other failure is marked in run.json
-    (its files listed), so the next command resumes it or, changed, replaces it."""
-    files = _run_files(work_dir) if work_dir.is_dir() else []
+    what it wrote; any other failure is marked in run.json (its files listed), so the next
+    command resumes it or, changed, replaces it. `before`: files that were there already
+    and are not the run's (never removed)."""
+    files = [f for f in _run_files(work_dir) if f not in before] if work_dir.is_dir() else []
     if user_error and fresh:
         _remove_files(work_dir, files)
         if created and work_dir.is_dir() and not any(work_dir.iterdir()):
@@ -294,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"dcbench eval: {proto.name} (dialect {config_dict.get('dialect')}, schedule "
           f"{args.schedule}) on {args.model} [{model_sha256[:12]}], {device}; "
           f"run dir {work_dir}", file=sys.stderr)
+    before = set(_run_files(work_dir)) if fresh and work_dir.is_dir() else set()
     if fresh:
         write_text(work_dir / "config.yaml", dump_yaml(config))
         write_json(work_dir / "versions.json", versions())
@@ -306,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
         rows = proto.run(model, args.data, config, run_id=run_id, device=device,
                          progress=progress, work_dir=work_dir)
     except Exception as err:
-        _on_failure(work_dir, fresh, created, isinstance(err, UserError))
+        _on_failure(work_dir, fresh, created, isinstance(err, UserError), before)
         raise
     finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     write_json(work_dir / "results.json", [r.as_dict() for r in rows])

@@ -99,3 +99,16 @@ def test_a_failed_run_with_unchanged_options_continues_from_its_files(
     assert (out / "checkpoints" / "phase.pt").read_bytes() == b"half"  # kept: same run
     assert json.loads((out / "run.json").read_text())["run_id"] == first["run_id"]
     assert _knn(cls_set, tmp_path, "arch:alexnet_small", out) == 2  # finished: not failed
+
+
+def test_user_files_survive_a_second_failure_in_a_replaced_run(cls_set, tmp_path,
+                                                               monkeypatch):
+    out = tmp_path / "run"
+    proto = type(get_protocol("knn"))
+    monkeypatch.setattr(proto, "run", _failing(RuntimeError("killed by the OOM killer")))
+    with pytest.raises(RuntimeError):
+        _knn(cls_set, tmp_path, "arch:alexnet_small", out, "--set", "k=3")
+    (out / "mine.txt").write_text("my notes")
+    monkeypatch.setattr(proto, "run", _failing(UserError("bad")))
+    assert _knn(cls_set, tmp_path, "arch:alexnet_small", out, "--set", "k=2") == 2
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]  # only the run's files went
