@@ -130,11 +130,9 @@ class RunDir:
 
     def recover(self) -> None:
         """Repair an interrupted swap and drop half-written temp folders."""
-        if not self.latest.exists() and self._old.exists():
-            os.replace(self._old, self.latest)
-        for leftover in (self._tmp, self._old):
-            if leftover.exists():
-                shutil.rmtree(leftover)
+        _settle(self.latest, self._old)
+        if self._tmp.exists():
+            shutil.rmtree(self._tmp)  # only dcbench's files: foreign ones move after a swap
 
     def has_state(self) -> bool:
         """True when a finished epoch can be resumed from."""
@@ -165,12 +163,10 @@ class RunDir:
         torch.save(state, buffer)
         write_bytes(self._tmp / STATE_FILE, buffer.getvalue())
         if self.latest.exists():
-            _carry_foreign(self.latest, self._tmp)
             os.replace(self.latest, self._old)
         inject_fault("swap", int(state.get("epoch", 0)) - 1)
         os.replace(self._tmp, self.latest)
-        if self._old.exists():
-            shutil.rmtree(self._old)
+        _settle(self.latest, self._old)
 
     def load_state(self) -> dict[str, Any]:
         """The committed state (tensors, numbers, strings only: `weights_only=True`)."""
@@ -198,22 +194,27 @@ class RunDir:
             shutil.rmtree(tmp)
         save_hub_dir(backbone, tmp, card=card, extra_config=extra_config)
         old = self.root / ".final.old"
-        if old.exists():
-            shutil.rmtree(old)
+        _settle(self.final, old)  # a swap killed half-way
         if self.final.exists():
-            _carry_foreign(self.final, tmp)
             os.replace(self.final, old)
         os.replace(tmp, self.final)
-        if old.exists():
-            shutil.rmtree(old)  # only the files dcbench wrote are left in it
+        _settle(self.final, old)
 
 
-def _carry_foreign(old: Path, new: Path) -> None:
-    """Move entries of `old` that dcbench does not write (absent from `new`) into `new`, so
-    swapping `new` onto `old` deletes only dcbench's own files."""
+def _settle(target: Path, old: Path) -> None:
+    """Finish (or repair) the swap of a new folder onto `target`, whose previous content was
+    renamed to `old`: with no `target`, `old` is put back; else the entries of `old` that the
+    new folder lacks (a user's files: dcbench writes the same names each time) move into
+    `target` and only dcbench's own files are deleted with `old`."""
+    if not old.exists():
+        return
+    if not target.exists():
+        os.replace(old, target)
+        return
     for entry in old.iterdir():
-        if not (new / entry.name).exists():
-            os.replace(entry, new / entry.name)
+        if not (target / entry.name).exists():
+            os.replace(entry, target / entry.name)
+    shutil.rmtree(old)
 
 
 def _read_json(path: Path) -> Any:
