@@ -21,7 +21,9 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
@@ -153,11 +155,14 @@ def _well_formed(feats: torch.Tensor, labels: torch.Tensor, indices: torch.Tenso
     return bool(torch.isfinite(feats).all())
 
 
-def fits_dataset(entry: FeatureSet, targets: Sequence[int]) -> bool:
+def fits_dataset(entry: FeatureSet, targets: Sequence[Any]) -> bool:
     """True when a cached entry can describe this dataset: every index is a position in it
-    and every label is that image's label."""
+    and, for integer class targets, every label is that image's label (other targets, e.g.
+    VOC's multi-label strings, are covered by the dataset fingerprint in the key)."""
     if len(entry) and int(entry.indices[-1]) >= len(targets):
         return False
+    if not all(isinstance(t, int | np.integer) for t in targets):
+        return True
     expected = torch.as_tensor([int(targets[i]) for i in entry.indices.tolist()],
                                dtype=torch.int64)
     return bool(torch.equal(expected, entry.labels))
