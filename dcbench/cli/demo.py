@@ -69,6 +69,8 @@ QUICK = DemoSize(per_class=80, val_per_class=30, voc_images=(24, 24, 32), epochs
 SHAPE_MODELS = ("random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb")
 DIGIT_MODELS = ("random-sobel", "digits-sobel")
 STATE_FILE = "demo.json"
+# everything the demo writes into --out (`--force` removes these and nothing else)
+DEMO_ENTRIES = ("data", "runs", "models", "evals", "report.html", STATE_FILE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,13 +141,27 @@ def _prepare(args: argparse.Namespace, store: str) -> dict:
         if not args.force:
             raise UserError(f"{out} exists and is not empty; pass --force to replace it "
                             "or --resume to continue it")
-        if not state_path.is_file():
-            raise UserError(f"{out} does not look like a demo folder (no {STATE_FILE}); "
-                            "refusing to delete it")
-        shutil.rmtree(out)
+        if not _is_demo_state(state_path):
+            raise UserError(f"{out} does not look like a demo folder (no {STATE_FILE} written "
+                            "by dcbench demo); refusing to delete anything in it")
+        for name in DEMO_ENTRIES:  # only the demo's own files: anything else in --out stays
+            entry = out / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry.exists() or entry.is_symlink():
+                entry.unlink()
     out.mkdir(parents=True, exist_ok=True)
     write_json(state_path, settings)
     return dict(settings)
+
+
+def _is_demo_state(path: Path) -> bool:
+    """True when `path` is a demo.json that `dcbench demo` wrote (its settings keys)."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(state, dict) and {"quick", "seed", "store"} <= set(state)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import datetime as _dt
 import json
-import shutil
 import sys
 import textwrap
 import uuid
@@ -27,7 +26,7 @@ from dcbench.core.rows import normalize_run
 from dcbench.data import transforms as T
 from dcbench.engine.throughput import seconds_per_image
 from dcbench.leaderboards.identity import check_name, default_name
-from dcbench.leaderboards.store import ResultsStore
+from dcbench.leaderboards.store import ResultsStore, check_store
 from dcbench.models.factory import load_model
 from dcbench.protocols.base import get_protocol, list_protocols
 from dcbench.protocols.plan import (
@@ -154,37 +153,111 @@ def _device(requested: str | None) -> str:
     return requested or resolved.type
 
 
-def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any]) -> tuple[Path, str, bool]:
-    """(run dir, run id, created now). Refuses to mix runs; --resume needs a matching config."""
+def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any],
+             model_sha256: str) -> tuple[Path, str, bool]:
+    """(run dir, run id, fresh: no established run there, so all its files are written now).
 
-
+    Refuses to mix runs; --resume needs the same protocol, model weights and config. A run
+    marked failed is accepted by the next command with or without --resume: it continues when
+    nothing changed, else its files (and only those) are removed and a new run starts.
+    """
     if args.resume and not args.out:
         raise UserError("--resume needs the --out run dir of the run to continue")
     if not args.out:
-        run_id = f"{args.protocol}-{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S}-" \
-                 f"{uuid.uuid4().hex[:6]}"
+        run_id = _new_run_id(args)
         return dcbench_home() / "runs" / run_id, run_id, True
     out = Path(args.out).expanduser()
     run_file = out / "run.json"
     if run_file.is_file():
-        if not args.resume:
+        saved = _read_run(run_file)
+        failed = saved.get("status") == "failed"
+        if not args.resume and not failed:
             raise UserError(f"{out} already holds a run; pass --resume to continue it "
                             "or choose another --out")
-        saved = json.loads(run_file.read_text())
+        problem = None
         if saved.get("protocol") != args.protocol or saved.get("model") != args.model:
-            raise UserError(f"{out} holds a {saved.get('protocol')} run of "
-                            f"{saved.get('model')}; --resume needs the same protocol and model")
-        if load_yaml(out / "config.yaml") != json.loads(json.dumps(config_dict)):
-            raise UserError(f"the resolved config differs from the one saved in {out}/config.yaml"
-                            "; resume with the same options")
-        return out, str(saved["run_id"]), False
+            problem = (f"{out} holds a {saved.get('protocol')} run of {saved.get('model')}; "
+                       "--resume needs the same protocol and model")
+        elif saved.get("model_sha256") != model_sha256:
+            problem = (f"the weights of {args.model} changed since the run in {out} started "
+                       f"(sha256 {str(saved.get('model_sha256'))[:12]}..., now "
+                       f"{model_sha256[:12]}...); start a new --out for the new weights")
+        elif _read_config(out / "config.yaml") != json.loads(json.dumps(config_dict)):
+            problem = (f"the resolved config differs from the one saved in {out}/config.yaml"
+                       "; resume with the same options")
+        if problem is None:
+            return out, str(saved["run_id"]), False
+        if not failed:
+            raise UserError(problem)
+        _remove_files(out, saved.get("files", []))  # the failed run's own files, nothing else
+        return out, _new_run_id(args), True
     if args.resume:
         raise UserError(f"nothing to resume in {out} (no run.json)")
     if out.exists() and any(out.iterdir()):
         raise UserError(f"--out {out} exists and is not empty; choose a new folder")
-    run_id = f"{args.protocol}-{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S}-" \
-             f"{uuid.uuid4().hex[:6]}"
-    return out, run_id, not out.exists()
+    return out, _new_run_id(args), True
+
+
+def _new_run_id(args: argparse.Namespace) -> str:
+    return f"{args.protocol}-{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S}-" \
+           f"{uuid.uuid4().hex[:6]}"
+
+
+def _read_run(path: Path) -> dict[str, Any]:
+    """run.json of an eval run dir (a UserError when it is not one)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        saved = None
+    if not isinstance(saved, dict) or "run_id" not in saved:
+        raise UserError(f"{path} is not the run.json of a dcbench eval run; choose another "
+                        "--out")
+    return saved
+
+
+def _read_config(path: Path) -> Any:
+    """The saved config.yaml (None when missing or unreadable: then it differs)."""
+    try:
+        return load_yaml(path)
+    except UserError:
+        return None
+
+
+def _run_files(work_dir: Path) -> list[str]:
+    """Every file under the run dir (relative, sorted): what the run wrote into it."""
+    return sorted(p.relative_to(work_dir).as_posix() for p in work_dir.rglob("*")
+                  if p.is_file() or p.is_symlink())
+
+
+def _remove_files(work_dir: Path, files: Any) -> None:
+    """Remove the listed files (a run's own) and the folders they leave empty."""
+    root = work_dir.resolve()
+    for name in files if isinstance(files, list) else []:
+        path = work_dir / str(name)
+        if root not in path.resolve().parents or not (path.is_file() or path.is_symlink()):
+            continue  # never anything outside the run dir
+        path.unlink()
+        for parent in path.parents:
+            if parent == work_dir or any(parent.iterdir()):
+                break
+            parent.rmdir()
+
+
+def _on_failure(work_dir: Path, fresh: bool, created: bool, user_error: bool,
+                before: set[str]) -> None:
+    """Leave a run dir the corrected command accepts: bad input found by a fresh run removes
+    what it wrote; any other failure is marked in run.json (its files listed), so the next
+    command resumes it or, changed, replaces it. `before`: files that were there already
+    and are not the run's (never removed)."""
+    files = [f for f in _run_files(work_dir) if f not in before] if work_dir.is_dir() else []
+    if user_error and fresh:
+        _remove_files(work_dir, files)
+        if created and work_dir.is_dir() and not any(work_dir.iterdir()):
+            work_dir.rmdir()
+        return
+    run_file = work_dir / "run.json"
+    record = _read_run(run_file) if run_file.is_file() else {}
+    write_json(run_file, {**record, "status": "failed", "files": files})
 
 
 def _argv(args: argparse.Namespace) -> list[str]:
@@ -195,11 +268,7 @@ def _argv(args: argparse.Namespace) -> list[str]:
 def _check_store(path: Path) -> None:
     """The results store must be writable and, when it exists, an SQLite file."""
     check_output_file(path, "--store")
-    if path.is_file() and path.stat().st_size:
-        with open(path, "rb") as handle:
-            if handle.read(16) != b"SQLite format 3\x00":
-                raise UserError(f"--store {path} is not an SQLite results store; choose "
-                                "another file")
+    check_store(path)  # not SQLite, someone else's database, or corrupt: refused now
 
 
 def _stored_default_name(args: argparse.Namespace, sha256: str) -> str:
@@ -283,15 +352,16 @@ def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
     if getattr(config, "layers", None):
         model.check_layers(list(config.layers))
     config_dict = to_dict(config)
-    if not args.dry_run:  # refuse a wrong --out / --resume before the plan is timed
-        work_dir, run_id, created = _run_dir(args, config_dict)
-    print_plan(proto, args, config, model, device, quick)
     if args.dry_run:
+        print_plan(proto, args, config, model, device, quick)
         return None
     model_sha256 = model.weights_sha256()  # hashes every weight: once per run
+    # a wrong --out / --resume (or changed weights) is refused before the plan is timed
+    created = not Path(args.out).expanduser().exists() if args.out else True
+    work_dir, run_id, fresh = _run_dir(args, config_dict, model_sha256)
+    print_plan(proto, args, config, model, device, quick)
     state["work_dir"] = work_dir
-    saved = json.loads((work_dir / "run.json").read_text()) if not created and \
-        (work_dir / "run.json").is_file() else {}
+    saved = {} if fresh else _read_run(work_dir / "run.json")
     # the rows' `model`: --name, else the resumed run's, else the stored or card name
     model.name = args.name or saved.get("name") or _stored_default_name(args, model_sha256)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -299,9 +369,11 @@ def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
     print(f"dcbench eval: {proto.name} (dialect {config_dict.get('dialect')}, schedule "
           f"{args.schedule}) on {model.name} ({args.model}) [{model_sha256[:12]}], {device}; "
           f"run dir {work_dir}", file=sys.stderr)
-    if created or not (work_dir / "run.json").is_file():
+    before = set(_run_files(work_dir)) if fresh and work_dir.is_dir() else set()
+    if fresh:
         write_text(work_dir / "config.yaml", dump_yaml(config))
         write_json(work_dir / "versions.json", versions())
+    if fresh or _read_run(work_dir / "run.json").get("status") == "failed":
         write_json(work_dir / "run.json", {
             "run_id": run_id, "protocol": proto.name, "model": args.model,
             "model_sha256": model_sha256, "name": model.name,
@@ -310,13 +382,8 @@ def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
     try:
         rows = proto.run(model, args.data, config, run_id=run_id, device=device,
                          progress=progress, work_dir=work_dir)
-    except UserError:
-        # Bad input found by the protocol itself: leave no half-made run behind.
-        if created:
-            shutil.rmtree(work_dir, ignore_errors=True)
-        elif not args.resume:
-            for name in ("run.json", "config.yaml", "versions.json"):
-                (work_dir / name).unlink(missing_ok=True)
+    except Exception as err:
+        _on_failure(work_dir, fresh, created, isinstance(err, UserError), before)
         raise
     return rows, run_id, work_dir, started, model
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from dcbench.core.errors import UserError
-from dcbench.core.files import check_output_dir
+from dcbench.core.files import check_output_dir, staged_dir
 from dcbench.core.provenance import file_sha256
 from dcbench.leaderboards.cards import write_card
 from dcbench.leaderboards.headlines import headline_for
@@ -170,14 +169,10 @@ def _convert(args: argparse.Namespace) -> int:
         k=model.config.get("num_classes") or None,
         notes=f"Converted by dcbench from {args.checkpoint} (sha256 {sha}).",
     )
-    staging = args.out_dir.with_name(args.out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    save_hub_dir(model, staging, card=entry_card(entry, model, sha),
-                 extra_config={"name": name, "source_sha256": sha},
-                 metadata={"source_sha256": sha})
-    if args.out_dir.exists():
-        args.out_dir.rmdir()
-    staging.rename(args.out_dir)
+    with staged_dir(args.out_dir) as staging:  # private name: a user's OUT.partial is safe
+        save_hub_dir(model, staging, card=entry_card(entry, model, sha),
+                     extra_config={"name": name, "source_sha256": sha},
+                     metadata={"source_sha256": sha})
     head = model.config.get("num_classes") or 0
     print(f"converted {args.checkpoint} -> {args.out_dir} (arch {model.config['arch']}, "
           f"sobel {model.config['sobel']}, top layer {head or 'dropped'}, sha256 {sha[:12]})")

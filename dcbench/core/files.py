@@ -6,6 +6,7 @@ half of one.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -68,22 +69,60 @@ def append_line(path: str | os.PathLike, line: str) -> None:
         os.fsync(handle.fileno())
 
 
+STAGE_MARKER = ".dcbench-stage"  # inside every staging folder dcbench makes (removed on success)
+_STAGE_INFIX = ".dcbench-partial-"
+
+
 @contextmanager
 def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
-    """Yield a staging folder that replaces `out` on success. `out` must be absent or empty."""
+    """Yield a staging folder that replaces `out` on success. `out` must be absent or empty.
+
+    The stage is a private folder `.{name}.dcbench-partial-{pid}-XXXX` beside `out` holding
+    `STAGE_MARKER`; stages that a killed process left behind (marker present, pid gone) are
+    removed on the next start, and nothing else is ever removed.
+    """
     out = check_output_dir(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"output folder {out} exists and is not empty; choose a new folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    remove_stale_stages(out)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}{_STAGE_INFIX}{os.getpid()}-",
+                                  dir=out.parent))
+    (stage / STAGE_MARKER).touch()
     try:
         yield stage
+        (stage / STAGE_MARKER).unlink()
         if out.exists():
             out.rmdir()
         os.replace(stage, out)
     finally:
         if stage.exists():
             shutil.rmtree(stage)
+
+
+def remove_stale_stages(out: str | os.PathLike) -> list[Path]:
+    """Remove the staging folders of `out` left by dcbench processes that no longer run
+    (litter after a kill); a folder without dcbench's marker is never touched."""
+    out = Path(out)
+    removed = []
+    for stage in out.parent.glob(f".{glob.escape(out.name)}{_STAGE_INFIX}*"):
+        pid = stage.name[len(out.name) + 1 + len(_STAGE_INFIX):].split("-", 1)[0]
+        if (stage.is_dir() and not stage.is_symlink() and (stage / STAGE_MARKER).is_file()
+                and pid.isdigit() and not _pid_alive(int(pid))):
+            shutil.rmtree(stage, ignore_errors=True)
+            removed.append(stage)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when a process with this id runs on this machine (or may: no permission)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _nearest_existing(path: Path) -> Path:

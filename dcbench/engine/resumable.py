@@ -20,6 +20,7 @@ from the global RNG, do. A checkpoint written under another config hash is refus
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import sys
 from collections.abc import Iterator, Mapping
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 import torch
 
 from dcbench.core.errors import UserError
-from dcbench.core.files import append_line, write_with
+from dcbench.core.files import append_line, write_bytes
 from dcbench.core.progress import progress_bar
 from dcbench.core.runlog import parse_log_records
 from dcbench.models.checkpoints import restore_state
@@ -90,7 +91,9 @@ class LoopCheckpoint:
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             }
-        write_with(Path(self.path), lambda tmp: torch.save(payload, tmp))
+        buffer = io.BytesIO()  # a temp file's name would land in the zip (bytes would differ)
+        torch.save(payload, buffer)
+        write_bytes(Path(self.path), buffer.getvalue())
 
     def load(self, state: Stateful) -> tuple[dict[str, int], dict[str, Any]] | None:
         """Restore `state` (and the RNG if saved); (position, extra), or None if no file."""

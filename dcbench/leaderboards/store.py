@@ -89,6 +89,59 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+# every table a dcbench store holds (sqlite_sequence: SQLite's own, for AUTOINCREMENT)
+STORE_TABLES = frozenset({"schema_version", "runs", "results", "sqlite_sequence"})
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a database that holds tables but is not a dcbench store (nothing is added)."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if tables and ("schema_version" not in tables or not tables <= STORE_TABLES):
+        extra = sorted(tables - STORE_TABLES) or ["no schema_version"]
+        raise UserError(f"--store {path} is an SQLite file but not a dcbench results store "
+                        f"(tables {', '.join(extra[:3])}); choose another file")
+
+
+def check_store(path: str | os.PathLike) -> None:
+    """Refuse, before any work and without writing to it, a results store that cannot take
+    rows: not SQLite, someone else's database, a newer schema, or corrupt pages. A missing or
+    empty file passes (it becomes a new store)."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as handle:
+        if handle.read(16) != b"SQLite format 3\x00":
+            raise UserError(f"--store {path} is not an SQLite results store; choose another "
+                            "file")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as err:
+        raise UserError(f"cannot open results store {path}: {err}") from err
+    try:
+        _refuse_foreign(conn, path)
+        rows = conn.execute("SELECT version FROM schema_version").fetchall() \
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name='schema_version'") \
+            .fetchone() else [(0,)]
+        if len(rows) != 1 or type(rows[0][0]) is not int or rows[0][0] < 0:
+            raise UserError(f"results store {path} is corrupt: its schema_version is "
+                            f"{rows!r}, expected one integer")
+        if rows[0][0] > SCHEMA_VERSION:
+            raise UserError(f"results store has schema version {rows[0][0]}, newer than this "
+                            f"dcbench understands ({SCHEMA_VERSION}); upgrade dcbench")
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            first = " ".join(" ".join(problems).split())[:200]  # one line
+            raise UserError(f"results store {path} is corrupt ({first}); restore it from a "
+                            "backup or choose another --store")
+    except sqlite3.DatabaseError as err:
+        if isinstance(err, sqlite3.OperationalError) and _is_locked(err):
+            raise
+        raise UserError(f"results store {path} is unreadable or corrupt: {err}") from err
+    finally:
+        conn.close()
+
+
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     """Upgrade the schema to `target` in one transaction; returns the version reached."""
     conn.execute("BEGIN IMMEDIATE")
@@ -125,6 +178,7 @@ class ResultsStore:
             raise UserError(f"results store {self.path} is a directory; expected a .sqlite file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
+            _retry(lambda: _refuse_foreign(conn, self.path))
             _retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
             if _retry(lambda: schema_version(conn)) < SCHEMA_VERSION:
                 _retry(lambda: migrate(conn))

@@ -12,7 +12,9 @@ deep_retrieval and Tolias et al.'s R-MAC):
   L2 -> sum over regions -> L2; dot-product ranking of the whole database;
 - AP per query by the Oxford `compute_ap` rule (good + ok positive, junk skipped, trapezoid
   over recall), `map` = mean over the 55 queries; the 20 corrupt Paris images are skipped
-  and reported.
+  and reported. A query whose image cannot be decoded, or with no good/ok image in the
+  decodable database, is skipped and reported (`skipped_queries` in metrics.json), never
+  scored (the published sets have none).
 Differs: the AP is computed in Python (tested against the C++ rule) rather than by the
 binary; whitening keeps min(512, channels) dims (AlexNet conv5 has 256); regions of zero
 size on tiny maps are left out (the official code would fail); crops smaller than the
@@ -91,18 +93,32 @@ def find_folder(data_dir: Path, dataset: str) -> Path:
 
 def rmac_map(db: list[torch.Tensor | None], queries: list[torch.Tensor | None],
              whitening: tuple[np.ndarray, np.ndarray], names: list[str],
-             sets: RetrievalSet) -> dict[str, float]:
-    """Pure core: region descriptors + whitening -> per-query AP and mAP (fractions)."""
+             sets: RetrievalSet) -> tuple[dict[str, float], dict[str, str]]:
+    """Pure core: region descriptors + whitening -> per-query AP and mAP (fractions), and the
+    queries left out with why: an undecodable query image (no descriptor) or no positive
+    (good + ok) among the decodable database images. The Oxford/Paris protocol has none;
+    scoring them would be a number about nothing (a zero descriptor, or AP 0)."""
     mean, projection = as_tensors(*whitening)
     kept = [i for i, d in enumerate(db) if d is not None]
+    kept_names = [names[i] for i in kept]
+    skipped: dict[str, str] = {}
+    for q, desc in zip(sets.queries, queries, strict=True):
+        if desc is None:
+            skipped[q.name] = "query image could not be decoded"
+        elif not q.positives & set(kept_names):
+            skipped[q.name] = "no good or ok image in the decodable database"
+    scored = [i for i, q in enumerate(sets.queries) if q.name not in skipped]
+    if not scored:
+        raise UserError(f"no retrieval query can be scored ({len(skipped)} skipped: "
+                        f"{'; '.join(f'{k}: {v}' for k, v in list(skipped.items())[:3])})")
     database = torch.stack([aggregate(db[i], mean, projection) for i in kept]).numpy()
-    query = np.stack([aggregate(q, mean, projection).numpy() if q is not None
-                      else np.zeros(database.shape[1], np.float32) for q in queries])
-    aps = retrieval_aps(query @ database.T, [names[i] for i in kept],
-                        [q.positives for q in sets.queries], [q.junk for q in sets.queries])
+    query = np.stack([aggregate(queries[i], mean, projection).numpy() for i in scored])
+    chosen = [sets.queries[i] for i in scored]
+    aps = retrieval_aps(query @ database.T, kept_names, [q.positives for q in chosen],
+                        [q.junk for q in chosen])
     metrics = {"map": float(aps.mean())}
-    metrics.update({f"ap_{q.name}": float(ap) for q, ap in zip(sets.queries, aps, strict=True)})
-    return metrics
+    metrics.update({f"ap_{q.name}": float(ap) for q, ap in zip(chosen, aps, strict=True)})
+    return metrics, skipped
 
 
 @register_protocol("retrieval")
@@ -160,14 +176,21 @@ class Retrieval(Protocol):
             train = [r for r in db[sources[d]][: config.pca_max_images] if r is not None]
             mean, projection, kept = fit_whitening(torch.cat(train).numpy(), config.pca_dims,
                                                    config.eps_ratio)
-            metrics = rmac_map(db[d], queries, (mean, projection), current.names, current)
+            metrics, skipped = rmac_map(db[d], queries, (mean, projection), current.names,
+                                        current)
+            if skipped:
+                log(f"{self.name}: {len(skipped)} queries of {d} skipped (not scored): "
+                    + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
             percent = {k: 100.0 * v for k, v in metrics.items()}
             rows += results_from_metrics(dataclasses.replace(info, dataset=d), percent,
                                          split="test", layer=layer)
             summary[d] = {"map": percent["map"], "pca_source": sources[d],
                           "pca_energy_kept": kept, "skipped_corrupt": current.blacklisted,
-                          "undecodable": failed, "database_size": len(current.names) - len(failed)}
-            log(f"{self.name} {d}: mAP {percent['map']:.2f} over {len(current.queries)} queries "
+                          "undecodable": failed, "database_size": len(current.names) - len(failed),
+                          "skipped_queries": skipped,
+                          "queries_scored": len(current.queries) - len(skipped)}
+            log(f"{self.name} {d}: mAP {percent['map']:.2f} over "
+                f"{len(current.queries) - len(skipped)} queries "
                 f"(whitening from {sources[d]}, {100 * kept:.1f}% energy)")
         if work_dir is not None:
             write_json(work_dir / "metrics.json", summary)

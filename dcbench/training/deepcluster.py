@@ -106,9 +106,10 @@ def model_card(config: TrainConfig, record: dict[str, Any] | None,
     """The trained model's card, from the one card builder (`dcbench hub card` refreshes it
     with evaluation results from the store)."""
 
-    last = {k: v for k, v in (record or {}).items()
-            if k in ("epoch", "train_loss", "clustering_loss", "nmi_prev", "nmi_labels",
-                     "n_clusters", "ratio_edge_intra_class")}
+    record = record or {}  # fixed key order: a record read back from log.jsonl is sorted
+    last = {k: record[k] for k in ("epoch", "train_loss", "clustering_loss", "nmi_prev",
+                                   "nmi_labels", "n_clusters", "ratio_edge_intra_class")
+            if k in record}
     training = {**cfg.to_dict(config), "data": str(data_dir), "last_epoch": last}
     provenance = {"trained_by": f"dcbench {__version__} train", "code_revision": code_revision()}
     name = f"deepcluster-{config.arch}-{'sobel' if config.sobel else 'rgb'}-{config.clustering}"

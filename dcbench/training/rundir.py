@@ -1,6 +1,7 @@
 """The run directory of `dcbench train`, written so that a SIGKILL at any point is recoverable.
 
 Layout:
+    .dcbench-run.json        marker only dcbench writes: the folder is a `dcbench train` run
     config.yaml              resolved TrainConfig
     versions.json            package versions, code revision, device
     log.jsonl                one JSON line per finished epoch
@@ -12,10 +13,16 @@ The commit point of an epoch is the swap of a fully written `checkpoints/.latest
 onto `checkpoints/latest` (two renames; a kill between them is repaired on resume from
 `checkpoints/.latest.old`). Everything else is written atomically (temp file + rename), and
 log lines of epochs after the committed state are dropped on resume.
+
+A folder is taken for a run only when it holds the marker and its config.yaml and
+versions.json read as a TrainConfig and a version record; dcbench never deletes a file it did
+not write (a user's file inside `final/` or `checkpoints/latest/` is carried over a swap).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import os
 import shutil
@@ -24,15 +31,26 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from dcbench.core.errors import UserError
 from dcbench.core.faults import inject_fault
-from dcbench.core.files import atomic_path, check_output_dir, staged_dir, write_json, write_text
+from dcbench.core.files import (
+    atomic_path,
+    check_output_dir,
+    staged_dir,
+    write_bytes,
+    write_json,
+    write_text,
+)
 from dcbench.core.runlog import read_log_records
 from dcbench.models.backbone import Backbone
 from dcbench.models.checkpoints import read_checkpoint, save_hub_dir
+from dcbench.training.config import TrainConfig
 
 STATE_FILE = "state.pt"
+MARKER_FILE = ".dcbench-run.json"
+MARKER = {"dcbench": "train-run", "format": 1}
 
 
 class RunDir:
@@ -40,6 +58,7 @@ class RunDir:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
+        self.marker = self.root / MARKER_FILE
         self.config = self.root / "config.yaml"
         self.versions = self.root / "versions.json"
         self.log = self.root / "log.jsonl"
@@ -56,8 +75,24 @@ class RunDir:
         return self.latest / STATE_FILE
 
     def is_run(self) -> bool:
-        """True when the folder holds a `dcbench train` run (its config and versions files)."""
-        return self.config.is_file() and self.versions.is_file()
+        """True when the folder holds a `dcbench train` run: the marker only dcbench writes,
+        plus its config and versions files."""
+        return (self.marker.is_file() and self.config.is_file() and self.versions.is_file()
+                and _read_json(self.marker) == MARKER)
+
+    def check_contents(self) -> None:
+        """Refuse a marked run whose config.yaml / versions.json are not what dcbench wrote."""
+        try:
+            saved = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            saved = None
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        if not isinstance(saved, dict) or not set(saved) <= known or "arch" not in saved:
+            raise UserError(f"{self.config} is not the TrainConfig of a dcbench train run "
+                            "(edited or replaced?); choose a new --out")
+        if not isinstance(_read_json(self.versions), dict):
+            raise UserError(f"{self.versions} is not the version record of a dcbench train "
+                            "run (edited or replaced?); choose a new --out")
 
     def has_finished_epoch(self) -> bool:
         """True when at least one epoch was committed or logged (there is work to lose)."""
@@ -73,7 +108,9 @@ class RunDir:
         is_run = self.is_run()
         if self.root.is_dir() and not is_run and any(self.root.iterdir()):
             raise UserError(f"--out {self.root} exists, is not empty and holds no dcbench train "
-                            "run (no config.yaml + versions.json); choose a new or empty folder")
+                            f"run (no {MARKER_FILE} marker); choose a new or empty folder")
+        if is_run:
+            self.check_contents()
         if resume and not is_run:
             raise UserError(f"nothing to resume in {self.root} (no run there); drop --resume "
                             "to start a new run")
@@ -82,6 +119,7 @@ class RunDir:
         """Write config.yaml + versions.json; a new run folder appears whole (staged, renamed)."""
         if not self.is_run():
             with staged_dir(self.root) as stage:
+                write_json(stage / MARKER_FILE, MARKER)
                 write_text(stage / "config.yaml", config_text)
                 write_json(stage / "versions.json", versions)
             return
@@ -92,11 +130,9 @@ class RunDir:
 
     def recover(self) -> None:
         """Repair an interrupted swap and drop half-written temp folders."""
-        if not self.latest.exists() and self._old.exists():
-            os.replace(self._old, self.latest)
-        for leftover in (self._tmp, self._old):
-            if leftover.exists():
-                shutil.rmtree(leftover)
+        _settle(self.latest, self._old)
+        if self._tmp.exists():
+            shutil.rmtree(self._tmp)  # only dcbench's files: foreign ones move after a swap
 
     def has_state(self) -> bool:
         """True when a finished epoch can be resumed from."""
@@ -123,14 +159,14 @@ class RunDir:
         if self._tmp.exists():
             shutil.rmtree(self._tmp)
         save_hub_dir(backbone, self._tmp, card=None, extra_config=extra_config)
-        with atomic_path(self._tmp / STATE_FILE) as tmp:
-            torch.save(state, tmp)
+        buffer = io.BytesIO()  # a file name would land in the zip (bytes differ run to run)
+        torch.save(state, buffer)
+        write_bytes(self._tmp / STATE_FILE, buffer.getvalue())
         if self.latest.exists():
             os.replace(self.latest, self._old)
         inject_fault("swap", int(state.get("epoch", 0)) - 1)
         os.replace(self._tmp, self.latest)
-        if self._old.exists():
-            shutil.rmtree(self._old)
+        _settle(self.latest, self._old)
 
     def load_state(self) -> dict[str, Any]:
         """The committed state (tensors, numbers, strings only: `weights_only=True`)."""
@@ -157,9 +193,36 @@ class RunDir:
         if tmp.exists():
             shutil.rmtree(tmp)
         save_hub_dir(backbone, tmp, card=card, extra_config=extra_config)
+        old = self.root / ".final.old"
+        _settle(self.final, old)  # a swap killed half-way
         if self.final.exists():
-            shutil.rmtree(self.final)
+            os.replace(self.final, old)
         os.replace(tmp, self.final)
+        _settle(self.final, old)
+
+
+def _settle(target: Path, old: Path) -> None:
+    """Finish (or repair) the swap of a new folder onto `target`, whose previous content was
+    renamed to `old`: with no `target`, `old` is put back; else the entries of `old` that the
+    new folder lacks (a user's files: dcbench writes the same names each time) move into
+    `target` and only dcbench's own files are deleted with `old`."""
+    if not old.exists():
+        return
+    if not target.exists():
+        os.replace(old, target)
+        return
+    for entry in old.iterdir():
+        if not (target / entry.name).exists():
+            os.replace(entry, target / entry.name)
+    shutil.rmtree(old)
+
+
+def _read_json(path: Path) -> Any:
+    """Parsed JSON, or None when the file is unreadable or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
 
 
 STATE_KEYS = ("epoch", "model", "optimizer", "prev_labels", "top_layer_out")

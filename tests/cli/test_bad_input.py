@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from safetensors.torch import save_model
 
 from dcbench.cli.entry import main
 from dcbench.models import create_backbone
+from tests.leaderboards.test_store import _corrupt_store
 from tests.models.test_checkpoint_refusals import hostile_checkpoints
 
 TRAIN = ["train", "--recipe", "tiny", "--set", "k=4", "--set", "workers=0"]
@@ -51,6 +53,14 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str,
     (c["userdir"] / "final").mkdir(parents=True)
     (c["userdir"] / "final" / "important.txt").write_text("my thesis")
     (c["userdir"] / "log.jsonl").write_text("my notes\n")
+    c["lookalike"] = base / "lookalike"  # config.yaml + versions.json, but not a dcbench run
+    (c["lookalike"] / "final").mkdir(parents=True)
+    (c["lookalike"] / "assignments").mkdir()
+    (c["lookalike"] / "config.yaml").write_text("arch: alexnet_small\n")
+    (c["lookalike"] / "versions.json").write_text("{}\n")
+    (c["lookalike"] / "log.jsonl").write_text("my notes\n")
+    (c["lookalike"] / "final" / "important.txt").write_text("my thesis")
+    (c["lookalike"] / "assignments" / "epoch_0000.npy").write_bytes(b"my numbers")
     c["afile"] = base / "afile"
     c["afile"].write_text("a file, not a folder\n")
     c["hub_list"] = base / "hub_list"
@@ -66,6 +76,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str,
         json.dumps({"arch": "alexnet", "num_classes": 10**12}))
     c["garbage_store"] = base / "results.sqlite"
     c["garbage_store"].write_bytes(b"not sqlite at all " * 10)
+    c["foreign_store"] = base / "clinic.sqlite"  # someone else's SQLite database
+    with sqlite3.connect(c["foreign_store"]) as conn:
+        conn.execute("CREATE TABLE patients (id INTEGER PRIMARY KEY, name TEXT)")
+    c["corrupt_store"] = base / "corrupt.sqlite"
+    _corrupt_store(c["corrupt_store"])
     c["loops"] = base / "loops" / "train"
     (c["loops"] / "a").mkdir(parents=True)
     os.symlink("l2.jpg", c["loops"] / "a" / "l1.jpg")
@@ -84,6 +99,10 @@ CASES: list[tuple[str, Argv, str | None]] = [
     # train
     ("train-foreign-out", lambda c, o: [*TRAIN, "--data", c["train"], "--out", c["userdir"]],
      "userdir"),
+    ("train-lookalike-out", lambda c, o: [*TRAIN, "--data", c["train"], "--out",
+                                          c["lookalike"]], "lookalike"),
+    ("train-lookalike-resume", lambda c, o: [*TRAIN, "--data", c["train"], "--out",
+                                             c["lookalike"], "--resume"], "lookalike"),
     ("train-pca-dim", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
                                     "--set", "pca_dim=100000"], None),
     ("train-batch-0", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
@@ -132,6 +151,12 @@ CASES: list[tuple[str, Argv, str | None]] = [
                                           c["readonly"] / "results.sqlite"], None),
     ("eval-store-garbage", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
                                          "--out", o, "--store", c["garbage_store"]], None),
+    ("eval-store-foreign", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                         "--out", o, "--store", c["foreign_store"]],
+     "foreign_store"),
+    ("eval-store-corrupt", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                         "--out", o, "--store", c["corrupt_store"]],
+     "corrupt_store"),
     ("eval-resume-nothing", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
                                           "--out", o, "--resume"], None),
     ("eval-bad-protocol", lambda c, o: ["eval", "--protocol", "knnn", "--model", MODEL,

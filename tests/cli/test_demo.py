@@ -6,12 +6,14 @@ suite stays fast; the real `--quick` run is marked slow.
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
 
 import dcbench.cli.demo as demo
 from dcbench.cli.entry import main
+from dcbench.core.errors import UserError
 from dcbench.leaderboards.store import ResultsStore
 
 TINY = demo.DemoSize(per_class=12, val_per_class=6, voc_images=(8, 8, 8), epochs=3, k=8,
@@ -84,3 +86,35 @@ def test_quick_demo_as_documented(tmp_path, capsys):
     store = tmp_path / "results.sqlite"
     assert main(["demo", "--quick", "--out", str(out), "--store", str(store)]) == 0
     _check_demo(out, store, capsys.readouterr().out)
+
+
+def _old_demo(out, store):
+    """A finished-looking demo folder (its own entries) plus a user's file beside them."""
+    for sub in ("data/shapes", "runs/tiny-sobel", "models", "evals"):
+        (out / sub).mkdir(parents=True)
+    (out / "runs" / "tiny-sobel" / "log.jsonl").write_text("{}\n")
+    (out / "report.html").write_text("<html></html>")
+    (out / "demo.json").write_text(json.dumps({"quick": True, "seed": 0, "store": store,
+                                               "done": []}))
+    (out / "chapter1.tex").write_text("\\chapter{mine}")
+
+
+def test_force_removes_only_the_demo_files(tmp_path):
+    out, store = tmp_path / "demo", str(tmp_path / "r.sqlite")
+    _old_demo(out, store)
+    args = argparse.Namespace(out=out, quick=True, seed=0, force=True, resume=False)
+    demo._prepare(args, store)
+    assert (out / "chapter1.tex").read_text() == "\\chapter{mine}"
+    assert sorted(p.name for p in out.iterdir()) == ["chapter1.tex", "demo.json"]
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{\"chapter\": 1}", "not json {"])
+def test_force_refuses_a_demo_json_the_demo_did_not_write(tmp_path, text):
+    out, store = tmp_path / "demo", str(tmp_path / "r.sqlite")
+    _old_demo(out, store)
+    (out / "demo.json").write_text(text)
+    args = argparse.Namespace(out=out, quick=True, seed=0, force=True, resume=False)
+    with pytest.raises(UserError, match="demo.json"):
+        demo._prepare(args, store)
+    assert (out / "runs" / "tiny-sobel" / "log.jsonl").is_file()
+    assert (out / "demo.json").read_text() == text

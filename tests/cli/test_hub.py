@@ -111,3 +111,15 @@ def test_hub_list_cached_and_headline_columns_are_never_cut(capsys, isolated_hom
     assert main(["hub", "list", "--wide"]) == 0
     wide = capsys.readouterr().out
     assert "eccv-table1-imagenet, row DeepCluster" in wide and "ImageNet (train, no labels)" in wide
+
+
+def test_convert_keeps_a_users_sibling_partial_folder(tmp_path, capsys):
+    src = tmp_path / "checkpoint.pth.tar"
+    save_official(src, official_alexnet_state_dict(k=10))
+    mine = tmp_path / "hub.partial"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert main(["hub", "convert", str(src), str(tmp_path / "hub")]) == 0
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth.tar", "hub",
+                                                          "hub.partial"]

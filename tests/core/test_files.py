@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from dcbench.core.errors import UserError
-from dcbench.core.files import check_output_dir, check_output_file, staged_dir, write_text
+from dcbench.core.files import (
+    STAGE_MARKER,
+    check_output_dir,
+    check_output_file,
+    staged_dir,
+    write_text,
+)
 
 
 def _unwritable(tmp_path: Path) -> Path:
@@ -53,3 +61,39 @@ def test_staged_dir_appears_whole_or_not_at_all(tmp_path: Path) -> None:
     assert (out / "a.txt").read_text() == "whole"
     with pytest.raises(UserError, match="not empty"), staged_dir(out):
         pass
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_staged_dir_never_touches_a_users_lookalike_folders(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    mine = [tmp_path / "out.partial", tmp_path / ".out.partial-abc",
+            tmp_path / f".out.dcbench-partial-{_dead_pid()}-x"]  # no dcbench stage marker
+    for folder in mine:
+        folder.mkdir()
+        (folder / "keep.txt").write_text("mine")
+    with pytest.raises(RuntimeError), staged_dir(out):
+        raise RuntimeError("failed")
+    with staged_dir(out) as stage:
+        write_text(stage / "a.txt", "whole")
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"]
+    assert all((folder / "keep.txt").read_text() == "mine" for folder in mine)
+
+
+def test_staged_dir_removes_its_own_stale_stages_only(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # what a SIGKILLed run leaves: a stage of a dead process, and one of a live process
+    dead = tmp_path / f".out.dcbench-partial-{_dead_pid()}-abc"
+    live = tmp_path / f".out.dcbench-partial-{os.getppid()}-abc"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / STAGE_MARKER).write_text("")
+        (folder / "half.png").write_bytes(b"half")
+    with staged_dir(out) as stage:
+        write_text(stage / "a.txt", "whole")
+    assert not dead.exists() and (live / "half.png").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"]

@@ -107,3 +107,11 @@ def test_journal_without_a_path_keeps_records_in_memory():
     journal = ResultJournal(None, config_hash="h")
     journal.record("k", 1)
     assert journal.get("k") == 1 and journal.path is None
+
+
+def test_checkpoint_bytes_do_not_depend_on_the_file_name(tmp_path):
+    """torch.save into a named temp file records that name in the zip; same state, same bytes."""
+    for name in ("a.pt", "b.pt"):
+        with pytest.raises(KeyboardInterrupt):
+            _run(tmp_path / name, total=3, crash_at=2)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

@@ -11,7 +11,13 @@ import pytest
 
 from dcbench.core.errors import UserError
 from dcbench.leaderboards import store as store_module
-from dcbench.leaderboards.store import SCHEMA_VERSION, ResultsStore, migrate, schema_version
+from dcbench.leaderboards.store import (
+    SCHEMA_VERSION,
+    ResultsStore,
+    check_store,
+    migrate,
+    schema_version,
+)
 
 N_PROCS, N_BATCHES, BATCH = 8, 15, 4
 
@@ -195,3 +201,51 @@ def test_not_a_database_is_a_user_error(tmp_path: Path) -> None:
         ResultsStore(path)
     with pytest.raises(UserError, match="is a directory"):
         ResultsStore(tmp_path)
+
+
+def _tables(path: Path) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+
+def test_someone_elses_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "clinic.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE patients (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO patients (name) VALUES ('ada')")
+    before, data = _tables(path), path.read_bytes()
+    with pytest.raises(UserError, match="not a dcbench results store"):
+        check_store(path)
+    with pytest.raises(UserError, match="not a dcbench results store"):
+        ResultsStore(path)
+    assert _tables(path) == before and path.read_bytes() == data
+
+
+def _corrupt_store(path: Path) -> None:
+    """A dcbench store with rows, then one of its b-tree pages overwritten (bit rot)."""
+    store = ResultsStore(path)
+    store.add_results([row(layer=f"conv{i}", seed=s) for i in range(5) for s in range(60)])
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    assert pages > 4
+    data = bytearray(path.read_bytes())
+    data[3 * page:4 * page] = b"\xa5" * page
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupt_store_is_found_by_the_check(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    _corrupt_store(path)
+    with pytest.raises(UserError, match="corrupt|unreadable"):
+        check_store(path)
+
+
+def test_healthy_new_and_missing_stores_pass_the_check(tmp_path: Path) -> None:
+    check_store(tmp_path / "missing.sqlite")
+    (tmp_path / "empty.sqlite").touch()
+    check_store(tmp_path / "empty.sqlite")
+    ResultsStore(tmp_path / "ok.sqlite").add_results([row()])
+    check_store(tmp_path / "ok.sqlite")
+    assert not (tmp_path / "missing.sqlite").exists()

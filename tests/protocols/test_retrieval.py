@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
+import types
 
 import numpy as np
 import pytest
+import torch
 
 from dcbench.core.errors import UserError
+from dcbench.data.retrieval import Query, RetrievalSet
 from dcbench.data.synthetic_retrieval import write_retrieval_set
 from dcbench.leaderboards.published import table_info
 from dcbench.models import create_backbone
 from dcbench.protocols import get_protocol
+from dcbench.protocols.retrieval import rmac_map
 from dcbench.protocols.rmac import extract as extract_module
 
 
@@ -64,3 +69,81 @@ def test_bad_config_and_missing_other_set(ret_root, tmp_path):
         _run(ret_root, tmp_path / "a", ["image_size=8"])
     with pytest.raises(UserError, match="paris6k"):
         _run(ret_root / "oxford5k", tmp_path / "b")
+
+
+def _ap_rows(rows, dataset):
+    return {r.metric[3:]: r.value for r in rows if r.dataset == dataset
+            and r.metric.startswith("ap_")}
+
+
+@pytest.mark.slow
+def test_unscorable_queries_are_skipped_and_reported(ret_root, tmp_path):
+    intact = _run(ret_root, tmp_path / "intact")
+    root = tmp_path / "set"
+    shutil.copytree(ret_root, root)
+    oxford = RetrievalSet(root / "oxford5k")
+    empty, broken = oxford.queries[0].name, oxford.queries[1].name
+    gt = root / "oxford5k" / "gt_files"
+    for kind in ("good", "ok"):  # a query with nothing to find
+        (gt / f"{empty}_{kind}.txt").write_text("")
+    rows = _run(root, tmp_path / "run")
+    aps, before = _ap_rows(rows, "oxford5k"), _ap_rows(intact, "oxford5k")
+    assert empty not in aps and set(aps) == set(before) - {empty}
+    assert aps == pytest.approx({k: v for k, v in before.items() if k != empty})
+    maps = {r.dataset: r.value for r in rows if r.metric == "map"}
+    assert maps["oxford5k"] == pytest.approx(np.mean(list(aps.values())))
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert list(summary["oxford5k"]["skipped_queries"]) == [empty]
+    assert summary["oxford5k"]["queries_scored"] == len(oxford.queries) - 1
+    # an undecodable query image is skipped too, never scored from a zero descriptor
+    query_path = oxford.query_paths[1]
+    query_path.write_bytes(b"not an image at all")
+    rows = _run(root, tmp_path / "run2")
+    aps = _ap_rows(rows, "oxford5k")
+    assert broken not in aps and empty not in aps
+    summary = json.loads((tmp_path / "run2" / "metrics.json").read_text())
+    assert sorted(summary["oxford5k"]["skipped_queries"]) == sorted([empty, broken])
+    assert {r.metric for r in rows if r.dataset == "paris6k"} == \
+        {r.metric for r in intact if r.dataset == "paris6k"}
+
+
+def _oxford_ap(ranked: list[str], positives: set[str]) -> float:
+    """The Oxford `compute_ap.cpp` trapezoid rule, ported line by line (no junk here)."""
+    old_recall, old_precision, ap, hits = 0.0, 1.0, 0.0, 0
+    for j, name in enumerate(ranked):
+        hits += name in positives
+        recall, precision = hits / len(positives), hits / (j + 1)
+        ap += (recall - old_recall) * ((old_precision + precision) / 2.0)
+        old_recall, old_precision = recall, precision
+    return ap
+
+
+def test_core_skips_undecodable_and_empty_queries():
+    gen = torch.Generator().manual_seed(0)
+    names = [f"img{i}" for i in range(6)]
+    db = [torch.rand(3, 4, generator=gen) for _ in names]
+    db[5] = None  # an undecodable database image
+    queries = [torch.rand(2, 4, generator=gen), None, torch.rand(2, 4, generator=gen),
+               torch.rand(2, 4, generator=gen)]
+    sets = types.SimpleNamespace(queries=[
+        Query("q0", "img0", (0, 0, 1, 1), frozenset({"img1", "img2"}), frozenset()),
+        Query("q1", "img1", (0, 0, 1, 1), frozenset({"img0"}), frozenset()),  # no descriptor
+        Query("q2", "img2", (0, 0, 1, 1), frozenset(), frozenset()),  # empty good + ok
+        Query("q3", "img3", (0, 0, 1, 1), frozenset({"img5"}), frozenset()),  # only positive bad
+    ])
+    whitening = (np.zeros(4, np.float32), np.eye(4, dtype=np.float32))
+    metrics, skipped = rmac_map(db, queries, whitening, names, sets)
+    assert sorted(skipped) == ["q1", "q2", "q3"]
+    assert set(metrics) == {"map", "ap_q0"}
+
+    def vec(regions):
+        v = torch.nn.functional.normalize(regions, dim=1).sum(0)
+        return v / v.norm()
+
+    kept = [n for n, d in zip(names, db, strict=True) if d is not None]
+    scores = [float(vec(queries[0]) @ vec(db[names.index(n)])) for n in kept]
+    ranked = [n for _, n in sorted(zip(scores, kept, strict=True), key=lambda t: -t[0])]
+    expected = _oxford_ap(ranked, {"img1", "img2"})
+    assert metrics["ap_q0"] == pytest.approx(expected) and metrics["map"] == metrics["ap_q0"]
+    with pytest.raises(UserError, match="no retrieval query can be scored"):
+        rmac_map(db, [None] * 4, whitening, names, sets)

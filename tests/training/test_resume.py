@@ -77,3 +77,14 @@ def test_kill_anywhere_then_resume_is_bit_identical(micro_data: Path, tmp_path: 
             assert run.has_state() and run.load_state()["epoch"] == 2  # repaired
     assert run_train(micro_data, crashed, None, resume=True) == 0
     assert_same_run(ref, crashed, 3)
+
+
+def test_a_kill_inside_the_swap_keeps_the_users_files(micro_data: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert run_train(micro_data, run_dir, None, resume=False, epochs=1) == 0
+    mine = run_dir / "checkpoints" / "latest" / "mine.txt"
+    mine.write_text("my notes")
+    assert run_train(micro_data, run_dir, "swap:1", resume=True, epochs=2) == -9
+    assert run_train(micro_data, run_dir, None, resume=True, epochs=2) == 0
+    assert mine.read_text() == "my notes"
+    assert RunDir(run_dir).load_state()["epoch"] == 2

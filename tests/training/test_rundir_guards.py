@@ -82,3 +82,63 @@ def test_wrong_content_resume_states_are_one_line_errors(micro_data: Path, tmp_p
         train(micro(epochs=2), micro_data, out, resume=True)
     assert "\n" not in str(err.value)
     assert run.log.read_bytes() == before
+
+
+def _lookalike(out: Path) -> dict[str, bytes]:
+    """A user's folder that happens to hold config.yaml + versions.json (not a dcbench run)."""
+    (out / "final").mkdir(parents=True)
+    (out / "assignments").mkdir()
+    files = {"config.yaml": b"arch: alexnet_small\n", "versions.json": b"{}\n",
+             "log.jsonl": b"my notes\n", "final/important.txt": b"my thesis",
+             "assignments/epoch_0000.npy": b"my numbers"}
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    return files
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_lookalike_folder_is_not_taken_for_a_run(micro_data: Path, tmp_path: Path,
+                                                   resume: bool) -> None:
+    out = tmp_path / "lookalike"
+    files = _lookalike(out)
+    with pytest.raises(UserError, match="no dcbench train run"):
+        train(micro(epochs=1), micro_data, out, resume=resume)
+    assert {p.relative_to(out).as_posix(): p.read_bytes()
+            for p in out.rglob("*") if p.is_file()} == files
+
+
+def test_a_run_whose_config_was_replaced_is_refused(micro_data: Path,
+                                                                  tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(micro(epochs=1), micro_data, out)
+    (out / "config.yaml").write_text("my: notes\n")  # replaced by the user
+    with pytest.raises(UserError, match="not the TrainConfig"):
+        train(micro(epochs=2), micro_data, out, resume=True)
+
+
+def test_user_files_inside_a_run_survive_resume_and_final(micro_data: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    train(micro(epochs=1), micro_data, out)
+    (out / "final" / "notes.txt").write_text("my notes")
+    (out / "checkpoints" / "latest" / "mine.txt").write_text("mine")
+    train(micro(epochs=2), micro_data, out, resume=True)
+    assert (out / "final" / "notes.txt").read_text() == "my notes"
+    assert (out / "checkpoints" / "latest" / "mine.txt").read_text() == "mine"
+    assert [r["epoch"] for r in RunDir(out).read_log()] == [0, 1]
+
+
+def test_state_pt_bytes_do_not_depend_on_temp_names(micro_data: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        train(micro(epochs=1), micro_data, out)
+        train(micro(epochs=2), micro_data, out, resume=True)
+    assert RunDir(a).state.read_bytes() == RunDir(b).state.read_bytes()
+    assert (a / "final" / "README.md").read_bytes() == (b / "final" / "README.md").read_bytes()
+
+
+def test_resuming_a_finished_run_keeps_final_bytes(micro_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(micro(epochs=1), micro_data, out)
+    before = {p.name: p.read_bytes() for p in (out / "final").iterdir()}
+    train(micro(epochs=1), micro_data, out, resume=True)
+    assert {p.name: p.read_bytes() for p in (out / "final").iterdir()} == before

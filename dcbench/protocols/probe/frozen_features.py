@@ -18,6 +18,7 @@ from dcbench.protocols.probe.feature_cache import (
     FeatureCache,
     FeatureSet,
     dataset_fingerprint,
+    fits_dataset,
 )
 from dcbench.protocols.probe.pooling import PoolSpec, model_pool_specs, pool_features
 from dcbench.protocols.probe.splits import Sizes, with_transform
@@ -95,12 +96,13 @@ def cached_features(
     keys = {}
     found: dict[str, FeatureSet] = {}
     if cache is not None:
-        fingerprint = dataset_fingerprint(dataset.paths, list(dataset.targets))
+        targets = list(dataset.targets)
+        fingerprint = dataset_fingerprint(dataset.paths, targets)
         sha = model.weights_sha256()
         for layer, spec in specs.items():
             keys[layer] = CacheKey(sha, layer, spec.describe(), fingerprint, transform_desc)
             hit = cache.load(keys[layer])
-            if hit is not None:
+            if hit is not None and fits_dataset(hit, targets):
                 found[layer] = hit
                 if report is not None:  # a hit still reports the files the entry lacks
                     kept = set(hit.indices.tolist())

@@ -9,7 +9,7 @@ measured every `eval_every` iterations; the state is checkpointed at those point
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,21 +42,26 @@ class FinetuneSettings:
     seed: int
 
 
-def endless_batches(dataset: Any, positions: np.ndarray, batch_size: int, seed: int
-                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Reshuffled passes over `positions`, forever; pass p's order and crops fixed by (seed, p)."""
-    subset = Subset(dataset, positions.tolist())
-    epoch = 0
-    while True:
-        generator = epoch_generator(seed, epoch)
-        loader = make_loader(subset, min(batch_size, len(subset)), shuffle=True,
-                             generator=generator)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            for batch in loader:
-                if len(batch):
-                    yield batch.images, batch.labels
-        epoch += 1
+def stream_batch(dataset: Any, positions: np.ndarray, batch_size: int, seed: int, index: int
+                 ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Batch `index` of an endless stream of reshuffled passes over `positions`, computed from
+    the index alone (so a resumed run continues the very stream it was killed in): pass
+    p = index // batches-per-pass has an order fixed by (seed, p); the crops and flips of the
+    batch draw from torch's RNG, which the caller seeds by (seed, index). None when every
+    image of the batch is undecodable."""
+    n = len(positions)
+    size = min(batch_size, n)
+    per_pass = -(-n // size)
+    epoch, slot = divmod(int(index), per_pass)
+    order = torch.randperm(n, generator=epoch_generator(seed, epoch)).numpy()
+    chosen = np.asarray(positions)[order[slot * size:(slot + 1) * size]]
+    batch = next(iter(make_loader(Subset(dataset, chosen.tolist()), len(chosen))))
+    return (batch.images, batch.labels) if len(batch) else None
+
+
+def _step_seed(seed: int, index: int) -> int:
+    """The torch seed of stream batch `index` (its crops, flips and dropout masks)."""
+    return int(torch.randint(2**62, (1,), generator=epoch_generator(seed, index, 1)))
 
 
 def crop_averaged_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -96,7 +101,9 @@ def finetune(
 ) -> list[tuple[int, float]]:
     """Fine-tune `model` in place in the engine's resumable loop; returns
     [(iteration, evaluate(model))] at each eval point (the checkpoint is saved there too, and
-    removed at the end). A resumed run restarts the batch stream seeded by the iteration."""
+    removed at the end). The batch stream and every random draw of a step (crops, flips,
+    dropout) are fixed by the seed and the step's place in the stream, which the checkpoint
+    saves: a run killed and resumed ends with the same weights as an uninterrupted one."""
     generator = torch.Generator().manual_seed(settings.seed)
     model.reset_top_layer(num_classes, generator)
     model.to(device)
@@ -111,15 +118,22 @@ def finetune(
                          progress=progress, extra={"curve": []})
     start = loop.resume()
     curve: list[list[float]] = loop.extra["curve"]
-    batches = endless_batches(train_set, train_positions, settings.batch_size,
-                              settings.seed * 7919 + start)
+    index = int(loop.position.get("batch", start))  # the stream position (saved with the state)
     for it in loop:
         model.train()
-        images, labels = next(batches)
-        loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        with torch.random.fork_rng(devices=[]):  # step randomness fixed by (seed, batch index)
+            batch = None
+            while batch is None:  # a batch of only undecodable images is passed over
+                torch.manual_seed(_step_seed(settings.seed, index))
+                batch = stream_batch(train_set, train_positions, settings.batch_size,
+                                     settings.seed, index)
+                index += 1
+            images, labels = batch
+            loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        loop.position["batch"] = index
         loop.set_postfix(loss=f"{float(loss.detach()):.3f}")
         done = it + 1
         if done % settings.eval_every == 0 or done == settings.iterations:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 
 from dcbench.data import transforms as T
@@ -38,3 +39,46 @@ def test_ten_crop_scores_are_the_softmax_average():
     got = crop_averaged_logits(model, crops)
     expected = torch.stack([model(c).softmax(-1).mean(0) for c in crops])
     torch.testing.assert_close(got, expected)
+
+
+class Killed(Exception):
+    """Stands for SIGKILL: the run stops where it is, only its checkpoint file survives."""
+
+
+def test_a_run_killed_mid_way_and_resumed_equals_an_uninterrupted_one(cls_set, small_net,
+                                                                      tmp_path):
+    # random crops + flips and dropout: every random stream must be tied to the iteration
+    data = find_dataset(cls_set, "train", T.deepcluster_train(32, scale=(0.3, 1.0)))
+    settings = FinetuneSettings(0.01, 1e-4, 0.9, iterations=5, eval_every=2, batch_size=6,
+                                eval_batch_size=8, seed=3)
+    positions = np.arange(0, 28, 2)  # 14 images (2 undecodable): passes of 6 + 6 + 2
+
+    def score(model) -> float:
+        return float(sum(p.detach().double().sum() for p in model.parameters()))
+
+    def run(ckpt, kill_at=None):
+        net = copy.deepcopy(small_net)
+        calls = []
+
+        def evaluate(model):
+            calls.append(1)
+            if len(calls) == kill_at:
+                raise Killed
+            return score(model)
+
+        torch.manual_seed(1234 + (kill_at or 0))  # the caller's global RNG must not matter
+        curve = finetune(net, 4, data, positions, settings, evaluate, device="cpu",
+                         checkpoint=ckpt)
+        return net, curve
+
+    ref, ref_curve = run(tmp_path / "ref.pt")
+    ckpt = tmp_path / "killed.pt"
+    for kill_at in (2, 2):  # killed at iteration 4 (checkpoint of 2), then at 5 (of 4)
+        with pytest.raises(Killed):
+            run(ckpt, kill_at)
+        assert ckpt.is_file()
+    resumed, curve = run(ckpt)
+    assert curve[-1] == ref_curve[-1]
+    for (name, a), b in zip(ref.state_dict().items(), resumed.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
