@@ -123,6 +123,9 @@ def _flag_layer(proto: Any, args: argparse.Namespace) -> dict[str, Any]:
                             f"its config keys: {', '.join(sorted(fields))}")
         if key == "layers":
             value = [v.strip() for v in value.split(",") if v.strip()]
+            if not value:
+                raise UserError(f"--layers {args.layers!r} names no layer; expected e.g. "
+                                "conv3,conv4,conv5")
         layer[key] = value
     return layer
 
@@ -236,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         rows = proto.run(model, args.data, config, run_id=run_id, device=device,
                          progress=progress, work_dir=work_dir)
+        if not rows:  # nothing measured is an error, never a silent success
+            raise UserError(f"{proto.name} produced no result rows for this config and data")
     except UserError:
         # Bad input found by the protocol itself: leave no half-made run behind.
         if created:
