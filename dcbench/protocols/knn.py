@@ -44,7 +44,7 @@ class KNNConfig(ProtocolConfig):
 
     layers: list[str] = bounded(default_factory=lambda: list(CONV_LAYERS), min_len=1)
     k: int = bounded(20, ge=1, le=MAX_COUNT)
-    temperature: float = bounded(0.07, gt=0)
+    temperature: float = bounded(0.07, gt=0, le=100)
     pooling: str = bounded("dc2018", choices=POOLING_TABLES)
     fast: bool = True
     batch_size: int = bounded(128, ge=1, le=MAX_COUNT)

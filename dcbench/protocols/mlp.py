@@ -47,7 +47,8 @@ LAYER_LABEL = "fc6-8"  # what the result rows call the trained part
 class MLPConfig(FrozenProbeConfig):
     """mlp settings (see the module docstring for which are published and which are ours)."""
 
-    weight_decays: list[float] = bounded(default_factory=lambda: [1e-4, 5e-4], ge=0, min_len=1)
+    weight_decays: list[float] = bounded(default_factory=lambda: [1e-4, 5e-4],
+                                         ge=0, le=1, min_len=1)
     schedule: Literal["sqrt", "step", "constant"] = "step"
     milestones: list[int] = bounded(default_factory=lambda: [30, 60], ge=1, le=MAX_COUNT)
 

@@ -80,10 +80,10 @@ class VOC07DetConfig(VOCFinetuneConfig):
     split: Literal["trainval", "train"] = "trainval"
     iterations: int = bounded(150000, ge=1, le=MAX_COUNT)
     batch_size: int = bounded(2, ge=1, le=MAX_COUNT)
-    lr: float = bounded(0.001, gt=0)
+    lr: float = bounded(0.001, gt=0, le=10)
     stepsize: int = bounded(50000, ge=1, le=MAX_COUNT)
-    lr_gamma: float = bounded(0.1, ge=0)
-    weight_decay: float = bounded(5e-4, ge=0)
+    lr_gamma: float = bounded(0.1, ge=0, le=1)
+    weight_decay: float = bounded(5e-4, ge=0, le=1)
     train_scales: tuple[int, ...] = bounded((480, 576, 688, 864, 1200), ge=16, le=MAX_IMAGE_SIDE,
                                             min_len=1)
     train_max_size: int = bounded(2000, ge=16, le=MAX_IMAGE_SIDE)

@@ -65,15 +65,15 @@ class VOC07LowShotSVMConfig(ProtocolConfig):
     samples: int = bounded(5, ge=1, le=1000)
     samples_file: str = ""
     cost_selection: Literal["cv", "test"] = "cv"
-    single_shot_cost: float = bounded(1.0, gt=0)
+    single_shot_cost: float = bounded(1.0, gt=0, le=1e6)
     pooling: str = bounded("goyal2019", choices=POOLING_TABLES)
     resize_short: int | None = bounded(256, ge=16, le=MAX_IMAGE_SIDE)
     cost_list: str = bounded("vissl", choices=tuple(COST_LISTS))
-    costs: list[float] = bounded(default_factory=list, gt=0)
+    costs: list[float] = bounded(default_factory=list, gt=0, le=1e6)
     folds: int = bounded(3, ge=2, le=1000)
-    tol: float = bounded(1e-4, gt=0)
+    tol: float = bounded(1e-4, gt=0, le=1)
     max_iter: int = bounded(2000, ge=1, le=MAX_COUNT)
-    positive_weight: float = bounded(2.0, gt=0)
+    positive_weight: float = bounded(2.0, gt=0, le=1e6)
     fast: bool = True
     batch_size: int = bounded(64, ge=1, le=MAX_COUNT)
     jobs: int = bounded(-1, ge=-1, le=MAX_WORKERS, exclude=(0,))

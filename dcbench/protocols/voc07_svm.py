@@ -63,11 +63,11 @@ class VOC07SVMConfig(ProtocolConfig):
     pooling: str = bounded("goyal2019", choices=POOLING_TABLES)
     resize_short: int | None = bounded(256, ge=16, le=MAX_IMAGE_SIDE)
     cost_list: str = bounded("vissl", choices=tuple(COST_LISTS))
-    costs: list[float] = bounded(default_factory=list, gt=0)  # overrides cost_list
+    costs: list[float] = bounded(default_factory=list, gt=0, le=1e6)  # overrides cost_list
     folds: int = bounded(3, ge=2, le=1000)
-    tol: float = bounded(1e-4, gt=0)
+    tol: float = bounded(1e-4, gt=0, le=1)
     max_iter: int = bounded(2000, ge=1, le=MAX_COUNT)
-    positive_weight: float = bounded(2.0, gt=0)
+    positive_weight: float = bounded(2.0, gt=0, le=1e6)
     train_split: str = "trainval"
     test_split: str = "test"
     fast: bool = True  # read/fill the shared feature cache

@@ -68,10 +68,10 @@ class VOC12SegConfig(VOCFinetuneConfig):
     iterations: int = bounded(150000, ge=1, le=MAX_COUNT)
     # images per iteration (FCN iter_size), one forward each
     batch_size: int = bounded(20, ge=1, le=MAX_COUNT)
-    lr: float = bounded(1e-4, gt=0)
+    lr: float = bounded(1e-4, gt=0, le=10)
     stepsize: int = bounded(50000, ge=1, le=MAX_COUNT)
-    lr_gamma: float = bounded(0.1, ge=0)
-    weight_decay: float = bounded(5e-4, ge=0)
+    lr_gamma: float = bounded(0.1, ge=0, le=1)
+    weight_decay: float = bounded(5e-4, ge=0, le=1)
     loss_normalize: bool = False  # False: sum over pixels (FCN); True: mean over pixels
     flip: bool = False
     reinit_fc: bool = False  # True: fc6/fc7 re-initialised N(0, 0.01), bias 0.1

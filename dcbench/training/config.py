@@ -37,7 +37,7 @@ class TrainConfig:
     pca_dim: int = bounded(256, ge=1, le=MAX_COUNT)
     kmeans_iters: int = bounded(20, ge=1, le=100000)
     pic_nnn: int = bounded(5, ge=1, le=10000)
-    pic_sigma: float = bounded(0.2, gt=0)
+    pic_sigma: float = bounded(0.2, gt=0, le=1e3)
     pic_alpha: float = bounded(0.001, ge=0, le=1)
     pic_iters: int = bounded(200, ge=1, le=100000)
     pic_singletons: Literal["redistribute", "keep", "drop"] = "redistribute"
@@ -48,11 +48,11 @@ class TrainConfig:
     subset_size: int = bounded(0, ge=0, le=MAX_COUNT)
     # optimisation (constant LR, no schedule)
     epochs: int = bounded(200, ge=1, le=1000000)
-    lr: float = bounded(0.05, ge=0)
+    lr: float = bounded(0.05, ge=0, le=10)
     momentum: float = bounded(0.9, ge=0, lt=1)
-    weight_decay: float = bounded(1e-5, ge=0)
+    weight_decay: float = bounded(1e-5, ge=0, le=1)
     batch_size: int = bounded(256, ge=1, le=MAX_COUNT)
-    reassign: float = bounded(1.0, gt=0)  # draws per epoch = reassign x (images clustered)
+    reassign: float = bounded(1.0, gt=0, le=1e3)  # draws per epoch = reassign x (images clustered)
     # >0: stochastic gradient over targets, rows updated per batch
     sgt: int = bounded(0, ge=0, le=MAX_COUNT)
     # uniform: exactly uniform over clusters (thesis 3.2); official-2018: the released code's

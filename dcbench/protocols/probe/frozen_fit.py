@@ -42,14 +42,15 @@ class FrozenProbeConfig(ProtocolConfig):
     cheaper, different protocol (benchmarks/probes.py measures time and top-1 gap).
     """
 
-    lrs: list[float] = bounded(default_factory=lambda: [0.01], gt=0, min_len=1)
+    lrs: list[float] = bounded(default_factory=lambda: [0.01], gt=0, le=10, min_len=1)
     momentum: float = bounded(0.9, ge=0, lt=1)
-    weight_decays: list[float] = bounded(default_factory=lambda: [1e-7, 1e-4], ge=0, min_len=1)
+    weight_decays: list[float] = bounded(default_factory=lambda: [1e-7, 1e-4],
+                                         ge=0, le=1, min_len=1)
     weight_decay_selection: Literal["heldout", "fixed"] = "heldout"
-    weight_decay: float = bounded(1e-7, ge=0)
+    weight_decay: float = bounded(1e-7, ge=0, le=1)
     schedule: Literal["sqrt", "step", "constant"] = "sqrt"
     milestones: list[int] = bounded(default_factory=list, ge=1, le=MAX_COUNT)
-    gamma: float = bounded(0.1, ge=0)
+    gamma: float = bounded(0.1, ge=0, le=1)
     epochs: int = bounded(90, ge=1, le=MAX_COUNT)
     batch_size: int = bounded(256, ge=1, le=MAX_COUNT)
     eval_batch_size: int = bounded(128, ge=1, le=MAX_COUNT)
