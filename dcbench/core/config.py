@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from dcbench.core.bounds import MAX_SEED, bounds_problems, field_bounds
+from dcbench.core.bounds import MAX_SEED, bounds_problems
 from dcbench.core.errors import UserError
 
 T = TypeVar("T")
@@ -30,8 +30,12 @@ def parse_yaml_text(text: str, where: str) -> Any:
     try:
         return yaml.safe_load(text)
     except PARSE_ERRORS as err:
-        reason = "nested too deeply" if isinstance(err, RecursionError) else \
-            " ".join(str(err).split())[:200]
+        if isinstance(err, RecursionError):
+            reason = "nested too deeply"
+        elif isinstance(err, ValueError) and "digits" in str(err):
+            reason = "a number with thousands of digits"
+        else:
+            reason = " ".join(str(err).split())[:200]
         raise UserError(f"{where} is not valid YAML: {reason}") from None
 
 
@@ -143,11 +147,6 @@ def check_bounds(config: Any, prefix: str = "") -> None:
     """Refuse (one line naming the key) a value outside its field's declared `bounded` range."""
     for key, problem, value in bounds_problems(config, prefix):
         raise UserError(f"config key '{key}' {problem}, got {value!r:.60}")
-
-
-def declared_bounds(cls: type) -> dict[str, Any]:
-    """{key: Bounds} of the fields of dataclass `cls` that declare a range."""
-    return {f.name: field_bounds(f) for f in dataclasses.fields(cls) if field_bounds(f)}
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:

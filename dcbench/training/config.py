@@ -83,21 +83,12 @@ class TrainConfig:
     progress: bool = False  # force the progress bar when stderr is not a terminal
 
     def validate(self) -> TrainConfig:
-        """Refuse impossible values with a UserError naming the key."""
+        """Refuse impossible values with a UserError naming the key: each key's declared
+        range (also for a config built in Python), then the rules across keys."""
+        cfg.check_bounds(self)
         checks = [
-            (self.k >= 1, "k must be >= 1"),
-            (self.pca_dim >= 1, "pca_dim must be >= 1"),
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.lr >= 0, "lr must be >= 0"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.reassign > 0, "reassign must be > 0"),
-            (self.sgt >= 0, "sgt must be >= 0 (0 = off)"),
-            (self.subset_size >= 0, "subset_size must be >= 0 (0 = whole dataset)"),
-            (self.input_size >= 0 and self.resize >= 0, "input_size/resize must be >= 0"),
-            (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale must be 0<a<=b<=1"),
-            (0 < self.crop_ratio[0] <= self.crop_ratio[1], "crop_ratio must be 0<a<=b"),
-            (self.workers >= 0, "workers must be >= 0"),
-            (self.diagnostics_max >= 0, "diagnostics_max must be >= 0 (0 = all images)"),
+            (self.crop_scale[0] <= self.crop_scale[1], "crop_scale must be 0<a<=b<=1"),
+            (self.crop_ratio[0] <= self.crop_ratio[1], "crop_ratio must be 0<a<=b"),
             (self.clustering_backend in ("auto", "faiss", "torch"),
              "clustering_backend must be auto, faiss or torch"),
             (self.input_pipeline in ("auto", "cpu", "gpu"),
