@@ -121,6 +121,22 @@ class Steps:
         return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
+def _read_state(path: Path) -> dict:
+    """The demo state file, checked: a JSON object whose `done` is a list of step strings."""
+    torn = UserError(f"{path} is not a demo state file (torn or edited); start a new demo "
+                     "with another --out")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        raise torn from None
+    if not isinstance(state, dict):
+        raise torn
+    done = state.get("done", [])
+    if not isinstance(done, list) or not all(isinstance(step, str) for step in done):
+        raise torn
+    return state
+
+
 def _prepare(args: argparse.Namespace, store: str) -> dict:
     """Check --out (new, --force, or --resume) and return the demo state to continue."""
     out: Path = args.out
@@ -131,7 +147,7 @@ def _prepare(args: argparse.Namespace, store: str) -> dict:
         if not state_path.is_file():
             raise UserError(f"nothing to resume in {out} (no {STATE_FILE}); run without "
                             "--resume")
-        state = json.loads(state_path.read_text())
+        state = _read_state(state_path)
         saved = {k: state.get(k) for k in settings}
         if saved != settings:
             raise UserError(f"{out} holds a demo with {saved}; resume with the same "

@@ -143,6 +143,9 @@ def _flag_layer(proto: Any, args: argparse.Namespace) -> dict[str, Any]:
                             f"its config keys: {', '.join(sorted(fields))}")
         if key == "layers":
             value = [v.strip() for v in value.split(",") if v.strip()]
+            if not value:
+                raise UserError(f"--layers {args.layers!r} names no layer; expected e.g. "
+                                "conv3,conv4,conv5")
         layer[key] = value
     return layer
 
@@ -382,6 +385,8 @@ def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
     try:
         rows = proto.run(model, args.data, config, run_id=run_id, device=device,
                          progress=progress, work_dir=work_dir)
+        if not rows:  # nothing measured is an error, never a silent success
+            raise UserError(f"{proto.name} produced no result rows for this config and data")
     except Exception as err:
         _on_failure(work_dir, fresh, created, isinstance(err, UserError), before)
         raise

@@ -13,7 +13,7 @@ from dcbench.leaderboards.headlines import headline_for
 from dcbench.models.checkpoints import save_hub_dir
 from dcbench.models.converters import CONVERTER_NAMES, OFFICIAL, load_converted
 from dcbench.models.sources.catalog import CatalogEntry, get_entry, list_entries
-from dcbench.models.sources.hf import parse_hf_spec, push_hf
+from dcbench.models.sources.hf import check_revision, parse_hf_spec, push_hf
 from dcbench.models.sources.pull import entry_card, is_cached, pull
 
 HELP = "Checkpoint catalog and model hub: list, pull, convert legacy checkpoints, cards, push."
@@ -190,6 +190,8 @@ def _card(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
 
     repo, _ = parse_hf_spec(args.repo)
+    if args.revision is not None:  # offline, before the card is written
+        check_revision(args.revision)
     folder = resolve_hub_folder(args.target)
     write_card(folder, store_path=args.store, hub_repo=repo)
     url = push_hf(folder, repo, private=args.private, revision=args.revision)

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from dcbench.cli.arg_types import float_in, seed
 from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_file, write_bytes
 from dcbench.models.factory import load_model
-from dcbench.viz.activations import activations_image, find_top_activations
+from dcbench.viz.activations import activations_image, check_channels, find_top_activations
 from dcbench.viz.ascent import OBJECTIVES, AscentConfig, ascent_figure
 from dcbench.viz.curves import curves_figure, figure_png, read_curves, run_label
 from dcbench.viz.filters import effective_filters, filter_grid
@@ -41,26 +42,31 @@ EPILOG = """examples:
   dcbench viz curves runs/tiny runs/tiny-rgb --out curves.png
 """
 
+MAX_LIST_INDEX = 1_000_000  # above any layer width or viz dataset: a typo, not a request
 VERBS = ("filters", "neighbors", "activations", "gradient-ascent", "curves")
 
 
-def parse_channels(text: str) -> list[int]:
-    """`0,3,5-7` -> [0, 3, 5, 6, 7] (order kept, duplicates dropped)."""
+def parse_channels(text: str, what: str = "channel") -> list[int]:
+    """`0,3,5-7` -> [0, 3, 5, 6, 7] (order kept, duplicates dropped); `what` names the list
+    in errors (channel, query index). Numbers are in [0, MAX_LIST_INDEX]."""
     out: list[int] = []
     try:
         for part in text.split(","):
             part = part.strip()
             if "-" in part:
                 lo, hi = (int(v) for v in part.split("-", 1))
-                if hi < lo:
+                if not 0 <= lo <= hi <= MAX_LIST_INDEX:
                     raise ValueError
                 out.extend(range(lo, hi + 1))
             elif part:
                 out.append(int(part))
+                if not 0 <= out[-1] <= MAX_LIST_INDEX:
+                    raise ValueError
     except ValueError:
-        raise UserError(f"bad channel list {text!r}; expected e.g. 0,3,5-7") from None
+        raise UserError(f"bad {what} list {text!r}; expected numbers in [0, {MAX_LIST_INDEX}] "
+                        "and ranges low-high, e.g. 0,3,5-7") from None
     if not out:
-        raise UserError("no channels chosen; expected e.g. 0,3,5-7")
+        raise UserError(f"no {what} chosen; expected e.g. 0,3,5-7")
     return list(dict.fromkeys(out))
 
 
@@ -141,17 +147,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", default="conv3")
     p.add_argument("--channels", default="0-5", help="e.g. 0-5 or 3,17 (default 0-5)")
     p.add_argument("--iters", type=_positive, default=d.iters)
-    p.add_argument("--lr", type=float, default=d.lr,
+    p.add_argument("--lr", type=float_in(0, 1e3, open_low=True), default=d.lr,
                    help=f"RMS step per normalised input value (default {d.lr})")
-    p.add_argument("--wd", type=float, default=d.weight_decay, help="L2 penalty on the input")
-    p.add_argument("--sigma", type=float, default=d.sigma, help="Gaussian blur sigma (pixels)")
+    p.add_argument("--wd", type=float_in(0, 1e6), default=d.weight_decay,
+                   help="L2 penalty on the input")
+    p.add_argument("--sigma", type=float_in(0, 100), default=d.sigma,
+                   help="Gaussian blur sigma (pixels)")
     p.add_argument("--blur-every", type=_positive, default=d.blur_every,
                    help="blur after every N steps (thesis: 5)")
     p.add_argument("--objective", choices=OBJECTIVES, default=d.objective,
                    help="ce: official -CE over channel means (selective); mean: channel mean")
-    p.add_argument("--noise-std", type=float, default=d.noise_std)
+    p.add_argument("--noise-std", type=float_in(0, 10), default=d.noise_std)
     p.add_argument("--size", type=_positive, default=None, help="input side (default: native)")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=seed, default=d.seed)
     p.add_argument("--device", default="cpu")
     p.add_argument("--columns", type=_positive, default=None, help="default: all in one row")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -196,7 +204,8 @@ def _run_neighbors(args: argparse.Namespace) -> int:
     models = [_load(args.model, args.device)]
     if args.compare:
         models.append(_load(args.compare, args.device))
-    query_indices = parse_channels(args.query_indices) if args.query_indices else None
+    query_indices = parse_channels(args.query_indices, "query index") \
+        if args.query_indices else None
     result = find_neighbors(models, args.data, layer=args.layer, k=args.k,
                             n_queries=args.queries, query_indices=query_indices, grid=args.grid,
                             max_images=args.max_images, batch_size=args.batch_size,
@@ -230,8 +239,10 @@ def _run_ascent(args: argparse.Namespace) -> int:
                           blur_every=args.blur_every, objective=args.objective,
                           noise_std=args.noise_std, size=args.size, seed=args.seed)
     config.validate()
-    model = _load(args.model, args.device)
     channels = parse_channels(args.channels)
+    model = _load(args.model, args.device)
+    model.check_layers([args.layer])  # the layer and every channel, before any step runs
+    check_channels(channels, model.tap_channels(args.layer), args.layer)
     if args.scale is None:
         args.scale = max(1, math.ceil(128 / int(config.size or model.config["input_size"])))
     total = len(channels) * config.iters

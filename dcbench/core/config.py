@@ -8,6 +8,7 @@ config (plus versions) next to its outputs so the run can be repeated exactly.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -15,9 +16,27 @@ from typing import Any, TypeVar
 
 import yaml
 
+from dcbench.core.bounds import MAX_SEED, bounds_problems
 from dcbench.core.errors import UserError
 
 T = TypeVar("T")
+# What a hostile YAML/JSON text can raise besides YAMLError: a 5000-digit integer
+# (ValueError), 100k nested brackets (RecursionError), bytes that are not UTF-8.
+PARSE_ERRORS = (yaml.YAMLError, ValueError, RecursionError, UnicodeDecodeError)
+
+
+def parse_yaml_text(text: str, where: str) -> Any:
+    """`yaml.safe_load(text)`, every parse failure as one UserError naming `where`."""
+    try:
+        return yaml.safe_load(text)
+    except PARSE_ERRORS as err:
+        if isinstance(err, RecursionError):
+            reason = "nested too deeply"
+        elif isinstance(err, ValueError) and "digits" in str(err):
+            reason = "a number with thousands of digits"
+        else:
+            reason = " ".join(str(err).split())[:200]
+        raise UserError(f"{where} is not valid YAML: {reason}") from None
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -50,7 +69,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         return from_dict(annotation, value, prefix=f"{key}.")
     if origin in (list, tuple):
         if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else value.split(",")
+            value = parse_yaml_text(value, f"config key '{key}'") \
+                if value.strip().startswith("[") else value.split(",")
         if not isinstance(value, list | tuple):
             value = [value]
         if origin is tuple and args and args[-1] is not Ellipsis:
@@ -81,32 +101,52 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             return bool(value)
         raise UserError(f"config key '{key}': expected true/false, got {value!r}")
     if annotation in (int, float, str):
-        if isinstance(value, bool) and annotation is not str:
-            raise UserError(f"config key '{key}': expected {annotation.__name__}, got {value!r}")
-        try:
-            if annotation is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            if annotation is int and isinstance(value, str):
-                value = float(value) if any(c in value for c in ".eE") else int(value)
-            return annotation(value)
-        except (TypeError, ValueError):
-            raise UserError(
-                f"config key '{key}': expected {annotation.__name__}, got {value!r}"
-            ) from None
+        return _scalar(value, annotation, key)
     return value
+
+
+def _scalar(value: Any, annotation: type, key: str) -> Any:
+    """An int (within +-2**63), a finite float or a string from a scalar; else a UserError."""
+    expected = {int: "an integer", float: "a finite number", str: "a string"}[annotation]
+    wrong = UserError(f"config key '{key}': expected {expected}, got {value!r:.60}")
+    if isinstance(value, list | tuple | dict | set) or value is None:
+        raise wrong
+    if isinstance(value, bool) and annotation is not str:
+        raise wrong
+    try:
+        if annotation is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        if annotation is int and isinstance(value, str):
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        result = annotation(value)
+    except (TypeError, ValueError, OverflowError):
+        raise wrong from None
+    if annotation is float and not math.isfinite(result):
+        raise wrong
+    if annotation is int and not -MAX_SEED - 1 <= result <= MAX_SEED:
+        raise wrong
+    return result
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build dataclass `cls` from a dict, refusing unknown keys (a typo must not be silent)."""
     types_by_name = _field_types(cls)
-    unknown = sorted(set(data) - set(types_by_name))
+    unknown = sorted(str(k) for k in set(data) - set(types_by_name))
     if unknown:
         raise UserError(
             f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
             f"valid: {', '.join(prefix + k for k in sorted(types_by_name))}"
         )
     kwargs = {k: _coerce(v, types_by_name[k], prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
+    config = cls(**kwargs)
+    check_bounds(config, prefix)
+    return config
+
+
+def check_bounds(config: Any, prefix: str = "") -> None:
+    """Refuse (one line naming the key) a value outside its field's declared `bounded` range."""
+    for key, problem, value in bounds_problems(config, prefix):
+        raise UserError(f"config key '{key}' {problem}, got {value!r:.60}")
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -116,11 +156,14 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
         if "=" not in pair:
             raise UserError(f"--set expects key=value, got {pair!r}")
         key, raw = pair.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = parse_yaml_text(raw, f"--set {key.strip()}") if raw != "" else ""
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {key.strip()}: {part!r} was set to a value above; "
+                                "it cannot also hold keys")
         node[parts[-1]] = value
     return out
 
@@ -142,9 +185,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise UserError(f"config file {path} is not valid YAML: {err}") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise UserError(f"cannot read config file {path}: {err.strerror or err}") from None
+    data = parse_yaml_text(text, f"config file {path}") or {}
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping at top level")
     return data

@@ -50,6 +50,14 @@ MAX_PIXELS_PER_BYTE: int = 10_000
 is a truncated file or a decompression bomb: refused before any pixel is decoded. Real
 photos hold well under 100 pixels per byte; a flat-colour PNG about 1,000 (deflate's limit)."""
 _DENSITY_FLOOR = 4_000_000
+MAX_DECODE_BYTES: int = 8 * MAX_PIXELS
+"""Memory budget of one decode, counted from the header before any pixel is decoded: pixels x
+the bytes per pixel of decoding that mode and converting it to RGB (`decode_cost`). An 8-bit
+RGB image of `MAX_PIXELS` fits exactly; a 7900x7900 16-bit PNG (1.4 GB of work) does not."""
+_RGB_OUT = 4  # PIL keeps an RGB pixel in 4 bytes
+# bytes per pixel of PIL's decoded buffer, by mode (1-band 8-bit modes take 1, others 4)
+_DECODED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_WIDE_WORK = 16  # `to_rgb` of I/F modes: a float64 copy plus one float64 temporary
 _DRAFT_SCALES = (2, 4, 8)  # the reductions libjpeg can decode directly
 
 _PIL_FLAGS_LOCK = threading.Lock()
@@ -117,6 +125,12 @@ def _is_jpeg(path: Path) -> bool:
         return handle.read(3) == b"\xff\xd8\xff"
 
 
+def decode_cost(mode: str) -> int:
+    """Bytes of memory per pixel to decode an image of PIL `mode` and convert it to RGB."""
+    wide = mode.startswith("I") or mode == "F"
+    return _DECODED_BYTES.get(mode, 4) + (_WIDE_WORK if wide else 0) + _RGB_OUT
+
+
 def _header_problem(img: Image.Image, n_bytes: int, max_pixels: int) -> str | None:
     """Why the header alone rules the file out (None when it may be decoded)."""
     width, height = img.size
@@ -124,6 +138,11 @@ def _header_problem(img: Image.Image, n_bytes: int, max_pixels: int) -> str | No
     if pixels > _DENSITY_FLOOR and pixels > MAX_PIXELS_PER_BYTE * n_bytes:
         return (f"implausible header ({width}x{height} in {n_bytes} bytes): truncated file or "
                 "decompression bomb")
+    cost = pixels * decode_cost(img.mode)
+    if cost > MAX_DECODE_BYTES and img.format != "JPEG":  # JPEG: `draft` reduces it below
+        return (f"too large to decode ({width}x{height} {img.mode} {img.format}: "
+                f"{cost / 2**20:.0f} MiB of work, over the {MAX_DECODE_BYTES / 2**20:.0f} MiB "
+                "budget)")
     if pixels > max_pixels:
         if img.format != "JPEG":
             return (f"too large ({width}x{height} {img.format}, over {max_pixels} pixels; "

@@ -10,6 +10,7 @@ stratified by class with a seeded shuffle, in the same layout as the synthetic s
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -56,6 +57,11 @@ def make_digits_set(out: str | os.PathLike, *, size: int = 64, val_fraction: flo
     if per_class is not None and per_class < 4:
         raise UserError(f"--per-class must be at least 4 (train and val per digit), got "
                         f"{per_class}")
+    n_images = 10 * per_class if per_class is not None else len(load_digits().target)
+    n_val = math.ceil(val_fraction * n_images)  # sklearn's rounding of test_size
+    if min(n_val, n_images - n_val) < 10:
+        raise UserError(f"--val-fraction {val_fraction:g} leaves {n_images - n_val} train and "
+                        f"{n_val} val images of {n_images}; each split needs one per digit")
     digits = load_digits()
     train, val = digit_split(val_fraction, seed, per_class)
     out = Path(out).expanduser()

@@ -85,8 +85,11 @@ def scan_folder(folder: str | os.PathLike) -> Listing:
                     listing.problems.append(f"{path}: skipped (a folder named like an image)")
             elif is_file:
                 (listing.images if looks_like_image else listing.other).append(entry.name)
-            elif entry.is_symlink():
+            elif entry.is_symlink() and not os.path.exists(path):
                 listing.problems.append(f"{path}: skipped (dangling symlink)")
+            elif entry.is_symlink() or looks_like_image:  # a device, FIFO or socket
+                target = f"a link to {os.path.realpath(path)}, " if entry.is_symlink() else ""
+                listing.problems.append(f"{path}: skipped ({target}not a regular file)")
     for names in (listing.dirs, listing.images, listing.other):
         names.sort()
     return listing

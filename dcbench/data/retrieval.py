@@ -13,6 +13,7 @@ which are skipped and reported.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -56,8 +57,12 @@ class Query:
 def _names(path: Path) -> list[str]:
     if not path.is_file():
         raise UserError(f"retrieval ground-truth file not found: {path}", detail=LAYOUT)
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"retrieval ground-truth file {path} is not UTF-8 text "
+                        f"(byte {err.start})", detail=LAYOUT) from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def read_query(gt_dir: Path, name: str) -> Query:
@@ -71,6 +76,9 @@ def read_query(gt_dir: Path, name: str) -> Query:
         box = tuple(float(v) for v in parts[1:])
     except ValueError:
         raise UserError(f"{gt_dir / (name + '_query.txt')}: the box is not numeric") from None
+    if not all(math.isfinite(v) for v in box):
+        raise UserError(f"{gt_dir / (name + '_query.txt')}: the box {parts[1:]} is not four "
+                        "finite numbers")
     image = parts[0].removeprefix("oxc1_")
     good = set(_names(gt_dir / f"{name}_good.txt")) | set(_names(gt_dir / f"{name}_ok.txt"))
     return Query(name, image, box, frozenset(good), frozenset(_names(gt_dir / f"{name}_junk.txt")))

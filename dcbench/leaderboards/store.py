@@ -86,6 +86,9 @@ def schema_version(conn: sqlite3.Connection) -> int:
     if not exists:
         return 0
     row = conn.execute("SELECT version FROM schema_version").fetchone()
+    if row and (isinstance(row[0], bool) or not isinstance(row[0], int)):
+        raise UserError(f"results store schema_version is {row[0]!r:.40}, not an integer: the "
+                        "file is corrupt or not a dcbench store")
     return int(row[0]) if row else 0
 
 
@@ -293,8 +296,17 @@ class ResultsStore:
         sql = f"SELECT {', '.join(RESULT_FIELDS)} FROM results{where} ORDER BY id"
         with self._connect() as conn:
             frame = _retry(lambda: pd.read_sql_query(sql, conn, params=params))
-        frame["seed"] = frame["seed"].astype("Int64").mask(frame["seed"] == NO_SEED)
-        frame["value"] = frame["value"].astype(float)
+        values = pd.to_numeric(frame["value"], errors="coerce")
+        if (values.isna() & frame["value"].notna()).any():
+            bad = frame.loc[values.isna() & frame["value"].notna(), "value"].tolist()[:3]
+            raise UserError(f"results store {self.path} holds non-numeric values ({bad!r:.60}) "
+                            "in its results table: the file is corrupt")
+        seeds = pd.to_numeric(frame["seed"], errors="coerce")
+        if seeds.isna().any():
+            raise UserError(f"results store {self.path} holds non-integer seeds: the file is "
+                            "corrupt")
+        frame["seed"] = seeds.astype("Int64").mask(seeds == NO_SEED)
+        frame["value"] = values.astype(float)
         return frame
 
     def runs(self) -> pd.DataFrame:

@@ -19,6 +19,9 @@ from dcbench.core.errors import UserError
 MAX_CLASSES = 1_000_000
 MAX_INPUT_SIZE = 4096
 MAX_SEED = 2**63 - 1
+# Normalisation (x - mean) / std of pixels in [0, 1] (or [0, 255] for Caffe-style models):
+# a std below 1e-3 (1e-320 is 0 in float32) saturates every layer, so every probe is at chance.
+MIN_STD, MAX_STD, MAX_MEAN = 1e-3, 1e3, 1e3
 
 # keys written by dcbench next to the build keys (provenance and bookkeeping), never built
 METADATA_KEYS = frozenset({
@@ -36,12 +39,12 @@ def _flag(value: Any) -> bool:
     return isinstance(value, bool) or (_int_in(value, 0, 1))
 
 
-def _triple(value: Any, positive: bool) -> bool:
+def _triple(value: Any, low: float, high: float) -> bool:
     if not isinstance(value, list | tuple) or len(value) != 3:
         return False
     ok = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
              for v in value)
-    return ok and (not positive or all(v > 0 for v in value))
+    return ok and all(low <= v <= high for v in value)
 
 
 _RULES: dict[str, tuple[Any, str]] = {
@@ -51,8 +54,10 @@ _RULES: dict[str, tuple[Any, str]] = {
     "num_classes": (lambda v: _int_in(v, 0, MAX_CLASSES), f"an integer in [0, {MAX_CLASSES}]"),
     "input_size": (lambda v: _int_in(v, 16, MAX_INPUT_SIZE),
                    f"an integer in [16, {MAX_INPUT_SIZE}]"),
-    "mean": (lambda v: _triple(v, False), "a list of 3 finite numbers"),
-    "std": (lambda v: _triple(v, True), "a list of 3 positive numbers"),
+    "mean": (lambda v: _triple(v, -MAX_MEAN, MAX_MEAN),
+             f"a list of 3 numbers in [-{MAX_MEAN:g}, {MAX_MEAN:g}]"),
+    "std": (lambda v: _triple(v, MIN_STD, MAX_STD),
+            f"a list of 3 numbers in [{MIN_STD:g}, {MAX_STD:g}]"),
 }
 
 
@@ -91,6 +96,9 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path} is not valid JSON ({err})") from None
+    except (ValueError, RecursionError):  # a 5000-digit number, 100k nested brackets
+        raise UserError(f"{path} is not valid JSON (nested too deeply or a number too long)"
+                        ) from None
     except OSError as err:
         raise UserError(f"cannot read {path}: {err.strerror or err}") from None
     return check_model_config(data, str(path))

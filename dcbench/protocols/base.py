@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from dcbench.core.bounds import MAX_SEED, bounded
 from dcbench.core.config import resolve, to_dict
 from dcbench.core.errors import UserError, did_you_mean
 from dcbench.core.provenance import code_revision, config_hash, device_name
@@ -53,7 +54,7 @@ class ProtocolConfig:
     """Fields every protocol config has; subclasses add their own (all with defaults)."""
 
     dialect: str = "dc2018"
-    seed: int = 0
+    seed: int = bounded(0, ge=0, le=MAX_SEED)
 
 
 class Protocol(abc.ABC):

@@ -18,6 +18,7 @@ import faiss
 import numpy as np
 import torch
 
+from dcbench.core.bounds import MAX_COUNT, bounded
 from dcbench.core.errors import UserError
 from dcbench.protocols.base import (
     CONV_LAYERS,
@@ -30,6 +31,7 @@ from dcbench.protocols.base import (
 )
 from dcbench.protocols.metrics import topk_accuracy
 from dcbench.protocols.probe.frozen_features import frozen_features
+from dcbench.protocols.probe.pooling import POOLING_TABLES
 from dcbench.protocols.probe.splits import load_splits
 
 if TYPE_CHECKING:
@@ -40,12 +42,12 @@ if TYPE_CHECKING:
 class KNNConfig(ProtocolConfig):
     """Weighted k-NN (InstDisc/DINO convention): `k` neighbours, vote weight exp(cos / T)."""
 
-    layers: list[str] = dataclasses.field(default_factory=lambda: list(CONV_LAYERS))
-    k: int = 20
-    temperature: float = 0.07
-    pooling: str = "dc2018"
+    layers: list[str] = bounded(default_factory=lambda: list(CONV_LAYERS), min_len=1)
+    k: int = bounded(20, ge=1, le=MAX_COUNT)
+    temperature: float = bounded(0.07, gt=0, le=100)
+    pooling: str = bounded("dc2018", choices=POOLING_TABLES)
     fast: bool = True
-    batch_size: int = 128
+    batch_size: int = bounded(128, ge=1, le=MAX_COUNT)
     eval_split: str = "val"
 
 

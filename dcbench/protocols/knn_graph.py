@@ -17,6 +17,7 @@ import numpy as np
 
 from dcbench.clustering.diagnostics import ratio_edge_intra_class_per_class
 from dcbench.clustering.preprocess import preprocess_features
+from dcbench.core.bounds import MAX_COUNT, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_text
 from dcbench.data.folders import find_dataset
@@ -43,12 +44,12 @@ class KNNGraphConfig(ProtocolConfig):
     `pca_dim`, then L2)."""
 
     layers: list[str] = dataclasses.field(default_factory=list)
-    k: int = 10
+    k: int = bounded(10, ge=1, le=MAX_COUNT)
     split: str = "val"
     preprocess: Literal["none", "l2", "pca-whiten"] = "none"
-    pca_dim: int = 256
+    pca_dim: int = bounded(256, ge=1, le=MAX_COUNT)
     fast: bool = True
-    batch_size: int = 128
+    batch_size: int = bounded(128, ge=1, le=MAX_COUNT)
 
 
 def knn_graph_metrics(x: np.ndarray, labels: np.ndarray, k: int = 10

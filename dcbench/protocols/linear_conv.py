@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dcbench.core.bounds import bounded
 from dcbench.core.errors import UserError
 from dcbench.data.loader import DecodeReport
 from dcbench.engine.resumable import status
@@ -54,8 +55,8 @@ class LinearConvConfig(FrozenProbeConfig):
     """linear-conv settings; `pooling` names the table (see probe/pooling.py), `bn_head`
     adds goyal2019's affine-free per-channel BatchNorm in front of the linear layer."""
 
-    layers: list[str] = dataclasses.field(default_factory=lambda: list(CONV_LAYERS))
-    pooling: str = "dc2018"
+    layers: list[str] = bounded(default_factory=lambda: list(CONV_LAYERS), min_len=1)
+    pooling: str = bounded("dc2018", choices=POOLING_TABLES)
     bn_head: bool = False
 
 

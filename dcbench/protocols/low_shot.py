@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dcbench.core.bounds import MAX_COUNT, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.data import transforms as T
@@ -58,18 +59,19 @@ INITS = ("pretrained", "random")
 class LowShotConfig(ProtocolConfig):
     """Shots per class, draws, inits, and the fine-tuning budget (lr candidates selected)."""
 
-    shots: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
-    draws: int = 10
-    inits: list[str] = dataclasses.field(default_factory=lambda: list(INITS))
-    lrs: list[float] = dataclasses.field(default_factory=lambda: [0.01, 0.001])
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    iterations: int = 5000
-    eval_every: int = 500
-    batch_size: int = 256
-    eval_batch_size: int = 128
+    shots: list[int] = bounded(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64], ge=1,
+                               le=MAX_COUNT, min_len=1)
+    draws: int = bounded(10, ge=1, le=100000)
+    inits: list[str] = bounded(default_factory=lambda: list(INITS), choices=INITS, min_len=1)
+    lrs: list[float] = bounded(default_factory=lambda: [0.01, 0.001], gt=0, le=10, min_len=1)
+    weight_decay: float = bounded(1e-4, ge=0, le=1)
+    momentum: float = bounded(0.9, ge=0, lt=1)
+    iterations: int = bounded(5000, ge=1, le=MAX_COUNT)
+    eval_every: int = bounded(500, ge=1, le=MAX_COUNT)
+    batch_size: int = bounded(256, ge=1, le=MAX_COUNT)
+    eval_batch_size: int = bounded(128, ge=1, le=MAX_COUNT)
     ten_crop: bool = True
-    heldout_fraction: float = 0.05
+    heldout_fraction: float = bounded(0.05, ge=0, lt=1)
     indices_file: str = ""
     eval_split: str = "val"
 

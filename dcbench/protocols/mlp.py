@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dcbench.core.bounds import MAX_COUNT, bounded
 from dcbench.core.errors import UserError
 from dcbench.data.loader import DecodeReport
 from dcbench.protocols.base import Protocol, Result, register_protocol, run_info
@@ -46,9 +47,10 @@ LAYER_LABEL = "fc6-8"  # what the result rows call the trained part
 class MLPConfig(FrozenProbeConfig):
     """mlp settings (see the module docstring for which are published and which are ours)."""
 
-    weight_decays: list[float] = dataclasses.field(default_factory=lambda: [1e-4, 5e-4])
+    weight_decays: list[float] = bounded(default_factory=lambda: [1e-4, 5e-4],
+                                         ge=0, le=1, min_len=1)
     schedule: Literal["sqrt", "step", "constant"] = "step"
-    milestones: list[int] = dataclasses.field(default_factory=lambda: [30, 60])
+    milestones: list[int] = bounded(default_factory=lambda: [30, 60], ge=1, le=MAX_COUNT)
 
 
 def check_mlp_backbone(model: Backbone) -> None:

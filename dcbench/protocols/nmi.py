@@ -25,6 +25,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from dcbench.clustering.kmeans import run_kmeans
 from dcbench.clustering.preprocess import preprocess_features
+from dcbench.core.bounds import MAX_COUNT, bounded
 from dcbench.core.errors import UserError
 from dcbench.data.folders import find_dataset
 from dcbench.protocols.base import (
@@ -47,13 +48,13 @@ class NMIConfig(ProtocolConfig):
     """`k` = 0 means the number of classes; `layers` empty = the model's clustering tap."""
 
     layers: list[str] = dataclasses.field(default_factory=list)
-    k: int = 0
-    niter: int = 20
+    k: int = bounded(0, ge=0, le=MAX_COUNT)
+    niter: int = bounded(20, ge=1, le=100000)
     split: str = "val"
     preprocess: Literal["none", "l2", "pca-whiten"] = "pca-whiten"
-    pca_dim: int = 256
+    pca_dim: int = bounded(256, ge=1, le=MAX_COUNT)
     fast: bool = True
-    batch_size: int = 128
+    batch_size: int = bounded(128, ge=1, le=MAX_COUNT)
     nmi_average: Literal["arithmetic", "geometric"] = "arithmetic"
 
 

@@ -38,11 +38,13 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
+from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.data.retrieval import RetrievalImages, RetrievalSet
 from dcbench.engine.resumable import status as log
 from dcbench.protocols.base import (
+    CONV_LAYERS,
     Protocol,
     ProtocolConfig,
     Result,
@@ -60,22 +62,26 @@ if TYPE_CHECKING:
 
 FOLDERS = {"oxford5k": ("oxford5k", "oxford", "oxbuild"), "paris6k": ("paris6k", "paris")}
 OTHER = {"oxford5k": "paris6k", "paris6k": "oxford5k"}
+# R-MAC level l has regions of width 2 min(W, H) / (l + 1): past 10 levels they shrink to a
+# cell or two of conv5 at the published 1024 px, and the region count grows as l^3.
+MAX_RMAC_LEVELS = 10
 
 
 @dataclasses.dataclass
 class RetrievalConfig(ProtocolConfig):
     """R-MAC retrieval; defaults = the official `eval_retrieval.py` settings."""
 
-    datasets: list[str] = dataclasses.field(default_factory=lambda: ["oxford5k", "paris6k"])
-    layer: str = "conv5"
-    image_size: int = 1024
-    levels: int = 3
+    datasets: list[str] = bounded(default_factory=lambda: ["oxford5k", "paris6k"],
+                                  choices=tuple(FOLDERS), min_len=1)
+    layer: str = bounded("conv5", choices=CONV_LAYERS)
+    image_size: int = bounded(1024, ge=32, le=MAX_IMAGE_SIDE)
+    levels: int = bounded(3, ge=1, le=MAX_RMAC_LEVELS)
     region_grid: RegionGrid = "float64"  # float32: the 2018 NumPy's region-count arithmetic
-    pca_dims: int = 512
+    pca_dims: int = bounded(512, ge=1, le=MAX_COUNT)
     pca_source: Literal["other", "self"] = "other"
-    pca_max_images: int = 10000
-    eps_ratio: float = 1e-5
-    shard_size: int = 256
+    pca_max_images: int = bounded(10000, ge=1, le=MAX_COUNT)
+    eps_ratio: float = bounded(1e-5, ge=0, lt=1)
+    shard_size: int = bounded(256, ge=1, le=MAX_COUNT)
 
 
 def find_folder(data_dir: Path, dataset: str) -> Path:
@@ -157,6 +163,10 @@ class Retrieval(Protocol):
                                    device=device, progress=progress, desc=name)
 
         db = {d: describe(f"{d}-db", s.paths, None) for d, s in sorted(sets.items())}
+        for d, regions in db.items():
+            if all(r is None for r in regions):
+                raise UserError(f"retrieval: none of the {len(regions)} database images of {d} "
+                                f"({sets[d].root}) could be decoded")
         info = run_info(model, self.name, config, run_id=run_id, device=device,
                         dataset="retrieval")
         layer = "rmac" if config.layer == "conv5" else f"rmac-{config.layer}"

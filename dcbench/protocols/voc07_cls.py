@@ -55,6 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.progress import progress_bar
 from dcbench.data import transforms as T
@@ -91,26 +92,29 @@ class VOC07ClsConfig(VOCFinetuneConfig):
     """VOC07 classification fine-tuning; defaults = the official PyTorch protocol."""
 
     split: Literal["trainval", "train"] = "trainval"
-    iterations: int | None = None  # None: the mode's published count (see mode_iterations)
-    iterations_fc6_8: int | None = None  # None: 80k with the pytorch pipeline, 150k with caffe
-    iterations_all: int = 150000
+    # None: the mode's published count (see mode_iterations)
+    iterations: int | None = bounded(None, ge=1, le=MAX_COUNT)
+    # None: 80k with the pytorch pipeline, 150k with caffe
+    iterations_fc6_8: int | None = bounded(None, ge=1, le=MAX_COUNT)
+    iterations_all: int = bounded(150000, ge=1, le=MAX_COUNT)
     pipeline_fc6_8: Literal["pytorch", "caffe"] = "pytorch"
     pipeline_all: Literal["pytorch", "caffe"] = "pytorch"
-    caffe_scale: tuple[float, float] = (0.5, 2.0)
-    batch_size: int = 16
-    lr_fc6_8: float = 0.003
-    lr_all: float = 0.001
-    stepsize_fc6_8: int = 5000
-    stepsize_all: int = 20000
-    lr_gamma: float = 0.5
-    weight_decay: float = 1e-6
-    clip_grad_norm: float = 10.0
-    crop_scale: tuple[float, float] = (0.1, 0.5)
-    crop_size: int | None = None  # None: the model's input_size (224 for AlexNet)
+    caffe_scale: tuple[float, float] = bounded((0.5, 2.0), gt=0, le=100)
+    batch_size: int = bounded(16, ge=1, le=MAX_COUNT)
+    lr_fc6_8: float = bounded(0.003, gt=0, le=10)
+    lr_all: float = bounded(0.001, gt=0, le=10)
+    stepsize_fc6_8: int = bounded(5000, ge=1, le=MAX_COUNT)
+    stepsize_all: int = bounded(20000, ge=1, le=MAX_COUNT)
+    lr_gamma: float = bounded(0.5, ge=0, le=1)
+    weight_decay: float = bounded(1e-6, ge=0, le=1)
+    clip_grad_norm: float = bounded(10.0, gt=0, le=1e6)
+    crop_scale: tuple[float, float] = bounded((0.1, 0.5), gt=0, le=1)
+    # None: the model's input_size (224 for AlexNet)
+    crop_size: int | None = bounded(None, ge=16, le=MAX_IMAGE_SIDE)
     flip: bool = True
     eval_crops: Literal["random", "tencrop"] = "random"
-    eval_passes: int = 10
-    eval_batch_size: int = 32
+    eval_passes: int = bounded(10, ge=1, le=10000)
+    eval_batch_size: int = bounded(32, ge=1, le=MAX_COUNT)
     eval_train_split: bool = True  # also report AP on the training split (as official)
     fc8_init: Literal["normal-0.01", "pytorch-default"] = "normal-0.01"
 

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.errors import UserError
 from dcbench.data.loader import DecodeReport, loader_timeout
 from dcbench.data.voc import VOC_CLASSES, VOCDetection
@@ -84,28 +85,30 @@ class VOC07DetConfig(VOCFinetuneConfig):
     """VOC07 detection fine-tuning; pixel sizes are for a 224-px model (scaled per model)."""
 
     split: Literal["trainval", "train"] = "trainval"
-    iterations: int = 150000
-    batch_size: int = 2
-    lr: float = 0.001
-    stepsize: int = 50000
-    lr_gamma: float = 0.1
-    weight_decay: float = 5e-4
-    train_scales: tuple[int, ...] = (480, 576, 688, 864, 1200)
-    train_max_size: int = 2000
-    test_scale: int = 600
-    test_max_size: int = 1000
-    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
-    box_batch_size_per_image: int = 64
-    box_nms_thresh: float = 0.3
+    iterations: int = bounded(150000, ge=1, le=MAX_COUNT)
+    batch_size: int = bounded(2, ge=1, le=MAX_COUNT)
+    lr: float = bounded(0.001, gt=0, le=10)
+    stepsize: int = bounded(50000, ge=1, le=MAX_COUNT)
+    lr_gamma: float = bounded(0.1, ge=0, le=1)
+    weight_decay: float = bounded(5e-4, ge=0, le=1)
+    train_scales: tuple[int, ...] = bounded((480, 576, 688, 864, 1200), ge=16, le=MAX_IMAGE_SIDE,
+                                            min_len=1)
+    train_max_size: int = bounded(2000, ge=16, le=MAX_IMAGE_SIDE)
+    test_scale: int = bounded(600, ge=16, le=MAX_IMAGE_SIDE)
+    test_max_size: int = bounded(1000, ge=16, le=MAX_IMAGE_SIDE)
+    anchor_sizes: tuple[int, ...] = bounded((32, 64, 128, 256, 512), ge=1, le=MAX_IMAGE_SIDE,
+                                            min_len=1)
+    box_batch_size_per_image: int = bounded(64, ge=1, le=MAX_COUNT)
+    box_nms_thresh: float = bounded(0.3, ge=0, le=1)
     flip: bool = True
     reinit_fc: bool = False  # True: fc6/fc7 re-initialised N(0, 0.01), bias 0.1
     ap_method: Literal["11point", "all"] = "11point"
-    iou_threshold: float = 0.5
+    iou_threshold: float = bounded(0.5, gt=0, lt=1)
     ap_thresholds: Literal["exact", "devkit"] = "exact"
     score_order: Literal["stable", "quicksort"] = "stable"
     iou_match: Literal["ge", "gt"] = "ge"
     det_rounding: DetRounding = "none"  # py-faster-rcnn: score to 3 decimals, boxes to 0.1 px
-    eval_batch_size: int = 2
+    eval_batch_size: int = bounded(2, ge=1, le=MAX_COUNT)
 
 
 def annotation_arrays(ann: dict[str, Any], source: str) -> dict[str, np.ndarray]:

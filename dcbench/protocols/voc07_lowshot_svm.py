@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, MAX_WORKERS, bounded
+from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.data.voc import VOC_CLASSES
 from dcbench.engine.resumable import ResultJournal
@@ -41,7 +43,9 @@ from dcbench.protocols.base import (
     register_protocol,
     results_from_metrics,
 )
+from dcbench.protocols.probe.pooling import POOLING_TABLES
 from dcbench.protocols.svm.core import (
+    COST_LISTS,
     SVMSettings,
     class_aps,
     iter_fits,
@@ -58,24 +62,25 @@ if TYPE_CHECKING:
 class VOC07LowShotSVMConfig(ProtocolConfig):
     """Low-shot VOC07 SVMs; defaults = FSSB's sampling with honest (CV) cost selection."""
 
-    layers: list[str] = dataclasses.field(default_factory=lambda: ["conv5"])
-    shots: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 96])
-    samples: int = 5
+    layers: list[str] = bounded(default_factory=lambda: ["conv5"], min_len=1)
+    shots: list[int] = bounded(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 96], ge=1,
+                               le=MAX_COUNT, min_len=1)
+    samples: int = bounded(5, ge=1, le=1000)
     samples_file: str = ""
     cost_selection: Literal["cv", "test"] = "cv"
     std_ddof: Literal[0, 1] = 1  # 0: np.std over samples, as FSSB/VISSL/MMSelfSup report
-    single_shot_cost: float = 1.0
-    pooling: str = "goyal2019"
-    resize_short: int | None = 256
-    cost_list: str = "vissl"
-    costs: list[float] = dataclasses.field(default_factory=list)
-    folds: int = 3
-    tol: float = 1e-4
-    max_iter: int = 2000
-    positive_weight: float = 2.0
+    single_shot_cost: float = bounded(1.0, gt=0, le=1e6)
+    pooling: str = bounded("goyal2019", choices=POOLING_TABLES)
+    resize_short: int | None = bounded(256, ge=16, le=MAX_IMAGE_SIDE)
+    cost_list: str = bounded("vissl", choices=tuple(COST_LISTS))
+    costs: list[float] = bounded(default_factory=list, gt=0, le=1e6)
+    folds: int = bounded(3, ge=2, le=1000)
+    tol: float = bounded(1e-4, gt=0, le=1)
+    max_iter: int = bounded(2000, ge=1, le=MAX_COUNT)
+    positive_weight: float = bounded(2.0, gt=0, le=1e6)
     fast: bool = True
-    batch_size: int = 64
-    jobs: int = -1
+    batch_size: int = bounded(64, ge=1, le=MAX_COUNT)
+    jobs: int = bounded(-1, ge=-1, le=MAX_WORKERS, exclude=(0,))
 
 
 def summarize(values: list[float] | np.ndarray, ddof: int = 1) -> dict[str, float]:
@@ -137,12 +142,14 @@ class VOC07LowShotSVM(Protocol):
             run_id: str, device: str, progress: bool,
             work_dir: Path | None) -> list[Result]:
         """Draw (or read) the samples, fit the SVMs per (layer, k, sample), score VOC07 test."""
+        given = load_draws(Path(config.samples_file), VOC_CLASSES) if config.samples_file \
+            else None  # a bad file is refused before the features are extracted
         settings, info, train, test = svm_run_inputs(
             model, data_dir, config, self.name, train_split="trainval", test_split="test",
             run_id=run_id, device=device, progress=progress)
         saved = work_dir / "lowshot_samples.json" if work_dir is not None else None
-        if config.samples_file:
-            draws = load_draws(Path(config.samples_file), VOC_CLASSES)
+        if given is not None:
+            draws = given
         elif saved is not None and saved.is_file():
             draws = load_draws(saved, VOC_CLASSES)  # resume: the same draws
         else:
@@ -160,6 +167,9 @@ class VOC07LowShotSVM(Protocol):
             x_train = l2_normalize(train.features[layer])
             x_test = l2_normalize(test.features[layer])
             shots = [k for k in config.shots if all(k in d for d in draws)]
+            if not shots:
+                raise UserError(f"{self.name}: no k in shots={config.shots} can be drawn "
+                                "(a class has fewer images, or the samples file lacks it)")
             for k in shots:
                 per_sample = []
                 for s, draw in enumerate(draws):

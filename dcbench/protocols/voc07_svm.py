@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, MAX_WORKERS, bounded
 from dcbench.core.files import write_json
 from dcbench.data.voc import VOC_CLASSES
 from dcbench.engine.resumable import ResultJournal
@@ -39,7 +40,9 @@ from dcbench.protocols.base import (
     register_protocol,
     results_from_metrics,
 )
+from dcbench.protocols.probe.pooling import POOLING_TABLES
 from dcbench.protocols.svm.core import (
+    COST_LISTS,
     ClassFit,
     class_aps,
     iter_fits,
@@ -56,20 +59,21 @@ if TYPE_CHECKING:
 class VOC07SVMConfig(ProtocolConfig):
     """VOC07 linear SVMs; defaults = VISSL's recipe (see the module docstring)."""
 
-    layers: list[str] = dataclasses.field(default_factory=lambda: list(CONV_LAYERS))
-    pooling: str = "goyal2019"
-    resize_short: int | None = 256
-    cost_list: str = "vissl"
-    costs: list[float] = dataclasses.field(default_factory=list)  # overrides cost_list
-    folds: int = 3
-    tol: float = 1e-4
-    max_iter: int = 2000
-    positive_weight: float = 2.0
+    layers: list[str] = bounded(default_factory=lambda: list(CONV_LAYERS), min_len=1)
+    pooling: str = bounded("goyal2019", choices=POOLING_TABLES)
+    resize_short: int | None = bounded(256, ge=16, le=MAX_IMAGE_SIDE)
+    cost_list: str = bounded("vissl", choices=tuple(COST_LISTS))
+    costs: list[float] = bounded(default_factory=list, gt=0, le=1e6)  # overrides cost_list
+    folds: int = bounded(3, ge=2, le=1000)
+    tol: float = bounded(1e-4, gt=0, le=1)
+    max_iter: int = bounded(2000, ge=1, le=MAX_COUNT)
+    positive_weight: float = bounded(2.0, gt=0, le=1e6)
     train_split: str = "trainval"
     test_split: str = "test"
     fast: bool = True  # read/fill the shared feature cache
-    batch_size: int = 64
-    jobs: int = -1  # joblib workers for the per-class SVMs (-1: all cores)
+    batch_size: int = bounded(64, ge=1, le=MAX_COUNT)
+    # joblib workers for the per-class SVMs (-1: all cores)
+    jobs: int = bounded(-1, ge=-1, le=MAX_WORKERS, exclude=(0,))
 
 
 @register_protocol("voc07-svm")

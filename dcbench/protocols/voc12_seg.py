@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from dcbench.core.bounds import MAX_COUNT, bounded
 from dcbench.data.loader import DecodeReport, loader_timeout
 from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
 from dcbench.engine.inference import eval_mode, inference_batches
@@ -64,12 +65,13 @@ class VOC12SegConfig(VOCFinetuneConfig):
     eval_split: Literal["val", "train"] = "val"
     list_file: str | None = None  # e.g. the SBD-augmented train_aug.txt
     mask_dir: str = "SegmentationClass"  # e.g. SegmentationClassAug with list_file
-    iterations: int = 150000
-    batch_size: int = 20  # images per iteration (FCN iter_size), one forward each
-    lr: float = 1e-4
-    stepsize: int = 50000
-    lr_gamma: float = 0.1
-    weight_decay: float = 5e-4
+    iterations: int = bounded(150000, ge=1, le=MAX_COUNT)
+    # images per iteration (FCN iter_size), one forward each
+    batch_size: int = bounded(20, ge=1, le=MAX_COUNT)
+    lr: float = bounded(1e-4, gt=0, le=10)
+    stepsize: int = bounded(50000, ge=1, le=MAX_COUNT)
+    lr_gamma: float = bounded(0.1, ge=0, le=1)
+    weight_decay: float = bounded(5e-4, ge=0, le=1)
     loss_normalize: bool = False  # False: sum over pixels (FCN); True: mean over pixels
     flip: bool = False
     reinit_fc: bool = False  # True: fc6/fc7 re-initialised N(0, 0.01), bias 0.1

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dcbench.core import config as cfg
+from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, MAX_SEED, MAX_WORKERS, bounded
 from dcbench.core.errors import UserError, did_you_mean
 from dcbench.core.registry import Registry
 
@@ -32,66 +33,63 @@ class TrainConfig:
     sobel: bool = True
     # clustering (on the embedding tap: fc7 before its ReLU; pool for ResNet)
     clustering: Literal["kmeans", "pic"] = "kmeans"
-    k: int = 10000
-    pca_dim: int = 256
-    kmeans_iters: int = 20
-    pic_nnn: int = 5
-    pic_sigma: float = 0.2
-    pic_alpha: float = 0.001
-    pic_iters: int = 200
+    k: int = bounded(10000, ge=1, le=MAX_COUNT)
+    pca_dim: int = bounded(256, ge=1, le=MAX_COUNT)
+    kmeans_iters: int = bounded(20, ge=1, le=100000)
+    pic_nnn: int = bounded(5, ge=1, le=10000)
+    pic_sigma: float = bounded(0.2, gt=0, le=1e3)
+    pic_alpha: float = bounded(0.001, ge=0, le=1)
+    pic_iters: int = bounded(200, ge=1, le=100000)
     pic_singletons: Literal["redistribute", "keep", "drop"] = "redistribute"
     pic_dtype: Literal["float64", "float32"] = "float64"  # float32: the official iteration
     clustering_backend: Literal["auto", "faiss", "torch"] = "auto"  # auto: faiss-gpu if the
     # installed faiss has GPU support (no pip extra: see clustering.backend), torch on CUDA,
     # faiss-cpu on CPU (the run log records which ran)
-    subset_size: int = 0  # Algorithm 2: cluster + train on a fresh random subset each epoch
+    # Algorithm 2: cluster + train on a fresh random subset each epoch
+    subset_size: int = bounded(0, ge=0, le=MAX_COUNT)
     # optimisation (constant LR, no schedule)
-    epochs: int = 200
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    batch_size: int = 256
-    reassign: float = 1.0  # draws per epoch = reassign x (images clustered)
-    sgt: int = 0  # >0: stochastic gradient over targets, rows updated per batch
+    epochs: int = bounded(200, ge=1, le=1000000)
+    lr: float = bounded(0.05, ge=0, le=10)
+    momentum: float = bounded(0.9, ge=0, lt=1)
+    weight_decay: float = bounded(1e-5, ge=0, le=1)
+    batch_size: int = bounded(256, ge=1, le=MAX_COUNT)
+    reassign: float = bounded(1.0, gt=0, le=1e3)  # draws per epoch = reassign x (images clustered)
+    # >0: stochastic gradient over targets, rows updated per batch
+    sgt: int = bounded(0, ge=0, le=MAX_COUNT)
     # uniform: exactly uniform over clusters (thesis 3.2); official-2018: the released code's
     # UnifLabelSampler + ReassignedDataset indexing (in effect proportional to cluster size)
     sampler: Literal["uniform", "official-2018"] = "uniform"
     # data and augmentation (Section 4.3)
-    input_size: int = 0  # 0: the architecture's native size (224, or 64 for alexnet_small)
-    resize: int = 0  # short side before the clustering center crop; 0: round(size*256/224)
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    crop_ratio: tuple[float, float] = (0.75, 4 / 3)
+    # 0: the architecture's native size (224, or 64 for alexnet_small)
+    input_size: int = bounded(0, ge=0, le=MAX_IMAGE_SIDE)
+    # short side before the clustering center crop; 0: round(size*256/224)
+    resize: int = bounded(0, ge=0, le=MAX_IMAGE_SIDE)
+    crop_scale: tuple[float, float] = bounded((0.08, 1.0), gt=0, le=1)
+    crop_ratio: tuple[float, float] = bounded((0.75, 4 / 3), gt=0, le=100)
     hflip: bool = True
-    workers: int = 4
+    workers: int = bounded(4, ge=0, le=MAX_WORKERS)
     input_pipeline: Literal["auto", "cpu", "gpu"] = "auto"  # gpu: workers read bytes, JPEGs
     # are decoded and augmented on the GPU; auto = gpu on CUDA, cpu (PIL in workers) on CPU
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast + channels_last
     # on CUDA, fp32 on CPU
     # bookkeeping
-    seed: int = 31
+    seed: int = bounded(31, ge=0, le=MAX_SEED)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    knn_ratio_k: int = 10  # k of the ratio edge intra-class diagnostic (labelled data only)
-    diagnostics_max: int = 20000  # ratio-edge diagnostic on at most this many images (0 = all)
+    # k of the ratio edge intra-class diagnostic (labelled data only)
+    knn_ratio_k: int = bounded(10, ge=1, le=MAX_COUNT)
+    # ratio-edge diagnostic on at most this many images (0 = all)
+    diagnostics_max: int = bounded(20000, ge=0, le=MAX_COUNT)
     # NMI in the training log: sklearn >= 0.22 (arithmetic) or the 2018 sklearn (geometric)
     nmi_average: Literal["arithmetic", "geometric"] = "arithmetic"
     progress: bool = False  # force the progress bar when stderr is not a terminal
 
     def validate(self) -> TrainConfig:
-        """Refuse impossible values with a UserError naming the key."""
+        """Refuse impossible values with a UserError naming the key: each key's declared
+        range (also for a config built in Python), then the rules across keys."""
+        cfg.check_bounds(self)
         checks = [
-            (self.k >= 1, "k must be >= 1"),
-            (self.pca_dim >= 1, "pca_dim must be >= 1"),
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.lr >= 0, "lr must be >= 0"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.reassign > 0, "reassign must be > 0"),
-            (self.sgt >= 0, "sgt must be >= 0 (0 = off)"),
-            (self.subset_size >= 0, "subset_size must be >= 0 (0 = whole dataset)"),
-            (self.input_size >= 0 and self.resize >= 0, "input_size/resize must be >= 0"),
-            (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "crop_scale must be 0<a<=b<=1"),
-            (0 < self.crop_ratio[0] <= self.crop_ratio[1], "crop_ratio must be 0<a<=b"),
-            (self.workers >= 0, "workers must be >= 0"),
-            (self.diagnostics_max >= 0, "diagnostics_max must be >= 0 (0 = all images)"),
+            (self.crop_scale[0] <= self.crop_scale[1], "crop_scale must be 0<a<=b<=1"),
+            (self.crop_ratio[0] <= self.crop_ratio[1], "crop_ratio must be 0<a<=b"),
             (self.clustering_backend in ("auto", "faiss", "torch"),
              "clustering_backend must be auto, faiss or torch"),
             (self.input_pipeline in ("auto", "cpu", "gpu"),

@@ -169,6 +169,9 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         backbone.load_state_dict(state["model"])
         body_opt.load_state_dict(state["optimizer"])
         start, prev = int(state["epoch"]), state["prev_labels"].numpy()
+        if start > config.epochs:  # a tampered state, or fewer epochs asked than were done
+            raise UserError(f"resume state {run.state} says {start} epochs are done, more "
+                            f"than the {config.epochs} asked; pass --epochs >= {start}")
     if info.is_main:
         run.begin(cfg.dump_yaml(config), {**versions(), "code_revision": code_revision(),
                                           "device": device_name(str(device)),

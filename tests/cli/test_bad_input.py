@@ -22,6 +22,9 @@ import pytest
 from safetensors.torch import save_model
 
 from dcbench.cli.entry import main
+from dcbench.core.rows import Result
+from dcbench.data.synthetic_retrieval import write_retrieval_set
+from dcbench.leaderboards.store import ResultsStore
 from dcbench.models import create_backbone
 from tests.leaderboards.test_store import _corrupt_store
 from tests.models.test_checkpoint_refusals import hostile_checkpoints
@@ -89,10 +92,142 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str,
     if readonly is not None:
         c["readonly"] = readonly
     c["fresh"] = base / "fresh"  # never created: each case's fresh output goes under it
+    c.update(parse_and_range_corpus(base, c["hub_list"]))
+    return c
+
+
+def _store_with(path: Path, statement: str) -> Path:
+    """A real dcbench store (one row) then tampered by one SQL statement."""
+    store = ResultsStore(path)
+    store.add_results([Result(run_id="r", model="m", model_sha256="0" * 64, protocol="knn",
+                              dialect="dc2018", dataset="d", split="val", layer="conv1",
+                              metric="top1", value=1.0, seed=0, config_hash="h",
+                              dcbench_version="0", code_revision="x", device="cpu",
+                              timestamp="2026-01-01T00:00:00+00:00")])
+    with sqlite3.connect(path) as conn:
+        conn.execute(statement)
+    return path
+
+
+def parse_and_range_corpus(base: Path, hub_list: Path) -> dict[str, Path]:
+    """Issue 19's parse traps: non-UTF-8 and 100k-deep config files, torn demo state files,
+    tampered stores, a valid hub folder (for checks that must come before its card)."""
+    c: dict[str, Path] = {}
+    c["cfg_bytes"] = base / "bytes.yaml"
+    c["cfg_bytes"].write_bytes(b"k: 3\n# caf\xe9 \xff\xfe\n")
+    c["cfg_deep"] = base / "deep.yaml"
+    c["cfg_deep"].write_text("k: " + "[" * 100_000)
+    c["cfg_huge_float"] = base / "huge.yaml"
+    c["cfg_huge_float"].write_text("k: 1e400\n")
+    c["cfg_digits"] = base / "digits.yaml"
+    c["cfg_digits"].write_text("k: " + "7" * 5000 + "\n")
+    c["recipe_bytes"] = base / "recipe.yaml"
+    c["recipe_bytes"].write_bytes(b"epochs: 1\nk: 4\n\x80\x81\n")
+    c["demo_store"] = base / "demo.sqlite"  # named by --store, never created
+    settings = f'"quick": true, "seed": 0, "store": {json.dumps(str(c["demo_store"]))}'
+    for name, text in (("demo_torn", "{" + settings + ', "do'), ("demo_list", "[1, 2, 3]"),
+                       ("demo_done", "{" + settings + ', "done": 7}')):
+        c[name] = base / name
+        c[name].mkdir()
+        (c[name] / "demo.json").write_text(text)
+    c["retrieval"] = write_retrieval_set(base / "retrieval", landmarks=1, per_landmark=2,
+                                         queries_per_landmark=1, distractors=1, size=48)
+    c["store_text_version"] = _store_with(base / "v.sqlite",
+                                          "UPDATE schema_version SET version = 'two'")
+    c["store_text_value"] = _store_with(base / "t.sqlite", "UPDATE results SET value = 'high'")
+    c["hub_ok"] = base / "hub_ok"
+    c["hub_ok"].mkdir()
+    (c["hub_ok"] / "model.safetensors").write_bytes((hub_list / "model.safetensors").read_bytes())
+    (c["hub_ok"] / "config.json").write_text(json.dumps({"arch": "alexnet_small"}))
     return c
 
 
 Argv = Callable[[dict[str, Path], Path], list[str]]
+SVM = ["eval", "--protocol", "voc07-svm", "--model", MODEL, "--no-store"]
+RET = ["eval", "--protocol", "retrieval", "--model", MODEL, "--no-store", "--schedule",
+       "smoke"]
+ASCENT = ["viz", "gradient-ascent", "--model", MODEL, "--layer", "conv1", "--iters", "2"]
+# issue 19: values out of range and text that used to end in a traceback (or in a silent run)
+RANGE_AND_PARSE_CASES: list[tuple[str, Argv, str | None]] = [
+    ("train-momentum-negative", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
+                                              "--set", "momentum=-5"], None),
+    ("train-recipe-not-utf8", lambda c, o: ["train", "--recipe", c["recipe_bytes"], "--data",
+                                            c["train"], "--out", o], None),
+    ("eval-set-torn-list", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                         "--out", o, "--set", "k=[1,"], None),
+    ("eval-set-python-tag", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                          "--out", o, "--set",
+                                          "k=!!python/object/apply:os.system [echo hacked]"],
+     None),
+    ("eval-set-5000-digits", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                           "--out", o, "--set", "k=" + "9" * 5000], None),
+    ("eval-config-not-utf8", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                           "--out", o, "--config", c["cfg_bytes"]], None),
+    ("eval-config-100k-deep", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                            "--out", o, "--config", c["cfg_deep"]], None),
+    ("eval-config-1e400", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                        "--out", o, "--config", c["cfg_huge_float"]], None),
+    ("eval-config-5000-digits", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                              "--out", o, "--config", c["cfg_digits"]], None),
+    ("eval-layers-empty", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                        "--out", o, "--layers", ","], None),
+    ("eval-svm-costs-nan", lambda c, o: [*SVM, "--data", c["cls"], "--out", o,
+                                         "--set", "costs=[.nan]"], None),
+    ("eval-svm-jobs-0", lambda c, o: [*SVM, "--data", c["cls"], "--out", o,
+                                      "--set", "jobs=0"], None),
+    ("eval-svm-max-iter-1e12", lambda c, o: [*SVM, "--data", c["cls"], "--out", o,
+                                             "--set", "max_iter=1e12"], None),
+    ("eval-svm-pooling-nope", lambda c, o: [*SVM, "--data", c["cls"], "--out", o,
+                                            "--set", "pooling=nope"], None),
+    ("eval-retrieval-image-size", lambda c, o: [*RET, "--data", c["retrieval"], "--out", o,
+                                                "--set", "image_size=30000"], None),
+    ("eval-retrieval-levels", lambda c, o: [*RET, "--data", c["retrieval"], "--out", o,
+                                            "--set", "levels=1000"], None),
+    ("eval-retrieval-holidays", lambda c, o: [*RET, "--data", c["retrieval"], "--out", o,
+                                              "--set", "datasets=[holidays]"], None),
+    ("eval-retrieval-no-datasets", lambda c, o: [*RET, "--data", c["retrieval"], "--out", o,
+                                                 "--set", "datasets=[]"], None),
+    ("eval-retrieval-fc7", lambda c, o: [*RET, "--data", c["retrieval"], "--out", o,
+                                         "--set", "layer=fc7"], None),
+    ("demo-resume-torn", lambda c, o: ["demo", "--quick", "--resume", "--out", c["demo_torn"],
+                                            "--store", c["demo_store"]],
+     "demo_torn"),
+    ("demo-resume-list", lambda c, o: ["demo", "--quick", "--resume", "--out", c["demo_list"],
+                                            "--store", c["demo_store"]],
+     "demo_list"),
+    ("demo-resume-done-int", lambda c, o: ["demo", "--quick", "--resume", "--out",
+                                           c["demo_done"], "--store", c["demo_store"]],
+     "demo_done"),
+    ("leaderboard-store-text-version", lambda c, o: ["leaderboard", "show",
+                                                     "eccv-table1-imagenet", "--results",
+                                                     "--store", c["store_text_version"]],
+     "store_text_version"),
+    ("leaderboard-store-text-value", lambda c, o: ["leaderboard", "show",
+                                                   "eccv-table1-imagenet", "--results",
+                                                   "--store", c["store_text_value"]],
+     "store_text_value"),
+    ("hub-push-revision-escape", lambda c, o: ["hub", "push", c["hub_ok"], "--repo", "org/x",
+                                               "--revision", "a/../../b"], "hub_ok"),
+    ("data-synth-seed-negative", lambda c, o: ["data", "synth", "--out", o, "--seed", "-1"],
+     None),
+    ("data-digits-seed-negative", lambda c, o: ["data", "digits", "--out", o, "--seed", "-1"],
+     None),
+    ("data-digits-seed-2-32", lambda c, o: ["data", "digits", "--out", o,
+                                            "--seed", "4294967296"], None),
+    ("data-digits-val-fraction", lambda c, o: ["data", "digits", "--out", o,
+                                               "--val-fraction", "0.999"], None),
+    ("data-digits-size-huge", lambda c, o: ["data", "digits", "--out", o, "--size", "100000"],
+     None),
+    ("data-check-sample-negative", lambda c, o: ["data", "check", "--data", c["cls"],
+                                                 "--format", "imagenet", "--sample", "-5"],
+     None),
+    ("viz-ascent-lr-nan", lambda c, o: [*ASCENT, "--lr", "nan", "--out", o / "a.png"], None),
+    ("viz-ascent-channels-huge", lambda c, o: [*ASCENT, "--channels", "0-100000",
+                                               "--out", o / "a.png"], None),
+    ("viz-neighbors-negative-query", lambda c, o: ["viz", "neighbors", "--model", MODEL,
+                                                   "--data", c["cls"], "--query-indices",
+                                                   "-5", "--out", o / "n.png"], None),
+]
 # (id, argv builder given (corpus, fresh out path), corpus folder that must stay unchanged,
 #  or None, or "detail" when a detail block may follow the error line)
 CASES: list[tuple[str, Argv, str | None]] = [
@@ -213,6 +348,7 @@ CASES: list[tuple[str, Argv, str | None]] = [
     ("bench-unknown", lambda c, o: ["bench", "--only", "nope"], None),
     ("bench-output-readonly", lambda c, o: ["bench", "--only", "nope", "--output",
                                             c["readonly"] / "b.md"], None),
+    *RANGE_AND_PARSE_CASES,
 ]
 
 

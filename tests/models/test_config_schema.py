@@ -21,6 +21,10 @@ BAD_CONFIGS = {
     "unknown-key": json.dumps({"arch": "alexnet_small", "sobell": True}),
     "no-arch": json.dumps({"sobel": True}),
     "bad-std": json.dumps({"arch": "alexnet_small", "std": [0, 1, 1]}),
+    # issue 19: a std of 1e-320 (0 in float32) saturated every layer; a mean of 1e30 too
+    "denormal-std": json.dumps({"arch": "alexnet_small", "std": [1e-320, 1, 1]}),
+    "huge-mean": json.dumps({"arch": "alexnet_small", "mean": [1e30, 0, 0]}),
+    "deep": '{"arch": ' + "[" * 100_000,
     "not-utf8": b"\xff\xfe\x00garbage",
 }
 

@@ -128,7 +128,7 @@ def test_bad_input_is_a_user_error(model, tmp_path):
         _run(model, tmp_path, tmp_path / "w", ["iteratons=3"])
     with pytest.raises(UserError):
         _run(model, tmp_path, tmp_path / "w", ["train_layers=conv5"])
-    with pytest.raises(UserError, match="must be positive"):
+    with pytest.raises(UserError, match=r"'iterations' must be an integer in \[1,"):
         _run(model, tmp_path, tmp_path / "w", ["iterations=0"])
 
 

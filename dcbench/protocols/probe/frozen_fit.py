@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torchvision.transforms import v2
 
+from dcbench.core.bounds import MAX_COUNT, MAX_WORKERS, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.data import transforms as T
@@ -41,23 +42,24 @@ class FrozenProbeConfig(ProtocolConfig):
     cheaper, different protocol (benchmarks/probes.py measures time and top-1 gap).
     """
 
-    lrs: list[float] = dataclasses.field(default_factory=lambda: [0.01])
-    momentum: float = 0.9
-    weight_decays: list[float] = dataclasses.field(default_factory=lambda: [1e-7, 1e-4])
+    lrs: list[float] = bounded(default_factory=lambda: [0.01], gt=0, le=10, min_len=1)
+    momentum: float = bounded(0.9, ge=0, lt=1)
+    weight_decays: list[float] = bounded(default_factory=lambda: [1e-7, 1e-4],
+                                         ge=0, le=1, min_len=1)
     weight_decay_selection: Literal["heldout", "fixed"] = "heldout"
-    weight_decay: float = 1e-7
+    weight_decay: float = bounded(1e-7, ge=0, le=1)
     schedule: Literal["sqrt", "step", "constant"] = "sqrt"
-    milestones: list[int] = dataclasses.field(default_factory=list)
-    gamma: float = 0.1
-    epochs: int = 90
-    batch_size: int = 256
-    eval_batch_size: int = 128
+    milestones: list[int] = bounded(default_factory=list, ge=1, le=MAX_COUNT)
+    gamma: float = bounded(0.1, ge=0, le=1)
+    epochs: int = bounded(90, ge=1, le=MAX_COUNT)
+    batch_size: int = bounded(256, ge=1, le=MAX_COUNT)
+    eval_batch_size: int = bounded(128, ge=1, le=MAX_COUNT)
     train_crop: Literal["center-then-random", "random"] = "center-then-random"
     ten_crop: bool = True
-    heldout_fraction: float = 0.05
+    heldout_fraction: float = bounded(0.05, ge=0, lt=1)
     fast: bool = False
     eval_split: str = "val"
-    workers: int = 4
+    workers: int = bounded(4, ge=0, le=MAX_WORKERS)
 
 
 def check_config(cfg: FrozenProbeConfig) -> None:

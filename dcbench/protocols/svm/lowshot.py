@@ -74,12 +74,41 @@ def save_draws(path: Path, draws: Draws, classes: Sequence[str], seed: int) -> N
                       "samples": [{str(k): v for k, v in d.items()} for d in draws]})
 
 
+def _id_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(i, str) for i in value)
+
+
+def _draw(sample: object, classes: Sequence[str]) -> dict[int, dict[str, dict[str, list[str]]]]:
+    """One sample {k: {class: {"pos": [ids], "neg": [ids]}}} checked, keys as ints (>= 1)."""
+    if not isinstance(sample, dict):
+        raise ValueError("a sample is not a mapping of k -> classes")
+    out = {}
+    for key, per_class in sample.items():
+        k = int(key)
+        if k < 1 or not isinstance(per_class, dict) or set(per_class) != set(classes):
+            raise ValueError(f"k={key!r} does not map every class to its draw")
+        for name, draw in per_class.items():
+            if not (isinstance(draw, dict) and set(draw) == {"pos", "neg"}
+                    and _id_list(draw["pos"]) and _id_list(draw["neg"])):
+                raise ValueError(f"k={key} class {name}: expected {{'pos': [ids], 'neg': [ids]}}")
+        out[k] = per_class
+    return out
+
+
 def load_draws(path: Path, classes: Sequence[str]) -> Draws:
-    """Read draws saved by `save_draws` (classes must match)."""
+    """Read draws saved by `save_draws` (classes must match; every entry's shape checked)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT_VERSION or list(data["classes"]) != list(classes):
-            raise UserError(f"{path} holds low-shot draws for other classes or another format")
-        return [{int(k): v for k, v in d.items()} for d in data["samples"]]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"{path} is not a readable low-shot draws file: {err}") from None
+    except (OSError, ValueError, RecursionError) as err:
+        reason = "nested too deeply" if isinstance(err, RecursionError) else err
+        raise UserError(f"{path} is not a readable low-shot draws file: {reason}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION \
+            or data.get("classes") != list(classes):
+        raise UserError(f"{path} holds low-shot draws for other classes or another format")
+    samples = data.get("samples")
+    if not isinstance(samples, list) or not samples:
+        raise UserError(f"{path} is not a low-shot draws file: 'samples' is not a non-empty list")
+    try:
+        return [_draw(sample, classes) for sample in samples]
+    except (ValueError, TypeError, OverflowError) as err:
+        raise UserError(f"{path} is not a low-shot draws file: {err}") from None

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dcbench.core.bounds import MAX_COUNT, MAX_WORKERS, bounded
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_json
@@ -50,9 +51,9 @@ class VOCFinetuneConfig(ProtocolConfig):
 
     train_layers: Literal["fc6-8", "all"] = "fc6-8"
     train_bn_scales: bool = False
-    momentum: float = 0.9
-    checkpoint_every: int = 1000
-    workers: int = 4
+    momentum: float = bounded(0.9, ge=0, lt=1)
+    checkpoint_every: int = bounded(1000, ge=1, le=MAX_COUNT)
+    workers: int = bounded(4, ge=0, le=MAX_WORKERS)
 
 
 def item_seed(seed: int, stream: int, epoch: int, index: int) -> int:
