@@ -1,8 +1,12 @@
 """The one `dcbench` command. Each subcommand lives beside the code it drives.
 
-A subcommand module exposes `HELP` (one line), `EPILOG` (examples), `add_arguments(parser)`
-and `run(args) -> int`. Only the module of the chosen subcommand is imported, so
-`dcbench --help` stays fast and a broken optional dependency only affects its own subcommand.
+A subcommand has a parser module (`HELP` (one line), `EPILOG` (examples) and
+`add_arguments(parser)`; under `dcbench.cli.parsers`, importing only argparse and light
+dcbench modules) and a runner module (`run(args) -> int`, the heavy imports). Only the
+chosen subcommand's parser is imported to parse, and its runner only once the arguments are
+accepted, so `dcbench --help`, `dcbench eval --help` and argument errors answer without
+importing torch (well under a second; `benchmarks/startup.py` measures it), and a broken
+optional dependency only affects its own subcommand.
 """
 
 from __future__ import annotations
@@ -11,21 +15,32 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from types import ModuleType
 
 from dcbench.core.errors import UserError
 from dcbench.core.version import __version__
 
-# name -> (module, one-line help shown by `dcbench --help`)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("dcbench.cli.train", "train DeepCluster (k-means or PIC) on a folder"),
-    "eval": ("dcbench.cli.eval", "run a transfer protocol and store the results"),
-    "hub": ("dcbench.cli.hub", "checkpoint catalog: list, pull, convert, card, push"),
-    "leaderboard": ("dcbench.cli.leaderboard", "published tables next to our results"),
-    "reproduce": ("dcbench.cli.reproduce", "run every protocol a published table needs"),
-    "viz": ("dcbench.cli.viz", "filters, neighbours, activations, gradient ascent, curves"),
-    "data": ("dcbench.cli.data", "make built-in datasets, check dataset folders"),
-    "demo": ("dcbench.cli.demo", "everything end to end on built-in data, no network"),
-    "bench": ("dcbench.cli.bench", "performance benchmarks against the usual baselines"),
+# name -> (parser module, runner module, one-line help shown by `dcbench --help`)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("dcbench.cli.parsers.train", "dcbench.cli.train",
+              "train DeepCluster (k-means or PIC) on a folder"),
+    "eval": ("dcbench.cli.parsers.eval", "dcbench.cli.eval",
+             "run a transfer protocol and store the results"),
+    "hub": ("dcbench.cli.parsers.hub", "dcbench.cli.hub",
+            "checkpoint catalog: list, pull, convert, card, push"),
+    "leaderboard": ("dcbench.cli.parsers.leaderboard", "dcbench.cli.leaderboard",
+                    "published tables next to our results"),
+    "reproduce": ("dcbench.cli.parsers.reproduce", "dcbench.cli.reproduce",
+                  "run every protocol a published table needs"),
+    "viz": ("dcbench.cli.viz", "dcbench.cli.viz",
+            "filters, neighbours, activations, gradient ascent, curves"),
+    "data": ("dcbench.cli.parsers.data", "dcbench.cli.data",
+             "make built-in datasets, check dataset folders"),
+    "demo": ("dcbench.cli.demo", "dcbench.cli.demo",
+             "everything end to end on built-in data, no network"),
+    "bench": ("dcbench.cli.bench", "dcbench.cli.bench",  # light already: one module
+              "performance benchmarks against the usual baselines"),
 }
 
 EXAMPLES = """examples:
@@ -81,6 +96,19 @@ class OneLineParser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 
+def _runner(parser_module: ModuleType, module_name: str) -> Callable[[argparse.Namespace], int]:
+    """`run(args)` of the runner module, imported only when called (after parsing) and after
+    the parser module's own `check_args(args)`, if it has one (checks that need no torch)."""
+
+    def run(args: argparse.Namespace) -> int:
+        check = getattr(parser_module, "check_args", None)
+        if check is not None:
+            check(args)
+        return importlib.import_module(module_name).run(args)
+
+    return run
+
+
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; only subcommand `chosen` gets its (imported) arguments."""
     parser = OneLineParser(
@@ -92,11 +120,11 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dcbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
     sub.required = True
-    for name, (module_name, summary) in SUBCOMMANDS.items():
+    for name, (parser_module, runner_module, summary) in SUBCOMMANDS.items():
         if name != chosen:
             sub.add_parser(name, help=summary)
             continue
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(parser_module)
         child = sub.add_parser(
             name,
             help=summary,
@@ -105,7 +133,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(child)
-        child.set_defaults(_run=module.run)
+        child.set_defaults(_run=_runner(module, runner_module))
     _apply_formatter(parser)
     return parser
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from dcbench.cli.config_checks import check_protocol_config
+from dcbench.cli.parsers.eval import check_args
 from dcbench.cli.resume_hint import report_interrupt
 from dcbench.core.config import dump_yaml, load_yaml, to_dict
 from dcbench.core.devices import resolve_device
@@ -38,79 +39,10 @@ from dcbench.protocols.plan import (
 )
 from dcbench.protocols.probe.splits import Sizes
 
-HELP = "evaluate a model with one protocol (linear-conv, mlp, low-shot, knn, VOC, ...)"
-EPILOG = """schedules: published (default: the paper's settings) | smoke (minutes on the built-in
-  64-px data: fewer epochs/iterations/draws, smaller batches, no loader workers; see
-  `dcbench eval --list` and each protocol's SCHEDULES for exactly what changes)
-examples:
-  dcbench eval --list
-  dcbench eval --protocol linear-conv --model deepcluster-alexnet --data /datasets/imagenet
-  dcbench eval --protocol linear-conv --model deepcluster-alexnet --data /datasets/places205 \\
-      --dialect goyal2019 --layers conv3,conv4,conv5 --out runs/lin-places
-  dcbench eval --protocol linear-conv --model runs/tiny/final --data synth/cls \\
-      --schedule smoke --fast              # minutes: a quick answer before the published run
-  dcbench eval --protocol linear-conv --model deepcluster-alexnet --data /datasets/imagenet \\
-      --dry-run                            # the plan and its estimated time, nothing run
-  dcbench eval --protocol knn --model random-alexnet-sobel --data synth/cls --set k=200
-  dcbench eval --protocol low-shot --model runs/tiny/final --data synth/cls --schedule smoke \\
-      --out runs/lowshot
-  dcbench eval --protocol low-shot --model runs/tiny/final --data synth/cls --schedule smoke \\
-      --out runs/lowshot --resume          # after an interruption: finished draws are kept
-  dcbench eval --protocol voc07-cls --model deepcluster-alexnet --data /datasets/VOCdevkit \\
-      --train-layers all
-"""
-
 # CLI flag -> config key; a protocol whose Config lacks the key refuses the flag.
 FLAG_KEYS = {"layers": "layers", "fast": "fast", "seed": "seed",
              "train_layers": "train_layers", "train_bn_scales": "train_bn_scales",
              "batch_size": "batch_size", "workers": "workers"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `dcbench eval`."""
-    parser.add_argument("--protocol", help="protocol name (see --list)")
-    parser.add_argument("--model", help="model spec: catalog name, hub dir, checkpoint, "
-                                        "hf-hub:, torchvision:, arch:NAME")
-    parser.add_argument("--name", help="short name of the model in tables and reports "
-                                       "(stored with its weights' sha256; default: the name "
-                                       "stored for these weights, else the card name, else "
-                                       "the folder name)")
-    parser.add_argument("--data", help="dataset root (train/ + val/ folders or list files; "
-                                       "VOCdevkit for the VOC protocols)")
-    parser.add_argument("--dialect", help="named protocol preset (default dc2018)")
-    parser.add_argument("--schedule", default="published",
-                        help="run-length preset: published (default) or smoke")
-    parser.add_argument("--layers", help="comma-separated taps, e.g. conv3,conv4,conv5")
-    parser.add_argument("--fast", action="store_true", default=None,
-                        help="linear-conv, mlp: train on cached center-crop features "
-                             "(knn, knn-graph, nmi read that cache by default)")
-    parser.add_argument("--seed", type=int, help="seed for splits, draws, init and order")
-    parser.add_argument("--train-layers", dest="train_layers",
-                        help="VOC protocols: fc6-8 (frozen convs) or all")
-    parser.add_argument("--train-bn-scales", dest="train_bn_scales", action="store_true",
-                        default=None, help="VOC protocols: also train BN scales (erratum)")
-    parser.add_argument("--batch-size", dest="batch_size", type=int,
-                        help="images per batch (the protocol's batch_size; see --list)")
-    parser.add_argument("--workers", type=int,
-                        help="data loader processes (protocols with a `workers` key)")
-    parser.add_argument("--config", help="YAML file of config keys (below --set)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config key (repeatable)")
-    parser.add_argument("--device", help="cpu or cuda[:N] (default: cuda when available)")
-    parser.add_argument("--out", help="run dir: config.yaml, versions.json, results.json, "
-                                      "checkpoints (default: $DCBENCH_HOME/runs/RUN_ID)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its checkpoints")
-    parser.add_argument("--store", help="SQLite results store "
-                                        "(default: $DCBENCH_HOME/results.sqlite)")
-    parser.add_argument("--no-store", action="store_true",
-                        help="do not write to the results store")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bars (default: when stderr is a terminal)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the plan and its estimated time (a few batches are timed) "
-                             "and exit without writing anything")
-    parser.add_argument("--list", action="store_true", help="list protocols and exit")
 
 
 def _list_protocols() -> None:
@@ -399,9 +331,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         _list_protocols()
         return 0
-    missing = [f"--{n}" for n in ("protocol", "model", "data") if not getattr(args, n)]
-    if missing:
-        raise UserError(f"dcbench eval needs {', '.join(missing)} (see dcbench eval --help)")
+    check_args(args)  # also run by the entry point before this module is imported
     proto = get_protocol(args.protocol)
     extra = [load_yaml(args.config)] if args.config else []
     config = proto.resolve_config(dialect=args.dialect, schedule=args.schedule,

@@ -42,6 +42,7 @@ from dcbench.core.errors import UserError, did_you_mean
 from dcbench.models.archs import create_backbone
 from dcbench.models.backbone import Backbone
 from dcbench.models.checkpoints import load_official, load_strict, read_checkpoint
+from dcbench.models.converter_names import CONVERTER_NAMES, OFFICIAL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +100,9 @@ CONVERTERS: dict[str, Converter] = {c.name: c for c in (
               drop=("neck.", "head.", "loss_weight", "data_preprocessor."),
               fixed=("sobel.",)),
 )}
-OFFICIAL = "deepcluster-official"
-CONVERTER_NAMES = (OFFICIAL, *CONVERTERS)
+if (OFFICIAL, *CONVERTERS) != CONVERTER_NAMES:  # the light list the hub parser shows
+    raise ImportError("models.converter_names.CONVERTER_NAMES is out of date: "
+                      f"{(OFFICIAL, *CONVERTERS)} != {CONVERTER_NAMES}")
 
 
 def find_state_dict(obj: Any, paths: tuple[tuple[str, ...], ...], source: str
