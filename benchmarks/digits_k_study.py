@@ -108,6 +108,13 @@ def write_csv(rows: list[dict], path: Path) -> None:
                              for f in FIELDS})
 
 
+def read_csv(path: Path) -> list[dict]:
+    """The rows `write_csv` wrote, with numbers as numbers."""
+    with open(path, newline="") as handle:
+        return [{**r, "k": int(r["k"]), "epoch": int(r["epoch"]),
+                 **{f: float(r[f]) for f in FIELDS[3:]}} for r in csv.DictReader(handle)]
+
+
 def select(rows: list[dict]) -> dict:
     """The rule of the module docstring, applied to the trained rows (epoch > 0)."""
     random = next(r for r in rows if r["epoch"] == 0)
@@ -128,7 +135,9 @@ def figure(rows: list[dict], logs: dict[tuple[int, str], list[dict]], path: Path
     import matplotlib.pyplot as plt  # lazy: as above
 
     random = next(r for r in rows if r["epoch"] == 0)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), constrained_layout=True)
+    from matplotlib.ticker import MaxNLocator  # lazy: as above
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2), layout="constrained")
     colours = {10: "tab:blue", 30: "tab:orange", 100: "tab:green"}
     styles = {"tiny": "-", "digit": "--"}
     panels = [("heldout_knn_conv5", "held-out k-NN top-1, conv5 (%)"),
@@ -141,7 +150,11 @@ def figure(rows: list[dict], logs: dict[tuple[int, str], list[dict]], path: Path
         ax.axhline(random[key], color="grey", linewidth=1, label="random init")
         ax.set_title(title)
         ax.set_xlabel("epochs of DeepCluster")
-    axes[0].legend(fontsize=8)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=7, fontsize=9)
     for (k, aug), records in logs.items():
         axes[2].plot([r["epoch"] + 1 for r in records],
                      [r.get("nmi_labels") for r in records], styles[aug], color=colours[k],
@@ -162,8 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", type=int, nargs="+", default=list(CHECKPOINTS))
     parser.add_argument("--augmentations", nargs="+", default=list(AUGMENTATIONS),
                         choices=list(AUGMENTATIONS))
+    parser.add_argument("--plot-only", action="store_true",
+                        help="redraw the figure from --out's CSV and run logs (no training)")
     args = parser.parse_args(argv)
     out: Path = args.out
+    if args.plot_only:
+        rows = read_csv(out / "digits_k_study.csv")
+        logs = {(r["k"], r["augmentation"]): RunDir(out / "runs" / f"k{r['k']}-"
+                                                    f"{r['augmentation']}").read_log()
+                for r in rows if r["epoch"] > 0}
+        figure(rows, logs, out / "digits_k_study.png")
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     digits = out / "digits"
     if not digits.is_dir():

@@ -1,13 +1,15 @@
 """`dcbench demo`: the whole suite end to end on built-in data, offline, on a laptop CPU.
 
 Generates the built-in datasets (synthetic shapes, a VOC-format set, and scikit-learn's
-1,797 real handwritten digits), trains the `tiny` DeepCluster recipe three times (shapes
-with Sobel and with RGB, digits with Sobel), evaluates random-init and trained networks
-(linear-conv, knn, knn-graph, nmi; voc07-cls and low-shot on shapes), stores every row in
-the results store (the default one unless --store), prints the comparison and the thesis's
-claims as they came out, and writes an HTML report of every result. Every step is the real
-CLI command (printed as it runs), so each can be re-run by hand; `--resume` skips the
-steps an interrupted demo finished.
+1,797 real handwritten digits), trains DeepCluster three times (the `tiny` recipe on the
+shapes with Sobel and with RGB; the `digits` recipe, chosen on a held-out part of the
+digits' training split by `benchmarks/digits_k_study.py`, on the digits), evaluates
+random-init and trained networks (linear-conv, knn, knn-graph, nmi; voc07-cls and low-shot
+on shapes), stores every row in the results store (the default one unless --store), prints
+the comparison and the thesis's claims as they came out, and writes an HTML report of every
+result. Every step is the real CLI command (printed as it runs), so each can be re-run by
+hand; `--resume` skips the steps an interrupted demo finished. One bar (and each step's
+header line) shows how much of the whole demo is done and its ETA (`cli/demo_steps.py`).
 """
 
 from __future__ import annotations
