@@ -1,10 +1,12 @@
 """Expected cost of each demo step, in image passes, from the demo's sizes.
 
-One unit is one 64-px image through `alexnet_small` forward; a training image is a forward
-and a backward (3 units) plus its share of the epoch's feature pass (1 unit). The numbers
+One unit is about one 64-px image through `alexnet_small` forward; a training image is a
+forward and a backward (3 units) plus its share of the epoch's feature pass (1 unit). The numbers
 only weight the steps against each other for the whole-demo ETA (`cli/demo_steps.py`),
 which then rescales them with the seconds each kind of step actually took, so they need to
-be roughly proportional, not exact.
+be roughly proportional, not exact. The per-kind constants were calibrated on one
+`dcbench demo --quick` run on the 2-core VM (measured under load): with them every kind of
+step took 0.0062-0.0071 s per unit there (training: 0.0069).
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ DIGITS_VAL_FRACTION = 0.25
 TRAIN_UNITS = 4.0  # per image and epoch: features (1) + forward/backward (3)
 SYNTH_UNITS = 0.5  # per generated image (drawing + PNG encoding)
 DIGIT_IMAGE_UNITS = 0.2  # per written digit (8x8 upscaled, PNG encoding)
-#: per image of the train + val splits; linear-conv trains 5 probes over cached features
-EVAL_UNITS = {"linear-conv": 6.0, "knn": 1.0, "knn-graph": 1.0, "nmi": 0.6}
-REPORT_UNITS = 400.0
+#: per image of the train + val splits: linear-conv extracts the features (filling the
+#: cache) and trains 5 probes; knn, knn-graph and nmi mostly read that cache
+EVAL_UNITS = {"linear-conv": 4.0, "knn": 0.1, "knn-graph": 0.3, "nmi": 0.16}
+VOC_UNITS_PER_ITER, VOC_UNITS_PER_IMAGE = 12.0, 2.5  # fine-tune batches; 10-crop test
+LOW_SHOT_UNITS_PER_ITER = 32.0  # one batch of 32 images, forward and backward
+REPORT_UNITS = 450.0
 
 
 class SizeLike(Protocol):
@@ -77,13 +82,15 @@ class DemoCosts:
 
     def eval(self, protocol: str, dataset: str) -> float:
         """One evaluation on `dataset` (`cls`, `digits` or the VOC folder)."""
-        if protocol == "voc07-cls":  # iterations x batch 16 x (forward + backward), 10-crop test
-            return 16 * 3.0 * self.size.voc_iters + 10 * sum(self.size.voc_images)
+        if protocol == "voc07-cls":
+            return (VOC_UNITS_PER_ITER * self.size.voc_iters
+                    + VOC_UNITS_PER_IMAGE * sum(self.size.voc_images))
         if protocol == "low-shot":  # per draw and shot: fine-tunes from checkpoint and random
             values = dict(item.split("=", 1) for item in self.size.low_shot)
             shots = [int(s) for s in values.get("shots", "[4,16]").strip("[]").split(",")]
             draws, iterations = int(values.get("draws", 3)), int(values.get("iterations", 50))
-            return 2 * draws * len(shots) * iterations * 32 * 3.0 + 2 * self.shapes_val
+            return (2 * draws * len(shots) * iterations * LOW_SHOT_UNITS_PER_ITER
+                    + 2 * self.shapes_val)
         images = (self.digits_total if dataset == "digits"
                   else self.shapes_train + self.shapes_val)
         return EVAL_UNITS[protocol] * images
