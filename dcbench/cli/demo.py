@@ -1,13 +1,15 @@
 """`dcbench demo`: the whole suite end to end on built-in data, offline, on a laptop CPU.
 
 Generates the built-in datasets (synthetic shapes, a VOC-format set, and scikit-learn's
-1,797 real handwritten digits), trains the `tiny` DeepCluster recipe three times (shapes
-with Sobel and with RGB, digits with Sobel), evaluates random-init and trained networks
-(linear-conv, knn, knn-graph, nmi; voc07-cls and low-shot on shapes), stores every row in
-the results store (the default one unless --store), prints the comparison and the thesis's
-claims as they came out, and writes an HTML report of every result. Every step is the real
-CLI command (printed as it runs), so each can be re-run by hand; `--resume` skips the
-steps an interrupted demo finished.
+1,797 real handwritten digits), trains DeepCluster three times (the `tiny` recipe on the
+shapes with Sobel and with RGB; the `digits` recipe, chosen on a held-out part of the
+digits' training split by `benchmarks/digits_k_study.py`, on the digits), evaluates
+random-init and trained networks (linear-conv, knn, knn-graph, nmi; voc07-cls and low-shot
+on shapes), stores every row in the results store (the default one unless --store), prints
+the comparison and the thesis's claims as they came out, and writes an HTML report of every
+result. Every step is the real CLI command (printed as it runs), so each can be re-run by
+hand; `--resume` skips the steps an interrupted demo finished. One bar (and each step's
+header line) shows how much of the whole demo is done and its ETA (`cli/demo_steps.py`).
 """
 
 from __future__ import annotations
@@ -16,18 +18,18 @@ import argparse
 import json
 import shutil
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dcbench.cli.demo_costs import DemoCosts
+from dcbench.cli.demo_steps import PlannedStep, Steps
 from dcbench.cli.demo_summary import print_summary
-from dcbench.cli.entry import main
 from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, write_json
 from dcbench.core.home import results_store_path
 from dcbench.models.checkpoints import save_hub_dir
 from dcbench.models.factory import load_model
+from dcbench.training.config import resolve_config
 
 HELP = "run everything end to end on built-in data (no data, no network needed)"
 EPILOG = """examples:
@@ -50,22 +52,32 @@ class DemoSize:
     voc_images: tuple[int, int, int]
     epochs: int
     k: int
-    digit_epochs: int
-    digit_k: int
+    digit_epochs: int | None  # None: the digits recipe's
+    digit_k: int | None  # None: the digits recipe's
     digits_per_class: int | None  # None: all 1,797 digits
     linear: tuple[str, ...]  # --set overrides of the linear-conv smoke schedule
     low_shot: tuple[str, ...]
     voc_iters: int
 
+    def digit_overrides(self) -> list[str]:
+        """`dcbench train` arguments that shorten the digits recipe (none for the full demo)."""
+        return ([*(["--epochs", str(self.digit_epochs)] if self.digit_epochs else []),
+                 *(["--set", f"k={self.digit_k}"] if self.digit_k else [])])
+
+    def digit_epochs_used(self) -> int:
+        """Epochs the digits training runs (for the ETA)."""
+        return self.digit_epochs or resolve_config(DIGITS_RECIPE).epochs
+
 
 FULL = DemoSize(per_class=250, val_per_class=100, voc_images=(80, 80, 120), epochs=20, k=80,
-                digit_epochs=20, digit_k=100, digits_per_class=None, linear=(),
+                digit_epochs=None, digit_k=None, digits_per_class=None, linear=(),
                 low_shot=("shots=[4,16]",), voc_iters=150)
 QUICK = DemoSize(per_class=80, val_per_class=30, voc_images=(24, 24, 32), epochs=6, k=40,
-                 digit_epochs=6, digit_k=100, digits_per_class=None, linear=(),
+                 digit_epochs=None, digit_k=None, digits_per_class=None, linear=(),
                  low_shot=("shots=[4]", "draws=3", "iterations=30", "eval_every=30"),
                  voc_iters=20)
 
+DIGITS_RECIPE = "digits"  # chosen on a held-out part of the digits' training split
 SHAPE_MODELS = ("random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb")
 DIGIT_MODELS = ("random-sobel", "digits-sobel")
 STATE_FILE = "demo.json"
@@ -85,40 +97,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted demo in --out, skipping finished steps")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, init and probes")
-
-
-class Steps:
-    """Runs CLI commands in-process, echoing and timing each, recording finished ones."""
-
-    def __init__(self, state_file: Path, state: dict) -> None:
-        self.started = time.perf_counter()
-        self.state_file = state_file
-        self.state = state
-        self.state.setdefault("done", [])
-
-    def __call__(self, title: str, argv: list[str], output: Path | None = None,
-                 after: Callable[[], None] | None = None) -> None:
-        """Run `dcbench argv` unless done; a half-made `output` of a rerun step is removed."""
-        key = " ".join(argv)
-        if key in self.state["done"]:
-            print(f"[{self.elapsed()}] {title}: done before, skipped", flush=True)
-            return
-        if output is not None and output.exists():
-            shutil.rmtree(output)
-        t0 = time.perf_counter()
-        print(f"\n[{self.elapsed()}] {title}\n  $ dcbench {key}", flush=True)
-        code = main(argv)
-        if code != 0:
-            raise UserError(f"demo step failed (exit {code}): dcbench {key}")
-        if after is not None:
-            after()
-        self.state["done"].append(key)
-        write_json(self.state_file, self.state)
-        print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
-
-    def elapsed(self) -> str:
-        seconds = int(time.perf_counter() - self.started)
-        return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
 def _read_state(path: Path) -> dict:
@@ -188,47 +166,68 @@ def run(args: argparse.Namespace) -> int:
     store = str((args.store or results_store_path()).expanduser().resolve())
     state = _prepare(args, store)
     step = Steps(out / STATE_FILE, state)
+    print(f"dcbench demo: results go to {store}; files to {out}", flush=True)
+    plan(step, size, out, store, args.seed)
+    step.run_all()
+    print(f"\ndemo finished in {step.elapsed()}: {out / 'report.html'}\n"
+          f"the rows are in {store}: `dcbench leaderboard compare random-sobel tiny-sobel` "
+          "shows them again")
+    sys.stdout.flush()
+    return 0
+
+
+def plan(step: Steps, size: DemoSize, out: Path, store: str, seed_value: int) -> None:
+    """Every step of the demo, in order, with its expected cost (see `demo_costs`)."""
     data, runs, models, evals = out / "data", out / "runs", out / "models", out / "evals"
     cls, voc, digits = data / "shapes" / "cls", data / "shapes" / "voc" / "VOCdevkit", \
         data / "digits"
-    seed = str(args.seed)
-    print(f"dcbench demo: results go to {store}; files to {out}", flush=True)
+    seed = str(seed_value)
+    cost = DemoCosts(size)
 
-    step("1/7 built-in datasets (shapes with nuisance colours; a VOC-format set)",
-         ["data", "synth", "--out", str(data / "shapes"), "--kind", "all", "--seed", seed,
-          "--per-class", str(size.per_class), "--val-per-class", str(size.val_per_class),
-          "--voc-images", *map(str, size.voc_images)], output=data / "shapes")
-    step("2/7 real data: scikit-learn's handwritten digits (all 1,797), 64 px",
-         ["data", "digits", "--out", str(digits), "--seed", seed,
-          *(["--per-class", str(size.digits_per_class)] if size.digits_per_class else [])],
-         output=digits)
-    if not (models / "random-sobel").is_dir() or not (models / "random-rgb").is_dir():
-        _export_random(models, args.seed)
-    trainings = (("tiny-sobel", cls, "true", size.epochs, size.k),
-                 ("tiny-rgb", cls, "false", size.epochs, size.k),
-                 ("digits-sobel", digits, "true", size.digit_epochs, size.digit_k))
-    for name, data_dir, sobel, epochs, k in trainings:
-        step(f"3/7 train DeepCluster, recipe tiny: {name}",
-             ["train", "--recipe", "tiny", "--data", str(data_dir / "train"),
-              "--out", str(runs / name), "--epochs", str(epochs), "--set", f"k={k}",
-              "--set", f"sobel={sobel}"], output=runs / name,
-             after=lambda n=name: _link_model(runs / n, models / n))
+    def add(title: str, argv: list[str], units: float, kind: str, **extra: object) -> None:
+        step.add(PlannedStep(title, argv, units, kind, **extra))  # type: ignore[arg-type]
+
+    add("1/7 built-in datasets (shapes with nuisance colours; a VOC-format set)",
+        ["data", "synth", "--out", str(data / "shapes"), "--kind", "all", "--seed", seed,
+         "--per-class", str(size.per_class), "--val-per-class", str(size.val_per_class),
+         "--voc-images", *map(str, size.voc_images)], cost.synth(), "data",
+        output=data / "shapes")
+    add("2/7 real data: scikit-learn's handwritten digits (all 1,797), 64 px",
+        ["data", "digits", "--out", str(digits), "--seed", seed,
+         *(["--per-class", str(size.digits_per_class)] if size.digits_per_class else [])],
+        cost.digits_data(), "data", output=digits)
+    trainings = (("tiny-sobel", cls, "tiny", ["--epochs", str(size.epochs), "--set",
+                                              f"k={size.k}", "--set", "sobel=true"],
+                  cost.train(size.epochs, cost.shapes_train)),
+                 ("tiny-rgb", cls, "tiny", ["--epochs", str(size.epochs), "--set",
+                                            f"k={size.k}", "--set", "sobel=false"],
+                  cost.train(size.epochs, cost.shapes_train)),
+                 ("digits-sobel", digits, DIGITS_RECIPE, size.digit_overrides(),
+                  cost.train(size.digit_epochs_used(), cost.digits_train)))
+    for name, data_dir, recipe, settings, units in trainings:
+        add(f"3/7 train DeepCluster, recipe {recipe}: {name}",
+            ["train", "--recipe", recipe, "--data", str(data_dir / "train"),
+             "--out", str(runs / name), *settings], units, "train", output=runs / name,
+            before=lambda: _ensure_random(models, seed_value),
+            after=lambda n=name: _link_model(runs / n, models / n))
 
     def evaluate(title: str, protocol: str, name: str, data_dir: Path, *extra: str) -> None:
         run_dir = evals / f"{data_dir.name}-{name}-{protocol}"
-        step(f"{title} {name} on {data_dir.name}: {protocol}",
-             ["eval", "--protocol", protocol, "--model", str(models / name),
-              "--data", str(data_dir), "--seed", seed, "--store", store,
-              "--schedule", "smoke", "--out", str(run_dir), *extra], output=run_dir)
+        add(f"{title} {name} on {data_dir.name}: {protocol}",
+            ["eval", "--protocol", protocol, "--model", str(models / name),
+             "--data", str(data_dir), "--seed", seed, "--store", store,
+             "--schedule", "smoke", "--out", str(run_dir), *extra],
+            cost.eval(protocol, data_dir.name), f"eval:{protocol}", output=run_dir)
 
     linear = ["--fast", *[arg for item in size.linear for arg in ("--set", item)]]
     for name in SHAPE_MODELS:
         # Table 5.3 (linear-conv conv1..conv5): the plan comes from `dcbench reproduce`
         table_dir = evals / f"{cls.name}-{name}-thesis-5.3"
-        step(f"4/7 Table 5.3 {name} on {cls.name}: dcbench reproduce (linear-conv conv1-5)",
-             ["reproduce", "thesis-5.3", "--model", str(models / name), "--data",
-              f"imagenet={cls}", "--schedule", "smoke", "--seed", seed, "--store", store,
-              "--out", str(table_dir), *linear], output=table_dir)
+        add(f"4/7 Table 5.3 {name} on {cls.name}: dcbench reproduce (linear-conv conv1-5)",
+            ["reproduce", "thesis-5.3", "--model", str(models / name), "--data",
+             f"imagenet={cls}", "--schedule", "smoke", "--seed", seed, "--store", store,
+             "--out", str(table_dir), *linear], cost.eval("linear-conv", cls.name),
+            "eval:linear-conv", output=table_dir)
         evaluate("4/7", "knn", name, cls)
         evaluate("4/7", "knn-graph", name, cls)  # ratio edge intra-class, 10-NN graph
         evaluate("4/7", "nmi", name, cls)  # k-means on fc7 vs labels
@@ -242,25 +241,25 @@ def run(args: argparse.Namespace) -> int:
     evaluate("6/7", "low-shot", "tiny-sobel", cls,
              *[arg for item in size.low_shot for arg in ("--set", item)])
 
-    run_ids = _eval_run_ids(evals)
-    print(f"\n[{step.elapsed()}] 7/7 results (this demo's rows of {store})")
-    claims = print_summary(store, runs / "tiny-sobel", runs / "tiny-rgb", run_ids=run_ids)
-    write_json(out / "claims.json", [{"text": c.text, "holds": bool(c.holds),
-                                      "evidence": c.evidence} for c in claims])
-    report = ["leaderboard", "report", "--store", store, "--output", str(out / "report.html"),
-              "--title", "dcbench demo report", "--table", "thesis-5.3",
-              "--claims", str(out / "claims.json")]
-    for name in ("tiny-sobel", "tiny-rgb", "digits-sobel"):
-        report += ["--run", str(runs / name)]
-    for run_id in run_ids:
-        report += ["--eval-run", run_id]
-    state["done"] = [d for d in state["done"] if not d.startswith("leaderboard report")]
-    step("7/7 HTML report of every result above", report)
-    print(f"\ndemo finished in {step.elapsed()}: {out / 'report.html'}\n"
-          f"the rows are in {store}: `dcbench leaderboard compare random-sobel tiny-sobel` "
-          "shows them again")
-    sys.stdout.flush()
-    return 0
+    def summary() -> None:
+        print(f"\n[{step.elapsed()}] 7/7 results (this demo's rows of {store})")
+        claims = print_summary(store, runs / "tiny-sobel", runs / "tiny-rgb",
+                               run_ids=_eval_run_ids(evals))
+        write_json(out / "claims.json", [{"text": c.text, "holds": bool(c.holds),
+                                          "evidence": c.evidence} for c in claims])
+
+    def report() -> list[str]:
+        argv = ["leaderboard", "report", "--store", store, "--output", str(out / "report.html"),
+                "--title", "dcbench demo report", "--table", "thesis-5.3",
+                "--claims", str(out / "claims.json")]
+        for name in ("tiny-sobel", "tiny-rgb", "digits-sobel"):
+            argv += ["--run", str(runs / name)]
+        for run_id in _eval_run_ids(evals):
+            argv += ["--eval-run", run_id]
+        return argv
+
+    step.add(PlannedStep("7/7 HTML report of every result above", report, cost.report(),
+                         "report", before=summary, always=True))
 
 
 def _eval_run_ids(evals: Path) -> list[str]:
@@ -278,6 +277,12 @@ def _link_model(run_dir: Path, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(run_dir / "final", dest)
+
+
+def _ensure_random(models: Path, seed: int) -> None:
+    """Export the random-init baselines unless both are there (a resumed demo)."""
+    if not (models / "random-sobel").is_dir() or not (models / "random-rgb").is_dir():
+        _export_random(models, seed)
 
 
 def _export_random(models: Path, seed: int) -> None:

@@ -29,6 +29,7 @@ class Claim:
     text: str
     holds: bool
     evidence: str
+    ties: tuple[str, ...] = ()  # comparisons equal at the printed precision (not wins)
 
 
 FRACTION_METRICS = ("ratio_edge_intra_class", "nmi")
@@ -41,6 +42,23 @@ def format_value(metric: str, value: float) -> str:
     if pd.isna(value):
         return ""
     return f"{value:.3f}" if metric in FRACTION_METRICS else f"{value:.1f}"
+
+
+def shown(metric: str, value: float) -> float:
+    """`value` rounded to the digits the demo prints for `metric`."""
+    return round(float(value), 3 if metric in FRACTION_METRICS else 1)
+
+
+def beats(metric: str, a: float, b: float) -> bool:
+    """a > b as printed: equal at the printed precision is a tie, not a win; NaN never wins."""
+    if pd.isna(a) or pd.isna(b):
+        return False
+    return shown(metric, a) > shown(metric, b)
+
+
+def is_tie(metric: str, a: float, b: float) -> bool:
+    """Both values print the same (and neither is missing)."""
+    return not (pd.isna(a) or pd.isna(b)) and shown(metric, a) == shown(metric, b)
 
 
 def demo_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -83,21 +101,29 @@ def evaluate_claims(table: pd.DataFrame, sobel_run: Path, rgb_run: Path) -> list
     pairs.append(("graph ratio", ("knn-graph", graph_layer, "ratio_edge_intra_class")))
     nmi_layer = _embedding_row(table, "nmi", "nmi")
     pairs.append(("k-means NMI", ("nmi", nmi_layer, "nmi")))
-    wins = []
+    wins, ties = [], []
     for label, key in pairs:
         trained, random = _cell(table, *key, "tiny-sobel"), _cell(table, *key, "random-sobel")
-        wins.append((label, trained > random, f"{label} {format_value(key[2], trained)} vs "
-                                              f"{format_value(key[2], random)}"))
+        wins.append((label, beats(key[2], trained, random),
+                     f"{label} {format_value(key[2], trained)} vs "
+                     f"{format_value(key[2], random)}"))
+        if is_tie(key[2], trained, random):
+            ties.append(label)
     claims.append(Claim("trained beats random init (Sobel)", all(w[1] for w in wins),
-                        "; ".join(w[2] for w in wins)))
+                        "; ".join(w[2] for w in wins), tuple(ties)))
 
     sob = [_cell(table, "linear-conv", "conv5", "top1", m) for m in ("tiny-sobel", "tiny-rgb")]
     graph = [_cell(table, "knn-graph", graph_layer, "ratio_edge_intra_class", m)
              for m in ("tiny-sobel", "tiny-rgb")]
+    ratio = "ratio_edge_intra_class"
     claims.append(Claim(
-        "Sobel beats RGB when colour is a nuisance", sob[0] > sob[1] and graph[0] > graph[1],
+        "Sobel beats RGB when colour is a nuisance",
+        beats("top1", *sob) and beats(ratio, *graph),
         f"linear conv5 {sob[0]:.1f} vs {sob[1]:.1f}; graph ratio {graph[0]:.3f} vs "
-        f"{graph[1]:.3f}"))
+        f"{graph[1]:.3f}",
+        tuple(label for label, metric, pair in (("linear conv5", "top1", sob),
+                                                ("graph ratio", ratio, graph))
+              if is_tie(metric, *pair))))
     for name, run in (("Sobel", sobel_run), ("RGB", rgb_run)):
         records = RunDir(run).read_log()
         nmi = [r["nmi_prev"] for r in records if r.get("nmi_prev") is not None]
@@ -105,7 +131,9 @@ def evaluate_claims(table: pd.DataFrame, sobel_run: Path, rgb_run: Path) -> list
             third = max(1, len(nmi) // 3)
             first, last = sum(nmi[:third]) / third, sum(nmi[-third:]) / third
             claims.append(Claim(f"NMI between consecutive assignments rises ({name})",
-                                last > first, f"first epochs {first:.3f} -> last {last:.3f}"))
+                                beats("nmi", last, first),
+                                f"first epochs {first:.3f} -> last {last:.3f}",
+                                ("NMI",) if is_tie("nmi", last, first) else ()))
     return claims
 
 
@@ -121,14 +149,17 @@ def digits_claim(table: pd.DataFrame) -> Claim | None:
     checks = [("linear-conv conv5", ("linear-conv", "conv5", "top1")),
               ("k-NN conv5", ("knn", "conv5", "top1")),
               ("k-means NMI", ("nmi", _embedding_row(table, "nmi", "nmi"), "nmi"))]
-    parts, wins = [], []
+    parts, wins, ties = [], [], []
     for label, key in checks:
         trained = _cell(table, *key, "digits-sobel", dataset="digits")
         random = _cell(table, *key, "random-sobel", dataset="digits")
-        wins.append(trained > random)
+        wins.append(beats(key[2], trained, random))
+        if is_tie(key[2], trained, random):
+            ties.append(label)
         parts.append(f"{label} {format_value(key[2], trained)} vs "
                      f"{format_value(key[2], random)}")
-    return Claim("on real digits, DeepCluster beats random init", all(wins), "; ".join(parts))
+    return Claim("on real digits, DeepCluster beats random init", all(wins), "; ".join(parts),
+                 tuple(ties))
 
 
 def print_summary(store_path: str, sobel_run: Path, rgb_run: Path,
@@ -153,10 +184,17 @@ def print_summary(store_path: str, sobel_run: Path, rgb_run: Path,
     digits = digits_claim(table)
     print("\nThe thesis's claims on these measurements:")
     for claim in claims:
-        print(f"  [{'holds' if claim.holds else 'does NOT hold'}] {claim.text}: {claim.evidence}")
+        print(verdict_line(claim))
     if digits is not None:
         print("On real images (not a thesis table; reported as it came out):")
-        print(f"  [{'holds' if digits.holds else 'does NOT hold'}] {digits.text}: "
-              f"{digits.evidence}")
+        print(verdict_line(digits))
         claims.append(digits)
     return claims
+
+
+def verdict_line(claim: Claim) -> str:
+    """`  [holds] text: evidence` as the demo prints it, naming any tie (which is no win)."""
+    line = f"  [{'holds' if claim.holds else 'does NOT hold'}] {claim.text}: {claim.evidence}"
+    if claim.ties:
+        line += f" (a tie at the printed precision is not a win: {', '.join(claim.ties)})"
+    return line

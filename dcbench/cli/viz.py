@@ -22,8 +22,8 @@ from dcbench.models.factory import load_model
 from dcbench.viz.activations import activations_image, check_channels, find_top_activations
 from dcbench.viz.ascent import OBJECTIVES, AscentConfig, ascent_figure
 from dcbench.viz.curves import curves_figure, figure_png, read_curves, run_label
-from dcbench.viz.filters import effective_filters, filter_grid
-from dcbench.viz.grid import save_png, with_header, with_title
+from dcbench.viz.filters import effective_filters, filter_grid, filters_title
+from dcbench.viz.grid import save_png, short_name, with_header, with_title
 from dcbench.viz.neighbors import find_neighbors, neighbors_image
 
 HELP = "visualisations as PNG: filters, neighbours, top activations, gradient ascent, curves"
@@ -95,9 +95,9 @@ def _data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
 
 
-def _scale(parser: argparse.ArgumentParser, default: int) -> None:
-    parser.add_argument("--scale", type=_positive, default=default,
-                        help=f"enlarge every pixel N x N (default {default})")
+def _scale(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--scale", type=_positive, default=None,
+                        help=f"enlarge every pixel N x N (default: {default})")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = verb("filters", "first-layer filters (Sobel models: composed with the Sobel front-end)")
     _model(p)
     p.add_argument("--columns", type=_positive, default=None, help="default: ceil(sqrt(C))")
-    _scale(p, 4)
+    _scale(p, "at least 4, and a grid at least 480 px wide")
     _out(p)
 
     p = verb("neighbors", "query images and their k nearest neighbours in a layer's features "
@@ -128,7 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--query-indices", default=None, help="explicit dataset indices, e.g. 0,40")
     p.add_argument("--grid", type=_positive, default=1,
                    help="average-pool conv maps to GRID x GRID before L2 (default 1: global)")
-    _scale(p, 1)
+    _scale(p, "images of at least 96 px")
     _out(p)
 
     p = verb("activations", "the top images of a dataset for channels of a layer")
@@ -137,7 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", default="conv3")
     p.add_argument("--channels", default=None, help="e.g. 0-7 or 3,17 (default: first 8)")
     p.add_argument("--top", type=_positive, default=9, help="images per channel (official: 9)")
-    _scale(p, 1)
+    _scale(p, "images of at least 96 px")
     _out(p)
 
     p = verb("gradient-ascent", "inputs optimised to fire channels (L2 penalty + Gaussian blur)")
@@ -192,10 +192,9 @@ def _run_filters(args: argparse.Namespace) -> int:
     model = _load(args.model)
     filters = effective_filters(model)
     image = filter_grid(filters, ncols=args.columns, scale=args.scale)
-    kind = "Sobel-composed" if getattr(model, "sobel", None) is not None else "RGB"
-    what = f"{filters.shape[0]} {kind} filters of {filters.shape[-1]}x{filters.shape[-2]} px"
-    image = with_title(image, [f"conv1 filters of {args.model}", what])
-    _save(image, args.out, what)
+    title = filters_title(args.model, filters, getattr(model, "sobel", None) is not None)
+    image = with_title(image, title)
+    _save(image, args.out, title[1])
     return 0
 
 
@@ -276,7 +275,7 @@ def _label_ascent(image, results, args: argparse.Namespace, config: AscentConfig
         labelled.append(with_header(part, texts, height=14))
     body = np.concatenate(labelled, axis=0)
     return with_title(body, [
-        f"gradient ascent: {args.model}, layer {args.layer}",
+        f"gradient ascent: {short_name(args.model)}, layer {args.layer}",
         f"{config.iters} steps, objective {config.objective}, lr {config.lr}, blur sigma "
         f"{config.sigma} every {config.blur_every}; label = final mean activation"])
 

@@ -16,7 +16,15 @@ import torch
 
 from dcbench.core.errors import UserError
 from dcbench.models.backbone import Backbone
-from dcbench.viz.grid import tile_rows, upscale, with_header, with_row_labels
+from dcbench.viz.grid import (
+    FONT_SIZE,
+    auto_scale,
+    short_name,
+    tile_rows,
+    upscale,
+    with_row_labels,
+    with_title,
+)
 from dcbench.viz.tap_stats import (
     display_tiles,
     image_dataset,
@@ -85,15 +93,18 @@ def find_top_activations(
 
 
 def activations_image(
-    result: TopActivations, model: Backbone, folder: str | os.PathLike, scale: int = 1
+    result: TopActivations, model: Backbone, folder: str | os.PathLike, scale: int | None = None
 ) -> np.ndarray:
-    """One row per channel of its top images, best on the left -> uint8 image with a header."""
+    """One row per channel of its top images, best on the left -> uint8 image with a header;
+    `scale` None enlarges small images to tiles of at least `grid.MIN_TILE` px."""
     dataset = image_dataset(model, folder)
     rows = [display_tiles(model, dataset, row) for row in result.indices]
+    tile = next(t for row in rows for t in row if t is not None)
+    scale = scale or auto_scale(int(tile.shape[-1]))
     image = upscale(tile_rows(rows, padding=2), scale)
     cell = (image.shape[0] - 2 * scale) // len(rows)  # tile + padding, in output pixels
-    labels = [(2 * scale + r * cell + cell // 2 - 6, f"ch {c}")
+    labels = [(2 * scale + r * cell + cell // 2 - FONT_SIZE // 2, f"ch {c}")
               for r, c in enumerate(result.channels)]
     image = with_row_labels(image, labels)
-    return with_header(image, [(0, f"{model.name} {result.layer}: top {result.indices.shape[1]}"
-                                   " images per channel, best first")])
+    return with_title(image, [f"{short_name(model.name)}, {result.layer}: top "
+                              f"{result.indices.shape[1]} images per channel, best first"])

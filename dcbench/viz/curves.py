@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
 from dcbench.core.errors import UserError
 from dcbench.core.runlog import parse_log_records
@@ -129,9 +129,15 @@ def curves_figure(frames: dict[str, pd.DataFrame], columns: int = 3) -> Figure:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if panel.log_y:
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ScalarFormatter())  # 30, not 3 x 10^1
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        else:
+            ax.ticklabel_format(axis="y", useOffset=False)  # 4.6245, not +4.624 / 0.0005
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
+    fig.suptitle(f"DeepCluster training: {', '.join(frames)}")
     return fig
 
 

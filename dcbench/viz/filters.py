@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dcbench.core.errors import UserError
-from dcbench.viz.grid import minmax_per_item, tile_rows, upscale
+from dcbench.viz.grid import minmax_per_item, short_name, tile_rows, upscale
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:
@@ -63,26 +63,42 @@ def effective_filters(model: nn.Module) -> torch.Tensor:
     return weight
 
 
+#: the narrowest filter grid drawn by default (pixels): a 5x5 or 7x7 kernel reads at a glance
+MIN_WIDTH = 480
+
+
 def filter_grid(
-    filters: torch.Tensor, ncols: int | None = None, scale: int = 4, padding: int = 1
+    filters: torch.Tensor, ncols: int | None = None, scale: int | None = None, padding: int = 1
 ) -> np.ndarray:
     """Tile (C, 3, kh, kw) filters, each min-max normalised on its own, -> uint8 (H, W, 3).
 
-    Columns default to ceil(sqrt(C)); `scale` enlarges every pixel to scale x scale.
+    Columns default to ceil(sqrt(C)); `scale` enlarges every pixel to scale x scale (None:
+    the smallest scale, at least 4, that makes the grid `MIN_WIDTH` px wide).
     """
     if filters.dim() != 4 or filters.shape[1] != 3:
         raise ValueError(f"expected (C, 3, kh, kw) filters, got {tuple(filters.shape)}")
-    if scale < 1:
+    if scale is not None and scale < 1:
         raise UserError(f"--scale must be >= 1, got {scale}")
     count = filters.shape[0]
     ncols = ncols or math.ceil(math.sqrt(count))
     if ncols < 1:
         raise UserError(f"--columns must be >= 1, got {ncols}")
+    if scale is None:
+        natural = min(ncols, count) * (int(filters.shape[-1]) + padding) + padding
+        scale = max(4, math.ceil(MIN_WIDTH / natural))
     tiles = list(minmax_per_item(filters))
     rows = [tiles[i : i + ncols] for i in range(0, count, ncols)]
     return upscale(tile_rows(rows, padding=padding), scale)
 
 
-def filters_image(model: nn.Module, ncols: int | None = None, scale: int = 4) -> np.ndarray:
+def filters_image(model: nn.Module, ncols: int | None = None, scale: int | None = None
+                  ) -> np.ndarray:
     """The thesis Figure 5.2 panel for `model`: its effective first-layer filters in a grid."""
     return filter_grid(effective_filters(model), ncols=ncols, scale=scale)
+
+
+def filters_title(spec: str, filters: torch.Tensor, sobel: bool) -> list[str]:
+    """The two title lines of a filters figure: the model's short name (no path), what is shown."""
+    kind = "Sobel-composed" if sobel else "RGB"
+    return [f"conv1 filters of {short_name(spec)}",
+            f"{filters.shape[0]} {kind} filters of {filters.shape[-1]}x{filters.shape[-2]} px"]

@@ -7,6 +7,7 @@ without touching the disk; `save_png` is the one writer and it is atomic.
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Sequence
 
@@ -91,47 +92,135 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
 
 
+#: text size of every label and title drawn on the PIL figures (PIL's scalable default font)
+FONT_SIZE = 14
+TITLE_SIZE = 16
+#: the smallest tile side (pixels) the figures show an image at; smaller images are enlarged
+MIN_TILE = 96
+GENERIC_NAMES = ("final", "latest", "checkpoints", "model.safetensors", "checkpoint.pth.tar")
+
+
+def font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """PIL's built-in scalable font at `size` px (no font file needed)."""
+    return ImageFont.load_default(size=size)
+
+
+def text_width(text: str, size: int = FONT_SIZE) -> int:
+    """Width in pixels of one line of `text` in `font(size)`."""
+    return int(math.ceil(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text,
+                                                                             font=font(size))))
+
+
+def short_name(spec: str) -> str:
+    """A model spec as a figure label: a path's last meaningful folder (`runs/tiny/final` ->
+    `tiny`), a hub id's repository, a catalog name unchanged; never a path separator."""
+    text = str(spec).rstrip("/\\")
+    for prefix in ("hf-hub:", "torchvision:", "timm:"):
+        text = text.removeprefix(prefix)
+    parts = [p for p in text.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    while len(parts) > 1 and parts[-1] in GENERIC_NAMES:
+        parts.pop()
+    name = parts[-1] if parts else str(spec)
+    for suffix in (".safetensors", ".pth.tar", ".pth"):
+        name = name.removesuffix(suffix)
+    return name or "model"
+
+
+def wrap_text(text: str, width: int, size: int = FONT_SIZE) -> list[str]:
+    """Break `text` into lines no wider than `width` px: at spaces, else after `-_/:`, else
+    anywhere (a single long word is split rather than drawn past its column)."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if text_width(candidate, size) <= width:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            line = ""
+            while text_width(word, size) > width and len(word) > 1:
+                cut = max(1, max((i + 1 for i, ch in enumerate(word[:-1]) if ch in "-_/:"
+                                  and text_width(word[:i + 1], size) <= width), default=0))
+                if cut == 1:  # no break character fits: the longest prefix that does
+                    cut = max(1, max((i for i in range(1, len(word))
+                                      if text_width(word[:i], size) <= width), default=1))
+                lines.append(word[:cut])
+                word = word[cut:]
+            line = word
+        lines.append(line)
+    return lines
+
+
+def header_layout(texts: Sequence[tuple[int, str]], width: int,
+                  size: int = FONT_SIZE) -> list[tuple[int, int, str]]:
+    """(x, y, line) of every header line: each text wrapped to the room before the next one
+    (or the image's right edge), so no two labels overlap and none is cut off."""
+    ordered = sorted(texts)
+    line_h = size + 4
+    placed = []
+    for i, (x, text) in enumerate(ordered):
+        right = ordered[i + 1][0] if i + 1 < len(ordered) else width
+        room = max(right - x - 8, size)
+        for j, line in enumerate(wrap_text(text, room, size)):
+            placed.append((x + 2, 2 + j * line_h, line))
+    return placed
+
+
 def with_header(
-    image: np.ndarray, texts: Sequence[tuple[int, str]], height: int = 14
+    image: np.ndarray, texts: Sequence[tuple[int, str]], height: int | None = None,
+    size: int = FONT_SIZE,
 ) -> np.ndarray:
-    """Add a white strip above `image` with each `(x, text)` written at column x (PIL's font)."""
+    """Add a white strip above `image` with each `(x, text)` written from column x, wrapped
+    to the room before the next text (see `header_layout`); the strip grows to fit."""
+    placed = header_layout(texts, image.shape[1], size)
+    needed = max((y for _, y, _ in placed), default=0) + size + 6
+    height = max(height or 0, needed)
     canvas = Image.new("RGB", (image.shape[1], image.shape[0] + height), (255, 255, 255))
     canvas.paste(Image.fromarray(image), (0, height))
     draw = ImageDraw.Draw(canvas)
-    for x, text in texts:
-        draw.text((x + 2, 1), text, fill=(0, 0, 0))
+    for x, y, line in placed:
+        draw.text((x, y), line, fill=(0, 0, 0), font=font(size))
     return np.asarray(canvas)
 
 
 def with_row_labels(
-    image: np.ndarray, texts: Sequence[tuple[int, str]], width: int = 40
+    image: np.ndarray, texts: Sequence[tuple[int, str]], width: int | None = None,
+    size: int = FONT_SIZE,
 ) -> np.ndarray:
-    """Add a white strip left of `image` with each `(y, text)` written at row y."""
+    """Add a white strip left of `image` with each `(y, text)` written at row y (the strip
+    is as wide as the widest label)."""
+    width = max(width or 0, max((text_width(t, size) for _, t in texts), default=0) + 10)
     canvas = Image.new("RGB", (image.shape[1] + width, image.shape[0]), (255, 255, 255))
     canvas.paste(Image.fromarray(image), (width, 0))
     draw = ImageDraw.Draw(canvas)
     for y, text in texts:
-        draw.text((2, y), text, fill=(0, 0, 0))
+        draw.text((4, y), text, fill=(0, 0, 0), font=font(size))
     return np.asarray(canvas)
 
 
-def with_title(image: np.ndarray, lines: Sequence[str], font_size: int = 14) -> np.ndarray:
+def with_title(image: np.ndarray, lines: Sequence[str], font_size: int = TITLE_SIZE
+               ) -> np.ndarray:
     """Add a white band above `image` with one or more lines of text (a figure title).
 
     The canvas widens (image centred) when a line is wider than the image.
     """
-    font = ImageFont.load_default(size=font_size)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    widths = [int(probe.textlength(line, font=font)) for line in lines]
-    line_h = font_size + 4
-    width = max(image.shape[1], max(widths, default=0) + 8)
-    height = image.shape[0] + line_h * len(lines) + 6
+    widths = [text_width(line, font_size) for line in lines]
+    line_h = font_size + 5
+    width = max(image.shape[1], max(widths, default=0) + 12)
+    height = image.shape[0] + line_h * len(lines) + 8
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     canvas.paste(Image.fromarray(image), ((width - image.shape[1]) // 2, height - image.shape[0]))
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(lines):
-        draw.text((4, 3 + i * line_h), line, fill=(0, 0, 0), font=font)
+        draw.text((6, 4 + i * line_h), line, fill=(0, 0, 0), font=font(font_size))
     return np.asarray(canvas)
+
+
+def auto_scale(tile: int, minimum: int = MIN_TILE) -> int:
+    """The smallest integer enlargement that shows a `tile`-px image at >= `minimum` px."""
+    return max(1, math.ceil(minimum / max(1, tile)))
 
 
 def png_bytes(image: np.ndarray) -> bytes:

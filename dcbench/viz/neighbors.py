@@ -18,7 +18,7 @@ import torch
 
 from dcbench.core.errors import UserError
 from dcbench.models.backbone import Backbone
-from dcbench.viz.grid import Tile, border, tile_rows, upscale, with_header
+from dcbench.viz.grid import Tile, auto_scale, border, short_name, tile_rows, upscale, with_header
 from dcbench.viz.tap_stats import display_tiles, image_dataset, pick_indices, pooled_l2, tap_stats
 
 SAME = (0.10, 0.70, 0.20)
@@ -113,13 +113,13 @@ def find_neighbors(
 
 
 def neighbors_image(
-    result: NeighborResult, model: Backbone, folder: str | os.PathLike, scale: int = 1
+    result: NeighborResult, model: Backbone, folder: str | os.PathLike, scale: int | None = None
 ) -> np.ndarray:
-    """Rows of query | k neighbours per model (blank column between models) -> uint8 image."""
+    """Rows of query | k neighbours per model (blank column between models) -> uint8 image;
+    `scale` None enlarges small images to tiles of at least `grid.MIN_TILE` px."""
     dataset = image_dataset(model, folder)
     targets = dataset.targets
     labelled = bool((targets[result.queries] >= 0).all())
-    k = result.panels[0].neighbors.shape[1]
     rows: list[list[Tile]] = []
     for q, query in enumerate(result.queries):
         row: list[Tile] = display_tiles(model, dataset, np.array([query]))
@@ -133,10 +133,23 @@ def neighbors_image(
                     tile = border(tile, SAME if same else OTHER)
                 row.append(tile)
         rows.append(row)
+    tile = next(t for row in rows for t in row if t is not None)
+    scale = scale or auto_scale(int(tile.shape[-1]))
     image = upscale(tile_rows(rows, padding=2), scale)
-    tile_w = (image.shape[1] - 2 * scale) // len(rows[0])
-    texts = [(0, "query")]
+
+    return with_header(image, neighbors_header(result, int(tile.shape[-1]), scale))
+
+
+def neighbors_header(result: NeighborResult, tile: int, scale: int) -> list[tuple[int, str]]:
+    """(x, text) column titles: `query`, then each model's short name and same-class share
+    over its first neighbour column (tiles of `tile` px laid out by make_grid, padding 2)."""
+    k = result.panels[0].neighbors.shape[1]
+
+    def column_x(col: int) -> int:
+        return scale * (2 + col * (tile + 2))
+
+    texts = [(column_x(0), "query")]
     for p, panel in enumerate(result.panels):
-        score = "" if panel.same_class is None else f" ({panel.same_class:.0%} same class)"
-        texts.append(((2 + p * (k + 1)) * tile_w, f"{panel.name}{score}"))
-    return with_header(image, texts)
+        score = "" if panel.same_class is None else f"\n{panel.same_class:.0%} same class"
+        texts.append((column_x(2 + p * (k + 1)), f"{short_name(panel.name)}{score}"))
+    return texts

@@ -62,7 +62,9 @@ def test_constant_filter_is_grey_not_black():
 
 def test_filters_image_is_deterministic(small_sobel):
     a, b = filters_image(small_sobel), filters_image(small_sobel)
-    assert a.shape == ((6 * 8 + 1) * 4, (6 * 8 + 1) * 4, 3)  # 32 filters -> 6x6 grid of 7+1 px
+    # 32 filters -> 6x6 grid of 7+1 px (+1) = 49 px, enlarged to >= 480 px: scale 10
+    assert a.shape == ((6 * 8 + 1) * 10, (6 * 8 + 1) * 10, 3)
+    assert filters_image(small_sobel, scale=4).shape == ((6 * 8 + 1) * 4, (6 * 8 + 1) * 4, 3)
     np.testing.assert_array_equal(a, b)
     # Sobel-composed filters are grey: every RGB channel equal
     np.testing.assert_array_equal(a[..., 0], a[..., 1])

@@ -63,8 +63,10 @@ def test_trained_vs_random_panels(synth, small_sobel, small_rgb):
     sims[q] = -2
     assert int(sims.argmax()) == result.panels[0].neighbors[0, 0]
     image = neighbors_image(result, small_sobel, synth / "val")
-    # 9 columns (query, blank, 3, blank, 3) of 64 px + 2 px padding, plus a 14-px header
-    assert image.shape == (14 + 4 * 66 + 2, 9 * 66 + 2, 3)
+    # 9 columns (query, blank, 3, blank, 3) of 64 px + 2 px padding, enlarged x2 (tiles of at
+    # least 96 px), under a header of two lines per model (name, same-class share)
+    assert image.shape[1] == (9 * 66 + 2) * 2
+    assert image.shape[0] - (4 * 66 + 2) * 2 >= 2 * 18
     again = find_neighbors([small_sobel, small_rgb], synth / "val", layer="conv5", k=3,
                            n_queries=4)
     np.testing.assert_array_equal(again.panels[1].neighbors, result.panels[1].neighbors)
@@ -102,4 +104,5 @@ def test_cli(synth, tmp_path, capsys):
     text = capsys.readouterr()
     assert "share the query's class" in text.out
     assert "skipped 1 undecodable image" in text.err
-    assert Image.open(out).size == (7 * 66 + 2, 14 + 3 * 66 + 2)
+    width, height = Image.open(out).size
+    assert width == (7 * 66 + 2) * 2 and height - (3 * 66 + 2) * 2 >= 2 * 18
