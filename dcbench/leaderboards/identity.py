@@ -3,10 +3,11 @@
 A result row names its model twice: `model` (what the user called it) and `model_sha256`
 (the weights). The same weights reached through a relative and an absolute path, or named
 differently on two days, are one model: rows are grouped by sha256 (by name only for rows
-that carry no sha256) and shown under one display name, the name of the model's most
-recent row made short (`/abs/runs/tiny/final` -> `tiny`; catalog names, `--name` names and
-`torchvision:`-style specs unchanged). Two models that would share a display name get
-`@SHA8` appended. Rows written by older versions (paths as names) read the same way.
+that carry no sha256) and shown under one display name: the name most runs stored it under
+(ties: the most recent), made short (`/abs/runs/tiny/final` -> `tiny`; catalog names,
+`--name` names and `torchvision:`-style specs unchanged). Two models that would share a
+display name get `@SHA8` appended. Rows written by older versions (paths as names) read the
+same way.
 
 Users name a model by its display name, any name or path it was evaluated under, a path
 to its weights in any form (relative, absolute, a run dir: its sha256 is read), or a
@@ -72,8 +73,12 @@ def identify(results: pd.DataFrame) -> pd.DataFrame:
                          zip(shas, labels, strict=True)]
     if frame.empty:
         return frame
-    latest = (frame.assign(_label=labels, _t=frame["timestamp"].astype(str))
-              .sort_values("_t", kind="stable").groupby(KEY_COLUMN)["_label"].last())
+    # per identity, the name the most runs stored it under; ties: the most recent name
+    runs = (frame.assign(_label=labels, _t=frame["timestamp"].astype(str))
+            .groupby([KEY_COLUMN, "_label"], sort=False)
+            .agg(_runs=("run_id", "nunique"), _t=("_t", "max")).reset_index())
+    latest = (runs.sort_values(["_runs", "_t"], kind="stable")
+              .groupby(KEY_COLUMN)["_label"].last())
     counts = latest.value_counts()
     names = {key: (name + f"@{key[:8]}" if counts[name] > 1 and not key.startswith("name:")
                    else name) for key, name in latest.items()}

@@ -158,3 +158,13 @@ def test_show_match_accepts_any_name_of_the_model() -> None:
     mine = frame[frame["kind"] == "ours"]
     assert mine["method"].item() == "tiny-sobel (ours)"
     assert mine["Δ conv5"].item() == pytest.approx(30.0 - 38.2)
+
+
+def test_a_name_stored_by_one_run_does_not_rename_a_model_many_runs_named() -> None:
+    # the demo's random-sobel: four evals name it; then low-shot's random-init baseline, the
+    # same weights (same seed), is stored under the protocol's label in one later run
+    rows = [row("/abs/models/random-sobel", SHA_A, 1.0, run_id=f"eval-{i}",
+                timestamp=f"2026-01-0{i + 1}T00:00:00") for i in range(4)]
+    rows += [row("random-alexnet_small", SHA_A, 2.0, run_id="lowshot",
+                 timestamp="2026-02-01T00:00:00")] * 3  # several rows, one run
+    assert set(identify(pd.DataFrame(rows)).model) == {"random-sobel"}
