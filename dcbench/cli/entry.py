@@ -33,11 +33,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
                     "published tables next to our results"),
     "reproduce": ("dcbench.cli.parsers.reproduce", "dcbench.cli.reproduce",
                   "run every protocol a published table needs"),
-    "viz": ("dcbench.cli.viz", "dcbench.cli.viz",
+    "viz": ("dcbench.cli.parsers.viz", "dcbench.cli.viz",
             "filters, neighbours, activations, gradient ascent, curves"),
     "data": ("dcbench.cli.parsers.data", "dcbench.cli.data",
              "make built-in datasets, check dataset folders"),
-    "demo": ("dcbench.cli.demo", "dcbench.cli.demo",
+    "demo": ("dcbench.cli.parsers.demo", "dcbench.cli.demo",
              "everything end to end on built-in data, no network"),
     "bench": ("dcbench.cli.bench", "dcbench.cli.bench",  # light already: one module
               "performance benchmarks against the usual baselines"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dcbench.cli.entry import main
-from dcbench.cli.viz import VERBS, parse_channels
+from dcbench.cli.parsers.viz import VERBS
+from dcbench.cli.viz import parse_channels
 from dcbench.core.errors import UserError
 
 

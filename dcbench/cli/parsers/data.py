@@ -1,4 +1,4 @@
-"""Arguments of `dcbench data` (light: argparse and dcbench.core only, so `--help` and
+"""Arguments of `dcbench data` (light: no torch, pandas or matplotlib, so `--help` and
 argument errors answer before torch is imported; the runner is `dcbench.cli.data`)."""
 
 from __future__ import annotations

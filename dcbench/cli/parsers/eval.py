@@ -1,4 +1,4 @@
-"""Arguments of `dcbench eval` (light: argparse and dcbench.core only, so `--help` and
+"""Arguments of `dcbench eval` (light: no torch, pandas or matplotlib, so `--help` and
 argument errors answer before torch is imported; the runner is `dcbench.cli.eval`)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Arguments of `dcbench leaderboard` (light: argparse and dcbench.core only, so `--help` and
+"""Arguments of `dcbench leaderboard` (light: no torch, pandas or matplotlib, so `--help` and
 argument errors answer before torch is imported; the runner is `dcbench.cli.leaderboard`)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Arguments of `dcbench reproduce` (light: argparse and dcbench.core only, so `--help` and
+"""Arguments of `dcbench reproduce` (light: no torch, pandas or matplotlib, so `--help` and
 argument errors answer before torch is imported; the runner is `dcbench.cli.reproduce`)."""
 
 from __future__ import annotations
