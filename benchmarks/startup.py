@@ -47,7 +47,7 @@ def wall_seconds(code: str, repeat: int) -> float:
 
 def run(quick: bool) -> list[Row]:
     """One row per command: dcbench's start-up vs the eager-import baseline."""
-    repeat = 1 if quick else 5
+    repeat = 1 if quick else 3
     commands = COMMANDS[:2] if quick else COMMANDS
     rows = []
     for what, argv in commands:
