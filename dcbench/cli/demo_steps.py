@@ -23,9 +23,9 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.core.progress import progress_bar
 
-#: seconds per unit of expected cost before anything was measured (0.0069 was measured on
-#: the 2-core VM under load, see `demo_costs`); only the first step's ETA uses it
-REFERENCE_RATE = 0.005
+#: seconds per unit of expected cost before anything was measured (0.00093 for the demo and
+#: 0.00104 for `--quick` on the quiet 2-core VM, see `demo_costs`); only the first ETA uses it
+REFERENCE_RATE = 0.001
 BAR_TICKS = 1000  # the bar counts per-mille of the whole demo
 
 
