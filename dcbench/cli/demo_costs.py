@@ -6,7 +6,8 @@ only weight the steps against each other for the whole-demo ETA (`cli/demo_steps
 which then rescales them with the seconds each kind of step actually took, so they need to
 be roughly proportional, not exact. The per-kind constants were calibrated on one
 `dcbench demo --quick` run on the 2-core VM (measured under load): with them every kind of
-step took 0.0062-0.0071 s per unit there (training: 0.0069).
+step took 0.0062-0.0071 s per unit there (training: 0.0069); on the quiet VM a whole demo
+took 0.00093 s per unit and `--quick` 0.00104.
 """
 
 from __future__ import annotations
