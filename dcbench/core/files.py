@@ -77,8 +77,8 @@ _STAGE_INFIX = ".dcbench-partial-"
 def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
     """Yield a staging folder that replaces `out` on success. `out` must be absent or empty.
 
-    The stage is a private folder `.{name}.dcbench-partial-{pid}-XXXX` beside `out` holding
-    `STAGE_MARKER`; stages that a killed process left behind (marker present, pid gone) are
+    The stage is a private folder `.{name}.dcbench-partial-{pid}-<random suffix>` beside `out`
+    holding `STAGE_MARKER`; stages that a killed process left behind (marker present, pid gone) are
     removed on the next start, and nothing else is ever removed.
     """
     out = check_output_dir(out)
