@@ -9,15 +9,11 @@ from pathlib import Path
 from dcbench.cli.arg_types import float_in, int_in, seed
 
 MAX_SYNTH_SIZE = 1024  # image side of the built-in sets; larger is a typo (and GBs of PNGs)
-
-
 MAX_IMAGES = 1_000_000  # images per class or split
 
 
 HELP = ("make built-in datasets (synth: shapes; digits: 1,797 real handwritten digits) "
         "or validate a dataset tree (check)")
-
-
 EPILOG = """examples:
   dcbench data synth --out synth                       # synth/cls (8 shape classes) + synth/voc
   dcbench data synth --out synth-cls --kind cls --per-class 100 --corrupt 4

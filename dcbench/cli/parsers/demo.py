@@ -7,8 +7,6 @@ import argparse
 from pathlib import Path
 
 HELP = "run everything end to end on built-in data (no data, no network needed)"
-
-
 EPILOG = """examples:
   dcbench demo                      # ~10 minutes on 2 CPU cores: the numbers in the README
   dcbench demo --quick              # ~1 minute: smaller data, fewer epochs (used by the tests)

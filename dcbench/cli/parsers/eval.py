@@ -8,8 +8,6 @@ import argparse
 from dcbench.core.errors import UnknownNameError, UserError, did_you_mean
 
 HELP = "evaluate a model with one protocol (linear-conv, mlp, low-shot, knn, VOC, ...)"
-
-
 EPILOG = """schedules: published (default: the paper's settings) | smoke (minutes on the built-in
   64-px data: fewer epochs/iterations/draws, smaller batches, no loader workers; see
   `dcbench eval --list` and each protocol's SCHEDULES for exactly what changes)

@@ -9,8 +9,6 @@ from pathlib import Path
 from dcbench.models.converter_names import CONVERTER_NAMES, OFFICIAL
 
 HELP = "Checkpoint catalog and model hub: list, pull, convert legacy checkpoints, cards, push."
-
-
 EPILOG = """examples:
   dcbench hub list
   dcbench hub list 'random-*'

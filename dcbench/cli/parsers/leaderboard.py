@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 
 HELP = "published tables (thesis, ECCV) with our results merged in; import and export results"
-
-
 EPILOG = """examples:
   dcbench leaderboard list
   dcbench leaderboard show eccv-table1-imagenet --results

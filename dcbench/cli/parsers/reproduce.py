@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 
 HELP = "run every protocol a published table needs and print the table with your model's row"
-
-
 EPILOG = """examples:
   dcbench reproduce --list                       # tables with a plan and the data each reads
   dcbench reproduce thesis-5.5 --model deepcluster-alexnet --data voc=/datasets/VOCdevkit \\

@@ -8,8 +8,6 @@ import argparse
 from dcbench.core.errors import UserError
 
 HELP = "train a DeepCluster model (k-means or PIC) on a folder of images"
-
-
 EPILOG = """recipes: tiny, deepcluster-alexnet, deepcluster-vgg16, pic-imnet-sob, km-imnet-sob,
          km-imnet-rgb, km-fl1m-sob, km-fl2m-sob (or a path to a YAML file)
 examples:

@@ -10,8 +10,6 @@ from dcbench.cli.arg_types import float_in, seed
 from dcbench.viz.ascent_config import OBJECTIVES, AscentConfig
 
 HELP = "visualisations as PNG: filters, neighbours, top activations, gradient ascent, curves"
-
-
 EPILOG = """examples:
   dcbench data synth --out synth --kind cls
   dcbench viz filters --model random-alexnet_small-sobel --out filters.png

@@ -1,0 +1,1 @@
+"""The light argument parsers of the `dcbench` subcommands (see `cli.entry`)."""
