@@ -14,10 +14,10 @@ so every `dcbench` command, does not import torch until a command needs it, whic
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dcbench.core.errors import MissingFileError, NetworkError, UnknownNameError, UserError
+from dcbench.core.lazy import lazy_exports
 from dcbench.core.version import __version__
 
 if TYPE_CHECKING:
@@ -37,15 +37,4 @@ _LAZY: dict[str, str] = {
 __all__ = ["Backbone", "MissingFileError", "NetworkError", "UnknownNameError", "UserError",
            "__version__", "create_transform", "list_models", "load_model", "resolve_data_config"]
 
-
-def __getattr__(name: str) -> Any:
-    """Import the module behind a facade name on first use and cache the attribute."""
-    if name not in _LAZY:
-        raise AttributeError(f"module 'dcbench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("dcbench", globals(), _LAZY)

@@ -20,14 +20,14 @@ from dcbench.cli.resume_hint import report_interrupt
 from dcbench.core.config import dump_yaml, load_yaml, to_dict
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
-from dcbench.core.files import check_output_dir, check_output_file, write_json, write_text
+from dcbench.core.files import check_output_dir, write_json, write_text
 from dcbench.core.home import dcbench_home, results_store_path
 from dcbench.core.provenance import versions
 from dcbench.core.rows import normalize_run
 from dcbench.data import transforms as T
 from dcbench.engine.throughput import seconds_per_image
 from dcbench.leaderboards.identity import check_name, default_name
-from dcbench.leaderboards.store import ResultsStore, check_store
+from dcbench.leaderboards.store import ResultsStore, check_store_target
 from dcbench.models.factory import load_model
 from dcbench.protocols.base import get_protocol, list_protocols
 from dcbench.protocols.plan import (
@@ -200,12 +200,6 @@ def _argv(args: argparse.Namespace) -> list[str]:
     return list(getattr(args, "_argv", None) or sys.argv[1:])
 
 
-def _check_store(path: Path) -> None:
-    """The results store must be writable and, when it exists, an SQLite file."""
-    check_output_file(path, "--store")
-    check_store(path)  # not SQLite, someone else's database, or corrupt: refused now
-
-
 def _stored_default_name(args: argparse.Namespace, sha256: str) -> str:
     """`identity.default_name`, reading the names already stored for these weights."""
     path = Path(args.store) if args.store else results_store_path()
@@ -345,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_dir(args.out)
     if not args.no_store:  # found now, not after the whole evaluation
-        _check_store(Path(args.store) if args.store else results_store_path())
+        check_store_target(args.store or results_store_path())
     device = _device(args.device)
     state: dict[str, Path] = {}
     quick = _quick_configs(proto, args, extra, config)

@@ -20,7 +20,6 @@ from typing import Any
 
 from dcbench.cli.config_checks import check_protocol_config
 from dcbench.cli.entry import build_parser
-from dcbench.cli.eval import _check_store
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, write_json, write_text
@@ -42,7 +41,7 @@ from dcbench.leaderboards.reproduce_table import (
     reproduce_frame,
     terminal_text,
 )
-from dcbench.leaderboards.store import ResultsStore
+from dcbench.leaderboards.store import ResultsStore, check_store_target
 from dcbench.models.factory import load_model
 from dcbench.protocols.base import get_protocol
 
@@ -199,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
                         + (f"; {', '.join(sorted(set(planner.DATA_NAMES) - set(roots)))} "
                            "not given" if roots else ""))
     store = Path(args.store) if args.store else results_store_path()
-    _check_store(store)
+    check_store_target(store)
     out = Path(args.out).expanduser() if args.out else _default_out(info.id, args.model,
                                                                      args.schedule)
     out = out.resolve()

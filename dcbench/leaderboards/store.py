@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from dcbench.core.errors import UserError
+from dcbench.core.files import check_output_file
 from dcbench.core.home import results_store_path
 from dcbench.core.rows import RESULT_FIELDS, normalize_row
 
@@ -143,6 +144,13 @@ def check_store(path: str | os.PathLike) -> None:
         raise UserError(f"results store {path} is unreadable or corrupt: {err}") from err
     finally:
         conn.close()
+
+
+def check_store_target(path: str | os.PathLike) -> None:
+    """A `--store` before any work: a writable place and, when the file exists, a readable
+    dcbench store (`check_store`)."""
+    check_output_file(Path(path), "--store")
+    check_store(path)
 
 
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:

@@ -6,8 +6,9 @@ The names below resolve on first use (PEP 562), so a light module of this packag
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dcbench.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from dcbench.models.archs import create_backbone, list_archs, register_arch
@@ -18,15 +19,4 @@ _LAZY = {"create_backbone": "dcbench.models.archs", "list_archs": "dcbench.model
 
 __all__ = ["Backbone", "create_backbone", "list_archs", "register_arch"]
 
-
-def __getattr__(name: str) -> Any:
-    """Import the module behind a package name on first use and cache the attribute."""
-    if name not in _LAZY:
-        raise AttributeError(f"module 'dcbench.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("dcbench.models", globals(), _LAZY)
