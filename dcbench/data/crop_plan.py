@@ -217,7 +217,8 @@ def plan_transform(transform: Any) -> CropPlan | None:
             steps.append(step)
         else:
             return None
-    if not scaled:
+    resizes = sum(isinstance(s, (v2.Resize, v2.RandomResizedCrop)) for s in steps)
+    if not scaled or resizes > 1:  # two resamplings (e.g. the SVM squash after a resize)
         return None
     plan.key = repr(transform)
     return plan

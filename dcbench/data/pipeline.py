@@ -80,8 +80,13 @@ def image_loader(
     drop_last: bool = False,
     pin_memory: bool = False,
 ) -> Iterable[Batch]:
-    """Batches of `dataset` through the resolved `pipeline` (`cpu` or `dali`): the same
-    `Batch`es, order and crops either way (pixels within JPEG-decoder tolerance)."""
+    """Batches of `dataset` through `pipeline` (`cpu`, `dali`, or `auto` resolved for a
+    caller without the nvJPEG path): the same `Batch`es, order and crops either way (pixels
+    within JPEG-decoder tolerance). With `workers=0` the crops are drawn in the calling
+    thread as the batches are asked for (no prefetch), as on the PIL path, so a consumer
+    that draws random numbers between batches (dropout) sees the PIL path's sequence."""
+    if pipeline == "auto":
+        pipeline = resolve_input_pipeline(pipeline, device, gpu_path=False)
     if pipeline == "dali":
         base, indices, seed_item = _unwrap(dataset)
         plan = plan_transform(getattr(base, "transform", None))
@@ -91,7 +96,8 @@ def image_loader(
                 planned = Subset(planned, indices)
             return DaliLoader(planned, batch_size, plan, device=device, shuffle=shuffle,
                               sampler=sampler, workers=workers,  # type: ignore[arg-type]
-                              generator=generator, drop_last=drop_last)
+                              generator=generator, drop_last=drop_last,
+                              prefetch=2 if workers > 0 else 0)
     elif pipeline not in ("cpu", "gpu"):
         raise ValueError(f"image_loader: resolve {pipeline!r} first (resolve_input_pipeline)")
     return make_loader(dataset, batch_size, shuffle=shuffle, sampler=sampler, workers=workers,
