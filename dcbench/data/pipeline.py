@@ -104,10 +104,22 @@ def image_loader(
                        generator=generator, drop_last=drop_last, pin_memory=pin_memory)
 
 
+def effective_pipeline(dataset: Any, pipeline: str, device: torch.device | str = "cpu") -> str:
+    """`dali` when `image_loader(dataset, pipeline=pipeline)` reads through DALI, else
+    `cpu` (a feature-cache key must tell the two apart: their pixels differ slightly)."""
+    if pipeline == "auto":
+        pipeline = resolve_input_pipeline(pipeline, device, gpu_path=False)
+    if pipeline != "dali":
+        return "cpu"
+    base = _unwrap(dataset)[0]
+    usable = hasattr(base, "samples") and plan_transform(getattr(base, "transform", None))
+    return "dali" if usable else "cpu"
+
+
 def describe_loader(loader: Any) -> str:
     """Which backend a loader from `image_loader` is: `dali` or `cpu` (PIL)."""
     return "dali" if isinstance(loader, DaliLoader) else "cpu"
 
 
-__all__ = ["INPUT_PIPELINES", "PROTOCOL_PIPELINES", "describe_loader", "image_loader",
-           "resolve_input_pipeline"]
+__all__ = ["INPUT_PIPELINES", "PROTOCOL_PIPELINES", "describe_loader", "effective_pipeline",
+           "image_loader", "resolve_input_pipeline"]

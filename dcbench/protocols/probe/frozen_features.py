@@ -11,7 +11,7 @@ import torch
 from dcbench.core.errors import UserError
 from dcbench.data import transforms as T
 from dcbench.data.loader import DecodeReport
-from dcbench.data.pipeline import image_loader
+from dcbench.data.pipeline import effective_pipeline, image_loader
 from dcbench.engine.inference import inference_batches
 from dcbench.engine.resumable import status
 from dcbench.protocols.probe.feature_cache import (
@@ -100,6 +100,8 @@ def cached_features(
     """
     keys = {}
     found: dict[str, FeatureSet] = {}
+    if effective_pipeline(dataset, pipeline, device) == "dali":  # not the PIL path's pixels
+        transform_desc += "|dali"
     if cache is not None:
         targets = list(dataset.targets)
         fingerprint = dataset_fingerprint(dataset.paths, targets)
