@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from dcbench.cli.entry import main
+from dcbench.data import pipeline
 from dcbench.data.dali_pipeline import DaliLoader
 
 pytest.importorskip("nvidia.dali")
@@ -69,11 +70,24 @@ def test_linear_conv_trains_and_evaluates_through_dali(jpeg_cls: Path, tmp_path:
             assert abs(row["value"] - values[(row["split"], "top1")]) <= 12.5
 
 
+def test_dali_without_dali_is_refused_before_writing(
+        jpeg_cls: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(pipeline, "dali_available", lambda: False)
+    rc = main(["eval", "--protocol", "knn", "--model", MODEL, "--data", str(jpeg_cls),
+               "--schedule", "smoke", "--store", str(tmp_path / "r.sqlite"), "--out",
+               str(tmp_path / "run"), "--set", "input_pipeline=dali"])
+    assert rc == 2 and not (tmp_path / "run").exists() and not (tmp_path / "r.sqlite").exists()
+    assert "dcbench[dali]" in capsys.readouterr().err
+
+
 def test_knn_feature_passes_through_dali(jpeg_cls: Path, tmp_path: Path,
                                          dali_batches: list[int]) -> None:
     pil = _eval(jpeg_cls, tmp_path / "pil", "knn", "cpu", "--set", "layers=[conv5]")
     dali = _eval(jpeg_cls, tmp_path / "dali", "knn", "dali", "--set", "layers=[conv5]")
     assert sum(dali_batches) == 4 * (16 + 6)  # every train and val image, once
+    runs = {p: json.loads((tmp_path / p / "run.json").read_text()) for p in ("pil", "dali")}
+    assert runs["pil"]["input_pipeline"] == "cpu" and runs["dali"]["input_pipeline"] == "dali"
     a = np.array([r["value"] for r in pil])
     b = np.array([r["value"] for r in dali])
     assert a.shape == b.shape and np.abs(a - b).max() <= 12.5
