@@ -142,3 +142,30 @@ def test_subsets_and_samplers_keep_the_dataset_indices(jpegs: Path) -> None:
     got = run(image_loader(dataset, 5, pipeline="dali", sampler=sampler))
     assert got[2].tolist() + got[3] != []
     assert [i for i in expected if i not in got[3]] == got[2].tolist()
+
+
+class ReseededView(torch.utils.data.Dataset):
+    """Like the VOC fine-tunes' SeededView: torch's RNG seeded per item during the call."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def item_seed(self, index: int) -> int:
+        return 1000 + 7 * index
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(self.item_seed(index))
+            return self.dataset[index]
+
+
+def test_per_item_seeded_views_draw_the_same_crops(jpegs: Path) -> None:
+    view = ReseededView(ImageFolderDataset(jpegs, T.voc_train(48)))
+    order = list(range(len(view)))[::-1]
+    pil = run(image_loader(view, 6, pipeline="cpu", sampler=order))
+    dali = run(image_loader(view, 6, pipeline="dali", sampler=order, workers=2))
+    assert torch.equal(pil[2], dali[2]) and pil[3] == dali[3]
+    assert grey_levels(dali[0] - pil[0]).mean() < MAD_BOUND

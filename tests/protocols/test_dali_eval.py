@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import dcbench
 from dcbench.cli.entry import main
 from dcbench.data import pipeline
 from dcbench.data.dali_pipeline import DaliLoader
+from dcbench.data.synthetic import make_voc_set
+from dcbench.protocols.base import get_protocol
 
 pytest.importorskip("nvidia.dali")
 
@@ -91,3 +94,24 @@ def test_knn_feature_passes_through_dali(jpeg_cls: Path, tmp_path: Path,
     a = np.array([r["value"] for r in pil])
     b = np.array([r["value"] for r in dali])
     assert a.shape == b.shape and np.abs(a - b).max() <= 12.5
+
+
+def test_voc07_cls_crops_through_dali_follow_the_seeded_views(
+        tmp_path: Path, dali_batches: list[int]) -> None:
+    """voc07-cls reseeds the RNG per item (`SeededView`): the DALI path draws its
+    RandomResizedCrop + flip training crops and its random evaluation crops from the same
+    per-item seeds, so its mAP stays next to the PIL path's."""
+    root = make_voc_set(tmp_path / "voc", n_train=8, n_val=6, n_test=6, size=96, seed=0)
+    protocol = get_protocol("voc07-cls")
+    maps = {}
+    for name in ("cpu", "dali"):
+        config = protocol.resolve_config(schedule="smoke", overrides=[
+            "iterations=4", "batch_size=4", "eval_passes=2", "checkpoint_every=2",
+            f"input_pipeline={name}"])
+        model = dcbench.load_model("arch:alexnet_small?sobel=1&seed=0")
+        rows = protocol.run(model, root, config, run_id="t", device="cpu", progress=False,
+                            work_dir=tmp_path / name)
+        maps[name] = {(r.split, r.metric): r.value for r in rows}
+    assert sum(dali_batches) >= 4 * 4 + 2 * 6  # training batches + the test passes
+    assert maps["cpu"].keys() == maps["dali"].keys()
+    assert abs(maps["cpu"][("test", "map")] - maps["dali"][("test", "map")]) < 5.0
