@@ -25,6 +25,7 @@ DALI is an optional extra (`pip install dcbench[dali]`): it is imported lazily, 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -39,6 +40,8 @@ from dcbench.data.decode import decode_image
 from dcbench.data.loader import Batch, loader_timeout
 from dcbench.data.planned_images import Encoded, PlannedBatch, collate_planned
 from dcbench.data.prefetch import Prefetcher
+
+log = logging.getLogger(__name__)
 
 
 def dali_available() -> bool:
@@ -175,8 +178,10 @@ class DaliLoader:
                 self.graph = DaliGraph(self.plan, self.batch_size, self.device, self.threads)
             out = self.graph(encoded)
             return list(out.unbind(0))
-        except Exception:  # DALI rejected a file: rebuild the graph, redo this batch via PIL
+        except Exception as err:  # DALI rejected a file: rebuild the graph, redo via PIL
             self.graph = None
+            log.warning("DALI failed on a batch (%s: %s); its %d JPEG(s) are decoded by PIL "
+                        "with the same crops", type(err).__name__, str(err)[:200], len(encoded))
         results: list[torch.Tensor | None] = []
         for item, index in zip(encoded, positions, strict=True):
             self.fallbacks += 1
