@@ -5,8 +5,9 @@ a v2 pipeline that `crop_plan.plan_transform` can express). An item is, in the D
 worker that the PIL path would have used:
 
 - `Encoded(bytes, draws)` for a JPEG that DALI decodes exactly as PIL does (`sniff_jpeg`:
-  8-bit baseline/extended/progressive, 1 or 3 components, ends with EOI, EXIF orientation
-  1-8, within the pixel budget and density limit of `data.decode`); its crops are drawn
+  8-bit baseline/extended/progressive, 1 or 3 components, ends with EOI, only markers
+  libjpeg accepts after the first scan, EXIF orientation 1-8, within the pixel budget and
+  density limit of `data.decode`); its crops are drawn
   from torch's global RNG by the plan, as the PIL transform would draw them;
 - otherwise the wrapped dataset's own item (PIL decode + the same transform: the same
   draws, the same tensor), or `None` for a file PIL cannot decode (counted as bad).
@@ -63,14 +64,46 @@ def _sof(data: bytes) -> tuple[int, int, int] | None:
     return None
 
 
+_SEGMENTS = {0xC4, 0xDB, 0xDA, 0xDD, 0xDC, 0xFE, *range(0xE0, 0xF0)}  # length-prefixed
+_NOT_MARKERS = np.array([0x00, 0xFF, *range(0xD0, 0xD8)], dtype=np.uint8)  # stuffing, fill, RSTn
+
+
+def scan_markers_ok(data: bytes) -> bool:
+    """True when every marker after the first scan is one libjpeg accepts there (tables,
+    another scan, restart, APPn/COM, EOI). An unknown or misplaced marker inside the scan
+    data is an error for PIL (the file is skipped) but DALI may decode it: such files take
+    the PIL path."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    ff = np.flatnonzero(arr[:-1] == 0xFF)
+    markers = ff[~np.isin(arr[ff + 1], _NOT_MARKERS)]
+    sos = int(np.searchsorted(markers, 0))
+    while sos < len(markers) and arr[markers[sos] + 1] != 0xDA:
+        sos += 1
+    pos = int(markers[sos]) if sos < len(markers) else len(arr)
+    while True:
+        i = int(np.searchsorted(markers, pos))
+        if i >= len(markers):
+            return False  # no EOI
+        at = int(markers[i])
+        marker = int(arr[at + 1])
+        if marker == 0xD9:
+            return True
+        if marker not in _SEGMENTS or at + 4 > len(arr):
+            return False
+        pos = at + 2 + int.from_bytes(data[at + 2:at + 4], "big")  # skip the segment
+
+
 def sniff_jpeg(data: bytes) -> tuple[int, int] | None:
     """(height, width) after EXIF orientation of a JPEG that DALI decodes as PIL does, or
     None: anything else (other formats, CMYK/YCCK, 12-bit, lossless/arithmetic, truncated,
-    pixel bombs, odd orientation tags) takes the PIL path, which decides it exactly."""
+    bad markers in the scan data, pixel bombs, odd orientation tags) takes the PIL path,
+    which decides it exactly."""
     if data[:3] != b"\xff\xd8\xff" or not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         return None
     sof = _sof(data[:65536])
     if sof is None or sof[0] not in _SOF_OK or sof[1] != 8 or sof[2] not in (1, 3):
+        return None
+    if not scan_markers_ok(data):
         return None
     try:
         with warnings.catch_warnings():

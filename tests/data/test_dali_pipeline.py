@@ -23,6 +23,7 @@ from dcbench.data.decode import decode_image
 from dcbench.data.folders import ImageFolderDataset
 from dcbench.data.loader import DecodeReport
 from dcbench.data.pipeline import image_loader
+from dcbench.data.planned_images import sniff_jpeg
 from dcbench.data.synthetic_jpeg import add_bad_files, jpeg_bytes, make_jpeg_folder
 
 pytest.importorskip("nvidia.dali")
@@ -169,3 +170,28 @@ def test_per_item_seeded_views_draw_the_same_crops(jpegs: Path) -> None:
     dali = run(image_loader(view, 6, pipeline="dali", sampler=order, workers=2))
     assert torch.equal(pil[2], dali[2]) and pil[3] == dali[3]
     assert grey_levels(dali[0] - pil[0]).mean() < MAD_BOUND
+
+
+def test_a_scan_with_a_bad_marker_is_skipped_as_pil_skips_it(tmp_path: Path) -> None:
+    """A run of 0xFF fill bytes ending in an unknown marker inside the scan data: PIL calls
+    the file corrupt, DALI alone would decode it; the sniff sends it to PIL, so it is
+    skipped and counted on both paths. Scan damage PIL tolerates stays on DALI."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:150, 0:200]
+    arr = np.stack([xx, yy, (xx * yy) % 255], -1).astype(np.uint8)
+    arr = np.clip(arr + rng.normal(0, 8, arr.shape), 0, 255).astype(np.uint8)
+    good = jpeg_bytes(arr)
+    sos = good.find(b"\xff\xda")
+    mid = sos + (len(good) - sos) // 2
+    broken = good[:mid] + b"\xff" * 50 + good[mid + 50:]
+    tolerated = good[:mid] + b"\x55" * 400 + good[mid + 400:]
+    (tmp_path / "a").mkdir()
+    for name, data in (("broken.jpg", broken), ("tolerated.jpg", tolerated),
+                       ("good.jpg", good)):
+        (tmp_path / "a" / name).write_bytes(data)
+    assert decode_image(tmp_path / "a" / "broken.jpg").image is None
+    assert sniff_jpeg(broken) is None and sniff_jpeg(tolerated) == (150, 200)
+    dataset = ImageFolderDataset(tmp_path, T.center_crop(48, 55))
+    pil = run(image_loader(dataset, 3, pipeline="cpu"))
+    dali = run(image_loader(dataset, 3, pipeline="dali"))
+    assert pil[3] == dali[3] == [0] and torch.equal(pil[2], dali[2])
