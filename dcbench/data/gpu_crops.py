@@ -82,6 +82,7 @@ class AtlasLayout:
 
 
 _WIDTHS = (0.7, 1.0, 1.5, 2.0)  # atlas widths tried, in units of sqrt(total area)
+_INT32_LIMIT = 2**31  # gather indices in int32 below this many pixels (int64 above)
 
 
 def _pack(padded: Sequence[tuple[int, int]], width: int) -> AtlasLayout:
@@ -127,8 +128,8 @@ def _atlas(images: Sequence[torch.Tensor], layout: AtlasLayout, table: torch.Ten
     channels = images[0].shape[0]
     flat = torch.cat([im.reshape(channels, -1) for im in images], 1)
     total = flat.shape[1]
-    idx_dtype = torch.int32 if total < 2**31 and layout.width * len(layout.shelf_tops) < 2**31 \
-        else torch.int64
+    fits = max(total, layout.width * len(layout.shelf_tops)) < _INT32_LIMIT
+    idx_dtype = torch.int32 if fits else torch.int64
     cols = table[: 6 * n].view(6, n).to(idx_dtype)
     key, top, left, height, width, base = cols
     shelf_tops = table[6 * n :].to(idx_dtype)

@@ -144,6 +144,16 @@ def test_one_roi_align_per_batch_equals_per_image_crops(monkeypatch: pytest.Monk
     assert len(calls) == 2  # one per batch
 
 
+def test_int64_indices_give_the_same_crops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of over 2**31 pixels gather with int64 indices: forced here on a small one."""
+    shapes = imagenet_like_shapes(12, seed=3)
+    images = smooth_images(6, shapes)
+    boxes = center_boxes([h for h, _ in shapes], [w for _, w in shapes], 29, 24)
+    small = crop_batch(images, boxes, 24)
+    monkeypatch.setattr(gpu_crops, "_INT32_LIMIT", 0)
+    assert torch.equal(crop_batch(images, boxes, 24), small)
+
+
 def test_flips_mirror_the_crops() -> None:
     images = smooth_images(4, [(40, 50), (50, 40), (30, 30)])
     boxes = torch.tensor([[2, 3, 30, 35], [0, 0, 50, 40], [5, 5, 20, 20]])
