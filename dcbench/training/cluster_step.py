@@ -108,12 +108,15 @@ def diagnostic_rows(used: np.ndarray, targets: np.ndarray, config: TrainConfig, 
     return rows
 
 
-def gather_selected(reduced_local: torch.Tensor, rows: np.ndarray, info: DistInfo) -> np.ndarray:
-    """The reduced rows at global positions `rows` (sorted), gathered from their ranks."""
+def gather_selected(reduced_local: torch.Tensor, rows: np.ndarray, info: DistInfo
+                    ) -> torch.Tensor:
+    """The reduced rows at global positions `rows` (sorted), gathered from their ranks onto
+    this rank's device (a tensor: the label diagnostics then run there, in torch, with no
+    faiss; issue 27)."""
     _, offset = total_rows(reduced_local, info)
     mine = rows[(rows >= offset) & (rows < offset + len(reduced_local))] - offset
     picked = reduced_local[torch.from_numpy(mine).to(reduced_local.device)]
-    return gather_varying(picked.contiguous(), info).cpu().numpy()
+    return gather_varying(picked.contiguous(), info)
 
 
 def label_diagnostics(reduced_rows: np.ndarray | torch.Tensor, rows: np.ndarray | None,
