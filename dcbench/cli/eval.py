@@ -25,6 +25,7 @@ from dcbench.core.home import dcbench_home, results_store_path
 from dcbench.core.provenance import versions
 from dcbench.core.rows import normalize_run
 from dcbench.data import transforms as T
+from dcbench.data.pipeline import resolve_input_pipeline
 from dcbench.engine.throughput import seconds_per_image
 from dcbench.leaderboards.identity import check_name, default_name
 from dcbench.leaderboards.store import ResultsStore, check_store_target
@@ -295,9 +296,11 @@ def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
     model.name = args.name or saved.get("name") or _stored_default_name(args, model_sha256)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    pipeline = resolve_input_pipeline(config_dict.get("input_pipeline", "cpu"), device,
+                                      gpu_path=False)
     print(f"dcbench eval: {proto.name} (dialect {config_dict.get('dialect')}, schedule "
-          f"{args.schedule}) on {model.name} ({args.model}) [{model_sha256[:12]}], {device}; "
-          f"run dir {work_dir}", file=sys.stderr)
+          f"{args.schedule}) on {model.name} ({args.model}) [{model_sha256[:12]}], {device}, "
+          f"input pipeline {pipeline}; run dir {work_dir}", file=sys.stderr)
     before = set(_run_files(work_dir)) if fresh and work_dir.is_dir() else set()
     if fresh:
         write_text(work_dir / "config.yaml", dump_yaml(config))
@@ -307,7 +310,8 @@ def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
             "run_id": run_id, "protocol": proto.name, "model": args.model,
             "model_sha256": model_sha256, "name": model.name,
             "data": str(Path(args.data).resolve()),
-            "schedule": args.schedule, "started": started, "argv": _argv(args)})
+            "schedule": args.schedule, "started": started, "argv": _argv(args),
+            "input_pipeline": pipeline})
     try:
         rows = proto.run(model, args.data, config, run_id=run_id, device=device,
                          progress=progress, work_dir=work_dir)
@@ -341,6 +345,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_store:  # found now, not after the whole evaluation
         check_store_target(args.store or results_store_path())
     device = _device(args.device)
+    # `dali` without DALI installed: refused before anything is written
+    resolve_input_pipeline(getattr(config, "input_pipeline", "cpu"), device, gpu_path=False)
     state: dict[str, Path] = {}
     quick = _quick_configs(proto, args, extra, config)
     try:
@@ -366,7 +372,9 @@ def run(args: argparse.Namespace) -> int:
             "extra": {"model": args.model, "name": model.name,
                       "arch": model.config.get("arch"), "sobel": bool(model.config.get("sobel")),
                       "data": str(Path(args.data).resolve()),
-                      "schedule": args.schedule, "run_dir": str(work_dir)}})
+                      "schedule": args.schedule, "run_dir": str(work_dir),
+                      "input_pipeline": resolve_input_pipeline(
+                          config_dict.get("input_pipeline", "cpu"), device, gpu_path=False)}})
         # the run and its rows land together or not at all
         ResultsStore(args.store).import_records([run_record], rows)
     print_table(rows)

@@ -59,7 +59,8 @@ from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.progress import progress_bar
 from dcbench.data import transforms as T
-from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.data.loader import DecodeReport
+from dcbench.data.pipeline import image_loader
 from dcbench.data.voc import VOC_CLASSES, VOCClassification
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.protocols.base import register_protocol
@@ -151,7 +152,8 @@ def summed_crop_logits(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 def predict_scores(net: nn.Module, dataset: VOCClassification, *, passes: int, seed: int,
                    batch_size: int, device: torch.device, workers: int,
-                   report: DecodeReport, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                   report: DecodeReport, progress: bool = False, pipeline: str = "cpu"
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Summed logits over `passes` seeded passes (random crops) or crops (TenCrop inputs).
 
     Returns (scores, labels) for the images that decoded; undecodable ones are left out
@@ -163,8 +165,8 @@ def predict_scores(net: nn.Module, dataset: VOCClassification, *, passes: int, s
     bar = progress_bar(passes * n, "evaluate", unit="img", enabled=progress)
     with eval_mode(net):
         for pass_index in range(passes):
-            loader = make_loader(SeededView(dataset, seed, 3, pass_index), batch_size,
-                                 workers=workers)
+            loader = image_loader(SeededView(dataset, seed, 3, pass_index), batch_size,
+                                  workers=workers, pipeline=pipeline, device=device)
             for batch, logits in inference_batches(
                     loader, lambda x: summed_crop_logits(net, x), device=device,
                     dataset=dataset, report=report, progress=bar.update):
@@ -242,7 +244,7 @@ class VOC07Classification(VOCFinetuneProtocol):
                 scores, labels = predict_scores(
                     net, dataset, passes=passes, seed=config.seed + 1,
                     batch_size=config.eval_batch_size, device=device, workers=config.workers,
-                    report=report, progress=progress)
+                    report=report, progress=progress, pipeline=config.input_pipeline)
                 results[split] = voc07_cls_metrics(scores, labels)
             return results, {}
 
@@ -251,7 +253,8 @@ class VOC07Classification(VOCFinetuneProtocol):
             lr=config.lr_all if all_layers else config.lr_fc6_8,
             stepsize=config.stepsize_all if all_layers else config.stepsize_fc6_8,
             batches=epoch_batches(train_set, batch_size=config.batch_size, seed=config.seed,
-                                  workers=config.workers, report=report),
+                                  workers=config.workers, report=report,
+                                  pipeline=config.input_pipeline, device=device),
             step=step, evaluate=evaluate, headline="map")
 
 

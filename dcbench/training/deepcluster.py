@@ -42,8 +42,9 @@ from dcbench.core.files import append_line
 from dcbench.core.provenance import code_revision, config_hash, device_name, versions
 from dcbench.core.version import __version__
 from dcbench.data.folders import ImageFolderDataset
-from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader, EncodedImages, resolve_pipeline
-from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader, EncodedImages
+from dcbench.data.loader import DecodeReport
+from dcbench.data.pipeline import image_loader, resolve_input_pipeline
 from dcbench.data.samplers import DistributedUniformLabelSampler
 from dcbench.data.transforms import center_crop, deepcluster_train
 from dcbench.models import create_backbone
@@ -140,7 +141,8 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
     mc = backbone.config
     size = config.input_size or int(mc["input_size"])
     resize = config.resize or round(size * 256 / 224)
-    on_device = resolve_pipeline(config.input_pipeline, device) == "gpu"
+    pipeline = resolve_input_pipeline(config.input_pipeline, device)
+    on_device = pipeline == "gpu"
     if on_device:  # workers read bytes; decode + crops on the device (data.gpu_decode)
         cluster_set = train_set = EncodedImages(ImageFolderDataset(data_dir))
     else:
@@ -202,11 +204,11 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
                                           batch_size=config.batch_size, device=device,
                                           workers=config.workers, info=info, report=report,
                                           progress=bar.update, precision=precision,
-                                          decoder=center_decoder)
+                                          decoder=center_decoder, pipeline=pipeline)
         t1 = time.perf_counter()
         labels = np.full(n_total, -1, dtype=np.int64)
         rec: dict[str, Any] = {"epoch": epoch, "clustering_backend": backend,
-                               "precision": precision, **numerics}
+                               "input_pipeline": pipeline, "precision": precision, **numerics}
         seed = derived_seed(config.seed, epoch, SEED_CLUSTER)
         if sharded:
             start_row, stop_row = shard(len(subset), info)
@@ -247,7 +249,7 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         sampler.set_epoch(epoch)
         torch.manual_seed(derived_seed(config.seed, epoch, SEED_TORCH))
         loader = _train_loader(train_set, config, epoch, sampler, info, device, mc,
-                               on_device)
+                               pipeline)
         t2 = time.perf_counter()
         sgt_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_SGT))
         with _bar(config, info, len(sampler), f"epoch {epoch} train") as bar:
@@ -304,14 +306,16 @@ def _cluster_main(x: torch.Tensor, used: np.ndarray, targets: np.ndarray, config
 
 def _train_loader(train_set: Any, config: TrainConfig, epoch: int, sampler: Any,
                   info: DistInfo, device: torch.device, mc: dict[str, Any],
-                  on_device: bool) -> Any:
-    """The training pass's loader: PIL crops in workers, or bytes decoded on the device with
-    crops drawn from a generator seeded by (seed, epoch, rank)."""
+                  pipeline: str) -> Any:
+    """The training pass's loader: PIL crops in workers (`cpu`), DALI with the same crops
+    (`dali`), or bytes decoded on the device with crops drawn from a generator seeded by
+    (seed, epoch, rank) (`gpu`)."""
     batch = max(1, config.batch_size // info.world_size)
     loader_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER))
-    if not on_device:
-        return make_loader(train_set, batch, sampler=sampler, workers=config.workers,
-                           generator=loader_gen, pin_memory=device.type == "cuda")
+    if pipeline != "gpu":
+        return image_loader(train_set, batch, pipeline=pipeline, device=device, sampler=sampler,
+                            workers=config.workers, generator=loader_gen,
+                            pin_memory=device.type == "cuda")
     size = config.input_size or int(mc["input_size"])
     crops = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER, info.rank))
     decoder = BatchDecoder(device, size, mc["mean"], mc["std"], mode="train",

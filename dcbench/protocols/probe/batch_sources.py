@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.data.loader import DecodeReport
+from dcbench.data.pipeline import image_loader
 from dcbench.engine.inference import inference_batches
 from dcbench.protocols.probe.feature_cache import FeatureSet
 from dcbench.protocols.probe.pooling import PoolSpec, pool_features
@@ -89,6 +90,7 @@ class ImageSource:
         workers: int = 0,
         progress: bool = False,
         report: DecodeReport | None = None,
+        pipeline: str = "cpu",
     ) -> None:
         self.train_set = with_transform(dataset, train_transform)
         self.eval_set = with_transform(dataset, eval_transform)
@@ -99,6 +101,7 @@ class ImageSource:
         self.workers = workers
         self.progress = progress
         self.report = report
+        self.pipeline = pipeline  # the input_pipeline reading the images (data.pipeline)
 
     def _pooled(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if images.dim() == 5:  # (B, crops, C, H, W): the crops flattened into the batch
@@ -112,8 +115,9 @@ class ImageSource:
         dataset = self.train_set if positions is None else Subset(self.train_set,
                                                                   positions.tolist())
         generator = epoch_generator(seed, epoch)
-        loader = make_loader(dataset, batch_size, shuffle=True, generator=generator,
-                             workers=self.workers)
+        loader = image_loader(dataset, batch_size, shuffle=True, generator=generator,
+                              workers=self.workers, pipeline=self.pipeline,
+                              device=self.device)
         with torch.random.fork_rng(devices=[]):
             # Transforms in the main process (workers=0) draw from the global RNG: pin it.
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
@@ -127,7 +131,8 @@ class ImageSource:
         """Evaluation views (center crop, or 10 crops flattened into the batch)."""
         dataset = self.eval_set if positions is None else Subset(self.eval_set,
                                                                  positions.tolist())
-        loader = make_loader(dataset, batch_size, workers=self.workers)
+        loader = image_loader(dataset, batch_size, workers=self.workers,
+                              pipeline=self.pipeline, device=self.device)
         for batch, pooled in inference_batches(loader, self._pooled, device=self.device,
                                                progress=self.progress, desc="evaluate",
                                                total=len(dataset)):

@@ -10,7 +10,8 @@ import torch
 
 from dcbench.core.errors import UserError
 from dcbench.data import transforms as T
-from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.data.loader import DecodeReport
+from dcbench.data.pipeline import effective_pipeline, image_loader
 from dcbench.engine.inference import inference_batches
 from dcbench.engine.resumable import status
 from dcbench.protocols.probe.feature_cache import (
@@ -38,9 +39,12 @@ def extract_pooled(
     report: DecodeReport | None = None,
     desc: str = "features",
     workers: int = 0,
+    pipeline: str = "cpu",
 ) -> dict[str, FeatureSet]:
-    """One pass over `dataset`: featurize each batch, pool each tap, keep them on the CPU."""
-    loader = make_loader(dataset, batch_size, workers=workers)
+    """One pass over `dataset`: featurize each batch, pool each tap, keep them on the CPU.
+    `pipeline` is the `input_pipeline` that reads the images (`data.pipeline`)."""
+    loader = image_loader(dataset, batch_size, pipeline=pipeline, device=device,
+                          workers=workers)
     chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in specs}
     labels, indices = [], []
 
@@ -87,6 +91,7 @@ def cached_features(
     report: DecodeReport | None = None,
     featurize: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None,
     desc: str = "features",
+    pipeline: str = "cpu",
 ) -> dict[str, FeatureSet]:
     """Pooled features per tap, read from `cache` when present; missing taps extracted in one pass.
 
@@ -95,6 +100,8 @@ def cached_features(
     """
     keys = {}
     found: dict[str, FeatureSet] = {}
+    if effective_pipeline(dataset, pipeline, device) == "dali":  # not the PIL path's pixels
+        transform_desc += "|dali"
     if cache is not None:
         targets = list(dataset.targets)
         fingerprint = dataset_fingerprint(dataset.paths, targets)
@@ -111,7 +118,8 @@ def cached_features(
     if missing:
         fn = featurize or tap_featurizer(model, list(missing))
         extracted = extract_pooled(fn, dataset, missing, batch_size=batch_size, device=device,
-                                   progress=progress, report=report, desc=desc)
+                                   progress=progress, report=report, desc=desc,
+                                   pipeline=pipeline)
         for layer, feats in extracted.items():
             if cache is not None:
                 cache.save(keys[layer], feats)
@@ -130,6 +138,7 @@ def frozen_features(
     progress: bool,
     pooling: str = "dc2018",
     desc: str = "features",
+    pipeline: str = "cpu",
 ) -> dict[str, FeatureSet]:
     """Center-crop features of `layers` (pooled per `pooling` table) for a whole dataset.
 
@@ -146,7 +155,8 @@ def frozen_features(
     out = cached_features(model, with_transform(dataset, center), specs,
                           sizes.describe("center_crop"),
                           cache=FeatureCache() if use_cache else None, batch_size=batch_size,
-                          device=device, progress=progress, report=report, desc=desc)
+                          device=device, progress=progress, report=report, desc=desc,
+                          pipeline=pipeline)
     if report.count:
         status(report.summary())
     return out

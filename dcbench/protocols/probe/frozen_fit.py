@@ -117,7 +117,7 @@ def frozen_sources(
         desc = sizes.describe("center_crop")
         common = dict(cache=cache if cache is not None else FeatureCache(),
                       batch_size=cfg.eval_batch_size, device=device, progress=progress,
-                      report=report, featurize=featurize)
+                      report=report, featurize=featurize, pipeline=cfg.input_pipeline)
         train_src = TensorSource(cached_features(
             model, with_transform(splits.train, center), specs, desc, desc="train features",
             **common), device)
@@ -129,7 +129,7 @@ def frozen_sources(
                   if cfg.ten_crop else center)
     common = dict(featurize=featurize, specs=specs, eval_transform=evaluation,
                   eval_crops=10 if cfg.ten_crop else 1, device=device, workers=cfg.workers,
-                  progress=progress, report=report)
+                  progress=progress, report=report, pipeline=cfg.input_pipeline)
     train_src = ImageSource(splits.train, train_transform=train_transform(cfg.train_crop, sizes),
                             **common)
     return train_src, ImageSource(splits.val, train_transform=None, **common)

@@ -27,7 +27,8 @@ from dcbench.core.bounds import MAX_COUNT, MAX_WORKERS, bounded
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_json
-from dcbench.data.loader import Batch, DecodeReport, loader_timeout, make_loader
+from dcbench.data.loader import Batch, DecodeReport, loader_timeout
+from dcbench.data.pipeline import image_loader
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
 from dcbench.protocols.base import (
     Protocol,
@@ -76,6 +77,10 @@ class SeededView(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def item_seed(self, index: int) -> int:
+        """The seed of item `index` (`data.pipeline` reproduces the view's draws with it)."""
+        return item_seed(self.seed, self.stream, self.epoch, index)
+
     def __getitem__(self, index: int) -> Any:
         with torch.random.fork_rng(devices=[]):
             # the CPU generator only: transforms draw from it, CUDA dropout streams stay put
@@ -94,9 +99,12 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> list[int
 
 def epoch_batches(dataset: Any, *, batch_size: int, seed: int, workers: int,
                   report: DecodeReport | None = None, shuffle: bool = True,
-                  collate: Callable[[list], Any] | None = None
+                  collate: Callable[[list], Any] | None = None, pipeline: str = "cpu",
+                  device: torch.device | str = "cpu"
                   ) -> Callable[[int, int], Iterator[Any]]:
-    """A factory `(epoch, first_batch) -> batches` for `train_iterations` (seeded, resumable)."""
+    """A factory `(epoch, first_batch) -> batches` for `train_iterations` (seeded, resumable);
+    images read through `pipeline` (`data.pipeline`; joint transforms with `collate` stay
+    on the PIL path)."""
 
     def batches(epoch: int, first_batch: int) -> Iterator[Any]:
         order = epoch_order(len(dataset), seed, epoch, shuffle)[first_batch * batch_size:]
@@ -104,8 +112,8 @@ def epoch_batches(dataset: Any, *, batch_size: int, seed: int, workers: int,
         # the loader draws its worker base seed from this generator, not the global RNG
         generator = torch.Generator().manual_seed(item_seed(seed, 2, epoch, first_batch))
         if collate is None:
-            loader = make_loader(view, batch_size, sampler=order, workers=workers,
-                                 generator=generator)
+            loader = image_loader(view, batch_size, sampler=order, workers=workers,
+                                  generator=generator, pipeline=pipeline, device=device)
         else:
             loader = torch.utils.data.DataLoader(view, batch_size=batch_size, sampler=order,
                                                  num_workers=workers, collate_fn=collate,
