@@ -21,7 +21,7 @@ import shlex
 import socket
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -62,7 +62,7 @@ class TensorBoardTracker(Tracker):
     def _writer(self, section: str, purge_step: int | None = None) -> Any:
         if section not in self._writers:
             self._writers[section] = self._writer_class(
-                log_dir=str(self.root / section), purge_step=purge_step or None,
+                log_dir=str(self.root / section), purge_step=purge_step,
                 flush_secs=30)
         return self._writers[section]
 
@@ -195,6 +195,16 @@ def wandb_tracker(run_dir: Path, project: str, entity: str | None, config: dict[
     run = wandb.init(**kwargs)
     write_json(run_dir / WANDB_RUN_FILE, {"id": run_id, "project": project, "entity": entity})
     return WandbTracker(run, wandb)
+
+
+def report_rows(tracker: Tracker, rows: Sequence[Any]) -> None:
+    """A run's final result rows (section `results`, step 0): `SPLIT/LAYER/METRIC`, plus
+    `/seedS` when several rows share those (per-draw rows of low-shot)."""
+    keys = [f"{r.split}/{r.layer}/{r.metric}" for r in rows]
+    repeated = len(set(keys)) < len(keys)
+    tracker.start_section("results", 0)
+    tracker.scalars("results", 0, {key + (f"/seed{r.seed}" if repeated else ""): r.value
+                                   for key, r in zip(keys, rows, strict=True)})
 
 
 def open_tracker(run_dir: str | os.PathLike, options: TrackingOptions | None, *,
