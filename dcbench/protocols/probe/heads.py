@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -202,7 +203,8 @@ def train_phase(
                f"top1 {best[1]['top1']:.2f}")
         if work_dir is not None:
             append_line(work_dir / "log.jsonl", json.dumps({
-                "phase": phase, "epoch": epoch + 1, "loss": loss, "eval": metrics}))
+                "phase": phase, "epoch": epoch + 1, "loss": loss, "eval": metrics,
+                "time": time.time()}))  # `dcbench status`: time per epoch, ETA
     return history
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -215,8 +216,8 @@ def train_iterations(
                 loop.set_postfix(loss=f"{loss:.4f}", lr=f"{current:.2g}")
                 done = iteration + 1
                 if log_path is not None and (done % 20 == 0 or done == iterations):
-                    append_line(log_path, f'{{"iteration": {done}, '
-                                          f'"loss": {loss:.6g}, "lr": {current:.6g}}}')
+                    append_line(log_path, f'{{"iteration": {done}, "loss": {loss:.6g}, '
+                                          f'"lr": {current:.6g}, "time": {time.time():.3f}}}')
                 if done % 20 == 0 or done == iterations:
                     active().scalars(section, done, {"train/loss": loss, "train/lr": current})
         finally:
