@@ -44,6 +44,8 @@ def report_run(tracker: Tracker, number: int, name: str, state: str, finished: i
                total: int, table: dict[str, float]) -> None:
     """One planned run's status (`started/RUN` when it starts; `status/RUN`: finished or kept
     when it ends) and the table so far."""
-    tag = "started" if state == "started" else "status"
-    tracker.text(SECTION, number, f"{tag}/{column_tag(name)}", state)
+    if state == "started":
+        tracker.text(SECTION, number, f"started/{column_tag(name)}", state)
+        return
+    tracker.text(SECTION, number, f"status/{column_tag(name)}", state)
     tracker.scalars(SECTION, number, {"runs/finished": finished, "runs/total": total, **table})

@@ -5,6 +5,7 @@ a bad RUN_DIR is one line and exit 2."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -34,14 +35,39 @@ def mark_dead(run: Path) -> None:
     (run / PROCESS_FILE).write_text(json.dumps({**record, "pid": dead_pid()}))
 
 
+def readme_commands(prefix: str) -> list[list[str]]:
+    """The words of the commands starting with `prefix` in the README's Watch section."""
+    text = README.read_text()
+    section = text[text.index("### Watch a long run"):]
+    section = section[:section.index("\n### ", 5)]
+    return [shlex.split(line.split("#")[0]) for line in section.splitlines()
+            if line.strip().startswith(prefix)]
+
+
 @pytest.fixture(scope="module")
 def train_run(tmp_path_factory, cls_set) -> Path:
-    """A finished 2-epoch `dcbench train` run of the micro settings."""
-    out = tmp_path_factory.mktemp("status") / "runs" / "tiny"
-    argv = ["train", "--recipe", "tiny", "--data", str(cls_set / "train"), "--out", str(out),
-            "--epochs", "2", "--no-tb", *[a for o in MICRO for a in ("--set", o)]]
-    assert main(argv) == 0
-    return out
+    """`runs/tiny`: the README's `dcbench train` command (W&B offline, 2 epochs of the micro
+    settings), run in a folder where `synth/cls` is the built-in classification set."""
+    root = tmp_path_factory.mktemp("status")
+    (root / "synth").mkdir()
+    (root / "synth" / "cls").symlink_to(cls_set)
+    [words] = readme_commands("dcbench train ")
+    saved = {k: os.environ.get(k) for k in ("WANDB_MODE", "WANDB_DIR", "WANDB_SILENT")}
+    os.environ.update(WANDB_MODE="offline", WANDB_DIR=str(root), WANDB_SILENT="true")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main([*words[1:], "--epochs", "2",
+                     *[a for o in MICRO for a in ("--set", o)]]) == 0
+    finally:
+        os.chdir(cwd)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert list(root.glob("wandb/offline-run-*/run-*.wandb"))
+    return root / "runs" / "tiny"
 
 
 def status(run: Path, capsys) -> str:
@@ -70,6 +96,8 @@ def test_stopped_train_run_prints_a_resume_command_that_works(train_run, tmp_pat
     argv[argv.index("--out") + 1] = str(run)
     record_process(run, "train", argv)
     mark_dead(run)
+    record = json.loads((run / PROCESS_FILE).read_text())  # started where the README ran
+    (run / PROCESS_FILE).write_text(json.dumps({**record, "cwd": str(train_run.parent.parent)}))
     config = yaml.safe_load((run / "config.yaml").read_text())
     (run / "config.yaml").write_text(yaml.safe_dump({**config, "epochs": 4}))
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -80,9 +108,16 @@ def test_stopped_train_run_prints_a_resume_command_that_works(train_run, tmp_pat
     assert re.search(r"per epoch; ETA .* once resumed", text)
     assert f"{median:.1f} s per epoch" in text or "min" in text
     command = text.split("resume    ")[1].strip()
-    assert command == shlex.join(["dcbench", *argv, "--resume"])
+    started_in = train_run.parent.parent  # the README command ran there: relative --data
+    assert command == f"cd {shlex.quote(str(started_in))} && " + shlex.join(
+        ["dcbench", *argv, "--resume"])
     monkeypatch.setenv("DCBENCH_PROGRESS", "0")
-    assert main(shlex.split(command)[1:]) == 0  # the printed command, as printed
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cd, rest = command.split(" && ")
+    monkeypatch.chdir(shlex.split(cd)[1])
+    assert main(shlex.split(rest)[1:]) == 0  # the printed command, as printed
     assert "epoch 4/4" in status(run, capsys)
 
 
@@ -162,13 +197,9 @@ def test_bad_run_dir_is_one_line_and_exit_2(tmp_path, capsys, make):
 
 
 def test_readme_status_example_runs_on_a_built_in_run(train_run, capsys, monkeypatch):
-    text = README.read_text()
-    section = text[text.index("## Watch a long run"):]
-    commands = [line.strip() for line in section.splitlines()
-                if line.strip().startswith("dcbench status ")]
+    commands = readme_commands("dcbench status ")
     assert commands, "the README's Watch section shows a dcbench status command"
-    monkeypatch.chdir(train_run.parent.parent)  # the README's runs/tiny
-    for command in commands:
-        words = shlex.split(command.split("#")[0])
+    monkeypatch.chdir(train_run.parent.parent)  # where the README's runs/tiny is
+    for words in commands:
         assert main(words[1:]) == 0
         assert "dcbench status: runs/tiny" in capsys.readouterr().out
