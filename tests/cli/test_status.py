@@ -4,6 +4,7 @@ a bad RUN_DIR is one line and exit 2."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -66,7 +67,8 @@ def train_run(tmp_path_factory, cls_set) -> Path:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    assert list(root.glob("wandb/offline-run-*/run-*.wandb"))
+    if importlib.util.find_spec("wandb") is not None:
+        assert list(root.glob("wandb/offline-run-*/run-*.wandb"))
     return root / "runs" / "tiny"
 
 
