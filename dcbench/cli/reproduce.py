@@ -28,6 +28,7 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, write_json, write_text
 from dcbench.core.home import dcbench_home, results_store_path
 from dcbench.core.liveness import record_process
+from dcbench.core.provenance import versions
 from dcbench.core.trackers import open_tracker
 from dcbench.core.tracking import activated
 from dcbench.leaderboards import reproduce as planner
@@ -219,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / PLAN_FILE, state)
     record_process(out, "reproduce", list(getattr(args, "_argv", None) or sys.argv[1:]))
-    watch = open_tracker(out, tracking_options(args), config=state, name=out.name)
+    watch = open_tracker(out, tracking_options(args), config={**state, "versions": versions()},
+                         name=out.name)
     try:
         with activated(watch) as tracker:
             def report(number: int, name: str, status: str, done: dict[str, str]) -> None:
