@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from dcbench.cli.reproduce_live import column_tag
 from dcbench.leaderboards.published import load_published
 from dcbench.leaderboards.store import ResultsStore
 
@@ -76,3 +77,11 @@ def test_a_malformed_wandb_target_is_refused_before_anything_runs(cli, capsys, t
                "--out", tmp_path / "p") == 2
     assert "--wandb 'a/b/c' is not PROJECT" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("column, tag", [("conv1", "conv1"),
+                                         ("ImageNet top-1", "ImageNet_top-1"),
+                                         ("VOC07 (mAP, %)", "VOC07_mAP"), ("Δ", "Δ"),
+                                         ("(%)", "column")])
+def test_column_tags_keep_only_what_tensorboard_keeps(column, tag):
+    assert column_tag(column) == tag
