@@ -222,11 +222,12 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         rec: dict[str, Any] = {"epoch": epoch, "clustering_backend": backend,
                                "precision": precision, **numerics}
         seed = derived_seed(config.seed, epoch, SEED_CLUSTER)
+        resplit: dict[str, int] = {}  # k-means: empty clusters re-split (thesis 3.2)
         if sharded:
             start_row, stop_row = shard(len(subset), info)
             mine = subset[start_row:stop_row][ok_t.cpu().numpy()]
             sub_labels, loss, reduced_local = cluster_sharded(compact_rows_(feats, ok_t), config,
-                                                              seed, info, device)
+                                                              seed, info, device, resplit)
             used = gather_varying(torch.from_numpy(mine).to(device), info).cpu().numpy()
             labels[used] = sub_labels
             rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
@@ -241,10 +242,12 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
                 used = subset[ok_t.bool().cpu().numpy()]
                 sub_labels, loss, picked, rows = _cluster_main(
                     compact_rows_(feats, ok_t.bool()), used, targets, config, epoch, seed,
-                    backend)
+                    backend, resplit)
                 labels[used] = sub_labels
             rec.update(clustering_s=time.perf_counter() - t1, clustering_loss=loss,
                        **diagnostics.cluster_size_stats(sub_labels))
+            if config.clustering == "kmeans":
+                rec["n_empty_resplit"] = int(resplit.get("empty_resplit", 0))
             rec["nmi_prev"] = None if prev is None else diagnostics.assignment_nmi(
                 labels, prev, config.nmi_average)
             rec.update(label_diagnostics(picked, rows, used, labels, targets, config))
@@ -305,19 +308,19 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
 
 
 def _cluster_main(x: torch.Tensor, used: np.ndarray, targets: np.ndarray, config: TrainConfig,
-                  epoch: int, seed: int, backend: str
+                  epoch: int, seed: int, backend: str, stats: dict[str, int] | None = None
                   ) -> tuple[np.ndarray, float, Any, np.ndarray | None]:
     """Rank 0's clustering of the valid rows `x` (on the device): (labels, loss, the reduced
     rows the label diagnostics use, their positions). A torch backend keeps everything on
     the device; faiss gets the rows on the host (as numpy, shared with `x` on a CPU)."""
     rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
     if backend.startswith("torch"):
-        sub_labels, loss, reduced_t = cluster_on_device(x, config, seed, backend)
+        sub_labels, loss, reduced_t = cluster_on_device(x, config, seed, backend, stats)
         picked: Any = (reduced_t[torch.from_numpy(rows).to(reduced_t.device)]
                        if rows is not None else None)
         return sub_labels, loss, picked, rows
     sub_labels, loss, reduced = cluster_features(x.float().cpu().numpy(), config, seed,
-                                                 backend)
+                                                 backend, stats)
     return sub_labels, loss, (reduced[rows] if rows is not None else None), rows
 
 

@@ -28,6 +28,7 @@ RECORD_TAGS = {
     "clustering/n_clusters": "n_clusters",
     "clustering/largest_share": "largest_share",
     "clustering/n_singletons": "n_singletons",
+    "clustering/n_empty_resplit": "n_empty_resplit",
     "train/loss": "train_loss",
     "time/features_s": "features_s",
     "time/train_s": "train_s",
