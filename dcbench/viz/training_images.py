@@ -16,7 +16,7 @@ import torch
 
 from dcbench.data.decode import open_image
 from dcbench.data.folders import ImageFolderDataset
-from dcbench.viz.filters import filters_image
+from dcbench.viz.filters import effective_filters, filter_grid
 from dcbench.viz.grid import tile_rows
 
 
@@ -65,8 +65,8 @@ def training_images(data_dir: str | os.PathLike, seed: int = 0
     paths = [path for path, _ in ImageFolderDataset(Path(data_dir)).samples]
 
     def draw(model: Any, labels: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
-        with torch.no_grad():
-            filters = filters_image(model)
+        with torch.no_grad():  # composed on the model's device, drawn on the host
+            filters = filter_grid(effective_filters(model).cpu())
         return {"images/clusters": clusters_image(paths, labels, seed=seed * 100003 + epoch),
                 "images/conv1_filters": filters}
 
