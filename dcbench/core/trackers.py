@@ -189,8 +189,8 @@ def wandb_tracker(run_dir: Path, project: str, entity: str | None, config: dict[
     kwargs: dict[str, Any] = {"project": project, "entity": entity, "id": run_id,
                               "resume": "allow", "config": config, "name": name, "mode": mode,
                               "settings": wandb.Settings(console="off", silent=True)}
-    if not os.environ.get("WANDB_DIR"):
-        kwargs["dir"] = str(run_dir)
+    # explicit: wandb's process-wide setup keeps the WANDB_DIR of its first run
+    kwargs["dir"] = os.environ.get("WANDB_DIR") or str(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     run = wandb.init(**kwargs)
     write_json(run_dir / WANDB_RUN_FILE, {"id": run_id, "project": project, "entity": entity})
