@@ -39,6 +39,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
              "make built-in datasets, check dataset folders"),
     "demo": ("dcbench.cli.parsers.demo", "dcbench.cli.demo",
              "everything end to end on built-in data, no network"),
+    "status": ("dcbench.cli.parsers.status", "dcbench.cli.status",
+               "where a run is: epoch i/N, ETA, last metrics, alive, resume command"),
     "bench": ("dcbench.cli.bench", "dcbench.cli.bench",  # light already: one module
               "performance benchmarks against the usual baselines"),
 }

@@ -16,14 +16,18 @@ import pandas as pd
 
 from dcbench.cli.config_checks import check_protocol_config
 from dcbench.cli.parsers.eval import check_args
+from dcbench.cli.parsers.watch import tracking_options
 from dcbench.cli.resume_hint import report_interrupt
 from dcbench.core.config import dump_yaml, load_yaml, to_dict
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, write_json, write_text
 from dcbench.core.home import dcbench_home, results_store_path
+from dcbench.core.liveness import record_process
 from dcbench.core.provenance import versions
 from dcbench.core.rows import normalize_run
+from dcbench.core.trackers import open_tracker, report_rows
+from dcbench.core.tracking import activated
 from dcbench.data import transforms as T
 from dcbench.data.pipeline import resolve_input_pipeline
 from dcbench.engine.throughput import seconds_per_image
@@ -312,11 +316,17 @@ def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
             "data": str(Path(args.data).resolve()),
             "schedule": args.schedule, "started": started, "argv": _argv(args),
             "input_pipeline": pipeline})
+    record_process(work_dir, "eval", _argv(args))  # for `dcbench status`
     try:
-        rows = proto.run(model, args.data, config, run_id=run_id, device=device,
-                         progress=progress, work_dir=work_dir)
-        if not rows:  # nothing measured is an error, never a silent success
-            raise UserError(f"{proto.name} produced no result rows for this config and data")
+        with activated(open_tracker(work_dir, tracking_options(args), name=run_id, config={
+                **json.loads(json.dumps(config_dict)), "protocol": proto.name,
+                "model": args.model, "versions": versions()})) as tracker:
+            rows = proto.run(model, args.data, config, run_id=run_id, device=device,
+                             progress=progress, work_dir=work_dir)
+            if not rows:  # nothing measured is an error, never a silent success
+                raise UserError(f"{proto.name} produced no result rows for this config and "
+                                "data")
+            report_rows(tracker, rows)
     except Exception as err:
         _on_failure(work_dir, fresh, created, isinstance(err, UserError), before)
         raise

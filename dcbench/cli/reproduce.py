@@ -15,15 +15,22 @@ import hashlib
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dcbench.cli.config_checks import check_protocol_config
 from dcbench.cli.entry import build_parser
+from dcbench.cli.parsers.watch import tracking_options
+from dcbench.cli.reproduce_live import SECTION, report_run, table_values
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, write_json, write_text
 from dcbench.core.home import dcbench_home, results_store_path
+from dcbench.core.liveness import record_process
+from dcbench.core.provenance import versions
+from dcbench.core.trackers import open_tracker
+from dcbench.core.tracking import activated
 from dcbench.leaderboards import reproduce as planner
 from dcbench.leaderboards.published import list_tables, table_info
 from dcbench.leaderboards.reproduce_eta import (
@@ -212,8 +219,18 @@ def run(args: argparse.Namespace) -> int:
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / PLAN_FILE, state)
+    record_process(out, "reproduce", list(getattr(args, "_argv", None) or sys.argv[1:]))
+    watch = open_tracker(out, tracking_options(args), config={**state, "versions": versions()},
+                         name=out.name)
     try:
-        run_ids = _execute(plan, argvs, out)
+        with activated(watch) as tracker:
+            def report(number: int, name: str, status: str, done: dict[str, str]) -> None:
+                report_run(tracker, number, name, status, len(done), len(argvs),
+                           table_values(plan, store, done, args.model, args.against)
+                           if status != "started" else {})
+            tracker.start_section(SECTION, 1)  # a resumed plan reports every run again
+            run_ids = _execute(plan, argvs, out, report,
+                               [] if args.tensorboard else ["--no-tb"])
     except UserError:
         # bad input only a protocol could see: if no run was left behind, neither is the plan
         if not args.resume and not any((out / name).exists() for name in argvs):
@@ -224,24 +241,31 @@ def run(args: argparse.Namespace) -> int:
     return _finish(plan, args, store, out, run_ids)
 
 
-def _execute(plan: planner.Plan, argvs: dict[str, list[str]], out: Path) -> dict[str, str]:
-    """Run each planned eval not finished before; {run name: run id} of the finished ones."""
+def _execute(plan: planner.Plan, argvs: dict[str, list[str]], out: Path,
+             report: Callable[[int, str, str, dict[str, str]], None] = lambda *a: None,
+             extra: list[str] | None = None) -> dict[str, str]:
+    """Run each planned eval not finished before; {run name: run id} of the finished ones.
+    `report(number, name, status, finished so far)` feeds the live view; `extra` flags go to
+    every eval (not saved in the plan: `--no-tb`)."""
     run_ids: dict[str, str] = {}
     todo = [r for r in plan.runs if r.runs]
     for number, run in enumerate(todo, start=1):
         run_dir = out / run.name
         argv = list(argvs[run.name])
         title = f"[{number}/{len(todo)}] {run.name} ({', '.join(run.columns)})"
-        if (run_dir / "results.json").is_file():
+        kept = (run_dir / "results.json").is_file()
+        if kept:
             print(f"{title}: finished before, kept", file=sys.stderr, flush=True)
         else:
+            report(number, run.name, "started", run_ids)
             if (run_dir / "run.json").is_file():
                 argv.append("--resume")
             print(f"{title}\n  $ {planner.command_line(argv)}", file=sys.stderr, flush=True)
-            eval_args = build_parser("eval").parse_args(argv)
+            eval_args = build_parser("eval").parse_args(argv + list(extra or []))
             with contextlib.redirect_stdout(sys.stderr):  # stdout is for the table
                 eval_args._run(eval_args)  # a UserError propagates: one error line
         run_ids[run.name] = str(json.loads((run_dir / "run.json").read_text())["run_id"])
+        report(number, run.name, "kept" if kept else "finished", run_ids)
     return run_ids
 
 

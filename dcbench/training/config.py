@@ -84,6 +84,8 @@ class TrainConfig:
     # NMI in the training log: sklearn >= 0.22 (arithmetic) or the 2018 sklearn (geometric)
     nmi_average: Literal["arithmetic", "geometric"] = "arithmetic"
     progress: bool = False  # force the progress bar when stderr is not a terminal
+    # TensorBoard / W&B images (clusters, conv1 filters) every N epochs; 0 = never
+    image_every: int = bounded(10, ge=0, le=1000000)
 
     def validate(self) -> TrainConfig:
         """Refuse impossible values with a UserError naming the key: each key's declared

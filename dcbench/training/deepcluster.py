@@ -9,6 +9,7 @@ state of epoch e-1 replays epoch e exactly (bit-identical on CPU).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -39,7 +40,10 @@ from dcbench.core.distributed import (
 from dcbench.core.errors import UserError
 from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line
+from dcbench.core.liveness import record_process
 from dcbench.core.provenance import code_revision, config_hash, device_name, versions
+from dcbench.core.trackers import open_tracker
+from dcbench.core.tracking import Tracker, TrackingOptions, activated
 from dcbench.core.version import __version__
 from dcbench.data.folders import ImageFolderDataset
 from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader, EncodedImages
@@ -60,6 +64,7 @@ from dcbench.training.cluster_step import (
 from dcbench.training.config import TrainConfig
 from dcbench.training.ddp import wrap_trunk
 from dcbench.training.embeddings import compact_rows_, embed_on_device, gather_to_main
+from dcbench.training.live import SECTION, report_epoch
 from dcbench.training.precision import configure_numerics, memory_format, resolve_precision
 from dcbench.training.rundir import RunDir
 from dcbench.training.train_pass import PassSettings, train_pass
@@ -69,7 +74,7 @@ SEED_SUBSET, SEED_CLUSTER, SEED_TOP, SEED_SAMPLER, SEED_TORCH, SEED_LOADER, SEED
     range(8)
 )
 # keys that may change on --resume (they do not change the numbers of the run)
-RESUMABLE_KEYS = {"epochs", "workers", "progress", "device"}
+RESUMABLE_KEYS = {"epochs", "workers", "progress", "device", "image_every"}
 
 
 def _bars_on(config: TrainConfig, info: DistInfo) -> bool:
@@ -119,19 +124,23 @@ def model_card(config: TrainConfig, record: dict[str, Any] | None,
 
 
 def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path,
-          resume: bool = False) -> dict[str, Any]:
-    """Run (or resume) DeepCluster training; returns the last epoch's log record."""
+          resume: bool = False, tracking: TrackingOptions | None = None) -> dict[str, Any]:
+    """Run (or resume) DeepCluster training; returns the last epoch's log record. With
+    `tracking`, rank 0 reports each epoch to TensorBoard / W&B (`training.live`)."""
     config.validate()
     info = init_from_env("cuda" if config.device.startswith("cuda") or (
         config.device == "auto" and torch.cuda.is_available()) else "cpu")
     try:
-        return _train(config, Path(data_dir), RunDir(out_dir), resume, info)
+        with contextlib.ExitStack() as closing:  # the trackers close with the run
+            return _train(config, Path(data_dir), RunDir(out_dir), resume, info,
+                          (tracking, closing))
     finally:
         shutdown(info)
 
 
 def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
-           info: DistInfo) -> dict[str, Any]:
+           info: DistInfo, tracking: tuple[TrackingOptions | None, contextlib.ExitStack]
+           ) -> dict[str, Any]:
     device = resolve_device(config.device, info.local_rank)
     precision = resolve_precision(config.precision, device)
     numerics = configure_numerics(device, precision)  # cudnn.benchmark, explicit TF32
@@ -178,6 +187,11 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         run.begin(cfg.dump_yaml(config), {**versions(), "code_revision": code_revision(),
                                           "device": device_name(str(device)),
                                           "world_size": info.world_size}, start)
+        record_process(run.root, "train", tracking[0] and tracking[0].command)
+    tracker = tracking[1].enter_context(activated(open_tracker(
+        run.root, tracking[0], config={**cfg.to_dict(config), "versions": versions()},
+        name=run.root.resolve().name) if info.is_main else Tracker()))
+    tracker.start_section(SECTION, start)  # a resumed run: steps from `start` on, once
     barrier(info)
     backbone.to(memory_format=memory_format(device, precision))
     report = DecodeReport()
@@ -210,11 +224,12 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         rec: dict[str, Any] = {"epoch": epoch, "clustering_backend": backend,
                                "input_pipeline": pipeline, "precision": precision, **numerics}
         seed = derived_seed(config.seed, epoch, SEED_CLUSTER)
+        resplit: dict[str, int] = {}  # k-means: empty clusters re-split (thesis 3.2)
         if sharded:
             start_row, stop_row = shard(len(subset), info)
             mine = subset[start_row:stop_row][ok_t.cpu().numpy()]
             sub_labels, loss, reduced_local = cluster_sharded(compact_rows_(feats, ok_t), config,
-                                                              seed, info, device)
+                                                              seed, info, device, resplit)
             used = gather_varying(torch.from_numpy(mine).to(device), info).cpu().numpy()
             labels[used] = sub_labels
             rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
@@ -229,10 +244,12 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
                 used = subset[ok_t.bool().cpu().numpy()]
                 sub_labels, loss, picked, rows = _cluster_main(
                     compact_rows_(feats, ok_t.bool()), used, targets, config, epoch, seed,
-                    backend)
+                    backend, resplit)
                 labels[used] = sub_labels
             rec.update(clustering_s=time.perf_counter() - t1, clustering_loss=loss,
                        **diagnostics.cluster_size_stats(sub_labels))
+            if config.clustering == "kmeans":
+                rec["n_empty_resplit"] = int(resplit.get("empty_resplit", 0))
             rec["nmi_prev"] = None if prev is None else diagnostics.assignment_nmi(
                 labels, prev, config.nmi_average)
             rec.update(label_diagnostics(picked, rows, used, labels, targets, config))
@@ -260,10 +277,15 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         if info.is_main:
             rec.update(features_s=t1 - t0, train_s=time.perf_counter() - t2,
                        train_loss=train_loss, n_images=int(len(subset)),
-                       n_bad_images=report.count, n_draws=n_draws, time=time.time())
+                       n_bad_images=report.count, n_draws=n_draws, time=time.time(),
+                       epoch_s=time.perf_counter() - t0)
             run.save_assignment(epoch, labels)
             inject_fault("save", epoch)
             append_line(run.log, json.dumps(rec, sort_keys=True))
+            # reported before the commit: a kill in between re-runs the epoch, whose steps
+            # the resumed run's writer purges (each step appears once)
+            report_epoch(tracker, rec, labels, lr=config.lr, model=backbone,
+                         images=tracking[0] and tracking[0].images, image_every=config.image_every)
             state = {"epoch": epoch + 1, "model": backbone.state_dict(),
                      "optimizer": body_opt.state_dict(), "prev_labels": torch.from_numpy(labels),
                      "top_layer_out": n_clusters, "config_hash": config_hash(cfg.to_dict(config))}
@@ -288,19 +310,19 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
 
 
 def _cluster_main(x: torch.Tensor, used: np.ndarray, targets: np.ndarray, config: TrainConfig,
-                  epoch: int, seed: int, backend: str
+                  epoch: int, seed: int, backend: str, stats: dict[str, int] | None = None
                   ) -> tuple[np.ndarray, float, Any, np.ndarray | None]:
     """Rank 0's clustering of the valid rows `x` (on the device): (labels, loss, the reduced
     rows the label diagnostics use, their positions). A torch backend keeps everything on
     the device; faiss gets the rows on the host (as numpy, shared with `x` on a CPU)."""
     rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
     if backend.startswith("torch"):
-        sub_labels, loss, reduced_t = cluster_on_device(x, config, seed, backend)
+        sub_labels, loss, reduced_t = cluster_on_device(x, config, seed, backend, stats)
         picked: Any = (reduced_t[torch.from_numpy(rows).to(reduced_t.device)]
                        if rows is not None else None)
         return sub_labels, loss, picked, rows
     sub_labels, loss, reduced = cluster_features(x.float().cpu().numpy(), config, seed,
-                                                 backend)
+                                                 backend, stats)
     return sub_labels, loss, (reduced[rows] if rows is not None else None), rows
 
 

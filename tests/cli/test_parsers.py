@@ -26,6 +26,7 @@ BAD_ARGS = {
     "data": ["data", "synth", "--out", "x", "--seed", "-1"],
     "demo": ["demo", "--bogus"],
     "bench": ["bench", "--bogus"],
+    "status": ["status"],  # no RUN_DIR
 }
 
 _PROBE = """

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from dcbench.cli.parsers.watch import add_watch_arguments, check_watch_args
+
 HELP = "run every protocol a published table needs and print the table with your model's row"
 EPILOG = """examples:
   dcbench reproduce --list                       # tables with a plan and the data each reads
@@ -50,3 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue the plan in --out: finished runs are kept")
     parser.add_argument("--list", action="store_true",
                         help="list the tables with a plan and the data each reads")
+    add_watch_arguments(parser)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """A malformed --wandb is refused before anything is planned."""
+    check_watch_args(args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from dcbench.core.files import append_line
 from dcbench.core.progress import progress_bar
+from dcbench.core.tracking import active
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
 from dcbench.protocols.metrics import average_crops, topk_correct
 
@@ -180,6 +182,7 @@ def train_phase(
                          desc=f"{phase} phase", unit="epoch", progress=progress,
                          extra={"history": {name: [] for name in probes.heads}})
     loop.resume()
+    active().start_section(phase, loop.done + 1)  # TensorBoard steps = 1-based epochs
     history: dict[str, list[dict[str, float]]] = loop.extra["history"]
     for epoch in loop:
         bar = progress_bar(batches_per_epoch, f"{phase} epoch {epoch + 1}/{epochs}",
@@ -193,14 +196,34 @@ def train_phase(
         metrics = evaluate_fn()
         for name, values in metrics.items():
             history[name].append(values)
+        active().scalars(phase, epoch + 1, phase_scalars(probes, phase, loss, metrics))
         best = max(metrics.items(), key=lambda kv: kv[1]["top1"])
         loop.set_postfix(loss=f"{loss:.3f}", top1=f"{best[1]['top1']:.2f}")
         status(f"{phase} epoch {epoch + 1}/{epochs}: loss {loss:.3f}, best head {best[0]} "
                f"top1 {best[1]['top1']:.2f}")
         if work_dir is not None:
             append_line(work_dir / "log.jsonl", json.dumps({
-                "phase": phase, "epoch": epoch + 1, "loss": loss, "eval": metrics}))
+                "phase": phase, "epoch": epoch + 1, "loss": loss, "eval": metrics,
+                "time": time.time()}))  # `dcbench status`: time per epoch, ETA
     return history
+
+
+def head_tag(spec: HeadSpec) -> str:
+    """A head's name in TensorBoard / W&B tags: `LAYER_lrLR_wdWD` (TensorBoard keeps only
+    letters, digits, '-', '_', '.' and '/')."""
+    return f"{spec.layer}_lr{spec.lr:g}_wd{spec.weight_decay:g}"
+
+
+def phase_scalars(probes: ProbeSet, phase: str, loss: float,
+                  metrics: dict[str, dict[str, float]]) -> dict[str, float]:
+    """One epoch of a phase as tags: `loss` and `SPLIT/METRIC/HEAD` (SPLIT = heldout for the
+    selection phase, val for the final one)."""
+    split = "heldout" if phase == "select" else "val"
+    values = {"loss": loss}
+    for name, head_metrics in metrics.items():
+        for metric, value in head_metrics.items():
+            values[f"{split}/{metric}/{head_tag(probes.specs[name])}"] = value
+    return values
 
 
 def best_epoch(curve: list[dict[str, float]], metric: str = "top1") -> int:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from dcbench.core.errors import UserError
+from dcbench.core.tracking import active
 from dcbench.protocols.probe.heads import (
     Batches,
     HeadSpec,
@@ -130,6 +131,7 @@ def fit_with_selection(
             if best is None or score > best[3]:
                 best = (lr, wd, epoch, score)
         chosen[layer] = best
+    report_selection(chosen)
     all_positions = np.sort(np.concatenate([train_positions, heldout_positions]))
     final = build({layer: [chosen[layer][:2]] for layer in layers}, 2, all_positions.size)
     val_hist = train_phase(
@@ -147,6 +149,19 @@ def fit_with_selection(
         out[layer] = LayerOutcome(layer, lr, wd, epoch + 1, held_top1, curve,
                                   best_epoch(curve) + 1)
     return out
+
+
+def report_selection(chosen: dict[str, tuple[float, float, int, float]]) -> None:
+    """The selected head of each layer to the live view (section `selected`, step 0, written
+    anew by a resumed run): `LAYER/lr`, `LAYER/wd`, `LAYER/epoch`, `LAYER/heldout_top1`."""
+    tracker = active()
+    tracker.start_section("selected", 0)
+    for layer, (lr, wd, epoch, score) in chosen.items():
+        tracker.scalars("selected", 0, {f"{layer}/lr": lr, f"{layer}/wd": wd,
+                                        f"{layer}/epoch": epoch + 1,
+                                        f"{layer}/heldout_top1": score})
+        tracker.text("selected", 0, layer, f"lr {lr:g}, weight decay {wd:g}, epoch {epoch + 1}: "
+                                           f"held-out top-1 {score:.2f}")
 
 
 def _iters_per_epoch(n: int, batch_size: int) -> int:

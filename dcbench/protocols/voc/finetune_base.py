@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -27,6 +28,7 @@ from dcbench.core.bounds import MAX_COUNT, MAX_WORKERS, bounded
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_json
+from dcbench.core.tracking import active
 from dcbench.data.loader import Batch, DecodeReport, loader_timeout
 from dcbench.data.pipeline import image_loader
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
@@ -183,6 +185,7 @@ def train_iterations(
     progress: bool = False,
     desc: str = "fine-tune",
     log_path: Path | None = None,
+    section: str = "finetune",
 ) -> dict[str, int]:
     """Run `iterations` optimizer steps of `step(batch)` in the engine's resumable loop.
 
@@ -191,7 +194,8 @@ def train_iterations(
     (all images undecodable: not counted). The LR of every param group is set from
     `step_lr` before each step. Runs under a forked RNG seeded by `seed`; the checkpoint
     (model, optimizer, position = iteration/epoch/batch, RNG) is the engine's format.
-    Returns the final position.
+    Returns the final position. The loss and LR of every 20th iteration also go to the live
+    view (section `section`, step = iterations done).
     """
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
@@ -200,6 +204,7 @@ def train_iterations(
                              checkpoint=checkpoint, every=every, desc=desc, unit="it",
                              progress=progress, position={"epoch": 0, "batch": 0})
         loop.resume()
+        active().start_section(section, loop.done + 1)
         model.train()
         steps = {"n": 0}
         stream = _batch_stream(batches, loop.position, steps, desc)
@@ -219,8 +224,10 @@ def train_iterations(
                 loop.set_postfix(loss=f"{loss:.4f}", lr=f"{current:.2g}")
                 done = iteration + 1
                 if log_path is not None and (done % 20 == 0 or done == iterations):
-                    append_line(log_path, f'{{"iteration": {done}, '
-                                          f'"loss": {loss:.6g}, "lr": {current:.6g}}}')
+                    append_line(log_path, f'{{"iteration": {done}, "loss": {loss:.6g}, '
+                                          f'"lr": {current:.6g}, "time": {time.time():.3f}}}')
+                if done % 20 == 0 or done == iterations:
+                    active().scalars(section, done, {"train/loss": loss, "train/lr": current})
         finally:
             stream.close()
     return dict(loop.position)
@@ -274,12 +281,15 @@ class VOCFinetuneProtocol(Protocol):
             lr=task.lr, stepsize=task.stepsize, gamma=config.lr_gamma, seed=config.seed,
             checkpoint=checkpoint, every=config.checkpoint_every, progress=progress,
             desc=f"{self.name} train", log_path=work_dir / "log.jsonl" if work_dir else None,
+            section=self.name,
         )
         results, extra = task.evaluate()
         layer = layer_label(config.train_layers, config.train_bn_scales)
         rows: list[Result] = []
         for split, metrics in results.items():
             rows += results_from_metrics(info, row_metrics(metrics), split=split, layer=layer)
+            active().scalars(self.name, task.iterations,
+                             {f"{split}/{task.headline}": 100 * metrics[task.headline]})
             status(f"{self.name} [{layer}] {split} {task.headline}: "
                    f"{100 * metrics[task.headline]:.2f}")
         if report.count:
