@@ -85,7 +85,7 @@ def numbers_over_seeds(data: Path, seeds: tuple[int, ...]) -> list[Row]:
 
 
 def run(quick: bool) -> list[Row]:
-    """Both measurements (quick: 8 classes x 8 images, 2 epochs, 1 seed; full: the demo's
+    """Both measurements (quick: 8 classes x 6 images, 1 epoch, 1 seed; full: the demo's
     shapes data, 8 x 250 train / 100 val, and 8 x 64 train for the faithful timing)."""
     from dcbench.data.synthetic import make_classification_set
 
@@ -93,9 +93,9 @@ def run(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DCBENCH_HOME"] = str(Path(tmp) / "home")
         try:
-            per_class, epochs = (8, 2) if quick else (64, 10)
+            per_class, epochs = (6, 1) if quick else (64, 10)
             timed = make_classification_set(Path(tmp) / "timed", n_classes=8,
-                                            train_per_class=per_class, val_per_class=4 if quick
+                                            train_per_class=per_class, val_per_class=2 if quick
                                             else 16, seed=0)
             rows = time_one_vs_two(timed, 8 * per_class, epochs)
             demo = timed if quick else make_classification_set(
