@@ -32,11 +32,13 @@ def _run(data: Path, overrides: list[str]) -> tuple[float, dict[tuple[str, str],
     model = create_backbone({"arch": "alexnet_small", "sobel": True}, seed=0)
     proto = get_protocol("linear-conv")
     config = proto.resolve_config(schedule="smoke", overrides=overrides)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     rows = proto.run(model, data, config, run_id="bench", device="cpu", progress=False,
                      work_dir=None)
-    seconds = time.perf_counter() - start
-    return seconds, {(r.layer, r.metric): r.value for r in rows if r.split == "val"}, config
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    values = {(r.layer, r.metric): r.value for r in rows if r.split == "val"}
+    values[("", "cpu_seconds")] = cpu
+    return seconds, values, config
 
 
 def _image_passes(config: Any, data: Path) -> float:
@@ -49,14 +51,17 @@ def _image_passes(config: Any, data: Path) -> float:
 def time_one_vs_two(data: Path, n_train: int, epochs: int) -> list[Row]:
     """Wall time and trunk forwards of a faithful run, one-pass vs two-pass."""
     base = [f"epochs={epochs}", "fast=false"]
-    t_two, _, cfg_two = _run(data, [*base, "selection_pass=two"])
-    t_one, _, cfg_one = _run(data, [*base, "selection_pass=one"])
+    t_two, two, cfg_two = _run(data, [*base, "selection_pass=two"])
+    t_one, one, cfg_one = _run(data, [*base, "selection_pass=one"])
+    cpu_one, cpu_two = one[("", "cpu_seconds")], two[("", "cpu_seconds")]
     p_one, p_two = _image_passes(cfg_one, data), _image_passes(cfg_two, data)
     what = f"linear-conv conv1-5 faithful, {n_train} train 64-px images, {epochs} epochs"
     return [
         Row(benchmark="probe_passes", what=f"{what}: wall time", dcbench=t_one, unit="s",
             baseline_name="two passes per epoch (selection_pass=two)", baseline=t_two,
-            notes="one pass trains selection (held-out rows masked) and final heads"),
+            notes=f"process CPU time {cpu_one:.0f} s vs {cpu_two:.0f} s "
+                  f"({cpu_two / max(cpu_one, 1e-9):.2f}x); one pass trains selection "
+                  "(held-out rows masked) and final heads"),
         Row(benchmark="probe_passes", what=f"{what}: trunk forwards", dcbench=p_one,
             unit="image passes", baseline_name="two passes per epoch (selection_pass=two)",
             baseline=p_two,
