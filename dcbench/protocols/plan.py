@@ -115,7 +115,7 @@ def _frozen_probe(cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
     if cfg.selection_pass == "one":
         return [Phase("one pass (selection + final heads)", epochs,
                       n_train + (held + n_val) * crops,
-                      detail=f"{n_train:,} train + {held:,} held-out and {n_val:,} val x "
+                      detail=f"{n_train:,} train + ({held:,} held-out + {n_val:,} val) x "
                              f"{crops} crops per epoch")]
     return [
         Phase("select (held-out)", epochs, (n_train - held) + held * crops,
