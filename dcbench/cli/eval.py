@@ -94,12 +94,15 @@ def _device(requested: str | None) -> str:
 
 
 def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any],
-             model_sha256: str) -> tuple[Path, str, bool]:
+             model_sha256: str, legacy: dict[str, Any] | None = None
+             ) -> tuple[Path, str, bool]:
     """(run dir, run id, fresh: no established run there, so all its files are written now).
 
     Refuses to mix runs; --resume needs the same protocol, model weights and config. A run
     marked failed is accepted by the next command with or without --resume: it continues when
     nothing changed, else its files (and only those) are removed and a new run starts.
+    `legacy`: config keys added since older run dirs were saved, with the value that
+    reproduces them (the Config's `LEGACY_VALUES`), filled into a saved config lacking them.
     """
     if args.resume and not args.out:
         raise UserError("--resume needs the --out run dir of the run to continue")
@@ -122,9 +125,8 @@ def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any],
             problem = (f"the weights of {args.model} changed since the run in {out} started "
                        f"(sha256 {str(saved.get('model_sha256'))[:12]}..., now "
                        f"{model_sha256[:12]}...); start a new --out for the new weights")
-        elif _read_config(out / "config.yaml") != json.loads(json.dumps(config_dict)):
-            problem = (f"the resolved config differs from the one saved in {out}/config.yaml"
-                       "; resume with the same options")
+        else:
+            problem = _config_problem(out, json.loads(json.dumps(config_dict)), legacy or {})
         if problem is None:
             return out, str(saved["run_id"]), False
         if not failed:
@@ -136,6 +138,21 @@ def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any],
     if out.exists() and any(out.iterdir()):
         raise UserError(f"--out {out} exists and is not empty; choose a new folder")
     return out, _new_run_id(args), True
+
+
+def _config_problem(out: Path, now: dict[str, Any], legacy: dict[str, Any]) -> str | None:
+    """Why the config saved in `out` cannot be resumed with `now` (None: it can). Keys of
+    `legacy` missing from the saved config take their legacy value (an older run dir)."""
+    saved = _read_config(out / "config.yaml")
+    added = {k: v for k, v in legacy.items() if isinstance(saved, dict) and k not in saved}
+    if isinstance(saved, dict) and {**saved, **added} == now:
+        return None
+    if added and isinstance(saved, dict) and {**now, **added} == {**saved, **added}:
+        flags = " ".join(f"--set {k}={v}" for k, v in added.items())
+        return (f"{out} was started before the config key(s) {', '.join(added)} existed; "
+                f"resume it with {flags}")
+    return (f"the resolved config differs from the one saved in {out}/config.yaml"
+            "; resume with the same options")
 
 
 def _new_run_id(args: argparse.Namespace) -> str:
@@ -292,7 +309,8 @@ def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
     model_sha256 = model.weights_sha256()  # hashes every weight: once per run
     # a wrong --out / --resume (or changed weights) is refused before the plan is timed
     created = not Path(args.out).expanduser().exists() if args.out else True
-    work_dir, run_id, fresh = _run_dir(args, config_dict, model_sha256)
+    work_dir, run_id, fresh = _run_dir(args, config_dict, model_sha256,
+                                       getattr(type(config), "LEGACY_VALUES", None))
     print_plan(proto, args, config, model, device, quick)
     state["work_dir"] = work_dir
     saved = {} if fresh else _read_run(work_dir / "run.json")

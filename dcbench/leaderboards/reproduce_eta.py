@@ -32,6 +32,7 @@ from dcbench.core.errors import UserError
 from dcbench.data.folders import list_file_candidates
 from dcbench.data.voc import find_voc
 from dcbench.models.backbone import Backbone
+from dcbench.protocols.plan import plan_eval
 from dcbench.protocols.retrieval import find_folder
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
@@ -145,12 +146,9 @@ def _lines(path: Path) -> int:
 def run_work(protocol: str, config: Any, counts: dict[str, int],
              input_size: int) -> tuple[float, float]:
     """(forward images, train images) of one run, in input-size image equivalents."""
-    if protocol in ("linear-conv", "mlp"):
-        train, val = counts.get("train", 0), counts.get("val", 0)
-        crops = 10 if config.ten_crop else 1
-        if config.fast:
-            return float(train + val), 0.0
-        return float(config.epochs * (train + val * crops)), 0.0
+    if protocol in ("linear-conv", "mlp"):  # dcbench eval's own plan (probe heads: no backward)
+        sizes = {"train": counts.get("train", 0), "val": counts.get("val", 0)}
+        return float(plan_eval(protocol, config, sizes).image_passes), 0.0
     if protocol == "voc07-cls":
         iterations = config.iterations or (config.iterations_all if config.train_layers == "all"
                                            else config.iterations_fc6_8)

@@ -99,11 +99,12 @@ def _count(n: float) -> str:
 
 def _held_out(n_train: int, fraction: float) -> int:
     """About how many training images a stratified hold-out of `fraction` sets aside."""
-    return max(1, round(n_train * fraction))
+    return max(1, round(n_train * fraction)) if n_train > 0 else 0
 
 
 def _frozen_probe(cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
-    """linear-conv / mlp: held-out selection, then the final fit evaluated on val each epoch."""
+    """linear-conv / mlp: one pass per epoch training every head, evaluated on held-out and
+    val (`selection_pass: one`), or held-out selection then the final fit (`two`)."""
     n_train, n_val = sizes["train"], sizes["val"]
     held = _held_out(n_train, cfg.heldout_fraction)
     if cfg.fast:
@@ -111,6 +112,11 @@ def _frozen_probe(cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
                       detail="the heads then train on the cache")]
     crops = 10 if cfg.ten_crop else 1
     epochs = int(cfg.epochs)
+    if cfg.selection_pass == "one":
+        return [Phase("one pass (selection + final heads)", epochs,
+                      n_train + (held + n_val) * crops,
+                      detail=f"{n_train:,} train + ({held:,} held-out + {n_val:,} val) x "
+                             f"{crops} crops per epoch")]
     return [
         Phase("select (held-out)", epochs, (n_train - held) + held * crops,
               detail=f"{n_train - held:,} train + {held:,} held-out x {crops} crops per epoch"),

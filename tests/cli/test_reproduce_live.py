@@ -44,17 +44,20 @@ def test_reproduce_reports_status_and_deltas_and_its_evals_report_their_heads(
             ours[layer] - float(published[layer]), abs=0.051)
     assert {"started/01-linear-conv-imagenet/text_summary",
             "status/01-linear-conv-imagenet/text_summary"} <= set(live.Tags()["tensors"])
-    # the eval's own run dir: per-epoch held-out and val accuracies per head, the selection
-    select = reader(run_dir / "tensorboard" / "select")
-    heads = [t for t in select.Tags()["scalars"] if t.startswith("heldout/top1/conv5_")]
-    assert heads and all([e.step for e in select.Scalars(t)] == [1, 2] for t in heads)
+    # the eval's own run dir: per-epoch held-out (selection heads) and val (final heads)
+    # accuracies per head from the one pass (selection_pass: one, the default), the selection
+    one = reader(run_dir / "tensorboard" / "one-pass")
+    heads = [t for t in one.Tags()["scalars"] if t.startswith("heldout/top1/conv5_")]
+    assert heads and all([e.step for e in one.Scalars(t)] == [1, 2] for t in heads)
     log = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
-    final_log = [r for r in log if r["phase"] == "final"]
-    final = reader(run_dir / "tensorboard" / "final")
-    conv1 = next(t for t in final.Tags()["scalars"] if t.startswith("val/top1/conv1_"))
-    head = next(h for h in final_log[0]["eval"] if h.startswith("conv1|"))
-    assert [e.value for e in final.Scalars(conv1)] == pytest.approx(
-        [r["eval"][head]["top1"] for r in final_log])
+    pass_log = [r for r in log if r["phase"] == "one-pass"]
+    assert [r["epoch"] for r in pass_log] == [1, 2]
+    for split, group in (("val", "final"), ("heldout", "select")):
+        tag = next(t for t in one.Tags()["scalars"] if t.startswith(f"{split}/top1/conv1_"))
+        head = next(h for h in pass_log[0]["eval"] if h.startswith(f"{group}:conv1|")
+                    and tag.endswith(h.split("|", 1)[1].replace("|", "_").replace("=", "")))
+        assert [e.value for e in one.Scalars(tag)] == pytest.approx(
+            [r["eval"][head]["top1"] for r in pass_log])
     selected = reader(run_dir / "tensorboard" / "selected")
     assert {"conv1/lr", "conv1/wd", "conv1/epoch", "conv1/heldout_top1"} <= \
         set(selected.Tags()["scalars"])

@@ -40,6 +40,7 @@ class TensorSource:
                 raise ValueError("cached feature sets of one dataset must share their rows")
         self.features = {k: v.features for k, v in features.items()}
         self.labels = first.labels
+        self.positions = first.indices.long()
         self.row_of = {int(p): r for r, p in enumerate(first.indices.tolist())}
         self.device = device
 
@@ -54,13 +55,15 @@ class TensorSource:
         return {k: v[rows].to(self.device) for k, v in self.features.items()}
 
     def train_batches(self, positions: np.ndarray | None, epoch: int, seed: int,
-                      batch_size: int) -> Iterator[TrainBatch]:
-        """Shuffled mini-batches (order fixed by seed and epoch), last partial batch kept."""
+                      batch_size: int, *, with_positions: bool = False) -> Iterator[Any]:
+        """Shuffled mini-batches (order fixed by seed and epoch), last partial batch kept;
+        `with_positions`: (feats, labels, dataset positions of the rows) triples."""
         rows = self.rows(positions)
         order = rows[torch.randperm(rows.numel(), generator=epoch_generator(seed, epoch))]
         for start in range(0, order.numel(), batch_size):
             chunk = order[start:start + batch_size]
-            yield self._take(chunk), self.labels[chunk].to(self.device)
+            batch = (self._take(chunk), self.labels[chunk].to(self.device))
+            yield (*batch, self.positions[chunk]) if with_positions else batch
 
     def eval_batches(self, positions: np.ndarray | None, batch_size: int = 1024
                      ) -> Iterator[EvalBatch]:
@@ -110,8 +113,9 @@ class ImageSource:
         return {layer: pool_features(out[layer], spec) for layer, spec in self.specs.items()}
 
     def train_batches(self, positions: np.ndarray | None, epoch: int, seed: int,
-                      batch_size: int) -> Iterator[TrainBatch]:
-        """Augmented, shuffled batches; order and augmentation fixed by (seed, epoch)."""
+                      batch_size: int, *, with_positions: bool = False) -> Iterator[Any]:
+        """Augmented, shuffled batches; order and augmentation fixed by (seed, epoch);
+        `with_positions`: (feats, labels, dataset positions of the rows) triples."""
         dataset = self.train_set if positions is None else Subset(self.train_set,
                                                                   positions.tolist())
         generator = epoch_generator(seed, epoch)
@@ -124,7 +128,8 @@ class ImageSource:
             # bad = dataset positions of the full training set
             for batch, pooled in inference_batches(loader, self._pooled, device=self.device,
                                                    dataset=self.train_set, report=self.report):
-                yield pooled, batch.labels.to(self.device)
+                labels = batch.labels.to(self.device)
+                yield (pooled, labels, batch.indices) if with_positions else (pooled, labels)
 
     def eval_batches(self, positions: np.ndarray | None, batch_size: int = 128
                      ) -> Iterator[EvalBatch]:

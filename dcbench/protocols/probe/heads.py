@@ -12,8 +12,10 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,7 +26,8 @@ from dcbench.core.tracking import active
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
 from dcbench.protocols.metrics import average_crops, topk_correct
 
-Batches = Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]]
+# (features by layer, labels) or (features, labels, rows): `rows` = ProbeSet.train_step's masks
+Batches = Iterable[tuple[Any, ...]]
 
 
 class LinearHead(nn.Module):
@@ -109,12 +112,34 @@ class ProbeSet(nn.Module):
             self.optimizers[h.name] = opt
             self.schedulers[h.name] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
-    def train_step(self, feats: dict[str, torch.Tensor], labels: torch.Tensor) -> float:
-        """One SGD step for every head; returns the mean loss over heads."""
+    def train_step(self, feats: dict[str, torch.Tensor], labels: torch.Tensor,
+                   rows: Mapping[str, torch.Tensor] | None = None) -> float:
+        """One SGD step for every head; returns the mean loss over the heads that stepped.
+
+        `rows[name]` (a bool mask over the batch) restricts a head to those rows: it sees only
+        them (forward, loss mean, BatchNorm statistics), so the other rows cannot reach its
+        parameters. A head whose mask is empty takes no SGD step, but its LR schedule still
+        advances: schedules count the iterations of the pass (one-pass selection, see
+        probe/one_pass.py).
+        """
         self.train()
         losses = []
+        masked: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
         for name, head in self.heads.items():
-            loss = nn.functional.cross_entropy(head(feats[self.specs[name].layer]), labels)
+            layer = self.specs[name].layer
+            x, y = feats[layer], labels
+            mask = rows.get(name) if rows is not None else None
+            if mask is not None:
+                if not bool(mask.any()):
+                    with warnings.catch_warnings():  # "scheduler before optimizer": wanted
+                        warnings.simplefilter("ignore", UserWarning)
+                        self.schedulers[name].step()
+                    continue
+                key = (layer, id(mask))
+                if key not in masked:  # heads sharing a layer and a mask share the copy
+                    masked[key] = (x[mask], y[mask])
+                x, y = masked[key]
+            loss = nn.functional.cross_entropy(head(x), y)
             opt = self.optimizers[name]
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -124,10 +149,12 @@ class ProbeSet(nn.Module):
         return sum(losses) / max(len(losses), 1)
 
     @torch.no_grad()
-    def logits(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-head logits in eval mode."""
+    def logits(self, feats: dict[str, torch.Tensor], names: Iterable[str] | None = None
+               ) -> dict[str, torch.Tensor]:
+        """Per-head logits in eval mode (of the heads in `names`, default all)."""
         self.eval()
-        return {name: head(feats[self.specs[name].layer]) for name, head in self.heads.items()}
+        names = self.heads if names is None else names
+        return {name: self.heads[name](feats[self.specs[name].layer]) for name in names}
 
     def checkpoint_state(self) -> StateBundle:
         """Weights, optimizer and scheduler states, as one `Stateful` for the resumable loop."""
@@ -137,14 +164,16 @@ class ProbeSet(nn.Module):
 
 
 @torch.no_grad()
-def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor, int]]
-             ) -> dict[str, dict[str, float]]:
-    """Top-1/top-5 (percent) per head. Batches carry n_crops; crops are softmax-averaged."""
-    counts: dict[str, dict[int, int]] = {name: {1: 0, 5: 0} for name in probes.heads}
+def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor, int]],
+             names: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+    """Top-1/top-5 (percent) per head (of `names`, default all). Batches carry n_crops; crops
+    are softmax-averaged."""
+    names = list(probes.heads if names is None else names)
+    counts: dict[str, dict[int, int]] = {name: {1: 0, 5: 0} for name in names}
     total = 0
     num_classes = 0
     for feats, labels, n_crops in batches:
-        for name, logits in probes.logits(feats).items():
+        for name, logits in probes.logits(feats, names).items():
             num_classes = logits.shape[1]
             scores = logits if n_crops == 1 else average_crops(logits.view(-1, n_crops,
                                                                            logits.shape[1]))
@@ -188,8 +217,8 @@ def train_phase(
         bar = progress_bar(batches_per_epoch, f"{phase} epoch {epoch + 1}/{epochs}",
                            unit="batch", enabled=progress)
         losses = []
-        for feats, labels in train_batches(epoch):
-            losses.append(probes.train_step(feats, labels))
+        for batch in train_batches(epoch):  # (feats, labels) or (feats, labels, rows)
+            losses.append(probes.train_step(*batch))
             bar.update(1)
         bar.close()
         loss = sum(losses) / max(len(losses), 1)
@@ -217,10 +246,12 @@ def head_tag(spec: HeadSpec) -> str:
 def phase_scalars(probes: ProbeSet, phase: str, loss: float,
                   metrics: dict[str, dict[str, float]]) -> dict[str, float]:
     """One epoch of a phase as tags: `loss` and `SPLIT/METRIC/HEAD` (SPLIT = heldout for the
-    selection phase, val for the final one)."""
-    split = "heldout" if phase == "select" else "val"
+    selection heads, val for the final ones; the one-pass phase holds both, its selection
+    heads named `select:...`)."""
     values = {"loss": loss}
     for name, head_metrics in metrics.items():
+        selection = phase == "select" or name.startswith("select:")
+        split = "heldout" if selection else "val"
         for metric, value in head_metrics.items():
             values[f"{split}/{metric}/{head_tag(probes.specs[name])}"] = value
     return values
