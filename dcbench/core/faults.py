@@ -19,3 +19,10 @@ def inject_fault(point: str, value: int) -> None:
     """SIGKILL this process when $DCBENCH_FAULT == f"{point}:{value}"."""
     if os.environ.get(FAULT_ENV) == f"{point}:{value}":
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def raise_fault(point: str, value: int) -> None:
+    """Raise a RuntimeError when $DCBENCH_FAULT == f"{point}:{value}" (a failing rank of a
+    distributed eval: point `eval-rank`, value = the rank)."""
+    if os.environ.get(FAULT_ENV) == f"{point}:{value}":
+        raise RuntimeError(f"injected fault {point}:{value}")

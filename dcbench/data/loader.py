@@ -119,6 +119,11 @@ class DecodeReport:
         return len(self._bad)
 
     @property
+    def indices(self) -> list[int]:
+        """Dataset indices of the skipped files, sorted (what ranks exchange under torchrun)."""
+        return sorted(self._bad)
+
+    @property
     def files(self) -> list[str]:
         """Skipped file paths, in dataset order."""
         return [self._bad[i] for i in sorted(self._bad)]
