@@ -69,15 +69,14 @@ def gather_in_order(tensors: dict[str, torch.Tensor], indices: torch.Tensor,
     return out, all_indices[order]
 
 
-def share_report(report: DecodeReport | None, dataset: Any, info: DistInfo | None = None
-                 ) -> None:
+def share_report(report: DecodeReport | None, info: DistInfo | None = None) -> None:
     """Add every rank's undecodable files to `report` on every rank (listed once: the report
-    keys files by dataset index)."""
+    keys files by dataset index). A collective: every rank calls it at the same point."""
     info = info or current()
     if report is None or not info.active:
         return
-    for bad in gather_objects(report.indices, info):
-        report.add(bad, dataset)
+    for entries in gather_objects(report.entries, info):
+        report.merge(entries)
 
 
 __all__ = ["comm_device", "gather_in_order", "shard_of", "shard_positions", "share_report"]

@@ -72,7 +72,7 @@ def extract_pooled(
     except Exception as err:  # agreed below: every rank stops with this message
         error = err
     check_all(error, info)
-    share_report(report, dataset, info)
+    share_report(report, info)
     local = {layer: torch.cat(parts) if parts else torch.zeros(0)
              for layer, parts in chunks.items()}
     local["labels"] = torch.cat(labels).long() if labels else torch.zeros(0, dtype=torch.long)

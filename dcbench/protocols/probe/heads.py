@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dcbench.core.dist_eval import broadcast_buffers, sum_over_ranks, sync_head_gradients
 from dcbench.core.files import append_line
 from dcbench.core.progress import progress_bar
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
@@ -108,17 +109,25 @@ class ProbeSet(nn.Module):
             self.schedulers[h.name] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
     def train_step(self, feats: dict[str, torch.Tensor], labels: torch.Tensor) -> float:
-        """One SGD step for every head; returns the mean loss over heads."""
+        """One SGD step for every head; returns the mean loss over heads.
+
+        Under torchrun `feats`/`labels` are this rank's slice of the global batch (maybe
+        empty) and `sync_step` turns the gradients into the global batch's (see below)."""
         self.train()
         losses = []
         for name, head in self.heads.items():
-            loss = nn.functional.cross_entropy(head(feats[self.specs[name].layer]), labels)
             opt = self.optimizers[name]
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = None
+            if labels.numel():
+                loss = nn.functional.cross_entropy(head(feats[self.specs[name].layer]), labels)
+                loss.backward()
+            rows, value = sync_step(head, labels.numel(), loss)
+            if not rows:
+                continue  # no image of this global batch decoded on any rank: no step
             opt.step()
             self.schedulers[name].step()
-            losses.append(float(loss.detach()))
+            losses.append(value)
         return sum(losses) / max(len(losses), 1)
 
     @torch.no_grad()
@@ -132,6 +141,18 @@ class ProbeSet(nn.Module):
         return StateBundle(heads=self._modules_by_key,
                            optimizers=StateBundle(**self.optimizers),
                            schedulers=StateBundle(**self.schedulers))
+
+
+def sync_step(head: nn.Module, rows: int, loss: torch.Tensor | None) -> tuple[int, float]:
+    """The one distributed hook of probe training: after each rank's backward on its `rows`
+    rows, all-reduce the gradients (weighted by rows, so they are the global batch's mean
+    loss gradient, as DDP's average is for equal slices) and broadcast rank 0's BatchNorm
+    statistics (DDP's `broadcast_buffers`). Returns (global rows, global mean loss); in one
+    process (rows, loss) unchanged."""
+    value = float(loss.detach()) if loss is not None else 0.0
+    total, mean = sync_head_gradients(head.parameters(), rows, value)
+    broadcast_buffers(head)
+    return total, mean
 
 
 @torch.no_grad()
@@ -149,6 +170,13 @@ def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], 
             for k, v in topk_correct(scores.cpu(), labels.cpu()).items():
                 counts[name][k] += v
         total += int(labels.numel())
+    # torchrun: each rank evaluated its shard; the counts of every image are summed once
+    names = list(counts)
+    summed = sum_over_ranks([total, num_classes > 5] + [counts[n][k] for n in names
+                                                         for k in (1, 5)])
+    total, num_classes = int(summed[0]), 6 if summed[1] else num_classes
+    for i, name in enumerate(names):
+        counts[name] = {1: int(summed[2 + 2 * i]), 5: int(summed[3 + 2 * i])}
     out = {}
     for name, c in counts.items():
         metrics = {"top1": 100.0 * c[1] / max(total, 1)}
