@@ -4,13 +4,15 @@ distributed evaluation (issue 28).
 `eval_processes(device)` joins the process group torchrun describes in the environment
 (NCCL on GPUs, gloo on CPU, with the group timeout of `core.distributed`), gives each rank its
 device (`cuda:LOCAL_RANK`), makes every rank but 0 a reader (`core.files.set_writer(False)`)
-with its stdout and stderr silenced inside the block, and tears everything down after.
+with its stdout and stderr silenced inside the block; the group lives until the process
+exits.
 `from_main(fn)` runs `fn` on rank 0 only and hands its result (or its error) to every rank:
 the choices that must be one (run dir, run id, names) are made once.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from collections.abc import Callable, Iterator
@@ -19,7 +21,7 @@ from typing import TypeVar
 import torch.distributed as dist
 
 from dcbench.core.dist_eval import check_all
-from dcbench.core.distributed import DistInfo, current, init_from_env, shutdown
+from dcbench.core.distributed import DistInfo, barrier, current, init_from_env, shutdown
 from dcbench.core.files import set_writer
 
 T = TypeVar("T")
@@ -40,28 +42,41 @@ def rank_device(device: str, info: DistInfo) -> str:
     return f"cuda:{info.local_rank}" if info.active and device == "cuda" else device
 
 
+_DEPTH = [0]  # eval blocks open in this process (reproduce runs its evals inside its own)
+
+
 @contextlib.contextmanager
 def eval_processes(device: str) -> Iterator[DistInfo]:
     """The process group of a torchrun launch for the block (a no-op in one process).
 
     Ranks > 0 write nothing and print nothing inside the block (rank 0 prints the plan, the
-    table and the status lines); an error still reaches their stderr after the block."""
-    if launched_processes() <= 1 or current().active:
+    table and the status lines); an error still reaches their stderr after the block. The
+    group is made once per process and kept (torn down at exit), and a block that succeeds
+    ends with a barrier, so consecutive commands in one process start together."""
+    if launched_processes() <= 1 or _DEPTH[0]:
         yield current()
         return
     info = init_from_env(device)
+    if not _SHUTDOWN_REGISTERED:
+        atexit.register(shutdown, info)
+        _SHUTDOWN_REGISTERED.append(True)
     quiet = contextlib.ExitStack()
     if not info.is_main:
         set_writer(False)
         sink = quiet.enter_context(open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
         quiet.enter_context(contextlib.redirect_stdout(sink))
         quiet.enter_context(contextlib.redirect_stderr(sink))
+    _DEPTH[0] += 1
     try:
         with quiet:
             yield info
+        barrier(info)
     finally:
+        _DEPTH[0] -= 1
         set_writer(True)
-        shutdown(info)
+
+
+_SHUTDOWN_REGISTERED: list[bool] = []
 
 
 def from_main(fn: Callable[[], T]) -> T:
