@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from dcbench.cli.entry import main
 
 if __name__ == "__main__":
     worst = 0
-    for argv in json.loads(open(sys.argv[1], encoding="utf-8").read()):
+    for argv in json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")):
         rc = main(argv)
         print(f"rc {rc} {argv[2] if len(argv) > 2 else ''}", file=sys.__stderr__, flush=True)
         worst = max(worst, rc)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from dcbench.core.dist_eval import broadcast_buffers, sum_over_ranks, sync_head_gradients
+from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line
 from dcbench.core.progress import progress_bar
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
@@ -210,6 +211,7 @@ def train_phase(
     loop.resume()
     history: dict[str, list[dict[str, float]]] = loop.extra["history"]
     for epoch in loop:
+        inject_fault("probe-epoch", epoch)  # crash tests of resume (no-op without the env)
         bar = progress_bar(batches_per_epoch, f"{phase} epoch {epoch + 1}/{epochs}",
                            unit="batch", enabled=progress)
         losses = []

@@ -1,0 +1,121 @@
+"""`torchrun --nproc_per_node 2 -m dcbench eval` (gloo on CPU) gives the rows of one process.
+
+Each test launches torchrun once: `eval_dist_worker.py` runs several protocols one after the
+other on the two processes (one interpreter start per rank for all of them). The
+single-process rows come from the same commands through the entry point in this process.
+
+Tolerances: the feature protocols shard the images, gather the features in dataset order
+and run the same pure cores, so their rows agree to 1e-6 (relative, the rows are percents
+or [0, 1] scores): CPU convolutions of the same image in another batch may differ in the
+last float bits (tests/training/test_ddp.py measured 8e-8), which here never moved a row.
+linear-conv --fast trains on the same global batches with row-weighted all-reduced
+gradients (float64 sums), so its rows agree to the same 1e-6.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dcbench.cli.entry import main
+from dcbench.data.synthetic_retrieval import write_retrieval_set
+
+WORKER = Path(__file__).with_name("eval_dist_worker.py")
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "random-alexnet_small-sobel"
+REL_TOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def ret_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small Oxford/Paris-style retrieval set (3 landmarks, 128 px)."""
+    return write_retrieval_set(tmp_path_factory.mktemp("ret") / "set", landmarks=3,
+                               per_landmark=4, distractors=4, size=128)
+
+
+def _argv(protocol: str, data: Path, *extra: str) -> list[str]:
+    """A smoke-schedule eval of the test model (the run dir is added by `_compare`)."""
+    return ["eval", "--protocol", protocol, "--model", MODEL, "--data", str(data),
+            "--schedule", "smoke", "--no-store", *extra]
+
+
+def launch(commands: list[list[str]], tmp: Path, nproc: int = 2, fault: str | None = None,
+           timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run `commands` on `nproc` torchrun processes (gloo, one thread each)."""
+    spec = tmp / f"commands-{len(list(tmp.glob('commands-*')))}.json"
+    spec.write_text(json.dumps(commands))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "DCBENCH_DIST_TIMEOUT": "120"}
+    env.pop("DCBENCH_FAULT", None)
+    if fault:
+        env["DCBENCH_FAULT"] = fault
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", str(WORKER), str(spec)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=tmp)
+
+
+def _rows(run_dir: Path) -> dict[tuple, float]:
+    rows = json.loads((run_dir / "results.json").read_text())
+    return {(r["dataset"], r["split"], r["layer"], r["metric"], r["seed"]): r["value"]
+            for r in rows}
+
+
+def _assert_same_rows(one: Path, two: Path, rel: float = REL_TOL) -> None:
+    a, b = _rows(one), _rows(two)
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        assert abs(value - b[key]) <= rel * max(1.0, abs(value)), (one.name, key, value, b[key])
+
+
+def _compare(cases: dict[str, list[str]], tmp: Path, *, rel: float = REL_TOL) -> None:
+    """Run each case in this process and on 2 processes; the rows must agree."""
+    for name, argv in cases.items():
+        assert main(_argv_out(argv, tmp / "one" / name)) == 0, name
+    result = launch([_argv_out(argv, tmp / "two" / name) for name, argv in cases.items()], tmp)
+    assert result.returncode == 0, result.stderr[-6000:]
+    for name in cases:
+        _assert_same_rows(tmp / "one" / name, tmp / "two" / name, rel)
+        # only rank 0 wrote: the run dir holds the files of a one-process run, no more
+        files = {p.relative_to(tmp / "two" / name) for p in (tmp / "two" / name).rglob("*")}
+        assert files == {p.relative_to(tmp / "one" / name)
+                         for p in (tmp / "one" / name).rglob("*")}
+
+
+def _argv_out(argv: list[str], out: Path) -> list[str]:
+    return [*argv, "--out", str(out)]
+
+
+def test_classification_feature_protocols_and_fast_linear_match_one_process(
+        cls_set: Path, tmp_path: Path) -> None:
+    """knn, knn-graph, nmi (sharded feature passes; cls_set has 4 undecodable train files,
+    reported once) and linear-conv --fast (cached features + DDP-style heads)."""
+    cases = {
+        "knn": _argv("knn", cls_set, "--set", "k=3"),
+        "knn-graph": _argv("knn-graph", cls_set, "--set", "k=3"),
+        "nmi": _argv("nmi", cls_set),
+        "linear-conv": _argv("linear-conv", cls_set, "--fast", "--layers",
+                             "conv2,conv5"),
+    }
+    _compare(cases, tmp_path)
+
+
+def test_voc_svm_and_retrieval_match_one_process(voc_set: Path, ret_set: Path,
+                                                 tmp_path: Path) -> None:
+    """voc07-svm, voc07-lowshot-svm (sharded features, SVMs on every rank) and retrieval
+    (R-MAC shards split across ranks, rank 0 writes them)."""
+    cases = {
+        "voc07-svm": _argv("voc07-svm", voc_set, "--layers", "conv5"),
+        "voc07-lowshot-svm": _argv("voc07-lowshot-svm", voc_set, "--layers",
+                                   "conv5"),
+        "retrieval": _argv("retrieval", ret_set, "--set", "shard_size=5"),
+    }
+    _compare(cases, tmp_path)
+    shards = sorted(p.name for p in (tmp_path / "two" / "retrieval").rglob("shard_*"))
+    assert shards == sorted(p.name for p in (tmp_path / "one" / "retrieval").rglob("shard_*"))
