@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from dcbench.core.distributed import DistInfo, current
-from dcbench.core.errors import UserError
+from dcbench.core.errors import RankFailed, UserError
 
 
 def gather_objects(obj: Any, info: DistInfo | None = None) -> list[Any]:
@@ -46,7 +46,7 @@ def check_all(error: BaseException | None, info: DistInfo | None = None) -> None
             is_user, message = report
             if is_user:
                 raise UserError(message)
-            raise RuntimeError(f"rank {rank} of {info.world_size} failed: {message}")
+            raise RankFailed(f"rank {rank} of {info.world_size} failed: {message}")
 
 
 def sum_over_ranks(values: list[float], info: DistInfo | None = None) -> list[float]:

@@ -119,3 +119,43 @@ def test_voc_svm_and_retrieval_match_one_process(voc_set: Path, ret_set: Path,
     _compare(cases, tmp_path)
     shards = sorted(p.name for p in (tmp_path / "two" / "retrieval").rglob("shard_*"))
     assert shards == sorted(p.name for p in (tmp_path / "one" / "retrieval").rglob("shard_*"))
+
+
+def test_a_failing_rank_stops_every_rank_with_one_line(cls_set: Path, tmp_path: Path) -> None:
+    """Rank 1 fails inside the sharded feature pass: rank 0 stops at the same phase boundary
+    with `rank 1 of 2 failed: ...` (no hang), marks the run failed, and the corrected
+    command (here: one process, no fault) continues it without --resume."""
+    out = tmp_path / "run"
+    argv = _argv_out(_argv("knn", cls_set, "--set", "k=3"), out)
+    result = launch([argv], tmp_path, fault="eval-rank:1", timeout=180)
+    assert result.returncode != 0
+    assert "dcbench: error: rank 1 of 2 failed: injected fault eval-rank:1" in result.stderr
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+    assert not (out / "results.json").exists()
+    assert main(argv) == 0 and (out / "results.json").is_file()
+
+
+def test_resume_with_another_number_of_processes(cls_set: Path, tmp_path: Path) -> None:
+    """linear-conv --fast killed (SIGKILL on both ranks) before select epoch 2 of a
+    2-process run resumes in one process to the rows of an uninterrupted run: the probe
+    checkpoints hold the heads of the global batches, whatever the number of ranks."""
+    argv = _argv("linear-conv", cls_set, "--fast", "--layers", "conv5")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(_argv_out(argv, straight)) == 0
+    result = launch([_argv_out(argv, resumed)], tmp_path, fault="probe-epoch:2")
+    assert result.returncode != 0
+    assert (resumed / "checkpoints" / "select.pt").is_file()
+    assert not (resumed / "results.json").exists()
+    assert main([*_argv_out(argv, resumed), "--resume"]) == 0
+    _assert_same_rows(straight, resumed)
+
+
+def test_dry_run_eta_is_shared_by_the_processes(cls_set: Path, tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node 2 ... --dry-run` prints the plan once, with the time of
+    the network passes divided by 2; a replicated protocol says it is not split."""
+    result = launch([_argv("knn", cls_set, "--dry-run"),
+                     _argv("low-shot", cls_set, "--dry-run")], tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stderr.count("plan: knn") == 1
+    assert "ms / 2 processes = about" in result.stderr
+    assert "low-shot: not split across processes yet" in result.stderr
