@@ -55,8 +55,10 @@ def launch(commands: list[list[str]], tmp: Path, nproc: int = 2, fault: str | No
     env.pop("DCBENCH_FAULT", None)
     if fault:
         env["DCBENCH_FAULT"] = fault
+    # one command: the README's form (`torchrun ... -m dcbench eval ...`); several: the worker
+    target = ["-m", "dcbench", *commands[0]] if len(commands) == 1 else [str(WORKER), str(spec)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", str(WORKER), str(spec)]
+           f"--nproc_per_node={nproc}", *target]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=tmp)
 
