@@ -59,7 +59,7 @@ def sum_over_ranks(values: list[float], info: DistInfo | None = None) -> list[fl
     return t.tolist()
 
 
-def sync_head_gradients(params: Iterable[torch.nn.Parameter], rows: int, loss: float,
+def sync_gradients(params: Iterable[torch.nn.Parameter], rows: int, loss: float,
                         info: DistInfo | None = None) -> tuple[int, float]:
     """After each rank's backward of its mean loss over its `rows` rows of one global batch:
     every gradient becomes sum_r rows_r * grad_r / sum_r rows_r, the gradient of the mean loss
@@ -98,4 +98,4 @@ def broadcast_buffers(module: torch.nn.Module, info: DistInfo | None = None) -> 
 
 
 __all__ = ["broadcast_buffers", "check_all", "gather_objects", "sum_over_ranks",
-           "sync_head_gradients"]
+           "sync_gradients"]

@@ -16,7 +16,7 @@ from dcbench.core.dist_eval import (
     check_all,
     gather_objects,
     sum_over_ranks,
-    sync_head_gradients,
+    sync_gradients,
 )
 from dcbench.core.distributed import DistInfo
 from dcbench.core.errors import UserError
@@ -50,7 +50,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
             loss = nn.functional.cross_entropy(head(x[offset + start:offset + stop]),
                                                y[offset + start:offset + stop])
             loss.backward()
-        rows, mean = sync_head_gradients(head.parameters(), stop - start,
+        rows, mean = sync_gradients(head.parameters(), stop - start,
                                          0.0 if loss is None else float(loss.detach()), info)
         out[f"rows{step}"], out[f"loss{step}"] = rows, mean
         out[f"grad{step}"] = [p.grad.clone() for p in head.parameters()]
@@ -94,7 +94,7 @@ def test_one_process_is_the_identity() -> None:
     x, y = _data()
     nn.functional.cross_entropy(head(x), y).backward()
     before = [p.grad.clone() for p in head.parameters()]
-    assert sync_head_gradients(head.parameters(), 8, 1.5) == (8, 1.5)
+    assert sync_gradients(head.parameters(), 8, 1.5) == (8, 1.5)
     assert all(torch.equal(a, p.grad) for a, p in zip(before, head.parameters(), strict=True))
     assert sum_over_ranks([1.0, 2.0]) == [1.0, 2.0] and gather_objects(3) == [3]
     check_all(None)

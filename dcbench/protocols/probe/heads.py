@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dcbench.core.dist_eval import broadcast_buffers, sum_over_ranks, sync_head_gradients
+from dcbench.core.dist_eval import broadcast_buffers, sum_over_ranks, sync_gradients
 from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line
 from dcbench.core.progress import progress_bar
@@ -151,7 +151,7 @@ def sync_step(head: nn.Module, rows: int, loss: torch.Tensor | None) -> tuple[in
     statistics (DDP's `broadcast_buffers`). Returns (global rows, global mean loss); in one
     process (rows, loss) unchanged."""
     value = float(loss.detach()) if loss is not None else 0.0
-    total, mean = sync_head_gradients(head.parameters(), rows, value)
+    total, mean = sync_gradients(head.parameters(), rows, value)
     broadcast_buffers(head)
     return total, mean
 
