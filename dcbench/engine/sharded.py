@@ -69,6 +69,17 @@ def gather_in_order(tensors: dict[str, torch.Tensor], indices: torch.Tensor,
     return out, all_indices[order]
 
 
+def sum_arrays(array: np.ndarray, info: DistInfo | None = None) -> np.ndarray:
+    """The element-wise sum of `array` over ranks, same dtype (per-image results that each
+    rank filled for its own images, zeros elsewhere); `array` itself in one process."""
+    info = info or current()
+    if not info.active:
+        return array
+    t = torch.from_numpy(np.ascontiguousarray(array)).to(comm_device(info))
+    dist.all_reduce(t)
+    return t.cpu().numpy()
+
+
 def share_report(report: DecodeReport | None, info: DistInfo | None = None) -> None:
     """Add every rank's undecodable files to `report` on every rank (listed once: the report
     keys files by dataset index). A collective: every rank calls it at the same point."""
@@ -79,4 +90,5 @@ def share_report(report: DecodeReport | None, info: DistInfo | None = None) -> N
         report.merge(entries)
 
 
-__all__ = ["comm_device", "gather_in_order", "shard_of", "shard_positions", "share_report"]
+__all__ = ["comm_device", "gather_in_order", "shard_of", "shard_positions", "share_report",
+           "sum_arrays"]

@@ -158,11 +158,11 @@ def test_dry_run_eta_is_shared_by_the_processes(cls_set: Path, voc_set: Path,
     """`torchrun --nproc_per_node 2 ... --dry-run` prints the plan once, with the time of
     the network passes divided by 2; a replicated protocol says it is not split."""
     result = launch([_argv("knn", cls_set, "--dry-run"),
-                     _argv("voc07-cls", voc_set, "--dry-run")], tmp_path)
+                     _argv("voc07-det", voc_set, "--dry-run")], tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stderr.count("plan: knn") == 1
     assert "ms / 2 processes = about" in result.stderr
-    assert "voc07-cls: not split across processes yet" in result.stderr
+    assert "voc07-det: not split across processes yet" in result.stderr
 
 
 def test_reproduce_under_torchrun_matches_one_process(cls_set: Path, tmp_path: Path) -> None:
@@ -194,8 +194,21 @@ def test_low_shot_and_mlp_train_on_two_processes(cls_set: Path, tmp_path: Path) 
     ranks; their crops, dropout masks and BN batch statistics are drawn per rank
     (docs/fidelity.md item 30), so the rows are checked for shape and range here, and the
     gradient arithmetic against one process in tests/core/test_dist_eval.py."""
-    cases = {"low-shot": _argv("low-shot", cls_set, "--set", "draws=1", "--set", "shots=[2]"),
-             "mlp": _argv("mlp", cls_set, "--fast")}
+    _train_both({"low-shot": _argv("low-shot", cls_set, "--set", "draws=1", "--set",
+                                   "shots=[2]"),
+                 "mlp": _argv("mlp", cls_set, "--fast")}, tmp_path)
+
+
+def test_voc07_cls_fine_tunes_on_two_processes(voc_set: Path, tmp_path: Path) -> None:
+    """voc07-cls: each rank takes its slice of every global batch (the per-item seeded crops
+    are those of one process), gradients are all-reduced before clipping, and the 10-crop
+    test scores each image on one rank. Dropout and BN statistics are per rank."""
+    _train_both({"voc07-cls": _argv("voc07-cls", voc_set, "--set", "iterations=30")},
+                tmp_path)
+
+
+def _train_both(cases: dict[str, list[str]], tmp_path: Path) -> None:
+    """Run the cases in one process and on two; same rows, every value a percent."""
     for name, argv in cases.items():
         assert main(_argv_out(argv, tmp_path / "one" / name)) == 0, name
     result = launch([_argv_out(argv, tmp_path / "two" / name) for name, argv in cases.items()],
