@@ -17,6 +17,14 @@ from dcbench.core.distributed import DistInfo, current
 from dcbench.core.errors import RankFailed, UserError
 
 
+def comm_device(info: DistInfo | None = None) -> torch.device:
+    """Where collective tensors must live: this rank's GPU under NCCL, else the CPU."""
+    info = info or current()
+    if info.active and dist.get_backend() == "nccl":
+        return torch.device("cuda", info.local_rank)
+    return torch.device("cpu")
+
+
 def gather_objects(obj: Any, info: DistInfo | None = None) -> list[Any]:
     """Every rank's picklable `obj`, in rank order, on every rank ([obj] in one process)."""
     info = info or current()
@@ -54,9 +62,9 @@ def sum_over_ranks(values: list[float], info: DistInfo | None = None) -> list[fl
     info = info or current()
     if not info.active:
         return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=comm_device(info))
     dist.all_reduce(t)
-    return t.tolist()
+    return t.cpu().tolist()
 
 
 def sync_gradients(params: Iterable[torch.nn.Parameter], rows: int, loss: float,
@@ -73,9 +81,10 @@ def sync_gradients(params: Iterable[torch.nn.Parameter], rows: int, loss: float,
         return rows, loss
     grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
              for p in params]
-    device = params[0].device if params else torch.device("cpu")
+    device = comm_device(info)
     head = torch.tensor([float(rows), float(loss) * rows], dtype=torch.float64, device=device)
-    flat = torch.cat([g.double() * rows for g in grads]) if grads else head.new_zeros(0)
+    flat = torch.cat([g.double().to(device) * rows for g in grads]) if grads \
+        else head.new_zeros(0)
     packed = torch.cat([head, flat])
     dist.all_reduce(packed)
     total = int(round(float(packed[0])))
@@ -84,7 +93,7 @@ def sync_gradients(params: Iterable[torch.nn.Parameter], rows: int, loss: float,
     offset = 2
     for p, g in zip(params, grads, strict=True):
         n = g.numel()
-        p.grad = (packed[offset:offset + n] / total).to(p.dtype).view_as(p).clone()
+        p.grad = (packed[offset:offset + n] / total).to(p.device, p.dtype).view_as(p).clone()
         offset += n
     return total, float(packed[1]) / total
 
@@ -97,5 +106,5 @@ def broadcast_buffers(module: torch.nn.Module, info: DistInfo | None = None) -> 
             dist.broadcast(buf, 0)
 
 
-__all__ = ["broadcast_buffers", "check_all", "gather_objects", "sum_over_ranks",
+__all__ = ["broadcast_buffers", "check_all", "comm_device", "gather_objects", "sum_over_ranks",
            "sync_gradients"]

@@ -16,16 +16,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Subset
 
-from dcbench.core.dist_eval import gather_objects
+from dcbench.core.dist_eval import comm_device, gather_objects
 from dcbench.core.distributed import DistInfo, current, gather_varying, shard
 from dcbench.data.loader import DecodeReport
-
-
-def comm_device(info: DistInfo) -> torch.device:
-    """Where collective tensors must live: this rank's GPU under NCCL, else the CPU."""
-    if info.active and dist.get_backend() == "nccl":
-        return torch.device("cuda", info.local_rank)
-    return torch.device("cpu")
 
 
 def shard_positions(positions: Sequence[int] | np.ndarray, info: DistInfo | None = None
@@ -90,5 +83,5 @@ def share_report(report: DecodeReport | None, info: DistInfo | None = None) -> N
         report.merge(entries)
 
 
-__all__ = ["comm_device", "gather_in_order", "shard_of", "shard_positions", "share_report",
+__all__ = ["gather_in_order", "shard_of", "shard_positions", "share_report",
            "sum_arrays"]

@@ -194,16 +194,19 @@ def test_low_shot_and_mlp_train_on_two_processes(cls_set: Path, tmp_path: Path) 
     ranks; their crops, dropout masks and BN batch statistics are drawn per rank
     (docs/fidelity.md item 30), so the rows are checked for shape and range here, and the
     gradient arithmetic against one process in tests/core/test_dist_eval.py."""
-    _train_both({"low-shot": _argv("low-shot", cls_set, "--set", "draws=1", "--set",
-                                   "shots=[2]"),
-                 "mlp": _argv("mlp", cls_set, "--fast")}, tmp_path)
+    short = [f"{k}={v}" for k, v in (("draws", 1), ("shots", "[2]"), ("iterations", 6),
+                                     ("eval_every", 3), ("batch_size", 8))]
+    _train_both({"low-shot": _argv("low-shot", cls_set, *[w for o in short
+                                                          for w in ("--set", o)]),
+                 "mlp": _argv("mlp", cls_set, "--fast", "--set", "epochs=2")}, tmp_path)
 
 
 def test_voc07_cls_fine_tunes_on_two_processes(voc_set: Path, tmp_path: Path) -> None:
     """voc07-cls: each rank takes its slice of every global batch (the per-item seeded crops
     are those of one process), gradients are all-reduced before clipping, and the 10-crop
     test scores each image on one rank. Dropout and BN statistics are per rank."""
-    _train_both({"voc07-cls": _argv("voc07-cls", voc_set, "--set", "iterations=30")},
+    _train_both({"voc07-cls": _argv("voc07-cls", voc_set, "--set", "iterations=8",
+                                    "--set", "batch_size=8")},
                 tmp_path)
 
 
