@@ -29,7 +29,7 @@ T = TypeVar("T")
 # Protocols whose training is not split across ranks yet: under torchrun every rank runs the
 # whole protocol (the same rows as one process; rank 0 writes), so N processes bring no
 # speed-up. Their ETA counts one process and the run says so.
-REPLICATED = ("voc07-det", "voc12-seg")
+REPLICATED = ("voc07-det",)
 
 
 def sharing_processes(protocol: str) -> int:

@@ -201,12 +201,15 @@ def test_low_shot_and_mlp_train_on_two_processes(cls_set: Path, tmp_path: Path) 
                  "mlp": _argv("mlp", cls_set, "--fast", "--set", "epochs=2")}, tmp_path)
 
 
-def test_voc07_cls_fine_tunes_on_two_processes(voc_set: Path, tmp_path: Path) -> None:
-    """voc07-cls: each rank takes its slice of every global batch (the per-item seeded crops
-    are those of one process), gradients are all-reduced before clipping, and the 10-crop
-    test scores each image on one rank. Dropout and BN statistics are per rank."""
+def test_voc_fine_tunes_on_two_processes(voc_set: Path, tmp_path: Path) -> None:
+    """voc07-cls and voc12-seg: each rank takes its slice of every global batch (the
+    per-item seeded crops are those of one process), gradients are all-reduced (before
+    voc07-cls's clipping), the 10-crop test scores and the confusion matrix count each image
+    once. Dropout (and voc07-cls's BN statistics) are per rank."""
     _train_both({"voc07-cls": _argv("voc07-cls", voc_set, "--set", "iterations=8",
-                                    "--set", "batch_size=8")},
+                                    "--set", "batch_size=8"),
+                 "voc12-seg": _argv("voc12-seg", voc_set, "--set", "iterations=6",
+                                    "--set", "batch_size=3")},
                 tmp_path)
 
 
