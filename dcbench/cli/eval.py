@@ -15,13 +15,7 @@ from typing import Any
 import pandas as pd
 
 from dcbench.cli.config_checks import check_protocol_config
-from dcbench.cli.eval_dist import (
-    eval_processes,
-    from_main,
-    rank_device,
-    replicated_note,
-    sharing_processes,
-)
+from dcbench.cli.eval_dist import eval_processes, from_main, launched_processes, rank_device
 from dcbench.cli.parsers.eval import check_args
 from dcbench.cli.resume_hint import report_interrupt
 from dcbench.core.config import dump_yaml, load_yaml, to_dict
@@ -255,7 +249,7 @@ def print_plan(proto: Any, args: argparse.Namespace, config: Any, model: Any, de
     sizes = dataset_sizes(proto.name, args.data, config)  # the protocol's dataset checks
     input_size = int(model.config.get("input_size", 224))
     plan = plan_eval(proto.name, config, sizes, input_size=input_size,
-                     processes=sharing_processes(proto.name))
+                     processes=launched_processes())
     sz = Sizes.for_model(model)
     batch = 8  # 3 batches: one warm-up, two timed
     rate = seconds_per_image(
@@ -267,9 +261,6 @@ def print_plan(proto: Any, args: argparse.Namespace, config: Any, model: Any, de
           + (" (whole run; finished parts are skipped)" if args.resume else ""), file=sys.stderr)
     for line in plan.describe(rate):
         print(line, file=sys.stderr)
-    note = replicated_note(proto.name)
-    if note:
-        print(f"  ({note})", file=sys.stderr)
     if rate is None:
         print("  (too few images to time: no time estimate)", file=sys.stderr)
     else:
@@ -278,7 +269,7 @@ def print_plan(proto: Any, args: argparse.Namespace, config: Any, model: Any, de
               "process (loader workers make a real run faster)", file=sys.stderr)
     for flags, cfg in quick:
         other = plan_eval(proto.name, cfg, sizes, input_size=input_size,
-                          processes=sharing_processes(proto.name))
+                          processes=launched_processes())
         if other.image_passes >= 0.9 * plan.image_passes:
             continue  # not quicker in network passes (e.g. smoke only trims CPU work)
         when = f"about {format_duration(other.seconds(rate))}" if rate is not None else \

@@ -26,26 +26,6 @@ from dcbench.core.files import set_writer
 
 T = TypeVar("T")
 
-# Protocols whose training is not split across ranks yet: under torchrun every rank runs the
-# whole protocol (the same rows as one process; rank 0 writes), so N processes bring no
-# speed-up. Their ETA counts one process and the run says so.
-REPLICATED = ("voc07-det",)
-
-
-def sharing_processes(protocol: str) -> int:
-    """How many processes share the work of `protocol` in this launch (1 if replicated)."""
-    return 1 if protocol in REPLICATED else launched_processes()
-
-
-def replicated_note(protocol: str) -> str | None:
-    """The line a torchrun launch of a replicated protocol prints (None otherwise)."""
-    if protocol not in REPLICATED or launched_processes() <= 1:
-        return None
-    return (f"{protocol}: not split across processes yet: each of the {launched_processes()} "
-            "processes runs the whole protocol (the rows of one process, no speed-up; rank 0 "
-            "writes); run it without torchrun to free the other devices")
-
-
 def launched_processes() -> int:
     """N when this process was started by `torchrun --nproc_per_node N` (else 1)."""
     return max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
@@ -116,5 +96,5 @@ def from_main(fn: Callable[[], T]) -> T:
     return box[0]  # type: ignore[return-value]
 
 
-__all__ = ["REPLICATED", "eval_processes", "from_main", "is_launch_main",
-           "launched_processes", "rank_device", "replicated_note", "sharing_processes"]
+__all__ = ["eval_processes", "from_main", "is_launch_main", "launched_processes",
+           "rank_device"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from dcbench.cli.config_checks import check_protocol_config
 from dcbench.cli.entry import build_parser
-from dcbench.cli.eval_dist import eval_processes, from_main, is_launch_main, sharing_processes
+from dcbench.cli.eval_dist import eval_processes, from_main, is_launch_main, launched_processes
 from dcbench.core.devices import resolve_device
 from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
@@ -163,7 +163,7 @@ def _print_plan(plan: planner.Plan, argvs: dict[str, list[str]], args: argparse.
             counted[run.data] = count_images(run.data, run.root)
         counts = counted[run.data]
         seconds = estimate_seconds(run.protocol, configs[run.name], counts, rates,
-                                   processes=sharing_processes(run.protocol))
+                                   processes=launched_processes())
         finished = (out / run.name / "results.json").is_file()
         total += 0.0 if finished else seconds
         reads = ", ".join(f"{k} {v:,}" for k, v in counts.items())
