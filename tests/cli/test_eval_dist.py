@@ -168,7 +168,8 @@ def test_reproduce_under_torchrun_matches_one_process(cls_set: Path, tmp_path: P
     (once) and the tables; the rows are the one-process rows."""
     def argv(out: Path, store: Path) -> list[str]:
         return ["reproduce", "thesis-5.3", "--model", MODEL, "--data", f"imagenet={cls_set}",
-                "--schedule", "smoke", "--fast", "--out", str(out), "--store", str(store)]
+                "--schedule", "smoke", "--fast", "--set", "epochs=2", "--out", str(out),
+                "--store", str(store)]
 
     assert main(argv(tmp_path / "one", tmp_path / "one.sqlite")) == 0
     result = launch([argv(tmp_path / "two", tmp_path / "two.sqlite")], tmp_path)
