@@ -190,7 +190,7 @@ def test_reproduce_under_torchrun_matches_one_process(cls_set: Path, tmp_path: P
 def test_low_shot_and_mlp_train_on_two_processes(cls_set: Path, tmp_path: Path) -> None:
     """low-shot (whole-network fine-tuning) and mlp (dropout) split every batch across the
     ranks; their crops, dropout masks and BN batch statistics are drawn per rank
-    (docs/fidelity.md item 30), so the rows are checked for shape and range here, and the
+    (docs/fidelity.md item 32), so the rows are checked for shape and range here, and the
     gradient arithmetic against one process in tests/core/test_dist_eval.py."""
     short = [f"{k}={v}" for k, v in (("draws", 1), ("shots", "[2]"), ("iterations", 6),
                                      ("eval_every", 3), ("batch_size", 8))]

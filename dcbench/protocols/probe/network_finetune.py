@@ -10,7 +10,7 @@ are all-reduced weighted by rows (`core.dist_eval.sync_gradients`: the global ba
 gradient), rank 0's BN statistics broadcast after each step (as DDP does); `top1` reads a
 shard of the images and sums the counts. The crops and flips of a slice are drawn from the
 step's seed on each rank and BN normalises over each rank's slice, so N processes train
-the same protocol with other random draws (docs/fidelity.md item 30).
+the same protocol with other random draws (docs/fidelity.md item 32).
 """
 
 from __future__ import annotations
