@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from dcbench.core.errors import UserError
+from dcbench.core.errors import RankFailed, UserError
 from dcbench.core.version import __version__
 
 # name -> (parser module, runner module, one-line help shown by `dcbench --help`)
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         if err.detail:
             print(err.detail, file=sys.stderr)
         return 2
+    except RankFailed as err:  # torchrun: a peer failed and printed its own error
+        print(f"dcbench: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("dcbench: interrupted; train, eval and demo continue where they stopped when "
               "rerun with the same arguments plus --resume", file=sys.stderr)

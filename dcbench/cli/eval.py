@@ -15,13 +15,15 @@ from typing import Any
 import pandas as pd
 
 from dcbench.cli.config_checks import check_protocol_config
+from dcbench.cli.eval_dist import eval_processes, from_main, launched_processes, rank_device
 from dcbench.cli.parsers.eval import check_args
 from dcbench.cli.parsers.watch import tracking_options
 from dcbench.cli.resume_hint import report_interrupt
 from dcbench.core.config import dump_yaml, load_yaml, to_dict
 from dcbench.core.devices import resolve_device
+from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
-from dcbench.core.files import check_output_dir, write_json, write_text
+from dcbench.core.files import check_output_dir, is_writer, write_json, write_text
 from dcbench.core.home import dcbench_home, results_store_path
 from dcbench.core.liveness import record_process
 from dcbench.core.provenance import versions
@@ -205,7 +207,9 @@ def _on_failure(work_dir: Path, fresh: bool, created: bool, user_error: bool,
     """Leave a run dir the corrected command accepts: bad input found by a fresh run removes
     what it wrote; any other failure is marked in run.json (its files listed), so the next
     command resumes it or, changed, replaces it. `before`: files that were there already
-    and are not the run's (never removed)."""
+    and are not the run's (never removed). Only the writing rank (rank 0) does any of it."""
+    if not is_writer():
+        return
     files = [f for f in _run_files(work_dir) if f not in before] if work_dir.is_dir() else []
     if user_error and fresh:
         _remove_files(work_dir, files)
@@ -266,7 +270,8 @@ def print_plan(proto: Any, args: argparse.Namespace, config: Any, model: Any, de
     batches here), and the quicker forms of the same command, on stderr."""
     sizes = dataset_sizes(proto.name, args.data, config)  # the protocol's dataset checks
     input_size = int(model.config.get("input_size", 224))
-    plan = plan_eval(proto.name, config, sizes, input_size=input_size)
+    plan = plan_eval(proto.name, config, sizes, input_size=input_size,
+                     processes=launched_processes())
     sz = Sizes.for_model(model)
     batch = 8  # 3 batches: one warm-up, two timed
     rate = seconds_per_image(
@@ -285,7 +290,8 @@ def print_plan(proto: Any, args: argparse.Namespace, config: Any, model: Any, de
               f"2 batches of {batch} real images after a warm-up batch, on {device}, in one "
               "process (loader workers make a real run faster)", file=sys.stderr)
     for flags, cfg in quick:
-        other = plan_eval(proto.name, cfg, sizes, input_size=input_size)
+        other = plan_eval(proto.name, cfg, sizes, input_size=input_size,
+                          processes=launched_processes())
         if other.image_passes >= 0.9 * plan.image_passes:
             continue  # not quicker in network passes (e.g. smoke only trims CPU work)
         when = f"about {format_duration(other.seconds(rate))}" if rate is not None else \
@@ -309,13 +315,15 @@ def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
     model_sha256 = model.weights_sha256()  # hashes every weight: once per run
     # a wrong --out / --resume (or changed weights) is refused before the plan is timed
     created = not Path(args.out).expanduser().exists() if args.out else True
-    work_dir, run_id, fresh = _run_dir(args, config_dict, model_sha256,
-                                       getattr(type(config), "LEGACY_VALUES", None))
+    # under torchrun rank 0 decides (one run id) and every rank gets its answer or its error
+    work_dir, run_id, fresh = from_main(lambda: _run_dir(
+        args, config_dict, model_sha256, getattr(type(config), "LEGACY_VALUES", None)))
     print_plan(proto, args, config, model, device, quick)
     state["work_dir"] = work_dir
     saved = {} if fresh else _read_run(work_dir / "run.json")
     # the rows' `model`: --name, else the resumed run's, else the stored or card name
-    model.name = args.name or saved.get("name") or _stored_default_name(args, model_sha256)
+    model.name = from_main(lambda: args.name or saved.get("name")
+                           or _stored_default_name(args, model_sha256))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     pipeline = resolve_input_pipeline(config_dict.get("input_pipeline", "cpu"), device,
@@ -375,6 +383,14 @@ def run(args: argparse.Namespace) -> int:
     device = _device(args.device)
     # `dali` without DALI installed: refused before anything is written
     resolve_input_pipeline(getattr(config, "input_pipeline", "cpu"), device, gpu_path=False)
+    with eval_processes(device) as info:  # torchrun: N processes; else just this one
+        return _run_in_processes(args, proto, extra, config, rank_device(device, info))
+
+
+def _run_in_processes(args: argparse.Namespace, proto: Any, extra: list[dict[str, Any]],
+                      config: Any, device: str) -> int:
+    """The evaluation on this process (every rank of a torchrun launch runs it; rank 0
+    writes the results, the store and the table)."""
     state: dict[str, Path] = {}
     quick = _quick_configs(proto, args, extra, config)
     try:
@@ -390,7 +406,7 @@ def run(args: argparse.Namespace) -> int:
     config_dict = to_dict(config)
     finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     write_json(work_dir / "results.json", [r.as_dict() for r in rows])
-    if not args.no_store:
+    if not args.no_store and current().is_main:
 
         run_record = normalize_run({
             "run_id": run_id, "kind": f"eval:{proto.name}",

@@ -21,11 +21,13 @@ from typing import Any
 
 from dcbench.cli.config_checks import check_protocol_config
 from dcbench.cli.entry import build_parser
+from dcbench.cli.eval_dist import eval_processes, from_main, is_launch_main, launched_processes
 from dcbench.cli.parsers.watch import tracking_options
 from dcbench.cli.reproduce_live import SECTION, report_run, table_values
 from dcbench.core.devices import resolve_device
+from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
-from dcbench.core.files import check_output_dir, write_json, write_text
+from dcbench.core.files import check_output_dir, is_writer, write_json, write_text
 from dcbench.core.home import dcbench_home, results_store_path
 from dcbench.core.liveness import record_process
 from dcbench.core.provenance import versions
@@ -167,7 +169,8 @@ def _print_plan(plan: planner.Plan, argvs: dict[str, list[str]], args: argparse.
         if run.data not in counted:
             counted[run.data] = count_images(run.data, run.root)
         counts = counted[run.data]
-        seconds = estimate_seconds(run.protocol, configs[run.name], counts, rates)
+        seconds = estimate_seconds(run.protocol, configs[run.name], counts, rates,
+                                   processes=launched_processes())
         finished = (out / run.name / "results.json").is_file()
         total += 0.0 if finished else seconds
         reads = ", ".join(f"{k} {v:,}" for k, v in counts.items())
@@ -212,12 +215,22 @@ def run(args: argparse.Namespace) -> int:
     reference_row(info, args.model, args.against)  # a bad --against is refused up front
     argvs = {r.name: _argv(r, args, out) for r in plan.runs if r.runs}
     if args.dry_run:
-        _print_plan(plan, argvs, args, model, configs, out)
+        if is_launch_main():  # under torchrun the plan is printed once
+            _print_plan(plan, argvs, args, model, configs, out)
         return 0
-    state = _state(out, args, argvs)
     del model  # each eval loads its own copy
+    device = resolve_device(args.device).type if args.device is None else args.device
+    with eval_processes(device):  # torchrun: every eval runs on the N processes
+        return _run_plan(plan, args, argvs, store, out)
+
+
+def _run_plan(plan: planner.Plan, args: argparse.Namespace, argvs: dict[str, list[str]],
+              store: Path, out: Path) -> int:
+    """Write the plan file, run the evals, print and write the table (rank 0 writes)."""
+    state = from_main(lambda: _state(out, args, argvs))
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    if is_writer():
+        out.mkdir(parents=True, exist_ok=True)
     write_json(out / PLAN_FILE, state)
     record_process(out, "reproduce", list(getattr(args, "_argv", None) or sys.argv[1:]))
     watch = open_tracker(out, tracking_options(args), config={**state, "versions": versions()},
@@ -233,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
                                [] if args.tensorboard else ["--no-tb"])
     except UserError:
         # bad input only a protocol could see: if no run was left behind, neither is the plan
-        if not args.resume and not any((out / name).exists() for name in argvs):
+        if is_writer() and not args.resume and not any((out / name).exists() for name in argvs):
             (out / PLAN_FILE).unlink(missing_ok=True)
             if created and not any(out.iterdir()):
                 out.rmdir()
@@ -271,7 +284,9 @@ def _execute(plan: planner.Plan, argvs: dict[str, list[str]], out: Path,
 
 def _finish(plan: planner.Plan, args: argparse.Namespace, store: Path, out: Path,
             run_ids: dict[str, str]) -> int:
-    """Print the table (terminal) and write table.md / table.tex / table.html."""
+    """Print the table (terminal) and write table.md / table.tex / table.html (rank 0)."""
+    if not current().is_main:
+        return 0
     results = ResultsStore(store).results(run_id=list(run_ids.values()))
     rows = plan_results(results, plan, run_ids)
     frame = reproduce_frame(plan, rows, args.model, args.against)

@@ -152,7 +152,8 @@ class DaliLoader:
                  device: torch.device | str = "cpu", shuffle: bool = False,
                  sampler: Sampler | None = None, workers: int = 0,
                  generator: torch.Generator | None = None, drop_last: bool = False,
-                 threads: int | None = None, prefetch: int = 2) -> None:
+                 threads: int | None = None, prefetch: int = 2,
+                 batch_sampler: Sampler[list[int]] | None = None) -> None:
         self.dataset = dataset
         self.plan = plan
         self.device = torch.device(device)
@@ -161,12 +162,19 @@ class DaliLoader:
         self.prefetch = prefetch
         self.fallbacks = 0
         self.graph: DaliGraph | None = None
-        base = dataset.dataset if isinstance(dataset, Subset) else dataset
+        base = dataset
+        while isinstance(base, Subset):
+            base = base.dataset
         self.samples = base.samples
-        self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
-                                 sampler=sampler, num_workers=workers,
-                                 collate_fn=collate_planned, generator=generator,
-                                 drop_last=drop_last, timeout=loader_timeout(workers))
+        if batch_sampler is not None:  # torchrun: this rank's slice of each global batch
+            self.loader = DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
+                                     collate_fn=collate_planned, generator=generator,
+                                     timeout=loader_timeout(workers))
+        else:
+            self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                                     sampler=sampler, num_workers=workers,
+                                     collate_fn=collate_planned, generator=generator,
+                                     drop_last=drop_last, timeout=loader_timeout(workers))
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -59,8 +59,10 @@ def _unwrap(dataset: Any) -> tuple[Any, list[int] | None, Callable[[int], int] |
     """(the image dataset, Subset indices or None, per-item seed or None) of a loader's
     dataset: `Subset` and per-item seeding views (`.dataset` + `.item_seed(i)`) unwrapped."""
     indices = None
-    if isinstance(dataset, Subset):
-        indices, dataset = list(dataset.indices), dataset.dataset
+    while isinstance(dataset, Subset):  # nested (a shard of a subset): one index list
+        inner = list(dataset.indices)
+        indices = inner if indices is None else [inner[i] for i in indices]
+        dataset = dataset.dataset
     seed_item = None
     if hasattr(dataset, "item_seed") and hasattr(dataset, "dataset"):
         seed_item, dataset = dataset.item_seed, dataset.dataset
@@ -79,12 +81,15 @@ def image_loader(
     generator: torch.Generator | None = None,
     drop_last: bool = False,
     pin_memory: bool = False,
+    batch_sampler: Sampler[list[int]] | None = None,
 ) -> Iterable[Batch]:
     """Batches of `dataset` through `pipeline` (`cpu`, `dali`, or `auto` resolved for a
     caller without the nvJPEG path): the same `Batch`es, order and crops either way (pixels
     within JPEG-decoder tolerance). With `workers=0` the crops are drawn in the calling
     thread as the batches are asked for (no prefetch), as on the PIL path, so a consumer
-    that draws random numbers between batches (dropout) sees the PIL path's sequence."""
+    that draws random numbers between batches (dropout) sees the PIL path's sequence.
+    `batch_sampler` (torchrun: `samplers.GlobalBatchSlices`) replaces batch_size, shuffle,
+    sampler and drop_last, as for `make_loader`."""
     if pipeline == "auto":
         pipeline = resolve_input_pipeline(pipeline, device, gpu_path=False)
     if pipeline == "dali":
@@ -97,11 +102,12 @@ def image_loader(
             return DaliLoader(planned, batch_size, plan, device=device, shuffle=shuffle,
                               sampler=sampler, workers=workers,  # type: ignore[arg-type]
                               generator=generator, drop_last=drop_last,
-                              prefetch=2 if workers > 0 else 0)
+                              prefetch=2 if workers > 0 else 0, batch_sampler=batch_sampler)
     elif pipeline not in ("cpu", "gpu"):
         raise ValueError(f"image_loader: resolve {pipeline!r} first (resolve_input_pipeline)")
     return make_loader(dataset, batch_size, shuffle=shuffle, sampler=sampler, workers=workers,
-                       generator=generator, drop_last=drop_last, pin_memory=pin_memory)
+                       generator=generator, drop_last=drop_last, pin_memory=pin_memory,
+                       batch_sampler=batch_sampler)
 
 
 def effective_pipeline(dataset: Any, pipeline: str, device: torch.device | str = "cpu") -> str:

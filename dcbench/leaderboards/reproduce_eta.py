@@ -8,7 +8,9 @@ How the estimate is made (printed by `dcbench reproduce --dry-run`):
    the number of images the run pushes through the network, forward only or with a
    backward pass, and how much larger than the input size they are (VOC detection scales,
    retrieval's 1024-px images: cost grows with the pixel count);
-3. ETA = forward images / forward rate + train images / train rate.
+3. ETA = forward images / forward rate + train images / train rate, divided by the number
+   of processes when launched by `torchrun --nproc_per_node N` (each has its device and
+   every pass is sharded; the rate is one device's).
 
 Not counted: decoding and loading images, the SVM fits, linear heads on cached features.
 The estimate is a lower bound when image decoding, not the network, is the bottleneck.
@@ -173,10 +175,12 @@ def run_work(protocol: str, config: Any, counts: dict[str, int],
     return float(sum(counts.values())), 0.0
 
 
-def estimate_seconds(protocol: str, config: Any, counts: dict[str, int], rates: Rates) -> float:
-    """The estimated seconds of one run (see the module docstring for how)."""
+def estimate_seconds(protocol: str, config: Any, counts: dict[str, int], rates: Rates,
+                     processes: int = 1) -> float:
+    """The estimated seconds of one run (see the module docstring for how), shared by
+    `processes` torchrun processes (each with its device: every pass is sharded)."""
     forward, train = run_work(protocol, config, counts, rates.input_size)
-    return forward / rates.forward + train / rates.train
+    return (forward / rates.forward + train / rates.train) / max(int(processes), 1)
 
 
 def format_duration(seconds: float) -> str:

@@ -17,6 +17,7 @@ from dcbench.core.files import write_json
 from dcbench.data import transforms as T
 from dcbench.data.loader import DecodeReport
 from dcbench.engine.resumable import status
+from dcbench.engine.sharded import share_report
 from dcbench.protocols.base import ProtocolConfig, Result, RunInfo, results_from_metrics
 from dcbench.protocols.probe.batch_sources import ImageSource, TensorSource
 from dcbench.protocols.probe.feature_cache import FeatureCache
@@ -154,6 +155,7 @@ def outcome_rows(info: RunInfo, outcomes: dict[str, LayerOutcome], work_dir: Pat
                  report: DecodeReport | None = None) -> list[Result]:
     """Result rows per layer and split; the selection record goes to `work_dir/selection.json`
     (and the undecodable files of `report`, if any, to stderr)."""
+    share_report(report)  # under torchrun: every rank's undecodable files, listed once
     if report is not None and report.count:
         status(report.summary())
     rows: list[Result] = []

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dcbench.core.dist_eval import broadcast_buffers, sum_over_ranks, sync_gradients
+from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line
 from dcbench.core.progress import progress_bar
 from dcbench.core.tracking import active
@@ -118,34 +120,41 @@ class ProbeSet(nn.Module):
 
         `rows[name]` (a bool mask over the batch) restricts a head to those rows: it sees only
         them (forward, loss mean, BatchNorm statistics), so the other rows cannot reach its
-        parameters. A head whose mask is empty takes no SGD step, but its LR schedule still
-        advances: schedules count the iterations of the pass (one-pass selection, see
-        probe/one_pass.py).
-        """
+        parameters. A head with no row in the (global) batch takes no SGD step; a masked one
+        still advances its LR schedule: schedules count the iterations of the pass (one-pass
+        selection, see probe/one_pass.py).
+
+        Under torchrun `feats`/`labels` are this rank's slice of the global batch (maybe
+        empty) and `sync_step` turns the gradients into the global batch's: every rank calls
+        it for every head, whatever its own slice holds."""
         self.train()
         losses = []
         masked: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
         for name, head in self.heads.items():
             layer = self.specs[name].layer
-            x, y = feats[layer], labels
+            x, y = feats.get(layer), labels
             mask = rows.get(name) if rows is not None else None
-            if mask is not None:
-                if not bool(mask.any()):
-                    with warnings.catch_warnings():  # "scheduler before optimizer": wanted
-                        warnings.simplefilter("ignore", UserWarning)
-                        self.schedulers[name].step()
-                    continue
+            if mask is not None and y.numel():
                 key = (layer, id(mask))
                 if key not in masked:  # heads sharing a layer and a mask share the copy
                     masked[key] = (x[mask], y[mask])
                 x, y = masked[key]
-            loss = nn.functional.cross_entropy(head(x), y)
             opt = self.optimizers[name]
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = None
+            if y.numel():
+                loss = nn.functional.cross_entropy(head(x), y)
+                loss.backward()
+            n_rows, value = sync_step(head, int(y.numel()), loss)
+            if not n_rows:  # no row of this global batch for this head: no step
+                if mask is not None:
+                    with warnings.catch_warnings():  # "scheduler before optimizer": wanted
+                        warnings.simplefilter("ignore", UserWarning)
+                        self.schedulers[name].step()
+                continue
             opt.step()
             self.schedulers[name].step()
-            losses.append(float(loss.detach()))
+            losses.append(value)
         return sum(losses) / max(len(losses), 1)
 
     @torch.no_grad()
@@ -161,6 +170,18 @@ class ProbeSet(nn.Module):
         return StateBundle(heads=self._modules_by_key,
                            optimizers=StateBundle(**self.optimizers),
                            schedulers=StateBundle(**self.schedulers))
+
+
+def sync_step(head: nn.Module, rows: int, loss: torch.Tensor | None) -> tuple[int, float]:
+    """The one distributed hook of probe training: after each rank's backward on its `rows`
+    rows, all-reduce the gradients (weighted by rows, so they are the global batch's mean
+    loss gradient, as DDP's average is for equal slices) and broadcast rank 0's BatchNorm
+    statistics (DDP's `broadcast_buffers`). Returns (global rows, global mean loss); in one
+    process (rows, loss) unchanged."""
+    value = float(loss.detach()) if loss is not None else 0.0
+    total, mean = sync_gradients(head.parameters(), rows, value)
+    broadcast_buffers(head)
+    return total, mean
 
 
 @torch.no_grad()
@@ -180,6 +201,13 @@ def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], 
             for k, v in topk_correct(scores.cpu(), labels.cpu()).items():
                 counts[name][k] += v
         total += int(labels.numel())
+    # torchrun: each rank evaluated its shard; the counts of every image are summed once
+    names = list(counts)
+    summed = sum_over_ranks([total, num_classes > 5] + [counts[n][k] for n in names
+                                                         for k in (1, 5)])
+    total, num_classes = int(summed[0]), 6 if summed[1] else num_classes
+    for i, name in enumerate(names):
+        counts[name] = {1: int(summed[2 + 2 * i]), 5: int(summed[3 + 2 * i])}
     out = {}
     for name, c in counts.items():
         metrics = {"top1": 100.0 * c[1] / max(total, 1)}
@@ -214,6 +242,7 @@ def train_phase(
     active().start_section(phase, loop.done + 1)  # TensorBoard steps = 1-based epochs
     history: dict[str, list[dict[str, float]]] = loop.extra["history"]
     for epoch in loop:
+        inject_fault("probe-epoch", epoch)  # crash tests of resume (no-op without the env)
         bar = progress_bar(batches_per_epoch, f"{phase} epoch {epoch + 1}/{epochs}",
                            unit="batch", enabled=progress)
         losses = []

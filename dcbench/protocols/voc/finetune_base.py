@@ -26,12 +26,15 @@ from torch import nn
 
 from dcbench.core.bounds import MAX_COUNT, MAX_WORKERS, bounded
 from dcbench.core.devices import resolve_device
+from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_json
 from dcbench.core.tracking import active
 from dcbench.data.loader import Batch, DecodeReport, loader_timeout
 from dcbench.data.pipeline import image_loader
+from dcbench.data.samplers import GlobalBatchSlices
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
+from dcbench.engine.sharded import share_report
 from dcbench.protocols.base import (
     Protocol,
     ProtocolConfig,
@@ -113,9 +116,20 @@ def epoch_batches(dataset: Any, *, batch_size: int, seed: int, workers: int,
         view = SeededView(dataset, seed, 1, epoch)
         # the loader draws its worker base seed from this generator, not the global RNG
         generator = torch.Generator().manual_seed(item_seed(seed, 2, epoch, first_batch))
+        info = current()
+        # torchrun: this rank's slice of every global batch (the items' crops are seeded per
+        # item, so they are the crops one process draws)
+        slices = (GlobalBatchSlices(order, batch_size, info.rank, info.world_size)
+                  if info.active else None)
         if collate is None:
-            loader = image_loader(view, batch_size, sampler=order, workers=workers,
-                                  generator=generator, pipeline=pipeline, device=device)
+            loader = image_loader(view, batch_size, sampler=None if slices else order,
+                                  workers=workers, generator=generator, pipeline=pipeline,
+                                  device=device, batch_sampler=slices)
+        elif slices is not None:
+            loader = torch.utils.data.DataLoader(view, batch_sampler=slices,
+                                                 num_workers=workers, collate_fn=collate,
+                                                 generator=generator,
+                                                 timeout=loader_timeout(workers))
         else:
             loader = torch.utils.data.DataLoader(view, batch_size=batch_size, sampler=order,
                                                  num_workers=workers, collate_fn=collate,
@@ -292,6 +306,7 @@ class VOCFinetuneProtocol(Protocol):
                              {f"{split}/{task.headline}": 100 * metrics[task.headline]})
             status(f"{self.name} [{layer}] {split} {task.headline}: "
                    f"{100 * metrics[task.headline]:.2f}")
+        share_report(report)  # torchrun: every rank's undecodable files, listed once
         if report.count:
             status(report.summary())
         if work_dir:
