@@ -20,7 +20,8 @@ from torch import nn
 from dcbench.core.files import append_line
 from dcbench.core.progress import progress_bar
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
-from dcbench.protocols.metrics import average_crops, topk_correct
+from dcbench.protocols.metrics import average_crops, top_hits
+from dcbench.protocols.probe.item_track import ItemTrack
 
 Batches = Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]]
 
@@ -135,9 +136,10 @@ class ProbeSet(nn.Module):
 
 
 @torch.no_grad()
-def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor, int]]
-             ) -> dict[str, dict[str, float]]:
-    """Top-1/top-5 (percent) per head. Batches carry n_crops; crops are softmax-averaged."""
+def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor, int]],
+             hits: dict[str, list[torch.Tensor]] | None = None) -> dict[str, dict[str, float]]:
+    """Top-1/top-5 (percent) per head. Batches carry n_crops; crops are softmax-averaged.
+    `hits`, when given, receives per head the per-item top-1 hits (bool), batch by batch."""
     counts: dict[str, dict[int, int]] = {name: {1: 0, 5: 0} for name in probes.heads}
     total = 0
     num_classes = 0
@@ -146,8 +148,11 @@ def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], 
             num_classes = logits.shape[1]
             scores = logits if n_crops == 1 else average_crops(logits.view(-1, n_crops,
                                                                            logits.shape[1]))
-            for k, v in topk_correct(scores.cpu(), labels.cpu()).items():
-                counts[name][k] += v
+            top = top_hits(scores.cpu(), labels.cpu(), 5)
+            counts[name][1] += int(top[:, 0].sum())
+            counts[name][5] += int(top.any(dim=1).sum())
+            if hits is not None:
+                hits.setdefault(name, []).append(top[:, 0].clone())
         total += int(labels.numel())
     out = {}
     for name, c in counts.items():
@@ -168,12 +173,15 @@ def train_phase(
     phase: str,
     progress: bool,
     batches_per_epoch: int | None = None,
+    track: ItemTrack | None = None,
 ) -> dict[str, list[dict[str, float]]]:
     """Train for `epochs`, evaluating after each, in the engine's resumable loop (checkpoint
     `work_dir/checkpoints/<phase>.pt` every epoch; a restarted run resumes from it). The
     epoch bar and, with `batches_per_epoch`, a batch bar inside it show totals and ETAs.
 
-    Returns the per-head history: history[head][epoch] = {'top1': .., 'top5': ..}.
+    Returns the per-head history: history[head][epoch] = {'top1': .., 'top5': ..}. With
+    `track` (whose `sink()` `evaluate_fn` fills), the per-item hits of the reported epochs are
+    checkpointed with the loop and left in `track.result[head]`.
     """
     ckpt = LoopCheckpoint(work_dir / "checkpoints" / f"{phase}.pt") if work_dir else None
     loop = ResumableLoop(epochs, state=probes.checkpoint_state(), checkpoint=ckpt,
@@ -193,6 +201,8 @@ def train_phase(
         metrics = evaluate_fn()
         for name, values in metrics.items():
             history[name].append(values)
+        if track is not None:
+            track.update(loop.extra, epoch, metrics)
         best = max(metrics.items(), key=lambda kv: kv[1]["top1"])
         loop.set_postfix(loss=f"{loss:.3f}", top1=f"{best[1]['top1']:.2f}")
         status(f"{phase} epoch {epoch + 1}/{epochs}: loss {loss:.3f}, best head {best[0]} "
@@ -200,6 +210,8 @@ def train_phase(
         if work_dir is not None:
             append_line(work_dir / "log.jsonl", json.dumps({
                 "phase": phase, "epoch": epoch + 1, "loss": loss, "eval": metrics}))
+    if track is not None:
+        track.result = {name: ItemTrack.read(loop.extra, name) for name in probes.heads}
     return history
 
 
