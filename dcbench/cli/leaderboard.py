@@ -12,7 +12,7 @@ from dcbench.core.rows import read_results_file
 from dcbench.leaderboards import export
 from dcbench.leaderboards.identity import resolve_models
 from dcbench.leaderboards.importing import read_outcome_refs, read_run_dir
-from dcbench.leaderboards.paired_table import paired_column
+from dcbench.leaderboards.paired_table import NO_DATA, paired_column
 from dcbench.leaderboards.published import table_info
 from dcbench.leaderboards.report import build_report, published_caption, read_claims
 from dcbench.leaderboards.store import ResultsStore
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         refs = ResultsStore(args.store).outcome_refs()  # the store exists: it had rows
         texts, note = paired_column(board.results, refs, keys, frame, use_holm=args.holm)
         for key, name in zip(keys[1:], names[1:], strict=True):
-            frame[export.ci_column(name)] = texts[key]
+            if any(text != NO_DATA for text in texts[key]):  # else the note says it once
+                frame[export.ci_column(name)] = texts[key]
         export.write_output(export.render_compare(frame, names, args.format,
                                                   wide=args.wide, note=note), args.output)
         return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 
 import pandas as pd
@@ -231,7 +232,7 @@ def render_compare(frame: pd.DataFrame, models: list[str], fmt: str, wide: bool 
     if fmt == "md":
         legend = "" if wide else compare_legend(models)
         head = f"**compare**: Δ = model minus {short_names(models)[models[0]]}"
-        head += f"\n{note}" if note else ""
+        head += "\n" + textwrap.fill(note, 100) if note else ""
         if not wide:  # a label column with one value becomes a note (saves width)
             fixed = [c for c in ("protocol", "dataset", "split", "layer", "metric")
                      if display[c].nunique() == 1]
