@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import sparse, stats
 
 from dcbench.core.outcomes import ItemOutcomes
 
@@ -78,8 +78,10 @@ def resample_weights(n: int, count: int, rng: np.random.Generator) -> np.ndarray
     """(count, n) int64: how often each item is drawn in each of `count` resamples of n
     indices drawn uniformly with replacement."""
     idx = rng.integers(0, n, size=(count, n))
-    flat = (idx + (np.arange(count) * n)[:, None]).ravel()
-    return np.bincount(flat, minlength=count * n).reshape(count, n)
+    out = np.empty((count, n), dtype=np.int64)
+    for row in range(count):  # one small bincount per row stays in cache
+        out[row] = np.bincount(idx[row], minlength=n)
+    return out
 
 
 def _chunks(n: int, resamples: int) -> list[int]:
@@ -133,6 +135,88 @@ def percentile_interval(deltas: np.ndarray, level: float = LEVEL) -> tuple[float
 
 # ---- statistics recomputed from weighted items -------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class APLayout:
+    """The ranking structure of a multi-label AP, computed once per run.
+
+    Per class, the valid items are ranked by score (`s - 1e-5 * y`); tied scores form one
+    threshold (block). A *segment* runs from just after one block holding a positive to the
+    end of the next such block: AP = sum over segments of P_seg * cumP / cumT / P_total, with
+    P / T the (weighted) positives / items of each segment. `pos` and `all` map items to
+    segment columns (class c's segments at `starts[c]` ..), so the weighted sums of every
+    class and resample are two sparse products; items after the last positive are dropped.
+    """
+
+    pos: sparse.csr_matrix  # (n_items, n_segments) 0/1
+    all: sparse.csr_matrix  # (n_items, n_segments) 0/1
+    starts: np.ndarray  # first segment column of each class that has segments
+    classes: np.ndarray  # those classes
+    n_classes: int
+
+    @classmethod
+    def build(cls, scores: np.ndarray, targets: np.ndarray) -> APLayout:
+        """The layout of (N, C) scores and targets (1 positive, 0 negative, -1 ignored)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        targets = np.asarray(targets)
+        rows_all, cols_all, rows_pos, cols_pos, starts, classes = [], [], [], [], [], []
+        width = 0
+        for c in range(scores.shape[1]):
+            items = np.nonzero(targets[:, c] != -1)[0]
+            y = targets[items, c] == 1
+            if not y.any():
+                continue
+            s = scores[items, c] - 1e-5 * y
+            order = np.argsort(-s, kind="stable")
+            items, y, s = items[order], y[order], s[order]
+            block = np.r_[0, np.cumsum(np.diff(s) != 0)]
+            block_pos = np.bincount(block, weights=y, minlength=block[-1] + 1) > 0
+            seen = np.cumsum(block_pos)  # positive blocks up to and including each block
+            seg = np.where(block_pos, seen - 1, seen)[block]  # the segment each item ends in
+            live = seg < seen[-1]
+            starts.append(width)
+            classes.append(c)
+            rows_all.append(items[live])
+            cols_all.append(width + seg[live])
+            rows_pos.append(items[live & y])
+            cols_pos.append(width + seg[live & y])
+            width += int(seen[-1])
+        shape = (scores.shape[0], width)
+
+        def indicator(rows: list[np.ndarray], cols: list[np.ndarray]) -> sparse.csr_matrix:
+            r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+            k = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+            return sparse.csr_matrix((np.ones(len(r), np.float32), (r, k)), shape=shape)
+
+        return cls(indicator(rows_pos, cols_pos), indicator(rows_all, cols_all),
+                   np.asarray(starts, np.int64), np.asarray(classes, np.int64),
+                   scores.shape[1])
+
+    def ap(self, weights: np.ndarray) -> np.ndarray:
+        """(B, C) AP of each weight row; nan for a class without a drawn positive."""
+        out = np.full((weights.shape[0], self.n_classes), np.nan)
+        if not len(self.classes):
+            return out
+        w_t = np.ascontiguousarray(np.asarray(weights, dtype=np.float32).T)  # (N, B)
+        # (segments, B): segment sums of every resample, cumulated per class down the rows
+        pos = np.ascontiguousarray(self.pos.T @ w_t, dtype=np.float64)
+        total = np.ascontiguousarray(self.all.T @ w_t, dtype=np.float64)
+        sizes = np.diff(np.r_[self.starts, pos.shape[0]])
+
+        def per_class_cumsum(x: np.ndarray) -> np.ndarray:
+            run = np.cumsum(x, axis=0)
+            before = run[np.maximum(self.starts - 1, 0)] * (self.starts > 0)[:, None]
+            return run - np.repeat(before, sizes, axis=0)
+
+        cum_pos, cum_total = per_class_cumsum(pos), per_class_cumsum(total)
+        precision = np.divide(cum_pos, cum_total, out=np.zeros_like(cum_pos),
+                              where=cum_total > 0)
+        summed = np.add.reduceat(pos * precision, self.starts, axis=0)
+        n_pos = cum_pos[self.starts + sizes - 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, self.classes] = np.where(n_pos > 0, summed / n_pos, np.nan).T
+        return out
+
+
 def weighted_ap(scores: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(B, C) AP per class of each weight row (an item of weight w counts as w copies).
 
@@ -140,32 +224,7 @@ def weighted_ap(scores: np.ndarray, targets: np.ndarray, weights: np.ndarray) ->
     (target != -1) with scores `s - 1e-5 * y`; tied scores form one threshold; nan for a
     class without a drawn positive.
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    targets = np.asarray(targets)
-    weights = np.asarray(weights, dtype=np.float64)
-    out = np.full((weights.shape[0], scores.shape[1]), np.nan)
-    for c in range(scores.shape[1]):
-        keep = targets[:, c] != -1
-        y = (targets[keep, c] == 1).astype(np.float64)
-        if not y.any():
-            continue
-        s = scores[keep, c] - 1e-5 * y
-        order = np.argsort(-s, kind="stable")
-        y, s = y[order], s[order]
-        # last position of each run of equal scores: every item's threshold point
-        ends = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
-        group_end = np.repeat(ends, np.diff(np.r_[-1, ends]))
-        w = weights[:, keep][:, order]
-        tp = np.cumsum(w * y, axis=1)
-        total = np.cumsum(w, axis=1)
-        pos = np.nonzero(y)[0]
-        at = group_end[pos]
-        precision = np.divide(tp[:, at], total[:, at], out=np.zeros((len(w), len(pos))),
-                              where=total[:, at] > 0)
-        n_pos = tp[:, -1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, c] = np.where(n_pos > 0, (w[:, pos] * precision).sum(1) / n_pos, np.nan)
-    return out
+    return APLayout.build(scores, targets).ap(weights)
 
 
 def mean_ap(aps: np.ndarray) -> np.ndarray:
@@ -187,20 +246,31 @@ def weighted_miou(inter: np.ndarray, pred: np.ndarray, gt: np.ndarray,
     return np.where(defined.any(1), iou.sum(1) / np.maximum(defined.sum(1), 1), np.nan)
 
 
-def statistic(kind: str, arrays: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+def statistic(kind: str, arrays: Mapping[str, object], weights: np.ndarray) -> np.ndarray:
     """The metric (percent) of one run's outcomes under each weight row."""
     if kind == "correct":
         return 100.0 * weights @ np.asarray(arrays["correct"], np.float64) / weights.sum(1)
     if kind == "mean":
         return 100.0 * weights @ np.asarray(arrays["values"], np.float64) / weights.sum(1)
     if kind == "multilabel":
-        return 100.0 * mean_ap(weighted_ap(arrays["scores"], arrays["targets"], weights))
+        layout = arrays.get("layout")
+        if not isinstance(layout, APLayout):
+            layout = APLayout.build(arrays["scores"], arrays["targets"])
+        return 100.0 * mean_ap(layout.ap(weights))
     if kind == "confusion":
         return 100.0 * weighted_miou(arrays["inter"], arrays["pred"], arrays["gt"], weights)
     raise ValueError(f"unknown outcome kind {kind!r}")
 
 
 # ---- the comparison ----------------------------------------------------------------------
+
+def _prepared(entry: ItemOutcomes) -> Mapping[str, object]:
+    """The entry's arrays plus what every resample reuses (the AP ranking layout)."""
+    if entry.kind != "multilabel":
+        return entry.arrays
+    return {**entry.arrays, "layout": APLayout.build(entry.arrays["scores"],
+                                                     entry.arrays["targets"])}
+
 
 def pairable(a: ItemOutcomes, b: ItemOutcomes) -> str | None:
     """Why two entries cannot be paired (None when they can): same kind, listing, items."""
@@ -229,8 +299,9 @@ def paired_delta(a: ItemOutcomes, b: ItemOutcomes, *, resamples: int = RESAMPLES
                      - np.asarray(b.arrays[field], np.float64))
         deltas = mean_deltas(d, resamples, seed)
     else:
-        deltas = bootstrap_deltas(lambda w: statistic(a.kind, a.arrays, w)
-                                  - statistic(b.kind, b.arrays, w), n, resamples, seed)
+        arrays_a, arrays_b = _prepared(a), _prepared(b)
+        deltas = bootstrap_deltas(lambda w: statistic(a.kind, arrays_a, w)
+                                  - statistic(b.kind, arrays_b, w), n, resamples, seed)
         deltas = deltas[np.isfinite(deltas)]
     low, high = percentile_interval(deltas, level)
     if a.kind == "correct":

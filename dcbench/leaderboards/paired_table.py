@@ -89,6 +89,19 @@ def _current_runs(results: pd.DataFrame, key: str, cell: Sequence[str]) -> dict[
                                                                     strict=True)}
 
 
+def run_test(index: OutcomeIndex, run_a: str, run_b: str, split: str, layer: str,
+             metric: str, *, resamples: int = RESAMPLES, seed: int = SEED) -> CellTest:
+    """A - B between two stored runs in one (split, layer, metric), or why there is none."""
+    a = index.entry(run_a, split, layer, metric)
+    b = index.entry(run_b, split, layer, metric)
+    if a is None or b is None:
+        return CellTest(None, reason=NO_DATA)
+    problem = pairable(a, b)
+    if problem:
+        return CellTest(None, reason=f"{problem}: no interval")
+    return CellTest(paired_delta(a, b, resamples=resamples, seed=seed))
+
+
 def cell_test(results: pd.DataFrame, index: OutcomeIndex, key_a: str, key_b: str,
               cell: Sequence[str], *, resamples: int = RESAMPLES, seed: int = SEED
               ) -> CellTest:

@@ -199,8 +199,10 @@ def _headline(main: pd.DataFrame, protocol: str) -> pd.DataFrame:
 def _claims_html(claims: Sequence[dict]) -> str:
     items = []
     for claim in claims:
-        verdict = ("<span class=\"holds\">holds</span>" if claim["holds"]
-                   else "<span class=\"fails\">does NOT hold</span>")
+        # "verdict": holds / does not hold / undecided at this size (paired intervals)
+        words = str(claim.get("verdict") or ("holds" if claim["holds"] else "does NOT hold"))
+        verdict = (f"<span class=\"{'holds' if claim['holds'] else 'fails'}\">"
+                   f"{html.escape(words)}</span>")
         evidence = html.escape(str(claim.get("evidence", "")))
         items.append(f"<li>[{verdict}] {html.escape(claim['text'])}"
                      + (f": {evidence}" if evidence else "") + "</li>")
@@ -241,8 +243,11 @@ def build_report(leaderboard: Leaderboard, table_names: Sequence[str] | None = N
     sections: list[tuple[str, ...]] = []
     if claims:
         held = sum(bool(c["holds"]) for c in claims)
+        open_ = sum(str(c.get("verdict", "")).startswith("undecided") for c in claims)
         sections.append(("claims", "Claims checked on these measurements",
-                         f"{held} of {len(claims)} hold, as the demo measured them",
+                         f"{held} of {len(claims)} hold"
+                         + (f", {open_} undecided at this size" if open_ else "")
+                         + ", as the demo measured them",
                          _claims_html(claims)))
     details, summary = protocol_sections(ours)
     if not summary.empty:
