@@ -174,9 +174,10 @@ def print_summary(store_path: str, sobel_run: Path, rgb_run: Path,
     print(f"\nAlso measured: weighted k-NN top-1 on conv5, {knn.evidence} (the thesis makes "
           "no claim about it).")
     digits = digits_claim(table, intervals)
-    print("\nThe thesis's claims on these measurements (Δ: trained minus random with its 95% "
-          "paired bootstrap interval over the test images, 10,000 resamples, seed 0, and "
-          "McNemar's exact p; undecided = the interval contains 0):")
+    print("\nThe thesis's claims on these measurements:")
+    print("  (Δ: trained minus random, with its 95% paired bootstrap interval over the test "
+          "images,\n  10,000 resamples, seed 0, and McNemar's exact p; undecided at this size: "
+          "the interval\n  contains 0, or numbers without per-item data tie as printed)")
     for claim in claims:
         print(verdict_line(claim))
     if digits is not None:
