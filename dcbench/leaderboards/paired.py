@@ -34,7 +34,7 @@ from dcbench.core.outcomes import ItemOutcomes
 RESAMPLES = 10_000
 SEED = 0
 LEVEL = 0.95
-CHUNK_CELLS = 4_000_000  # resamples x items per chunk (weights matrix of ~32 MB)
+CHUNK_CELLS = 1_000_000  # resamples x columns per chunk (8 MB float64 work arrays)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,11 +90,14 @@ def _chunks(n: int, resamples: int) -> list[int]:
 
 
 def bootstrap_deltas(stat: Callable[[np.ndarray], np.ndarray], n: int, resamples: int,
-                     seed: int) -> np.ndarray:
+                     seed: int, width: int = 0) -> np.ndarray:
     """`stat(weights)` (a (B,) array of deltas from (B, n) item weights) over `resamples`
-    seeded resamples, chunked so memory stays small."""
+    seeded resamples, chunked so memory stays small (`width`: the columns per resample of
+    the statistic's own work arrays, which then stay in cache). The chunking never changes
+    the draws: one Generator fills the weights row after row."""
     rng = np.random.default_rng(seed)
-    return np.concatenate([stat(resample_weights(n, c, rng)) for c in _chunks(n, resamples)])
+    chunks = _chunks(max(n, width * 8), resamples)
+    return np.concatenate([stat(resample_weights(n, c, rng)) for c in chunks])
 
 
 def mean_deltas(d: np.ndarray, resamples: int, seed: int) -> np.ndarray:
@@ -197,23 +200,25 @@ class APLayout:
         if not len(self.classes):
             return out
         w_t = np.ascontiguousarray(np.asarray(weights, dtype=np.float32).T)  # (N, B)
-        # (segments, B): segment sums of every resample, cumulated per class down the rows
-        pos = np.ascontiguousarray(self.pos.T @ w_t, dtype=np.float64)
-        total = np.ascontiguousarray(self.all.T @ w_t, dtype=np.float64)
-        sizes = np.diff(np.r_[self.starts, pos.shape[0]])
+        # (B, segments): segment sums of every resample (rows contiguous for the cumsums)
+        pos = np.ascontiguousarray((self.pos.T @ w_t).T, dtype=np.float64)
+        total = np.ascontiguousarray((self.all.T @ w_t).T, dtype=np.float64)
 
         def per_class_cumsum(x: np.ndarray) -> np.ndarray:
-            run = np.cumsum(x, axis=0)
-            before = run[np.maximum(self.starts - 1, 0)] * (self.starts > 0)[:, None]
-            return run - np.repeat(before, sizes, axis=0)
+            # one running sum that restarts at each class: take the previous class's sum
+            # away at each class start (integer-valued floats: exact)
+            sums = np.add.reduceat(x, self.starts, axis=1)
+            x = x.copy()
+            x[:, self.starts[1:]] -= sums[:, :-1]
+            return np.cumsum(x, axis=1)
 
         cum_pos, cum_total = per_class_cumsum(pos), per_class_cumsum(total)
         precision = np.divide(cum_pos, cum_total, out=np.zeros_like(cum_pos),
                               where=cum_total > 0)
-        summed = np.add.reduceat(pos * precision, self.starts, axis=0)
-        n_pos = cum_pos[self.starts + sizes - 1]
+        summed = np.add.reduceat(pos * precision, self.starts, axis=1)
+        n_pos = cum_pos[:, np.r_[self.starts[1:], pos.shape[1]] - 1]
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, self.classes] = np.where(n_pos > 0, summed / n_pos, np.nan).T
+            out[:, self.classes] = np.where(n_pos > 0, summed / n_pos, np.nan)
         return out
 
 
@@ -264,6 +269,12 @@ def statistic(kind: str, arrays: Mapping[str, object], weights: np.ndarray) -> n
 
 # ---- the comparison ----------------------------------------------------------------------
 
+def _width(arrays: Mapping[str, object]) -> int:
+    """Columns of the AP layout's per-resample arrays (0 for the other kinds)."""
+    layout = arrays.get("layout")
+    return layout.pos.shape[1] if isinstance(layout, APLayout) else 0
+
+
 def _prepared(entry: ItemOutcomes) -> Mapping[str, object]:
     """The entry's arrays plus what every resample reuses (the AP ranking layout)."""
     if entry.kind != "multilabel":
@@ -300,8 +311,9 @@ def paired_delta(a: ItemOutcomes, b: ItemOutcomes, *, resamples: int = RESAMPLES
         deltas = mean_deltas(d, resamples, seed)
     else:
         arrays_a, arrays_b = _prepared(a), _prepared(b)
+        width = max(_width(arrays_a), _width(arrays_b))
         deltas = bootstrap_deltas(lambda w: statistic(a.kind, arrays_a, w)
-                                  - statistic(b.kind, arrays_b, w), n, resamples, seed)
+                                  - statistic(b.kind, arrays_b, w), n, resamples, seed, width)
         deltas = deltas[np.isfinite(deltas)]
     low, high = percentile_interval(deltas, level)
     if a.kind == "correct":
