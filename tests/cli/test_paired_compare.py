@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,21 @@ def test_a_corrupt_outcomes_file_is_refused_before_the_store_is_written(cli, cap
     assert cli("leaderboard", "add", "--from", runs["a"], "--store", target) == 2
     assert "not a dcbench per-item outcomes file" in capsys.readouterr().err
     assert not target.exists()
+
+
+def test_readme_example_runs_and_prints_what_the_readme_shows(cli, capsys, tmp_path,
+                                                               monkeypatch) -> None:
+    """The commands of README "Is the difference real?", run as written (in a fresh folder
+    and $DCBENCH_HOME); the last one prints the table the README shows."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Is the difference real?", 1)[1].split("\n### ", 1)[0]
+    commands, shown = section.split("```bash\n", 1)[1].split("```\n\n```\n", 1)
+    shown = shown.split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    lines = commands.strip().splitlines()
+    for line in lines:
+        argv = shlex.split(line)
+        assert argv[0] == "dcbench"
+        capsys.readouterr()
+        assert cli(*argv[1:]) == 0, line
+    assert capsys.readouterr().out == shown
