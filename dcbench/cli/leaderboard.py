@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             if note:  # on stderr: stdout stays the table (pipes, --format csv)
                 print(f"note: {info.id}: {note} ({len(board.results)} result row(s) in "
                       "the store)", file=sys.stderr)
-            print(f"note: {info.id}: deltas are against published numbers: {NO_DATA} "
+            print(f"intervals: {info.id}: deltas are against published numbers: {NO_DATA} "
                   "(paired intervals between your runs: dcbench leaderboard compare)",
                   file=sys.stderr)
         return 0
