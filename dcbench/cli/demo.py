@@ -223,7 +223,8 @@ def plan(step: Steps, size: DemoSize, out: Path, store: str, seed_value: int) ->
         claims = print_summary(store, runs / "tiny-sobel", runs / "tiny-rgb",
                                run_ids=_eval_run_ids(evals))
         write_json(out / "claims.json", [{"text": c.text, "holds": bool(c.holds),
-                                          "evidence": c.evidence} for c in claims])
+                                          "verdict": c.verdict, "evidence": c.evidence}
+                                         for c in claims])
 
     def report() -> list[str]:
         argv = ["leaderboard", "report", "--store", store, "--output", str(out / "report.html"),

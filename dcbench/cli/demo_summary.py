@@ -1,16 +1,27 @@
 """What `dcbench demo` prints at the end: our numbers, the published rows, the claims checked.
 
 Every number comes from the results store and the training logs written by the demo's own
-commands; the claims are evaluated on them and reported as they came out, held or not.
+commands; the claims are evaluated on them (`demo_claims`: paired intervals where the runs
+kept per-item outcomes) and reported as they came out: held, not held, or undecided.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
 
+from dcbench.cli.demo_claims import (
+    Claim,
+    Comparison,
+    Intervals,
+    compare,
+    format_value,
+    make_claim,
+    verdict_line,
+)
+from dcbench.leaderboards.paired_table import CellTest, OutcomeIndex, run_test
 from dcbench.leaderboards.store import ResultsStore
 from dcbench.leaderboards.tables import Leaderboard
 from dcbench.training.rundir import RunDir
@@ -22,43 +33,8 @@ SHOWN = [
 ]
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One thesis claim evaluated on the demo's own measurements."""
-
-    text: str
-    holds: bool
-    evidence: str
-    ties: tuple[str, ...] = ()  # comparisons equal at the printed precision (not wins)
-
-
-FRACTION_METRICS = ("ratio_edge_intra_class", "nmi")
 MODEL_ORDER = ("random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb", "digits-sobel",
                "random-alexnet_small")
-
-
-def format_value(metric: str, value: float) -> str:
-    """One precision per kind of number: percent with 1 decimal, [0, 1] scores with 3."""
-    if pd.isna(value):
-        return ""
-    return f"{value:.3f}" if metric in FRACTION_METRICS else f"{value:.1f}"
-
-
-def shown(metric: str, value: float) -> float:
-    """`value` rounded to the digits the demo prints for `metric`."""
-    return round(float(value), 3 if metric in FRACTION_METRICS else 1)
-
-
-def beats(metric: str, a: float, b: float) -> bool:
-    """a > b as printed: equal at the printed precision is a tie, not a win; NaN never wins."""
-    if pd.isna(a) or pd.isna(b):
-        return False
-    return shown(metric, a) > shown(metric, b)
-
-
-def is_tie(metric: str, a: float, b: float) -> bool:
-    """Both values print the same (and neither is missing)."""
-    return not (pd.isna(a) or pd.isna(b)) and shown(metric, a) == shown(metric, b)
 
 
 def demo_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -93,47 +69,41 @@ def _cell(table: pd.DataFrame, protocol: str, layer: str, metric: str, model: st
         return float("nan")
 
 
-def evaluate_claims(table: pd.DataFrame, sobel_run: Path, rgb_run: Path) -> list[Claim]:
-    """Trained > random (linear conv3-5, graph ratio, k-means NMI); Sobel > RGB; NMI rises."""
-    claims = []
-    pairs = [(f"linear-conv {c}", ("linear-conv", c, "top1")) for c in ("conv3", "conv4", "conv5")]
-    graph_layer = _embedding_row(table, "knn-graph", "ratio_edge_intra_class")
-    pairs.append(("graph ratio", ("knn-graph", graph_layer, "ratio_edge_intra_class")))
-    nmi_layer = _embedding_row(table, "nmi", "nmi")
-    pairs.append(("k-means NMI", ("nmi", nmi_layer, "nmi")))
-    wins, ties = [], []
-    for label, key in pairs:
-        trained, random = _cell(table, *key, "tiny-sobel"), _cell(table, *key, "random-sobel")
-        wins.append((label, beats(key[2], trained, random),
-                     f"{label} {format_value(key[2], trained)} vs "
-                     f"{format_value(key[2], random)}"))
-        if is_tie(key[2], trained, random):
-            ties.append(label)
-    claims.append(Claim("trained beats random init (Sobel)", all(w[1] for w in wins),
-                        "; ".join(w[2] for w in wins), tuple(ties)))
+def evaluate_claims(table: pd.DataFrame, sobel_run: Path, rgb_run: Path,
+                    intervals: Intervals | None = None) -> list[Claim]:
+    """Trained > random (linear conv3-5, graph ratio, k-means NMI); Sobel > RGB; NMI rises.
+    `intervals` gives the paired test of two models in a cell where both kept per-item
+    outcomes (else the comparison is on the printed numbers)."""
+    test = intervals or (lambda *_: None)
 
-    sob = [_cell(table, "linear-conv", "conv5", "top1", m) for m in ("tiny-sobel", "tiny-rgb")]
-    graph = [_cell(table, "knn-graph", graph_layer, "ratio_edge_intra_class", m)
-             for m in ("tiny-sobel", "tiny-rgb")]
-    ratio = "ratio_edge_intra_class"
-    claims.append(Claim(
-        "Sobel beats RGB when colour is a nuisance",
-        beats("top1", *sob) and beats(ratio, *graph),
-        f"linear conv5 {sob[0]:.1f} vs {sob[1]:.1f}; graph ratio {graph[0]:.3f} vs "
-        f"{graph[1]:.3f}",
-        tuple(label for label, metric, pair in (("linear conv5", "top1", sob),
-                                                ("graph ratio", ratio, graph))
-              if is_tie(metric, *pair))))
+    def versus(label: str, key: tuple[str, str, str], a: str, b: str,
+               dataset: str = "cls") -> Comparison:
+        return compare(label, key[2], _cell(table, *key, a, dataset),
+                       _cell(table, *key, b, dataset), test(dataset, *key, a, b))
+
+    graph_layer = _embedding_row(table, "knn-graph", "ratio_edge_intra_class")
+    nmi_layer = _embedding_row(table, "nmi", "nmi")
+    graph = ("knn-graph", graph_layer, "ratio_edge_intra_class")
+    trained = [versus(f"linear-conv {c}", ("linear-conv", c, "top1"), "tiny-sobel",
+                      "random-sobel") for c in ("conv3", "conv4", "conv5")]
+    trained.append(versus("graph ratio", graph, "tiny-sobel", "random-sobel"))
+    trained.append(versus("k-means NMI", ("nmi", nmi_layer, "nmi"), "tiny-sobel",
+                          "random-sobel"))
+    claims = [make_claim("trained beats random init (Sobel)", trained)]
+    claims.append(make_claim("Sobel beats RGB when colour is a nuisance", [
+        versus("linear conv5", ("linear-conv", "conv5", "top1"), "tiny-sobel", "tiny-rgb"),
+        versus("graph ratio", graph, "tiny-sobel", "tiny-rgb")]))
     for name, run in (("Sobel", sobel_run), ("RGB", rgb_run)):
         records = RunDir(run).read_log()
         nmi = [r["nmi_prev"] for r in records if r.get("nmi_prev") is not None]
         if len(nmi) >= 2:
             third = max(1, len(nmi) // 3)
             first, last = sum(nmi[:third]) / third, sum(nmi[-third:]) / third
-            claims.append(Claim(f"NMI between consecutive assignments rises ({name})",
-                                beats("nmi", last, first),
-                                f"first epochs {first:.3f} -> last {last:.3f}",
-                                ("NMI",) if is_tie("nmi", last, first) else ()))
+            rise = compare("NMI", "nmi", last, first)
+            claims.append(make_claim(
+                f"NMI between consecutive assignments rises ({name})",
+                [dataclasses.replace(rise, evidence=f"first epochs {first:.3f} -> last "
+                                     f"{last:.3f} (one training run: no interval)")]))
     return claims
 
 
@@ -142,24 +112,42 @@ def _embedding_row(table: pd.DataFrame, protocol: str, metric: str) -> str:
     return layers[-1] if layers else "fc7"
 
 
-def digits_claim(table: pd.DataFrame) -> Claim | None:
+def digits_claim(table: pd.DataFrame, intervals: Intervals | None = None) -> Claim | None:
     """Trained on real digits beats random init on them (linear conv5, k-NN conv5, NMI)."""
     if "digits-sobel" not in table.columns:
         return None
+    test = intervals or (lambda *_: None)
     checks = [("linear-conv conv5", ("linear-conv", "conv5", "top1")),
               ("k-NN conv5", ("knn", "conv5", "top1")),
               ("k-means NMI", ("nmi", _embedding_row(table, "nmi", "nmi"), "nmi"))]
-    parts, wins, ties = [], [], []
-    for label, key in checks:
-        trained = _cell(table, *key, "digits-sobel", dataset="digits")
-        random = _cell(table, *key, "random-sobel", dataset="digits")
-        wins.append(beats(key[2], trained, random))
-        if is_tie(key[2], trained, random):
-            ties.append(label)
-        parts.append(f"{label} {format_value(key[2], trained)} vs "
-                     f"{format_value(key[2], random)}")
-    return Claim("on real digits, DeepCluster beats random init", all(wins), "; ".join(parts),
-                 tuple(ties))
+    return make_claim("on real digits, DeepCluster beats random init", [
+        compare(label, key[2], _cell(table, *key, "digits-sobel", dataset="digits"),
+                _cell(table, *key, "random-sobel", dataset="digits"),
+                test("digits", *key, "digits-sobel", "random-sobel"))
+        for label, key in checks])
+
+
+def store_intervals(results: pd.DataFrame, refs: pd.DataFrame) -> Intervals:
+    """Paired tests between the demo's runs, from the per-item outcomes the store references
+    (`results`: the demo's rows; models by their short name, as the demo table shows them)."""
+    index = OutcomeIndex(refs)
+    short = results["model"].map(lambda m: Path(str(m)).name)
+    split = results["split"].isin(["val", "test"])
+
+    def intervals(dataset: str, protocol: str, layer: str, metric: str, a: str,
+                  b: str) -> CellTest | None:
+        runs = []
+        for model in (a, b):
+            rows = results[split & (short == model) & (results.dataset == dataset)
+                           & (results.protocol == protocol) & (results.layer == layer)
+                           & (results.metric == metric)]
+            if rows.empty:
+                return None
+            runs.append(rows.iloc[-1])
+        return run_test(index, runs[0]["run_id"], runs[1]["run_id"], runs[0]["split"], layer,
+                        metric)
+
+    return intervals
 
 
 def print_summary(store_path: str, sobel_run: Path, rgb_run: Path,
@@ -177,12 +165,19 @@ def print_summary(store_path: str, sobel_run: Path, rgb_run: Path,
         columns = ["method", "conv1", "conv2", "conv3", "conv4", "conv5"]
         print(published[columns].to_string(index=False, na_rep="",
                                            float_format=lambda v: f"{v:.1f}"))
-    claims = evaluate_claims(table, sobel_run, rgb_run)
-    knn = [_cell(table, "knn", "conv5", "top1", m) for m in ("tiny-sobel", "random-sobel")]
-    print(f"\nAlso measured: weighted k-NN top-1 on conv5, trained {knn[0]:.1f} vs random "
-          f"{knn[1]:.1f} (the thesis makes no claim about it).")
-    digits = digits_claim(table)
+    intervals = store_intervals(results, ResultsStore(store_path).outcome_refs())
+    claims = evaluate_claims(table, sobel_run, rgb_run, intervals)
+    pair = ("tiny-sobel", "random-sobel")
+    knn = compare("trained vs random", "top1",
+                  *[_cell(table, "knn", "conv5", "top1", m) for m in pair],
+                  intervals("cls", "knn", "conv5", "top1", *pair))
+    print(f"\nAlso measured: weighted k-NN top-1 on conv5, {knn.evidence} (the thesis makes "
+          "no claim about it).")
+    digits = digits_claim(table, intervals)
     print("\nThe thesis's claims on these measurements:")
+    print("  (Δ: trained minus random, with its 95% paired bootstrap interval over the test "
+          "images,\n  10,000 resamples, seed 0, and McNemar's exact p; undecided at this size: "
+          "the interval\n  contains 0, or numbers without per-item data tie as printed)")
     for claim in claims:
         print(verdict_line(claim))
     if digits is not None:
@@ -190,11 +185,3 @@ def print_summary(store_path: str, sobel_run: Path, rgb_run: Path,
         print(verdict_line(digits))
         claims.append(digits)
     return claims
-
-
-def verdict_line(claim: Claim) -> str:
-    """`  [holds] text: evidence` as the demo prints it, naming any tie (which is no win)."""
-    line = f"  [{'holds' if claim.holds else 'does NOT hold'}] {claim.text}: {claim.evidence}"
-    if claim.ties:
-        line += f" (a tie at the printed precision is not a win: {', '.join(claim.ties)})"
-    return line

@@ -26,6 +26,7 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, is_writer, write_json, write_text
 from dcbench.core.home import dcbench_home, results_store_path
 from dcbench.core.liveness import record_process
+from dcbench.core.outcomes import OUTCOMES_FILE, write_outcomes
 from dcbench.core.provenance import versions
 from dcbench.core.rows import normalize_run
 from dcbench.core.trackers import open_tracker, report_rows
@@ -34,6 +35,7 @@ from dcbench.data import transforms as T
 from dcbench.data.pipeline import resolve_input_pipeline
 from dcbench.engine.throughput import seconds_per_image
 from dcbench.leaderboards.identity import check_name, default_name
+from dcbench.leaderboards.importing import read_outcome_refs
 from dcbench.leaderboards.store import ResultsStore, check_store_target
 from dcbench.models.factory import load_model
 from dcbench.protocols.base import get_protocol, list_protocols
@@ -406,6 +408,9 @@ def _run_in_processes(args: argparse.Namespace, proto: Any, extra: list[dict[str
     config_dict = to_dict(config)
     finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     write_json(work_dir / "results.json", [r.as_dict() for r in rows])
+    outcomes = proto.item_outcomes()
+    if outcomes:  # per-item outcomes next to results.json: paired intervals between runs
+        write_outcomes(work_dir / OUTCOMES_FILE, outcomes)  # rank 0 only (core.files)
     if not args.no_store and current().is_main:
 
         run_record = normalize_run({
@@ -420,7 +425,8 @@ def _run_in_processes(args: argparse.Namespace, proto: Any, extra: list[dict[str
                       "input_pipeline": resolve_input_pipeline(
                           config_dict.get("input_pipeline", "cpu"), device, gpu_path=False)}})
         # the run and its rows land together or not at all
-        ResultsStore(args.store).import_records([run_record], rows)
+        refs = read_outcome_refs(work_dir, [r.as_dict() for r in rows])
+        ResultsStore(args.store).import_records([run_record], rows, refs)
     print_table(rows)
     where = "" if args.no_store else f" and {args.store or 'the results store'}"
     print(f"{len(rows)} result rows written to {work_dir / 'results.json'}{where}",

@@ -10,7 +10,9 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_file
 from dcbench.core.rows import read_results_file
 from dcbench.leaderboards import export
-from dcbench.leaderboards.importing import read_run_dir
+from dcbench.leaderboards.identity import resolve_models
+from dcbench.leaderboards.importing import read_outcome_refs, read_run_dir
+from dcbench.leaderboards.paired_table import NO_DATA, paired_column
 from dcbench.leaderboards.published import table_info
 from dcbench.leaderboards.report import build_report, published_caption, read_claims
 from dcbench.leaderboards.store import ResultsStore
@@ -49,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
             if note:  # on stderr: stdout stays the table (pipes, --format csv)
                 print(f"note: {info.id}: {note} ({len(board.results)} result row(s) in "
                       "the store)", file=sys.stderr)
+            print(f"intervals: {info.id}: deltas are against published numbers: {NO_DATA} "
+                  "(paired intervals between your runs: dcbench leaderboard compare)",
+                  file=sys.stderr)
         return 0
     if args.verb == "compare":
         board = Leaderboard.from_store(args.store)
@@ -62,8 +67,15 @@ def run(args: argparse.Namespace) -> int:
                             "split, layer, metric)"
                             + (" matching the filters" if args.protocol or args.metric
                                or args.layer else ""))
+        keys = resolve_models(board.results, args.models)
+        frame = frame.reset_index(drop=True)
+        refs = ResultsStore(args.store).outcome_refs()  # the store exists: it had rows
+        texts, note = paired_column(board.results, refs, keys, frame, use_holm=args.holm)
+        for key, name in zip(keys[1:], names[1:], strict=True):
+            if any(text != NO_DATA for text in texts[key]):  # else the note says it once
+                frame[export.ci_column(name)] = texts[key]
         export.write_output(export.render_compare(frame, names, args.format,
-                                                  wide=args.wide), args.output)
+                                                  wide=args.wide, note=note), args.output)
         return 0
     if args.verb == "add":
         return _add(args, ResultsStore)
@@ -88,6 +100,8 @@ def _add(args: argparse.Namespace, store_cls: type) -> int:
         raise UserError("give either a results file or --from RUN_DIR (exactly one)")
     # validate everything before the store (or its file) is touched
     runs, rows = read_results_file(args.file) if args.file else read_run_dir(args.run_dir)
-    written = store_cls(args.store).import_records(runs, rows)
-    print(f"imported {written} result row(s) and {len(runs)} run record(s)")
+    refs = read_outcome_refs(args.run_dir, rows) if args.run_dir else []
+    written = store_cls(args.store).import_records(runs, rows, refs)
+    kept = f" and per-item outcomes of {len(refs)} of them" if refs else ""
+    print(f"imported {written} result row(s){kept} and {len(runs)} run record(s)")
     return 0

@@ -34,6 +34,7 @@ from dcbench.core.provenance import versions
 from dcbench.core.trackers import open_tracker
 from dcbench.core.tracking import activated
 from dcbench.leaderboards import reproduce as planner
+from dcbench.leaderboards.paired_table import NO_DATA
 from dcbench.leaderboards.published import list_tables, table_info
 from dcbench.leaderboards.reproduce_eta import (
     HOW,
@@ -295,6 +296,7 @@ def _finish(plan: planner.Plan, args: argparse.Namespace, store: Path, out: Path
     notes = [f"{', '.join(r.columns)}: {r.skip}" for r in plan.runs if r.skip]
     if args.schedule != "published":
         notes.append(f"schedule {args.schedule}: not the published protocol length")
+    notes.append(f"deltas vs a published number: {NO_DATA}")
     print(f"\n{plan.table.id}: {plan.table.title} ({plan.table.unit})")
     print(terminal_text(display, plan, reference), end="")
     for note in notes:

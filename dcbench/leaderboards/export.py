@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 
 import pandas as pd
@@ -201,7 +202,14 @@ def compare_display(frame: pd.DataFrame, models: list[str], wide: bool = False) 
         out[delta_column(labels[model])] = [
             "" if pd.isna(v) else f"{v:+.{d}f}"
             for v, d in zip(frame[delta_column(model)], places, strict=True)]
+        if ci_column(model) in frame:  # the paired interval (leaderboards.paired_table)
+            out[ci_column(labels[model])] = frame[ci_column(model)].tolist()
     return out
+
+
+def ci_column(model: str) -> str:
+    """The column holding `model`'s delta with its 95% paired interval and p."""
+    return f"Δ 95% CI, p {model}"
 
 
 def compare_legend(models: list[str]) -> str:
@@ -210,17 +218,21 @@ def compare_legend(models: list[str]) -> str:
     return "\n".join(f"  {labels[m]} = {m}" for m in models if labels[m] != m)
 
 
-def render_compare(frame: pd.DataFrame, models: list[str], fmt: str, wide: bool = False) -> str:
-    """The comparison of `models` in format `fmt` (md, csv, latex, html)."""
+def render_compare(frame: pd.DataFrame, models: list[str], fmt: str, wide: bool = False,
+                   note: str = "") -> str:
+    """The comparison of `models` in format `fmt` (md, csv, latex, html); `note` (how the
+    intervals were made) follows the head (md) or caption."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; " + did_you_mean(fmt, list(FORMATS)))
     if fmt == "csv":
         return frame.to_csv(index=False)
     display = compare_display(frame, models, wide=wide)
     caption = "comparison of " + ", ".join(models) + " on every result cell they share"
+    caption += f" ({note})" if note else ""
     if fmt == "md":
         legend = "" if wide else compare_legend(models)
         head = f"**compare**: Δ = model minus {short_names(models)[models[0]]}"
+        head += "\n" + textwrap.fill(note, 100) if note else ""
         if not wide:  # a label column with one value becomes a note (saves width)
             fixed = [c for c in ("protocol", "dataset", "split", "layer", "metric")
                      if display[c].nunique() == 1]

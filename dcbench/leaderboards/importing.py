@@ -2,7 +2,8 @@
 
 `import_file(path)` takes a results JSON/JSONL file; `import_run_dir(dir)` takes an eval
 run directory holding `results.json` (or `results.jsonl`) and, when present, its resolved
-`config.yaml`/`config.json` and `versions.json`, which become the run record. Everything is
+`config.yaml`/`config.json` and `versions.json`, which become the run record, and its
+`outcomes.safetensors` (per-item outcomes), which the store references by path. Everything is
 validated before anything is written, and the write is one transaction.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from dcbench.core.errors import UserError
+from dcbench.core.outcomes import OUTCOMES_FILE, read_outcomes
 from dcbench.core.rows import normalize_run, read_results_file
 from dcbench.leaderboards.store import ResultsStore
 
@@ -30,7 +32,25 @@ def import_file(path: str | os.PathLike, store: ResultsStore) -> tuple[int, int]
 def import_run_dir(run_dir: str | os.PathLike, store: ResultsStore) -> tuple[int, int]:
     """Validate and import an eval run directory; returns (runs written, rows written)."""
     runs, rows = read_run_dir(run_dir)
-    return len(runs), store.import_records(runs, rows)
+    refs = read_outcome_refs(run_dir, rows)
+    return len(runs), store.import_records(runs, rows, refs)
+
+
+def read_outcome_refs(run_dir: str | os.PathLike, rows: list[dict]) -> list[dict]:
+    """References (store `outcomes` rows) to the run dir's per-item outcomes file, when it
+    has one (read and checked now: a corrupt file is a UserError before anything is written);
+    the run is the rows' one run id."""
+    path = Path(run_dir) / OUTCOMES_FILE
+    if not path.is_file():
+        return []
+    entries = read_outcomes(path)
+    run_ids = sorted({str(row["run_id"]) for row in rows})
+    if len(run_ids) != 1:
+        raise UserError(f"{path} belongs to one run, but the results next to it hold "
+                        f"{len(run_ids)} run ids")
+    return [{"run_id": run_ids[0], "split": e.split, "layer": e.layer, "metric": e.metric,
+             "seed": e.seed, "kind": e.kind, "listing": e.listing, "n_items": e.n_items,
+             "path": str(path.resolve())} for e in entries]
 
 
 def read_run_dir(run_dir: str | os.PathLike) -> tuple[list[dict], list[dict]]:

@@ -36,6 +36,7 @@ from dcbench.leaderboards.identity import (
     resolve_models,
     with_architectures,
 )
+from dcbench.leaderboards.paired_table import tests_note
 from dcbench.leaderboards.published import TableInfo, list_tables, table_info
 from dcbench.leaderboards.run_tables import protocol_tables, split_detail
 from dcbench.leaderboards.tables import KIND_OURS, KIND_PUBLISHED, Leaderboard, delta_column
@@ -154,14 +155,18 @@ def _pairing_text(table: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def protocol_sections(ours: pd.DataFrame) -> tuple[list[tuple[str, ...]], pd.DataFrame]:
-    """(one section per protocol and dataset, the summary frame of their headline rows)."""
+def protocol_sections(ours: pd.DataFrame, refs: pd.DataFrame | None = None
+                      ) -> tuple[list[tuple[str, ...]], pd.DataFrame]:
+    """(one section per protocol and dataset, the summary frame of their headline rows);
+    `refs`: the store's per-item outcome references (paired intervals of the deltas)."""
     sections: list[tuple[str, ...]] = []
     summary = []
-    for name, table in protocol_tables(ours):
+    for name, table in protocol_tables(ours, refs):
         main, detail = split_detail(table)
+        tests = table.attrs.get("tests", 0)
         caption = "; ".join(t for t in (_seeds_text(table.attrs.get("seeds", 1)),
-                                        _pairing_text(table)) if t)
+                                        _pairing_text(table),
+                                        tests_note(tests, False) if tests else "") if t)
         body = to_html_table(main)
         if not detail.empty:
             body = (f"<div class=\"scroll\">{body}</div><details><summary>per-class detail "
@@ -199,8 +204,10 @@ def _headline(main: pd.DataFrame, protocol: str) -> pd.DataFrame:
 def _claims_html(claims: Sequence[dict]) -> str:
     items = []
     for claim in claims:
-        verdict = ("<span class=\"holds\">holds</span>" if claim["holds"]
-                   else "<span class=\"fails\">does NOT hold</span>")
+        # "verdict": holds / does not hold / undecided at this size (paired intervals)
+        words = str(claim.get("verdict") or ("holds" if claim["holds"] else "does NOT hold"))
+        verdict = (f"<span class=\"{'holds' if claim['holds'] else 'fails'}\">"
+                   f"{html.escape(words)}</span>")
         evidence = html.escape(str(claim.get("evidence", "")))
         items.append(f"<li>[{verdict}] {html.escape(claim['text'])}"
                      + (f": {evidence}" if evidence else "") + "</li>")
@@ -241,10 +248,13 @@ def build_report(leaderboard: Leaderboard, table_names: Sequence[str] | None = N
     sections: list[tuple[str, ...]] = []
     if claims:
         held = sum(bool(c["holds"]) for c in claims)
+        open_ = sum(str(c.get("verdict", "")).startswith("undecided") for c in claims)
         sections.append(("claims", "Claims checked on these measurements",
-                         f"{held} of {len(claims)} hold, as the demo measured them",
+                         f"{held} of {len(claims)} hold"
+                         + (f", {open_} undecided at this size" if open_ else "")
+                         + ", as the demo measured them",
                          _claims_html(claims)))
-    details, summary = protocol_sections(ours)
+    details, summary = protocol_sections(ours, getattr(leaderboard, "outcome_refs", None))
     if not summary.empty:
         sections.append(("summary", "Summary",
                          "each protocol's headline number on its evaluation split; Δ = "

@@ -21,15 +21,18 @@ import pandas as pd
 
 from dcbench.leaderboards.identity import (
     ARCH_COLUMN,
+    KEY_COLUMN,
     RANDOM_COLUMN,
     is_random_init,
     model_label,
     with_architectures,
 )
+from dcbench.leaderboards.paired_table import NO_DATA, OutcomeIndex, cell_test
 from dcbench.leaderboards.tables import summarize
 
 CELL_INDEX = ["dataset", "split", "layer", "metric"]
 DETAIL_PREFIXES = ("ap_", "iou_")  # per-class metrics: folded under the summary
+CI_PREFIX = "Δ 95% CI, p "  # the paired-interval column of a model (also a Δ column)
 
 
 def short_names(models: Iterable[str]) -> dict[str, str]:
@@ -81,12 +84,16 @@ def decimals(values: Iterable[float]) -> int:
     return 3 if finite and max(finite) <= 1.0 else 1
 
 
-def protocol_tables(results: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def protocol_tables(results: pd.DataFrame, refs: pd.DataFrame | None = None
+                    ) -> list[tuple[str, pd.DataFrame]]:
     """(`PROTOCOL on DATASET`, display table) for each pair present in `results` (current rows).
 
-    The Δ columns are named `Δ MODEL`. `table.attrs`: `baselines` (model -> the random
-    init it is compared with), `architectures` (model -> `ARCH (Sobel|RGB)` or ""),
-    `seeds` (the most seeds behind any cell)."""
+    The Δ columns are named `Δ MODEL`. With `refs` (the store's per-item outcome
+    references) a `Δ 95% CI, p MODEL` column follows where some cell has per-item outcomes
+    for both the model and its random init (`paired_table`; "—": no per-item data, no
+    interval). `table.attrs`: `baselines` (model -> the random init it is compared with),
+    `architectures` (model -> `ARCH (Sobel|RGB)` or ""), `seeds` (the most seeds behind any
+    cell), `tests` (paired tests made)."""
     results = with_architectures(results)
     stats = summarize(results)
     if stats.empty:
@@ -115,12 +122,35 @@ def protocol_tables(results: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
             delta = means[label] - means[base]
             table[f"Δ {label}"] = [
                 _delta(d, decimals(means.loc[i].to_numpy())) for i, d in delta.items()]
+        table.attrs["tests"] = 0
+        if refs is not None:
+            index = OutcomeIndex(refs)
+            for label, base in baselines.items():
+                texts = [_interval(results, index, label, base, protocol, cell)
+                         for cell in means.index]
+                if any(t != NO_DATA for t in texts):
+                    table[f"{CI_PREFIX}{label}"] = ["—" if t == NO_DATA else t for t in texts]
+                    table.attrs["tests"] += sum("[" in t for t in texts)
         table.attrs["baselines"] = baselines
         table.attrs["architectures"] = {m: arch_of.get(m, "") for m in order}
         table.attrs["randoms"] = here
         table.attrs["seeds"] = int(part["n"].max())
         out.append((f"{protocol} on {dataset}", table.reset_index()))
     return out
+
+
+def _interval(results: pd.DataFrame, index: OutcomeIndex, label: str, base: str,
+              protocol: str, cell: tuple) -> str:
+    """The paired test of `label` minus `base` in one (dataset, split, layer, metric) cell."""
+    dataset, split, layer, metric = cell
+    rows = results[(results["model"] == label) & (results["protocol"] == protocol)
+                   & (results["dataset"] == dataset) & (results["split"] == split)
+                   & (results["layer"] == layer) & (results["metric"] == metric)]
+    if rows.empty:
+        return NO_DATA
+    key_of = dict(zip(results["model"], results[KEY_COLUMN], strict=True))
+    full = (protocol, rows["dialect"].iloc[-1], dataset, split, layer, metric)
+    return cell_test(results, index, key_of[label], key_of[base], full).text()
 
 
 def _cell(value: float, std: float, places: int) -> str:

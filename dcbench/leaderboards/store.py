@@ -52,7 +52,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX results_cell ON results (protocol, dataset, layer, metric)",
         "CREATE INDEX results_model ON results (model, model_sha256)",
     ),
+    (  # 3: where a run's per-item outcomes are (core.outcomes), for paired intervals
+        """CREATE TABLE outcomes (
+            run_id TEXT NOT NULL, split TEXT NOT NULL, layer TEXT NOT NULL,
+            metric TEXT NOT NULL, seed INTEGER NOT NULL, kind TEXT NOT NULL,
+            listing TEXT NOT NULL, n_items INTEGER NOT NULL, path TEXT NOT NULL,
+            PRIMARY KEY (run_id, split, layer, metric, seed))""",
+    ),
 ]
+OUTCOME_FIELDS = ("run_id", "split", "layer", "metric", "seed", "kind", "listing", "n_items",
+                  "path")
 SCHEMA_VERSION = len(MIGRATIONS)
 NO_SEED = -1  # stored for rows without a seed, so the UNIQUE key stays a real key
 
@@ -94,7 +103,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 # every table a dcbench store holds (sqlite_sequence: SQLite's own, for AUTOINCREMENT)
-STORE_TABLES = frozenset({"schema_version", "runs", "results", "sqlite_sequence"})
+STORE_TABLES = frozenset({"schema_version", "runs", "results", "outcomes", "sqlite_sequence"})
 
 
 def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
@@ -279,12 +288,27 @@ class ResultsStore:
             self._write([(sql, params)])
         return len(params)
 
-    def import_records(self, runs: list[dict], rows: Iterable[Any]) -> int:
-        """Write validated runs (`rows.normalize_run` dicts) and result rows in one transaction."""
+    def import_records(self, runs: list[dict], rows: Iterable[Any],
+                       outcome_refs: Iterable[dict] = ()) -> int:
+        """Write validated runs (`rows.normalize_run` dicts), result rows and references to
+        per-item outcome files (dicts of `OUTCOME_FIELDS`) in one transaction."""
         statements = [self._run_statement(**run) for run in runs]
-        statements.append(self._results_statement(rows))
-        self._write([s for s in statements if s[1]])
-        return len(statements[-1][1])
+        results = self._results_statement(rows)
+        refs = [tuple(NO_SEED if (f == "seed" and ref.get(f) is None) else ref[f]
+                      for f in OUTCOME_FIELDS) for ref in outcome_refs]
+        statements.append((f"INSERT OR REPLACE INTO outcomes ({', '.join(OUTCOME_FIELDS)}) "
+                           f"VALUES ({', '.join('?' for _ in OUTCOME_FIELDS)})", refs))
+        self._write([s for s in statements + [results] if s[1]])
+        return len(results[1])
+
+    def outcome_refs(self) -> pd.DataFrame:
+        """Where each run's per-item outcomes are: one row per (run, split, layer, metric,
+        seed) with the kind, the item listing, the item count and the file path."""
+        sql = f"SELECT {', '.join(OUTCOME_FIELDS)} FROM outcomes ORDER BY run_id"
+        with self._connect() as conn:
+            frame = _retry(lambda: pd.read_sql_query(sql, conn))
+        frame["seed"] = frame["seed"].astype("Int64").mask(frame["seed"] == NO_SEED)
+        return frame
 
     def results(self, **filters: Any) -> pd.DataFrame:
         """Stored results as a DataFrame, filtered by equality on any result field.

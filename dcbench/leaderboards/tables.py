@@ -74,6 +74,7 @@ class Leaderboard:
         if missing:
             raise UserError(f"results frame lacks columns {missing}")
         self.results = with_architectures(identify(frame), runs)
+        self.outcome_refs: pd.DataFrame | None = None  # set by from_store
 
     @classmethod
     def from_store(cls, path: str | os.PathLike | None = None) -> Leaderboard:
@@ -89,7 +90,9 @@ class Leaderboard:
         elif not Path(path).exists():
             raise UserError(f"no results store at {path}")
         store = ResultsStore(path)
-        return cls(store.results(), store.runs())
+        board = cls(store.results(), store.runs())
+        board.outcome_refs = store.outcome_refs()  # per-item outcomes: paired intervals
+        return board
 
     def model_name(self, spec: str) -> str:
         """The display name of the model `spec` names (name, path, sha256 prefix)."""

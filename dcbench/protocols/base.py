@@ -8,7 +8,9 @@ A protocol is a class registered by name (`@register_protocol("linear-conv")`) w
   built-in data);
 - a pure core function (tensors in, metrics dict out) in its module;
 - `run(model, data_dir, config, *, run_id, device, progress, work_dir) -> list[Result]`
-  which does the I/O (data loading, checkpoints in `work_dir`) around the core.
+  which does the I/O (data loading, checkpoints in `work_dir`) around the core; it hands
+  the per-item outcomes behind its averaged metrics to `keep_outcomes` (the CLI writes them
+  to `outcomes.safetensors` next to `results.json`, see `core.outcomes`).
 
 `run` resumes from whatever it finds in `work_dir` (probe checkpoints, saved draws); the
 CLI guarantees `work_dir` is fresh unless the user passed `--resume`.
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from dcbench.core.bounds import MAX_SEED, bounded
 from dcbench.core.config import resolve, to_dict
 from dcbench.core.errors import UserError, did_you_mean
+from dcbench.core.outcomes import ItemOutcomes
 from dcbench.core.provenance import code_revision, config_hash, device_name
 from dcbench.core.registry import Registry
 from dcbench.core.rows import Result
@@ -83,6 +86,14 @@ class Protocol(abc.ABC):
         work_dir: Path | None,
     ) -> list[Result]:
         """Run the protocol on `model` and `data_dir`, returning result rows."""
+
+    def keep_outcomes(self, entries: list[ItemOutcomes]) -> None:
+        """Record per-item outcomes of this run (paired intervals need them)."""
+        self.__dict__.setdefault("_outcomes", []).extend(entries)
+
+    def item_outcomes(self) -> list[ItemOutcomes]:
+        """The per-item outcomes `run` recorded (empty for protocols without any)."""
+        return list(self.__dict__.get("_outcomes", []))
 
     def resolve_config(
         self,

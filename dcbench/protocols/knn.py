@@ -20,6 +20,7 @@ import torch
 
 from dcbench.core.bounds import MAX_COUNT, bounded
 from dcbench.core.errors import UserError
+from dcbench.core.outcomes import correct_outcomes
 from dcbench.protocols.base import (
     CONV_LAYERS,
     Protocol,
@@ -29,7 +30,8 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.metrics import topk_accuracy
+from dcbench.protocols.metrics import top_hits, topk_accuracy
+from dcbench.protocols.probe.feature_cache import dataset_fingerprint
 from dcbench.protocols.probe.frozen_features import frozen_features
 from dcbench.protocols.probe.pooling import POOLING_TABLES
 from dcbench.protocols.probe.splits import load_splits
@@ -79,8 +81,18 @@ def knn_metrics(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
                 test_labels: np.ndarray, num_classes: int, k: int = 20,
                 temperature: float = 0.07) -> dict[str, float]:
     """Top-1 (and top-5 when C > 5) of the weighted k-NN classifier, in percent."""
-    scores = weighted_knn_scores(train, train_labels, test, num_classes, k, temperature)
-    return topk_accuracy(torch.from_numpy(scores), torch.from_numpy(test_labels))
+    return knn_metrics_and_items(train, train_labels, test, test_labels, num_classes, k,
+                                 temperature)[0]
+
+
+def knn_metrics_and_items(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
+                          test_labels: np.ndarray, num_classes: int, k: int = 20,
+                          temperature: float = 0.07) -> tuple[dict[str, float], np.ndarray]:
+    """`knn_metrics` and the per-test-item top-1 correctness (bool) behind `top1`."""
+    scores = torch.from_numpy(weighted_knn_scores(train, train_labels, test, num_classes, k,
+                                                  temperature))
+    labels = torch.from_numpy(test_labels)
+    return topk_accuracy(scores, labels), top_hits(scores, labels)[:, 0].numpy()
 
 
 def _check_k(k: int, n_train: int, which: str = "") -> None:
@@ -116,10 +128,13 @@ class KNN(Protocol):
         info = run_info(model, self.name, config, run_id=run_id, device=device,
                         dataset=splits.name)
         rows: list[Result] = []
+        listing = dataset_fingerprint(splits.val.paths, list(splits.val.targets))
         for layer in config.layers:
             _check_k(config.k, len(train[layer]), " that decoded")
-            metrics = knn_metrics(train[layer].features.numpy(), train[layer].labels.numpy(),
-                                  val[layer].features.numpy(), val[layer].labels.numpy(),
-                                  splits.num_classes, config.k, config.temperature)
+            metrics, correct = knn_metrics_and_items(
+                train[layer].features.numpy(), train[layer].labels.numpy(),
+                val[layer].features.numpy(), val[layer].labels.numpy(), splits.num_classes,
+                config.k, config.temperature)
             rows += results_from_metrics(info, metrics, split="val", layer=layer)
+            self.keep_outcomes([correct_outcomes("val", layer, "top1", listing, correct)])
         return rows

@@ -41,6 +41,7 @@ from dcbench.protocols.probe.frozen_fit import (
     FrozenProbeConfig,
     fit_settings,
     frozen_sources,
+    item_outcomes,
     outcome_rows,
     prepare,
 )
@@ -145,4 +146,5 @@ class LinearConv(Protocol):
             device=device, work_dir=work_dir, progress=progress)
         info = run_info(model, self.name, config, run_id=run_id, device=device,
                         dataset=splits.name)
+        self.keep_outcomes(item_outcomes(outcomes, splits, config.seed))
         return outcome_rows(info, outcomes, work_dir, report)

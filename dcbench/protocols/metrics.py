@@ -11,10 +11,15 @@ def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...]
     """Number of samples whose label is among the top-k scores, for each k (k capped at C)."""
     if scores.shape[0] == 0:
         return {k: 0 for k in ks}
-    kmax = min(max(ks), scores.shape[1])
-    top = scores.topk(kmax, dim=1).indices
-    hits = top.eq(labels.view(-1, 1))
-    return {k: int(hits[:, : min(k, kmax)].any(dim=1).sum()) for k in ks}
+    hits = top_hits(scores, labels, max(ks))
+    return {k: int(hits[:, : min(k, hits.shape[1])].any(dim=1).sum()) for k in ks}
+
+
+def top_hits(scores: torch.Tensor, labels: torch.Tensor, k: int = 5) -> torch.Tensor:
+    """(N, min(k, C)) bool: column j says the label is the j-th best score. Column 0 is the
+    per-item top-1 correctness behind `top1` (the same tie rule: torch's topk)."""
+    top = scores.topk(min(k, scores.shape[1]), dim=1).indices
+    return top.eq(labels.view(-1, 1))
 
 
 def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)

@@ -30,6 +30,7 @@ from dcbench.protocols.probe.frozen_fit import (
     FrozenProbeConfig,
     fit_settings,
     frozen_sources,
+    item_outcomes,
     outcome_rows,
     prepare,
 )
@@ -134,4 +135,5 @@ class MLP(Protocol):
                             device=device, work_dir=work_dir, progress=progress)
         info = run_info(model, self.name, config, run_id=run_id, device=device,
                         dataset=splits.name)
+        self.keep_outcomes(item_outcomes({LAYER_LABEL: outcome}, splits, config.seed))
         return outcome_rows(info, {LAYER_LABEL: outcome}, work_dir, report)

@@ -59,6 +59,7 @@ from torch.utils.data import Subset
 from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.dist_eval import broadcast_buffers, sync_gradients
 from dcbench.core.errors import UserError
+from dcbench.core.outcomes import ItemOutcomes
 from dcbench.core.progress import progress_bar
 from dcbench.data import transforms as T
 from dcbench.data.loader import DecodeReport
@@ -67,6 +68,7 @@ from dcbench.data.voc import VOC_CLASSES, VOCClassification
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.sharded import shard_positions, sum_arrays
 from dcbench.protocols.base import register_protocol
+from dcbench.protocols.probe.feature_cache import dataset_fingerprint
 from dcbench.protocols.voc.finetune_base import (
     FinetuneTask,
     SeededView,
@@ -78,6 +80,7 @@ from dcbench.protocols.voc.metrics import multilabel_ap
 from dcbench.protocols.voc.nets import (
     VOCClassifierNet,
     backbone_parts,
+    layer_label,
     reinit_linear,
     reset_linear_pytorch_default,
     set_trainable,
@@ -231,6 +234,7 @@ class VOC07Classification(VOCFinetuneProtocol):
         set_trainable(net, config.train_layers, config.train_bn_scales)
         net.to(device)
         all_layers = config.train_layers == "all"
+        layer = layer_label(config.train_layers, config.train_bn_scales)
 
         def step(batch: Any, optimizer: torch.optim.Optimizer) -> float | None:
             params = optimizer.param_groups[0]["params"]
@@ -259,6 +263,9 @@ class VOC07Classification(VOCFinetuneProtocol):
                     batch_size=config.eval_batch_size, device=device, workers=config.workers,
                     report=report, progress=progress, pipeline=config.input_pipeline)
                 results[split] = voc07_cls_metrics(scores, labels)
+                if split != "train":  # the test items' scores: paired intervals of the mAP
+                    self.keep_outcomes([map_outcomes(split, layer, dataset, scores, labels,
+                                                     config.seed)])
             return results, {}
 
         return FinetuneTask(
@@ -269,6 +276,18 @@ class VOC07Classification(VOCFinetuneProtocol):
                                   workers=config.workers, report=report,
                                   pipeline=config.input_pipeline, device=device),
             step=step, evaluate=evaluate, headline="map")
+
+
+def map_outcomes(split: str, layer: str, dataset: VOCClassification, scores: np.ndarray,
+                 labels: np.ndarray, seed: int) -> ItemOutcomes:
+    """The per-image class scores behind `map` (VOC labels {1, -1, 0=difficult} stored as
+    1 positive, 0 negative, -1 ignored), keyed by the split's image listing."""
+    labels = np.asarray(labels)
+    targets = np.where(labels == 1, 1, np.where(labels == 0, -1, 0)).astype(np.int8)
+    listing = dataset_fingerprint([path for path, _ in dataset.samples],
+                                  [str(np.asarray(row).tolist()) for _, row in dataset.samples])
+    return ItemOutcomes(split, layer, "map", "multilabel", listing,
+                        {"scores": np.asarray(scores, np.float64), "targets": targets}, seed)
 
 
 def mode_pipeline(config: VOC07ClsConfig) -> str:

@@ -36,12 +36,14 @@ from torch.utils.data import DataLoader, Subset
 from torchvision.transforms import v2
 
 from dcbench.core.bounds import MAX_COUNT, bounded
-from dcbench.core.dist_eval import broadcast_buffers, sync_gradients
+from dcbench.core.dist_eval import broadcast_buffers, gather_objects, sync_gradients
+from dcbench.core.outcomes import ItemOutcomes
 from dcbench.data.loader import DecodeReport, loader_timeout
 from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.sharded import shard_positions, sum_arrays
 from dcbench.protocols.base import register_protocol
+from dcbench.protocols.probe.feature_cache import dataset_fingerprint
 from dcbench.protocols.voc.fcn import FCNNet
 from dcbench.protocols.voc.finetune_base import (
     FinetuneTask,
@@ -51,7 +53,12 @@ from dcbench.protocols.voc.finetune_base import (
     epoch_batches,
 )
 from dcbench.protocols.voc.metrics import confusion_matrix, segmentation_scores
-from dcbench.protocols.voc.nets import backbone_parts, reinit_linear, set_trainable
+from dcbench.protocols.voc.nets import (
+    backbone_parts,
+    layer_label,
+    reinit_linear,
+    set_trainable,
+)
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -127,10 +134,13 @@ def voc12_seg_metrics(cm: np.ndarray) -> dict[str, float]:
 
 
 def segment_confusion(net: nn.Module, dataset: VOCSegmentation, *, device: torch.device,
-                      workers: int, report: DecodeReport, progress: bool = False) -> np.ndarray:
-    """Accumulate the confusion matrix of the argmax prediction over `dataset` (full images)."""
+                      workers: int, report: DecodeReport, progress: bool = False,
+                      per_image: list[np.ndarray] | None = None) -> np.ndarray:
+    """Accumulate the confusion matrix of the argmax prediction over `dataset` (full images).
+    `per_image`, when given, receives each image's confusion matrix in dataset order."""
     cm = np.zeros((len(SEG_CLASSES), len(SEG_CLASSES)), dtype=np.int64)
     mine = Subset(dataset, shard_positions(np.arange(len(dataset))).tolist())  # torchrun
+    mine_cms: list[np.ndarray] = []
     loader = DataLoader(mine, batch_size=1, num_workers=workers,
                         collate_fn=collate_segmentation, timeout=loader_timeout(workers))
 
@@ -142,8 +152,25 @@ def segment_confusion(net: nn.Module, dataset: VOCSegmentation, *, device: torch
                                               report=report, progress=progress, desc="segment",
                                               total=len(mine)):
             for pred, mask in zip(preds, batch.masks, strict=True):
-                cm += confusion_matrix(pred, mask.numpy(), len(SEG_CLASSES), IGNORE_INDEX)
+                image_cm = confusion_matrix(pred, mask.numpy(), len(SEG_CLASSES), IGNORE_INDEX)
+                cm += image_cm
+                if per_image is not None:
+                    mine_cms.append(image_cm)
+    if per_image is not None:  # torchrun: every rank's contiguous shard, in dataset order
+        per_image.extend(cm_i for part in gather_objects(mine_cms) for cm_i in part)
     return sum_arrays(cm)  # torchrun: every rank's images, each counted once
+
+
+def miou_outcomes(split: str, layer: str, dataset: VOCSegmentation,
+                  per_image: list[np.ndarray], seed: int) -> ItemOutcomes:
+    """Per-image pixel counts behind `miou` (intersection, predicted, true per class),
+    keyed by the split's image listing."""
+    stack = np.stack(per_image) if per_image else np.zeros((0, len(SEG_CLASSES),
+                                                            len(SEG_CLASSES)), np.int64)
+    arrays = {"inter": np.diagonal(stack, axis1=1, axis2=2).copy(), "pred": stack.sum(1),
+              "gt": stack.sum(2)}
+    listing = dataset_fingerprint([path for path, _ in dataset.samples])
+    return ItemOutcomes(split, layer, "miou", "confusion", listing, arrays, seed)
 
 
 @register_protocol("voc12-seg")
@@ -200,8 +227,12 @@ class VOC12Segmentation(VOCFinetuneProtocol):
             return total
 
         def evaluate() -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+            per_image: list[np.ndarray] = []
             cm = segment_confusion(net, eval_set, device=device, workers=config.workers,
-                                   report=report, progress=progress)
+                                   report=report, progress=progress, per_image=per_image)
+            self.keep_outcomes([miou_outcomes(
+                config.eval_split, layer_label(config.train_layers, config.train_bn_scales),
+                eval_set, per_image, config.seed)])
             return {config.eval_split: voc12_seg_metrics(cm)}, {"confusion_matrix": cm.tolist()}
 
         return FinetuneTask(

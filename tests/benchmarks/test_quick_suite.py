@@ -46,3 +46,12 @@ def test_markdown_output_is_the_printed_table(tmp_path: Path, capsys: pytest.Cap
     out = tmp_path / "r.md"
     assert main(["bench", "--quick", "--only", "knn_graph", "--output", str(out)]) == 0
     assert out.read_text() == capsys.readouterr().out
+
+
+def test_quick_paired_bootstrap_benchmark(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    data, table = run_quick("paired_bootstrap", tmp_path / "r.json", capsys)
+    rows = data["rows"]
+    assert data["failures"] == {} and [r["benchmark"] for r in rows] == ["paired_bootstrap"] * 2
+    check_rows(rows)
+    assert "McNemar exact" in rows[0]["notes"] and "true delta -2.0" in rows[0]["notes"]
+    assert rows[1]["what"].startswith("mAP paired bootstrap")

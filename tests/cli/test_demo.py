@@ -40,6 +40,14 @@ def _check_demo(out, store, printed):
     assert (out / "report.html").stat().st_mode & 0o777 == 0o644
     claims = json.loads((out / "claims.json").read_text())
     assert any(c["text"] == "Sobel beats RGB when colour is a nuisance" for c in claims)
+    # verdicts from paired intervals where the evals kept per-item outcomes (linear, k-NN)
+    assert {c["verdict"] for c in claims} <= {"holds", "does not hold",
+                                              "undecided at this size"}
+    assert "95% paired bootstrap interval" in printed and "does NOT hold" not in printed
+    trained = next(c for c in claims if c["text"] == "trained beats random init (Sobel)")
+    assert "linear-conv conv5" in trained["evidence"] and "(Δ " in trained["evidence"]
+    assert "graph ratio" in trained["evidence"] and "no interval" in trained["evidence"]
+    assert (out / "evals" / "cls-tiny-sobel-knn" / "outcomes.safetensors").is_file()
     rows = ResultsStore(store).results()
     models = {m.rsplit("/", 1)[-1] for m in rows.model}
     assert {"random-sobel", "tiny-sobel", "random-rgb", "tiny-rgb", "digits-sobel"} <= models

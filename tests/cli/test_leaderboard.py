@@ -211,7 +211,10 @@ def test_show_results_says_when_nothing_is_comparable(cli, capsys, results_file,
     captured = capsys.readouterr()
     assert "note: eccv-table2: No result of yours is comparable" in captured.err
     assert cli("leaderboard", "show", "thesis-5.3", "--results", "--store", store) == 0
-    assert "note:" not in capsys.readouterr().err  # linear-conv on imagenet: comparable
+    err = capsys.readouterr().err
+    assert "note:" not in err  # linear-conv on imagenet: comparable
+    # a delta against a published number has no per-item data: no interval is invented
+    assert "deltas are against published numbers: no per-item data: no interval" in err
 
 
 def test_compare_by_short_name_path_or_sha_prefix(cli, capsys, tmp_path) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
+from dcbench.core.outcomes import correct_outcomes, write_outcomes
 from dcbench.leaderboards.identity import identify, with_architectures
+from dcbench.leaderboards.paired import paired_delta
 from dcbench.leaderboards.report import build_report, select_results
 from dcbench.leaderboards.run_tables import protocol_tables
 from dcbench.leaderboards.tables import Leaderboard
@@ -171,3 +174,30 @@ def test_a_random_init_given_another_name_is_still_a_baseline():
     html = build_report(Leaderboard(rows, records))
     assert "tiny: no Δ, no random init of alexnet_small (Sobel) here" in html
     assert "r18: no Δ" not in html
+
+
+def test_trained_vs_random_delta_gets_its_paired_interval(tmp_path):
+    """Where both runs kept per-item outcomes the report's Δ has its paired interval (the
+    same text as `leaderboard compare`); the caption counts the tests made."""
+    rng = np.random.default_rng(0)
+    hits = {"tiny-sobel": rng.random(200) < 0.7, "random-sobel": rng.random(200) < 0.5}
+    rows, refs = [], []
+    for name, sha in (("tiny-sobel", RUN_SHA), ("random-sobel", RANDOM_SHA)):
+        path = write_outcomes(tmp_path / f"{name}.safetensors", [correct_outcomes(
+            "val", "conv5", "top1", "L", hits[name], 0)])
+        rows.append(row(f"/abs/models/{name}", sha, 100 * hits[name].mean()))
+        refs.append({"run_id": f"eval-/abs/models/{name}", "split": "val", "layer": "conv5",
+                     "metric": "top1", "seed": 0, "kind": "correct", "listing": "L",
+                     "n_items": 200, "path": str(path)})
+    archs = runs(*[(f"eval-/abs/models/{m}", "alexnet_small", True) for m in hits])
+    board = Leaderboard(pd.DataFrame(rows), archs)
+    board.outcome_refs = pd.DataFrame(refs)
+    (_, table), = protocol_tables(board.results, board.outcome_refs)
+    expected = paired_delta(*(correct_outcomes("val", "conv5", "top1", "L", hits[m], 0)
+                              for m in ("tiny-sobel", "random-sobel")))
+    assert table.iloc[0]["Δ 95% CI, p tiny-sobel"] == expected.text()
+    assert table.attrs["tests"] == 1
+    html = build_report(board)
+    assert expected.text() in html and "1 test made" in html
+    (_, plain), = protocol_tables(board.results)  # no references: no interval column
+    assert "Δ 95% CI, p tiny-sobel" not in plain.columns

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dcbench.protocols.knn import knn_metrics, weighted_knn_scores
+from dcbench.protocols.knn import knn_metrics, knn_metrics_and_items, weighted_knn_scores
 
 
 def _brute_force_knn(train, train_labels, test, num_classes, k, t):
@@ -46,3 +46,15 @@ def test_knn_on_separable_clusters_is_perfect():
     train = centers[train_y] + rng.normal(size=(80, 8))
     test = centers[test_y] + rng.normal(size=(20, 8))
     assert knn_metrics(train, train_y, test, test_y, 4)["top1"] == 100.0
+
+
+def test_per_item_hits_match_a_brute_force_vote_and_the_top1():
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(100, 8)).astype(np.float32)
+    labels = rng.integers(0, 4, size=100)
+    test = rng.normal(size=(40, 8)).astype(np.float32)
+    test_labels = rng.integers(0, 4, size=40)
+    metrics, hits = knn_metrics_and_items(train, labels, test, test_labels, 4, k=10)
+    expected = _brute_force_knn(train, labels, test, 4, 10, 0.07).argmax(1) == test_labels
+    np.testing.assert_array_equal(hits, expected)
+    assert 100 * hits.mean() == pytest.approx(metrics["top1"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -114,3 +115,22 @@ def test_one_pass_halves_the_training_forwards_of_an_image_run(cls_data, small_n
     evaluation = n_held * 10 + n_val * 10
     assert images["two"] == 2 * ((n_train - n_held) + n_train + evaluation)
     assert images["one"] == 2 * (n_train + evaluation)
+
+
+def test_per_item_hits_make_the_reported_top1_and_survive_a_resume(tmp_path):
+    """The val hits kept at the selected and at the best epoch average to the rows' top1 and
+    top1_best_epoch; a rerun that finds the finished checkpoint returns the same hits."""
+    train, val = {"conv3": _blobs(30, 0, shift=1.0)}, {"conv3": _blobs(10, 1, shift=1.0)}
+    labels = train["conv3"].labels.numpy()
+    run = lambda: linear_probe(  # noqa: E731
+        TensorSource(train), TensorSource(val), labels, 3, SETTINGS, 0.2,
+        pooled_shapes={"conv3": (20,)}, work_dir=tmp_path)["conv3"]
+    out = run()
+    hits = out.item_hits()
+    assert set(hits) == {"top1", "top1_best_epoch"} and len(hits["top1"]) == 30
+    metrics = out.metrics()["val"]
+    assert 100 * hits["top1"].mean() == pytest.approx(metrics["top1"])
+    assert 100 * hits["top1_best_epoch"].mean() == pytest.approx(metrics["top1_best_epoch"])
+    again = run().item_hits()
+    for name, values in hits.items():
+        np.testing.assert_array_equal(again[name], values)

@@ -18,6 +18,7 @@ from dcbench.data.loader import DecodeReport
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
 from dcbench.protocols.base import get_protocol
+from dcbench.protocols.voc.metrics import multilabel_ap
 from dcbench.protocols.voc07_cls import (
     classification_loss,
     mode_iterations,
@@ -92,6 +93,23 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
     torch.testing.assert_close(state["state"]["model"]["features.0.weight"], conv1)  # conv frozen
     assert torch.allclose(state["state"]["model"]["classifier.1.bias"].mean(), torch.tensor(0.1),
                           atol=0.01)  # re-initialised fc6 (bias 0.1), barely moved
+
+
+def test_keeps_the_test_scores_behind_the_map(model, voc_root, tmp_path):
+    """The per-image scores kept for paired intervals recompute the stored mAP (sklearn's
+    AP on them, difficult entries ignored)."""
+    protocol = get_protocol("voc07-cls")
+    config = protocol.resolve_config(schedule="smoke", overrides=MICRO)
+    rows = protocol.run(model, voc_root, config, run_id="t", device="cpu", progress=False,
+                        work_dir=tmp_path)
+    (entry,) = protocol.item_outcomes()
+    assert (entry.split, entry.layer, entry.metric, entry.kind) == \
+        ("test", "fc6-8", "map", "multilabel")
+    t = entry.arrays["targets"]
+    aps = multilabel_ap(entry.arrays["scores"], (t == 1).astype(np.int64), t != -1)
+    stored = next(r.value for r in rows if r.split == "test" and r.metric == "map")
+    assert 100 * np.nanmean(aps) == pytest.approx(stored)
+    assert set(np.unique(t)) <= {-1, 0, 1} and entry.arrays["scores"].shape == t.shape
 
 
 def test_all_layers_train_the_trunk_and_bn_switch_is_labelled(model, voc_root, tmp_path):

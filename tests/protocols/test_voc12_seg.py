@@ -70,6 +70,13 @@ def test_end_to_end_micro_schedule(model, voc_root, tmp_path):
     torch.testing.assert_close(state["state"]["model"]["features.0.weight"],
                                model.features[0].weight)
     assert state["position"]["iteration"] == 3
+    # the per-image pixel counts kept for paired intervals sum to the saved matrix
+    (entry,) = protocol.item_outcomes()
+    assert (entry.split, entry.metric, entry.kind, entry.n_items) == \
+        ("val", "miou", "confusion", len(ids))
+    np.testing.assert_array_equal(entry.arrays["inter"].sum(0), np.diag(cm))
+    np.testing.assert_array_equal(entry.arrays["pred"].sum(0), cm.sum(0))
+    np.testing.assert_array_equal(entry.arrays["gt"].sum(0), cm.sum(1))
 
 
 def test_fcn_fits_a_few_training_images(model, voc_root):

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="only these metrics, e.g. top1 (repeatable)")
     compare.add_argument("--layer", action="append", default=[],
                          help="only these layers, e.g. conv5 (repeatable)")
+    compare.add_argument("--holm", action="store_true",
+                         help="adjust the paired p-values for the number of tests made "
+                              "(Holm's step-down correction)")
     compare.add_argument("--wide", action="store_true",
                          help="every column (dialect, counts) and full model names; the "
                               "default fits 120 columns")

@@ -14,13 +14,14 @@ from torchvision.transforms import v2
 from dcbench.core.bounds import MAX_COUNT, MAX_WORKERS, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
+from dcbench.core.outcomes import ItemOutcomes, correct_outcomes
 from dcbench.data import transforms as T
 from dcbench.data.loader import DecodeReport
 from dcbench.engine.resumable import status
 from dcbench.engine.sharded import share_report
 from dcbench.protocols.base import ProtocolConfig, Result, RunInfo, results_from_metrics
 from dcbench.protocols.probe.batch_sources import ImageSource, TensorSource
-from dcbench.protocols.probe.feature_cache import FeatureCache
+from dcbench.protocols.probe.feature_cache import FeatureCache, dataset_fingerprint
 from dcbench.protocols.probe.frozen_features import cached_features
 from dcbench.protocols.probe.heads import OptimSettings
 from dcbench.protocols.probe.pooling import PoolSpec
@@ -151,6 +152,16 @@ def frozen_sources(
     return train_src, ImageSource(splits.val, train_transform=None, **common)
 
 
+def item_outcomes(outcomes: dict[str, LayerOutcome], splits: Splits,
+                  seed: int) -> list[ItemOutcomes]:
+    """The val per-item top-1 hits behind `top1` and `top1_best_epoch` of every layer, keyed
+    by the val listing (paired intervals between runs on the same items)."""
+    listing = dataset_fingerprint(splits.val.paths, list(splits.val.targets))
+    return [correct_outcomes("val", layer, metric, listing, hits, seed)
+            for layer, outcome in outcomes.items()
+            for metric, hits in outcome.item_hits().items()]
+
+
 def outcome_rows(info: RunInfo, outcomes: dict[str, LayerOutcome], work_dir: Path | None,
                  report: DecodeReport | None = None) -> list[Result]:
     """Result rows per layer and split; the selection record goes to `work_dir/selection.json`
@@ -163,7 +174,7 @@ def outcome_rows(info: RunInfo, outcomes: dict[str, LayerOutcome], work_dir: Pat
     for layer, outcome in outcomes.items():
         for split, metrics in outcome.metrics().items():
             rows += results_from_metrics(info, metrics, split=split, layer=layer)
-        record[layer] = dataclasses.asdict(outcome)
+        record[layer] = outcome.record()
         status(f"{layer}: selected lr={outcome.lr:g} wd={outcome.weight_decay:g} "
             f"epoch {outcome.selected_epoch} (held-out top1 {outcome.heldout_top1:.2f}); "
             f"best val epoch {outcome.best_val_epoch}")

@@ -26,7 +26,8 @@ from dcbench.core.files import append_line
 from dcbench.core.progress import progress_bar
 from dcbench.core.tracking import active
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
-from dcbench.protocols.metrics import average_crops, topk_correct
+from dcbench.protocols.metrics import average_crops, top_hits
+from dcbench.protocols.probe.item_track import ItemTrack
 
 # (features by layer, labels) or (features, labels, rows): `rows` = ProbeSet.train_step's masks
 Batches = Iterable[tuple[Any, ...]]
@@ -186,9 +187,11 @@ def sync_step(head: nn.Module, rows: int, loss: torch.Tensor | None) -> tuple[in
 
 @torch.no_grad()
 def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor, int]],
-             names: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+             names: Iterable[str] | None = None,
+             hits: dict[str, list[torch.Tensor]] | None = None) -> dict[str, dict[str, float]]:
     """Top-1/top-5 (percent) per head (of `names`, default all). Batches carry n_crops; crops
-    are softmax-averaged."""
+    are softmax-averaged. `hits`, when given, receives per head the per-item top-1 hits
+    (bool) of this process's items, batch by batch (under torchrun: its shard)."""
     names = list(probes.heads if names is None else names)
     counts: dict[str, dict[int, int]] = {name: {1: 0, 5: 0} for name in names}
     total = 0
@@ -198,8 +201,11 @@ def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], 
             num_classes = logits.shape[1]
             scores = logits if n_crops == 1 else average_crops(logits.view(-1, n_crops,
                                                                            logits.shape[1]))
-            for k, v in topk_correct(scores.cpu(), labels.cpu()).items():
-                counts[name][k] += v
+            top = top_hits(scores.cpu(), labels.cpu(), 5)
+            counts[name][1] += int(top[:, 0].sum())
+            counts[name][5] += int(top.any(dim=1).sum())
+            if hits is not None:
+                hits.setdefault(name, []).append(top[:, 0].clone())
         total += int(labels.numel())
     # torchrun: each rank evaluated its shard; the counts of every image are summed once
     names = list(counts)
@@ -227,12 +233,15 @@ def train_phase(
     phase: str,
     progress: bool,
     batches_per_epoch: int | None = None,
+    track: ItemTrack | None = None,
 ) -> dict[str, list[dict[str, float]]]:
     """Train for `epochs`, evaluating after each, in the engine's resumable loop (checkpoint
     `work_dir/checkpoints/<phase>.pt` every epoch; a restarted run resumes from it). The
     epoch bar and, with `batches_per_epoch`, a batch bar inside it show totals and ETAs.
 
-    Returns the per-head history: history[head][epoch] = {'top1': .., 'top5': ..}.
+    Returns the per-head history: history[head][epoch] = {'top1': .., 'top5': ..}. With
+    `track` (whose `sink()` `evaluate_fn` fills), the per-item hits of the reported epochs are
+    checkpointed with the loop and left in `track.result[head]`.
     """
     ckpt = LoopCheckpoint(work_dir / "checkpoints" / f"{phase}.pt") if work_dir else None
     loop = ResumableLoop(epochs, state=probes.checkpoint_state(), checkpoint=ckpt,
@@ -255,6 +264,8 @@ def train_phase(
         for name, values in metrics.items():
             history[name].append(values)
         active().scalars(phase, epoch + 1, phase_scalars(probes, phase, loss, metrics))
+        if track is not None:
+            track.update(loop.extra, epoch, metrics)
         best = max(metrics.items(), key=lambda kv: kv[1]["top1"])
         loop.set_postfix(loss=f"{loss:.3f}", top1=f"{best[1]['top1']:.2f}")
         status(f"{phase} epoch {epoch + 1}/{epochs}: loss {loss:.3f}, best head {best[0]} "
@@ -263,6 +274,9 @@ def train_phase(
             append_line(work_dir / "log.jsonl", json.dumps({
                 "phase": phase, "epoch": epoch + 1, "loss": loss, "eval": metrics,
                 "time": time.time()}))  # `dcbench status`: time per epoch, ETA
+    if track is not None:
+        track.result = {name: ItemTrack.read(loop.extra, name) for name in probes.heads}
+        track.extra = loop.extra  # every kept epoch, for a choice made after the loop
     return history
 
 

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from dcbench.protocols.probe.heads import HeadSpec, ProbeSet, evaluate, train_phase
+from dcbench.protocols.probe.item_track import ItemTrack
 
 PHASE = "one-pass"  # the checkpoint is work_dir/checkpoints/one-pass.pt
 SELECT, FINAL = "select", "final"
@@ -83,10 +84,13 @@ def train_one_pass(
     eval_batch_size: int,
     work_dir: Path | None = None,
     progress: bool = False,
+    track: ItemTrack | None = None,
 ) -> dict[str, list[dict[str, float]]]:
     """Train the combined head set (`build_heads`) for `epochs` passes over all training
     positions, resumable (one checkpoint of every head per epoch); the per-head history:
-    selection heads on held-out, final heads on val."""
+    selection heads on held-out, final heads on val. `track` (an `ItemTrack(None)`) keeps
+    the final heads' per-item val hits of every epoch (the selected epoch is known only at
+    the end)."""
     all_positions = np.sort(np.concatenate([train_positions, heldout_positions]))
     size = int(all_positions.max()) + 1 if all_positions.size else 0
     heldout = torch.zeros(size, dtype=torch.bool)
@@ -96,8 +100,9 @@ def train_one_pass(
 
     def evaluate_fn() -> dict[str, dict[str, float]]:
         held = evaluate(probes, source.eval_batches(heldout_positions, eval_batch_size), select)
+        sink = track.sink() if track is not None else None
         return {**held, **evaluate(probes, val_source.eval_batches(None, eval_batch_size),
-                                   final)}
+                                   final, hits=sink)}
 
     return train_phase(
         probes, epochs=epochs, phase=PHASE, work_dir=work_dir, progress=progress,
@@ -105,5 +110,5 @@ def train_one_pass(
         train_batches=lambda e: masked_batches(
             source.train_batches(all_positions, e, seed * 1000 + 2, batch_size,
                                  with_positions=True), heldout, select),
-        evaluate_fn=evaluate_fn,
+        evaluate_fn=evaluate_fn, track=track,
     )

@@ -39,6 +39,7 @@ from dcbench.protocols.probe.heads import (
     evaluate,
     train_phase,
 )
+from dcbench.protocols.probe.item_track import ItemTrack
 from dcbench.protocols.probe.splits import stratified_split
 
 
@@ -75,6 +76,18 @@ class LayerOutcome:
     heldout_top1: float
     val_curve: list[dict[str, float]]
     best_val_epoch: int  # 1-based
+    # per-item val top-1 hits behind `top1` ("selected") and `top1_best_epoch` ("best")
+    items: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+
+    def record(self) -> dict[str, object]:
+        """The JSON record of `selection.json` (everything but the per-item hits)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "items"}
+
+    def item_hits(self) -> dict[str, np.ndarray]:
+        """Val metric name -> per-item top-1 hits (bool, val items in dataset order)."""
+        names = {"selected": "top1", "best": "top1_best_epoch"}
+        return {names[key]: hits for key, hits in self.items.items()}
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Rows by split: val top1/top5 at the selected epoch + best-epoch top1; held-out top1."""
@@ -164,19 +177,23 @@ def _fit_one_pass(layers: list[str], make_head: Callable[[str], nn.Module], trai
     heads = one_pass.build_heads(layers, settings.candidates, make_head, settings.seed)
     probes = ProbeSet(heads, settings.optim, _iters_per_epoch(n_all, settings.batch_size)
                       ).to(device)
+    track = ItemTrack(None)  # every epoch's val hits of the final heads
     history = one_pass.train_one_pass(
         probes, train_source, val_source, train_positions, heldout_positions,
         epochs=settings.epochs, seed=settings.seed, batch_size=settings.batch_size,
-        eval_batch_size=settings.eval_batch_size, work_dir=work_dir, progress=progress)
+        eval_batch_size=settings.eval_batch_size, work_dir=work_dir, progress=progress,
+        track=track)
     chosen = choose(layers, settings.candidates, history,
                     lambda *key: one_pass.head_name(one_pass.SELECT, *key))
     report_selection(chosen)
     out = {}
     for layer in layers:
         lr, wd, epoch, held_top1 = chosen[layer]
-        curve = history[one_pass.head_name(one_pass.FINAL, layer, lr, wd)]
+        name = one_pass.head_name(one_pass.FINAL, layer, lr, wd)
+        curve = history[name]
         out[layer] = LayerOutcome(layer, lr, wd, epoch + 1, held_top1, curve,
-                                  best_epoch(curve) + 1)
+                                  best_epoch(curve) + 1,
+                                  ItemTrack.read(track.extra, name, epoch))
     return out
 
 
@@ -211,20 +228,24 @@ def _fit_two_pass(layers: list[str], make_head: Callable[[str], nn.Module], trai
     report_selection(chosen)
     all_positions = np.sort(np.concatenate([train_positions, heldout_positions]))
     final = build({layer: [chosen[layer][:2]] for layer in layers}, 2, all_positions.size)
+    track = ItemTrack({_head_name(layer, *chosen[layer][:2]): chosen[layer][2]
+                       for layer in layers})
     val_hist = train_phase(
         final, epochs=settings.epochs, phase="final", work_dir=work_dir, progress=progress,
         batches_per_epoch=_iters_per_epoch(all_positions.size, settings.batch_size),
         train_batches=lambda e: train_source.train_batches(
             all_positions, e, settings.seed * 1000 + 2, settings.batch_size),
-        evaluate_fn=lambda: evaluate(final, val_source.eval_batches(None,
-                                                                    settings.eval_batch_size)),
+        evaluate_fn=lambda: evaluate(final, val_source.eval_batches(
+            None, settings.eval_batch_size), hits=track.sink()),
+        track=track,
     )
     out = {}
     for layer in layers:
         lr, wd, epoch, held_top1 = chosen[layer]
         curve = val_hist[_head_name(layer, lr, wd)]
         out[layer] = LayerOutcome(layer, lr, wd, epoch + 1, held_top1, curve,
-                                  best_epoch(curve) + 1)
+                                  best_epoch(curve) + 1,
+                                  track.result.get(_head_name(layer, lr, wd), {}))
     return out
 
 
