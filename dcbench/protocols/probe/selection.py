@@ -77,7 +77,8 @@ class LayerOutcome:
     val_curve: list[dict[str, float]]
     best_val_epoch: int  # 1-based
     # per-item val top-1 hits behind `top1` ("selected") and `top1_best_epoch` ("best")
-    items: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+    items: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False,
+                                                     compare=False)
 
     def record(self) -> dict[str, object]:
         """The JSON record of `selection.json` (everything but the per-item hits)."""
