@@ -33,6 +33,7 @@ from dcbench.data.folders import list_file_candidates
 from dcbench.data.voc import find_voc
 from dcbench.models.backbone import Backbone
 from dcbench.protocols.retrieval import find_folder
+from dcbench.protocols.voc07_cls import mode_iterations
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 HOW = ("ETA = images each run pushes through the network (from its resolved config and the "
@@ -152,8 +153,7 @@ def run_work(protocol: str, config: Any, counts: dict[str, int],
             return float(train + val), 0.0
         return float(config.epochs * (train + val * crops)), 0.0
     if protocol == "voc07-cls":
-        iterations = config.iterations or (config.iterations_all if config.train_layers == "all"
-                                           else config.iterations_fc6_8)
+        iterations = mode_iterations(config)  # fc6-8's published count depends on the pipeline
         scale = ((config.crop_size or input_size) / input_size) ** 2
         test = counts.get("voc07-test", 0) * config.eval_passes
         return test * scale, float(iterations * config.batch_size) * scale

@@ -26,6 +26,7 @@ from typing import Any
 from dcbench.data.folders import find_dataset
 from dcbench.data.labelled_splits import open_labelled_splits
 from dcbench.data.voc import find_voc
+from dcbench.protocols.voc07_cls import mode_iterations
 
 # Network passes of one image trained through the network (forward + backward ~ 3 forwards).
 TRAIN_COST = 3.0
@@ -139,9 +140,9 @@ def _low_shot(cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
 
 def _voc_finetune(name: str, cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
     """Fine-tuning iterations (x pixel area against the model's input size) + the test pass."""
-    iterations = cfg.iterations
-    if iterations is None:  # voc07-cls: the mode's published count
-        iterations = (cfg.iterations_all if cfg.train_layers == "all" else cfg.iterations_fc6_8)
+    # voc07-cls: the mode's published count when `iterations` is unset (fc6-8's depends on
+    # the pipeline, resolved only by `mode_iterations`)
+    iterations = mode_iterations(cfg) if name == "voc07-cls" else cfg.iterations
     area = 1.0
     if name == "voc07-det":  # images resized to the train scales, not the model's crop
         mean_scale = sum(cfg.train_scales) / len(cfg.train_scales)

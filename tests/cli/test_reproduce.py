@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from dcbench.leaderboards.published import load_published
+from dcbench.data.synthetic_retrieval import write_retrieval_set
+from dcbench.leaderboards import reproduce as planner
+from dcbench.leaderboards.published import list_tables, load_published
 from dcbench.leaderboards.store import ResultsStore
 
 MODEL = "random-alexnet_small-sobel"
@@ -155,4 +157,30 @@ def test_bad_input_only_a_protocol_sees_leaves_no_plan_behind(cli, capsys, tmp_p
                "--schedule", "smoke", "--set", "pooling=nope", "--out", out) == 2
     err = capsys.readouterr().err
     assert err.count("dcbench: error:") == 1 and "config key 'pooling' must be one of" in err
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def retrieval_set(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny built-in Oxford5k + Paris6k pair."""
+    return write_retrieval_set(tmp_path_factory.mktemp("retr") / "retrieval", landmarks=2,
+                               per_landmark=2, queries_per_landmark=1, distractors=1, size=48)
+
+
+def _planned_tables() -> list[str]:
+    return [t.id for t in list_tables() if planner.column_plans(t.id)]
+
+
+@pytest.mark.parametrize("table", _planned_tables())
+def test_published_dry_run_of_every_planned_table(cli, capsys, tmp_path, table, cls_set,
+                                                  voc_set, retrieval_set):
+    # the README's first example, with the published schedule (the default), on every table:
+    # the estimate must not depend on values the pipeline resolves only when it runs
+    roots = {"imagenet": cls_set, "places205": cls_set, "voc": voc_set,
+             "retrieval": retrieval_set}
+    data = [a for n in planner.table_data(table) for a in ("--data", f"{n}={roots[n]}")]
+    out = tmp_path / "plan"
+    assert cli("reproduce", table, "--model", MODEL, *data, "--dry-run", "--out", out) == 0
+    printed = capsys.readouterr().out
+    assert "estimated total" in printed and "schedule published" in printed
     assert not out.exists()
