@@ -20,6 +20,7 @@ from typing import Any
 
 from dcbench.cli.config_checks import check_protocol_config
 from dcbench.cli.entry import build_parser
+from dcbench.cli.resume_hint import INTERRUPTED, report_interrupt
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, write_json, write_text
@@ -214,6 +215,10 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / PLAN_FILE, state)
     try:
         run_ids = _execute(plan, argvs, out)
+        return _finish(plan, args, store, out, run_ids)
+    except KeyboardInterrupt:  # Ctrl-C in an eval (its 130) or between them: stop the plan
+        return report_interrupt(getattr(args, "_argv", _own_argv(args)),
+                                None if args.out else out, saved=True)
     except UserError:
         # bad input only a protocol could see: if no run was left behind, neither is the plan
         if not args.resume and not any((out / name).exists() for name in argvs):
@@ -240,9 +245,19 @@ def _execute(plan: planner.Plan, argvs: dict[str, list[str]], out: Path) -> dict
             print(f"{title}\n  $ {planner.command_line(argv)}", file=sys.stderr, flush=True)
             eval_args = build_parser("eval").parse_args(argv)
             with contextlib.redirect_stdout(sys.stderr):  # stdout is for the table
-                eval_args._run(eval_args)  # a UserError propagates: one error line
+                code = eval_args._run(eval_args)  # a UserError propagates: one error line
+            if code == INTERRUPTED:  # the eval printed its own state; the plan stops too
+                raise KeyboardInterrupt
         run_ids[run.name] = str(json.loads((run_dir / "run.json").read_text())["run_id"])
     return run_ids
+
+
+def _own_argv(args: argparse.Namespace) -> list[str]:
+    """The reproduce command's words when it was not started by `main` (Python callers)."""
+    words = ["reproduce", args.table, "--model", args.model]
+    for pair in args.data:
+        words += ["--data", pair]
+    return words + ["--schedule", args.schedule]
 
 
 def _finish(plan: planner.Plan, args: argparse.Namespace, store: Path, out: Path,

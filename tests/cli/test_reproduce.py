@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+import dcbench.cli.eval as cli_eval
 from dcbench.data.synthetic_retrieval import write_retrieval_set
 from dcbench.leaderboards import reproduce as planner
 from dcbench.leaderboards.published import list_tables, load_published
@@ -184,3 +185,31 @@ def test_published_dry_run_of_every_planned_table(cli, capsys, tmp_path, table, 
     printed = capsys.readouterr().out
     assert "estimated total" in printed and "schedule published" in printed
     assert not out.exists()
+
+
+@pytest.mark.parametrize("interrupted_call", [1, 2])
+def test_ctrl_c_in_an_eval_stops_the_plan_with_the_resume_hint(cli, capsys, tmp_path, cls_set,
+                                                               monkeypatch, interrupted_call):
+    # the eval catches Ctrl-C and returns 130: the plan must stop there (no table, no next
+    # run, no FileNotFoundError for a run.json never written), say how to resume, exit 130
+    out, store = tmp_path / "plan", tmp_path / "results.sqlite"
+    argv = ["reproduce", "eccv-table1-earlier", "--model", MODEL, "--data",
+            f"imagenet={cls_set}", "--data", f"places205={cls_set}", "--schedule", "smoke",
+            "--fast", *LINEAR, "--store", store, "--out", out]
+    real, calls = cli_eval._evaluate, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == interrupted_call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli_eval, "_evaluate", interrupted)
+    assert cli(*argv) == 130
+    err = capsys.readouterr().err
+    assert len(calls) == interrupted_call
+    assert err.rstrip().endswith(f"--out {out} --resume") and "dcbench reproduce " in err
+    assert "Traceback" not in err and not (out / "table.md").exists()
+    monkeypatch.setattr(cli_eval, "_evaluate", real)
+    assert cli(*argv, "--resume") == 0
+    assert (out / "table.md").is_file()
