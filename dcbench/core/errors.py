@@ -40,6 +40,11 @@ class NetworkError(UserError, ConnectionError):
     """A download that cannot happen (offline, unreachable host); says where to put the file."""
 
 
+class LoaderWorkerDied(UserError, RuntimeError):
+    """A DataLoader worker process died (killed by the OOM killer or `kill -9`): not bad
+    input, but one line that says what happened and that `--resume` continues the run."""
+
+
 def did_you_mean(name: str, valid: list[str] | tuple[str, ...]) -> str:
     """A short 'valid choices are ...' suffix for unknown-name errors."""
     close = difflib.get_close_matches(name, list(valid), n=3)

@@ -47,11 +47,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.errors import UserError
-from dcbench.data.loader import DecodeReport, loader_timeout
+from dcbench.data.loader import DataLoader, DecodeReport, loader_timeout
 from dcbench.data.voc import VOC_CLASSES, VOCDetection
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.protocols.base import register_protocol

@@ -32,11 +32,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from dcbench.core.bounds import MAX_COUNT, bounded
-from dcbench.data.loader import DecodeReport, loader_timeout
+from dcbench.data.loader import DataLoader, DecodeReport, loader_timeout
 from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.protocols.base import register_protocol

@@ -27,7 +27,7 @@ from dcbench.core.bounds import MAX_COUNT, MAX_WORKERS, bounded
 from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_json
-from dcbench.data.loader import Batch, DecodeReport, loader_timeout, make_loader
+from dcbench.data.loader import Batch, DataLoader, DecodeReport, loader_timeout, make_loader
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
 from dcbench.protocols.base import (
     Protocol,
@@ -107,7 +107,7 @@ def epoch_batches(dataset: Any, *, batch_size: int, seed: int, workers: int,
             loader = make_loader(view, batch_size, sampler=order, workers=workers,
                                  generator=generator)
         else:
-            loader = torch.utils.data.DataLoader(view, batch_size=batch_size, sampler=order,
+            loader = DataLoader(view, batch_size=batch_size, sampler=order,
                                                  num_workers=workers, collate_fn=collate,
                                                  generator=generator,
                                                  timeout=loader_timeout(workers))
