@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,6 +172,18 @@ class ImageFolderDataset(_ImageDataset):
         self.listing_problems: list[str] = problems
         self.empty_classes: list[str] = empty
         _report_listing(self.root, problems, empty)
+
+
+def require_decodable(samples: Sequence[tuple[str, int]], root: str | os.PathLike) -> None:
+    """Refuse a dataset in which no image decodes, before a run writes anything (a run would
+    otherwise fail later on "0 images"). Decodes files in order and stops at the first good
+    one, so a usable folder costs one decode."""
+    for path, _ in samples:
+        if open_image(path) is not None:
+            return
+    names = ", ".join(os.path.basename(p) for p, _ in samples[:3])
+    raise UserError(f"no image in {root} could be decoded ({len(samples)} tried: {names}"
+                    + (", ..." if len(samples) > 3 else "") + ")")
 
 
 def parse_list_line(line: str) -> tuple[str, int] | None:

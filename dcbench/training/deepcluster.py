@@ -41,7 +41,7 @@ from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line
 from dcbench.core.provenance import code_revision, config_hash, device_name, versions
 from dcbench.core.version import __version__
-from dcbench.data.folders import ImageFolderDataset
+from dcbench.data.folders import ImageFolderDataset, require_decodable
 from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader, EncodedImages, resolve_pipeline
 from dcbench.data.loader import DecodeReport, make_loader
 from dcbench.data.samplers import DistributedUniformLabelSampler
@@ -152,6 +152,7 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
     center_decoder = BatchDecoder(device, size, mc["mean"], mc["std"], mode="center",
                                   resize=resize) if on_device else None
     n_total, targets = len(cluster_set), cluster_set.targets
+    require_decodable(getattr(cluster_set, "base", cluster_set).samples, data_dir)
     n_used = min(config.subset_size or n_total, n_total)
     if config.clustering == "kmeans" and config.k > n_used:
         raise UserError(f"k={config.k} exceeds the {n_used} images clustered per epoch")

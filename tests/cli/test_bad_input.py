@@ -91,6 +91,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str,
     readonly = _readonly_dir(base)
     if readonly is not None:
         c["readonly"] = readonly
+    c["undecodable"] = base / "undecodable" / "train"  # issue 26: no image decodes
+    for cls in ("a", "b"):
+        (c["undecodable"] / cls).mkdir(parents=True)
+        for i in range(3):
+            (c["undecodable"] / cls / f"{i}.jpg").write_bytes(b"\xff\xd8 not a jpeg " * 4)
     c["fresh"] = base / "fresh"  # never created: each case's fresh output goes under it
     c.update(parse_and_range_corpus(base, c["hub_list"]))
     return c
@@ -254,6 +259,8 @@ CASES: list[tuple[str, Argv, str | None]] = [
     ("train-unknown-key", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
                                         "--set", "kk=3"], None),
     ("train-no-data", lambda c, o: [*TRAIN, "--data", o / "nothing", "--out", o], None),
+    ("train-nothing-decodes", lambda c, o: [*TRAIN, "--data", c["undecodable"], "--out", o],
+     "undecodable"),
     ("train-bad-recipe", lambda c, o: ["train", "--recipe", "tiny2", "--data", c["train"],
                                        "--out", o], None),
     # eval
@@ -395,3 +402,12 @@ def test_every_subcommand_has_a_row() -> None:
 
     covered = {case[0].split("-")[0] for case in CASES}
     assert covered == set(SUBCOMMANDS)
+
+
+def test_train_where_no_image_decodes_says_so(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--data", str(corpus["undecodable"]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"no image in {corpus['undecodable']} could be decoded (6 tried: 0.jpg, 1.jpg, " \
+           "2.jpg, ...)" in err
+    assert not out.exists()  # no config.yaml, versions.json or run marker left behind
