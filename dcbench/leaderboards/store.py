@@ -117,8 +117,12 @@ def check_store(path: str | os.PathLike) -> None:
         if handle.read(16) != b"SQLite format 3\x00":
             raise UserError(f"--store {path} is not an SQLite results store; choose another "
                             "file")
+    # read-only; and when no connection is open on it (no -wal file: a WAL store's writers
+    # keep one), immutable, so that even a read-only open creates no -wal / -shm next to it
+    wal = path.with_name(path.name + "-wal")
+    mode = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True,
                                timeout=BUSY_TIMEOUT_MS / 1000)
     except sqlite3.Error as err:
         raise UserError(f"cannot open results store {path}: {err}") from err
