@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import re
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from dcbench.core.devices import resolve_device
 from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, write_json, write_text
 from dcbench.core.home import dcbench_home, results_store_path
+from dcbench.core.state_files import read_json_state
 from dcbench.leaderboards import reproduce as planner
 from dcbench.leaderboards.published import list_tables, table_info
 from dcbench.leaderboards.reproduce_eta import (
@@ -47,6 +47,7 @@ from dcbench.models.factory import load_model
 from dcbench.protocols.base import get_protocol
 
 PLAN_FILE = "plan.json"
+PLAN_KEYS = {"table": str, "model": str, "schedule": str, "runs": dict}
 
 
 def list_plans() -> str:
@@ -124,7 +125,8 @@ def _state(out: Path, args: argparse.Namespace, runs: dict[str, list[str]]) -> d
         if not args.resume:
             raise UserError(f"{out} already holds a reproduce plan; pass --resume to continue "
                             "it or choose another --out")
-        saved = json.loads(plan_file.read_text())
+        saved = read_json_state(plan_file, "reproduce plan", keys=PLAN_KEYS,
+                                hint="start the plan again with another --out")
         if {k: saved.get(k) for k in settings} != settings:
             raise UserError(f"{out} holds the plan of {saved.get('table')} for "
                             f"{saved.get('model')} ({saved.get('schedule')}); resume with the "
@@ -248,7 +250,9 @@ def _execute(plan: planner.Plan, argvs: dict[str, list[str]], out: Path) -> dict
                 code = eval_args._run(eval_args)  # a UserError propagates: one error line
             if code == INTERRUPTED:  # the eval printed its own state; the plan stops too
                 raise KeyboardInterrupt
-        run_ids[run.name] = str(json.loads((run_dir / "run.json").read_text())["run_id"])
+        run_ids[run.name] = read_json_state(
+            run_dir / "run.json", "run file", keys={"run_id": str},
+            hint=f"remove {run_dir} and continue with --resume (that run starts again)")["run_id"]
     return run_ids
 
 

@@ -96,6 +96,12 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str,
         (c["undecodable"] / cls).mkdir(parents=True)
         for i in range(3):
             (c["undecodable"] / cls / f"{i}.jpg").write_bytes(b"\xff\xd8 not a jpeg " * 4)
+    for name, text in (("plan_torn", '{"table": "eccv'), ("plan_list", "[]"),
+                       ("plan_no_runs", '{"table": "thesis-5.3", "model": "arch:alexnet_small", '
+                                        '"schedule": "smoke"}')):
+        c[name] = base / name  # issue 26: a damaged reproduce plan, then --resume
+        c[name].mkdir()
+        (c[name] / "plan.json").write_text(text)
     c["fresh"] = base / "fresh"  # never created: each case's fresh output goes under it
     c.update(parse_and_range_corpus(base, c["hub_list"]))
     return c
@@ -325,6 +331,9 @@ CASES: list[tuple[str, Argv, str | None]] = [
                                            "--data", f"imagenet={c['cls']}", "--out", o], None),
     ("reproduce-foreign-out", lambda c, o: [*REPRO, "--data", f"imagenet={c['cls']}",
                                             "--out", c["userdir"]], "userdir"),
+    *[(f"reproduce-resume-{n.replace('_', '-')}",
+       lambda c, o, n=n: [*REPRO, "--data", f"imagenet={c['cls']}", "--out", c[n], "--resume"],
+       n) for n in ("plan_torn", "plan_list", "plan_no_runs")],
     ("reproduce-batch-0", lambda c, o: [*REPRO, "--data", f"imagenet={c['cls']}", "--out", o,
                                         "--set", "batch_size=0"], None),
     ("leaderboard-report-out-file", lambda c, o: ["leaderboard", "report", "--output",
@@ -411,3 +420,13 @@ def test_train_where_no_image_decodes_says_so(corpus, tmp_path, capsys):
     assert f"no image in {corpus['undecodable']} could be decoded (6 tried: 0.jpg, 1.jpg, " \
            "2.jpg, ...)" in err
     assert not out.exists()  # no config.yaml, versions.json or run marker left behind
+
+
+@pytest.mark.parametrize("name, reason", [("plan_torn", "not valid JSON"),
+                                          ("plan_list", "expected a JSON object, got list"),
+                                          ("plan_no_runs", "no 'runs'")])
+def test_a_damaged_reproduce_plan_names_the_file(corpus, capsys, name, reason):
+    assert main([*REPRO, "--data", f"imagenet={corpus['cls']}", "--out", str(corpus[name]),
+                 "--resume"]) == 2
+    line = capsys.readouterr().err.splitlines()[0]
+    assert f"reproduce plan {corpus[name] / 'plan.json'} is damaged ({reason}" in line
