@@ -328,5 +328,21 @@ class ResultsStore:
         with self._connect() as conn:
             frame = _retry(lambda: pd.read_sql_query(sql, conn))
         for column in ("config", "versions", "extra"):
-            frame[column] = frame.pop(f"{column}_json").map(json.loads)
+            texts = frame.pop(f"{column}_json")
+            frame[column] = [self._json_object(text, run_id, column)
+                             for text, run_id in zip(texts, frame["run_id"], strict=True)]
         return frame
+
+    def _json_object(self, text: Any, run_id: Any, column: str) -> dict:
+        """One `runs.*_json` cell decoded, or one line naming the store, run and column."""
+        if text is None and column == "extra":
+            return {}
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise UserError(f"results store {self.path} is corrupt: runs.{column}_json of run "
+                            f"{run_id} is not a JSON object; restore the store from a backup "
+                            "or choose another --store")
+        return value

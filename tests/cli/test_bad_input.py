@@ -146,6 +146,13 @@ def parse_and_range_corpus(base: Path, hub_list: Path) -> dict[str, Path]:
     c["store_text_version"] = _store_with(base / "v.sqlite",
                                           "UPDATE schema_version SET version = 'two'")
     c["store_text_value"] = _store_with(base / "t.sqlite", "UPDATE results SET value = 'high'")
+    c["store_bad_config"] = _store_with(base / "c.sqlite", "SELECT 1")  # issue 26
+    ResultsStore(c["store_bad_config"]).add_run("r", "eval:knn", {}, {}, "cpu", "a", "b")
+    conn = sqlite3.connect(c["store_bad_config"])
+    with conn:
+        conn.execute("UPDATE runs SET config_json = '{\"lr\": 0.1'")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
     c["hub_ok"] = base / "hub_ok"
     c["hub_ok"].mkdir()
     (c["hub_ok"] / "model.safetensors").write_bytes((hub_list / "model.safetensors").read_bytes())
@@ -217,6 +224,12 @@ RANGE_AND_PARSE_CASES: list[tuple[str, Argv, str | None]] = [
                                                    "eccv-table1-imagenet", "--results",
                                                    "--store", c["store_text_value"]],
      "store_text_value"),
+    ("leaderboard-store-runs-config-not-json",
+     lambda c, o: ["leaderboard", "compare", "m", "0" * 64, "--store", c["store_bad_config"]],
+     "store_bad_config"),
+    ("leaderboard-report-runs-config-not-json",
+     lambda c, o: ["leaderboard", "report", "--store", c["store_bad_config"],
+                   "--output", o / "r.html"], "store_bad_config"),
     ("hub-push-revision-escape", lambda c, o: ["hub", "push", c["hub_ok"], "--repo", "org/x",
                                                "--revision", "a/../../b"], "hub_ok"),
     ("data-synth-seed-negative", lambda c, o: ["data", "synth", "--out", o, "--seed", "-1"],
