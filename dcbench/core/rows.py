@@ -187,7 +187,7 @@ def read_results_file(path: str | Path) -> tuple[list[dict], list[dict]]:
     if not path.is_file():
         raise UserError(f"results file {path} does not exist")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"cannot read {path}: {err}") from err
     return parse_results_json(text, str(path))

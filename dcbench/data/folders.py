@@ -214,7 +214,7 @@ class ListFileDataset(_ImageDataset):
             raise UserError(f"image root for {self.list_file.name} not found: {self.root}")
         samples: list[tuple[str, int]] = []
         bad: list[int] = []
-        text = self.list_file.read_text(encoding="utf-8", errors="replace")
+        text = self.list_file.read_text(encoding="utf-8-sig", errors="replace")
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
@@ -251,7 +251,7 @@ def list_file_candidates(root: Path, split: str) -> list[Path]:
 def _list_image_root(root: Path, list_file: Path) -> Path:
     """The folder that the list's relative paths start from (root, images256/ or images/)."""
     first = None
-    for line in list_file.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in list_file.read_text(encoding="utf-8-sig", errors="replace").splitlines():
         parsed = parse_list_line(line)
         if parsed is not None:
             first = parsed[0]

@@ -139,7 +139,7 @@ def _files(folder: Path) -> int:
 def _lines(path: Path) -> int:
     if not path.is_file():
         return 0
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
         return sum(1 for line in handle if line.strip())
 
 

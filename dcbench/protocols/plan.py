@@ -177,8 +177,9 @@ def plan_eval(protocol: str, config: Any, sizes: Mapping[str, int], *,
 def _voc_ids(root: Path, year: str, folder: str, split: str) -> int:
     """Image ids listed in `VOC<year>/ImageSets/<folder>/<split>.txt`."""
     path = find_voc(root, year) / "ImageSets" / folder / f"{split}.txt"
-    return len([line for line in path.read_text().splitlines() if line.strip()]) \
-        if path.is_file() else 0
+    if not path.is_file():
+        return 0
+    return len([ln for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()])
 
 
 def dataset_sizes(protocol: str, data_dir: str | os.PathLike, config: Any) -> dict[str, int]:
