@@ -102,6 +102,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str,
         c[name] = base / name  # issue 26: a damaged reproduce plan, then --resume
         c[name].mkdir()
         (c[name] / "plan.json").write_text(text)
+    c["run_folder"] = base / "run_folder"  # an eval run folder given to `leaderboard add`
+    c["run_folder"].mkdir()
+    (c["run_folder"] / "run.json").write_text('{"run_id": "r"}')
+    (c["run_folder"] / "results.json").write_text("[]")
     c["fresh"] = base / "fresh"  # never created: each case's fresh output goes under it
     c.update(parse_and_range_corpus(base, c["hub_list"]))
     return c
@@ -332,6 +336,9 @@ CASES: list[tuple[str, Argv, str | None]] = [
     ("hub-push-bad-revision", lambda c, o: ["hub", "push", c["hub_list"], "--repo", "org/x",
                                             "--revision", "../../x"], "hub_list"),
     # leaderboard
+    ("leaderboard-add-run-folder", lambda c, o: ["leaderboard", "add", c["run_folder"]],
+     "run_folder"),
+    ("leaderboard-add-a-folder", lambda c, o: ["leaderboard", "add", c["userdir"]], "userdir"),
     ("leaderboard-unknown-table", lambda c, o: ["leaderboard", "show", "no-such-table"], None),
     # reproduce
     ("reproduce-unknown-table", lambda c, o: [*REPRO[:1], "no-such-table", *REPRO[2:],
@@ -443,3 +450,9 @@ def test_a_damaged_reproduce_plan_names_the_file(corpus, capsys, name, reason):
                  "--resume"]) == 2
     line = capsys.readouterr().err.splitlines()[0]
     assert f"reproduce plan {corpus[name] / 'plan.json'} is damaged ({reason}" in line
+
+
+def test_leaderboard_add_of_a_run_folder_points_at_from(corpus, capsys):
+    assert main(["leaderboard", "add", str(corpus["run_folder"])]) == 2
+    assert (f"{corpus['run_folder']} is a run folder: use --from {corpus['run_folder']}"
+            in capsys.readouterr().err)
