@@ -89,11 +89,17 @@ def identify(results: pd.DataFrame) -> pd.DataFrame:
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]{0,63}")
 
 
+SHA_PREFIX = re.compile(r"[0-9a-fA-F]{6,}")
+
+
 def check_name(name: str) -> str:
     """A `--name` for a model: 1-64 letters, digits and `._+@=-`, starting alphanumeric."""
     if not NAME_PATTERN.fullmatch(str(name)):
         raise UserError(f"--name {name!r}: use 1-64 letters, digits and ._+@=- (starting "
                         "with a letter or digit), e.g. tiny-sobel")
+    if SHA_PREFIX.fullmatch(str(name)):  # `compare NAME` would read it as a weights prefix
+        raise UserError(f"--name {name}: 6 or more hex digits read as a sha256 prefix where "
+                        f"models are named; add a non-hex character, e.g. {name}-run")
     return str(name)
 
 

@@ -324,6 +324,8 @@ CASES: list[tuple[str, Argv, str | None]] = [
      "corrupt_store"),
     ("eval-resume-nothing", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
                                           "--out", o, "--resume"], None),
+    ("eval-name-sha-prefix", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                           "--out", o, "--name", "abcdef12"], None),
     ("eval-bad-protocol", lambda c, o: ["eval", "--protocol", "knnn", "--model", MODEL,
                                         "--data", c["cls"], "--out", o], None),
     # hub
