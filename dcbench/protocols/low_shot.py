@@ -71,7 +71,7 @@ class LowShotConfig(ProtocolConfig):
     batch_size: int = bounded(256, ge=1, le=MAX_COUNT)
     eval_batch_size: int = bounded(128, ge=1, le=MAX_COUNT)
     ten_crop: bool = True
-    heldout_fraction: float = bounded(0.05, ge=0, lt=1)
+    heldout_fraction: float = bounded(0.05, gt=0, lt=1)
     indices_file: str = ""
     eval_split: str = "val"
 

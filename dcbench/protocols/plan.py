@@ -25,7 +25,7 @@ from typing import Any
 
 from dcbench.data.folders import find_dataset
 from dcbench.data.labelled_splits import open_labelled_splits
-from dcbench.data.voc import find_voc
+from dcbench.data.voc import VOCClassification, VOCSegmentation, find_voc
 from dcbench.protocols.voc07_cls import mode_iterations
 
 # Network passes of one image trained through the network (forward + backward ~ 3 forwards).
@@ -193,11 +193,18 @@ def dataset_sizes(protocol: str, data_dir: str | os.PathLike, config: Any) -> di
         return {"train": len(train), "val": len(val), "classes": classes}
     if protocol in ("knn-graph", "nmi"):
         return {config.split: len(find_dataset(root, config.split))}
-    if protocol == "voc12-seg":
-        return {"train": _voc_ids(root, "2012", "Segmentation", config.split),
-                "val": _voc_ids(root, "2012", "Segmentation", config.eval_split)}
+    if protocol == "voc12-seg":  # the datasets the run opens, with their checks
+        train = VOCSegmentation(root, 2012, config.split, list_file=config.list_file,
+                                mask_dir=config.mask_dir)
+        val = VOCSegmentation(root, 2012, config.eval_split)
+        return {"train": len(train), "val": len(val)}
     if protocol.startswith("voc07"):
         train_split = getattr(config, "train_split", getattr(config, "split", "trainval"))
+        if protocol != "voc07-det":  # the class lists the run reads (refused when missing)
+            test_split = getattr(config, "test_split", "val" if protocol == "voc07-cls"
+                                 and train_split == "train" else "test")
+            return {"train": len(VOCClassification(root, 2007, train_split)),
+                    "test": len(VOCClassification(root, 2007, test_split))}
         return {"train": _voc_ids(root, "2007", "Main", train_split),
                 "test": _voc_ids(root, "2007", "Main", getattr(config, "test_split", "test"))}
     return {"images": sum(1 for _ in _image_files(root))}

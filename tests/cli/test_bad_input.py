@@ -47,10 +47,11 @@ def _readonly_dir(base: Path) -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str, Path]:
+def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path,
+           voc_set: Path) -> dict[str, Path]:
     """Hostile files and folders, built once for the whole table."""
     base = tmp_path_factory.mktemp("hostile")
-    c: dict[str, Path] = {"cls": cls_set, "train": cls_set / "train"}
+    c: dict[str, Path] = {"cls": cls_set, "train": cls_set / "train", "voc": voc_set}
     c.update(hostile_checkpoints(base))
     c["userdir"] = base / "userdir"
     (c["userdir"] / "final").mkdir(parents=True)
@@ -326,6 +327,18 @@ CASES: list[tuple[str, Argv, str | None]] = [
                                           "--out", o, "--resume"], None),
     ("eval-name-sha-prefix", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
                                            "--out", o, "--name", "abcdef12"], None),
+    # issue 26: a dry run checks what the run checks
+    *[(f"eval-dry-run-{p}-heldout-0",
+       lambda c, o, p=p: ["eval", "--protocol", p, "--model", MODEL, "--data", c["cls"],
+                          "--schedule", "smoke", "--set", "heldout_fraction=0", "--dry-run",
+                          "--out", o], None) for p in ("linear-conv", "mlp", "low-shot")],
+    ("eval-dry-run-svm-train-split", lambda c, o: [*SVM, "--data", c["voc"], "--set",
+                                                   "train_split=nope", "--dry-run", "--out", o],
+     "detail"),
+    ("eval-dry-run-seg-list-file", lambda c, o: ["eval", "--protocol", "voc12-seg", "--model",
+                                                 MODEL, "--data", c["voc"], "--set",
+                                                 "list_file=abc", "--dry-run", "--out", o],
+     "detail"),
     ("eval-bad-protocol", lambda c, o: ["eval", "--protocol", "knnn", "--model", MODEL,
                                         "--data", c["cls"], "--out", o], None),
     # hub
