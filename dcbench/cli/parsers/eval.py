@@ -4,6 +4,7 @@ argument errors answer before torch is imported; the runner is `dcbench.cli.eval
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dcbench.core.errors import UnknownNameError, UserError, did_you_mean
 
@@ -93,3 +94,5 @@ def check_args(args: argparse.Namespace) -> None:
     if args.protocol not in PROTOCOL_NAMES:
         raise UnknownNameError(f"unknown protocol {args.protocol!r}; "
                                + did_you_mean(args.protocol, PROTOCOL_NAMES))
+    if not Path(args.data).expanduser().exists():  # before torch is imported
+        raise UserError(f"--data {args.data} does not exist")
