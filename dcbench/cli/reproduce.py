@@ -147,10 +147,12 @@ def _state(out: Path, args: argparse.Namespace, runs: dict[str, list[str]]) -> d
 
 def _print_plan(plan: planner.Plan, argvs: dict[str, list[str]], args: argparse.Namespace,
                 model: Any, configs: dict[str, Any], out: Path) -> None:
-    """The dry-run: each run's command, the data it reads, and its estimated time."""
+    """The dry-run: each run's command, the data it reads, and its estimated time. Printed
+    only once every count and rate is in: a refusal on the way is its one error line."""
     info = plan.table
-    print(f"dcbench reproduce {info.id}: {info.title}\nmodel {args.model}, schedule "
-          f"{args.schedule}, plan folder {out}")
+    lines: list[str] = []
+    lines.append(f"dcbench reproduce {info.id}: {info.title}\nmodel {args.model}, schedule "
+                 f"{args.schedule}, plan folder {out}")
     device = resolve_device(args.device).type if args.device is None else args.device
     rates = measure_rates(model, device) if argvs else None
     total = 0.0
@@ -158,7 +160,7 @@ def _print_plan(plan: planner.Plan, argvs: dict[str, list[str]], args: argparse.
     for number, run in enumerate(plan.runs, start=1):
         head = f"\n[{number}/{len(plan.runs)}] {run.name} -> columns {', '.join(run.columns)}"
         if run.skip:
-            print(f"{head}\n    {run.skip}")
+            lines.append(f"{head}\n    {run.skip}")
             continue
         if run.data not in counted:
             counted[run.data] = count_images(run.data, run.root)
@@ -167,14 +169,15 @@ def _print_plan(plan: planner.Plan, argvs: dict[str, list[str]], args: argparse.
         finished = (out / run.name / "results.json").is_file()
         total += 0.0 if finished else seconds
         reads = ", ".join(f"{k} {v:,}" for k, v in counts.items())
-        print(f"{head}\n    $ {planner.command_line(argvs[run.name])}\n"
-              f"    reads {run.data} at {run.root}: {reads} images\n"
-              f"    estimated {format_duration(seconds)}"
-              + (" (finished before: kept with --resume)" if finished else ""))
+        lines.append(f"{head}\n    $ {planner.command_line(argvs[run.name])}\n"
+                     f"    reads {run.data} at {run.root}: {reads} images\n"
+                     f"    estimated {format_duration(seconds)}"
+                     + (" (finished before: kept with --resume)" if finished else ""))
     if rates is not None:
-        print(f"\nestimated total {format_duration(total)}; {rates.describe()}.\n{HOW}.")
+        lines.append(f"\nestimated total {format_duration(total)}; {rates.describe()}.\n{HOW}.")
     else:
-        print("\nnothing would run: give --data for the columns above")
+        lines.append("\nnothing would run: give --data for the columns above")
+    print("\n".join(lines))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@ import json
 import pytest
 
 import dcbench.cli.eval as cli_eval
+import dcbench.cli.reproduce as cli_reproduce
+import dcbench.core.errors
 from dcbench.data.synthetic_retrieval import write_retrieval_set
 from dcbench.leaderboards import reproduce as planner
 from dcbench.leaderboards.published import list_tables, load_published
@@ -213,3 +215,16 @@ def test_ctrl_c_in_an_eval_stops_the_plan_with_the_resume_hint(cli, capsys, tmp_
     monkeypatch.setattr(cli_eval, "_evaluate", real)
     assert cli(*argv, "--resume") == 0
     assert (out / "table.md").is_file()
+
+
+def test_a_dry_run_refused_on_the_way_prints_no_plan(cli, capsys, tmp_path, cls_set,
+                                                     monkeypatch):
+    # a refusal while the plan is measured is one error line, not half a plan before it
+    def broken(data, root):
+        raise dcbench.core.errors.UserError("the counts failed")
+
+    monkeypatch.setattr(cli_reproduce, "count_images", broken)
+    assert cli("reproduce", "thesis-5.3", "--model", MODEL, "--data", f"imagenet={cls_set}",
+               "--dry-run", "--out", tmp_path / "plan") == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip() == "dcbench: error: the counts failed"
