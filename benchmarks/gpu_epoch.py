@@ -78,7 +78,7 @@ TINY = {"arch": "alexnet_small", "size": 32, "batch": 8, "model_batches": 2, "jp
         "faiss_rows": 1500, "pic_rows": 600, "pca_rows": 800, "pca_in": 64,
         "fidelity_per_class": 12, "fidelity_k": 16, "epoch_n1": 64, "epoch_n2": 192,
         "epoch_n3": 384, "epoch_k": 8, "epoch_pca": 16, "epoch_diag": 0,
-        "epoch_repeats": 3, "epoch_budget_s": 0}
+        "epoch_repeats": 5, "epoch_budget_s": 0}
 
 
 def sync(device: torch.device) -> float:

@@ -176,6 +176,23 @@ COMMANDS: dict[str, Run | Skip] = {
     "dcbench reproduce thesis-5.5 --model path/to/my_model --data voc=/datasets/VOCdevkit":
         Run(DRY),
     "dcbench leaderboard list": Run(),
+    # torchrun forms run as one process: tests/cli/test_eval_dist.py runs the 2-process gloo
+    "torchrun --nproc_per_node 8 -m dcbench eval --protocol linear-conv --model "
+    "deepcluster-alexnet --data /datasets/imagenet --out runs/lin-in": Run(DRY),
+    "torchrun --nproc_per_node 8 -m dcbench reproduce eccv-table1-imagenet --model "
+    "deepcluster-alexnet --data imagenet=/datasets/imagenet --dry-run": Run(),
+    "torchrun --nproc_per_node 8 -m dcbench reproduce thesis-5.3 --model path/to/my_model "
+    "--data imagenet=/datasets/imagenet": Run(DRY),
+    "dcbench train --recipe tiny --data digits/train --out runs/dali --set "
+    "input_pipeline=dali": Skip("DALI decodes on a GPU; tests/training/test_dali_training.py "
+                                "runs DALI's CPU backend"),
+    "dcbench eval --protocol knn --model deepcluster-alexnet --data /datasets/imagenet --set "
+    "input_pipeline=dali": Skip("DALI decodes on a GPU; tests/protocols/test_dali_eval.py "
+                                "runs DALI's CPU backend"),
+    "dcbench train --recipe tiny --data synth/cls/train --out runs/tiny --wandb my-project":
+        Skip("logs to Weights & Biases (network); tests/core/test_tracking.py checks the "
+             "records offline"),
+    "dcbench status runs/tiny": Run(),
     "dcbench leaderboard show eccv-table1-imagenet --results": Run(),
     "dcbench leaderboard show eccv-table5 --results": Run(),
     "dcbench leaderboard show thesis-5.5 --results --format latex --output table.tex": Run(),

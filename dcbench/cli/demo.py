@@ -27,6 +27,7 @@ from dcbench.cli.demo_summary import print_summary
 from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, write_json
 from dcbench.core.home import results_store_path
+from dcbench.core.liveness import record_process
 from dcbench.core.state_files import read_json_state
 from dcbench.models.checkpoints import save_hub_dir
 from dcbench.models.factory import load_model
@@ -141,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     args.out = out
     store = str((args.store or results_store_path()).expanduser().resolve())
     state = _prepare(args, store)
+    record_process(out, "demo", list(getattr(args, "_argv", None) or sys.argv[1:]))
     step = Steps(out / STATE_FILE, state)
     print(f"dcbench demo: results go to {store}; files to {out}", flush=True)
     plan(step, size, out, store, args.seed)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from dcbench.core.errors import UserError
+from dcbench.core.errors import RankFailed, UserError
 from dcbench.core.version import __version__
 
 # name -> (parser module, runner module, one-line help shown by `dcbench --help`)
@@ -39,6 +39,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
              "make built-in datasets, check dataset folders"),
     "demo": ("dcbench.cli.parsers.demo", "dcbench.cli.demo",
              "everything end to end on built-in data, no network"),
+    "status": ("dcbench.cli.parsers.status", "dcbench.cli.status",
+               "where a run is: epoch i/N, ETA, last metrics, alive, resume command"),
     "bench": ("dcbench.cli.bench", "dcbench.cli.bench",  # light already: one module
               "performance benchmarks against the usual baselines"),
 }
@@ -153,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         if err.detail:
             print(err.detail, file=sys.stderr)
         return 2
+    except RankFailed as err:  # torchrun: a peer failed and printed its own error
+        print(f"dcbench: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("dcbench: interrupted; train, eval and demo continue where they stopped when "
               "rerun with the same arguments plus --resume", file=sys.stderr)

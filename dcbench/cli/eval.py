@@ -15,16 +15,23 @@ from typing import Any
 import pandas as pd
 
 from dcbench.cli.config_checks import check_protocol_config
+from dcbench.cli.eval_dist import eval_processes, from_main, launched_processes, rank_device
 from dcbench.cli.parsers.eval import check_args
+from dcbench.cli.parsers.watch import tracking_options
 from dcbench.cli.resume_hint import report_interrupt
 from dcbench.core.config import dump_yaml, load_yaml, to_dict
 from dcbench.core.devices import resolve_device
+from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
-from dcbench.core.files import check_output_dir, write_json, write_text
+from dcbench.core.files import check_output_dir, is_writer, write_json, write_text
 from dcbench.core.home import dcbench_home, results_store_path
+from dcbench.core.liveness import record_process
 from dcbench.core.provenance import versions
 from dcbench.core.rows import normalize_run
+from dcbench.core.trackers import open_tracker, report_rows
+from dcbench.core.tracking import activated
 from dcbench.data import transforms as T
+from dcbench.data.pipeline import resolve_input_pipeline
 from dcbench.engine.throughput import seconds_per_image
 from dcbench.leaderboards.identity import check_name, default_name
 from dcbench.leaderboards.store import ResultsStore, check_store_target
@@ -89,12 +96,15 @@ def _device(requested: str | None) -> str:
 
 
 def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any],
-             model_sha256: str) -> tuple[Path, str, bool]:
+             model_sha256: str, legacy: dict[str, Any] | None = None
+             ) -> tuple[Path, str, bool]:
     """(run dir, run id, fresh: no established run there, so all its files are written now).
 
     Refuses to mix runs; --resume needs the same protocol, model weights and config. A run
     marked failed is accepted by the next command with or without --resume: it continues when
     nothing changed, else its files (and only those) are removed and a new run starts.
+    `legacy`: config keys added since older run dirs were saved, with the value that
+    reproduces them (the Config's `LEGACY_VALUES`), filled into a saved config lacking them.
     """
     if args.resume and not args.out:
         raise UserError("--resume needs the --out run dir of the run to continue")
@@ -117,9 +127,8 @@ def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any],
             problem = (f"the weights of {args.model} changed since the run in {out} started "
                        f"(sha256 {str(saved.get('model_sha256'))[:12]}..., now "
                        f"{model_sha256[:12]}...); start a new --out for the new weights")
-        elif _read_config(out / "config.yaml") != json.loads(json.dumps(config_dict)):
-            problem = (f"the resolved config differs from the one saved in {out}/config.yaml"
-                       "; resume with the same options")
+        else:
+            problem = _config_problem(out, json.loads(json.dumps(config_dict)), legacy or {})
         if problem is None:
             return out, str(saved["run_id"]), False
         if not failed:
@@ -131,6 +140,21 @@ def _run_dir(args: argparse.Namespace, config_dict: dict[str, Any],
     if out.exists() and any(out.iterdir()):
         raise UserError(f"--out {out} exists and is not empty; choose a new folder")
     return out, _new_run_id(args), True
+
+
+def _config_problem(out: Path, now: dict[str, Any], legacy: dict[str, Any]) -> str | None:
+    """Why the config saved in `out` cannot be resumed with `now` (None: it can). Keys of
+    `legacy` missing from the saved config take their legacy value (an older run dir)."""
+    saved = _read_config(out / "config.yaml")
+    added = {k: v for k, v in legacy.items() if isinstance(saved, dict) and k not in saved}
+    if isinstance(saved, dict) and {**saved, **added} == now:
+        return None
+    if added and isinstance(saved, dict) and {**now, **added} == {**saved, **added}:
+        flags = " ".join(f"--set {k}={v}" for k, v in added.items())
+        return (f"{out} was started before the config key(s) {', '.join(added)} existed; "
+                f"resume it with {flags}")
+    return (f"the resolved config differs from the one saved in {out}/config.yaml"
+            "; resume with the same options")
 
 
 def _new_run_id(args: argparse.Namespace) -> str:
@@ -183,7 +207,9 @@ def _on_failure(work_dir: Path, fresh: bool, created: bool, user_error: bool,
     """Leave a run dir the corrected command accepts: bad input found by a fresh run removes
     what it wrote; any other failure is marked in run.json (its files listed), so the next
     command resumes it or, changed, replaces it. `before`: files that were there already
-    and are not the run's (never removed)."""
+    and are not the run's (never removed). Only the writing rank (rank 0) does any of it."""
+    if not is_writer():
+        return
     files = [f for f in _run_files(work_dir) if f not in before] if work_dir.is_dir() else []
     if user_error and fresh:
         _remove_files(work_dir, files)
@@ -244,7 +270,8 @@ def print_plan(proto: Any, args: argparse.Namespace, config: Any, model: Any, de
     batches here), and the quicker forms of the same command, on stderr."""
     sizes = dataset_sizes(proto.name, args.data, config)  # the protocol's dataset checks
     input_size = int(model.config.get("input_size", 224))
-    plan = plan_eval(proto.name, config, sizes, input_size=input_size)
+    plan = plan_eval(proto.name, config, sizes, input_size=input_size,
+                     processes=launched_processes())
     sz = Sizes.for_model(model)
     batch = 8  # 3 batches: one warm-up, two timed
     rate = seconds_per_image(
@@ -263,7 +290,8 @@ def print_plan(proto: Any, args: argparse.Namespace, config: Any, model: Any, de
               f"2 batches of {batch} real images after a warm-up batch, on {device}, in one "
               "process (loader workers make a real run faster)", file=sys.stderr)
     for flags, cfg in quick:
-        other = plan_eval(proto.name, cfg, sizes, input_size=input_size)
+        other = plan_eval(proto.name, cfg, sizes, input_size=input_size,
+                          processes=launched_processes())
         if other.image_passes >= 0.9 * plan.image_passes:
             continue  # not quicker in network passes (e.g. smoke only trims CPU work)
         when = f"about {format_duration(other.seconds(rate))}" if rate is not None else \
@@ -287,17 +315,22 @@ def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
     model_sha256 = model.weights_sha256()  # hashes every weight: once per run
     # a wrong --out / --resume (or changed weights) is refused before the plan is timed
     created = not Path(args.out).expanduser().exists() if args.out else True
-    work_dir, run_id, fresh = _run_dir(args, config_dict, model_sha256)
+    # under torchrun rank 0 decides (one run id) and every rank gets its answer or its error
+    work_dir, run_id, fresh = from_main(lambda: _run_dir(
+        args, config_dict, model_sha256, getattr(type(config), "LEGACY_VALUES", None)))
     print_plan(proto, args, config, model, device, quick)
     state["work_dir"] = work_dir
     saved = {} if fresh else _read_run(work_dir / "run.json")
     # the rows' `model`: --name, else the resumed run's, else the stored or card name
-    model.name = args.name or saved.get("name") or _stored_default_name(args, model_sha256)
+    model.name = from_main(lambda: args.name or saved.get("name")
+                           or _stored_default_name(args, model_sha256))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    pipeline = resolve_input_pipeline(config_dict.get("input_pipeline", "cpu"), device,
+                                      gpu_path=False)
     print(f"dcbench eval: {proto.name} (dialect {config_dict.get('dialect')}, schedule "
-          f"{args.schedule}) on {model.name} ({args.model}) [{model_sha256[:12]}], {device}; "
-          f"run dir {work_dir}", file=sys.stderr)
+          f"{args.schedule}) on {model.name} ({args.model}) [{model_sha256[:12]}], {device}, "
+          f"input pipeline {pipeline}; run dir {work_dir}", file=sys.stderr)
     before = set(_run_files(work_dir)) if fresh and work_dir.is_dir() else set()
     if fresh:
         write_text(work_dir / "config.yaml", dump_yaml(config))
@@ -307,12 +340,19 @@ def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
             "run_id": run_id, "protocol": proto.name, "model": args.model,
             "model_sha256": model_sha256, "name": model.name,
             "data": str(Path(args.data).resolve()),
-            "schedule": args.schedule, "started": started, "argv": _argv(args)})
+            "schedule": args.schedule, "started": started, "argv": _argv(args),
+            "input_pipeline": pipeline})
+    record_process(work_dir, "eval", _argv(args))  # for `dcbench status`
     try:
-        rows = proto.run(model, args.data, config, run_id=run_id, device=device,
-                         progress=progress, work_dir=work_dir)
-        if not rows:  # nothing measured is an error, never a silent success
-            raise UserError(f"{proto.name} produced no result rows for this config and data")
+        with activated(open_tracker(work_dir, tracking_options(args), name=run_id, config={
+                **json.loads(json.dumps(config_dict)), "protocol": proto.name,
+                "model": args.model, "versions": versions()})) as tracker:
+            rows = proto.run(model, args.data, config, run_id=run_id, device=device,
+                             progress=progress, work_dir=work_dir)
+            if not rows:  # nothing measured is an error, never a silent success
+                raise UserError(f"{proto.name} produced no result rows for this config and "
+                                "data")
+            report_rows(tracker, rows)
     except Exception as err:
         _on_failure(work_dir, fresh, created, isinstance(err, UserError), before)
         raise
@@ -341,6 +381,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_store:  # found now, not after the whole evaluation
         check_store_target(args.store or results_store_path())
     device = _device(args.device)
+    # `dali` without DALI installed: refused before anything is written
+    resolve_input_pipeline(getattr(config, "input_pipeline", "cpu"), device, gpu_path=False)
+    with eval_processes(device) as info:  # torchrun: N processes; else just this one
+        return _run_in_processes(args, proto, extra, config, rank_device(device, info))
+
+
+def _run_in_processes(args: argparse.Namespace, proto: Any, extra: list[dict[str, Any]],
+                      config: Any, device: str) -> int:
+    """The evaluation on this process (every rank of a torchrun launch runs it; rank 0
+    writes the results, the store and the table)."""
     state: dict[str, Path] = {}
     quick = _quick_configs(proto, args, extra, config)
     try:
@@ -356,7 +406,7 @@ def run(args: argparse.Namespace) -> int:
     config_dict = to_dict(config)
     finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     write_json(work_dir / "results.json", [r.as_dict() for r in rows])
-    if not args.no_store:
+    if not args.no_store and current().is_main:
 
         run_record = normalize_run({
             "run_id": run_id, "kind": f"eval:{proto.name}",
@@ -366,7 +416,9 @@ def run(args: argparse.Namespace) -> int:
             "extra": {"model": args.model, "name": model.name,
                       "arch": model.config.get("arch"), "sobel": bool(model.config.get("sobel")),
                       "data": str(Path(args.data).resolve()),
-                      "schedule": args.schedule, "run_dir": str(work_dir)}})
+                      "schedule": args.schedule, "run_dir": str(work_dir),
+                      "input_pipeline": resolve_input_pipeline(
+                          config_dict.get("input_pipeline", "cpu"), device, gpu_path=False)}})
         # the run and its rows land together or not at all
         ResultsStore(args.store).import_records([run_record], rows)
     print_table(rows)

@@ -14,17 +14,26 @@ import contextlib
 import hashlib
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dcbench.cli.config_checks import check_protocol_config
 from dcbench.cli.entry import build_parser
+from dcbench.cli.eval_dist import eval_processes, from_main, is_launch_main, launched_processes
+from dcbench.cli.parsers.watch import tracking_options
+from dcbench.cli.reproduce_live import SECTION, report_run, table_values
 from dcbench.cli.resume_hint import INTERRUPTED, report_interrupt
 from dcbench.core.devices import resolve_device
+from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
-from dcbench.core.files import check_output_dir, write_json, write_text
+from dcbench.core.files import check_output_dir, is_writer, write_json, write_text
 from dcbench.core.home import dcbench_home, results_store_path
+from dcbench.core.liveness import record_process
+from dcbench.core.provenance import versions
 from dcbench.core.state_files import read_json_state
+from dcbench.core.trackers import open_tracker
+from dcbench.core.tracking import activated
 from dcbench.leaderboards import reproduce as planner
 from dcbench.leaderboards.published import list_tables, table_info
 from dcbench.leaderboards.reproduce_eta import (
@@ -165,7 +174,8 @@ def _print_plan(plan: planner.Plan, argvs: dict[str, list[str]], args: argparse.
         if run.data not in counted:
             counted[run.data] = count_images(run.data, run.root)
         counts = counted[run.data]
-        seconds = estimate_seconds(run.protocol, configs[run.name], counts, rates)
+        seconds = estimate_seconds(run.protocol, configs[run.name], counts, rates,
+                                   processes=launched_processes())
         finished = (out / run.name / "results.json").is_file()
         total += 0.0 if finished else seconds
         reads = ", ".join(f"{k} {v:,}" for k, v in counts.items())
@@ -211,22 +221,41 @@ def run(args: argparse.Namespace) -> int:
     reference_row(info, args.model, args.against)  # a bad --against is refused up front
     argvs = {r.name: _argv(r, args, out) for r in plan.runs if r.runs}
     if args.dry_run:
-        _print_plan(plan, argvs, args, model, configs, out)
+        if is_launch_main():  # under torchrun the plan is printed once
+            _print_plan(plan, argvs, args, model, configs, out)
         return 0
-    state = _state(out, args, argvs)
     del model  # each eval loads its own copy
+    device = resolve_device(args.device).type if args.device is None else args.device
+    with eval_processes(device):  # torchrun: every eval runs on the N processes
+        return _run_plan(plan, args, argvs, store, out)
+
+
+def _run_plan(plan: planner.Plan, args: argparse.Namespace, argvs: dict[str, list[str]],
+              store: Path, out: Path) -> int:
+    """Write the plan file, run the evals, print and write the table (rank 0 writes)."""
+    state = from_main(lambda: _state(out, args, argvs))
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    if is_writer():
+        out.mkdir(parents=True, exist_ok=True)
     write_json(out / PLAN_FILE, state)
+    record_process(out, "reproduce", list(getattr(args, "_argv", None) or sys.argv[1:]))
+    watch = open_tracker(out, tracking_options(args), config={**state, "versions": versions()},
+                         name=out.name)
     try:
-        run_ids = _execute(plan, argvs, out)
-        return _finish(plan, args, store, out, run_ids)
+        with activated(watch) as tracker:
+            def report(number: int, name: str, status: str, done: dict[str, str]) -> None:
+                report_run(tracker, number, name, status, len(done), len(argvs),
+                           table_values(plan, store, done, args.model, args.against)
+                           if status != "started" else {})
+            tracker.start_section(SECTION, 1)  # a resumed plan reports every run again
+            run_ids = _execute(plan, argvs, out, report,
+                               [] if args.tensorboard else ["--no-tb"])
     except KeyboardInterrupt:  # Ctrl-C in an eval (its 130) or between them: stop the plan
         return report_interrupt(getattr(args, "_argv", _own_argv(args)),
                                 None if args.out else out, saved=True)
     except UserError:
         # bad input only a protocol could see: if no run was left behind, neither is the plan
-        if not args.resume and not any((out / name).exists() for name in argvs):
+        if is_writer() and not args.resume and not any((out / name).exists() for name in argvs):
             (out / PLAN_FILE).unlink(missing_ok=True)
             if created and not any(out.iterdir()):
                 out.rmdir()
@@ -234,21 +263,27 @@ def run(args: argparse.Namespace) -> int:
     return _finish(plan, args, store, out, run_ids)
 
 
-def _execute(plan: planner.Plan, argvs: dict[str, list[str]], out: Path) -> dict[str, str]:
-    """Run each planned eval not finished before; {run name: run id} of the finished ones."""
+def _execute(plan: planner.Plan, argvs: dict[str, list[str]], out: Path,
+             report: Callable[[int, str, str, dict[str, str]], None] = lambda *a: None,
+             extra: list[str] | None = None) -> dict[str, str]:
+    """Run each planned eval not finished before; {run name: run id} of the finished ones.
+    `report(number, name, status, finished so far)` feeds the live view; `extra` flags go to
+    every eval (not saved in the plan: `--no-tb`)."""
     run_ids: dict[str, str] = {}
     todo = [r for r in plan.runs if r.runs]
     for number, run in enumerate(todo, start=1):
         run_dir = out / run.name
         argv = list(argvs[run.name])
         title = f"[{number}/{len(todo)}] {run.name} ({', '.join(run.columns)})"
-        if (run_dir / "results.json").is_file():
+        kept = (run_dir / "results.json").is_file()
+        if kept:
             print(f"{title}: finished before, kept", file=sys.stderr, flush=True)
         else:
+            report(number, run.name, "started", run_ids)
             if (run_dir / "run.json").is_file():
                 argv.append("--resume")
             print(f"{title}\n  $ {planner.command_line(argv)}", file=sys.stderr, flush=True)
-            eval_args = build_parser("eval").parse_args(argv)
+            eval_args = build_parser("eval").parse_args(argv + list(extra or []))
             with contextlib.redirect_stdout(sys.stderr):  # stdout is for the table
                 code = eval_args._run(eval_args)  # a UserError propagates: one error line
             if code == INTERRUPTED:  # the eval printed its own state; the plan stops too
@@ -256,6 +291,7 @@ def _execute(plan: planner.Plan, argvs: dict[str, list[str]], out: Path) -> dict
         run_ids[run.name] = read_json_state(
             run_dir / "run.json", "run file", keys={"run_id": str},
             hint=f"remove {run_dir} and continue with --resume (that run starts again)")["run_id"]
+        report(number, run.name, "kept" if kept else "finished", run_ids)
     return run_ids
 
 
@@ -269,7 +305,9 @@ def _own_argv(args: argparse.Namespace) -> list[str]:
 
 def _finish(plan: planner.Plan, args: argparse.Namespace, store: Path, out: Path,
             run_ids: dict[str, str]) -> int:
-    """Print the table (terminal) and write table.md / table.tex / table.html."""
+    """Print the table (terminal) and write table.md / table.tex / table.html (rank 0)."""
+    if not current().is_main:
+        return 0
     results = ResultsStore(store).results(run_id=list(run_ids.values()))
     rows = plan_results(results, plan, run_ids)
     frame = reproduce_frame(plan, rows, args.model, args.against)

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 from dcbench.cli.parsers.train import check_args
+from dcbench.cli.parsers.watch import tracking_options
 from dcbench.cli.resume_hint import report_interrupt
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.training.config import list_recipes, recipe_description, resolve_config
 from dcbench.training.deepcluster import train
 from dcbench.training.rundir import RunDir
+from dcbench.viz.training_images import training_images
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,11 +36,12 @@ def run(args: argparse.Namespace) -> int:
     quiet = {"DCBENCH_PROGRESS": "0"} if args.progress is False else {}
     saved = {k: os.environ.get(k) for k in quiet}
     os.environ.update(quiet)  # --no-progress: no bars even on a terminal
+    argv = list(getattr(args, "_argv", None) or sys.argv[1:])
+    watch = tracking_options(args, images=training_images(args.data, config.seed), command=argv)
     try:
-        record = train(config, args.data, args.out, resume=args.resume)
+        record = train(config, args.data, args.out, resume=args.resume, tracking=watch)
     except KeyboardInterrupt:
         # resumable once the run folder exists (config.yaml + versions.json)
-        argv = list(getattr(args, "_argv", None) or sys.argv[1:])
         return report_interrupt(argv, args.out, saved=RunDir(args.out).is_run())
     finally:
         for key, value in saved.items():

@@ -56,14 +56,16 @@ def whiten_on_device(x: np.ndarray | torch.Tensor, dim: int, device: torch.devic
     return l2_normalize(fit_whitening(t, dim).apply(t))
 
 
-def kmeans(x: np.ndarray | torch.Tensor, k: int, niter: int, seed: int, backend: str
-           ) -> tuple[np.ndarray, float]:
-    """k-means with a resolved backend name; (int64 labels, loss), every cluster non-empty."""
+def kmeans(x: np.ndarray | torch.Tensor, k: int, niter: int, seed: int, backend: str,
+           stats: dict[str, int] | None = None) -> tuple[np.ndarray, float]:
+    """k-means with a resolved backend name; (int64 labels, loss), every cluster non-empty
+    (`stats["empty_resplit"]`: the empty clusters re-split on the way)."""
     if backend.startswith("torch"):
         return torch_kmeans(x, k, niter=niter, seed=seed,
-                            device="cuda" if backend == "torch-cuda" else None)
+                            device="cuda" if backend == "torch-cuda" else None, stats=stats)
     data = x.cpu().numpy() if isinstance(x, torch.Tensor) else x
-    return run_kmeans(data, k, niter=niter, seed=seed, use_gpu=backend == "faiss-gpu")
+    return run_kmeans(data, k, niter=niter, seed=seed, use_gpu=backend == "faiss-gpu",
+                      stats=stats)
 
 
 @torch.no_grad()

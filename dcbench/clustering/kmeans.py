@@ -195,7 +195,8 @@ def flat_l2_index(d: int, use_gpu: bool | None = None) -> Any:
     return index
 
 
-def fill_empty_clusters(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+def fill_empty_clusters(labels: np.ndarray, k: int, seed: int = 0,
+                        stats: dict[str, int] | None = None) -> np.ndarray:
     """Give every empty cluster half of the members of a random non-empty one (thesis 3.2).
 
     The donor is drawn uniformly among clusters with at least 2 members and a random half of
@@ -206,6 +207,7 @@ def fill_empty_clusters(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray
         raise UserError(f"cannot make {k} non-empty clusters from {len(labels)} samples")
     rng = np.random.default_rng(seed)
     counts = np.bincount(labels, minlength=k)
+    count_resplit(stats, int((counts == 0).sum()))
     for empty in np.flatnonzero(counts == 0):
         donors = np.flatnonzero(counts >= 2)
         donor = rng.choice(donors)
@@ -223,10 +225,13 @@ def run_kmeans(
     niter: int = 20,
     seed: int = 0,
     use_gpu: bool | None = None,
+    stats: dict[str, int] | None = None,
 ) -> tuple[np.ndarray, float]:
     """faiss k-means on all rows (no subsampling); returns (int64 labels, final loss).
 
     Every one of the `k` clusters is non-empty on return (see `fill_empty_clusters`).
+    `stats["empty_resplit"]` (when given) counts the empty clusters re-split: faiss's
+    splits during the iterations plus the final fill.
     """
     data = np.ascontiguousarray(as_float_tensor(x).cpu().numpy(), dtype=np.float32)
     n, d = data.shape
@@ -241,10 +246,17 @@ def run_kmeans(
     index = flat_l2_index(d, use_gpu)
     clus.train(data, index)
     _, assign = index.search(data, 1)
-    stats = clus.iteration_stats
-    loss = float(stats.at(stats.size() - 1).obj) if stats.size() else 0.0
-    labels = fill_empty_clusters(assign[:, 0], k, seed=seed)
+    iters = clus.iteration_stats
+    loss = float(iters.at(iters.size() - 1).obj) if iters.size() else 0.0
+    count_resplit(stats, sum(int(iters.at(i).nsplit) for i in range(iters.size())))
+    labels = fill_empty_clusters(assign[:, 0], k, seed=seed, stats=stats)
     return labels, loss
+
+
+def count_resplit(stats: dict[str, int] | None, n: int) -> None:
+    """Add `n` empty clusters re-split to `stats["empty_resplit"]` (no-op without stats)."""
+    if stats is not None:
+        stats["empty_resplit"] = stats.get("empty_resplit", 0) + int(n)
 
 
 def derived_seed(*parts: int) -> int:

@@ -64,8 +64,8 @@ def sharded_whiten(local: np.ndarray | torch.Tensor, dim: int, info: DistInfo) -
     return l2_normalize((t - mean.to(t.device, torch.float32)) @ projection)
 
 
-def sharded_kmeans(local: torch.Tensor, k: int, niter: int, seed: int, info: DistInfo
-                   ) -> tuple[np.ndarray, float]:
+def sharded_kmeans(local: torch.Tensor, k: int, niter: int, seed: int, info: DistInfo,
+                   stats: dict[str, int] | None = None) -> tuple[np.ndarray, float]:
     """k-means over the rows of all ranks: (global int64 labels in rank order, loss), the
     same on every rank, with `torch_kmeans`'s semantics (every cluster non-empty)."""
     n, offset = total_rows(local, info)
@@ -76,9 +76,9 @@ def sharded_kmeans(local: torch.Tensor, k: int, niter: int, seed: int, info: Dis
     mine = (ids >= offset) & (ids < offset + len(local))
     init[mine] = local[ids[mine] - offset]
     init = all_reduce_sum(init, info)  # each row comes from exactly one rank: exact
-    labels, _, obj = lloyd(local, init, niter, seed, lambda t: all_reduce_sum(t, info))
+    labels, _, obj = lloyd(local, init, niter, seed, lambda t: all_reduce_sum(t, info), stats)
     everyone = gather_varying(labels, info).cpu().numpy()
-    return fill_empty_clusters(everyone, k, seed=seed), obj
+    return fill_empty_clusters(everyone, k, seed=seed, stats=stats), obj
 
 
 def sharded_pic(local: torch.Tensor, info: DistInfo, device: torch.device, **pic: Any

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from dcbench.clustering.kmeans import as_float_tensor, fill_empty_clusters
+from dcbench.clustering.kmeans import as_float_tensor, count_resplit, fill_empty_clusters
 from dcbench.core.errors import UserError
 
 SPLIT_EPS = 1.0 / 1024.0
@@ -69,13 +69,15 @@ def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int
     return sums, counts
 
 
-def update_centroids(sums: torch.Tensor, counts: torch.Tensor, rng: np.random.Generator
-                     ) -> torch.Tensor:
-    """Means of the non-empty clusters; empty ones get a split of a random big cluster."""
+def update_centroids(sums: torch.Tensor, counts: torch.Tensor, rng: np.random.Generator,
+                     stats: dict[str, int] | None = None) -> torch.Tensor:
+    """Means of the non-empty clusters; empty ones get a split of a random big cluster
+    (counted in `stats["empty_resplit"]` when given)."""
     counts_f = counts.to(torch.float64).clamp_min(1).unsqueeze(1)
     new = (sums / counts_f).to(torch.float32)
     empty = (counts == 0).cpu().numpy()
     if empty.any():
+        count_resplit(stats, int(empty.sum()))
         new = split_empty(new, counts.cpu().numpy().copy(), rng)
     return new
 
@@ -115,7 +117,8 @@ def _identity(t: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def lloyd(x: torch.Tensor, init: torch.Tensor, niter: int, seed: int,
-          all_reduce: Reduce = _identity) -> tuple[torch.Tensor, torch.Tensor, float]:
+          all_reduce: Reduce = _identity, stats: dict[str, int] | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """The faiss iterations from `init` centroids: (local labels, centroids, last objective).
 
     `all_reduce` sums a tensor over ranks (identity in one process); every rank then holds
@@ -129,13 +132,14 @@ def lloyd(x: torch.Tensor, init: torch.Tensor, niter: int, seed: int,
         obj = float(all_reduce(dists.double().sum().reshape(1)).item())
         sums, counts = cluster_sums(x, labels, k)
         sums, counts = all_reduce(sums), all_reduce(counts)
-        centroids = update_centroids(sums, counts, rng)
+        centroids = update_centroids(sums, counts, rng, stats)
     labels, _ = assign(x, centroids)
     return labels, centroids, obj
 
 
 def torch_kmeans(x: np.ndarray | torch.Tensor, k: int, niter: int = 20, seed: int = 0,
-                 device: torch.device | str | None = None) -> tuple[np.ndarray, float]:
+                 device: torch.device | str | None = None,
+                 stats: dict[str, int] | None = None) -> tuple[np.ndarray, float]:
     """k-means on all rows with `run_kmeans` semantics; returns (int64 labels, final loss).
 
     Runs where `x` lives unless `device` is given (a CPU array goes to the GPU only when
@@ -148,8 +152,8 @@ def torch_kmeans(x: np.ndarray | torch.Tensor, k: int, niter: int = 20, seed: in
         raise UserError(f"k-means needs 1 <= k <= number of samples ({n}), got k={k}")
     t = t.contiguous()
     init = t[torch.from_numpy(initial_ids(n, k, seed)).to(t.device)]
-    labels, _, obj = lloyd(t, init, niter, seed)
-    return fill_empty_clusters(labels.cpu().numpy(), k, seed=seed), obj
+    labels, _, obj = lloyd(t, init, niter, seed, stats=stats)
+    return fill_empty_clusters(labels.cpu().numpy(), k, seed=seed, stats=stats), obj
 
 
 __all__ = ["assign", "chunk_rows", "cluster_sums", "initial_ids", "lloyd", "split_empty",

@@ -1,12 +1,15 @@
 """torch.distributed plumbing for `torchrun ... -m dcbench train`: init, gather, broadcast.
 
 Under torchrun the process group is initialised from the environment (gloo on CPU, nccl on
-GPU). Without it every helper degrades to the single-process case, so the training loop has
-one code path.
+GPU) with a timeout (`DCBENCH_DIST_TIMEOUT` seconds, default 1800), so a rank whose peer died
+fails instead of waiting forever. Without it every helper degrades to the single-process
+case, so the training loop has one code path. `current()` is the process's `DistInfo` once
+`init_from_env` ran (what `dcbench eval`'s protocols consult instead of a new argument).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -34,8 +37,23 @@ class DistInfo:
         return self.rank == 0
 
 
+_CURRENT = DistInfo()
+
+
+def current() -> DistInfo:
+    """This process's place in the running job (one process unless `init_from_env` made a
+    group): the sharded evaluation passes read it, so protocol signatures stay unchanged."""
+    return _CURRENT
+
+
+def group_timeout() -> datetime.timedelta:
+    """How long a collective may wait for a peer (`DCBENCH_DIST_TIMEOUT` s, default 1800)."""
+    return datetime.timedelta(seconds=float(os.environ.get("DCBENCH_DIST_TIMEOUT", "1800")))
+
+
 def init_from_env(device: str) -> DistInfo:
     """Initialise the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    global _CURRENT
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
@@ -44,14 +62,17 @@ def init_from_env(device: str) -> DistInfo:
         backend = "nccl" if device.startswith("cuda") else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local)
-        dist.init_process_group(backend=backend)
-    return DistInfo(rank=rank, world_size=world, local_rank=local)
+        dist.init_process_group(backend=backend, timeout=group_timeout())
+    _CURRENT = DistInfo(rank=rank, world_size=world, local_rank=local)
+    return _CURRENT
 
 
 def shutdown(info: DistInfo) -> None:
     """Tear the process group down (end of run)."""
+    global _CURRENT
     if info.active and dist.is_initialized():
         dist.destroy_process_group()
+    _CURRENT = DistInfo()
 
 
 def shard(n: int, info: DistInfo) -> tuple[int, int]:

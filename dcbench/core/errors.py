@@ -45,6 +45,11 @@ class LoaderWorkerDied(UserError, RuntimeError):
     input, but one line that says what happened and that `--resume` continues the run."""
 
 
+class RankFailed(RuntimeError):
+    """Another process of a torchrun launch failed (its own error is on its stderr): the
+    CLI prints `dcbench: error: rank R of N failed: ...` and exits 1 on the other ranks."""
+
+
 def did_you_mean(name: str, valid: list[str] | tuple[str, ...]) -> str:
     """A short 'valid choices are ...' suffix for unknown-name errors."""
     close = difflib.get_close_matches(name, list(valid), n=3)

@@ -2,6 +2,11 @@
 
 A reader (or a resumed run after SIGKILL) sees either the old file or the new one, never
 half of one.
+
+Under torchrun only rank 0 writes: `dcbench eval` calls `set_writer(False)` on the other
+ranks, and then `write_bytes` / `write_text` / `write_json` / `write_with` / `append_line`
+return without touching the disk (those ranks read the same run dir and caches, so every
+protocol keeps one code path; see docs/internals.md, "Distributed evaluation").
 """
 
 from __future__ import annotations
@@ -17,6 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from dcbench.core.errors import UserError
+
+_WRITER = True
+
+
+def set_writer(enabled: bool) -> None:
+    """Whether this process writes files (False on the ranks > 0 of a distributed eval)."""
+    global _WRITER
+    _WRITER = bool(enabled)
+
+
+def is_writer() -> bool:
+    """True unless `set_writer(False)` made this process a reader only."""
+    return _WRITER
 
 
 @contextmanager
@@ -38,7 +56,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Atomically write bytes."""
+    """Atomically write bytes (nothing on a reader-only rank)."""
+    if not _WRITER:
+        return
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 
@@ -54,13 +74,19 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
-    """Atomically write whatever `writer(tmp_path)` writes (e.g. torch.save, save_file)."""
+    """Atomically write whatever `writer(tmp_path)` writes (e.g. torch.save, save_file);
+    nothing on a reader-only rank."""
+    if not _WRITER:
+        return
     with atomic_path(path) as tmp:
         writer(tmp)
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:
-    """Append one line and fsync (JSON-lines logs); a torn last line is ignored by readers."""
+    """Append one line and fsync (JSON-lines logs); a torn last line is ignored by readers.
+    Nothing on a reader-only rank."""
+    if not _WRITER:
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:

@@ -4,18 +4,24 @@ PIL decoding in 16 workers gave 2,304 img/s on the H200 machine, nvjpeg through
 `torchvision.io.decode_jpeg(list, device="cuda")` 7,703 img/s (issue 15). Here:
 
 - `EncodedImages` wraps an image dataset (anything with `.samples` = [(path, label)]): an
-  item is the file's bytes (plain `bytes`, None for an empty or unreadable file), so
-  DataLoader workers do no decoding. `collate_bytes` joins a batch into ONE uint8 tensor +
-  offsets (issue 18: 256 small tensors per batch cost 3x more to ship between processes,
-  and `torchvision.io.read_file`'s memory-mapped storages could not be shipped at all: the
-  worker's feeder thread died and the main process waited forever);
-- `BatchDecoder` decodes a batch of baseline/progressive 8-bit 1- or 3-channel JPEGs at once
-  on its device; everything else goes through the CPU decoder (`decode.decode_image`, the
-  path of today's datasets): non-JPEG formats, CMYK/YCCK JPEGs, files without an end-of-image
-  marker (truncated: decoded partially there, as today), over-large ones (downscaled with
-  draft there), and any JPEG the device decoder rejects. A file the CPU decoder cannot read
-  is dropped and reported in `Batch.bad`, exactly as the CPU pipeline does;
-- the crops of a batch run in a few kernels (`data.gpu_crops`): Resize(short side) +
+  item is the file's bytes when it is a JPEG the device decodes, else the pixels the CPU
+  decoder (`decode.decode_image`, the path of today's datasets) made of it right there, in
+  the DataLoader workers, in parallel (issue 27): non-JPEG formats, CMYK/YCCK and
+  progressive JPEGs (torchvision hands those to nvjpeg's hybrid decoder, whose Huffman
+  stage runs on the host in the calling thread: one file after another in the producer),
+  files without an
+  end-of-image marker (truncated: bad, as today), over-large ones (downscaled with draft
+  there). `collate_bytes` joins a batch into ONE uint8 tensor + offsets for the files and
+  one for the pixels (issue 18: 256 small tensors per batch cost 3x more to ship between
+  processes, and `torchvision.io.read_file`'s memory-mapped storages could not be shipped
+  at all: the worker's feeder thread died and the main process waited forever), plus each
+  JPEG's EXIF orientation (`data.exif`), read there from the bytes;
+- `BatchDecoder` decodes the batch's JPEGs at once on its device and applies their EXIF
+  orientation (nvjpeg ignores it; PIL's path applies it); a JPEG the device decoder still
+  rejects is decoded by the CPU decoder in a small thread pool. A file the CPU decoder
+  cannot read is dropped and reported in `Batch.bad`, exactly as the CPU pipeline does;
+- the crops of a batch run in a few kernels and no device synchronisation, whatever the
+  size mix (`data.gpu_crops`: one atlas, one `roi_align`): Resize(short side) +
   CenterCrop for the clustering pass, RandomResizedCrop (torchvision's sampling rule,
   vectorised, from a seeded generator) + horizontal flip for the training pass, all boxes
   resampled by `roi_align`; then Normalize;
@@ -29,7 +35,8 @@ On CPU the default pipeline stays the PIL one; this one runs on CPU too (for tes
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -39,11 +46,16 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
 from dcbench.data.decode import MAX_PIXELS, decode_image
+from dcbench.data.exif import jpeg_orientation, orient
 from dcbench.data.gpu_crops import center_boxes, crop_batch, rrc_boxes
 from dcbench.data.loader import Batch, DataLoader, loader_timeout
 from dcbench.data.prefetch import Prefetcher
 
-_SOF = {0xC0, 0xC1, 0xC2}  # baseline, extended, progressive Huffman (what nvjpeg decodes)
+# baseline and extended Huffman: what nvjpeg's batched (hardware) decoder takes. Progressive
+# JPEGs went through its hybrid decoder, whose Huffman stage runs on the host in the calling
+# (producer) thread, one file after another: they take the CPU decoder in the workers.
+_SOF = {0xC0, 0xC1}
+_POOL_THREADS = 4
 
 
 def resolve_pipeline(name: str, device: torch.device) -> str:
@@ -54,8 +66,24 @@ def resolve_pipeline(name: str, device: torch.device) -> str:
     return name
 
 
+class EncodedItem(NamedTuple):
+    """One file as a worker ships it: the bytes of a JPEG the device decodes (`data`), or
+    the RGB pixels (H, W, 3 uint8) the CPU decoder made of anything else (`pixels`), or
+    neither (unreadable, or undecodable: `tried_cpu` says whether the CPU decoder ran)."""
+
+    data: bytes | None
+    pixels: np.ndarray | None
+    label: int
+    index: int
+    tried_cpu: bool = False
+
+
 class EncodedImages(Dataset):
-    """Items `(file bytes | None, label, index)` of a dataset with `.samples`."""
+    """Items (`EncodedItem`) of a dataset with `.samples`: a JPEG the device decoder takes
+    stays bytes (its EXIF orientation is applied after decoding); every other file (PNG,
+    CMYK, progressive, truncated, over-large) is decoded right here by the CPU decoder
+    (`decode.decode_image`, the PIL path's), so in DataLoader workers those decode in
+    parallel processes instead of one by one in the producer thread (issue 27)."""
 
     def __init__(self, base: Any) -> None:
         self.base = base
@@ -69,20 +97,30 @@ class EncodedImages(Dataset):
         """Labels as int64 (-1 for unlabelled images), like the wrapped dataset's."""
         return np.asarray([label for _, label in self.samples], dtype=np.int64)
 
-    def __getitem__(self, index: int) -> tuple[bytes | None, int, int]:
+    def __getitem__(self, index: int) -> EncodedItem:
         path, label = self.samples[index]
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except OSError:
             data = b""
-        return (data or None), label, index
+        if not data:
+            return EncodedItem(None, None, label, index)
+        if device_decodable(data):
+            return EncodedItem(data, None, label, index)
+        image = decode_image(path).image
+        pixels = None if image is None else np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return EncodedItem(None, pixels, label, index, tried_cpu=True)
 
 
 class EncodedBatch(NamedTuple):
-    """Undecoded files of a batch: all bytes in one uint8 tensor (file i is
-    `data[offsets[i]:offsets[i+1]]`), labels, dataset indices, the unreadable ones, and which
-    files the device decoder may take (`device_ok`, computed in the workers)."""
+    """A batch as the workers ship it. Kept images in batch order: `labels`, `indices`,
+    `device_ok` (True: the next device file, False: the next CPU-decoded image) and
+    `orientation` (EXIF 1-8 of the device files; 1 for CPU-decoded ones, already applied).
+    Device files: all bytes in one uint8 tensor (file i is `data[offsets[i]:offsets[i+1]]`);
+    CPU-decoded images: all pixels in one uint8 tensor (`pixels`, image j of
+    `shapes[j]` = (h, w) from `pixel_offsets[j]`, H x W x 3). `bad`: indices of files
+    that cannot be used; `cpu_decoded`: how many files the CPU decoder took (bad ones too)."""
 
     data: torch.Tensor
     offsets: torch.Tensor
@@ -90,30 +128,60 @@ class EncodedBatch(NamedTuple):
     indices: torch.Tensor
     bad: list[int]
     device_ok: torch.Tensor
+    orientation: torch.Tensor
+    pixels: torch.Tensor
+    pixel_offsets: torch.Tensor
+    shapes: torch.Tensor
+    cpu_decoded: int = 0
 
     def files(self) -> list[torch.Tensor]:
-        """One uint8 view per file (no copy)."""
+        """One uint8 view per device file (no copy)."""
         bounds = self.offsets.tolist()
         return [self.data[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
 
+    def decoded(self, device: torch.device) -> list[torch.Tensor]:
+        """The CPU-decoded images as uint8 (3, H, W) views of ONE copy of `pixels` on
+        `device` (non-blocking from pinned memory on CUDA)."""
+        if not len(self.shapes):
+            return []
+        moved = self.pixels.to(device, non_blocking=True)
+        starts = self.pixel_offsets.tolist()
+        return [moved[s : s + h * w * 3].view(h, w, 3).permute(2, 0, 1)
+                for s, (h, w) in zip(starts, self.shapes.tolist(), strict=True)]
 
-def collate_bytes(items: Sequence[tuple[bytes | None, int, int]]) -> EncodedBatch:
-    """Join the readable files of a batch into one uint8 tensor + int64 offsets (a plain,
-    torch-allocated storage: it crosses the worker boundary like any collated tensor);
-    unreadable files go to `bad`. Runs in the DataLoader workers, so the header checks cost
-    the main process nothing."""
-    good = [item for item in items if item[0] is not None]
-    blobs: list[bytes] = [item[0] for item in good]  # type: ignore[misc]
+
+def _join(blobs: Sequence[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One uint8 tensor (a plain, torch-allocated storage: it crosses the worker boundary
+    like any collated tensor) + int64 offsets (n + 1) holding `blobs` end to end."""
     sizes = np.fromiter((len(b) for b in blobs), dtype=np.int64, count=len(blobs))
     offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     data = torch.empty(int(offsets[-1]), dtype=torch.uint8)
     data.numpy()[:] = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-    return EncodedBatch(data, torch.from_numpy(offsets),
-                        torch.as_tensor([int(i[1]) for i in good], dtype=torch.int64),
-                        torch.as_tensor([int(i[2]) for i in good], dtype=torch.int64),
-                        [int(item[2]) for item in items if item[0] is None],
-                        torch.as_tensor([device_decodable(b) for b in blobs], dtype=torch.bool))
+    return data, torch.from_numpy(offsets)
+
+
+def collate_bytes(items: Sequence[EncodedItem]) -> EncodedBatch:
+    """Join a batch's device files into one uint8 tensor + offsets and its CPU-decoded
+    images into another; unusable files go to `bad`. Runs in the DataLoader workers, so the
+    header and EXIF reads cost the main process nothing."""
+    good = [it for it in items if it.data is not None or it.pixels is not None]
+    device = [it for it in good if it.data is not None]
+    cpu = [it for it in good if it.data is None]
+    data, offsets = _join([it.data for it in device])  # type: ignore[misc]
+    pixels, pixel_offsets = _join([it.pixels.tobytes() for it in cpu])  # type: ignore[union-attr]
+    orientation = [jpeg_orientation(it.data) if it.data is not None else 1 for it in good]
+    return EncodedBatch(
+        data, offsets,
+        torch.as_tensor([int(it.label) for it in good], dtype=torch.int64),
+        torch.as_tensor([int(it.index) for it in good], dtype=torch.int64),
+        [int(it.index) for it in items if it.data is None and it.pixels is None],
+        torch.as_tensor([it.data is not None for it in good], dtype=torch.bool),
+        torch.as_tensor(orientation, dtype=torch.uint8),
+        pixels, pixel_offsets[:-1].clone(),
+        torch.as_tensor([it.pixels.shape[:2] for it in cpu],  # type: ignore[union-attr]
+                        dtype=torch.int64).reshape(-1, 2),
+        sum(1 for it in items if it.tried_cpu))
 
 
 def jpeg_header(data: bytes) -> tuple[int, int, int, int] | None:
@@ -140,7 +208,7 @@ def jpeg_header(data: bytes) -> tuple[int, int, int, int] | None:
 
 
 def device_decodable(data: bytes | torch.Tensor, max_pixels: int = MAX_PIXELS) -> bool:
-    """True for a complete 8-bit baseline/progressive JPEG with 1 or 3 components and at most
+    """True for a complete 8-bit baseline (or extended) JPEG with 1 or 3 components and at most
     `max_pixels` pixels (anything else takes the CPU decoder, which handles it as today)."""
     raw = data.numpy().tobytes() if isinstance(data, torch.Tensor) else bytes(data)
     header = jpeg_header(raw[:65536])
@@ -173,29 +241,40 @@ class BatchDecoder:
     flip: bool = True
     generator: torch.Generator | None = None
     fallbacks: int = 0
+    _threads: ThreadPoolExecutor | None = field(default=None, repr=False, compare=False)
 
     def decode(self, batch: EncodedBatch, samples: Sequence[tuple[str, int]]
                ) -> tuple[list[torch.Tensor | None], list[int]]:
-        """uint8 (3, H, W) images on the device (None where undecodable) and the bad ids."""
-        files = batch.files()
-        images: list[torch.Tensor | None] = [None] * len(files)
-        fast = [i for i, ok in enumerate(batch.device_ok.tolist()) if ok]
+        """uint8 (3, H, W) images on the device, EXIF orientation applied (None where
+        undecodable), and the bad ids. A file the device decoder rejects after all is
+        decoded by the CPU decoder in a thread pool (PIL releases the GIL)."""
+        device_ok = batch.device_ok.tolist()
+        images: list[torch.Tensor | None] = [None] * len(device_ok)
+        fast = [i for i, ok in enumerate(device_ok) if ok]
+        slow = [i for i, ok in enumerate(device_ok) if not ok]
+        self.fallbacks += batch.cpu_decoded
+        for i, img in zip(slow, batch.decoded(self.device), strict=True):
+            images[i] = img
+        orientation = batch.orientation.tolist()
+        rejected = []
         if fast:
-            decoded = self._device_decode([files[i] for i in fast])
+            decoded = self._device_decode(batch.files())
             for i, img in zip(fast, decoded, strict=True):
-                images[i] = img
+                if img is None:
+                    rejected.append(i)
+                else:
+                    images[i] = orient(img, orientation[i])
         bad = list(batch.bad)
         indices = batch.indices.tolist()
-        for i, img in enumerate(images):
-            if img is not None:
-                continue
-            self.fallbacks += 1
-            pil = decode_image(samples[indices[i]][0]).image
-            if pil is None:
-                bad.append(indices[i])
-                continue
-            array = torch.from_numpy(np.asarray(pil.convert("RGB"), dtype=np.uint8).copy())
-            images[i] = array.permute(2, 0, 1).to(self.device, non_blocking=True)
+        if rejected:
+            self.fallbacks += len(rejected)
+            paths = [samples[indices[i]][0] for i in rejected]
+            for i, got in zip(rejected, self._pool().map(decode_image, paths), strict=True):
+                if got.image is None:
+                    bad.append(indices[i])
+                    continue
+                array = np.array(got.image.convert("RGB"), dtype=np.uint8)  # writable copy
+                images[i] = torch.from_numpy(array).permute(2, 0, 1).to(self.device)
         return images, bad
 
     def _device_decode(self, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
@@ -211,6 +290,11 @@ class BatchDecoder:
                 except RuntimeError:
                     out.append(None)
             return out
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(_POOL_THREADS, thread_name_prefix="dcbench-decode")
+        return self._threads
 
     def boxes(self, shapes: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Crop boxes (n, 4: top, left, h, w) and flip flags (n,) for images of `shapes`,
@@ -235,10 +319,7 @@ class BatchDecoder:
                          torch.empty(0, dtype=torch.int64), sorted(bad))
         kept: list[torch.Tensor] = [images[i] for i in keep]  # type: ignore[misc]
         boxes, flips = self.boxes([(int(im.shape[-2]), int(im.shape[-1])) for im in kept])
-        out = crop_batch(kept, boxes, self.size)
-        if flips.any():
-            flip = flips.to(self.device, non_blocking=True)[:, None, None, None]
-            out = torch.where(flip, out.flip(-1), out)
+        out = crop_batch(kept, boxes, self.size, flips)
         out = TF.normalize(out.div_(255.0), list(self.mean), list(self.std))
         idx = torch.as_tensor(keep)
         return Batch(out, batch.labels[idx], batch.indices[idx], sorted(bad))
@@ -277,5 +358,6 @@ class DecodingLoader:
         yield from Prefetcher(self.loader, self._prepare, self.decoder.device, self.prefetch)
 
 
-__all__ = ["BatchDecoder", "DecodingLoader", "EncodedBatch", "EncodedImages", "collate_bytes",
+__all__ = ["BatchDecoder", "DecodingLoader", "EncodedBatch", "EncodedImages", "EncodedItem",
+           "collate_bytes",
            "device_decodable", "jpeg_header", "resolve_pipeline"]

@@ -134,13 +134,21 @@ def make_loader(
     generator: torch.Generator | None = None,
     drop_last: bool = False,
     pin_memory: bool = False,
+    batch_sampler: Sampler[list[int]] | None = None,
 ) -> DataLoader:
     """A DataLoader over `(image|None, label, index)` datasets yielding `Batch`es.
 
-    Pass a seeded `generator` for reproducible shuffling and worker seeds.
+    Pass a seeded `generator` for reproducible shuffling and worker seeds. A
+    `batch_sampler` (e.g. `samplers.GlobalBatchSlices` under torchrun) replaces
+    `batch_size`, `shuffle`, `sampler` and `drop_last`.
     """
     if sampler is not None and shuffle:
         raise ValueError("make_loader: pass either shuffle=True or a sampler, not both")
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
+                          collate_fn=collate_skip_bad, generator=generator,
+                          pin_memory=pin_memory, persistent_workers=False,
+                          timeout=loader_timeout(workers))
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -174,6 +182,15 @@ class DecodeReport:
     def count(self) -> int:
         """Number of distinct files skipped."""
         return len(self._bad)
+
+    @property
+    def entries(self) -> dict[int, str]:
+        """{dataset index: path} of the skipped files (what ranks exchange under torchrun)."""
+        return dict(self._bad)
+
+    def merge(self, entries: dict[int, str]) -> None:
+        """Add another report's `entries` (a file already listed stays listed once)."""
+        self._bad.update({int(k): str(v) for k, v in entries.items()})
 
     @property
     def files(self) -> list[str]:

@@ -153,3 +153,28 @@ class DistributedUniformLabelSampler(UniformLabelSampler):
 
     def __len__(self) -> int:
         return self.total_size // self.world_size
+
+
+class GlobalBatchSlices(Sampler[list[int]]):
+    """A batch sampler for N processes that share every global batch (distributed eval,
+    issue 28): the global order comes from `sampler` (e.g. a seeded `RandomSampler`, the
+    order one process would see), cut into global batches of `batch_size`; this rank gets
+    its contiguous slice of each (sizes differ by at most one; a slice may be empty when a
+    batch has fewer images than ranks). Every rank yields one (maybe empty) list per global
+    batch, so all ranks take the same number of steps and no image is padded or repeated."""
+
+    def __init__(self, sampler: Sampler[int], batch_size: int, rank: int,
+                 world_size: int) -> None:
+        self.sampler, self.batch_size = sampler, int(batch_size)
+        self.rank, self.world_size = int(rank), int(world_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = list(self.sampler)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            per, extra = divmod(len(chunk), self.world_size)
+            first = self.rank * per + min(self.rank, extra)
+            yield chunk[first:first + per + (1 if self.rank < extra else 0)]
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)  # type: ignore[arg-type]

@@ -43,8 +43,11 @@ def inference_batches(
     progress: Callable[[int], Any] | bool | None = None,
     desc: str = "features",
     total: int | None = None,
-) -> Iterator[tuple[Batch, T]]:
-    """Yield `(batch, fn(images on device))` for every batch that has decodable images.
+    keep_empty: bool = False,
+) -> Iterator[tuple[Batch, T | None]]:
+    """Yield `(batch, fn(images on device))` for every batch that has decodable images
+    (with `keep_empty`, also `(batch, None)` for a batch without any: the ranks of a
+    distributed eval step together, whatever their slice of a global batch holds).
 
     Undecodable items (listed in `batch.bad`) go to `report` (resolved against `dataset`).
     `progress` is a callable taking the number of images done, or True for a bar of
@@ -70,6 +73,8 @@ def inference_batches(
                     out = fn(images.to(device, non_blocking=True)  # pinned: no host wait
                              if isinstance(images, torch.Tensor) else images.to(device))
                 yield batch, out
+            elif keep_empty:
+                yield batch, None
             if step is not None:
                 step(len(batch) + len(batch.bad))
     finally:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import torch
 
+from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_bytes
 from dcbench.core.progress import progress_bar
@@ -63,7 +64,10 @@ class StateBundle:
 
 
 def status(message: str) -> None:
-    """Status lines go to stderr, so stdout stays machine-readable (the result table)."""
+    """Status lines go to stderr, so stdout stays machine-readable (the result table); under
+    torchrun only rank 0 prints them (the others compute the same lines)."""
+    if not current().is_main:
+        return
     print(message, file=sys.stderr, flush=True)
 
 

@@ -8,7 +8,9 @@ How the estimate is made (printed by `dcbench reproduce --dry-run`):
    the number of images the run pushes through the network, forward only or with a
    backward pass, and how much larger than the input size they are (VOC detection scales,
    retrieval's 1024-px images: cost grows with the pixel count);
-3. ETA = forward images / forward rate + train images / train rate.
+3. ETA = forward images / forward rate + train images / train rate, divided by the number
+   of processes when launched by `torchrun --nproc_per_node N` (each has its device and
+   every pass is sharded; the rate is one device's).
 
 Not counted: decoding and loading images, the SVM fits, linear heads on cached features.
 The estimate is a lower bound when image decoding, not the network, is the bottleneck.
@@ -32,6 +34,7 @@ from dcbench.core.errors import UserError
 from dcbench.data.folders import list_file_candidates
 from dcbench.data.voc import find_voc
 from dcbench.models.backbone import Backbone
+from dcbench.protocols.plan import plan_eval
 from dcbench.protocols.retrieval import find_folder
 from dcbench.protocols.voc07_cls import mode_iterations
 
@@ -146,12 +149,9 @@ def _lines(path: Path) -> int:
 def run_work(protocol: str, config: Any, counts: dict[str, int],
              input_size: int) -> tuple[float, float]:
     """(forward images, train images) of one run, in input-size image equivalents."""
-    if protocol in ("linear-conv", "mlp"):
-        train, val = counts.get("train", 0), counts.get("val", 0)
-        crops = 10 if config.ten_crop else 1
-        if config.fast:
-            return float(train + val), 0.0
-        return float(config.epochs * (train + val * crops)), 0.0
+    if protocol in ("linear-conv", "mlp"):  # dcbench eval's own plan (probe heads: no backward)
+        sizes = {"train": counts.get("train", 0), "val": counts.get("val", 0)}
+        return float(plan_eval(protocol, config, sizes).image_passes), 0.0
     if protocol == "voc07-cls":
         iterations = mode_iterations(config)  # fc6-8's published count depends on the pipeline
         scale = ((config.crop_size or input_size) / input_size) ** 2
@@ -175,10 +175,12 @@ def run_work(protocol: str, config: Any, counts: dict[str, int],
     return float(sum(counts.values())), 0.0
 
 
-def estimate_seconds(protocol: str, config: Any, counts: dict[str, int], rates: Rates) -> float:
-    """The estimated seconds of one run (see the module docstring for how)."""
+def estimate_seconds(protocol: str, config: Any, counts: dict[str, int], rates: Rates,
+                     processes: int = 1) -> float:
+    """The estimated seconds of one run (see the module docstring for how), shared by
+    `processes` torchrun processes (each with its device: every pass is sharded)."""
     forward, train = run_work(protocol, config, counts, rates.input_size)
-    return forward / rates.forward + train / rates.train
+    return (forward / rates.forward + train / rates.train) / max(int(processes), 1)
 
 
 def format_duration(seconds: float) -> str:

@@ -31,6 +31,7 @@ from dcbench.core.provenance import code_revision, config_hash, device_name
 from dcbench.core.registry import Registry
 from dcbench.core.rows import Result
 from dcbench.core.version import __version__
+from dcbench.data.pipeline import PROTOCOL_PIPELINES
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -55,6 +56,9 @@ class ProtocolConfig:
 
     dialect: str = "dc2018"
     seed: int = bounded(0, ge=0, le=MAX_SEED)
+    # who decodes and crops the images (data/pipeline.py): auto = DALI on CUDA when
+    # installed, else PIL in workers; same order, crops and labels either way
+    input_pipeline: str = bounded("auto", choices=PROTOCOL_PIPELINES)
 
 
 class Protocol(abc.ABC):
@@ -210,7 +214,10 @@ def run_info(
         seed=int(cfg.get("seed", 0)),
         # The seed is its own column: runs differing only by seed are the same config, so
         # the leaderboard averages them (mean +- std) instead of calling older seeds stale.
-        config_hash=config_hash({k: v for k, v in cfg.items() if k != "seed"}),
+        # The input pipeline is like the device: same protocol, same crops, pixels within
+        # JPEG-decoder tolerance; it stays out of the hash (old results stay current).
+        config_hash=config_hash({k: v for k, v in cfg.items()
+                                 if k not in ("seed", "input_pipeline")}),
         dcbench_version=__version__,
         code_revision=code_revision(),
         device=device_name(device),

@@ -108,7 +108,8 @@ class KNN(Protocol):
         splits = load_splits(data_dir, config.eval_split)
         _check_k(config.k, len(splits.train))
         common = dict(use_cache=config.fast, batch_size=config.batch_size, device=device,
-                      progress=progress, pooling=config.pooling)
+                      progress=progress, pooling=config.pooling,
+                      pipeline=config.input_pipeline)
         train = frozen_features(model, splits.train, config.layers, desc="train features",
                                 **common)
         val = frozen_features(model, splits.val, config.layers, desc="val features", **common)

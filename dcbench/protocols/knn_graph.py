@@ -89,7 +89,8 @@ class KNNGraph(Protocol):
             raise UserError(f"{data_dir}/{config.split} has unlabelled images; "
                             "knn-graph needs labels")
         feats = frozen_features(model, dataset, layers, use_cache=config.fast,
-                                batch_size=config.batch_size, device=device, progress=progress)
+                                batch_size=config.batch_size, device=device, progress=progress,
+                                pipeline=config.input_pipeline)
         info = run_info(model, self.name, config, run_id=run_id, device=device,
                         dataset=dataset_name(data_dir))
         rows: list[Result] = []

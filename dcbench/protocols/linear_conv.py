@@ -13,7 +13,10 @@ layer, wd 5e-4, 28 epochs with lr x0.1 at 8/16/24, Resize-RandomCrop-flip, singl
 crop. goyal2019-places205: the same with VISSL's Places205 schedule, 14 epochs, x0.1 at
 4/8/12.
 faithful-2018: dc2018 with every switch at the 2018 code's behaviour: the single fixed wd
-1e-7 of eval_linear.sh (`weight_decay_selection=fixed`).
+1e-7 of eval_linear.sh (`weight_decay_selection=fixed`); it keeps the two-pass selection
+(`selection_pass=two`), so its numbers are those of dcbench before the one-pass form.
+Every dialect selects on held-out data; by default (`selection_pass=one`) the selection and
+final heads train from one pass per epoch (probe/one_pass.py, docs/fidelity.md item 30).
 
 Data flow: pooled taps -> batch sources (cached tensors with `fast`, else images through the
 frozen net) -> `linear_probe` (held-out selection, retrain, val curve) -> result rows.
@@ -107,7 +110,8 @@ class LinearConv(Protocol):
         "dc2018": {},
         "goyal2019": GOYAL2019,
         "goyal2019-places205": {**GOYAL2019, "milestones": [4, 8, 12], "epochs": 14},
-        "faithful-2018": {"weight_decay_selection": "fixed", "weight_decay": 1e-7},
+        "faithful-2018": {"weight_decay_selection": "fixed", "weight_decay": 1e-7,
+                          "selection_pass": "two"},
     }
     # smoke: minutes on the built-in 64-px data (fewer epochs, smaller batches, a larger
     # held-out share so selection has enough images, no loader workers).

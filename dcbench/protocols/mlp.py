@@ -5,7 +5,9 @@ frozen; a fresh copy of the network's own classifier (Dropout-fc6-ReLU-Dropout-f
 official N(0, 0.01) init) plus a new fc8 is trained. Top-1 with 10-crop testing. The thesis
 reports the best of 90 epochs; the optimiser is not published, so the defaults here are
 dcbench's (documented): SGD lr 0.01, momentum 0.9, wd in {1e-4, 5e-4} selected on held-out
-training data, lr x0.1 at epochs 30 and 60, batch 256, the linear-conv train crops.
+training data, lr x0.1 at epochs 30 and 60, batch 256, the linear-conv train crops. As for
+linear-conv, the selection and final heads train from one pass per epoch by default
+(`selection_pass=one`; `two`: a select phase, then a final phase; docs/fidelity.md item 30).
 Needs a backbone with an fc6/fc7 classifier (AlexNet, VGG16); ResNets are refused.
 """
 

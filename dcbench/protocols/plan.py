@@ -57,6 +57,7 @@ class EvalPlan:
     protocol: str
     phases: tuple[Phase, ...]
     notes: tuple[str, ...] = ()
+    processes: int = 1  # torchrun processes, each with its device, sharing every pass
 
     @property
     def image_passes(self) -> float:
@@ -64,8 +65,9 @@ class EvalPlan:
         return sum(p.image_passes for p in self.phases)
 
     def seconds(self, seconds_per_image: float) -> float:
-        """Estimated wall time: network passes x the measured seconds per image."""
-        return self.image_passes * seconds_per_image
+        """Estimated wall time: network passes x the measured seconds per image (of one
+        process on one device), divided among the `processes` (every pass is sharded)."""
+        return self.image_passes * seconds_per_image / max(self.processes, 1)
 
     def describe(self, seconds_per_image: float | None = None) -> list[str]:
         """One line per phase, then the total (with time when a rate is given)."""
@@ -77,7 +79,8 @@ class EvalPlan:
                          f"{detail} = {_count(phase.image_passes)} image passes")
         total = f"  total {_count(self.image_passes)} image passes"
         if seconds_per_image is not None:
-            total += (f" x {seconds_per_image * 1000:.2f} ms = about "
+            shared = f" / {self.processes} processes" if self.processes > 1 else ""
+            total += (f" x {seconds_per_image * 1000:.2f} ms{shared} = about "
                       f"{format_duration(self.seconds(seconds_per_image))}")
         return lines + [total] + [f"  ({note})" for note in self.notes]
 
@@ -100,11 +103,12 @@ def _count(n: float) -> str:
 
 def _held_out(n_train: int, fraction: float) -> int:
     """About how many training images a stratified hold-out of `fraction` sets aside."""
-    return max(1, round(n_train * fraction))
+    return max(1, round(n_train * fraction)) if n_train > 0 else 0
 
 
 def _frozen_probe(cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
-    """linear-conv / mlp: held-out selection, then the final fit evaluated on val each epoch."""
+    """linear-conv / mlp: one pass per epoch training every head, evaluated on held-out and
+    val (`selection_pass: one`), or held-out selection then the final fit (`two`)."""
     n_train, n_val = sizes["train"], sizes["val"]
     held = _held_out(n_train, cfg.heldout_fraction)
     if cfg.fast:
@@ -112,6 +116,11 @@ def _frozen_probe(cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
                       detail="the heads then train on the cache")]
     crops = 10 if cfg.ten_crop else 1
     epochs = int(cfg.epochs)
+    if cfg.selection_pass == "one":
+        return [Phase("one pass (selection + final heads)", epochs,
+                      n_train + (held + n_val) * crops,
+                      detail=f"{n_train:,} train + ({held:,} held-out + {n_val:,} val) x "
+                             f"{crops} crops per epoch")]
     return [
         Phase("select (held-out)", epochs, (n_train - held) + held * crops,
               detail=f"{n_train - held:,} train + {held:,} held-out x {crops} crops per epoch"),
@@ -155,9 +164,10 @@ def _voc_finetune(name: str, cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
 
 
 def plan_eval(protocol: str, config: Any, sizes: Mapping[str, int], *,
-              input_size: int = 224) -> EvalPlan:
+              input_size: int = 224, processes: int = 1) -> EvalPlan:
     """Pure: the phases of `protocol` under a resolved `config` for split `sizes` (from
-    `dataset_sizes`); `input_size` is the model's (pixel sizes of VOC det are for 224)."""
+    `dataset_sizes`); `input_size` is the model's (pixel sizes of VOC det are for 224);
+    `processes`: the torchrun processes sharing the work (the time is divided by it)."""
     if protocol in ("linear-conv", "mlp"):
         phases = _frozen_probe(config, sizes)
     elif protocol == "low-shot":
@@ -171,7 +181,8 @@ def plan_eval(protocol: str, config: Any, sizes: Mapping[str, int], *,
     else:  # knn, knn-graph, nmi, the SVMs: one feature pass per split read, then CPU work
         splits = [k for k in sizes if k != "classes"]
         phases = [Phase("features", 1, image_count(sizes), detail=" + ".join(splits))]
-    return EvalPlan(protocol, tuple(p for p in phases if p.image_passes > 0))
+    return EvalPlan(protocol, tuple(p for p in phases if p.image_passes > 0),
+                    processes=max(int(processes), 1))
 
 
 def _voc_ids(root: Path, year: str, folder: str, split: str) -> int:

@@ -54,14 +54,18 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
+from dcbench.core.dist_eval import broadcast_buffers, sync_gradients
 from dcbench.core.errors import UserError
 from dcbench.core.progress import progress_bar
 from dcbench.data import transforms as T
-from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.data.loader import DecodeReport
+from dcbench.data.pipeline import image_loader
 from dcbench.data.voc import VOC_CLASSES, VOCClassification
 from dcbench.engine.inference import eval_mode, inference_batches
+from dcbench.engine.sharded import shard_positions, sum_arrays
 from dcbench.protocols.base import register_protocol
 from dcbench.protocols.voc.finetune_base import (
     FinetuneTask,
@@ -151,7 +155,8 @@ def summed_crop_logits(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 def predict_scores(net: nn.Module, dataset: VOCClassification, *, passes: int, seed: int,
                    batch_size: int, device: torch.device, workers: int,
-                   report: DecodeReport, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                   report: DecodeReport, progress: bool = False, pipeline: str = "cpu"
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Summed logits over `passes` seeded passes (random crops) or crops (TenCrop inputs).
 
     Returns (scores, labels) for the images that decoded; undecodable ones are left out
@@ -160,11 +165,13 @@ def predict_scores(net: nn.Module, dataset: VOCClassification, *, passes: int, s
     n = len(dataset)
     scores = np.zeros((n, len(VOC_CLASSES)), dtype=np.float64)
     seen = np.zeros(n, dtype=np.int64)
-    bar = progress_bar(passes * n, "evaluate", unit="img", enabled=progress)
+    mine = shard_positions(np.arange(n)).tolist()  # torchrun: this rank's images
+    bar = progress_bar(passes * len(mine), "evaluate", unit="img", enabled=progress)
     with eval_mode(net):
         for pass_index in range(passes):
-            loader = make_loader(SeededView(dataset, seed, 3, pass_index), batch_size,
-                                 workers=workers)
+            loader = image_loader(Subset(SeededView(dataset, seed, 3, pass_index), mine),
+                                  batch_size, workers=workers, pipeline=pipeline,
+                                  device=device)
             for batch, logits in inference_batches(
                     loader, lambda x: summed_crop_logits(net, x), device=device,
                     dataset=dataset, report=report, progress=bar.update):
@@ -172,6 +179,7 @@ def predict_scores(net: nn.Module, dataset: VOCClassification, *, passes: int, s
                 scores[idx] += logits.double().cpu().numpy()
                 seen[idx] += 1
     bar.close()
+    scores, seen = sum_arrays(scores), sum_arrays(seen)  # each image scored on one rank
     ok = seen == passes
     return scores[ok], dataset.labels[ok]
 
@@ -225,15 +233,22 @@ class VOC07Classification(VOCFinetuneProtocol):
         all_layers = config.train_layers == "all"
 
         def step(batch: Any, optimizer: torch.optim.Optimizer) -> float | None:
-            if len(batch) == 0:
-                return None
-            logits = net(batch.images.to(device))
-            loss = classification_loss(logits, batch.labels.to(device))
+            params = optimizer.param_groups[0]["params"]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], config.clip_grad_norm)
+            rows, value = len(batch), 0.0
+            if rows:  # (torchrun: this rank's slice may be empty; it still syncs)
+                logits = net(batch.images.to(device))
+                loss = classification_loss(logits, batch.labels.to(device))
+                loss.backward()
+                value = float(loss.detach())
+            # torchrun: the global batch's gradient (rows-weighted all-reduce) before clipping
+            rows, value = sync_gradients(params, rows, value)
+            broadcast_buffers(net)
+            if rows == 0:
+                return None
+            nn.utils.clip_grad_norm_(params, config.clip_grad_norm)
             optimizer.step()
-            return float(loss.detach())
+            return value
 
         def evaluate() -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
             passes = config.eval_passes if config.eval_crops == "random" else 1
@@ -242,7 +257,7 @@ class VOC07Classification(VOCFinetuneProtocol):
                 scores, labels = predict_scores(
                     net, dataset, passes=passes, seed=config.seed + 1,
                     batch_size=config.eval_batch_size, device=device, workers=config.workers,
-                    report=report, progress=progress)
+                    report=report, progress=progress, pipeline=config.input_pipeline)
                 results[split] = voc07_cls_metrics(scores, labels)
             return results, {}
 
@@ -251,7 +266,8 @@ class VOC07Classification(VOCFinetuneProtocol):
             lr=config.lr_all if all_layers else config.lr_fc6_8,
             stepsize=config.stepsize_all if all_layers else config.stepsize_fc6_8,
             batches=epoch_batches(train_set, batch_size=config.batch_size, seed=config.seed,
-                                  workers=config.workers, report=report),
+                                  workers=config.workers, report=report,
+                                  pipeline=config.input_pipeline, device=device),
             step=step, evaluate=evaluate, headline="map")
 
 

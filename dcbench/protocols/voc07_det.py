@@ -47,13 +47,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
+from dcbench.core.dist_eval import broadcast_buffers, gather_objects, sync_gradients
+from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
 from dcbench.data.loader import DataLoader, DecodeReport, loader_timeout
 from dcbench.data.voc import VOC_CLASSES, VOCDetection
 from dcbench.engine.inference import eval_mode, inference_batches
+from dcbench.engine.sharded import shard_positions
 from dcbench.protocols.base import register_protocol
 from dcbench.protocols.voc.detector import (
     DetectorSpec,
@@ -193,22 +196,32 @@ def detect(detector: torch.nn.Module, voc: VOCDetection, *, batch_size: int, wor
            device: torch.device, report: DecodeReport, progress: bool = False
            ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     """Run the detector over `voc`: (detections, ground truth) in VOC box coordinates,
-    for the images that decoded (the others are recorded in `report` and left out)."""
-    loader = DataLoader(DetectionItems(voc, train=False, flip=False), batch_size=batch_size,
+    for the images that decoded (the others are recorded in `report` and left out). Under
+    torchrun each rank detects a contiguous shard and the per-image results are gathered in
+    dataset order on every rank."""
+    items = DetectionItems(voc, train=False, flip=False)
+    mine = Subset(items, shard_positions(np.arange(len(items))).tolist())
+    loader = DataLoader(mine, batch_size=batch_size,
                         num_workers=workers, collate_fn=collate_detection,
                         timeout=loader_timeout(workers))
-    detections, ground_truth = [], []
+    detections, ground_truth, order = [], [], []
     with eval_mode(detector):
         batches = inference_batches(loader, detector, device=device, dataset=voc, report=report,
-                                    progress=progress, desc="detect", total=len(voc))
+                                    progress=progress, desc="detect", total=len(mine))
         for batch, outputs in batches:
             for index, out in zip(batch.indices, outputs, strict=True):
+                order.append(int(index))
                 detections.append({
                     "boxes": continuous_to_voc(out["boxes"].cpu().numpy()),
                     "labels": out["labels"].cpu().numpy() - 1,
                     "scores": out["scores"].cpu().numpy(),
                 })
                 ground_truth.append(annotation_arrays(voc.annotation(index), voc.ids[index]))
+    if current().active:  # every rank's images, in dataset order
+        mine_rows = list(zip(order, detections, ground_truth, strict=True))
+        parts = [p for part in gather_objects(mine_rows) for p in part]
+        parts.sort(key=lambda p: p[0])
+        detections, ground_truth = [p[1] for p in parts], [p[2] for p in parts]
     return detections, ground_truth
 
 
@@ -263,15 +276,24 @@ class VOC07Detection(VOCFinetuneProtocol):
 
         def step(batch: DetBatch, optimizer: torch.optim.Optimizer) -> float | None:
             report.add(batch.bad, train_voc)
-            if not batch.images:
-                return None
-            losses = detector([im.to(device) for im in batch.images],
-                              [{k: v.to(device) for k, v in t.items()} for t in batch.targets])
-            loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value = 0.0
+            if batch.images:  # (torchrun: this rank's slice may be empty; it still syncs)
+                losses = detector([im.to(device) for im in batch.images],
+                                  [{k: v.to(device) for k, v in t.items()}
+                                   for t in batch.targets])
+                loss = sum(losses.values())
+                loss.backward()
+                value = float(loss.detach())
+            # torchrun: gradients averaged over ranks weighted by images (DDP's average for
+            # equal slices; the RPN/ROI losses are means over each rank's samples)
+            rows, value = sync_gradients([p for g in optimizer.param_groups
+                                          for p in g["params"]], len(batch.images), value)
+            broadcast_buffers(detector)
+            if rows == 0:
+                return None
             optimizer.step()
-            return float(loss.detach())
+            return value
 
         def evaluate() -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
             set_scales(detector, spec, training=False)

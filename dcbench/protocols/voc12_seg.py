@@ -32,12 +32,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Subset
 from torchvision.transforms import v2
 
 from dcbench.core.bounds import MAX_COUNT, bounded
+from dcbench.core.dist_eval import broadcast_buffers, sync_gradients
 from dcbench.data.loader import DataLoader, DecodeReport, loader_timeout
 from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
 from dcbench.engine.inference import eval_mode, inference_batches
+from dcbench.engine.sharded import shard_positions, sum_arrays
 from dcbench.protocols.base import register_protocol
 from dcbench.protocols.voc.fcn import FCNNet
 from dcbench.protocols.voc.finetune_base import (
@@ -127,7 +130,8 @@ def segment_confusion(net: nn.Module, dataset: VOCSegmentation, *, device: torch
                       workers: int, report: DecodeReport, progress: bool = False) -> np.ndarray:
     """Accumulate the confusion matrix of the argmax prediction over `dataset` (full images)."""
     cm = np.zeros((len(SEG_CLASSES), len(SEG_CLASSES)), dtype=np.int64)
-    loader = DataLoader(dataset, batch_size=1, num_workers=workers,
+    mine = Subset(dataset, shard_positions(np.arange(len(dataset))).tolist())  # torchrun
+    loader = DataLoader(mine, batch_size=1, num_workers=workers,
                         collate_fn=collate_segmentation, timeout=loader_timeout(workers))
 
     def predict(images: list[torch.Tensor]) -> list[np.ndarray]:
@@ -136,10 +140,10 @@ def segment_confusion(net: nn.Module, dataset: VOCSegmentation, *, device: torch
     with eval_mode(net):
         for batch, preds in inference_batches(loader, predict, device=device, dataset=dataset,
                                               report=report, progress=progress, desc="segment",
-                                              total=len(dataset)):
+                                              total=len(mine)):
             for pred, mask in zip(preds, batch.masks, strict=True):
                 cm += confusion_matrix(pred, mask.numpy(), len(SEG_CLASSES), IGNORE_INDEX)
-    return cm
+    return sum_arrays(cm)  # torchrun: every rank's images, each counted once
 
 
 @register_protocol("voc12-seg")
@@ -177,8 +181,6 @@ class VOC12Segmentation(VOCFinetuneProtocol):
 
         def step(batch: SegBatch, optimizer: torch.optim.Optimizer) -> float | None:
             report.add(batch.bad, train_set)
-            if not batch.images:
-                return None
             optimizer.zero_grad(set_to_none=True)
             total = 0.0
             for image, mask in zip(batch.images, batch.masks, strict=True):
@@ -187,6 +189,13 @@ class VOC12Segmentation(VOCFinetuneProtocol):
                                          config.loss_normalize) / len(batch.images)
                 loss.backward()
                 total += float(loss.detach())
+            # torchrun: this rank's slice of the global batch (maybe empty) -> the global
+            # batch's mean gradient; one image per forward, so BN sees what one process sees
+            rows, total = sync_gradients([p for g in optimizer.param_groups for p in g["params"]],
+                                         len(batch.images), total)
+            broadcast_buffers(net)
+            if rows == 0:
+                return None
             optimizer.step()
             return total
 

@@ -35,7 +35,8 @@ def _pic_args(config: TrainConfig) -> dict[str, Any]:
 
 
 def cluster_features(features: np.ndarray, config: TrainConfig, seed: int,
-                     backend: str = "faiss-cpu") -> tuple[np.ndarray, float, np.ndarray]:
+                     backend: str = "faiss-cpu", stats: dict[str, int] | None = None
+                     ) -> tuple[np.ndarray, float, np.ndarray]:
     """PCA-whiten + L2 + k-means/PIC: (labels, loss, reduced features for diagnostics).
 
     `backend` is a name from `resolve_backend`; the faiss ones keep today's path exactly."""
@@ -45,7 +46,8 @@ def cluster_features(features: np.ndarray, config: TrainConfig, seed: int,
         reduced_t = whiten_on_device(features, config.pca_dim,
                                      "cuda" if backend == "torch-cuda" else "cpu")
         if config.clustering == "kmeans":
-            labels, loss = kmeans(reduced_t, config.k, config.kmeans_iters, seed, backend)
+            labels, loss = kmeans(reduced_t, config.k, config.kmeans_iters, seed, backend,
+                                  stats)
         else:
             labels, pic_info = run_pic(reduced_t, backend=backend, **_pic_args(config))
             loss = float(pic_info["loss"])
@@ -53,14 +55,15 @@ def cluster_features(features: np.ndarray, config: TrainConfig, seed: int,
     reduced = pca_whiten(features, config.pca_dim)  # on the GPU when there is one
     if config.clustering == "kmeans":
         labels, loss = run_kmeans(reduced, config.k, niter=config.kmeans_iters, seed=seed,
-                                  use_gpu=backend == "faiss-gpu")
+                                  use_gpu=backend == "faiss-gpu", stats=stats)
     else:
         labels, pic_info = run_pic(reduced, use_gpu=backend == "faiss-gpu", **_pic_args(config))
         loss = float(pic_info["loss"])
     return labels, loss, reduced
 
 
-def cluster_on_device(features: torch.Tensor, config: TrainConfig, seed: int, backend: str
+def cluster_on_device(features: torch.Tensor, config: TrainConfig, seed: int, backend: str,
+                      stats: dict[str, int] | None = None
                       ) -> tuple[np.ndarray, float, torch.Tensor]:
     """`cluster_features` for device-resident rows (float32 or bf16, e.g. `compact_rows_`'s
     view): (int64 labels on the host, loss, reduced rows left on the device). A faiss
@@ -69,7 +72,7 @@ def cluster_on_device(features: torch.Tensor, config: TrainConfig, seed: int, ba
         raise UserError(f"k={config.k} exceeds the {len(features)} images clustered")
     reduced = whiten_on_device(features, config.pca_dim, features.device)
     if config.clustering == "kmeans":
-        labels, loss = kmeans(reduced, config.k, config.kmeans_iters, seed, backend)
+        labels, loss = kmeans(reduced, config.k, config.kmeans_iters, seed, backend, stats)
     else:
         gpu = backend == "faiss-gpu"
         labels, pic_info = (run_pic(reduced, backend=backend, **_pic_args(config))
@@ -80,14 +83,15 @@ def cluster_on_device(features: torch.Tensor, config: TrainConfig, seed: int, ba
 
 
 def cluster_sharded(local: np.ndarray | torch.Tensor, config: TrainConfig, seed: int,
-                    info: DistInfo, device: torch.device
+                    info: DistInfo, device: torch.device, stats: dict[str, int] | None = None
                     ) -> tuple[np.ndarray, float, torch.Tensor]:
     """This rank's valid embedding rows -> (labels of all ranks' rows in rank order, loss,
     this rank's reduced rows). Collective: every rank calls it."""
     rows = torch.from_numpy(local) if isinstance(local, np.ndarray) else local
     reduced = sharded_whiten(rows.to(device), config.pca_dim, info)
     if config.clustering == "kmeans":
-        labels, loss = sharded_kmeans(reduced, config.k, config.kmeans_iters, seed, info)
+        labels, loss = sharded_kmeans(reduced, config.k, config.kmeans_iters, seed, info,
+                                      stats)
         return labels, loss, reduced
     labels, pic_info = sharded_pic(reduced, info, device, backend="torch-" + device.type,
                                    **_pic_args(config))
@@ -108,12 +112,15 @@ def diagnostic_rows(used: np.ndarray, targets: np.ndarray, config: TrainConfig, 
     return rows
 
 
-def gather_selected(reduced_local: torch.Tensor, rows: np.ndarray, info: DistInfo) -> np.ndarray:
-    """The reduced rows at global positions `rows` (sorted), gathered from their ranks."""
+def gather_selected(reduced_local: torch.Tensor, rows: np.ndarray, info: DistInfo
+                    ) -> torch.Tensor:
+    """The reduced rows at global positions `rows` (sorted), gathered from their ranks onto
+    this rank's device (a tensor: the label diagnostics then run there, in torch, with no
+    faiss; issue 27)."""
     _, offset = total_rows(reduced_local, info)
     mine = rows[(rows >= offset) & (rows < offset + len(reduced_local))] - offset
     picked = reduced_local[torch.from_numpy(mine).to(reduced_local.device)]
-    return gather_varying(picked.contiguous(), info).cpu().numpy()
+    return gather_varying(picked.contiguous(), info)
 
 
 def label_diagnostics(reduced_rows: np.ndarray | torch.Tensor, rows: np.ndarray | None,

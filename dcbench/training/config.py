@@ -68,8 +68,10 @@ class TrainConfig:
     crop_ratio: tuple[float, float] = bounded((0.75, 4 / 3), gt=0, le=100)
     hflip: bool = True
     workers: int = bounded(4, ge=0, le=MAX_WORKERS)
-    input_pipeline: Literal["auto", "cpu", "gpu"] = "auto"  # gpu: workers read bytes, JPEGs
-    # are decoded and augmented on the GPU; auto = gpu on CUDA, cpu (PIL in workers) on CPU
+    input_pipeline: Literal["auto", "cpu", "gpu", "dali"] = "auto"  # gpu: workers read bytes,
+    # JPEGs are decoded and augmented on the GPU (torchvision nvJPEG); dali: NVIDIA DALI with
+    # the PIL path's crops; auto = dali on CUDA when installed, else gpu on CUDA, else cpu
+    # (PIL in workers); see data/pipeline.py
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast + channels_last
     # on CUDA, fp32 on CPU
     # bookkeeping
@@ -82,6 +84,8 @@ class TrainConfig:
     # NMI in the training log: sklearn >= 0.22 (arithmetic) or the 2018 sklearn (geometric)
     nmi_average: Literal["arithmetic", "geometric"] = "arithmetic"
     progress: bool = False  # force the progress bar when stderr is not a terminal
+    # TensorBoard / W&B images (clusters, conv1 filters) every N epochs; 0 = never
+    image_every: int = bounded(10, ge=0, le=1000000)
 
     def validate(self) -> TrainConfig:
         """Refuse impossible values with a UserError naming the key: each key's declared
@@ -92,8 +96,8 @@ class TrainConfig:
             (self.crop_ratio[0] <= self.crop_ratio[1], "crop_ratio must be 0<a<=b"),
             (self.clustering_backend in ("auto", "faiss", "torch"),
              "clustering_backend must be auto, faiss or torch"),
-            (self.input_pipeline in ("auto", "cpu", "gpu"),
-             "input_pipeline must be auto, cpu or gpu"),
+            (self.input_pipeline in ("auto", "cpu", "gpu", "dali"),
+             "input_pipeline must be auto, cpu, gpu or dali"),
             (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
         ]
         for ok, message in checks:

@@ -9,6 +9,7 @@ state of epoch e-1 replays epoch e exactly (bit-identical on CPU).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -39,11 +40,15 @@ from dcbench.core.distributed import (
 from dcbench.core.errors import UserError
 from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line
+from dcbench.core.liveness import record_process
 from dcbench.core.provenance import code_revision, config_hash, device_name, versions
+from dcbench.core.trackers import open_tracker
+from dcbench.core.tracking import Tracker, TrackingOptions, activated
 from dcbench.core.version import __version__
 from dcbench.data.folders import ImageFolderDataset, require_decodable
-from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader, EncodedImages, resolve_pipeline
-from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader, EncodedImages
+from dcbench.data.loader import DecodeReport
+from dcbench.data.pipeline import image_loader, resolve_input_pipeline
 from dcbench.data.samplers import DistributedUniformLabelSampler
 from dcbench.data.transforms import center_crop, deepcluster_train
 from dcbench.models import create_backbone
@@ -59,6 +64,7 @@ from dcbench.training.cluster_step import (
 from dcbench.training.config import TrainConfig
 from dcbench.training.ddp import wrap_trunk
 from dcbench.training.embeddings import compact_rows_, embed_on_device, gather_to_main
+from dcbench.training.live import SECTION, report_epoch
 from dcbench.training.precision import configure_numerics, memory_format, resolve_precision
 from dcbench.training.rundir import RunDir
 from dcbench.training.train_pass import PassSettings, train_pass
@@ -68,7 +74,7 @@ SEED_SUBSET, SEED_CLUSTER, SEED_TOP, SEED_SAMPLER, SEED_TORCH, SEED_LOADER, SEED
     range(8)
 )
 # keys that may change on --resume (they do not change the numbers of the run)
-RESUMABLE_KEYS = {"epochs", "workers", "progress", "device"}
+RESUMABLE_KEYS = {"epochs", "workers", "progress", "device", "image_every"}
 
 
 def _bars_on(config: TrainConfig, info: DistInfo) -> bool:
@@ -118,19 +124,23 @@ def model_card(config: TrainConfig, record: dict[str, Any] | None,
 
 
 def train(config: TrainConfig, data_dir: str | Path, out_dir: str | Path,
-          resume: bool = False) -> dict[str, Any]:
-    """Run (or resume) DeepCluster training; returns the last epoch's log record."""
+          resume: bool = False, tracking: TrackingOptions | None = None) -> dict[str, Any]:
+    """Run (or resume) DeepCluster training; returns the last epoch's log record. With
+    `tracking`, rank 0 reports each epoch to TensorBoard / W&B (`training.live`)."""
     config.validate()
     info = init_from_env("cuda" if config.device.startswith("cuda") or (
         config.device == "auto" and torch.cuda.is_available()) else "cpu")
     try:
-        return _train(config, Path(data_dir), RunDir(out_dir), resume, info)
+        with contextlib.ExitStack() as closing:  # the trackers close with the run
+            return _train(config, Path(data_dir), RunDir(out_dir), resume, info,
+                          (tracking, closing))
     finally:
         shutdown(info)
 
 
 def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
-           info: DistInfo) -> dict[str, Any]:
+           info: DistInfo, tracking: tuple[TrackingOptions | None, contextlib.ExitStack]
+           ) -> dict[str, Any]:
     device = resolve_device(config.device, info.local_rank)
     precision = resolve_precision(config.precision, device)
     numerics = configure_numerics(device, precision)  # cudnn.benchmark, explicit TF32
@@ -140,7 +150,8 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
     mc = backbone.config
     size = config.input_size or int(mc["input_size"])
     resize = config.resize or round(size * 256 / 224)
-    on_device = resolve_pipeline(config.input_pipeline, device) == "gpu"
+    pipeline = resolve_input_pipeline(config.input_pipeline, device)
+    on_device = pipeline == "gpu"
     if on_device:  # workers read bytes; decode + crops on the device (data.gpu_decode)
         cluster_set = train_set = EncodedImages(ImageFolderDataset(data_dir))
     else:
@@ -177,6 +188,11 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         run.begin(cfg.dump_yaml(config), {**versions(), "code_revision": code_revision(),
                                           "device": device_name(str(device)),
                                           "world_size": info.world_size}, start)
+        record_process(run.root, "train", tracking[0] and tracking[0].command)
+    tracker = tracking[1].enter_context(activated(open_tracker(
+        run.root, tracking[0], config={**cfg.to_dict(config), "versions": versions()},
+        name=run.root.resolve().name) if info.is_main else Tracker()))
+    tracker.start_section(SECTION, start)  # a resumed run: steps from `start` on, once
     barrier(info)
     backbone.to(memory_format=memory_format(device, precision))
     report = DecodeReport()
@@ -203,17 +219,18 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
                                           batch_size=config.batch_size, device=device,
                                           workers=config.workers, info=info, report=report,
                                           progress=bar.update, precision=precision,
-                                          decoder=center_decoder)
+                                          decoder=center_decoder, pipeline=pipeline)
         t1 = time.perf_counter()
         labels = np.full(n_total, -1, dtype=np.int64)
         rec: dict[str, Any] = {"epoch": epoch, "clustering_backend": backend,
-                               "precision": precision, **numerics}
+                               "input_pipeline": pipeline, "precision": precision, **numerics}
         seed = derived_seed(config.seed, epoch, SEED_CLUSTER)
+        resplit: dict[str, int] = {}  # k-means: empty clusters re-split (thesis 3.2)
         if sharded:
             start_row, stop_row = shard(len(subset), info)
             mine = subset[start_row:stop_row][ok_t.cpu().numpy()]
             sub_labels, loss, reduced_local = cluster_sharded(compact_rows_(feats, ok_t), config,
-                                                              seed, info, device)
+                                                              seed, info, device, resplit)
             used = gather_varying(torch.from_numpy(mine).to(device), info).cpu().numpy()
             labels[used] = sub_labels
             rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
@@ -228,10 +245,12 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
                 used = subset[ok_t.bool().cpu().numpy()]
                 sub_labels, loss, picked, rows = _cluster_main(
                     compact_rows_(feats, ok_t.bool()), used, targets, config, epoch, seed,
-                    backend)
+                    backend, resplit)
                 labels[used] = sub_labels
             rec.update(clustering_s=time.perf_counter() - t1, clustering_loss=loss,
                        **diagnostics.cluster_size_stats(sub_labels))
+            if config.clustering == "kmeans":
+                rec["n_empty_resplit"] = int(resplit.get("empty_resplit", 0))
             rec["nmi_prev"] = None if prev is None else diagnostics.assignment_nmi(
                 labels, prev, config.nmi_average)
             rec.update(label_diagnostics(picked, rows, used, labels, targets, config))
@@ -248,7 +267,7 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         sampler.set_epoch(epoch)
         torch.manual_seed(derived_seed(config.seed, epoch, SEED_TORCH))
         loader = _train_loader(train_set, config, epoch, sampler, info, device, mc,
-                               on_device)
+                               pipeline)
         t2 = time.perf_counter()
         sgt_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_SGT))
         with _bar(config, info, len(sampler), f"epoch {epoch} train") as bar:
@@ -259,10 +278,15 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
         if info.is_main:
             rec.update(features_s=t1 - t0, train_s=time.perf_counter() - t2,
                        train_loss=train_loss, n_images=int(len(subset)),
-                       n_bad_images=report.count, n_draws=n_draws, time=time.time())
+                       n_bad_images=report.count, n_draws=n_draws, time=time.time(),
+                       epoch_s=time.perf_counter() - t0)
             run.save_assignment(epoch, labels)
             inject_fault("save", epoch)
             append_line(run.log, json.dumps(rec, sort_keys=True))
+            # reported before the commit: a kill in between re-runs the epoch, whose steps
+            # the resumed run's writer purges (each step appears once)
+            report_epoch(tracker, rec, labels, lr=config.lr, model=backbone,
+                         images=tracking[0] and tracking[0].images, image_every=config.image_every)
             state = {"epoch": epoch + 1, "model": backbone.state_dict(),
                      "optimizer": body_opt.state_dict(), "prev_labels": torch.from_numpy(labels),
                      "top_layer_out": n_clusters, "config_hash": config_hash(cfg.to_dict(config))}
@@ -287,32 +311,34 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
 
 
 def _cluster_main(x: torch.Tensor, used: np.ndarray, targets: np.ndarray, config: TrainConfig,
-                  epoch: int, seed: int, backend: str
+                  epoch: int, seed: int, backend: str, stats: dict[str, int] | None = None
                   ) -> tuple[np.ndarray, float, Any, np.ndarray | None]:
     """Rank 0's clustering of the valid rows `x` (on the device): (labels, loss, the reduced
     rows the label diagnostics use, their positions). A torch backend keeps everything on
     the device; faiss gets the rows on the host (as numpy, shared with `x` on a CPU)."""
     rows = diagnostic_rows(used, targets, config, epoch, SEED_DIAG)
     if backend.startswith("torch"):
-        sub_labels, loss, reduced_t = cluster_on_device(x, config, seed, backend)
+        sub_labels, loss, reduced_t = cluster_on_device(x, config, seed, backend, stats)
         picked: Any = (reduced_t[torch.from_numpy(rows).to(reduced_t.device)]
                        if rows is not None else None)
         return sub_labels, loss, picked, rows
     sub_labels, loss, reduced = cluster_features(x.float().cpu().numpy(), config, seed,
-                                                 backend)
+                                                 backend, stats)
     return sub_labels, loss, (reduced[rows] if rows is not None else None), rows
 
 
 def _train_loader(train_set: Any, config: TrainConfig, epoch: int, sampler: Any,
                   info: DistInfo, device: torch.device, mc: dict[str, Any],
-                  on_device: bool) -> Any:
-    """The training pass's loader: PIL crops in workers, or bytes decoded on the device with
-    crops drawn from a generator seeded by (seed, epoch, rank)."""
+                  pipeline: str) -> Any:
+    """The training pass's loader: PIL crops in workers (`cpu`), DALI with the same crops
+    (`dali`), or bytes decoded on the device with crops drawn from a generator seeded by
+    (seed, epoch, rank) (`gpu`)."""
     batch = max(1, config.batch_size // info.world_size)
     loader_gen = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER))
-    if not on_device:
-        return make_loader(train_set, batch, sampler=sampler, workers=config.workers,
-                           generator=loader_gen, pin_memory=device.type == "cuda")
+    if pipeline != "gpu":
+        return image_loader(train_set, batch, pipeline=pipeline, device=device, sampler=sampler,
+                            workers=config.workers, generator=loader_gen,
+                            pin_memory=device.type == "cuda")
     size = config.input_size or int(mc["input_size"])
     crops = torch.Generator().manual_seed(derived_seed(config.seed, epoch, SEED_LOADER, info.rank))
     decoder = BatchDecoder(device, size, mc["mean"], mc["std"], mode="train",

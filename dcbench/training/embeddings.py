@@ -26,7 +26,8 @@ from torch.utils.data import Dataset, Subset
 
 from dcbench.core.distributed import DistInfo, gather_rows, shard
 from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader
-from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.data.loader import DecodeReport
+from dcbench.data.pipeline import image_loader
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.models.backbone import Backbone
 from dcbench.training.precision import autocast, feature_dtype, to_device
@@ -47,11 +48,13 @@ def embed_on_device(
     progress: object | None = None,
     precision: str = "fp32",
     decoder: BatchDecoder | None = None,
+    pipeline: str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's shard `shard(len(indices), info)` of the embeddings of `dataset[indices]`,
     on `device` (`feature_dtype(precision)`), and a bool mask (on `device`) of the rows whose
     image decoded. With a `decoder`, `dataset` yields file bytes (`EncodedImages`) decoded
-    and cropped on its device; otherwise a pinned, non-blocking PIL loader feeds it."""
+    and cropped on its device; otherwise `data.pipeline.image_loader` feeds it (`pipeline`
+    cpu: a pinned, non-blocking PIL loader; dali: DALI with the PIL path's crops)."""
     info = info or DistInfo()
     indices = np.asarray(indices, dtype=np.int64)
     start, stop = shard(len(indices), info)
@@ -63,7 +66,8 @@ def embed_on_device(
     order = np.argsort(mine, kind="stable")
     part = Subset(dataset, mine.tolist())
     pin = device.type == "cuda"
-    loader = (make_loader(part, batch_size, workers=workers, pin_memory=pin) if decoder is None
+    loader = (image_loader(part, batch_size, pipeline=pipeline, device=device, workers=workers,
+                           pin_memory=pin) if decoder is None
               else DecodingLoader(part, batch_size, decoder, workers=workers))
 
     def embed(images: torch.Tensor) -> torch.Tensor:

@@ -395,6 +395,13 @@ CASES: list[tuple[str, Argv, str | None]] = [
     ("demo-out-file", lambda c, o: ["demo", "--quick", "--out", c["afile"]], None),
     ("demo-foreign-force", lambda c, o: ["demo", "--quick", "--force", "--out", c["userdir"]],
      "userdir"),
+    # status (reads only), and the live-view flags
+    ("status-missing", lambda c, o: ["status", o / "nothing"], None),
+    ("status-file", lambda c, o: ["status", c["afile"]], "afile"),
+    ("status-foreign", lambda c, o: ["status", c["userdir"]], "userdir"),
+    ("status-lookalike", lambda c, o: ["status", c["lookalike"]], "lookalike"),
+    ("train-bad-wandb", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
+                                      "--wandb", "team/proj/x"], None),
     # bench
     ("bench-unknown", lambda c, o: ["bench", "--only", "nope"], None),
     ("bench-output-readonly", lambda c, o: ["bench", "--only", "nope", "--output",

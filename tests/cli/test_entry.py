@@ -16,10 +16,10 @@ def test_top_level_help_lists_every_subcommand(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for name in ("train", "eval", "hub", "leaderboard", "reproduce", "viz", "data", "demo",
-                 "bench"):
+                 "bench", "status"):
         assert name in out
     assert set(SUBCOMMANDS) == {"train", "eval", "hub", "leaderboard", "reproduce", "viz",
-                                "data", "demo", "bench"}
+                                "data", "demo", "bench", "status"}
 
 
 @pytest.mark.parametrize("name", sorted(SUBCOMMANDS))

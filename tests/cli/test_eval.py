@@ -44,6 +44,29 @@ def test_linear_conv_fast_writes_run_dir_store_and_table(cls_data, tmp_path, cap
     assert "differs" in capsys.readouterr().err
 
 
+def test_a_run_dir_from_before_selection_pass_resumes_in_two_pass_mode(cls_data, tmp_path,
+                                                                        capsys):
+    """An older run dir (config.yaml without `selection_pass`, select/final checkpoints) is
+    refused with the flag that resumes it, and resumes with that flag."""
+    out = tmp_path / "old"
+    args = ("--protocol", "linear-conv", "--fast", "--layers", "conv2", "--set", "epochs=2",
+            "--out", str(out))
+    assert _eval(cls_data, tmp_path, *args, "--set", "selection_pass=two") == 0
+    assert (out / "checkpoints" / "select.pt").is_file()
+    rows = json.loads((out / "results.json").read_text())
+    config = out / "config.yaml"
+    config.write_text("".join(line for line in config.read_text().splitlines(keepends=True)
+                              if not line.startswith("selection_pass:")))
+    capsys.readouterr()
+    assert _eval(cls_data, tmp_path, *args, "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"dcbench: error: {out} was started before the config key(s) "
+                       "selection_pass existed; resume it with --set selection_pass=two")
+    assert _eval(cls_data, tmp_path, *args, "--resume", "--set", "selection_pass=two") == 0
+    again = json.loads((out / "results.json").read_text())
+    assert [r["value"] for r in again] == [r["value"] for r in rows]
+
+
 def test_linear_conv_faithful_ten_crop_path(cls_data, tmp_path):
     out = tmp_path / "faithful"
     rc = _eval(cls_data, tmp_path, "--protocol", "linear-conv", "--layers", "conv3",

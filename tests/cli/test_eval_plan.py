@@ -18,14 +18,19 @@ def test_dry_run_prints_plan_estimate_and_quick_forms(cls_data, tmp_path, capsys
     err = capsys.readouterr().err
     assert rc == 0
     assert "plan: linear-conv, schedule published" in err
-    # 90 epochs x (train - held-out + held-out x 10 crops), then 90 x (64 train + 24 val x 10)
+    # one pass per epoch: 90 x (64 train + (held-out + 24 val) x 10 crops)
     held = round(64 * 0.05)
-    assert f"90 x {64 - held + held * 10:,} images" in err and f"90 x {64 + 24 * 10:,} images" \
-        in err
+    assert f"one pass (selection + final heads): 90 x {64 + (held + 24) * 10:,} images" in err
     assert re.search(r"total [\d,.M]+ image passes x [\d.]+ ms = about \d", err)
     assert "timed on 2 batches of 8 real images" in err
     assert "quicker: add --schedule smoke: about" in err and "--schedule smoke --fast" in err
     assert not store.exists() and not (isolated_home / "runs").exists()
+    # two-pass (faithful-2018): 90 x (train - held-out + held-out x 10), then 90 x (64 + 24 x 10)
+    assert main(["eval", "--protocol", "linear-conv", "--model", MODEL, "--data", str(cls_data),
+                 "--no-store", "--dry-run", "--dialect", "faithful-2018"]) == 0
+    err = capsys.readouterr().err
+    assert f"select (held-out): 90 x {64 - held + held * 10:,} images" in err
+    assert f"final (val): 90 x {64 + 24 * 10:,} images" in err
 
 
 def test_a_real_run_prints_the_plan_first(cls_data, tmp_path, capsys):

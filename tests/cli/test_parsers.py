@@ -28,6 +28,7 @@ BAD_ARGS = {
     "data": ["data", "synth", "--out", "x", "--seed", "-1"],
     "demo": ["demo", "--bogus"],
     "bench": ["bench", "--bogus"],
+    "status": ["status"],  # no RUN_DIR
 }
 
 #: issue 26: data-name and missing-data errors answer before torch too

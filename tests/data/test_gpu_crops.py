@@ -5,12 +5,15 @@ follow its sampling rule (statistically, and exactly where the rule is determini
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from scipy.stats import ks_2samp
+from torchvision.ops import roi_align
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from dcbench.data.gpu_crops import canvas_groups, center_boxes, crop_batch, rrc_boxes
+from dcbench.data import gpu_crops
+from dcbench.data.gpu_crops import atlas_layout, center_boxes, crop_batch, rrc_boxes
 
 SCALE, RATIO = (0.08, 1.0), (3 / 4, 4 / 3)
 
@@ -96,11 +99,101 @@ def test_center_boxes_equal_resize_then_center_crop() -> None:
         assert (crop - ref).abs().max() < 1e-2
 
 
-def test_canvas_groups_cover_every_image_once_and_bound_padding() -> None:
-    shapes = [(375, 500), (500, 375), (375, 500), (3000, 4000), (333, 500), (64, 64)]
-    groups = canvas_groups(shapes)
-    assert sorted(i for g in groups for i in g) == list(range(len(shapes)))
-    for g in groups:
-        mh, mw = max(shapes[i][0] for i in g), max(shapes[i][1] for i in g)
-        assert len(g) == 1 or mh * mw * len(g) <= 1.5 * sum(shapes[i][0] * shapes[i][1]
-                                                             for i in g)
+def imagenet_like_shapes(n: int, seed: int, scale: float = 0.1) -> list[tuple[int, int]]:
+    """ImageNet's size mix (mostly 500 x 375/333 either way, some square, a few small and a
+    few multi-megapixel photos), scaled by `scale` to keep the test fast."""
+    rng = np.random.default_rng(seed)
+    common = [(375, 500), (500, 375), (333, 500), (500, 333), (500, 500), (400, 500),
+              (281, 500), (500, 400), (150, 200), (2592, 3888), (1200, 1600), (90, 120)]
+    weights = np.array([30, 12, 10, 5, 6, 5, 4, 3, 2, 1, 1, 1], dtype=float)
+    picks = rng.choice(len(common), n, p=weights / weights.sum())
+    jitter = rng.integers(-20, 21, (n, 2))
+    return [(max(4, int((common[k][0] + j[0]) * scale)), max(4, int((common[k][1] + j[1]) * scale)))
+            for k, j in zip(picks, jitter, strict=True)]
+
+
+def per_image_roi_align(images: list[torch.Tensor], boxes: torch.Tensor, size: int
+                        ) -> torch.Tensor:
+    """The crops one image at a time (each image its own canvas: what the grouped canvases
+    of issue 18 computed, up to float rounding)."""
+    out = []
+    for img, (top, left, h, w) in zip(images, boxes.double().tolist(), strict=True):
+        roi = torch.tensor([[0.0, left, top, left + w, top + h]], dtype=torch.float32)
+        out.append(roi_align(img[None].float(), roi, [size, size], 1.0, -1, True)[0])
+    return torch.stack(out)
+
+
+def test_one_roi_align_per_batch_equals_per_image_crops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 27: a realistic size mix is cropped by ONE roi_align over one atlas (the
+    grouped canvases needed ~36 groups, each with its own sync, for such a batch), and the
+    crops equal the per-image ones to float tolerance (0..255 scale)."""
+    shapes = imagenet_like_shapes(48, seed=0)
+    assert len(set(shapes)) > 30  # many sizes, as in ImageNet
+    g = torch.Generator().manual_seed(5)
+    images = [(torch.rand(3, h, w, generator=g) * 255).to(torch.uint8) for h, w in shapes]
+    heights, widths = torch.tensor([h for h, _ in shapes]), torch.tensor([w for _, w in shapes])
+    calls = []
+    real = gpu_crops.roi_align
+    monkeypatch.setattr(gpu_crops, "roi_align", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for boxes in (rrc_boxes(heights, widths, SCALE, RATIO, g),
+                  center_boxes(heights.tolist(), widths.tolist(), 29, 24)):
+        got = crop_batch(images, boxes, 24)
+        ref = per_image_roi_align(images, boxes, 24)
+        assert got.shape == (48, 3, 24, 24)
+        assert (got - ref).abs().max() < 0.02  # float32 sample positions, nothing else
+    assert len(calls) == 2  # one per batch
+
+
+def test_int64_indices_give_the_same_crops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of over 2**31 pixels gather with int64 indices: forced here on a small one."""
+    shapes = imagenet_like_shapes(12, seed=3)
+    images = smooth_images(6, shapes)
+    boxes = center_boxes([h for h, _ in shapes], [w for _, w in shapes], 29, 24)
+    small = crop_batch(images, boxes, 24)
+    monkeypatch.setattr(gpu_crops, "_INT32_LIMIT", 0)
+    assert torch.equal(crop_batch(images, boxes, 24), small)
+
+
+def test_flips_mirror_the_crops() -> None:
+    images = smooth_images(4, [(40, 50), (50, 40), (30, 30)])
+    boxes = torch.tensor([[2, 3, 30, 35], [0, 0, 50, 40], [5, 5, 20, 20]])
+    flips = torch.tensor([True, False, True])
+    plain = crop_batch(images, boxes, 16)
+    mirrored = crop_batch(images, boxes, 16, flips)
+    assert torch.equal(mirrored[1], plain[1])
+    assert torch.equal(mirrored[0], plain[0].flip(-1)) and torch.equal(mirrored[2],
+                                                                       plain[2].flip(-1))
+
+
+def test_atlas_holds_every_image_once_with_little_padding() -> None:
+    for shapes in (imagenet_like_shapes(256, seed=1, scale=1.0),
+                   [(375, 500)] * 8 + [(3000, 4000)] + [(64, 64)] * 3):
+        layout = atlas_layout(shapes)
+        taken = np.zeros((layout.height, layout.width), dtype=np.int32)
+        for (h, w), top, left in zip(shapes, layout.tops, layout.lefts, strict=True):
+            assert top >= 1 and left >= 1  # room for the 1-pixel border
+            taken[top - 1 : top + h + 1, left - 1 : left + w + 1] += 1
+        assert taken.max() == 1  # slots (image + border) never overlap
+        padded = sum((h + 2) * (w + 2) for h, w in shapes)
+        waste = layout.height * layout.width / padded
+        assert waste < 1.2, waste
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_crop_batch_never_synchronises_on_cuda() -> None:
+    shapes = imagenet_like_shapes(64, seed=2, scale=1.0)
+    images = [torch.randint(0, 255, (3, h, w), dtype=torch.uint8, device="cuda")
+              for h, w in shapes]
+    boxes = rrc_boxes(torch.tensor([h for h, _ in shapes]), torch.tensor([w for _, w in shapes]),
+                      SCALE, RATIO, torch.Generator().manual_seed(0))
+    flips = torch.rand(64, generator=torch.Generator().manual_seed(1)) < 0.5
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        got = crop_batch(images, boxes, 224, flips)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    ref = per_image_roi_align([im.cpu() for im in images], boxes, 224)
+    ref = torch.where(flips[:, None, None, None], ref.flip(-1), ref)
+    assert (got.cpu() - ref).abs().max() < 0.05

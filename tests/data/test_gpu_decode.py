@@ -11,11 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
+from dcbench.data import gpu_decode
+from dcbench.data.decode import decode_image
 from dcbench.data.folders import ImageFolderDataset
 from dcbench.data.gpu_decode import (
     BatchDecoder,
     DecodingLoader,
     EncodedImages,
+    collate_bytes,
     device_decodable,
     jpeg_header,
 )
@@ -77,9 +80,11 @@ def test_center_pass_drops_the_same_files_and_matches_pil(mixed: Path) -> None:
                                                                dtype=torch.uint8))
              for p, _ in data.samples if Path(p).stat().st_size}
     assert names == {"rgb_0.jpg": True, "rgb_1.jpg": True, "rgb_2.jpg": True, "rgb_3.jpg": True,
-                     "gray.jpg": True, "progressive.jpg": True, "cmyk.jpg": False,
+                     "gray.jpg": True, "progressive.jpg": False, "cmyk.jpg": False,
                      "png.png": False, "truncated.jpg": False, "corrupt.jpg": False}
-    assert decoder.fallbacks == 4  # cmyk, png, truncated, corrupt (the empty file: no bytes)
+    # cmyk, png, progressive, truncated, corrupt: decoded by PIL in the loader (the empty
+    # file: no bytes)
+    assert decoder.fallbacks == 5
 
 
 def test_jpeg_header_reads_components_and_size(mixed: Path) -> None:
@@ -113,3 +118,53 @@ def test_workers_deliver_every_batch_instead_of_hanging(mixed: Path) -> None:
         got += batch.indices.tolist()
         bad += batch.bad
     assert sorted(got + bad) == list(range(len(data))) and len(bad) == 3
+
+
+def test_exif_rotated_jpegs_decode_as_pil_shows_them(tmp_path: Path) -> None:
+    """Issue 27: the device path applies EXIF orientation (nvjpeg ignores it): every
+    Orientation value 1-8 gives the crop the PIL pipeline gives (within decoder rounding)."""
+    root = tmp_path / "exif"
+    (root / "a").mkdir(parents=True)
+    for o in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = o
+        photo(20 + o, w=90, h=50).save(root / "a" / f"o{o}.jpg", quality=95, exif=exif.tobytes())
+    ref, _ = cpu_pipeline(root)
+    data = EncodedImages(ImageFolderDataset(root))
+    decoder = BatchDecoder(CPU, 32, IMAGENET_MEAN, IMAGENET_STD, mode="center", resize=40)
+    got = {int(i): img for b in DecodingLoader(data, 8, decoder)
+           for i, img in zip(b.indices, b.images, strict=True)}
+    assert decoder.fallbacks == 0 and got.keys() == ref.keys() == set(range(8))
+    for i, img in got.items():
+        assert (img - ref[i]).abs().mean() < 0.1, data.samples[i][0]
+
+
+def test_producer_decodes_nothing_on_the_cpu_and_pools_rejected_files(
+        mixed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 27: PNG/CMYK/progressive/truncated files are decoded where the items are made
+    (the DataLoader workers), so the producer thread's decoder never runs PIL for them; a
+    JPEG the device decoder rejects at decode time goes to the thread pool."""
+    data = EncodedImages(ImageFolderDataset(mixed))
+    batch = collate_bytes([data[i] for i in range(len(data))])
+    assert batch.cpu_decoded == 5 and len(batch.shapes) == 3  # cmyk, png, progressive
+    ref, _ = cpu_pipeline(mixed)
+    def refuse(path: str) -> None:
+        raise AssertionError(f"decoded in the producer: {path}")
+
+    monkeypatch.setattr(gpu_decode, "decode_image", refuse)
+    decoder = BatchDecoder(CPU, 32, IMAGENET_MEAN, IMAGENET_STD, mode="center", resize=40)
+    out = decoder(batch, data.samples)
+    assert sorted(out.bad) == sorted(i for i in range(len(data)) if i not in ref)
+    for i, img in zip(out.indices.tolist(), out.images, strict=True):
+        assert (img - ref[i]).abs().mean() < 0.1
+    # the device decoder rejects every other JPEG: those come from the pool, same pixels
+    monkeypatch.setattr(gpu_decode, "decode_image", decode_image)
+    real = decoder._device_decode
+    monkeypatch.setattr(decoder, "_device_decode",
+                        lambda files: [None if k % 2 else img
+                                       for k, img in enumerate(real(files))])
+    before = decoder.fallbacks
+    again = decoder(batch, data.samples)
+    assert decoder.fallbacks - before == 5 + int(batch.device_ok.sum()) // 2
+    assert torch.equal(again.indices, out.indices)
+    assert (again.images - out.images).abs().mean() < 0.1

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import chisquare
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, RandomSampler
 
 from dcbench.data.folders import make_loader
 from dcbench.data.samplers import (
     DistributedUniformLabelSampler,
+    GlobalBatchSlices,
     UniformLabelSampler,
     official_2018_draw,
 )
@@ -212,3 +213,22 @@ def test_official_2018_distributed_split_and_unknown_rule() -> None:
         np.r_[single, single[:1]].tolist())
     with pytest.raises(ValueError, match="unknown sampling rule"):
         UniformLabelSampler(labels, 10, rule="official")
+
+
+
+def test_global_batch_slices_cover_each_global_batch_once() -> None:
+    """Every rank's slices, concatenated in rank order, are the global batches of the
+    sampler's order; a batch smaller than the number of ranks leaves some slices empty."""
+
+    def sampler() -> RandomSampler:
+        return RandomSampler(range(9), generator=torch.Generator().manual_seed(3))
+
+    order, world = list(sampler()), 3
+    per_rank = [list(GlobalBatchSlices(sampler(), 4, r, world)) for r in range(world)]
+    assert all(len(s) == 3 for s in per_rank)  # ceil(9 / 4) steps on every rank
+    for step in range(3):
+        assert [i for r in range(world) for i in per_rank[r][step]] == \
+            order[4 * step:4 * step + 4]
+    assert [len(per_rank[r][0]) for r in range(world)] == [2, 1, 1]
+    assert [len(per_rank[r][2]) for r in range(world)] == [1, 0, 0]
+    assert len(GlobalBatchSlices(sampler(), 4, 0, 2)) == 3

@@ -155,8 +155,12 @@ def test_work_estimate_counts_the_images_each_protocol_pushes_through():
     proto = get_protocol("linear-conv")
     config = proto.resolve_config()
     counts = {"train": 1000, "val": 50}
-    # published linear-conv: every epoch sees each train image once and 10 crops per val image
-    assert run_work("linear-conv", config, counts, 224) == (90 * (1000 + 10 * 50), 0.0)
+    # published linear-conv (one pass): every epoch sees each train image once and 10 crops
+    # per held-out (5% of train) and val image; two-pass reads train minus held-out once more
+    assert run_work("linear-conv", config, counts, 224) == (90 * (1000 + 10 * (50 + 50)), 0.0)
+    two = proto.resolve_config(overrides=["selection_pass=two"])
+    assert run_work("linear-conv", two, counts, 224) == \
+        (90 * (950 + 10 * 50 + 1000 + 10 * 50), 0.0)
     fast = proto.resolve_config(layers=[{"fast": True}])
     assert run_work("linear-conv", fast, counts, 224) == (1050.0, 0.0)
     cls = get_protocol("voc07-cls").resolve_config(layers=[{"train_layers": "all"}])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from dcbench.protocols.linear_conv import linear_probe
 from dcbench.protocols.probe.batch_sources import TensorSource
 from dcbench.protocols.probe.feature_cache import FeatureSet
+from dcbench.protocols.probe.frozen_features import tap_featurizer
 from dcbench.protocols.probe.heads import OptimSettings
 from dcbench.protocols.probe.selection import FitSettings
 
@@ -72,3 +74,43 @@ def test_goyal_places205_dialect_uses_the_vissl_schedule():
     assert (imagenet.epochs, imagenet.milestones) == (28, [8, 16, 24])
     assert (places.epochs, places.milestones) == (14, [4, 8, 12])
     assert places.bn_head and places.pooling == "goyal2019" and places.weight_decays == [5e-4]
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_one_pass_halves_the_training_forwards_of_an_image_run(cls_data, small_net, tmp_path,
+                                                               monkeypatch, fast):
+    """(issue 28) images through the frozen trunk, counted at the featurizer, in a faithful
+    (augmented + 10-crop) run: two-pass reads train minus held-out, held-out x 10, train and
+    val x 10 per epoch; one-pass reads train, held-out x 10 and val x 10. `--fast` extracts
+    the cached features once either way."""
+    from dcbench.protocols import get_protocol, linear_conv
+
+    counted: list[int] = []
+
+    def counting(model, layers):
+        inner = tap_featurizer(model, layers)
+
+        def featurize(images):
+            counted.append(images.shape[0])
+            return inner(images)
+
+        return featurize
+
+    monkeypatch.setattr(linear_conv, "tap_featurizer", counting)
+    proto = get_protocol("linear-conv")
+    images = {}
+    for mode in ("one", "two"):
+        counted.clear()
+        monkeypatch.setenv("DCBENCH_HOME", str(tmp_path / mode))  # a cold feature cache each
+        config = proto.resolve_config(schedule="smoke", overrides=[
+            "epochs=2", "layers=[conv2]", f"selection_pass={mode}", f"fast={str(fast).lower()}"])
+        proto.run(small_net, cls_data, config, run_id="t", device="cpu", progress=False,
+                  work_dir=None)
+        images[mode] = sum(counted)
+    n_train, n_held, n_val = 64, 4 * round(16 * 0.2), 24  # stratified: round(0.2 x 16) a class
+    if fast:
+        assert images == {"one": n_train + n_val, "two": n_train + n_val}
+        return
+    evaluation = n_held * 10 + n_val * 10
+    assert images["two"] == 2 * ((n_train - n_held) + n_train + evaluation)
+    assert images["one"] == 2 * (n_train + evaluation)

@@ -36,18 +36,43 @@ def _frozen_probe_passes_by_loop(epochs, n_train, n_held, n_val, crops):
     return total
 
 
+def _one_pass_by_loop(epochs, n_train, n_held, n_val, crops):
+    """one pass: every train image once, then held-out and val x crops, per epoch."""
+    total = 0
+    for _ in range(epochs):
+        for _ in range(n_train):
+            total += 1
+        for _ in range(n_held + n_val):
+            total += crops
+    return total
+
+
 @pytest.mark.parametrize("schedule", ["published", "smoke"])
-def test_linear_conv_plan_counts_the_protocols_passes(schedule):
+@pytest.mark.parametrize("selection_pass", ["one", "two"])
+def test_linear_conv_plan_counts_the_protocols_passes(schedule, selection_pass):
     proto = get_protocol("linear-conv")
-    cfg = proto.resolve_config(schedule=schedule)
+    cfg = proto.resolve_config(schedule=schedule,
+                               overrides=[f"selection_pass={selection_pass}"])
     sizes = {"train": 1347, "val": 450, "classes": 10}
     plan = plan_eval("linear-conv", cfg, sizes)
     held = round(1347 * cfg.heldout_fraction)
-    assert plan.image_passes == _frozen_probe_passes_by_loop(cfg.epochs, 1347, held, 450, 10)
+    by_loop = _one_pass_by_loop if selection_pass == "one" else _frozen_probe_passes_by_loop
+    assert plan.image_passes == by_loop(cfg.epochs, 1347, held, 450, 10)
     assert plan.seconds(0.002) == pytest.approx(plan.image_passes * 0.002)
     fast = plan_eval("linear-conv", proto.resolve_config(schedule=schedule, layers=[
-        {"fast": True}]), sizes)
+        {"fast": True, "selection_pass": selection_pass}]), sizes)
     assert fast.image_passes == 1347 + 450  # one cached feature pass over train + val
+
+
+def test_published_one_pass_plan_drops_the_second_training_pass():
+    """ImageNet sizes: the default plan reads train once per epoch instead of twice."""
+    proto = get_protocol("linear-conv")
+    sizes = {"train": 1281167, "val": 50000, "classes": 1000}
+    one = plan_eval("linear-conv", proto.resolve_config(), sizes)
+    two = plan_eval("linear-conv", proto.resolve_config(dialect="faithful-2018"), sizes)
+    held = round(1281167 * 0.05)
+    assert two.image_passes - one.image_passes == 90 * (1281167 - held)
+    assert [p.name for p in one.phases] == ["one pass (selection + final heads)"]
 
 
 def test_feature_protocols_and_finetunes():

@@ -8,17 +8,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from safetensors.torch import load_file
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from dcbench.data.folders import ImageFolderDataset
 from dcbench.training.rundir import RunDir
 
 from .conftest import MICRO_OVERRIDES
 
 
 def launch(data: Path, out: Path, nproc: int, *extra: str, epochs: int = 2,
-           resume: bool = False) -> subprocess.CompletedProcess:
+           resume: bool = False, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    if pythonpath is not None:  # first on the path: shadows installed modules
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
     env.pop("DCBENCH_FAULT", None)
     prefix = [sys.executable, "-m", "dcbench"]
     if nproc > 1:
@@ -65,6 +69,33 @@ def test_sharded_torch_clustering_two_processes_match_one(micro_data: Path, tmp_
     loss_a, loss_b = a.read_log()[0]["clustering_loss"], b.read_log()[0]["clustering_loss"]
     assert abs(loss_a - loss_b) <= 1e-5 * abs(loss_a)
 
+
+def test_sharded_torch_diagnostics_need_no_faiss(micro_data: Path, tmp_path: Path) -> None:
+    """Issue 27: under torchrun with clustering_backend=torch, the label diagnostics (NMI,
+    ratio-edge k-NN) run on the devices; they stopped epoch 0 with "faiss is not installed
+    ... set clustering_backend: torch" on a machine without faiss. A package `faiss` whose
+    import fails, first on the path, stands in for such a machine."""
+    shim = tmp_path / "nofaiss"
+    (shim / "faiss").mkdir(parents=True)
+    (shim / "faiss" / "__init__.py").write_text('raise ImportError("faiss hidden by the test")\n')
+    two, ref = tmp_path / "two", tmp_path / "ref"
+    result = launch(micro_data, two, 2, "clustering_backend=torch", pythonpath=shim, epochs=1)
+    assert result.returncode == 0, result.stderr[-6000:]
+    rec = RunDir(two).read_log()[0]
+    assert rec["clustering_backend"] == "torch-cpu"
+    # NMI: sklearn on the logged assignment against the folder's classes
+    labels = RunDir(two).load_assignment(0)
+    targets = np.asarray([label for _, label in ImageFolderDataset(micro_data).samples])
+    used = labels >= 0
+    assert rec["nmi_labels"] == pytest.approx(
+        normalized_mutual_info_score(targets[used], labels[used]), abs=1e-12)
+    # the ratio edge: the same k-NN graph as faiss's exact search on one process (the
+    # whitened rows differ only in the last bits between sharded and one-process moments)
+    result = launch(micro_data, ref, 1, "clustering_backend=faiss", epochs=1)
+    assert result.returncode == 0, result.stderr[-6000:]
+    expected = RunDir(ref).read_log()[0]["ratio_edge_intra_class"]
+    assert 0.0 < expected <= 1.0
+    assert rec["ratio_edge_intra_class"] == pytest.approx(expected, abs=1e-12)
 
 
 def test_two_process_ddp_resume_equals_uninterrupted(micro_data: Path, tmp_path: Path) -> None:

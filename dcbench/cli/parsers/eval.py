@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcbench.cli.parsers.watch import add_watch_arguments, check_watch_args
 from dcbench.core.errors import UnknownNameError, UserError, did_you_mean
 
 HELP = "evaluate a model with one protocol (linear-conv, mlp, low-shot, knn, VOC, ...)"
@@ -76,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print the plan and its estimated time (a few batches are timed) "
                              "and exit without writing anything")
     parser.add_argument("--list", action="store_true", help="list protocols and exit")
+    add_watch_arguments(parser)
 
 
 #: the registered protocols, named here so that a typo is refused before torch is imported
@@ -96,3 +98,4 @@ def check_args(args: argparse.Namespace) -> None:
                                + did_you_mean(args.protocol, PROTOCOL_NAMES))
     if not Path(args.data).expanduser().exists():  # before torch is imported
         raise UserError(f"--data {args.data} does not exist")
+    check_watch_args(args)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcbench.cli.parsers.watch import add_watch_arguments, check_watch_args
 from dcbench.core.errors import UserError, did_you_mean
 
 #: the --data names (`leaderboards.reproduce.DATA_NAMES`, kept equal by tests/cli/test_parsers.py)
@@ -56,11 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue the plan in --out: finished runs are kept")
     parser.add_argument("--list", action="store_true",
                         help="list the tables with a plan and the data each reads")
+    add_watch_arguments(parser)
 
 
 def check_args(args: argparse.Namespace) -> None:
     """The checks that need no torch: TABLE and --model given, every --data a NAME=ROOT with a
     known name and an existing folder (the table-specific checks come in the runner)."""
+    check_watch_args(args)  # a malformed --wandb is refused before anything is planned
     if args.list:
         return
     if not args.table or not args.model:
@@ -80,3 +83,4 @@ def check_args(args: argparse.Namespace) -> None:
         seen.add(name)
         if not Path(root).expanduser().is_dir():
             raise UserError(f"--data {name}={root}: no such folder")
+

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcbench.cli.parsers.watch import add_watch_arguments, check_watch_args
 from dcbench.core.errors import UserError
 
 HELP = "train a DeepCluster model (k-means or PIC) on a folder of images"
@@ -18,6 +19,8 @@ examples:
   dcbench train --recipe km-imnet-sob --data /datasets/imagenet/train --out runs/km-sob
   dcbench train --recipe deepcluster-alexnet --data DIR --out runs/dc --set k=3000 --set lr=0.02
   torchrun --nproc_per_node 8 -m dcbench train --recipe deepcluster-vgg16 --data DIR --out runs/v
+  dcbench train --recipe tiny --data synth/cls/train --out runs/tiny --wandb my-project
+  dcbench status runs/tiny             # where a run is, from another terminal
   dcbench train --list-recipes
 """
 
@@ -36,12 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="progress bars: a whole-run bar and one per pass (default: when "
                              "stderr is a terminal)")
     parser.add_argument("--list-recipes", action="store_true", help="list recipes and exit")
+    add_watch_arguments(parser)
 
 
 def check_args(args: argparse.Namespace) -> None:
     """The checks that need no data: `--recipe`, `--data` and `--out` are given."""
     if args.list_recipes:
         return
+    check_watch_args(args)
     missing = [flag for flag, value in (("--recipe", args.recipe), ("--data", args.data),
                                         ("--out", args.out)) if not value]
     if missing:

@@ -8,11 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from dcbench.core.dist_eval import check_all, gather_objects
+from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
+from dcbench.core.faults import raise_fault
 from dcbench.data import transforms as T
-from dcbench.data.loader import DecodeReport, make_loader
+from dcbench.data.loader import DecodeReport
+from dcbench.data.pipeline import effective_pipeline, image_loader
 from dcbench.engine.inference import inference_batches
 from dcbench.engine.resumable import status
+from dcbench.engine.sharded import gather_in_order, shard_of, share_report
 from dcbench.protocols.probe.feature_cache import (
     CacheKey,
     FeatureCache,
@@ -38,9 +43,17 @@ def extract_pooled(
     report: DecodeReport | None = None,
     desc: str = "features",
     workers: int = 0,
+    pipeline: str = "cpu",
 ) -> dict[str, FeatureSet]:
-    """One pass over `dataset`: featurize each batch, pool each tap, keep them on the CPU."""
-    loader = make_loader(dataset, batch_size, workers=workers)
+    """One pass over `dataset`: featurize each batch, pool each tap, keep them on the CPU.
+    `pipeline` is the `input_pipeline` that reads the images (`data.pipeline`).
+
+    Under torchrun each rank reads its contiguous shard (`engine.sharded`) and every rank
+    ends with the whole dataset's rows in dataset order; a rank that fails stops them all
+    with its message (`check_all`), and undecodable files are reported once."""
+    info = current()
+    part = shard_of(dataset, info)
+    loader = image_loader(part, batch_size, pipeline=pipeline, device=device, workers=workers)
     chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in specs}
     labels, indices = [], []
 
@@ -49,17 +62,29 @@ def extract_pooled(
         return {layer: pool_features(out[layer], spec).float().cpu()
                 for layer, spec in specs.items()}
 
-    for batch, out in inference_batches(loader, pooled, device=device, dataset=dataset,
-                                        report=report, progress=progress, desc=desc,
-                                        total=len(dataset)):
-        for layer in specs:
-            chunks[layer].append(out[layer])
-        labels.append(batch.labels)
-        indices.append(batch.indices)
-    if not labels:
+    error = None
+    try:
+        raise_fault("eval-rank", info.rank)
+        for batch, out in inference_batches(loader, pooled, device=device, dataset=dataset,
+                                            report=report, progress=progress, desc=desc,
+                                            total=len(part)):
+            for layer in specs:
+                chunks[layer].append(out[layer])
+            labels.append(batch.labels)
+            indices.append(batch.indices)
+    except Exception as err:  # agreed below: every rank stops with this message
+        error = err
+    check_all(error, info)
+    share_report(report, info)
+    local = {layer: torch.cat(parts) if parts else torch.zeros(0)
+             for layer, parts in chunks.items()}
+    local["labels"] = torch.cat(labels).long() if labels else torch.zeros(0, dtype=torch.long)
+    idx = torch.cat(indices).long() if indices else torch.zeros(0, dtype=torch.long)
+    merged, idx = gather_in_order(local, idx, info)
+    if not len(idx):
         raise UserError(f"no image of {getattr(dataset, 'root', 'the dataset')} could be decoded")
-    lab, idx = torch.cat(labels).long(), torch.cat(indices).long()
-    return {layer: FeatureSet(torch.cat(parts), lab, idx) for layer, parts in chunks.items()}
+    lab = merged.pop("labels")
+    return {layer: FeatureSet(merged[layer], lab, idx) for layer in specs}
 
 
 def tap_featurizer(model: Backbone, layers: Sequence[str]
@@ -87,6 +112,7 @@ def cached_features(
     report: DecodeReport | None = None,
     featurize: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None,
     desc: str = "features",
+    pipeline: str = "cpu",
 ) -> dict[str, FeatureSet]:
     """Pooled features per tap, read from `cache` when present; missing taps extracted in one pass.
 
@@ -95,6 +121,8 @@ def cached_features(
     """
     keys = {}
     found: dict[str, FeatureSet] = {}
+    if effective_pipeline(dataset, pipeline, device) == "dali":  # not the PIL path's pixels
+        transform_desc += "|dali"
     if cache is not None:
         targets = list(dataset.targets)
         fingerprint = dataset_fingerprint(dataset.paths, targets)
@@ -107,11 +135,14 @@ def cached_features(
                 if report is not None:  # a hit still reports the files the entry lacks
                     kept = set(hit.indices.tolist())
                     report.add([i for i in range(len(dataset)) if i not in kept], dataset)
-    missing = {layer: spec for layer, spec in specs.items() if layer not in found}
+    # under torchrun a tap is a hit only when every rank found it (one pass, run by all)
+    agreed = set.intersection(*(set(hits) for hits in gather_objects(sorted(found))))
+    missing = {layer: spec for layer, spec in specs.items() if layer not in agreed}
     if missing:
         fn = featurize or tap_featurizer(model, list(missing))
         extracted = extract_pooled(fn, dataset, missing, batch_size=batch_size, device=device,
-                                   progress=progress, report=report, desc=desc)
+                                   progress=progress, report=report, desc=desc,
+                                   pipeline=pipeline)
         for layer, feats in extracted.items():
             if cache is not None:
                 cache.save(keys[layer], feats)
@@ -130,6 +161,7 @@ def frozen_features(
     progress: bool,
     pooling: str = "dc2018",
     desc: str = "features",
+    pipeline: str = "cpu",
 ) -> dict[str, FeatureSet]:
     """Center-crop features of `layers` (pooled per `pooling` table) for a whole dataset.
 
@@ -146,7 +178,8 @@ def frozen_features(
     out = cached_features(model, with_transform(dataset, center), specs,
                           sizes.describe("center_crop"),
                           cache=FeatureCache() if use_cache else None, batch_size=batch_size,
-                          device=device, progress=progress, report=report, desc=desc)
+                          device=device, progress=progress, report=report, desc=desc,
+                          pipeline=pipeline)
     if report.count:
         status(report.summary())
     return out

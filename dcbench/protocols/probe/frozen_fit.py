@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torchvision.transforms import v2
@@ -17,13 +17,19 @@ from dcbench.core.files import write_json
 from dcbench.data import transforms as T
 from dcbench.data.loader import DecodeReport
 from dcbench.engine.resumable import status
+from dcbench.engine.sharded import share_report
 from dcbench.protocols.base import ProtocolConfig, Result, RunInfo, results_from_metrics
 from dcbench.protocols.probe.batch_sources import ImageSource, TensorSource
 from dcbench.protocols.probe.feature_cache import FeatureCache
 from dcbench.protocols.probe.frozen_features import cached_features
 from dcbench.protocols.probe.heads import OptimSettings
 from dcbench.protocols.probe.pooling import PoolSpec
-from dcbench.protocols.probe.selection import FitSettings, LayerOutcome, Source
+from dcbench.protocols.probe.selection import (
+    SELECTION_PASSES,
+    FitSettings,
+    LayerOutcome,
+    Source,
+)
 from dcbench.protocols.probe.splits import Sizes, Splits, load_splits, with_transform
 
 if TYPE_CHECKING:
@@ -40,7 +46,14 @@ class FrozenProbeConfig(ProtocolConfig):
     epoch are still selected on held-out data). `fast` trains on cached center-crop features: no
     training augmentation and a single center crop at test instead of 10 crops, so it is a
     cheaper, different protocol (benchmarks/probes.py measures time and top-1 gap).
+    `selection_pass`: `one` trains the selection and final heads from one pass per epoch
+    (held-out rows masked out of the selection heads), `two` a select phase then a final
+    phase, two trunk passes per epoch (probe/selection.py, docs/fidelity.md item 30).
     """
+
+    # Keys added after runs were saved, with the value that reproduces a run saved without
+    # them (`dcbench eval --resume` of an older run dir compares configs with these filled in).
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"selection_pass": "two"}
 
     lrs: list[float] = bounded(default_factory=lambda: [0.01], gt=0, le=10, min_len=1)
     momentum: float = bounded(0.9, ge=0, lt=1)
@@ -58,6 +71,7 @@ class FrozenProbeConfig(ProtocolConfig):
     ten_crop: bool = True
     heldout_fraction: float = bounded(0.05, gt=0, lt=1)
     fast: bool = False
+    selection_pass: str = bounded("one", choices=SELECTION_PASSES)
     eval_split: str = "val"
     workers: int = bounded(4, ge=0, le=MAX_WORKERS)
 
@@ -70,6 +84,8 @@ def check_config(cfg: FrozenProbeConfig) -> None:
         raise UserError("epochs, batch_size and eval_batch_size must be positive")
     if not cfg.lrs or not cfg.weight_decays:
         raise UserError("lrs and weight_decays need at least one candidate each")
+    if cfg.selection_pass not in SELECTION_PASSES:
+        raise UserError(f"selection_pass must be one or two, got {cfg.selection_pass!r}")
     if cfg.weight_decay_selection not in ("heldout", "fixed"):
         raise UserError(f"weight_decay_selection must be heldout or fixed, got "
                         f"{cfg.weight_decay_selection!r}")
@@ -82,7 +98,7 @@ def fit_settings(cfg: FrozenProbeConfig) -> FitSettings:
         candidates=tuple((lr, wd) for lr in cfg.lrs for wd in decays),
         optim=OptimSettings(cfg.momentum, cfg.schedule, tuple(cfg.milestones), cfg.gamma),
         epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
-        seed=cfg.seed,
+        seed=cfg.seed, selection_pass=cfg.selection_pass,
     )
 
 
@@ -117,7 +133,7 @@ def frozen_sources(
         desc = sizes.describe("center_crop")
         common = dict(cache=cache if cache is not None else FeatureCache(),
                       batch_size=cfg.eval_batch_size, device=device, progress=progress,
-                      report=report, featurize=featurize)
+                      report=report, featurize=featurize, pipeline=cfg.input_pipeline)
         train_src = TensorSource(cached_features(
             model, with_transform(splits.train, center), specs, desc, desc="train features",
             **common), device)
@@ -129,7 +145,7 @@ def frozen_sources(
                   if cfg.ten_crop else center)
     common = dict(featurize=featurize, specs=specs, eval_transform=evaluation,
                   eval_crops=10 if cfg.ten_crop else 1, device=device, workers=cfg.workers,
-                  progress=progress, report=report)
+                  progress=progress, report=report, pipeline=cfg.input_pipeline)
     train_src = ImageSource(splits.train, train_transform=train_transform(cfg.train_crop, sizes),
                             **common)
     return train_src, ImageSource(splits.val, train_transform=None, **common)
@@ -139,6 +155,7 @@ def outcome_rows(info: RunInfo, outcomes: dict[str, LayerOutcome], work_dir: Pat
                  report: DecodeReport | None = None) -> list[Result]:
     """Result rows per layer and split; the selection record goes to `work_dir/selection.json`
     (and the undecodable files of `report`, if any, to stderr)."""
+    share_report(report)  # under torchrun: every rank's undecodable files, listed once
     if report is not None and report.count:
         status(report.summary())
     rows: list[Result] = []

@@ -11,18 +11,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Iterable
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from dcbench.core.dist_eval import broadcast_buffers, sum_over_ranks, sync_gradients
+from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line
 from dcbench.core.progress import progress_bar
+from dcbench.core.tracking import active
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
 from dcbench.protocols.metrics import average_crops, topk_correct
 
-Batches = Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]]
+# (features by layer, labels) or (features, labels, rows): `rows` = ProbeSet.train_step's masks
+Batches = Iterable[tuple[Any, ...]]
 
 
 class LinearHead(nn.Module):
@@ -107,25 +114,56 @@ class ProbeSet(nn.Module):
             self.optimizers[h.name] = opt
             self.schedulers[h.name] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
-    def train_step(self, feats: dict[str, torch.Tensor], labels: torch.Tensor) -> float:
-        """One SGD step for every head; returns the mean loss over heads."""
+    def train_step(self, feats: dict[str, torch.Tensor], labels: torch.Tensor,
+                   rows: Mapping[str, torch.Tensor] | None = None) -> float:
+        """One SGD step for every head; returns the mean loss over the heads that stepped.
+
+        `rows[name]` (a bool mask over the batch) restricts a head to those rows: it sees only
+        them (forward, loss mean, BatchNorm statistics), so the other rows cannot reach its
+        parameters. A head with no row in the (global) batch takes no SGD step; a masked one
+        still advances its LR schedule: schedules count the iterations of the pass (one-pass
+        selection, see probe/one_pass.py).
+
+        Under torchrun `feats`/`labels` are this rank's slice of the global batch (maybe
+        empty) and `sync_step` turns the gradients into the global batch's: every rank calls
+        it for every head, whatever its own slice holds."""
         self.train()
         losses = []
+        masked: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
         for name, head in self.heads.items():
-            loss = nn.functional.cross_entropy(head(feats[self.specs[name].layer]), labels)
+            layer = self.specs[name].layer
+            x, y = feats.get(layer), labels
+            mask = rows.get(name) if rows is not None else None
+            if mask is not None and y.numel():
+                key = (layer, id(mask))
+                if key not in masked:  # heads sharing a layer and a mask share the copy
+                    masked[key] = (x[mask], y[mask])
+                x, y = masked[key]
             opt = self.optimizers[name]
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = None
+            if y.numel():
+                loss = nn.functional.cross_entropy(head(x), y)
+                loss.backward()
+            n_rows, value = sync_step(head, int(y.numel()), loss)
+            if not n_rows:  # no row of this global batch for this head: no step
+                if mask is not None:
+                    with warnings.catch_warnings():  # "scheduler before optimizer": wanted
+                        warnings.simplefilter("ignore", UserWarning)
+                        self.schedulers[name].step()
+                continue
             opt.step()
             self.schedulers[name].step()
-            losses.append(float(loss.detach()))
+            losses.append(value)
         return sum(losses) / max(len(losses), 1)
 
     @torch.no_grad()
-    def logits(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-head logits in eval mode."""
+    def logits(self, feats: dict[str, torch.Tensor], names: Iterable[str] | None = None
+               ) -> dict[str, torch.Tensor]:
+        """Per-head logits in eval mode (of the heads in `names`, default all)."""
         self.eval()
-        return {name: head(feats[self.specs[name].layer]) for name, head in self.heads.items()}
+        names = self.heads if names is None else names
+        return {name: self.heads[name](feats[self.specs[name].layer]) for name in names}
 
     def checkpoint_state(self) -> StateBundle:
         """Weights, optimizer and scheduler states, as one `Stateful` for the resumable loop."""
@@ -134,21 +172,42 @@ class ProbeSet(nn.Module):
                            schedulers=StateBundle(**self.schedulers))
 
 
+def sync_step(head: nn.Module, rows: int, loss: torch.Tensor | None) -> tuple[int, float]:
+    """The one distributed hook of probe training: after each rank's backward on its `rows`
+    rows, all-reduce the gradients (weighted by rows, so they are the global batch's mean
+    loss gradient, as DDP's average is for equal slices) and broadcast rank 0's BatchNorm
+    statistics (DDP's `broadcast_buffers`). Returns (global rows, global mean loss); in one
+    process (rows, loss) unchanged."""
+    value = float(loss.detach()) if loss is not None else 0.0
+    total, mean = sync_gradients(head.parameters(), rows, value)
+    broadcast_buffers(head)
+    return total, mean
+
+
 @torch.no_grad()
-def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor, int]]
-             ) -> dict[str, dict[str, float]]:
-    """Top-1/top-5 (percent) per head. Batches carry n_crops; crops are softmax-averaged."""
-    counts: dict[str, dict[int, int]] = {name: {1: 0, 5: 0} for name in probes.heads}
+def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor, int]],
+             names: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+    """Top-1/top-5 (percent) per head (of `names`, default all). Batches carry n_crops; crops
+    are softmax-averaged."""
+    names = list(probes.heads if names is None else names)
+    counts: dict[str, dict[int, int]] = {name: {1: 0, 5: 0} for name in names}
     total = 0
     num_classes = 0
     for feats, labels, n_crops in batches:
-        for name, logits in probes.logits(feats).items():
+        for name, logits in probes.logits(feats, names).items():
             num_classes = logits.shape[1]
             scores = logits if n_crops == 1 else average_crops(logits.view(-1, n_crops,
                                                                            logits.shape[1]))
             for k, v in topk_correct(scores.cpu(), labels.cpu()).items():
                 counts[name][k] += v
         total += int(labels.numel())
+    # torchrun: each rank evaluated its shard; the counts of every image are summed once
+    names = list(counts)
+    summed = sum_over_ranks([total, num_classes > 5] + [counts[n][k] for n in names
+                                                         for k in (1, 5)])
+    total, num_classes = int(summed[0]), 6 if summed[1] else num_classes
+    for i, name in enumerate(names):
+        counts[name] = {1: int(summed[2 + 2 * i]), 5: int(summed[3 + 2 * i])}
     out = {}
     for name, c in counts.items():
         metrics = {"top1": 100.0 * c[1] / max(total, 1)}
@@ -180,27 +239,51 @@ def train_phase(
                          desc=f"{phase} phase", unit="epoch", progress=progress,
                          extra={"history": {name: [] for name in probes.heads}})
     loop.resume()
+    active().start_section(phase, loop.done + 1)  # TensorBoard steps = 1-based epochs
     history: dict[str, list[dict[str, float]]] = loop.extra["history"]
     for epoch in loop:
+        inject_fault("probe-epoch", epoch)  # crash tests of resume (no-op without the env)
         bar = progress_bar(batches_per_epoch, f"{phase} epoch {epoch + 1}/{epochs}",
                            unit="batch", enabled=progress)
         losses = []
-        for feats, labels in train_batches(epoch):
-            losses.append(probes.train_step(feats, labels))
+        for batch in train_batches(epoch):  # (feats, labels) or (feats, labels, rows)
+            losses.append(probes.train_step(*batch))
             bar.update(1)
         bar.close()
         loss = sum(losses) / max(len(losses), 1)
         metrics = evaluate_fn()
         for name, values in metrics.items():
             history[name].append(values)
+        active().scalars(phase, epoch + 1, phase_scalars(probes, phase, loss, metrics))
         best = max(metrics.items(), key=lambda kv: kv[1]["top1"])
         loop.set_postfix(loss=f"{loss:.3f}", top1=f"{best[1]['top1']:.2f}")
         status(f"{phase} epoch {epoch + 1}/{epochs}: loss {loss:.3f}, best head {best[0]} "
                f"top1 {best[1]['top1']:.2f}")
         if work_dir is not None:
             append_line(work_dir / "log.jsonl", json.dumps({
-                "phase": phase, "epoch": epoch + 1, "loss": loss, "eval": metrics}))
+                "phase": phase, "epoch": epoch + 1, "loss": loss, "eval": metrics,
+                "time": time.time()}))  # `dcbench status`: time per epoch, ETA
     return history
+
+
+def head_tag(spec: HeadSpec) -> str:
+    """A head's name in TensorBoard / W&B tags: `LAYER_lrLR_wdWD` (TensorBoard keeps only
+    letters, digits, '-', '_', '.' and '/')."""
+    return f"{spec.layer}_lr{spec.lr:g}_wd{spec.weight_decay:g}"
+
+
+def phase_scalars(probes: ProbeSet, phase: str, loss: float,
+                  metrics: dict[str, dict[str, float]]) -> dict[str, float]:
+    """One epoch of a phase as tags: `loss` and `SPLIT/METRIC/HEAD` (SPLIT = heldout for the
+    selection heads, val for the final ones; the one-pass phase holds both, its selection
+    heads named `select:...`)."""
+    values = {"loss": loss}
+    for name, head_metrics in metrics.items():
+        selection = phase == "select" or name.startswith("select:")
+        split = "heldout" if selection else "val"
+        for metric, value in head_metrics.items():
+            values[f"{split}/{metric}/{head_tag(probes.specs[name])}"] = value
+    return values
 
 
 def best_epoch(curve: list[dict[str, float]], metric: str = "top1") -> int:

@@ -4,6 +4,13 @@ through the engine's loop.
 The network gets a fresh classification head (`reset_top_layer`), every trunk parameter is
 trained (the Sobel filter stays fixed), BN in train mode. Held-out (or val) accuracy is
 measured every `eval_every` iterations; the state is checkpointed at those points.
+
+Under torchrun each rank loads its contiguous slice of every stream batch and the gradients
+are all-reduced weighted by rows (`core.dist_eval.sync_gradients`: the global batch's
+gradient), rank 0's BN statistics broadcast after each step (as DDP does); `top1` reads a
+shard of the images and sums the counts. The crops and flips of a slice are drawn from the
+step's seed on each rank and BN normalises over each rank's slice, so N processes train
+the same protocol with other random draws (docs/fidelity.md item 32).
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
+from dcbench.core.dist_eval import broadcast_buffers, sum_over_ranks, sync_gradients
 from dcbench.data.loader import make_loader
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle
+from dcbench.engine.sharded import shard_positions
 from dcbench.protocols.metrics import average_crops, topk_correct
 from dcbench.protocols.probe.batch_sources import epoch_generator
 
@@ -55,6 +64,9 @@ def stream_batch(dataset: Any, positions: np.ndarray, batch_size: int, seed: int
     epoch, slot = divmod(int(index), per_pass)
     order = torch.randperm(n, generator=epoch_generator(seed, epoch)).numpy()
     chosen = np.asarray(positions)[order[slot * size:(slot + 1) * size]]
+    chosen = shard_positions(chosen)  # under torchrun: this rank's slice of the batch
+    if not len(chosen):
+        return None
     batch = next(iter(make_loader(Subset(dataset, chosen.tolist()), len(chosen))))
     return (batch.images, batch.labels) if len(batch) else None
 
@@ -75,7 +87,8 @@ def crop_averaged_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor
 def top1(model: nn.Module, dataset: Any, positions: np.ndarray | None, batch_size: int,
          device: str) -> float:
     """Top-1 (percent) of `model` logits; 5-D batches are 10-crop views (softmax averaged)."""
-    data = dataset if positions is None else Subset(dataset, positions.tolist())
+    positions = np.arange(len(dataset)) if positions is None else positions
+    data = Subset(dataset, shard_positions(positions).tolist())  # all of them in one process
     correct = total = 0
     with eval_mode(model):
         for batch, scores in inference_batches(make_loader(data, batch_size),
@@ -83,6 +96,7 @@ def top1(model: nn.Module, dataset: Any, positions: np.ndarray | None, batch_siz
                                                device=device):
             correct += topk_correct(scores.cpu(), batch.labels, (1,))[1]
             total += len(batch)
+    correct, total = sum_over_ranks([correct, total])  # torchrun: every image counted once
     return 100.0 * correct / max(total, 1)
 
 
@@ -122,19 +136,25 @@ def finetune(
     for it in loop:
         model.train()
         with torch.random.fork_rng(devices=[]):  # step randomness fixed by (seed, batch index)
-            batch = None
-            while batch is None:  # a batch of only undecodable images is passed over
+            while True:  # a batch of only undecodable images (on every rank) is passed over
                 torch.manual_seed(_step_seed(settings.seed, index))
                 batch = stream_batch(train_set, train_positions, settings.batch_size,
                                      settings.seed, index)
                 index += 1
-            images, labels = batch
-            loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+                if sum_over_ranks([float(batch is not None)])[0]:
+                    break
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            rows, value = 0, 0.0
+            if batch is not None:  # (None: this rank's slice is empty or undecodable)
+                images, labels = batch
+                loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+                loss.backward()
+                rows, value = len(labels), float(loss.detach())
+            _, value = sync_gradients(params, rows, value)  # torchrun: the global batch's
+            broadcast_buffers(model)
             optimizer.step()
         loop.position["batch"] = index
-        loop.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        loop.set_postfix(loss=f"{value:.3f}")
         done = it + 1
         if done % settings.eval_every == 0 or done == settings.iterations:
             curve.append([done, evaluate(model)])

@@ -1,11 +1,16 @@
 """Honest hyperparameter selection for frozen-feature probes.
 
-1. `select` phase: one head per (layer, lr, weight decay) candidate trained on the training
-   split minus a seeded stratified held-out part, evaluated on that held-out part each epoch.
-   The (lr, wd, epoch) with the best held-out top-1 is chosen per layer. The val set is never
-   looked at.
-2. `final` phase: one head per layer with the chosen (lr, wd), retrained on the full training
-   split and evaluated on val after every epoch.
+Two forms (`FitSettings.selection_pass`), the same rule:
+- `one` (default, probe/one_pass.py): one pass per epoch over all training positions
+  trains selection heads (held-out rows masked out of their loss) and final heads side by
+  side; half the trunk forwards of the two-pass form's training batches.
+- `two` (the form before issue 28):
+  1. `select` phase: one head per (layer, lr, weight decay) candidate trained on the training
+     split minus a seeded stratified held-out part, evaluated on that held-out part each epoch.
+  2. `final` phase: one head per layer with the chosen (lr, wd), retrained on the full
+     training split and evaluated on val after every epoch.
+In both, the (lr, wd, epoch) with the best held-out top-1 is chosen per layer; the val set
+is never looked at to choose.
 Reported: val top-1/top-5 at the selected epoch (`top1`, `top5`, the honest numbers), the
 best val top-1 over epochs (`top1_best_epoch`, the convention behind the published tables,
 e.g. `best_prec1` of eval_linear.py) and the held-out top-1 (split `train-heldout`).
@@ -23,6 +28,8 @@ import torch
 from torch import nn
 
 from dcbench.core.errors import UserError
+from dcbench.core.tracking import active
+from dcbench.protocols.probe import one_pass
 from dcbench.protocols.probe.heads import (
     Batches,
     HeadSpec,
@@ -39,14 +46,14 @@ class Source(TypingProtocol):
     """What `fit_with_selection` needs from a batch source (see probe/batch_sources.py)."""
 
     def train_batches(self, positions: np.ndarray | None, epoch: int, seed: int,
-                      batch_size: int) -> Batches: ...
+                      batch_size: int, *, with_positions: bool = False) -> Batches: ...
 
     def eval_batches(self, positions: np.ndarray | None, batch_size: int = ...): ...
 
 
 @dataclasses.dataclass(frozen=True)
 class FitSettings:
-    """Training settings shared by both phases."""
+    """Training settings shared by every head; `selection_pass`: one | two (module doc)."""
 
     candidates: tuple[tuple[float, float], ...]  # (lr, weight decay) pairs
     optim: OptimSettings
@@ -54,6 +61,7 @@ class FitSettings:
     batch_size: int
     eval_batch_size: int
     seed: int
+    selection_pass: str = "one"
 
 
 @dataclasses.dataclass
@@ -82,6 +90,41 @@ def _head_name(layer: str, lr: float, wd: float) -> str:
     return f"{layer}|lr={lr:g}|wd={wd:g}"
 
 
+SELECTION_PASSES = ("one", "two")
+CHECKPOINTS = {"one": ("one-pass.pt",), "two": ("select.pt", "final.pt")}
+
+
+def check_work_dir(work_dir: Path | None, selection_pass: str) -> None:
+    """Refuse to resume a run folder whose probe checkpoints belong to the other form."""
+    if work_dir is None:
+        return
+    other = "two" if selection_pass == "one" else "one"
+    found = [n for n in CHECKPOINTS[other] if (work_dir / "checkpoints" / n).is_file()]
+    if found:
+        raise UserError(f"{work_dir} holds a selection_pass={other} probe run "
+                        f"(checkpoints/{found[0]}); resume it with selection_pass={other} "
+                        "or use a fresh run dir")
+
+
+def choose(layers: list[str], candidates: tuple[tuple[float, float], ...],
+           held_hist: dict[str, list[dict[str, float]]], name: Callable[..., str]
+           ) -> dict[str, tuple[float, float, int, float]]:
+    """Per layer, the (lr, wd, epoch index, held-out top-1) with the best held-out top-1
+    (ties: the earliest epoch, then the first candidate); `name(layer, lr, wd)` is a head's
+    key in `held_hist`."""
+    chosen: dict[str, tuple[float, float, int, float]] = {}
+    for layer in layers:
+        best = None
+        for lr, wd in candidates:
+            curve = held_hist[name(layer, lr, wd)]
+            epoch = best_epoch(curve)
+            score = curve[epoch]["top1"]
+            if best is None or score > best[3]:
+                best = (lr, wd, epoch, score)
+        chosen[layer] = best
+    return chosen
+
+
 def fit_with_selection(
     layers: list[str],
     make_head: Callable[[str], nn.Module],
@@ -95,9 +138,53 @@ def fit_with_selection(
     work_dir: Path | None = None,
     progress: bool = False,
 ) -> dict[str, LayerOutcome]:
-    """Select (lr, wd, epoch) per layer on held-out data, then retrain on all and test on val."""
+    """Select (lr, wd, epoch) per layer on held-out data; report the head trained on all
+    training positions with that (lr, wd) on val (in one pass per epoch or two)."""
     if heldout_positions.size == 0:
         raise ValueError("hyperparameter selection needs a non-empty held-out split")
+    if settings.selection_pass not in SELECTION_PASSES:
+        raise ValueError(f"selection_pass must be one of {SELECTION_PASSES}, got "
+                         f"{settings.selection_pass!r}")
+    check_work_dir(work_dir, settings.selection_pass)
+    if settings.selection_pass == "one":
+        return _fit_one_pass(layers, make_head, train_source, val_source, train_positions,
+                             heldout_positions, settings, device=device, work_dir=work_dir,
+                             progress=progress)
+    return _fit_two_pass(layers, make_head, train_source, val_source, train_positions,
+                         heldout_positions, settings, device=device, work_dir=work_dir,
+                         progress=progress)
+
+
+def _fit_one_pass(layers: list[str], make_head: Callable[[str], nn.Module], train_source: Source,
+                  val_source: Source, train_positions: np.ndarray,
+                  heldout_positions: np.ndarray, settings: FitSettings, *, device: str,
+                  work_dir: Path | None, progress: bool) -> dict[str, LayerOutcome]:
+    """Selection and final heads from the same batches (probe/one_pass.py)."""
+    n_all = train_positions.size + heldout_positions.size
+    heads = one_pass.build_heads(layers, settings.candidates, make_head, settings.seed)
+    probes = ProbeSet(heads, settings.optim, _iters_per_epoch(n_all, settings.batch_size)
+                      ).to(device)
+    history = one_pass.train_one_pass(
+        probes, train_source, val_source, train_positions, heldout_positions,
+        epochs=settings.epochs, seed=settings.seed, batch_size=settings.batch_size,
+        eval_batch_size=settings.eval_batch_size, work_dir=work_dir, progress=progress)
+    chosen = choose(layers, settings.candidates, history,
+                    lambda *key: one_pass.head_name(one_pass.SELECT, *key))
+    report_selection(chosen)
+    out = {}
+    for layer in layers:
+        lr, wd, epoch, held_top1 = chosen[layer]
+        curve = history[one_pass.head_name(one_pass.FINAL, layer, lr, wd)]
+        out[layer] = LayerOutcome(layer, lr, wd, epoch + 1, held_top1, curve,
+                                  best_epoch(curve) + 1)
+    return out
+
+
+def _fit_two_pass(layers: list[str], make_head: Callable[[str], nn.Module], train_source: Source,
+                  val_source: Source, train_positions: np.ndarray,
+                  heldout_positions: np.ndarray, settings: FitSettings, *, device: str,
+                  work_dir: Path | None, progress: bool) -> dict[str, LayerOutcome]:
+    """A select phase on train minus held-out, then a final phase on all (module doc)."""
     def build(choices: dict[str, list[tuple[float, float]]], seed_offset: int,
               n_train: int) -> ProbeSet:
         heads = []
@@ -120,16 +207,8 @@ def fit_with_selection(
         evaluate_fn=lambda: evaluate(
             select, train_source.eval_batches(heldout_positions, settings.eval_batch_size)),
     )
-    chosen: dict[str, tuple[float, float, int, float]] = {}
-    for layer in layers:
-        best = None
-        for lr, wd in settings.candidates:
-            curve = held_hist[_head_name(layer, lr, wd)]
-            epoch = best_epoch(curve)
-            score = curve[epoch]["top1"]
-            if best is None or score > best[3]:
-                best = (lr, wd, epoch, score)
-        chosen[layer] = best
+    chosen = choose(layers, settings.candidates, held_hist, _head_name)
+    report_selection(chosen)
     all_positions = np.sort(np.concatenate([train_positions, heldout_positions]))
     final = build({layer: [chosen[layer][:2]] for layer in layers}, 2, all_positions.size)
     val_hist = train_phase(
@@ -147,6 +226,19 @@ def fit_with_selection(
         out[layer] = LayerOutcome(layer, lr, wd, epoch + 1, held_top1, curve,
                                   best_epoch(curve) + 1)
     return out
+
+
+def report_selection(chosen: dict[str, tuple[float, float, int, float]]) -> None:
+    """The selected head of each layer to the live view (section `selected`, step 0, written
+    anew by a resumed run): `LAYER/lr`, `LAYER/wd`, `LAYER/epoch`, `LAYER/heldout_top1`."""
+    tracker = active()
+    tracker.start_section("selected", 0)
+    for layer, (lr, wd, epoch, score) in chosen.items():
+        tracker.scalars("selected", 0, {f"{layer}/lr": lr, f"{layer}/wd": wd,
+                                        f"{layer}/epoch": epoch + 1,
+                                        f"{layer}/heldout_top1": score})
+        tracker.text("selected", 0, layer, f"lr {lr:g}, weight decay {wd:g}, epoch {epoch + 1}: "
+                                           f"held-out top-1 {score:.2f}")
 
 
 def _iters_per_epoch(n: int, batch_size: int) -> int:

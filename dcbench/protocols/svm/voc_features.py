@@ -56,6 +56,7 @@ class IndexedVOC(Dataset):
         self.root = str(voc.folder)
         self.paths = [path for path, _ in voc.samples]
         self.targets = ["".join(f"{int(v):+d}" for v in row) for row in voc.labels]
+        self.samples = [(path, i) for i, path in enumerate(self.paths)]  # for data.pipeline
 
     def __len__(self) -> int:
         return len(self.voc)
@@ -77,8 +78,9 @@ class SplitFeatures:
 def voc_split_features(model: Backbone, data_dir: str | Path, split: str,
                        layers: Sequence[str], *, pooling: str, resize_short: int | None,
                        use_cache: bool, batch_size: int, device: str,
-                       progress: bool) -> SplitFeatures:
-    """Pooled features of VOC2007 `split` for each layer (one forward pass for all taps)."""
+                       progress: bool, pipeline: str = "cpu") -> SplitFeatures:
+    """Pooled features of VOC2007 `split` for each layer (one forward pass for all taps),
+    read through `pipeline` (the config's `input_pipeline`, `data.pipeline`)."""
     model.check_layers(list(layers))
     model.to(device).eval()
     size = int(model.config.get("input_size", 224))
@@ -92,7 +94,7 @@ def voc_split_features(model: Backbone, data_dir: str | Path, split: str,
             f"std={','.join(f'{s:.4f}' for s in std)})")
     sets = cached_features(model, dataset, specs, desc, cache=FeatureCache() if use_cache else None,
                            batch_size=batch_size, device=device, progress=progress,
-                           report=report, desc=f"voc07 {split} features")
+                           report=report, desc=f"voc07 {split} features", pipeline=pipeline)
     if report.count:
         log(report.summary())
     first = next(iter(sets.values()))
@@ -115,7 +117,7 @@ def svm_run_inputs(model: Backbone, data_dir: str | Path, config: Any, protocol:
     info = run_info(model, protocol, config, run_id=run_id, device=device, dataset="voc2007")
     common = dict(pooling=config.pooling, resize_short=config.resize_short,
                   use_cache=config.fast, batch_size=config.batch_size, device=device,
-                  progress=progress)
+                  progress=progress, pipeline=config.input_pipeline)
     train = voc_split_features(model, data_dir, train_split, config.layers, **common)
     test = voc_split_features(model, data_dir, test_split, config.layers, **common)
     return settings, info, train, test

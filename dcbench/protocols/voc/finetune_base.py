@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -25,10 +26,15 @@ from torch import nn
 
 from dcbench.core.bounds import MAX_COUNT, MAX_WORKERS, bounded
 from dcbench.core.devices import resolve_device
+from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_json
-from dcbench.data.loader import Batch, DataLoader, DecodeReport, loader_timeout, make_loader
+from dcbench.core.tracking import active
+from dcbench.data.loader import Batch, DataLoader, DecodeReport, loader_timeout
+from dcbench.data.pipeline import image_loader
+from dcbench.data.samplers import GlobalBatchSlices
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
+from dcbench.engine.sharded import share_report
 from dcbench.protocols.base import (
     Protocol,
     ProtocolConfig,
@@ -76,6 +82,10 @@ class SeededView(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def item_seed(self, index: int) -> int:
+        """The seed of item `index` (`data.pipeline` reproduces the view's draws with it)."""
+        return item_seed(self.seed, self.stream, self.epoch, index)
+
     def __getitem__(self, index: int) -> Any:
         with torch.random.fork_rng(devices=[]):
             # the CPU generator only: transforms draw from it, CUDA dropout streams stay put
@@ -94,23 +104,35 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> list[int
 
 def epoch_batches(dataset: Any, *, batch_size: int, seed: int, workers: int,
                   report: DecodeReport | None = None, shuffle: bool = True,
-                  collate: Callable[[list], Any] | None = None
+                  collate: Callable[[list], Any] | None = None, pipeline: str = "cpu",
+                  device: torch.device | str = "cpu"
                   ) -> Callable[[int, int], Iterator[Any]]:
-    """A factory `(epoch, first_batch) -> batches` for `train_iterations` (seeded, resumable)."""
+    """A factory `(epoch, first_batch) -> batches` for `train_iterations` (seeded, resumable);
+    images read through `pipeline` (`data.pipeline`; joint transforms with `collate` stay
+    on the PIL path)."""
 
     def batches(epoch: int, first_batch: int) -> Iterator[Any]:
         order = epoch_order(len(dataset), seed, epoch, shuffle)[first_batch * batch_size:]
         view = SeededView(dataset, seed, 1, epoch)
         # the loader draws its worker base seed from this generator, not the global RNG
         generator = torch.Generator().manual_seed(item_seed(seed, 2, epoch, first_batch))
+        info = current()
+        # torchrun: this rank's slice of every global batch (the items' crops are seeded per
+        # item, so they are the crops one process draws)
+        slices = (GlobalBatchSlices(order, batch_size, info.rank, info.world_size)
+                  if info.active else None)
         if collate is None:
-            loader = make_loader(view, batch_size, sampler=order, workers=workers,
-                                 generator=generator)
+            loader = image_loader(view, batch_size, sampler=None if slices else order,
+                                  workers=workers, generator=generator, pipeline=pipeline,
+                                  device=device, batch_sampler=slices)
+        elif slices is not None:
+            loader = DataLoader(view, batch_sampler=slices, num_workers=workers,
+                                collate_fn=collate, generator=generator,
+                                timeout=loader_timeout(workers))
         else:
             loader = DataLoader(view, batch_size=batch_size, sampler=order,
-                                                 num_workers=workers, collate_fn=collate,
-                                                 generator=generator,
-                                                 timeout=loader_timeout(workers))
+                                num_workers=workers, collate_fn=collate, generator=generator,
+                                timeout=loader_timeout(workers))
         for batch in loader:
             if report is not None and isinstance(batch, Batch):
                 report.add(batch.bad, dataset)
@@ -175,6 +197,7 @@ def train_iterations(
     progress: bool = False,
     desc: str = "fine-tune",
     log_path: Path | None = None,
+    section: str = "finetune",
 ) -> dict[str, int]:
     """Run `iterations` optimizer steps of `step(batch)` in the engine's resumable loop.
 
@@ -183,7 +206,8 @@ def train_iterations(
     (all images undecodable: not counted). The LR of every param group is set from
     `step_lr` before each step. Runs under a forked RNG seeded by `seed`; the checkpoint
     (model, optimizer, position = iteration/epoch/batch, RNG) is the engine's format.
-    Returns the final position.
+    Returns the final position. The loss and LR of every 20th iteration also go to the live
+    view (section `section`, step = iterations done).
     """
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
@@ -192,6 +216,7 @@ def train_iterations(
                              checkpoint=checkpoint, every=every, desc=desc, unit="it",
                              progress=progress, position={"epoch": 0, "batch": 0})
         loop.resume()
+        active().start_section(section, loop.done + 1)
         model.train()
         steps = {"n": 0}
         stream = _batch_stream(batches, loop.position, steps, desc)
@@ -211,8 +236,10 @@ def train_iterations(
                 loop.set_postfix(loss=f"{loss:.4f}", lr=f"{current:.2g}")
                 done = iteration + 1
                 if log_path is not None and (done % 20 == 0 or done == iterations):
-                    append_line(log_path, f'{{"iteration": {done}, '
-                                          f'"loss": {loss:.6g}, "lr": {current:.6g}}}')
+                    append_line(log_path, f'{{"iteration": {done}, "loss": {loss:.6g}, '
+                                          f'"lr": {current:.6g}, "time": {time.time():.3f}}}')
+                if done % 20 == 0 or done == iterations:
+                    active().scalars(section, done, {"train/loss": loss, "train/lr": current})
         finally:
             stream.close()
     return dict(loop.position)
@@ -266,14 +293,18 @@ class VOCFinetuneProtocol(Protocol):
             lr=task.lr, stepsize=task.stepsize, gamma=config.lr_gamma, seed=config.seed,
             checkpoint=checkpoint, every=config.checkpoint_every, progress=progress,
             desc=f"{self.name} train", log_path=work_dir / "log.jsonl" if work_dir else None,
+            section=self.name,
         )
         results, extra = task.evaluate()
         layer = layer_label(config.train_layers, config.train_bn_scales)
         rows: list[Result] = []
         for split, metrics in results.items():
             rows += results_from_metrics(info, row_metrics(metrics), split=split, layer=layer)
+            active().scalars(self.name, task.iterations,
+                             {f"{split}/{task.headline}": 100 * metrics[task.headline]})
             status(f"{self.name} [{layer}] {split} {task.headline}: "
                    f"{100 * metrics[task.headline]:.2f}")
+        share_report(report)  # torchrun: every rank's undecodable files, listed once
         if report.count:
             status(report.summary())
         if work_dir:

@@ -1,0 +1,131 @@
+"""The one input-pipeline entry: which backend reads images, and the loader that does it.
+
+`input_pipeline` (a TrainConfig key and a key of every protocol config) is one of
+`INPUT_PIPELINES`:
+
+- `cpu`: PIL decoding + the torchvision transform in DataLoader workers (`make_loader`);
+- `gpu`: training only, torchvision's nvJPEG path (`data.gpu_decode`);
+- `dali`: NVIDIA DALI (`data.dali_pipeline`): JPEGs decoded (region only) + resized +
+  cropped + flipped + normalised by DALI, `device="mixed"` on CUDA and `"cpu"` elsewhere,
+  with the image order, crop boxes and labels of the PIL path (drawn by dcbench,
+  `data.crop_plan`, `data.planned_images`); other files take the PIL path per file;
+- `auto`: `dali` on CUDA when DALI is installed, else `gpu` on CUDA where the caller has a
+  GPU path (training), else `cpu`.
+
+`image_loader` is what training and the protocols call for a dataset of images: the PIL
+loader for `cpu`, the DALI loader for `dali` when the dataset's transform can be expressed
+(`crop_plan.plan_transform`), else the PIL loader (and `describe_loader` says so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Sampler, Subset
+
+from dcbench.core.errors import UserError
+from dcbench.data.crop_plan import plan_transform
+from dcbench.data.dali_pipeline import DaliLoader, dali_available
+from dcbench.data.loader import Batch, make_loader
+from dcbench.data.planned_images import PlannedImages
+
+INPUT_PIPELINES: tuple[str, ...] = ("auto", "cpu", "gpu", "dali")
+PROTOCOL_PIPELINES: tuple[str, ...] = ("auto", "cpu", "dali")
+DALI_INSTALL = "pip install 'dcbench[dali]' (NVIDIA DALI, nvidia-dali-cuda130)"
+
+
+def resolve_input_pipeline(name: str, device: torch.device | str, *,
+                           gpu_path: bool = True) -> str:
+    """`cpu`, `gpu` or `dali` for `input_pipeline: name` on `device` (see the module doc).
+    `gpu_path=False` for callers without the nvJPEG path (the protocols). A `dali` request
+    without DALI installed is a UserError naming the extra."""
+    cuda = torch.device(device).type == "cuda"
+    if name not in INPUT_PIPELINES or (name == "gpu" and not gpu_path):
+        valid = INPUT_PIPELINES if gpu_path else PROTOCOL_PIPELINES
+        raise UserError(f"input_pipeline must be one of {', '.join(valid)}; got {name!r}")
+    if name == "auto":
+        if cuda and dali_available():
+            return "dali"
+        return "gpu" if cuda and gpu_path else "cpu"
+    if name == "dali" and not dali_available():
+        raise UserError(f"input_pipeline: dali needs NVIDIA DALI, which is not installed: "
+                        f"{DALI_INSTALL}; or set input_pipeline=cpu")
+    return name
+
+
+def _unwrap(dataset: Any) -> tuple[Any, list[int] | None, Callable[[int], int] | None]:
+    """(the image dataset, Subset indices or None, per-item seed or None) of a loader's
+    dataset: `Subset` and per-item seeding views (`.dataset` + `.item_seed(i)`) unwrapped."""
+    indices = None
+    while isinstance(dataset, Subset):  # nested (a shard of a subset): one index list
+        inner = list(dataset.indices)
+        indices = inner if indices is None else [inner[i] for i in indices]
+        dataset = dataset.dataset
+    seed_item = None
+    if hasattr(dataset, "item_seed") and hasattr(dataset, "dataset"):
+        seed_item, dataset = dataset.item_seed, dataset.dataset
+    return dataset, indices, seed_item
+
+
+def image_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    pipeline: str = "cpu",
+    device: torch.device | str = "cpu",
+    shuffle: bool = False,
+    sampler: Sampler | Iterable[int] | None = None,
+    workers: int = 0,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+    batch_sampler: Sampler[list[int]] | None = None,
+) -> Iterable[Batch]:
+    """Batches of `dataset` through `pipeline` (`cpu`, `dali`, or `auto` resolved for a
+    caller without the nvJPEG path): the same `Batch`es, order and crops either way (pixels
+    within JPEG-decoder tolerance). With `workers=0` the crops are drawn in the calling
+    thread as the batches are asked for (no prefetch), as on the PIL path, so a consumer
+    that draws random numbers between batches (dropout) sees the PIL path's sequence.
+    `batch_sampler` (torchrun: `samplers.GlobalBatchSlices`) replaces batch_size, shuffle,
+    sampler and drop_last, as for `make_loader`."""
+    if pipeline == "auto":
+        pipeline = resolve_input_pipeline(pipeline, device, gpu_path=False)
+    if pipeline == "dali":
+        base, indices, seed_item = _unwrap(dataset)
+        plan = plan_transform(getattr(base, "transform", None))
+        if plan is not None and hasattr(base, "samples"):
+            planned: Dataset = PlannedImages(base, plan, seed_item)
+            if indices is not None:
+                planned = Subset(planned, indices)
+            return DaliLoader(planned, batch_size, plan, device=device, shuffle=shuffle,
+                              sampler=sampler, workers=workers,  # type: ignore[arg-type]
+                              generator=generator, drop_last=drop_last,
+                              prefetch=2 if workers > 0 else 0, batch_sampler=batch_sampler)
+    elif pipeline not in ("cpu", "gpu"):
+        raise ValueError(f"image_loader: resolve {pipeline!r} first (resolve_input_pipeline)")
+    return make_loader(dataset, batch_size, shuffle=shuffle, sampler=sampler, workers=workers,
+                       generator=generator, drop_last=drop_last, pin_memory=pin_memory,
+                       batch_sampler=batch_sampler)
+
+
+def effective_pipeline(dataset: Any, pipeline: str, device: torch.device | str = "cpu") -> str:
+    """`dali` when `image_loader(dataset, pipeline=pipeline)` reads through DALI, else
+    `cpu` (a feature-cache key must tell the two apart: their pixels differ slightly)."""
+    if pipeline == "auto":
+        pipeline = resolve_input_pipeline(pipeline, device, gpu_path=False)
+    if pipeline != "dali":
+        return "cpu"
+    base = _unwrap(dataset)[0]
+    usable = hasattr(base, "samples") and plan_transform(getattr(base, "transform", None))
+    return "dali" if usable else "cpu"
+
+
+def describe_loader(loader: Any) -> str:
+    """Which backend a loader from `image_loader` is: `dali` or `cpu` (PIL)."""
+    return "dali" if isinstance(loader, DaliLoader) else "cpu"
+
+
+__all__ = ["INPUT_PIPELINES", "PROTOCOL_PIPELINES", "describe_loader", "effective_pipeline",
+           "image_loader", "resolve_input_pipeline"]
