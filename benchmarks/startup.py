@@ -25,6 +25,20 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
                                         "--data", "d")),
     ("dcbench train, missing --data", ("train",)),
     ("dcbench viz, unknown option", ("viz", "filters", "--bogus")),
+    # issue 26: an argument or data-name error of every subcommand
+    ("dcbench train, no such --data folder", ("train", "--recipe", "tiny", "--data",
+                                              "/no/such/dir", "--out", "o")),
+    ("dcbench eval, no such --data", ("eval", "--protocol", "knn", "--model", "m", "--data",
+                                      "/no/such/dir")),
+    ("dcbench reproduce, malformed --data", ("reproduce", "thesis-5.5", "--model", "m",
+                                             "--data", "voc")),
+    ("dcbench reproduce, unknown data name", ("reproduce", "thesis-5.5", "--model", "m",
+                                              "--data", "vocc=/")),
+    ("dcbench hub, unknown layout", ("hub", "convert", "a", "b", "--layout", "nope")),
+    ("dcbench leaderboard, unknown format", ("leaderboard", "show", "--format", "docx")),
+    ("dcbench data, negative seed", ("data", "synth", "--out", "x", "--seed", "-1")),
+    ("dcbench demo, unknown option", ("demo", "--bogus")),
+    ("dcbench bench, unknown option", ("bench", "--bogus")),
 )
 
 _LAZY = "import sys; from dcbench.cli.entry import main; sys.exit(main({argv!r}))"

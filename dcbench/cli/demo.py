@@ -28,6 +28,7 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import check_output_dir, write_json
 from dcbench.core.home import results_store_path
 from dcbench.core.liveness import record_process
+from dcbench.core.state_files import read_json_state
 from dcbench.models.checkpoints import save_hub_dir
 from dcbench.models.factory import load_model
 from dcbench.training.config import resolve_config
@@ -245,7 +246,8 @@ def _eval_run_ids(evals: Path) -> list[str]:
     `dcbench reproduce` plan folders), in order."""
     ids = []
     for run_file in sorted([*evals.glob("*/run.json"), *evals.glob("*/*/run.json")]):
-        ids.append(str(json.loads(run_file.read_text())["run_id"]))
+        ids.append(read_json_state(run_file, "run file", keys={"run_id": str},
+                                   hint="start a new demo with another --out")["run_id"])
     return ids
 
 

@@ -95,7 +95,8 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         """Raise instead of printing usage (subparsers inherit this class)."""
-        raise UserError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+        where = "" if self.prog == "dcbench" else f"{self.prog}: "  # no `dcbench: dcbench:`
+        raise UserError(f"{where}{message} (see `{self.prog} --help`)")
 
 
 def _runner(parser_module: ModuleType, module_name: str) -> Callable[[argparse.Namespace], int]:

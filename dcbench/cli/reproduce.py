@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import re
 import sys
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from dcbench.cli.entry import build_parser
 from dcbench.cli.eval_dist import eval_processes, from_main, is_launch_main, launched_processes
 from dcbench.cli.parsers.watch import tracking_options
 from dcbench.cli.reproduce_live import SECTION, report_run, table_values
+from dcbench.cli.resume_hint import INTERRUPTED, report_interrupt
 from dcbench.core.devices import resolve_device
 from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
@@ -31,6 +31,7 @@ from dcbench.core.files import check_output_dir, is_writer, write_json, write_te
 from dcbench.core.home import dcbench_home, results_store_path
 from dcbench.core.liveness import record_process
 from dcbench.core.provenance import versions
+from dcbench.core.state_files import read_json_state
 from dcbench.core.trackers import open_tracker
 from dcbench.core.tracking import activated
 from dcbench.leaderboards import reproduce as planner
@@ -56,6 +57,7 @@ from dcbench.models.factory import load_model
 from dcbench.protocols.base import get_protocol
 
 PLAN_FILE = "plan.json"
+PLAN_KEYS = {"table": str, "model": str, "schedule": str, "runs": dict}
 
 
 def list_plans() -> str:
@@ -133,7 +135,8 @@ def _state(out: Path, args: argparse.Namespace, runs: dict[str, list[str]]) -> d
         if not args.resume:
             raise UserError(f"{out} already holds a reproduce plan; pass --resume to continue "
                             "it or choose another --out")
-        saved = json.loads(plan_file.read_text())
+        saved = read_json_state(plan_file, "reproduce plan", keys=PLAN_KEYS,
+                                hint="start the plan again with another --out")
         if {k: saved.get(k) for k in settings} != settings:
             raise UserError(f"{out} holds the plan of {saved.get('table')} for "
                             f"{saved.get('model')} ({saved.get('schedule')}); resume with the "
@@ -154,10 +157,12 @@ def _state(out: Path, args: argparse.Namespace, runs: dict[str, list[str]]) -> d
 
 def _print_plan(plan: planner.Plan, argvs: dict[str, list[str]], args: argparse.Namespace,
                 model: Any, configs: dict[str, Any], out: Path) -> None:
-    """The dry-run: each run's command, the data it reads, and its estimated time."""
+    """The dry-run: each run's command, the data it reads, and its estimated time. Printed
+    only once every count and rate is in: a refusal on the way is its one error line."""
     info = plan.table
-    print(f"dcbench reproduce {info.id}: {info.title}\nmodel {args.model}, schedule "
-          f"{args.schedule}, plan folder {out}")
+    lines: list[str] = []
+    lines.append(f"dcbench reproduce {info.id}: {info.title}\nmodel {args.model}, schedule "
+                 f"{args.schedule}, plan folder {out}")
     device = resolve_device(args.device).type if args.device is None else args.device
     rates = measure_rates(model, device) if argvs else None
     total = 0.0
@@ -165,7 +170,7 @@ def _print_plan(plan: planner.Plan, argvs: dict[str, list[str]], args: argparse.
     for number, run in enumerate(plan.runs, start=1):
         head = f"\n[{number}/{len(plan.runs)}] {run.name} -> columns {', '.join(run.columns)}"
         if run.skip:
-            print(f"{head}\n    {run.skip}")
+            lines.append(f"{head}\n    {run.skip}")
             continue
         if run.data not in counted:
             counted[run.data] = count_images(run.data, run.root)
@@ -175,14 +180,15 @@ def _print_plan(plan: planner.Plan, argvs: dict[str, list[str]], args: argparse.
         finished = (out / run.name / "results.json").is_file()
         total += 0.0 if finished else seconds
         reads = ", ".join(f"{k} {v:,}" for k, v in counts.items())
-        print(f"{head}\n    $ {planner.command_line(argvs[run.name])}\n"
-              f"    reads {run.data} at {run.root}: {reads} images\n"
-              f"    estimated {format_duration(seconds)}"
-              + (" (finished before: kept with --resume)" if finished else ""))
+        lines.append(f"{head}\n    $ {planner.command_line(argvs[run.name])}\n"
+                     f"    reads {run.data} at {run.root}: {reads} images\n"
+                     f"    estimated {format_duration(seconds)}"
+                     + (" (finished before: kept with --resume)" if finished else ""))
     if rates is not None:
-        print(f"\nestimated total {format_duration(total)}; {rates.describe()}.\n{HOW}.")
+        lines.append(f"\nestimated total {format_duration(total)}; {rates.describe()}.\n{HOW}.")
     else:
-        print("\nnothing would run: give --data for the columns above")
+        lines.append("\nnothing would run: give --data for the columns above")
+    print("\n".join(lines))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -245,6 +251,9 @@ def _run_plan(plan: planner.Plan, args: argparse.Namespace, argvs: dict[str, lis
             tracker.start_section(SECTION, 1)  # a resumed plan reports every run again
             run_ids = _execute(plan, argvs, out, report,
                                [] if args.tensorboard else ["--no-tb"])
+    except KeyboardInterrupt:  # Ctrl-C in an eval (its 130) or between them: stop the plan
+        return report_interrupt(getattr(args, "_argv", _own_argv(args)),
+                                None if args.out else out, saved=True)
     except UserError:
         # bad input only a protocol could see: if no run was left behind, neither is the plan
         if is_writer() and not args.resume and not any((out / name).exists() for name in argvs):
@@ -277,10 +286,22 @@ def _execute(plan: planner.Plan, argvs: dict[str, list[str]], out: Path,
             print(f"{title}\n  $ {planner.command_line(argv)}", file=sys.stderr, flush=True)
             eval_args = build_parser("eval").parse_args(argv + list(extra or []))
             with contextlib.redirect_stdout(sys.stderr):  # stdout is for the table
-                eval_args._run(eval_args)  # a UserError propagates: one error line
-        run_ids[run.name] = str(json.loads((run_dir / "run.json").read_text())["run_id"])
+                code = eval_args._run(eval_args)  # a UserError propagates: one error line
+            if code == INTERRUPTED:  # the eval printed its own state; the plan stops too
+                raise KeyboardInterrupt
+        run_ids[run.name] = read_json_state(
+            run_dir / "run.json", "run file", keys={"run_id": str},
+            hint=f"remove {run_dir} and continue with --resume (that run starts again)")["run_id"]
         report(number, run.name, "kept" if kept else "finished", run_ids)
     return run_ids
+
+
+def _own_argv(args: argparse.Namespace) -> list[str]:
+    """The reproduce command's words when it was not started by `main` (Python callers)."""
+    words = ["reproduce", args.table, "--model", args.model]
+    for pair in args.data:
+        words += ["--data", pair]
+    return words + ["--schedule", args.schedule]
 
 
 def _finish(plan: planner.Plan, args: argparse.Namespace, store: Path, out: Path,

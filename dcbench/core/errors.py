@@ -40,6 +40,11 @@ class NetworkError(UserError, ConnectionError):
     """A download that cannot happen (offline, unreachable host); says where to put the file."""
 
 
+class LoaderWorkerDied(UserError, RuntimeError):
+    """A DataLoader worker process died (killed by the OOM killer or `kill -9`): not bad
+    input, but one line that says what happened and that `--resume` continues the run."""
+
+
 class RankFailed(RuntimeError):
     """Another process of a torchrun launch failed (its own error is on its stderr): the
     CLI prints `dcbench: error: rank R of N failed: ...` and exits 1 on the other ranks."""

@@ -184,10 +184,14 @@ def _json_lines(text: str, source: str, first_error: json.JSONDecodeError) -> li
 def read_results_file(path: str | Path) -> tuple[list[dict], list[dict]]:
     """Read and validate a results JSON / JSONL file; see `parse_results_json`."""
     path = Path(path)
+    if path.is_dir():
+        if (path / "results.json").is_file() or (path / "run.json").is_file():
+            raise UserError(f"{path} is a run folder: use --from {path}")
+        raise UserError(f"{path} is a folder, not a results file (results.json or .jsonl)")
     if not path.is_file():
         raise UserError(f"results file {path} does not exist")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"cannot read {path}: {err}") from err
     return parse_results_json(text, str(path))

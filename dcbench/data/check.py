@@ -94,7 +94,8 @@ def check_places(report: CheckReport, sample: int, workers: int) -> None:
         image_root = _list_image_root(report.root, lst)
         labels: Counter[int] = Counter()
         paths = []
-        for number, line in enumerate(lst.read_text(errors="replace").splitlines(), start=1):
+        text = lst.read_text(encoding="utf-8-sig", errors="replace")  # -sig: a BOM is dropped
+        for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             parsed = parse_list_line(line)

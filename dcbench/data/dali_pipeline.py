@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torch.utils.data import Dataset, Sampler, Subset
 from torchvision.transforms.v2 import functional as F
 
 from dcbench.data.crop_plan import CropPlan, Draws, apply_draws
 from dcbench.data.decode import decode_image
-from dcbench.data.loader import Batch, loader_timeout
+from dcbench.data.loader import Batch, DataLoader, loader_timeout
 from dcbench.data.planned_images import Encoded, PlannedBatch, collate_planned
 from dcbench.data.prefetch import Prefetcher
 

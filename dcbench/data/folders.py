@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,18 @@ class ImageFolderDataset(_ImageDataset):
         _report_listing(self.root, problems, empty)
 
 
+def require_decodable(samples: Sequence[tuple[str, int]], root: str | os.PathLike) -> None:
+    """Refuse a dataset in which no image decodes, before a run writes anything (a run would
+    otherwise fail later on "0 images"). Decodes files in order and stops at the first good
+    one, so a usable folder costs one decode."""
+    for path, _ in samples:
+        if open_image(path) is not None:
+            return
+    names = ", ".join(os.path.basename(p) for p, _ in samples[:3])
+    raise UserError(f"no image in {root} could be decoded ({len(samples)} tried: {names}"
+                    + (", ..." if len(samples) > 3 else "") + ")")
+
+
 def parse_list_line(line: str) -> tuple[str, int] | None:
     """Parse one `relative/path label` line (path may hold spaces); `None` if malformed."""
     parts = line.strip().rsplit(None, 1)
@@ -202,7 +214,7 @@ class ListFileDataset(_ImageDataset):
             raise UserError(f"image root for {self.list_file.name} not found: {self.root}")
         samples: list[tuple[str, int]] = []
         bad: list[int] = []
-        text = self.list_file.read_text(encoding="utf-8", errors="replace")
+        text = self.list_file.read_text(encoding="utf-8-sig", errors="replace")
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
@@ -239,7 +251,7 @@ def list_file_candidates(root: Path, split: str) -> list[Path]:
 def _list_image_root(root: Path, list_file: Path) -> Path:
     """The folder that the list's relative paths start from (root, images256/ or images/)."""
     first = None
-    for line in list_file.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in list_file.read_text(encoding="utf-8-sig", errors="replace").splitlines():
         parsed = parse_list_line(line)
         if parsed is not None:
             first = parsed[0]

@@ -41,14 +41,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
 from dcbench.data.decode import MAX_PIXELS, decode_image
 from dcbench.data.exif import jpeg_orientation, orient
 from dcbench.data.gpu_crops import center_boxes, crop_batch, rrc_boxes
-from dcbench.data.loader import Batch, loader_timeout
+from dcbench.data.loader import Batch, DataLoader, loader_timeout
 from dcbench.data.prefetch import Prefetcher
 
 # baseline and extended Huffman: what nvjpeg's batched (hardware) decoder takes. Progressive

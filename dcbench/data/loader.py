@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Sequence
+import re
+import signal
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils import data as torch_data
+from torch.utils.data import Dataset, Sampler
+
+from dcbench.core.errors import LoaderWorkerDied
 
 # A worker that delivers nothing for this long is stuck (a dead feeder thread, a hung file
 # system): the loader raises instead of waiting forever (issue 18). DCBENCH_LOADER_TIMEOUT
@@ -22,6 +29,56 @@ def loader_timeout(workers: int) -> float:
     if workers <= 0:
         return 0.0
     return float(os.environ.get("DCBENCH_LOADER_TIMEOUT", LOADER_TIMEOUT_S))
+
+
+WORKER_DIED = ("a data loader worker process died ({why}; e.g. the OOM killer or kill -9): "
+               "rerun the same command with --resume to continue from the last checkpoint")
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[list[int]]:
+    """Hold SIGINT while worker processes fork: a KeyboardInterrupt raised inside an at-fork
+    hook (logging registers one) is "ignored" by Python and the run would go on; the signal
+    is recorded here instead and acted on once the workers exist."""
+    pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield pending
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class DataLoader(torch_data.DataLoader):
+    """torch's DataLoader, where Ctrl-C always stops the run (even while workers fork) and a
+    killed worker is one line saying so and how to resume, not a RuntimeError traceback."""
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        if self.num_workers == 0:
+            return super().__iter__()
+        with _sigint_deferred() as pending:
+            iterator = super().__iter__()
+        if pending:
+            shutdown = getattr(iterator, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+            raise KeyboardInterrupt
+        return _worker_deaths_explained(iterator)
+
+
+def _worker_deaths_explained(iterator: Iterator[Any]) -> Iterator[Any]:
+    try:
+        yield from iterator
+    except RuntimeError as err:
+        text = str(err)
+        if "DataLoader worker" not in text or isinstance(err, LoaderWorkerDied):
+            raise
+        found = re.search(r"pid(?:\(s\))? ([\d, ]+)\) "
+                          r"(is killed by signal: [^.\n]+|exited unexpectedly)", text)
+        why = f"pid {found.group(1)} {found.group(2)}" if found else text.splitlines()[0][:120]
+        raise LoaderWorkerDied(WORKER_DIED.format(why=why)) from None
 
 
 class Batch(NamedTuple):

@@ -58,7 +58,7 @@ def _names(path: Path) -> list[str]:
     if not path.is_file():
         raise UserError(f"retrieval ground-truth file not found: {path}", detail=LAYOUT)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise UserError(f"retrieval ground-truth file {path} is not UTF-8 text "
                         f"(byte {err.start})", detail=LAYOUT) from None

@@ -132,7 +132,8 @@ def read_id_list(path: Path) -> list[str]:
     """Image ids, one per line (first token), from an ImageSets list."""
     if not path.is_file():
         raise UserError(f"VOC split list not found: {path}", detail=VOC_LAYOUT)
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text(encoding="utf-8-sig")  # -sig: a BOM (Windows editors) is dropped
+    return [line.split()[0] for line in text.splitlines() if line.strip()]
 
 
 def read_class_labels(folder: Path, split: str) -> tuple[list[str], np.ndarray]:
@@ -143,7 +144,8 @@ def read_class_labels(folder: Path, split: str) -> tuple[list[str], np.ndarray]:
         path = folder / "ImageSets" / "Main" / f"{cls}_{split}.txt"
         if not path.is_file():
             raise UserError(f"VOC class list not found: {path}", detail=VOC_LAYOUT)
-        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+        text = path.read_text(encoding="utf-8-sig")
+        rows = [line.split() for line in text.splitlines() if line.strip()]
         if any(len(r) != 2 or r[1] not in ("1", "0", "-1") for r in rows):
             raise UserError(f"{path}: every line must be `image_id label` with label 1, 0 or -1")
         if ids is None:

@@ -20,7 +20,8 @@ def _split_lists(folder: Path) -> dict[str, list[str]]:
     lists = {}
     for path in sorted(main.glob("*.txt")) if main.is_dir() else []:
         if "_" not in path.stem:  # {split}.txt, not {cls}_{split}.txt
-            lists[path.stem] = [ln.split()[0] for ln in path.read_text().splitlines() if ln.strip()]
+            text = path.read_text(encoding="utf-8-sig")  # -sig: a BOM is dropped
+            lists[path.stem] = [ln.split()[0] for ln in text.splitlines() if ln.strip()]
     return lists
 
 
@@ -32,7 +33,7 @@ def _check_class_files(report: CheckReport, folder: Path, split: str, ids: list[
         if not path.is_file():
             report.problems.append(f"missing class list {path}")
             continue
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
+        for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
             parts = line.split()
             if not parts:
                 continue
@@ -86,7 +87,8 @@ def _check_masks(report: CheckReport, folder: Path) -> None:
     seg_lists = folder / "ImageSets" / "Segmentation"
     all_ids: set[str] = set()
     for path in sorted(seg_lists.glob("*.txt")) if seg_lists.is_dir() else []:
-        ids = [ln.split()[0] for ln in path.read_text().splitlines() if ln.strip()]
+        text = path.read_text(encoding="utf-8-sig")
+        ids = [ln.split()[0] for ln in text.splitlines() if ln.strip()]
         report.lines.append(f"  segmentation {path.stem}: {len(ids)} images")
         all_ids.update(ids)
     for image_id in sorted(all_ids):

@@ -92,7 +92,7 @@ def display_frame(frame: pd.DataFrame, info: TableInfo) -> pd.DataFrame:
 def to_markdown(display: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (no `tabulate` dependency)."""
     def cell(value: object) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
+        return markdown_escape(str(value)).replace("|", "\\|").replace("\n", " ")
 
     header = [cell(c) for c in display.columns]
     body = [[cell(v) for v in row] for row in display.itertuples(index=False)]
@@ -109,6 +109,13 @@ def to_markdown(display: pd.DataFrame) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in body)]) + "\n"
 
 
+def markdown_escape(text: str) -> str:
+    """Text for a Markdown file: no raw HTML (`<svg onload=...>` in a model name shows as
+    text, as in the HTML report) and no link syntax; `&`, `<`, `>` become entities."""
+    text = html.escape(text, quote=False)
+    return text.replace("[", "\\[").replace("]", "\\]")
+
+
 def _looks_numeric(text: str) -> bool:
     head = text.split(" ± ")[0]
     if not head:
@@ -122,19 +129,23 @@ def _looks_numeric(text: str) -> bool:
 
 def to_latex(display: pd.DataFrame, caption: str) -> str:
     """A booktabs LaTeX table (special characters escaped; ± and Δ in math mode)."""
-    styler = display.style.hide(axis="index").format(escape="latex")
-    styler = styler.format_index(escape="latex", axis=1)
+    styler = display.style.hide(axis="index").format(lambda v: _latex_escape(str(v)))
+    styler = styler.format_index(lambda v: _latex_escape(str(v)), axis=1)
     align = "".join("r" if all(_looks_numeric(str(v)) for v in display[c]) else "l"
                     for c in display.columns)
     text = styler.to_latex(hrules=True, caption=_latex_escape(caption), column_format=align)
     return text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
 
 
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                 "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                 "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}"}
+
+
 def _latex_escape(text: str) -> str:
-    for char, repl in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                       ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}")):
-        text = text.replace(char, repl)
-    return text
+    """Every LaTeX special character as text, in one pass (a backslash's replacement keeps
+    its braces)."""
+    return "".join(LATEX_SPECIAL.get(char, char) for char in text)
 
 
 def to_html_table(display: pd.DataFrame) -> str:

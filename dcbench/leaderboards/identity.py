@@ -16,7 +16,6 @@ prefix of its sha256; an ambiguous or unknown handle is a one-line `UserError`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from dcbench.core.errors import UserError
+from dcbench.core.state_files import try_read_json_object
 from dcbench.models.factory import load_model
 from dcbench.models.sources import catalog
 
@@ -89,11 +89,17 @@ def identify(results: pd.DataFrame) -> pd.DataFrame:
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]{0,63}")
 
 
+SHA_PREFIX = re.compile(r"[0-9a-fA-F]{6,}")
+
+
 def check_name(name: str) -> str:
     """A `--name` for a model: 1-64 letters, digits and `._+@=-`, starting alphanumeric."""
     if not NAME_PATTERN.fullmatch(str(name)):
         raise UserError(f"--name {name!r}: use 1-64 letters, digits and ._+@=- (starting "
                         "with a letter or digit), e.g. tiny-sobel")
+    if SHA_PREFIX.fullmatch(str(name)):  # `compare NAME` would read it as a weights prefix
+        raise UserError(f"--name {name}: 6 or more hex digits read as a sha256 prefix where "
+                        f"models are named; add a non-hex character, e.g. {name}-run")
     return str(name)
 
 
@@ -105,10 +111,7 @@ def card_name(spec: str) -> str | None:
     for folder in _config_folders(path):
         config = folder / "config.json"
         if config.is_file():
-            try:
-                name = json.loads(config.read_text(encoding="utf-8")).get("name")
-            except (OSError, ValueError, AttributeError):
-                return None
+            name = (try_read_json_object(config) or {}).get("name")
             return str(name) if name and NAME_PATTERN.fullmatch(str(name)) else None
     return None
 
@@ -137,10 +140,7 @@ def weights_sha256_of(path: Path) -> str:
     for folder in (path, path / "final", path / "checkpoints" / "latest"):
         config = folder / "config.json"
         if folder.is_dir() and config.is_file() and (folder / "model.safetensors").is_file():
-            try:
-                sha = json.loads(config.read_text(encoding="utf-8")).get("weights_sha256")
-            except (OSError, ValueError):
-                sha = None
+            sha = (try_read_json_object(config) or {}).get("weights_sha256")
             if sha:
                 return str(sha)
             return load_model(str(folder)).weights_sha256()
@@ -237,9 +237,8 @@ def spec_architecture(spec: str) -> str:
     for folder in _config_folders(path):
         config = folder / "config.json"
         if config.is_file():
-            try:
-                data = json.loads(config.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+            data = try_read_json_object(config)
+            if data is None:
                 return ""
             if isinstance(data, dict) and data.get("arch"):
                 return _arch_text(str(data["arch"]), bool(data.get("sobel")))

@@ -85,7 +85,7 @@ def _read_mapping(run_dir: Path, names: tuple[str, ...]) -> dict:
         if not path.is_file():
             continue
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")
             data = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
             raise UserError(f"{path}: cannot parse ({err})") from err

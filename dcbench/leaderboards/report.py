@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from dcbench.core.errors import UserError
+from dcbench.core.state_files import try_read_json_object
 from dcbench.leaderboards.export import display_frame, html_page, to_html_table
 from dcbench.leaderboards.identity import (
     KEY_COLUMN,
@@ -94,10 +95,7 @@ def run_weights_sha256(run_dir: str | Path) -> set[str]:
     """The weights hashes recorded in a training run's hub folders (final, checkpoints)."""
     shas = set()
     for config in Path(run_dir).glob("**/config.json"):
-        try:
-            sha = json.loads(config.read_text()).get("weights_sha256")
-        except (OSError, ValueError):
-            continue
+        sha = (try_read_json_object(config) or {}).get("weights_sha256")
         if sha:
             shas.add(str(sha))
     return shas

@@ -17,6 +17,7 @@ from dcbench.core.errors import UserError
 from dcbench.leaderboards.export import (
     display_frame,
     html_page,
+    markdown_escape,
     to_html_table,
     to_latex,
     to_markdown,
@@ -148,9 +149,9 @@ def render_formats(display: pd.DataFrame, plan: Plan, model: str,
     info = plan.table
     caption = f"{info.title} ({info.source}; unit {info.unit}); {model} reproduced"
     note_text = "; ".join(notes)
-    md = f"**{info.id}**: {caption}\n\n" + to_markdown(display)
+    md = f"**{info.id}**: {markdown_escape(caption)}\n\n" + to_markdown(display)
     if note_text:
-        md += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+        md += "\n" + "\n".join(f"- {markdown_escape(n)}" for n in notes) + "\n"
     latex = to_latex(display, caption + (f". {note_text}" if note_text else ""))
     html = html_page(f"dcbench reproduce: {info.id}",
                      [(info.id, caption + (f". {note_text}" if note_text else ""),

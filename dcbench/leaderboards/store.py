@@ -126,8 +126,12 @@ def check_store(path: str | os.PathLike) -> None:
         if handle.read(16) != b"SQLite format 3\x00":
             raise UserError(f"--store {path} is not an SQLite results store; choose another "
                             "file")
+    # read-only; and when no connection is open on it (no -wal file: a WAL store's writers
+    # keep one), immutable, so that even a read-only open creates no -wal / -shm next to it
+    wal = path.with_name(path.name + "-wal")
+    mode = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True,
                                timeout=BUSY_TIMEOUT_MS / 1000)
     except sqlite3.Error as err:
         raise UserError(f"cannot open results store {path}: {err}") from err
@@ -348,5 +352,21 @@ class ResultsStore:
         with self._connect() as conn:
             frame = _retry(lambda: pd.read_sql_query(sql, conn))
         for column in ("config", "versions", "extra"):
-            frame[column] = frame.pop(f"{column}_json").map(json.loads)
+            texts = frame.pop(f"{column}_json")
+            frame[column] = [self._json_object(text, run_id, column)
+                             for text, run_id in zip(texts, frame["run_id"], strict=True)]
         return frame
+
+    def _json_object(self, text: Any, run_id: Any, column: str) -> dict:
+        """One `runs.*_json` cell decoded, or one line naming the store, run and column."""
+        if text is None and column == "extra":
+            return {}
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise UserError(f"results store {self.path} is corrupt: runs.{column}_json of run "
+                            f"{run_id} is not a JSON object; restore the store from a backup "
+                            "or choose another --store")
+        return value

@@ -288,5 +288,8 @@ def load_hub_dir(path: str | Path) -> Backbone:
     config = read_model_config(config_path)
     build = {k: v for k, v in config.items() if k not in ("taps", "weights_sha256")}
     model = create_backbone(build, seed=0)
+    if "taps" in config and list(config["taps"]) != list(model.config["taps"]):
+        raise UserError(f"{config_path}: taps {config['taps']!r:.80} are not the taps of "
+                        f"{model.config['arch']} ({', '.join(model.config['taps'])})")
     load_strict(model, read_checkpoint(weights_path), str(weights_path))
     return model

@@ -35,6 +35,11 @@ def _int_in(value: Any, lo: int, hi: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
+def _hex64(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(
+        c in "0123456789abcdef" for c in value.lower())
+
+
 def _flag(value: Any) -> bool:
     return isinstance(value, bool) or (_int_in(value, 0, 1))
 
@@ -58,7 +63,21 @@ _RULES: dict[str, tuple[Any, str]] = {
              f"a list of 3 numbers in [-{MAX_MEAN:g}, {MAX_MEAN:g}]"),
     "std": (lambda v: _triple(v, MIN_STD, MAX_STD),
             f"a list of 3 numbers in [{MIN_STD:g}, {MAX_STD:g}]"),
+    # the metadata keys dcbench writes: checked too, so an edited value is never ignored
+    "taps": (lambda v: isinstance(v, list) and bool(v) and all(
+        isinstance(t, str) and t for t in v), "a non-empty list of tap names"),
+    "weights_sha256": (lambda v: _hex64(v), "64 hex digits"),
+    "source_sha256": (lambda v: _hex64(v), "64 hex digits"),
+    "name": (lambda v: isinstance(v, str) and 0 < len(v) <= 200, "a string of 1-200 chars"),
+    "source": (lambda v: isinstance(v, str | dict), "a string or an object"),
+    "source_url": (lambda v: isinstance(v, str), "a string"),
+    "trained_by": (lambda v: isinstance(v, str), "a string"),
+    "dcbench_version": (lambda v: isinstance(v, str), "a string"),
+    "init_seed": (lambda v: _int_in(v, 0, MAX_SEED), "an integer in [0, 2**63-1]"),
+    "deepcluster_epoch": (lambda v: _int_in(v, 0, 10**9), "an integer >= 0"),
+    "deepcluster_epochs": (lambda v: _int_in(v, 0, 10**9), "an integer >= 0"),
 }
+assert set(_RULES) == BUILD_KEYS | METADATA_KEYS  # every key has its rule
 
 
 def check_model_config(config: Any, where: str = "model config") -> dict[str, Any]:

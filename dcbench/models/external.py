@@ -16,6 +16,8 @@ as (N, C, H, W) maps.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -87,6 +89,16 @@ def split_weights(spec: str, pretrained: bool) -> tuple[str, str]:
     return name, weights or "pretrained"
 
 
+@contextlib.contextmanager
+def seeded_init(seed: int = 0) -> Iterator[None]:
+    """Build under a fixed seed without touching the caller's RNG, so `@random` is the same
+    network on every load (one model, one sha256 in the store), as `arch:` and the catalog's
+    random inits are."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def load_torchvision(spec: str, pretrained: bool = True) -> ExternalBackbone:
     """`NAME` (default weights), `NAME@WEIGHTS` (e.g. `resnet50@IMAGENET1K_V2`), `NAME@random`."""
 
@@ -107,7 +119,8 @@ def load_torchvision(spec: str, pretrained: bool = True) -> ExternalBackbone:
             ) from None
         _check_torch_hub_file(f"torchvision:{name}@{enum.name}", enum.url)
     try:
-        net = builder(weights=enum)
+        with seeded_init():
+            net = builder(weights=enum)
     except OSError as err:  # urllib.error.URLError is an OSError
         raise NetworkError(f"torchvision:{name}: cannot download its weights ({err}); put "
                            f"the file at {torch_hub_file(enum.url) if enum else '?'}") from None
@@ -178,7 +191,7 @@ def load_timm(spec: str, pretrained: bool = True) -> TimmBackbone:
         raise UnknownNameError(f"unknown timm model {name!r} (see timm.list_models())")
     online = weights == RANDOM or network_ok()
     try:
-        with hf_offline(not online):
+        with hf_offline(not online), seeded_init():
             net = timm.create_model(full, pretrained=weights != RANDOM, num_classes=0)
     except RuntimeError as err:
         raise UserError(f"timm:{spec}: {err}") from None

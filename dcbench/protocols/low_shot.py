@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ import numpy as np
 from dcbench.core.bounds import MAX_COUNT, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
+from dcbench.core.state_files import read_json_state
 from dcbench.data import transforms as T
 from dcbench.engine.resumable import ResultJournal, status
 from dcbench.models import create_backbone
@@ -71,7 +71,7 @@ class LowShotConfig(ProtocolConfig):
     batch_size: int = bounded(256, ge=1, le=MAX_COUNT)
     eval_batch_size: int = bounded(128, ge=1, le=MAX_COUNT)
     ten_crop: bool = True
-    heldout_fraction: float = bounded(0.05, ge=0, lt=1)
+    heldout_fraction: float = bounded(0.05, gt=0, lt=1)
     indices_file: str = ""
     eval_split: str = "val"
 
@@ -119,10 +119,9 @@ def save_draws(path: Path, dataset: Any, heldout: np.ndarray, draws: dict[int, l
 
 def load_draws(path: Path, dataset: Any) -> tuple[np.ndarray, dict[int, list[np.ndarray]]]:
     """Read saved draws, refusing them if the dataset changed since they were made."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read low-shot indices file {path}: {err}") from None
+    data = read_json_state(path, "low-shot indices file",
+                           keys={"dataset_fingerprint": str, "draws": dict},
+                           hint="remove it to draw again")
     if data.get("dataset_fingerprint") != dataset_fingerprint(dataset.paths,
                                                               list(dataset.targets)):
         raise UserError(f"{path} was drawn from a different version of the training set")

@@ -25,7 +25,8 @@ from typing import Any
 
 from dcbench.data.folders import find_dataset
 from dcbench.data.labelled_splits import open_labelled_splits
-from dcbench.data.voc import find_voc
+from dcbench.data.voc import VOCClassification, VOCSegmentation, find_voc
+from dcbench.protocols.voc07_cls import mode_iterations
 
 # Network passes of one image trained through the network (forward + backward ~ 3 forwards).
 TRAIN_COST = 3.0
@@ -148,9 +149,9 @@ def _low_shot(cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
 
 def _voc_finetune(name: str, cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
     """Fine-tuning iterations (x pixel area against the model's input size) + the test pass."""
-    iterations = cfg.iterations
-    if iterations is None:  # voc07-cls: the mode's published count
-        iterations = (cfg.iterations_all if cfg.train_layers == "all" else cfg.iterations_fc6_8)
+    # voc07-cls: the mode's published count when `iterations` is unset (fc6-8's depends on
+    # the pipeline, resolved only by `mode_iterations`)
+    iterations = mode_iterations(cfg) if name == "voc07-cls" else cfg.iterations
     area = 1.0
     if name == "voc07-det":  # images resized to the train scales, not the model's crop
         mean_scale = sum(cfg.train_scales) / len(cfg.train_scales)
@@ -187,8 +188,9 @@ def plan_eval(protocol: str, config: Any, sizes: Mapping[str, int], *,
 def _voc_ids(root: Path, year: str, folder: str, split: str) -> int:
     """Image ids listed in `VOC<year>/ImageSets/<folder>/<split>.txt`."""
     path = find_voc(root, year) / "ImageSets" / folder / f"{split}.txt"
-    return len([line for line in path.read_text().splitlines() if line.strip()]) \
-        if path.is_file() else 0
+    if not path.is_file():
+        return 0
+    return len([ln for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()])
 
 
 def dataset_sizes(protocol: str, data_dir: str | os.PathLike, config: Any) -> dict[str, int]:
@@ -202,11 +204,18 @@ def dataset_sizes(protocol: str, data_dir: str | os.PathLike, config: Any) -> di
         return {"train": len(train), "val": len(val), "classes": classes}
     if protocol in ("knn-graph", "nmi"):
         return {config.split: len(find_dataset(root, config.split))}
-    if protocol == "voc12-seg":
-        return {"train": _voc_ids(root, "2012", "Segmentation", config.split),
-                "val": _voc_ids(root, "2012", "Segmentation", config.eval_split)}
+    if protocol == "voc12-seg":  # the datasets the run opens, with their checks
+        train = VOCSegmentation(root, 2012, config.split, list_file=config.list_file,
+                                mask_dir=config.mask_dir)
+        val = VOCSegmentation(root, 2012, config.eval_split)
+        return {"train": len(train), "val": len(val)}
     if protocol.startswith("voc07"):
         train_split = getattr(config, "train_split", getattr(config, "split", "trainval"))
+        if protocol != "voc07-det":  # the class lists the run reads (refused when missing)
+            test_split = getattr(config, "test_split", "val" if protocol == "voc07-cls"
+                                 and train_split == "train" else "test")
+            return {"train": len(VOCClassification(root, 2007, train_split)),
+                    "test": len(VOCClassification(root, 2007, test_split))}
         return {"train": _voc_ids(root, "2007", "Main", train_split),
                 "test": _voc_ids(root, "2007", "Main", getattr(config, "test_split", "test"))}
     return {"images": sum(1 for _ in _image_files(root))}

@@ -47,13 +47,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.dist_eval import broadcast_buffers, gather_objects, sync_gradients
 from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
-from dcbench.data.loader import DecodeReport, loader_timeout
+from dcbench.data.loader import DataLoader, DecodeReport, loader_timeout
 from dcbench.data.voc import VOC_CLASSES, VOCDetection
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.sharded import shard_positions

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from torchvision.transforms import v2
 
 from dcbench.core.bounds import MAX_COUNT, bounded
 from dcbench.core.dist_eval import broadcast_buffers, gather_objects, sync_gradients
 from dcbench.core.outcomes import ItemOutcomes
-from dcbench.data.loader import DecodeReport, loader_timeout
+from dcbench.data.loader import DataLoader, DecodeReport, loader_timeout
 from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.sharded import shard_positions, sum_arrays

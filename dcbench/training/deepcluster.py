@@ -45,7 +45,7 @@ from dcbench.core.provenance import code_revision, config_hash, device_name, ver
 from dcbench.core.trackers import open_tracker
 from dcbench.core.tracking import Tracker, TrackingOptions, activated
 from dcbench.core.version import __version__
-from dcbench.data.folders import ImageFolderDataset
+from dcbench.data.folders import ImageFolderDataset, require_decodable
 from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader, EncodedImages
 from dcbench.data.loader import DecodeReport
 from dcbench.data.pipeline import image_loader, resolve_input_pipeline
@@ -163,6 +163,7 @@ def _train(config: TrainConfig, data_dir: Path, run: RunDir, resume: bool,
     center_decoder = BatchDecoder(device, size, mc["mean"], mc["std"], mode="center",
                                   resize=resize) if on_device else None
     n_total, targets = len(cluster_set), cluster_set.targets
+    require_decodable(getattr(cluster_set, "base", cluster_set).samples, data_dir)
     n_used = min(config.subset_size or n_total, n_total)
     if config.clustering == "kmeans" and config.k > n_used:
         raise UserError(f"k={config.k} exceeds the {n_used} images clustered per epoch")

@@ -47,10 +47,11 @@ def _readonly_dir(base: Path) -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str, Path]:
+def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path,
+           voc_set: Path) -> dict[str, Path]:
     """Hostile files and folders, built once for the whole table."""
     base = tmp_path_factory.mktemp("hostile")
-    c: dict[str, Path] = {"cls": cls_set, "train": cls_set / "train"}
+    c: dict[str, Path] = {"cls": cls_set, "train": cls_set / "train", "voc": voc_set}
     c.update(hostile_checkpoints(base))
     c["userdir"] = base / "userdir"
     (c["userdir"] / "final").mkdir(parents=True)
@@ -91,6 +92,21 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, cls_set: Path) -> dict[str,
     readonly = _readonly_dir(base)
     if readonly is not None:
         c["readonly"] = readonly
+    c["undecodable"] = base / "undecodable" / "train"  # issue 26: no image decodes
+    for cls in ("a", "b"):
+        (c["undecodable"] / cls).mkdir(parents=True)
+        for i in range(3):
+            (c["undecodable"] / cls / f"{i}.jpg").write_bytes(b"\xff\xd8 not a jpeg " * 4)
+    for name, text in (("plan_torn", '{"table": "eccv'), ("plan_list", "[]"),
+                       ("plan_no_runs", '{"table": "thesis-5.3", "model": "arch:alexnet_small", '
+                                        '"schedule": "smoke"}')):
+        c[name] = base / name  # issue 26: a damaged reproduce plan, then --resume
+        c[name].mkdir()
+        (c[name] / "plan.json").write_text(text)
+    c["run_folder"] = base / "run_folder"  # an eval run folder given to `leaderboard add`
+    c["run_folder"].mkdir()
+    (c["run_folder"] / "run.json").write_text('{"run_id": "r"}')
+    (c["run_folder"] / "results.json").write_text("[]")
     c["fresh"] = base / "fresh"  # never created: each case's fresh output goes under it
     c.update(parse_and_range_corpus(base, c["hub_list"]))
     return c
@@ -135,6 +151,13 @@ def parse_and_range_corpus(base: Path, hub_list: Path) -> dict[str, Path]:
     c["store_text_version"] = _store_with(base / "v.sqlite",
                                           "UPDATE schema_version SET version = 'two'")
     c["store_text_value"] = _store_with(base / "t.sqlite", "UPDATE results SET value = 'high'")
+    c["store_bad_config"] = _store_with(base / "c.sqlite", "SELECT 1")  # issue 26
+    ResultsStore(c["store_bad_config"]).add_run("r", "eval:knn", {}, {}, "cpu", "a", "b")
+    conn = sqlite3.connect(c["store_bad_config"])
+    with conn:
+        conn.execute("UPDATE runs SET config_json = '{\"lr\": 0.1'")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
     c["hub_ok"] = base / "hub_ok"
     c["hub_ok"].mkdir()
     (c["hub_ok"] / "model.safetensors").write_bytes((hub_list / "model.safetensors").read_bytes())
@@ -206,6 +229,12 @@ RANGE_AND_PARSE_CASES: list[tuple[str, Argv, str | None]] = [
                                                    "eccv-table1-imagenet", "--results",
                                                    "--store", c["store_text_value"]],
      "store_text_value"),
+    ("leaderboard-store-runs-config-not-json",
+     lambda c, o: ["leaderboard", "compare", "m", "0" * 64, "--store", c["store_bad_config"]],
+     "store_bad_config"),
+    ("leaderboard-report-runs-config-not-json",
+     lambda c, o: ["leaderboard", "report", "--store", c["store_bad_config"],
+                   "--output", o / "r.html"], "store_bad_config"),
     ("hub-push-revision-escape", lambda c, o: ["hub", "push", c["hub_ok"], "--repo", "org/x",
                                                "--revision", "a/../../b"], "hub_ok"),
     ("data-synth-seed-negative", lambda c, o: ["data", "synth", "--out", o, "--seed", "-1"],
@@ -254,6 +283,8 @@ CASES: list[tuple[str, Argv, str | None]] = [
     ("train-unknown-key", lambda c, o: [*TRAIN, "--data", c["train"], "--out", o,
                                         "--set", "kk=3"], None),
     ("train-no-data", lambda c, o: [*TRAIN, "--data", o / "nothing", "--out", o], None),
+    ("train-nothing-decodes", lambda c, o: [*TRAIN, "--data", c["undecodable"], "--out", o],
+     "undecodable"),
     ("train-bad-recipe", lambda c, o: ["train", "--recipe", "tiny2", "--data", c["train"],
                                        "--out", o], None),
     # eval
@@ -294,6 +325,20 @@ CASES: list[tuple[str, Argv, str | None]] = [
      "corrupt_store"),
     ("eval-resume-nothing", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
                                           "--out", o, "--resume"], None),
+    ("eval-name-sha-prefix", lambda c, o: [*EVAL, "--model", MODEL, "--data", c["cls"],
+                                           "--out", o, "--name", "abcdef12"], None),
+    # issue 26: a dry run checks what the run checks
+    *[(f"eval-dry-run-{p}-heldout-0",
+       lambda c, o, p=p: ["eval", "--protocol", p, "--model", MODEL, "--data", c["cls"],
+                          "--schedule", "smoke", "--set", "heldout_fraction=0", "--dry-run",
+                          "--out", o], None) for p in ("linear-conv", "mlp", "low-shot")],
+    ("eval-dry-run-svm-train-split", lambda c, o: [*SVM, "--data", c["voc"], "--set",
+                                                   "train_split=nope", "--dry-run", "--out", o],
+     "detail"),
+    ("eval-dry-run-seg-list-file", lambda c, o: ["eval", "--protocol", "voc12-seg", "--model",
+                                                 MODEL, "--data", c["voc"], "--set",
+                                                 "list_file=abc", "--dry-run", "--out", o],
+     "detail"),
     ("eval-bad-protocol", lambda c, o: ["eval", "--protocol", "knnn", "--model", MODEL,
                                         "--data", c["cls"], "--out", o], None),
     # hub
@@ -306,6 +351,9 @@ CASES: list[tuple[str, Argv, str | None]] = [
     ("hub-push-bad-revision", lambda c, o: ["hub", "push", c["hub_list"], "--repo", "org/x",
                                             "--revision", "../../x"], "hub_list"),
     # leaderboard
+    ("leaderboard-add-run-folder", lambda c, o: ["leaderboard", "add", c["run_folder"]],
+     "run_folder"),
+    ("leaderboard-add-a-folder", lambda c, o: ["leaderboard", "add", c["userdir"]], "userdir"),
     ("leaderboard-unknown-table", lambda c, o: ["leaderboard", "show", "no-such-table"], None),
     # reproduce
     ("reproduce-unknown-table", lambda c, o: [*REPRO[:1], "no-such-table", *REPRO[2:],
@@ -318,6 +366,9 @@ CASES: list[tuple[str, Argv, str | None]] = [
                                            "--data", f"imagenet={c['cls']}", "--out", o], None),
     ("reproduce-foreign-out", lambda c, o: [*REPRO, "--data", f"imagenet={c['cls']}",
                                             "--out", c["userdir"]], "userdir"),
+    *[(f"reproduce-resume-{n.replace('_', '-')}",
+       lambda c, o, n=n: [*REPRO, "--data", f"imagenet={c['cls']}", "--out", c[n], "--resume"],
+       n) for n in ("plan_torn", "plan_list", "plan_no_runs")],
     ("reproduce-batch-0", lambda c, o: [*REPRO, "--data", f"imagenet={c['cls']}", "--out", o,
                                         "--set", "batch_size=0"], None),
     ("leaderboard-report-out-file", lambda c, o: ["leaderboard", "report", "--output",
@@ -402,3 +453,28 @@ def test_every_subcommand_has_a_row() -> None:
 
     covered = {case[0].split("-")[0] for case in CASES}
     assert covered == set(SUBCOMMANDS)
+
+
+def test_train_where_no_image_decodes_says_so(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--data", str(corpus["undecodable"]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"no image in {corpus['undecodable']} could be decoded (6 tried: 0.jpg, 1.jpg, " \
+           "2.jpg, ...)" in err
+    assert not out.exists()  # no config.yaml, versions.json or run marker left behind
+
+
+@pytest.mark.parametrize("name, reason", [("plan_torn", "not valid JSON"),
+                                          ("plan_list", "expected a JSON object, got list"),
+                                          ("plan_no_runs", "no 'runs'")])
+def test_a_damaged_reproduce_plan_names_the_file(corpus, capsys, name, reason):
+    assert main([*REPRO, "--data", f"imagenet={corpus['cls']}", "--out", str(corpus[name]),
+                 "--resume"]) == 2
+    line = capsys.readouterr().err.splitlines()[0]
+    assert f"reproduce plan {corpus[name] / 'plan.json'} is damaged ({reason}" in line
+
+
+def test_leaderboard_add_of_a_run_folder_points_at_from(corpus, capsys):
+    assert main(["leaderboard", "add", str(corpus["run_folder"])]) == 2
+    assert (f"{corpus['run_folder']} is a run folder: use --from {corpus['run_folder']}"
+            in capsys.readouterr().err)

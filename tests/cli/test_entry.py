@@ -82,3 +82,10 @@ def test_interrupt_message_names_the_commands_that_resume(monkeypatch, capsys):
     assert main(["data", "check", "--data", ".", "--format", "imagenet"]) == 130
     err = capsys.readouterr().err
     assert "train, eval and demo" in err and "--resume" in err
+
+
+def test_unrecognized_arguments_name_dcbench_once(capsys):
+    assert main(["viz", "filters", "--model", "m", "--out", "f.png", "--nope", "1"]) == 2
+    line = capsys.readouterr().err.splitlines()[0]
+    assert line.startswith("dcbench: error: unrecognized arguments: --nope 1")
+    assert line.count("dcbench:") == 1

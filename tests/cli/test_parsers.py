@@ -11,6 +11,8 @@ import pytest
 
 from dcbench.cli.entry import SUBCOMMANDS
 from dcbench.cli.parsers.eval import PROTOCOL_NAMES
+from dcbench.cli.parsers.reproduce import DATA_NAME_LIST
+from dcbench.leaderboards.reproduce import DATA_NAMES
 from dcbench.models.converter_names import CONVERTER_NAMES
 from dcbench.models.converters import CONVERTERS, OFFICIAL
 from dcbench.protocols.base import list_protocols
@@ -28,6 +30,17 @@ BAD_ARGS = {
     "bench": ["bench", "--bogus"],
     "status": ["status"],  # no RUN_DIR
 }
+
+#: issue 26: data-name and missing-data errors answer before torch too
+DATA_ARGS = [
+    ["reproduce", "thesis-5.5", "--model", "m", "--data", "voc"],  # no =ROOT
+    ["reproduce", "thesis-5.5", "--model", "m", "--data", "vocc=/"],
+    ["reproduce", "thesis-5.5", "--model", "m", "--data", "voc=/no/such/dir"],
+    ["reproduce", "thesis-5.5", "--model", "m", "--data", "voc=/", "--data", "voc=/"],
+    ["reproduce", "--model", "m"],  # no TABLE
+    ["train", "--recipe", "tiny", "--data", "/no/such/dir", "--out", "o"],
+    ["eval", "--protocol", "knn", "--model", "m", "--data", "/no/such/dir"],
+]
 
 _PROBE = """
 import contextlib, io, json, sys
@@ -52,13 +65,15 @@ def test_every_subcommand_has_a_bad_args_case():
 
 
 def test_help_and_argument_errors_import_no_heavy_library():
-    argvs = [["--help"]] + [[name, "--help"] for name in SUBCOMMANDS] + list(BAD_ARGS.values())
+    argvs = ([["--help"]] + [[name, "--help"] for name in SUBCOMMANDS] + list(BAD_ARGS.values())
+             + DATA_ARGS)
     proc = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(argvs)],
                           capture_output=True, text=True, timeout=120, check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     helps = 1 + len(SUBCOMMANDS)
     assert [c for c, _ in result["codes"][:helps]] == [0] * helps
-    for (code, last), argv in zip(result["codes"][helps:], BAD_ARGS.values(), strict=True):
+    for (code, last), argv in zip(result["codes"][helps:], [*BAD_ARGS.values(), *DATA_ARGS],
+                                  strict=True):
         assert code == 2, (argv, last)
         assert last and last[0].startswith("dcbench: error:"), (argv, last)
     assert result["heavy"] == []
@@ -75,6 +90,7 @@ def test_import_dcbench_is_light_and_the_facade_still_resolves():
 def test_light_name_lists_match_their_registries():
     assert tuple(sorted(PROTOCOL_NAMES)) == tuple(sorted(list_protocols()))
     assert (OFFICIAL, *CONVERTERS) == CONVERTER_NAMES
+    assert tuple(DATA_NAMES) == DATA_NAME_LIST
 
 
 def test_unknown_protocol_is_refused_with_suggestions(capsys):

@@ -7,7 +7,12 @@ import json
 
 import pytest
 
-from dcbench.leaderboards.published import load_published
+import dcbench.cli.eval as cli_eval
+import dcbench.cli.reproduce as cli_reproduce
+import dcbench.core.errors
+from dcbench.data.synthetic_retrieval import write_retrieval_set
+from dcbench.leaderboards import reproduce as planner
+from dcbench.leaderboards.published import list_tables, load_published
 from dcbench.leaderboards.store import ResultsStore
 
 MODEL = "random-alexnet_small-sobel"
@@ -156,3 +161,70 @@ def test_bad_input_only_a_protocol_sees_leaves_no_plan_behind(cli, capsys, tmp_p
     err = capsys.readouterr().err
     assert err.count("dcbench: error:") == 1 and "config key 'pooling' must be one of" in err
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def retrieval_set(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny built-in Oxford5k + Paris6k pair."""
+    return write_retrieval_set(tmp_path_factory.mktemp("retr") / "retrieval", landmarks=2,
+                               per_landmark=2, queries_per_landmark=1, distractors=1, size=48)
+
+
+def _planned_tables() -> list[str]:
+    return [t.id for t in list_tables() if planner.column_plans(t.id)]
+
+
+@pytest.mark.parametrize("table", _planned_tables())
+def test_published_dry_run_of_every_planned_table(cli, capsys, tmp_path, table, cls_set,
+                                                  voc_set, retrieval_set):
+    # the README's first example, with the published schedule (the default), on every table:
+    # the estimate must not depend on values the pipeline resolves only when it runs
+    roots = {"imagenet": cls_set, "places205": cls_set, "voc": voc_set,
+             "retrieval": retrieval_set}
+    data = [a for n in planner.table_data(table) for a in ("--data", f"{n}={roots[n]}")]
+    out = tmp_path / "plan"
+    assert cli("reproduce", table, "--model", MODEL, *data, "--dry-run", "--out", out) == 0
+    printed = capsys.readouterr().out
+    assert "estimated total" in printed and "schedule published" in printed
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("interrupted_call", [1, 2])
+def test_ctrl_c_in_an_eval_stops_the_plan_with_the_resume_hint(cli, capsys, tmp_path, cls_set,
+                                                               monkeypatch, interrupted_call):
+    # the eval catches Ctrl-C and returns 130: the plan must stop there (no table, no next
+    # run, no FileNotFoundError for a run.json never written), say how to resume, exit 130
+    out, store = tmp_path / "plan", tmp_path / "results.sqlite"
+    argv = ["reproduce", "eccv-table1-earlier", "--model", MODEL, "--data",
+            f"imagenet={cls_set}", "--data", f"places205={cls_set}", "--schedule", "smoke",
+            "--fast", *LINEAR, "--store", store, "--out", out]
+    real, calls = cli_eval._evaluate, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == interrupted_call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli_eval, "_evaluate", interrupted)
+    assert cli(*argv) == 130
+    err = capsys.readouterr().err
+    assert len(calls) == interrupted_call
+    assert err.rstrip().endswith(f"--out {out} --resume") and "dcbench reproduce " in err
+    assert "Traceback" not in err and not (out / "table.md").exists()
+    monkeypatch.setattr(cli_eval, "_evaluate", real)
+    assert cli(*argv, "--resume") == 0
+    assert (out / "table.md").is_file()
+
+
+def test_a_dry_run_refused_on_the_way_prints_no_plan(cli, capsys, tmp_path, cls_set,
+                                                     monkeypatch):
+    # a refusal while the plan is measured is one error line, not half a plan before it
+    def broken(data, root):
+        raise dcbench.core.errors.UserError("the counts failed")
+
+    monkeypatch.setattr(cli_reproduce, "count_images", broken)
+    assert cli("reproduce", "thesis-5.3", "--model", MODEL, "--data", f"imagenet={cls_set}",
+               "--dry-run", "--out", tmp_path / "plan") == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip() == "dcbench: error: the counts failed"

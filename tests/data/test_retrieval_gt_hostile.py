@@ -6,7 +6,9 @@ import pytest
 
 from dcbench.core.errors import UserError
 from dcbench.data.retrieval import RetrievalSet
+from dcbench.data.synthetic import make_voc_set
 from dcbench.data.synthetic_retrieval import write_retrieval_set
+from dcbench.data.voc import VOCClassification
 
 
 @pytest.fixture()
@@ -38,3 +40,23 @@ def test_non_utf8_ground_truth_is_refused(oxford, which: str) -> None:
     with pytest.raises(UserError, match="not UTF-8") as err:
         RetrievalSet(oxford)
     assert path.name in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bom_and_crlf_ground_truth_is_read_as_written(oxford) -> None:
+    # issue 26 regression: a Windows editor's UTF-8 BOM (+ CRLF) is not part of the name
+    clean = RetrievalSet(oxford)
+    for path in (oxford / "gt_files").glob("*.txt"):
+        text = path.read_text(encoding="utf-8")
+        path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    again = RetrievalSet(oxford)
+    assert [(q.name, q.image, q.box, q.positives, q.junk) for q in again.queries] == \
+        [(q.name, q.image, q.box, q.positives, q.junk) for q in clean.queries]
+
+
+def test_bom_in_a_voc_image_set_list_is_dropped(tmp_path) -> None:
+    root = make_voc_set(tmp_path / "voc", n_train=4, n_val=4, n_test=4, size=48, seed=0)
+    clean = VOCClassification(root, 2007, "trainval").ids
+    lists = next(root.rglob("VOC2007")) / "ImageSets" / "Main"
+    for path in lists.glob("*.txt"):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert VOCClassification(root, 2007, "trainval").ids == clean

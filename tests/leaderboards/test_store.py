@@ -225,10 +225,11 @@ def _corrupt_store(path: Path) -> None:
     """A dcbench store with rows, then one of its b-tree pages overwritten (bit rot)."""
     store = ResultsStore(path)
     store.add_results([row(layer=f"conv{i}", seed=s) for i in range(5) for s in range(60)])
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        page = conn.execute("PRAGMA page_size").fetchone()[0]
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()  # the last connection: its -wal / -shm go with it
     assert pages > 4
     data = bytearray(path.read_bytes())
     data[3 * page:4 * page] = b"\xa5" * page
@@ -240,6 +241,28 @@ def test_a_corrupt_store_is_found_by_the_check(tmp_path: Path) -> None:
     _corrupt_store(path)
     with pytest.raises(UserError, match="corrupt|unreadable"):
         check_store(path)
+    # refused without a trace: no -wal / -shm created next to it (issue 26)
+    assert [p.name for p in tmp_path.iterdir()] == ["results.sqlite"]
+
+
+def test_the_check_of_a_healthy_closed_store_leaves_no_side_files(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    ResultsStore(path).add_results([row()])
+    assert [p.name for p in tmp_path.iterdir()] == ["results.sqlite"]
+    check_store(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["results.sqlite"]
+
+
+def test_the_check_reads_a_store_another_process_is_writing(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    ResultsStore(path).add_results([row()])
+    writer = sqlite3.connect(path)  # a concurrent writer keeps its -wal file open
+    try:
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("INSERT INTO schema_version SELECT version FROM schema_version WHERE 0")
+        check_store(path)
+    finally:
+        writer.close()
 
 
 def test_healthy_new_and_missing_stores_pass_the_check(tmp_path: Path) -> None:

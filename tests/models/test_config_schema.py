@@ -11,7 +11,8 @@ import torch
 import dcbench
 from dcbench.core.errors import UserError
 from dcbench.models import create_backbone
-from dcbench.models.checkpoints import save_hub_dir
+from dcbench.models.checkpoints import load_hub_dir, save_hub_dir
+from dcbench.models.config_schema import check_model_config
 
 BAD_CONFIGS = {
     "list": "[1, 2, 3]",
@@ -74,3 +75,23 @@ def test_bad_arch_queries(spec: str) -> None:
 def test_good_configs_still_load(hub: Path) -> None:
     assert dcbench.load_model(str(hub)).config["arch"] == "alexnet_small"
     assert dcbench.load_model("arch:alexnet_small?num_classes=5&seed=3").config["num_classes"] == 5
+
+
+@pytest.mark.parametrize("key, value", [
+    ("taps", ["nope", 3]), ("taps", []), ("taps", "conv1"), ("weights_sha256", "abc"),
+    ("name", 7), ("init_seed", -1), ("deepcluster_epochs", "ten"), ("source", 5),
+])
+def test_every_metadata_key_is_checked_too(key, value):
+    # issue 26: a key dcbench writes is schema-checked as well, never silently ignored
+    with pytest.raises(UserError, match=f"{key} must be"):
+        check_model_config({"arch": "alexnet_small", key: value})
+
+
+def test_hub_folder_with_taps_of_another_network_is_refused(tmp_path):
+    folder = tmp_path / "hub"
+    save_hub_dir(create_backbone({"arch": "alexnet_small"}, seed=0), folder, card=None)
+    config = json.loads((folder / "config.json").read_text())
+    config["taps"] = ["nope"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match=r"taps \['nope'\] are not the taps of alexnet_small"):
+        load_hub_dir(folder)

@@ -167,3 +167,16 @@ def test_hub_entry_points_take_pretrained():
     model = torch.hub.load(str(REPO), "deepcluster_alexnet", pretrained=False, source="local",
                            trust_repo=True)
     assert model.config["arch"] == "alexnet" and model.config["init_seed"] == 0
+
+
+@pytest.mark.parametrize("spec", ["torchvision:resnet18@random", "timm:resnet18@random"])
+def test_third_party_random_init_is_the_same_network_every_load(spec):
+    # one spec, one model: the store groups rows by the weights' sha256, so an unseeded init
+    # made every `--model torchvision:NAME@random` run a new, ambiguous model
+    torch.manual_seed(123)
+    expected = torch.rand(2)
+    torch.manual_seed(123)
+    first = dcbench.load_model(spec).weights_sha256()
+    second = dcbench.load_model(spec).weights_sha256()
+    assert first == second
+    assert torch.equal(torch.rand(2), expected)  # the caller's RNG stream is untouched

@@ -87,6 +87,17 @@ def test_feature_protocols_and_finetunes():
     assert "fine-tune" in text and "about" in text
 
 
+@pytest.mark.parametrize("pipeline, iterations", [("pytorch", 80000), ("caffe", 150000)])
+def test_voc07_cls_fc6_8_published_iterations_follow_the_pipeline(pipeline, iterations):
+    # fc6-8's published count is unset in the config (the pipeline decides it): the plan of
+    # `eval --dry-run` must count it, not fail on None (eval_voc_classif.py 80k, .sh 150k)
+    cls = get_protocol("voc07-cls").resolve_config(
+        layers=[{"train_layers": "fc6-8", "pipeline_fc6_8": pipeline}])
+    assert cls.iterations is None and cls.iterations_fc6_8 is None
+    plan = plan_eval("voc07-cls", cls, {"train": 5011, "test": 4952})
+    assert plan.phases[0].image_passes == iterations * 16
+
+
 def test_format_duration():
     assert [format_duration(s) for s in (3, 600, 6600, 3 * 86400)] == \
         ["3 s", "10 min", "1 h 50 min", "3.0 days"]

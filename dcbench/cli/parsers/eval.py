@@ -4,6 +4,7 @@ argument errors answer before torch is imported; the runner is `dcbench.cli.eval
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dcbench.cli.parsers.watch import add_watch_arguments, check_watch_args
 from dcbench.core.errors import UnknownNameError, UserError, did_you_mean
@@ -95,4 +96,6 @@ def check_args(args: argparse.Namespace) -> None:
     if args.protocol not in PROTOCOL_NAMES:
         raise UnknownNameError(f"unknown protocol {args.protocol!r}; "
                                + did_you_mean(args.protocol, PROTOCOL_NAMES))
+    if not Path(args.data).expanduser().exists():  # before torch is imported
+        raise UserError(f"--data {args.data} does not exist")
     check_watch_args(args)

@@ -4,8 +4,13 @@ argument errors answer before torch is imported; the runner is `dcbench.cli.repr
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dcbench.cli.parsers.watch import add_watch_arguments, check_watch_args
+from dcbench.core.errors import UserError, did_you_mean
+
+#: the --data names (`leaderboards.reproduce.DATA_NAMES`, kept equal by tests/cli/test_parsers.py)
+DATA_NAME_LIST = ("imagenet", "places205", "voc", "retrieval")
 
 HELP = "run every protocol a published table needs and print the table with your model's row"
 EPILOG = """examples:
@@ -56,5 +61,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """A malformed --wandb is refused before anything is planned."""
-    check_watch_args(args)
+    """The checks that need no torch: TABLE and --model given, every --data a NAME=ROOT with a
+    known name and an existing folder (the table-specific checks come in the runner)."""
+    check_watch_args(args)  # a malformed --wandb is refused before anything is planned
+    if args.list:
+        return
+    if not args.table or not args.model:
+        raise UserError("dcbench reproduce needs TABLE and --model (see dcbench reproduce "
+                        "--list)")
+    seen = set()
+    for pair in args.data:
+        name, sep, root = (part.strip() for part in pair.partition("="))
+        if not sep or not name or not root:
+            raise UserError(f"--data expects NAME=ROOT (e.g. imagenet=/datasets/imagenet), "
+                            f"got {pair!r}")
+        if name not in DATA_NAME_LIST:
+            raise UserError(f"unknown data name {name!r}; " + did_you_mean(name,
+                                                                          list(DATA_NAME_LIST)))
+        if name in seen:
+            raise UserError(f"--data {name}= given twice")
+        seen.add(name)
+        if not Path(root).expanduser().is_dir():
+            raise UserError(f"--data {name}={root}: no such folder")
+

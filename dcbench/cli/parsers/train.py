@@ -4,6 +4,7 @@ argument errors answer before torch is imported; the runner is `dcbench.cli.trai
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dcbench.cli.parsers.watch import add_watch_arguments, check_watch_args
 from dcbench.core.errors import UserError
@@ -50,3 +51,6 @@ def check_args(args: argparse.Namespace) -> None:
                                         ("--out", args.out)) if not value]
     if missing:
         raise UserError(f"dcbench train needs {', '.join(missing)} (see dcbench train --help)")
+    if not Path(args.data).expanduser().is_dir():  # before torch is imported
+        raise UserError(f"image folder not found: --data {args.data} (expected a folder of "
+                        "class folders of images, or of images)")

@@ -70,7 +70,7 @@ class FrozenProbeConfig(ProtocolConfig):
     eval_batch_size: int = bounded(128, ge=1, le=MAX_COUNT)
     train_crop: Literal["center-then-random", "random"] = "center-then-random"
     ten_crop: bool = True
-    heldout_fraction: float = bounded(0.05, ge=0, lt=1)
+    heldout_fraction: float = bounded(0.05, gt=0, lt=1)
     fast: bool = False
     selection_pass: str = bounded("one", choices=SELECTION_PASSES)
     eval_split: str = "val"

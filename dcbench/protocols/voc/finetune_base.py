@@ -30,7 +30,7 @@ from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_json
 from dcbench.core.tracking import active
-from dcbench.data.loader import Batch, DecodeReport, loader_timeout
+from dcbench.data.loader import Batch, DataLoader, DecodeReport, loader_timeout
 from dcbench.data.pipeline import image_loader
 from dcbench.data.samplers import GlobalBatchSlices
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
@@ -126,15 +126,13 @@ def epoch_batches(dataset: Any, *, batch_size: int, seed: int, workers: int,
                                   workers=workers, generator=generator, pipeline=pipeline,
                                   device=device, batch_sampler=slices)
         elif slices is not None:
-            loader = torch.utils.data.DataLoader(view, batch_sampler=slices,
-                                                 num_workers=workers, collate_fn=collate,
-                                                 generator=generator,
-                                                 timeout=loader_timeout(workers))
+            loader = DataLoader(view, batch_sampler=slices, num_workers=workers,
+                                collate_fn=collate, generator=generator,
+                                timeout=loader_timeout(workers))
         else:
-            loader = torch.utils.data.DataLoader(view, batch_size=batch_size, sampler=order,
-                                                 num_workers=workers, collate_fn=collate,
-                                                 generator=generator,
-                                                 timeout=loader_timeout(workers))
+            loader = DataLoader(view, batch_size=batch_size, sampler=order,
+                                num_workers=workers, collate_fn=collate, generator=generator,
+                                timeout=loader_timeout(workers))
         for batch in loader:
             if report is not None and isinstance(batch, Batch):
                 report.add(batch.bad, dataset)
