@@ -200,6 +200,14 @@ COMMANDS: dict[str, Run | Skip] = {
     "linear-conv": Run(setup=_second_model_rows),
     "dcbench leaderboard compare tiny-sobel random-sobel": Run(setup=_tiny_rows),
     "dcbench leaderboard add results.json": Run(setup=_results_json),
+    # "Is the difference real?" (tests/cli/test_paired_compare.py checks its printed table)
+    "dcbench data synth --out data --kind cls --classes 4 --per-class 8 --val-per-class 25":
+        Run(),
+    "dcbench eval --protocol knn --model random-alexnet_small-sobel --data data/cls --layers "
+    "conv3,conv5 --schedule smoke --out runs/a": Run(),
+    "dcbench eval --protocol knn --model \"arch:alexnet_small?sobel=0&seed=1\" --name random-rgb "
+    "--data data/cls --layers conv3,conv5 --schedule smoke --out runs/b": Run(),
+    "dcbench leaderboard compare random-alexnet_small-sobel random-rgb --holm": Run(),
     "dcbench leaderboard report --run runs/tiny --output report.html": Run(),
     "dcbench viz filters --model runs/tiny/final --out filters.png": Run(),
     "dcbench viz neighbours --model runs/tiny/final --compare random-alexnet_small-sobel "
