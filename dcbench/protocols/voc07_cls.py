@@ -24,9 +24,11 @@ Two pipelines stand behind the published numbers, one switch per mode (`pipeline
 `pipeline_all`):
 - `pytorch`: `eval_voc_classif.py` as above (RandomResizedCrop 0.1-0.5; fc8 per `fc8_init`);
 - `caffe`: philkr/voc-classification `train_cls.py` as the DeepCluster `.sh` scripts run it:
-  scale jitter 0.5-2.0 (`caffe_scale`) + a crop at the network's input size + mirror
-  (`transforms.ScaleJitterCrop`), and `--random-from DropoutBackward23`, which re-draws
-  fc6, fc7 *and* fc8 from N(0, 0.01) with bias 0.1 (whatever `fc8_init` says).
+  Caffe's `TransformationLayer` (`data/caffe_transform.py`: s ~ U(0.5, 2.0) input pixels
+  per output pixel, `caffe_scale`, capped so that the crop window fits the image, a
+  uniform offset inside it, bilinear, mirror) for training and for the 10 test passes,
+  and `--random-from DropoutBackward23`, which re-draws fc6, fc7 *and* fc8 from
+  N(0, 0.01) with bias 0.1 (whatever `fc8_init` says).
 lr / stepsize: 0.003 / 5000 for fc6-8 (both scripts), 0.001 / 20000 for all
 (`eval_voc_classif_all.sh`). Iterations: `all` 150k (`iterations_all`; the Caffe run behind
 the published 73.7); fc6-8 80k with `pytorch` (the PyTorch script whose comments give 72.0
@@ -262,7 +264,8 @@ def mode_pipeline(config: VOC07ClsConfig) -> str:
 
 def train_transform(config: VOC07ClsConfig, crop: int, mean: Any, std: Any) -> Any:
     """The training augmentation of the mode's pipeline: `pytorch` RandomResizedCrop
-    (`crop_scale`, ratio 1) after a flip; `caffe` scale jitter (`caffe_scale`) + crop + mirror."""
+    (`crop_scale`, ratio 1) after a flip; `caffe` the Caffe TransformationLayer
+    (`caffe_scale` = its min/max input pixels per output pixel) + mirror."""
     if mode_pipeline(config) == "caffe":
         low, high = config.caffe_scale
         if not 0 < low <= high:
