@@ -119,6 +119,11 @@ class VOC07ClsConfig(VOCFinetuneConfig):
     eval_batch_size: int = bounded(32, ge=1, le=MAX_COUNT)
     eval_train_split: bool = True  # also report AP on the training split (as official)
     fc8_init: Literal["normal-0.01", "pytorch-default"] = "normal-0.01"
+    # conv/fc bias multipliers of the lr and weight decay (Caffe lr_mult / decay_mult;
+    # train_cls.py: setLR(t, 1, 2), setDecay(t, 1, 1)); None: 2 with the mode's `caffe`
+    # pipeline, 1 with `pytorch` (eval_voc_classif.py: one lr for every parameter)
+    bias_lr_mult: float | None = bounded(None, ge=0, le=100)
+    bias_decay_mult: float = bounded(1.0, ge=0, le=100)
 
 
 def voc_targets(labels: torch.Tensor | np.ndarray) -> tuple[Any, Any]:
@@ -233,7 +238,8 @@ class VOC07Classification(VOCFinetuneProtocol):
             loss = classification_loss(logits, batch.labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], config.clip_grad_norm)
+            nn.utils.clip_grad_norm_([p for group in optimizer.param_groups
+                                      for p in group["params"]], config.clip_grad_norm)
             optimizer.step()
             return float(loss.detach())
 
@@ -254,12 +260,21 @@ class VOC07Classification(VOCFinetuneProtocol):
             stepsize=config.stepsize_all if all_layers else config.stepsize_fc6_8,
             batches=epoch_batches(train_set, batch_size=config.batch_size, seed=config.seed,
                                   workers=config.workers, report=report),
-            step=step, evaluate=evaluate, headline="map")
+            step=step, evaluate=evaluate, headline="map",
+            bias_lr_mult=mode_bias_lr_mult(config), bias_decay_mult=config.bias_decay_mult)
 
 
 def mode_pipeline(config: VOC07ClsConfig) -> str:
     """The pipeline (`pytorch` | `caffe`) of the configured mode."""
     return config.pipeline_all if config.train_layers == "all" else config.pipeline_fc6_8
+
+
+def mode_bias_lr_mult(config: VOC07ClsConfig) -> float:
+    """`bias_lr_mult` when set, else the mode's pipeline: 2 for `caffe` (train_cls.py
+    `setLR(t, 1, 2)`), 1 for `pytorch`."""
+    if config.bias_lr_mult is not None:
+        return float(config.bias_lr_mult)
+    return 2.0 if mode_pipeline(config) == "caffe" else 1.0
 
 
 def train_transform(config: VOC07ClsConfig, crop: int, mean: Any, std: Any) -> Any:

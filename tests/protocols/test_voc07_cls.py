@@ -240,6 +240,23 @@ def test_faithful_all_trains_on_the_caffe_transformation_layer(model, voc_root):
                         std)
 
 
+def test_bias_multipliers_follow_the_pipeline_script(model, voc_root):
+    """train_cls.py (the caffe pipeline) trains conv/fc biases at 2x the lr, decay 1x;
+    eval_voc_classif.py (pytorch) uses one lr; an explicit `bias_lr_mult` wins."""
+    proto = get_protocol("voc07-cls")
+    cases = [("faithful-2018", ["train_layers=all"], 2.0),
+             ("dc2018", ["train_layers=all"], 1.0),
+             ("faithful-2018", [], 1.0),
+             ("dc2018", ["pipeline_fc6_8=caffe"], 2.0),
+             ("faithful-2018", ["train_layers=all", "bias_lr_mult=1"], 1.0)]
+    for dialect, overrides, want in cases:
+        config = proto.resolve_config(dialect=dialect, schedule="smoke", overrides=overrides)
+        task = proto.build(model, voc_root, config, torch.device("cpu"), DecodeReport(), False)
+        assert (task.bias_lr_mult, task.bias_decay_mult) == (want, 1.0), (dialect, overrides)
+    with pytest.raises(UserError, match="bias_lr_mult"):
+        proto.resolve_config(overrides=["bias_lr_mult=-1"])
+
+
 @pytest.mark.slow
 def test_faithful_all_runs_end_to_end(model, voc_root, tmp_path):
     protocol = get_protocol("voc07-cls")
