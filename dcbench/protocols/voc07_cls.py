@@ -6,7 +6,8 @@ Follows the official `eval_voc_classif.py` (DeepCluster repository):
   while the official script keeps PyTorch's default Linear init for fc8 and only fills its
   bias with 0.1 (`fc8_init=pytorch-default`);
 - `train_layers=fc6-8` freezes the conv trunk, `all` fine-tunes it (Sobel stays frozen);
-  the trunk runs in eval mode throughout (BN global statistics), dropout stays active;
+  the trunk runs in eval mode throughout (BN global statistics; `bn_stats=batch`: batch
+  statistics in training, Caffe's accumulation), dropout stays active;
 - `train_bn_scales` is the README erratum: the published 72.0 mAP (AlexNet, fc6-8) had
   the BN affine parameters trained; with them frozen (the default, the strict protocol)
   the official number is 70.4;
@@ -27,8 +28,9 @@ Two pipelines stand behind the published numbers, one switch per mode (`pipeline
   Caffe's `TransformationLayer` (`data/caffe_transform.py`: s ~ U(0.5, 2.0) input pixels
   per output pixel, `caffe_scale`, capped so that the crop window fits the image, a
   uniform offset inside it, bilinear, mirror) for training and for the 10 test passes,
-  and `--random-from DropoutBackward23`, which re-draws fc6, fc7 *and* fc8 from
-  N(0, 0.01) with bias 0.1 (whatever `fc8_init` says).
+  `--random-from DropoutBackward23`, which re-draws fc6, fc7 *and* fc8 from N(0, 0.01)
+  with bias 0.1 (whatever `fc8_init` says), and conv/fc biases at twice the lr
+  (`bias_lr_mult`, `setLR(t, 1, 2)`; decay x1, `bias_decay_mult`).
 lr / stepsize: 0.003 / 5000 for fc6-8 (both scripts), 0.001 / 20000 for all
 (`eval_voc_classif_all.sh`). Iterations: `all` 150k (`iterations_all`; the Caffe run behind
 the published 73.7); fc6-8 80k with `pytorch` (the PyTorch script whose comments give 72.0
@@ -79,6 +81,7 @@ from dcbench.protocols.voc.nets import (
     reinit_linear,
     reset_linear_pytorch_default,
     set_trainable,
+    use_caffe_batch_stats,
 )
 
 if TYPE_CHECKING:
@@ -124,6 +127,10 @@ class VOC07ClsConfig(VOCFinetuneConfig):
     # pipeline, 1 with `pytorch` (eval_voc_classif.py: one lr for every parameter)
     bias_lr_mult: float | None = bounded(None, ge=0, le=100)
     bias_decay_mult: float = bounded(1.0, ge=0, le=100)
+    # the trunk's BN while training: `global` stored statistics (eval_voc_classif.py's
+    # features.eval(); Caffe with use_global_stats, as the converter writes it) or `batch`
+    # (Caffe BatchNorm in TRAIN without use_global_stats; nets.use_caffe_batch_stats)
+    bn_stats: Literal["global", "batch"] = "global"
 
 
 def voc_targets(labels: torch.Tensor | np.ndarray) -> tuple[Any, Any]:
@@ -228,6 +235,8 @@ class VOC07Classification(VOCFinetuneProtocol):
         else:  # official: PyTorch's default Linear init, bias 0.1
             reset_linear_pytorch_default(net.top_layer, generator, bias=0.1)
         set_trainable(net, config.train_layers, config.train_bn_scales)
+        if config.bn_stats == "batch":
+            use_caffe_batch_stats(net)
         net.to(device)
         all_layers = config.train_layers == "all"
 

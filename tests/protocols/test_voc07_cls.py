@@ -257,6 +257,24 @@ def test_bias_multipliers_follow_the_pipeline_script(model, voc_root):
         proto.resolve_config(overrides=["bias_lr_mult=-1"])
 
 
+def test_bn_stats_batch_trains_the_trunk_bn_on_batch_statistics(model, voc_root, tmp_path):
+    """`bn_stats=batch` (Caffe BatchNorm without use_global_stats) reaches the net and runs;
+    the default keeps the trunk in eval mode (the rule itself: tests/protocols/voc/test_nets)."""
+    config, net = _built_net(model, voc_root, ["train_layers=all", "bn_stats=batch"])
+    assert net.train().features.training
+    _, net = _built_net(model, voc_root, ["train_layers=all"])
+    assert not net.train().features.training
+    proto = get_protocol("voc07-cls")
+    config = proto.resolve_config(dialect="faithful-2018", overrides=[
+        *MICRO, "train_layers=all", "bn_stats=batch", "eval_train_split=false",
+        "workers=0"])
+    rows = proto.run(model, voc_root, config, run_id="t", device="cpu", progress=False,
+                     work_dir=tmp_path)
+    assert any(r.metric == "map" and np.isfinite(r.value) for r in rows)
+    with pytest.raises(UserError, match="bn_stats"):
+        proto.resolve_config(overrides=["bn_stats=running"])
+
+
 @pytest.mark.slow
 def test_faithful_all_runs_end_to_end(model, voc_root, tmp_path):
     protocol = get_protocol("voc07-cls")
