@@ -104,6 +104,7 @@ class VOC07ClsConfig(VOCFinetuneConfig):
     iterations_all: int = bounded(150000, ge=1, le=MAX_COUNT)
     pipeline_fc6_8: Literal["pytorch", "caffe"] = "pytorch"
     pipeline_all: Literal["pytorch", "caffe"] = "pytorch"
+    # the Caffe layer's min_scale / max_scale: input pixels per output pixel (train_cls.py)
     caffe_scale: tuple[float, float] = bounded((0.5, 2.0), gt=0, le=100)
     batch_size: int = bounded(16, ge=1, le=MAX_COUNT)
     lr_fc6_8: float = bounded(0.003, gt=0, le=10)
