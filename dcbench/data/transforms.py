@@ -15,6 +15,7 @@ from torch import nn
 from torchvision.transforms import v2
 
 from dcbench.core.registry import Registry
+from dcbench.data.caffe_transform import CaffeTransformation
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -124,54 +125,6 @@ def voc_train(
     return v2.Compose(steps + _finish(mean, std))
 
 
-class ScaleJitterCrop(nn.Module):
-    """Caffe-style scale jitter + square crop at the network's input size + mirror, on a
-    normalised (C, H, W) float tensor (what philkr/voc-classification `train_cls.py` asks
-    its data layer for: `min_scale` 0.5, `max_scale` 2.0, `crop_size` = input size,
-    `mirror`).
-
-    The rule, as written here (the transforming Caffe layer itself is not public): the
-    whole image is resized by s ~ U(scale) to (round(H s), round(W s)) (bilinear, no
-    antialiasing, as OpenCV's INTER_LINEAR); a `size` x `size` window is placed at a uniform
-    integer offset in [min(0, L - size), max(0, L - size)] along each side of length L, so
-    a side shorter than the crop lands at a random place in it with zeros (the mean colour
-    after normalisation) around it; the window is mirrored with probability 1/2. Draws come
-    from torch's global RNG (seeded per item by the protocols).
-    """
-
-    def __init__(self, size: int, scale: tuple[float, float] = (0.5, 2.0),
-                 flip: bool = True) -> None:
-        super().__init__()
-        self.size, self.scale, self.flip = int(size), (float(scale[0]), float(scale[1])), flip
-
-    def make_params(self, height: int, width: int) -> tuple[float, int, int, bool]:
-        """(scale factor, top, left, mirror) for an H x W image."""
-        low, high = self.scale
-        factor = low + (high - low) * float(torch.rand((), dtype=torch.float64))
-        offsets = []
-        for length in (max(1, round(height * factor)), max(1, round(width * factor))):
-            slack = length - self.size
-            offsets.append(int(torch.randint(min(0, slack), max(0, slack) + 1, ())))
-        mirror = self.flip and bool(torch.rand(()) < 0.5)
-        return factor, offsets[0], offsets[1], mirror
-
-    def apply(self, image: torch.Tensor, params: tuple[float, int, int, bool]) -> torch.Tensor:
-        """The crop of `image` (C, H, W float) for given `make_params` draws."""
-        factor, top, left, mirror = params
-        height, width = image.shape[-2:]
-        new_h, new_w = max(1, round(height * factor)), max(1, round(width * factor))
-        resized = nn.functional.interpolate(image[None], size=(new_h, new_w), mode="bilinear",
-                                            align_corners=False, antialias=False)[0]
-        out = resized.new_zeros((image.shape[0], self.size, self.size))
-        y0, x0 = max(0, top), max(0, left)
-        y1, x1 = min(new_h, top + self.size), min(new_w, left + self.size)
-        out[:, y0 - top:y1 - top, x0 - left:x1 - left] = resized[:, y0:y1, x0:x1]
-        return out.flip(-1) if mirror else out
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.apply(image, self.make_params(*image.shape[-2:]))
-
-
 def voc_caffe_train(
     size: int = 224,
     scale: tuple[float, float] = (0.5, 2.0),
@@ -179,9 +132,11 @@ def voc_caffe_train(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> v2.Compose:
-    """VOC07 classification training of the Caffe `train_cls.py` (behind ECCV's `all` 73.7):
-    scale jitter 0.5-2.0, crop at the input size, mirror (`ScaleJitterCrop`)."""
-    return v2.Compose([v2.ToImage(), *_finish(mean, std), ScaleJitterCrop(size, scale, flip)])
+    """VOC07 classification training and test passes of the Caffe `train_cls.py` (behind
+    ECCV's `all` 73.7): Caffe's `TransformationLayer` with `min_scale`/`max_scale` = `scale`
+    input pixels per output pixel, crop at the input size, mirror (`CaffeTransformation`)."""
+    return v2.Compose([v2.ToImage(), *_finish(mean, std),
+                       CaffeTransformation(size, scale, flip)])
 
 
 PIPELINES: Registry[Callable[..., v2.Compose]] = Registry("transform pipeline")

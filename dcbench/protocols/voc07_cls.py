@@ -6,7 +6,8 @@ Follows the official `eval_voc_classif.py` (DeepCluster repository):
   while the official script keeps PyTorch's default Linear init for fc8 and only fills its
   bias with 0.1 (`fc8_init=pytorch-default`);
 - `train_layers=fc6-8` freezes the conv trunk, `all` fine-tunes it (Sobel stays frozen);
-  the trunk runs in eval mode throughout (BN global statistics), dropout stays active;
+  the trunk runs in eval mode throughout (BN global statistics; `bn_stats=batch`: batch
+  statistics in training, Caffe's accumulation), dropout stays active;
 - `train_bn_scales` is the README erratum: the published 72.0 mAP (AlexNet, fc6-8) had
   the BN affine parameters trained; with them frozen (the default, the strict protocol)
   the official number is 70.4;
@@ -24,9 +25,12 @@ Two pipelines stand behind the published numbers, one switch per mode (`pipeline
 `pipeline_all`):
 - `pytorch`: `eval_voc_classif.py` as above (RandomResizedCrop 0.1-0.5; fc8 per `fc8_init`);
 - `caffe`: philkr/voc-classification `train_cls.py` as the DeepCluster `.sh` scripts run it:
-  scale jitter 0.5-2.0 (`caffe_scale`) + a crop at the network's input size + mirror
-  (`transforms.ScaleJitterCrop`), and `--random-from DropoutBackward23`, which re-draws
-  fc6, fc7 *and* fc8 from N(0, 0.01) with bias 0.1 (whatever `fc8_init` says).
+  Caffe's `TransformationLayer` (`data/caffe_transform.py`: s ~ U(0.5, 2.0) input pixels
+  per output pixel, `caffe_scale`, capped so that the crop window fits the image, a
+  uniform offset inside it, bilinear, mirror) for training and for the 10 test passes,
+  `--random-from DropoutBackward23`, which re-draws fc6, fc7 *and* fc8 from N(0, 0.01)
+  with bias 0.1 (whatever `fc8_init` says), and conv/fc biases at twice the lr
+  (`bias_lr_mult`, `setLR(t, 1, 2)`; decay x1, `bias_decay_mult`).
 lr / stepsize: 0.003 / 5000 for fc6-8 (both scripts), 0.001 / 20000 for all
 (`eval_voc_classif_all.sh`). Iterations: `all` 150k (`iterations_all`; the Caffe run behind
 the published 73.7); fc6-8 80k with `pytorch` (the PyTorch script whose comments give 72.0
@@ -84,6 +88,7 @@ from dcbench.protocols.voc.nets import (
     reinit_linear,
     reset_linear_pytorch_default,
     set_trainable,
+    use_caffe_batch_stats,
 )
 
 if TYPE_CHECKING:
@@ -106,6 +111,7 @@ class VOC07ClsConfig(VOCFinetuneConfig):
     iterations_all: int = bounded(150000, ge=1, le=MAX_COUNT)
     pipeline_fc6_8: Literal["pytorch", "caffe"] = "pytorch"
     pipeline_all: Literal["pytorch", "caffe"] = "pytorch"
+    # the Caffe layer's min_scale / max_scale: input pixels per output pixel (train_cls.py)
     caffe_scale: tuple[float, float] = bounded((0.5, 2.0), gt=0, le=100)
     batch_size: int = bounded(16, ge=1, le=MAX_COUNT)
     lr_fc6_8: float = bounded(0.003, gt=0, le=10)
@@ -124,6 +130,15 @@ class VOC07ClsConfig(VOCFinetuneConfig):
     eval_batch_size: int = bounded(32, ge=1, le=MAX_COUNT)
     eval_train_split: bool = True  # also report AP on the training split (as official)
     fc8_init: Literal["normal-0.01", "pytorch-default"] = "normal-0.01"
+    # conv/fc bias multipliers of the lr and weight decay (Caffe lr_mult / decay_mult;
+    # train_cls.py: setLR(t, 1, 2), setDecay(t, 1, 1)); None: 2 with the mode's `caffe`
+    # pipeline, 1 with `pytorch` (eval_voc_classif.py: one lr for every parameter)
+    bias_lr_mult: float | None = bounded(None, ge=0, le=100)
+    bias_decay_mult: float = bounded(1.0, ge=0, le=100)
+    # the trunk's BN while training: `global` stored statistics (eval_voc_classif.py's
+    # features.eval(); Caffe with use_global_stats, as the converter writes it) or `batch`
+    # (Caffe BatchNorm in TRAIN without use_global_stats; nets.use_caffe_batch_stats)
+    bn_stats: Literal["global", "batch"] = "global"
 
 
 def voc_targets(labels: torch.Tensor | np.ndarray) -> tuple[Any, Any]:
@@ -232,12 +247,15 @@ class VOC07Classification(VOCFinetuneProtocol):
         else:  # official: PyTorch's default Linear init, bias 0.1
             reset_linear_pytorch_default(net.top_layer, generator, bias=0.1)
         set_trainable(net, config.train_layers, config.train_bn_scales)
+        if config.bn_stats == "batch":
+            use_caffe_batch_stats(net)
         net.to(device)
         all_layers = config.train_layers == "all"
         layer = layer_label(config.train_layers, config.train_bn_scales)
 
         def step(batch: Any, optimizer: torch.optim.Optimizer) -> float | None:
-            params = optimizer.param_groups[0]["params"]
+            # every group (Caffe's bias multipliers make two): synced and clipped together
+            params = [p for group in optimizer.param_groups for p in group["params"]]
             optimizer.zero_grad(set_to_none=True)
             rows, value = len(batch), 0.0
             if rows:  # (torchrun: this rank's slice may be empty; it still syncs)
@@ -275,7 +293,8 @@ class VOC07Classification(VOCFinetuneProtocol):
             batches=epoch_batches(train_set, batch_size=config.batch_size, seed=config.seed,
                                   workers=config.workers, report=report,
                                   pipeline=config.input_pipeline, device=device),
-            step=step, evaluate=evaluate, headline="map")
+            step=step, evaluate=evaluate, headline="map",
+            bias_lr_mult=mode_bias_lr_mult(config), bias_decay_mult=config.bias_decay_mult)
 
 
 def map_outcomes(split: str, layer: str, dataset: VOCClassification, scores: np.ndarray,
@@ -295,9 +314,18 @@ def mode_pipeline(config: VOC07ClsConfig) -> str:
     return config.pipeline_all if config.train_layers == "all" else config.pipeline_fc6_8
 
 
+def mode_bias_lr_mult(config: VOC07ClsConfig) -> float:
+    """`bias_lr_mult` when set, else the mode's pipeline: 2 for `caffe` (train_cls.py
+    `setLR(t, 1, 2)`), 1 for `pytorch`."""
+    if config.bias_lr_mult is not None:
+        return float(config.bias_lr_mult)
+    return 2.0 if mode_pipeline(config) == "caffe" else 1.0
+
+
 def train_transform(config: VOC07ClsConfig, crop: int, mean: Any, std: Any) -> Any:
     """The training augmentation of the mode's pipeline: `pytorch` RandomResizedCrop
-    (`crop_scale`, ratio 1) after a flip; `caffe` scale jitter (`caffe_scale`) + crop + mirror."""
+    (`crop_scale`, ratio 1) after a flip; `caffe` the Caffe TransformationLayer
+    (`caffe_scale` = its min/max input pixels per output pixel) + mirror."""
     if mode_pipeline(config) == "caffe":
         low, high = config.caffe_scale
         if not 0 < low <= high:

@@ -13,7 +13,7 @@ from sklearn.metrics import average_precision_score
 
 import dcbench
 from dcbench.core.errors import UserError
-from dcbench.data import transforms as T
+from dcbench.data.caffe_transform import CaffeTransformation
 from dcbench.data.loader import DecodeReport
 from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOC_CLASSES
@@ -25,7 +25,7 @@ from dcbench.protocols.voc07_cls import (
     train_transform,
     voc07_cls_metrics,
 )
-from tests.data.test_transforms import caffe_jitter_port
+from tests.data.test_caffe_transform import port_affine, port_forward
 
 MICRO = ["iterations=4", "batch_size=4", "eval_passes=2", "checkpoint_every=2"]
 
@@ -233,7 +233,9 @@ def test_faithful_all_redraws_fc6_to_fc8_like_random_from(model, voc_root):
     assert stats.kstest(w, stats.norm(0, 0.01).cdf).pvalue < 1e-6
 
 
-def test_faithful_all_trains_on_the_caffe_scale_jitter(model, voc_root):
+def test_faithful_all_trains_on_the_caffe_transformation_layer(model, voc_root):
+    """`pipeline_all=caffe` crops with Caffe's TransformationLayer (the port in
+    tests/data/test_caffe_transform.py) on the normalised image, for training and test."""
     proto = get_protocol("voc07-cls")
     mean, std = model.config["mean"], model.config["std"]
     arr = np.random.default_rng(0).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
@@ -241,18 +243,54 @@ def test_faithful_all_trains_on_the_caffe_scale_jitter(model, voc_root):
     torch.manual_seed(5)
     got = train_transform(config, 32, mean, std)(Image.fromarray(arr)).double().numpy()
     torch.manual_seed(5)
-    params = T.ScaleJitterCrop(32, (0.5, 2.0)).make_params(40, 56)
-    assert 0.5 <= params[0] <= 2.0
+    draw = CaffeTransformation(32, (0.5, 2.0)).make_params(40, 56)
+    assert 0.5 <= draw.scale <= 40 / 32
     normalised = ((arr.transpose(2, 0, 1) / 255.0 - np.asarray(mean)[:, None, None])
                   / np.asarray(std)[:, None, None])
-    np.testing.assert_allclose(got, caffe_jitter_port(normalised, 32, *params), atol=1e-4)
+    affine = port_affine(draw.scale, draw.sx, draw.sy, draw.mirror, h=40, w=56, wo=32, ho=32)
+    np.testing.assert_allclose(got, port_forward(normalised, affine, 32), atol=1e-5)
     pytorch = train_transform(proto.resolve_config(overrides=["train_layers=all"]), 32, mean,
                               std)
-    assert not any(isinstance(t, T.ScaleJitterCrop) for t in pytorch.transforms)
+    assert not any(isinstance(t, CaffeTransformation) for t in pytorch.transforms)
     with pytest.raises(UserError, match="caffe_scale"):
         train_transform(proto.resolve_config(overrides=["pipeline_fc6_8=caffe",
                                                         "caffe_scale=[2.0,0.5]"]), 32, mean,
                         std)
+
+
+def test_bias_multipliers_follow_the_pipeline_script(model, voc_root):
+    """train_cls.py (the caffe pipeline) trains conv/fc biases at 2x the lr, decay 1x;
+    eval_voc_classif.py (pytorch) uses one lr; an explicit `bias_lr_mult` wins."""
+    proto = get_protocol("voc07-cls")
+    cases = [("faithful-2018", ["train_layers=all"], 2.0),
+             ("dc2018", ["train_layers=all"], 1.0),
+             ("faithful-2018", [], 1.0),
+             ("dc2018", ["pipeline_fc6_8=caffe"], 2.0),
+             ("faithful-2018", ["train_layers=all", "bias_lr_mult=1"], 1.0)]
+    for dialect, overrides, want in cases:
+        config = proto.resolve_config(dialect=dialect, schedule="smoke", overrides=overrides)
+        task = proto.build(model, voc_root, config, torch.device("cpu"), DecodeReport(), False)
+        assert (task.bias_lr_mult, task.bias_decay_mult) == (want, 1.0), (dialect, overrides)
+    with pytest.raises(UserError, match="bias_lr_mult"):
+        proto.resolve_config(overrides=["bias_lr_mult=-1"])
+
+
+def test_bn_stats_batch_trains_the_trunk_bn_on_batch_statistics(model, voc_root, tmp_path):
+    """`bn_stats=batch` (Caffe BatchNorm without use_global_stats) reaches the net and runs;
+    the default keeps the trunk in eval mode (the rule itself: tests/protocols/voc/test_nets)."""
+    config, net = _built_net(model, voc_root, ["train_layers=all", "bn_stats=batch"])
+    assert net.train().features.training
+    _, net = _built_net(model, voc_root, ["train_layers=all"])
+    assert not net.train().features.training
+    proto = get_protocol("voc07-cls")
+    config = proto.resolve_config(dialect="faithful-2018", overrides=[
+        *MICRO, "train_layers=all", "bn_stats=batch", "eval_train_split=false",
+        "workers=0"])
+    rows = proto.run(model, voc_root, config, run_id="t", device="cpu", progress=False,
+                     work_dir=tmp_path)
+    assert any(r.metric == "map" and np.isfinite(r.value) for r in rows)
+    with pytest.raises(UserError, match="bn_stats"):
+        proto.resolve_config(overrides=["bn_stats=running"])
 
 
 @pytest.mark.slow

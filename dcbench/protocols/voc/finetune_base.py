@@ -141,6 +141,32 @@ def epoch_batches(dataset: Any, *, batch_size: int, seed: int, workers: int,
     return batches
 
 
+def sgd_param_groups(net: nn.Module, *, weight_decay: float, bias_lr_mult: float = 1.0,
+                     bias_decay_mult: float = 1.0) -> list[dict[str, Any]]:
+    """The trainable parameters as SGD groups, with Caffe's per-parameter multipliers.
+
+    Caffe scales the learning rate and weight decay of each parameter blob by its
+    `lr_mult` / `decay_mult`; philkr/voc-classification `train_cls.py` gives Convolution and
+    InnerProduct biases `lr_mult` 2 and `decay_mult` 1 (`setLR(t, 1, 2)`,
+    `setDecay(t, 1, 1)`). Here the biases of `Conv2d` / `Linear` layers form a second group
+    with `lr_mult` = `bias_lr_mult` and weight decay `weight_decay * bias_decay_mult`; every
+    other parameter (weights, BN affine) keeps 1 and 1. With both multipliers at 1 there is
+    one group, as a plain `SGD(params)`. `train_iterations` sets each group's lr to the
+    scheduled lr times its `lr_mult`.
+    """
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    if bias_lr_mult == 1 and bias_decay_mult == 1:
+        return [{"params": trainable, "lr_mult": 1.0, "weight_decay": weight_decay}]
+    bias_ids = {id(m.bias) for m in net.modules()
+                if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None}
+    rest = [p for p in trainable if id(p) not in bias_ids]
+    biases = [p for p in trainable if id(p) in bias_ids]
+    groups = [{"params": rest, "lr_mult": 1.0, "weight_decay": weight_decay},
+              {"params": biases, "lr_mult": float(bias_lr_mult),
+               "weight_decay": weight_decay * float(bias_decay_mult)}]
+    return [group for group in groups if group["params"]]
+
+
 def step_lr(base_lr: float, iteration: int, stepsize: int, gamma: float) -> float:
     """Step decay: `base_lr * gamma ** (iteration // stepsize)` (the official x0.5 / 5000)."""
     return base_lr * gamma ** (iteration // max(int(stepsize), 1))
@@ -204,7 +230,8 @@ def train_iterations(
     `batches(epoch, first_batch)` yields the batches of one epoch from `first_batch` on;
     `step` does forward/backward/update and returns the loss, or None for an empty batch
     (all images undecodable: not counted). The LR of every param group is set from
-    `step_lr` before each step. Runs under a forked RNG seeded by `seed`; the checkpoint
+    `step_lr` (times the group's `lr_mult`, default 1) before each step. Runs under a
+    forked RNG seeded by `seed`; the checkpoint
     (model, optimizer, position = iteration/epoch/batch, RNG) is the engine's format.
     Returns the final position. The loss and LR of every 20th iteration also go to the live
     view (section `section`, step = iterations done).
@@ -227,7 +254,7 @@ def train_iterations(
                 while loss is None:
                     batch = next(stream)
                     for group in optimizer.param_groups:
-                        group["lr"] = current
+                        group["lr"] = current * group.get("lr_mult", 1.0)
                     loss = step(batch)
                 if not np.isfinite(loss):
                     raise UserError(f"{desc}: the loss diverged (={loss}) at iteration "
@@ -258,6 +285,8 @@ class FinetuneTask:
     step: Callable[[Any, torch.optim.Optimizer], float | None]
     evaluate: Callable[[], tuple[dict[str, dict[str, float]], dict[str, Any]]]
     headline: str  # the metric logged per split: "map" or "miou"
+    bias_lr_mult: float = 1.0  # Caffe lr_mult / decay_mult of conv/fc biases
+    bias_decay_mult: float = 1.0  # (see sgd_param_groups)
 
 
 class VOCFinetuneProtocol(Protocol):
@@ -280,8 +309,10 @@ class VOCFinetuneProtocol(Protocol):
         dev = resolve_device(device)
         report = DecodeReport()
         task = self.build(model, data_dir, config, dev, report, progress)
-        params = [p for p in task.net.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(params, lr=task.lr, momentum=config.momentum,
+        groups = sgd_param_groups(task.net, weight_decay=config.weight_decay,
+                                  bias_lr_mult=task.bias_lr_mult,
+                                  bias_decay_mult=task.bias_decay_mult)
+        optimizer = torch.optim.SGD(groups, lr=task.lr, momentum=config.momentum,
                                     weight_decay=config.weight_decay)
         info = run_info(model, self.name, config, run_id=run_id, device=str(dev),
                         dataset=self.DATASET)

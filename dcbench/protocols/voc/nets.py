@@ -107,16 +107,45 @@ def reset_linear_pytorch_default(layer: nn.Linear, generator: torch.Generator,
 
 
 class FrozenTrunkMixin(nn.Module):
-    """`train()` that keeps `sobel` and `features` in eval mode (BN global statistics)."""
+    """`train()` that keeps `sobel` and `features` in eval mode (BN global statistics),
+    unless `trunk_batch_stats` is set (`use_caffe_batch_stats`)."""
 
     sobel: nn.Module
     features: nn.Module
+    trunk_batch_stats: bool = False
 
     def train(self, mode: bool = True) -> FrozenTrunkMixin:
         super().train(mode)
         self.sobel.eval()
-        self.features.eval()
+        self.features.train(mode and self.trunk_batch_stats)
         return self
+
+
+CAFFE_MOVING_AVERAGE_FRACTION = 0.999  # Caffe BatchNormParameter default
+
+
+def _caffe_bn_momentum(module: nn.Module, inputs: tuple) -> None:
+    """Before a training forward: s <- fraction * s + 1, momentum = 1 / s (Caffe's update)."""
+    if module.training:
+        weight = module.caffe_average_weight
+        weight.mul_(CAFFE_MOVING_AVERAGE_FRACTION).add_(1.0)
+        module.momentum = float(1.0 / weight)
+
+
+def use_caffe_batch_stats(net: FrozenTrunkMixin) -> None:
+    """Train the trunk's BatchNorm as Caffe's `BatchNorm` layer in TRAIN without
+    `use_global_stats`: normalise with the batch's statistics and accumulate the global
+    ones as Caffe does, mean_acc <- 0.999 mean_acc + batch mean and s <- 0.999 s + 1 with
+    global = mean_acc / s (the same for the unbiased variance). The stored statistics start
+    with s = 1 (what a PyTorch -> Caffe converter writes in the scale-factor blob), so this is
+    PyTorch's running average with momentum 1 / s at each step. `s` is a buffer, saved with
+    the checkpoints. Evaluation uses the accumulated global statistics (Caffe's TEST)."""
+    net.trunk_batch_stats = True
+    for layer in net.features.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.register_buffer("caffe_average_weight",
+                                  torch.ones((), dtype=torch.float64))
+            layer.register_forward_pre_hook(_caffe_bn_momentum)
 
 
 class VOCClassifierNet(FrozenTrunkMixin):

@@ -105,3 +105,52 @@ def test_divergence_is_reported():
     with pytest.raises(UserError, match="diverged"):
         ft.train_iterations(model, opt, batches=batches, step=lambda b: float("nan"),
                             iterations=2, lr=0.1, stepsize=10, gamma=0.5, seed=0)
+
+
+def caffe_sgd_port(params: dict[str, torch.Tensor], grads: list[dict[str, torch.Tensor]], *,
+                   lr: float, momentum: float, weight_decay: float,
+                   mults: dict[str, tuple[float, float]]) -> dict[str, torch.Tensor]:
+    """Caffe's SGDSolver, per blob: local_rate = lr * lr_mult, local_decay = weight_decay *
+    decay_mult; history = momentum * history + local_rate * (grad + local_decay * w);
+    w -= history (Regularize then ComputeUpdateValue then Update), float64."""
+    w = {k: v.double().clone() for k, v in params.items()}
+    history = {k: torch.zeros_like(v) for k, v in w.items()}
+    for grad in grads:
+        for k in w:
+            lr_mult, decay_mult = mults[k]
+            diff = grad[k].double() + weight_decay * decay_mult * w[k]
+            history[k] = momentum * history[k] + lr * lr_mult * diff
+            w[k] = w[k] - history[k]
+    return w
+
+
+@pytest.mark.parametrize(("bias_lr", "bias_decay"), [(2.0, 1.0), (2.0, 0.0), (1.0, 1.0)])
+def test_param_groups_follow_caffe_lr_and_decay_mults(bias_lr, bias_decay):
+    """train_cls.py setLR(t, 1, 2) / setDecay(t, 1, 1): conv/fc biases at bias_lr x the lr,
+    bias_decay x the decay; weights and BN affine parameters at 1 and 1; frozen ones out."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(12, 2),
+                        nn.Linear(2, 2))
+    net[4].requires_grad_(False)
+    groups = ft.sgd_param_groups(net, weight_decay=0.05, bias_lr_mult=bias_lr,
+                                 bias_decay_mult=bias_decay)
+    optimizer = torch.optim.SGD(groups, lr=0.1, momentum=0.9, weight_decay=0.05)
+    names = {id(p): n for n, p in net.named_parameters()}
+    assert sorted(names[id(p)] for g in groups for p in g["params"]) == sorted(
+        n for n, p in net.named_parameters() if p.requires_grad)
+    mults = {n: ((bias_lr, bias_decay) if n in ("0.bias", "3.bias") else (1.0, 1.0))
+             for n, p in net.named_parameters() if p.requires_grad}
+    start = {n: p.detach().clone() for n, p in net.named_parameters() if n in mults}
+    grads = [{n: torch.randn_like(p) for n, p in start.items()} for _ in range(3)]
+    for grad in grads:
+        for group in optimizer.param_groups:  # what train_iterations does before each step
+            group["lr"] = 0.1 * group.get("lr_mult", 1.0)
+        for n, p in net.named_parameters():
+            if n in grad:
+                p.grad = grad[n].clone()
+        optimizer.step()
+    want = caffe_sgd_port(start, grads, lr=0.1, momentum=0.9, weight_decay=0.05, mults=mults)
+    for n, p in net.named_parameters():
+        if n in want:
+            torch.testing.assert_close(p.detach().double(), want[n], rtol=1e-5, atol=1e-6)
+    assert len(groups) == (1 if (bias_lr, bias_decay) == (1.0, 1.0) else 2)
