@@ -111,8 +111,12 @@ def to_markdown(display: pd.DataFrame) -> str:
 
 def markdown_escape(text: str) -> str:
     """Text for a Markdown file: no raw HTML (`<svg onload=...>` in a model name shows as
-    text, as in the HTML report) and no link syntax; `&`, `<`, `>` become entities."""
+    text, as in the HTML report) and no link syntax (brackets are escaped where the text
+    holds `](` or `][`; an interval `[-1.2, +3.4]` reads as it is); `&`, `<`, `>` become
+    entities."""
     text = html.escape(text, quote=False)
+    if "](" not in text and "][" not in text:
+        return text
     return text.replace("[", "\\[").replace("]", "\\]")
 
 

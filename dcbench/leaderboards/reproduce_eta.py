@@ -36,7 +36,6 @@ from dcbench.data.voc import find_voc
 from dcbench.models.backbone import Backbone
 from dcbench.protocols.plan import plan_eval
 from dcbench.protocols.retrieval import find_folder
-from dcbench.protocols.voc07_cls import mode_iterations
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 HOW = ("ETA = images each run pushes through the network (from its resolved config and the "
@@ -153,7 +152,7 @@ def run_work(protocol: str, config: Any, counts: dict[str, int],
         sizes = {"train": counts.get("train", 0), "val": counts.get("val", 0)}
         return float(plan_eval(protocol, config, sizes).image_passes), 0.0
     if protocol == "voc07-cls":
-        iterations = mode_iterations(config)  # fc6-8's published count depends on the pipeline
+        iterations = config.resolved_iterations()  # fc6-8's count depends on the pipeline
         scale = ((config.crop_size or input_size) / input_size) ** 2
         test = counts.get("voc07-test", 0) * config.eval_passes
         return test * scale, float(iterations * config.batch_size) * scale

@@ -26,7 +26,6 @@ from typing import Any
 from dcbench.data.folders import find_dataset
 from dcbench.data.labelled_splits import open_labelled_splits
 from dcbench.data.voc import VOCClassification, VOCSegmentation, find_voc
-from dcbench.protocols.voc07_cls import mode_iterations
 
 # Network passes of one image trained through the network (forward + backward ~ 3 forwards).
 TRAIN_COST = 3.0
@@ -150,8 +149,9 @@ def _low_shot(cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
 def _voc_finetune(name: str, cfg: Any, sizes: Mapping[str, int]) -> list[Phase]:
     """Fine-tuning iterations (x pixel area against the model's input size) + the test pass."""
     # voc07-cls: the mode's published count when `iterations` is unset (fc6-8's depends on
-    # the pipeline, resolved only by `mode_iterations`)
-    iterations = mode_iterations(cfg) if name == "voc07-cls" else cfg.iterations
+    # the pipeline: the config resolves it)
+    iterations = (cfg.resolved_iterations() if hasattr(cfg, "resolved_iterations")
+                  else cfg.iterations)
     area = 1.0
     if name == "voc07-det":  # images resized to the train scales, not the model's crop
         mean_scale = sum(cfg.train_scales) / len(cfg.train_scales)

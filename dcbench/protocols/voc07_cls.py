@@ -140,6 +140,10 @@ class VOC07ClsConfig(VOCFinetuneConfig):
     # (Caffe BatchNorm in TRAIN without use_global_stats; nets.use_caffe_batch_stats)
     bn_stats: Literal["global", "batch"] = "global"
 
+    def resolved_iterations(self) -> int:
+        """The mode's published count when `iterations` is unset (`mode_iterations`)."""
+        return mode_iterations(self)
+
 
 def voc_targets(labels: torch.Tensor | np.ndarray) -> tuple[Any, Any]:
     """VOC labels {1, -1, 0=difficult} -> (0/1 targets, valid mask: not difficult)."""

@@ -20,6 +20,12 @@ def test_markdown_has_no_raw_html_or_links():
     assert "random-alexnet_small" in md  # ordinary names read as they are
 
 
+def test_markdown_keeps_the_brackets_of_an_interval():
+    """Only link syntax is escaped: a paired interval cell reads as printed."""
+    frame = pd.DataFrame({"layer": ["conv4"], "delta": ["+0.0 [-37.5, +37.5] p=1"]})
+    assert "| +0.0 [-37.5, +37.5] p=1 |" in to_markdown(frame)
+
+
 def test_latex_escapes_every_special_character_once():
     tex = to_latex(_display(), caption=NAME)
     assert "<" not in tex.replace("\\begin", "") and ">" not in tex

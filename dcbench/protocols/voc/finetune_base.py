@@ -61,6 +61,11 @@ class VOCFinetuneConfig(ProtocolConfig):
     checkpoint_every: int = bounded(1000, ge=1, le=MAX_COUNT)
     workers: int = bounded(4, ge=0, le=MAX_WORKERS)
 
+    def resolved_iterations(self) -> int:
+        """The number of fine-tuning iterations this config runs (a protocol whose count
+        depends on other keys overrides it: voc07-cls), for plans and time estimates."""
+        return int(getattr(self, "iterations"))  # noqa: B009 (each protocol declares it)
+
 
 def item_seed(seed: int, stream: int, epoch: int, index: int) -> int:
     """A well-mixed 63-bit seed for one item of one pass (independent of workers/batching)."""
