@@ -20,6 +20,7 @@ import os
 import shlex
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -192,9 +193,25 @@ def wandb_tracker(run_dir: Path, project: str, entity: str | None, config: dict[
     # explicit: wandb's process-wide setup keeps the WANDB_DIR of its first run
     kwargs["dir"] = os.environ.get("WANDB_DIR") or str(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(**kwargs)
+    run = _init_when_free(wandb, kwargs)
     write_json(run_dir / WANDB_RUN_FILE, {"id": run_id, "project": project, "entity": entity})
     return WandbTracker(run, wandb)
+
+
+def _init_when_free(wandb: Any, kwargs: dict[str, Any], wait_s: float = 60.0) -> Any:
+    """`wandb.init(**kwargs)`, waiting while W&B's service still holds the run id: a run
+    resumed right after its process was killed finds the old process's run not yet closed
+    ("run ID ... is in use"); the service closes it within seconds."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.5
+    while True:
+        try:
+            return wandb.init(**kwargs)
+        except Exception as err:  # wandb's ServerResponseError (its module path varies)
+            if "is in use" not in str(err) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(2 * delay, 5.0)
 
 
 def report_rows(tracker: Tracker, rows: Sequence[Any]) -> None:

@@ -161,3 +161,31 @@ def test_wandb_offline_run_is_resumed_with_the_saved_id(tmp_path, wandb_offline,
     assert config["k"] == "6"
     assert [(row["train/step"], row["train/loss"]) for row in history] == \
         [(0, 2.0), (1, 1.5), (2, 1.0)]
+
+
+def test_wandb_init_waits_while_a_killed_run_still_holds_its_id(monkeypatch):
+    """A run resumed right after a kill: W&B's service still holds the id for a moment
+    ("run ID ... is in use"); init is retried until it is free, any other error is raised."""
+    from dcbench.core import trackers
+
+    calls = []
+
+    class FakeWandb:
+        @staticmethod
+        def init(**kwargs):
+            calls.append(kwargs)
+            if len(calls) < 3:
+                raise RuntimeError("run ID 8e3e1f28 is in use")
+            return "run"
+
+    monkeypatch.setattr(trackers.time, "sleep", lambda s: None)
+    assert trackers._init_when_free(FakeWandb, {"id": "8e3e1f28"}) == "run"
+    assert len(calls) == 3
+
+    class Broken:
+        @staticmethod
+        def init(**kwargs):
+            raise RuntimeError("bad project name")
+
+    with pytest.raises(RuntimeError, match="bad project"):
+        trackers._init_when_free(Broken, {})
