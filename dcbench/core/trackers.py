@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.core.tracking import (
     MultiTracker,
@@ -208,8 +209,13 @@ def _init_when_free(wandb: Any, kwargs: dict[str, Any], wait_s: float = 60.0) ->
         try:
             return wandb.init(**kwargs)
         except Exception as err:  # wandb's ServerResponseError (its module path varies)
-            if "is in use" not in str(err) or time.monotonic() + delay > deadline:
+            if "is in use" not in str(err):
                 raise
+            if time.monotonic() + delay > deadline:
+                raise UserError(
+                    f"W&B still holds run {kwargs.get('id')} (the W&B service of the stopped "
+                    "process has not closed it yet): resume again in a minute, or without "
+                    "--wandb") from None
         time.sleep(delay)
         delay = min(2 * delay, 5.0)
 

@@ -189,3 +189,11 @@ def test_wandb_init_waits_while_a_killed_run_still_holds_its_id(monkeypatch):
 
     with pytest.raises(RuntimeError, match="bad project"):
         trackers._init_when_free(Broken, {})
+
+    class Held:
+        @staticmethod
+        def init(**kwargs):
+            raise RuntimeError("run ID 8e3e1f28 is in use")
+
+    with pytest.raises(UserError, match="W&B still holds run 8e3e1f28"):
+        trackers._init_when_free(Held, {"id": "8e3e1f28"}, wait_s=0)

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,26 @@ def _train_cli(data: Path, out: Path, env: dict, *extra: str) -> subprocess.Comp
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
+def _wandb_services() -> set[int]:
+    """Pids of the running W&B service processes (`wandb-core`)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"wandb-core" in (entry / "cmdline").read_bytes():
+                    pids.add(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _wait_until_gone(pids: set[int], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while pids and time.monotonic() < deadline:
+        pids = {p for p in pids if Path(f"/proc/{p}").exists()}
+        time.sleep(0.5)
+
+
 def test_killed_and_resumed_run_continues_the_same_tensorboard_and_wandb_run(
         micro_data, tmp_path):
     accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -103,10 +124,17 @@ def test_killed_and_resumed_run_continues_the_same_tensorboard_and_wandb_run(
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
            "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}
     env.pop("DCBENCH_FAULT", None)
+    # a W&B service started by an earlier test in this pytest process is advertised in
+    # WANDB_SERVICE: the runs here must start their own (the killed one's dies with it)
+    env.pop("WANDB_SERVICE", None)
     out = tmp_path / "run"
     # killed in epoch 1's commit: TensorBoard already has its step 1, the state is epoch 0's
+    services = _wandb_services()
     killed = _train_cli(micro_data, out, {**env, "DCBENCH_FAULT": "swap:1"}, *wandb)
     assert killed.returncode == -9
+    # the killed process's W&B service holds its run id until it notices the death (seconds
+    # on a quiet machine, longer under load): resume once it has gone, as a user would
+    _wait_until_gone(_wandb_services() - services, timeout_s=180)
     resumed = _train_cli(micro_data, out, env, *wandb, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     reader = accumulator.EventAccumulator(str(out / "tensorboard" / "train"), size_guidance={
