@@ -17,7 +17,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -67,6 +68,18 @@ class Row:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (all fields, ratio included)."""
         return asdict(self)
+
+
+def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], chunksize: int = 32) -> None:
+    """Run `fn` over picklable `jobs`: in a process pool (up to 16) when there are more than
+    64 of them (writing thousands of benchmark JPEGs), else in this process."""
+    workers = max(1, min(16, os.cpu_count() or 1))
+    if workers > 1 and len(jobs) > 64:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(fn, jobs, chunksize=chunksize))
+    else:
+        for job in jobs:
+            fn(job)
 
 
 def timeit(fn: Callable[[], Any], repeat: int = 1, warmup: int = 0) -> tuple[float, Any]:

@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +44,7 @@ import torch
 from PIL import Image
 from sklearn.metrics import normalized_mutual_info_score
 
-from benchmarks.common import Row, machine
+from benchmarks.common import Row, machine, map_jobs
 from benchmarks.gpu_phases import PHASES, measure_epoch, predict
 from dcbench.clustering.backend import kmeans, knn_search_torch, whiten_on_device
 from dcbench.clustering.kmeans import faiss_available, fit_whitening, gpu_available
@@ -182,13 +180,7 @@ def write_jpegs(root: Path, p: dict[str, Any]) -> Path:
         folder = root / "jpeg" / f"c{i % 10}"
         folder.mkdir(parents=True, exist_ok=True)
         jobs.append((str(folder / f"{i:06d}.jpg"), p["jpeg_w"], p["jpeg_h"], i))
-    workers = max(1, min(16, os.cpu_count() or 1))
-    if workers > 1 and len(jobs) > 64:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_write_jpeg, jobs, chunksize=64))
-    else:
-        for job in jobs:
-            _write_jpeg(job)
+    map_jobs(_write_jpeg, jobs, chunksize=64)
     return root / "jpeg"
 
 

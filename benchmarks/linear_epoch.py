@@ -23,11 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.common import Row, machine
+from benchmarks.common import Row, machine, map_jobs
 from dcbench.data.folders import ImageFolderDataset
 from dcbench.data.transforms import center_crop
 from dcbench.models import create_backbone
@@ -77,13 +75,7 @@ def write_mixed_jpegs(root: Path, p: dict[str, Any], seed: int = 0) -> Path:
         folder = root / "jpeg" / f"c{i % p['classes']:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         jobs.append((str(folder / f"{i:06d}.jpg"), w, h, seed * 1_000_003 + i))
-    workers = max(1, min(16, os.cpu_count() or 1))
-    if workers > 1 and len(jobs) > 64:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_write_jpeg, jobs, chunksize=32))
-    else:
-        for job in jobs:
-            _write_jpeg(job)
+    map_jobs(_write_jpeg, jobs, chunksize=32)
     return root / "jpeg"
 
 
