@@ -110,7 +110,7 @@ def _results_json(ws: Path) -> None:
 
 NETWORK = "needs the network (Hugging Face Hub)"
 COMMANDS: dict[str, Run | Skip] = {
-    "dcbench demo": Skip("6 min; tests/cli/test_demo.py runs a shrunken demo end to end and "
+    "dcbench demo": Skip("4 min; tests/cli/test_demo.py runs a shrunken demo end to end and "
                          "the slow tests the real `demo --quick`"),
     "dcbench hub list": Run(),
     "dcbench hub pull deepcluster-alexnet": Skip(
