@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 import textwrap
 from collections.abc import Sequence
 
@@ -114,7 +115,10 @@ def markdown_escape(text: str) -> str:
     text, as in the HTML report) and no link syntax (brackets are escaped where the text
     holds `](` or `][`; an interval `[-1.2, +3.4]` reads as it is); `&`, `<`, `>` become
     entities."""
-    text = html.escape(text, quote=False)
+    # `&` and `>` always; `<` where it could open a tag (`<svg`, `</`, `<!`), so that a
+    # p-value `p=<1e-4` prints as it is in a terminal
+    text = re.sub(r"<(?=[A-Za-z/!?])", "&lt;",
+                  text.replace("&", "&amp;").replace(">", "&gt;"))
     if "](" not in text and "][" not in text:
         return text
     return text.replace("[", "\\[").replace("]", "\\]")

@@ -24,6 +24,8 @@ def test_markdown_keeps_the_brackets_of_an_interval():
     """Only link syntax is escaped: a paired interval cell reads as printed."""
     frame = pd.DataFrame({"layer": ["conv4"], "delta": ["+0.0 [-37.5, +37.5] p=1"]})
     assert "| +0.0 [-37.5, +37.5] p=1 |" in to_markdown(frame)
+    frame = pd.DataFrame({"layer": ["conv4"], "delta": ["-7.0 [-9.2, -4.9] p=<1e-4"]})
+    assert "p=<1e-4 |" in to_markdown(frame)  # no tag can start at `<1`
 
 
 def test_latex_escapes_every_special_character_once():
