@@ -194,6 +194,9 @@ def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], 
     (bool) of this process's items, batch by batch (under torchrun: its shard)."""
     names = list(probes.heads if names is None else names)
     counts: dict[str, dict[int, int]] = {name: {1: 0, 5: 0} for name in names}
+    if hits is not None:  # every head's entry, even on a rank whose shard is empty
+        for name in names:
+            hits.setdefault(name, [])
     total = 0
     num_classes = 0
     for feats, labels, n_crops in batches:
