@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def unit_seconds(times: list[float]) -> float | None:
     """Seconds per unit: the median gap between consecutive log times (a pause between an
     interruption and its resume is one outlier, not the typical unit)."""
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False) if b >= a]
+    gaps = [b - a for a, b in pairwise(times) if b >= a]
     return statistics.median(gaps) if gaps else None
 
 
@@ -102,8 +103,7 @@ def eval_view(root: Path, run: dict[str, Any]) -> RunView:
         done, total, unit = (steps[-1]["iteration"] if steps else 0), int(config["iterations"]), \
             "iteration"
         times = [(r["iteration"], r["time"]) for r in steps if isinstance(r.get("time"), float)]
-        gaps = [(t2 - t1) / (i2 - i1) for (i1, t1), (i2, t2) in zip(times, times[1:],
-                                                                     strict=False) if i2 > i1]
+        gaps = [(t2 - t1) / (i2 - i1) for (i1, t1), (i2, t2) in pairwise(times) if i2 > i1]
         per = statistics.median(gaps) if gaps else None
         if steps:
             metrics = {"loss": steps[-1].get("loss"), "lr": steps[-1].get("lr")}
