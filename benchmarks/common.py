@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 #: units where a bigger figure is better; any other unit (s, MiB, ...) is lower-is-better
@@ -80,6 +81,24 @@ def map_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], chunksize: int = 32)
     else:
         for job in jobs:
             fn(job)
+
+
+def add_size_args(parser: Any, full: dict[str, Any]) -> None:
+    """`--tiny`, `--out` and one `--KEY N` flag per integer size of `full` (a GPU benchmark's
+    command line)."""
+    parser.add_argument("--tiny", action="store_true", help="CPU-sized inputs (seconds)")
+    parser.add_argument("--out", type=Path, help="write rows + machine as JSON here")
+    for key, value in full.items():
+        if isinstance(value, int):
+            parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None)
+
+
+def resolve_sizes(args: Any, full: dict[str, Any], tiny: dict[str, Any], on_gpu: bool
+                  ) -> dict[str, Any]:
+    """The sizes to run: `tiny` with --tiny or without a GPU, else `full`; flags override."""
+    params = dict(tiny if args.tiny or not on_gpu else full)
+    params.update({k: getattr(args, k) for k in full if getattr(args, k, None) is not None})
+    return params
 
 
 def timeit(fn: Callable[[], Any], repeat: int = 1, warmup: int = 0) -> tuple[float, Any]:

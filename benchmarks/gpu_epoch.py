@@ -44,7 +44,7 @@ import torch
 from PIL import Image
 from sklearn.metrics import normalized_mutual_info_score
 
-from benchmarks.common import Row, machine, map_jobs
+from benchmarks.common import Row, add_size_args, machine, map_jobs, resolve_sizes
 from benchmarks.gpu_phases import PHASES, measure_epoch, predict
 from dcbench.clustering.backend import kmeans, knn_search_torch, whiten_on_device
 from dcbench.clustering.kmeans import faiss_available, fit_whitening, gpu_available
@@ -385,19 +385,14 @@ def run(quick: bool) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="CPU-sized inputs (seconds)")
-    parser.add_argument("--out", type=Path, help="write rows + machine as JSON here")
+    add_size_args(parser, FULL)
     parser.add_argument("--parts", default="abcd", help="which parts to run (default abcd)")
     parser.add_argument("--rows-jsonl", type=Path, help="append each row here as measured")
-    for key, value in FULL.items():
-        if isinstance(value, int):
-            parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None)
     args = parser.parse_args(argv)
     on_gpu = torch.cuda.is_available()
-    params = dict(TINY if args.tiny or not on_gpu else FULL)
     if not on_gpu and not args.tiny:
         print("gpu_epoch: no CUDA GPU here: running the tiny CPU sizes", file=sys.stderr)
-    params.update({k: getattr(args, k) for k in FULL if getattr(args, k, None) is not None})
+    params = resolve_sizes(args, FULL, TINY, on_gpu)
     rows, extra = measure(params, torch.device("cuda" if on_gpu else "cpu"), args.parts,
                           args.rows_jsonl)
     report = {"machine": machine(), "params": params, "rows": [r.to_dict() for r in rows],

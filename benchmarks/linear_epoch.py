@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.common import Row, machine, map_jobs
+from benchmarks.common import Row, add_size_args, machine, map_jobs, resolve_sizes
 from dcbench.data.folders import ImageFolderDataset
 from dcbench.data.transforms import center_crop
 from dcbench.models import create_backbone
@@ -177,15 +177,10 @@ def run(quick: bool) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="CPU-sized inputs (seconds)")
-    parser.add_argument("--out", type=Path, help="write rows + machine as JSON here")
-    for key, value in FULL.items():
-        if isinstance(value, int):
-            parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None)
+    add_size_args(parser, FULL)
     args = parser.parse_args(argv)
     on_gpu = torch.cuda.is_available()
-    params = dict(TINY if args.tiny or not on_gpu else FULL)
-    params.update({k: getattr(args, k) for k in FULL if getattr(args, k, None) is not None})
+    params = resolve_sizes(args, FULL, TINY, on_gpu)
     rows = measure(params, torch.device("cuda" if on_gpu else "cpu"))
     for r in rows:
         print(f"{r.what}: {r.dcbench:.4g} {r.unit} | {r.baseline_name}: {r.baseline:.4g} | "
