@@ -11,6 +11,13 @@ named `<entry>/<field>`, plus a JSON manifest in the file's metadata. Kinds:
 - `confusion`: `inter`, `pred`, `gt` int64 (N, C): per image and class the pixels both
   predicted and true, predicted, true; metric = 100 * mean IoU over defined classes.
 - `mean`: `values` float64 (N,); metric = 100 * mean (e.g. per-query AP of retrieval).
+- `detection`: `npos` int32 (N, C), each image's non-difficult boxes per class, plus one
+  record per ranked detection that the devkit counts (TP or FP; a hit on a difficult box is
+  left out, as the devkit ignores it): `det_image` int32 (its image's row), `det_class`
+  int16, `det_score` float32, `det_tp` int8 (1 TP, 0 FP), in the evaluation's ranking (by
+  class, then rank). Matching only involves one image, so the records are fixed under image
+  resampling; metric = 100 * mean over classes of the AP recomputed from them, by the rule
+  in `options` (`ap_method` 11point | all, `ap_thresholds` exact | devkit).
 
 `listing` is the fingerprint of the evaluated dataset's file list (the feature cache's
 `dataset_fingerprint`): two entries pair only with the same listing and item count. Items
@@ -39,6 +46,11 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "multilabel": ("scores", "targets"),
     "confusion": ("inter", "pred", "gt"),
     "mean": ("values",),
+    "detection": ("npos", "det_image", "det_class", "det_score", "det_tp"),
+}
+# per-record arrays (one row per record, not per item) of the kinds that have them
+RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "detection": ("det_image", "det_class", "det_score", "det_tp"),
 }
 
 
@@ -53,6 +65,7 @@ class ItemOutcomes:
     listing: str
     arrays: Mapping[str, np.ndarray]
     seed: int | None = None
+    options: Mapping[str, str] = dataclasses.field(default_factory=dict)  # metric rule
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_FIELDS:
@@ -60,18 +73,32 @@ class ItemOutcomes:
         missing = set(KIND_FIELDS[self.kind]) - set(self.arrays)
         if missing:
             raise ValueError(f"{self.kind} outcomes need arrays {sorted(missing)}")
-        sizes = {len(np.asarray(a)) for a in self.arrays.values()}
+        records = RECORD_FIELDS.get(self.kind, ())
+        sizes = {len(np.asarray(a)) for k, a in self.arrays.items() if k not in records}
         if len(sizes) != 1:
             raise ValueError("every outcome array must have one row per item")
+        if records:
+            _check_records(self.arrays, records, self.n_items)
 
     @property
     def n_items(self) -> int:
         """Number of test items."""
-        return len(next(iter(self.arrays.values())))
+        records = RECORD_FIELDS.get(self.kind, ())
+        return len(next(a for k, a in self.arrays.items() if k not in records))
 
     def key(self) -> tuple[str, str, str]:
         """(split, layer, metric): which result value these items make."""
         return self.split, self.layer, self.metric
+
+
+def _check_records(arrays: Mapping[str, np.ndarray], fields: Sequence[str],
+                   n_items: int) -> None:
+    """Record arrays: one length, and each record's item row (`det_image`) in range."""
+    if len({len(np.asarray(arrays[name])) for name in fields}) != 1:
+        raise ValueError("every record array must have one row per record")
+    rows = np.asarray(arrays[fields[0]])
+    if rows.size and (rows.min() < 0 or rows.max() >= n_items):
+        raise ValueError(f"record item rows must be in [0, {n_items})")
 
 
 def correct_outcomes(split: str, layer: str, metric: str, listing: str,
@@ -92,6 +119,8 @@ def to_bytes(entries: Sequence[ItemOutcomes]) -> bytes:
         manifest.append({"split": entry.split, "layer": entry.layer, "metric": entry.metric,
                          "kind": entry.kind, "listing": entry.listing, "seed": entry.seed,
                          "n_items": entry.n_items})
+        if entry.options:  # only kinds with a metric rule carry one (older bytes unchanged)
+            manifest[-1]["options"] = dict(entry.options)
     # one metadata key: safetensors writes a metadata map in no fixed order
     meta = {"dcbench_outcomes": json.dumps({"format": FORMAT_VERSION, "entries": manifest},
                                            sort_keys=True)}
@@ -117,7 +146,8 @@ def read_outcomes(path: str | Path) -> list[ItemOutcomes]:
         for i, item in enumerate(manifest):
             arrays = {name: tensors[f"{i}/{name}"] for name in KIND_FIELDS[item["kind"]]}
             entries.append(ItemOutcomes(item["split"], item["layer"], item["metric"],
-                                        item["kind"], item["listing"], arrays, item["seed"]))
+                                        item["kind"], item["listing"], arrays, item["seed"],
+                                        item.get("options", {})))
         return entries
     except (OSError, SafetensorError, ValueError, KeyError, TypeError) as err:
         raise UserError(f"{path} is not a dcbench per-item outcomes file ({err})") from err

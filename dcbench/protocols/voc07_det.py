@@ -58,6 +58,8 @@ from dcbench.data.voc import VOC_CLASSES, VOCDetection
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.sharded import shard_positions
 from dcbench.protocols.base import register_protocol
+from dcbench.protocols.probe.feature_cache import dataset_fingerprint
+from dcbench.protocols.voc.det_outcomes import detection_outcomes
 from dcbench.protocols.voc.detector import (
     DetectorSpec,
     build_detector,
@@ -73,11 +75,13 @@ from dcbench.protocols.voc.finetune_base import (
     epoch_batches,
 )
 from dcbench.protocols.voc.metrics import (
+    ClassRanking,
     DetRounding,
+    class_rankings,
     round_like_results_file,
     voc_detection_ap,
 )
-from dcbench.protocols.voc.nets import backbone_parts, reinit_linear, set_trainable
+from dcbench.protocols.voc.nets import backbone_parts, layer_label, reinit_linear, set_trainable
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -181,15 +185,32 @@ def voc07_det_metrics(detections: list[dict[str, np.ndarray]],
     """Pure core: per-image detections and ground truth -> `map` and `ap_<class>`.
 
     `det_rounding=py-faster-rcnn` first rounds the detections as its results files do."""
+    return voc07_det_scores(detections, ground_truth, method=method,
+                            iou_threshold=iou_threshold, ap_thresholds=ap_thresholds,
+                            score_order=score_order, iou_match=iou_match,
+                            det_rounding=det_rounding)[0]
+
+
+def voc07_det_scores(detections: list[dict[str, np.ndarray]],
+                     ground_truth: list[dict[str, np.ndarray]], *,
+                     method: str = "11point", iou_threshold: float = 0.5,
+                     ap_thresholds: str = "exact", score_order: str = "stable",
+                     iou_match: str = "ge", det_rounding: str = "none"
+                     ) -> tuple[dict[str, float], list[ClassRanking]]:
+    """`voc07_det_metrics` plus the ranked, matched detections of every class that made
+    them (the per-detection records of the paired intervals come from those)."""
     if det_rounding == "py-faster-rcnn":
         detections = round_like_results_file(detections)
+    rankings = class_rankings(detections, ground_truth, len(VOC_CLASSES),
+                              iou_threshold=iou_threshold, score_order=score_order,
+                              iou_match=iou_match)
     aps = voc_detection_ap(detections, ground_truth, len(VOC_CLASSES),
                            iou_threshold=iou_threshold, method=method,
                            ap_thresholds=ap_thresholds, score_order=score_order,
-                           iou_match=iou_match)
+                           iou_match=iou_match, rankings=rankings)
     metrics = {"map": float(np.nanmean(aps)) if np.isfinite(aps).any() else float("nan")}
     metrics.update({f"ap_{name}": float(ap) for name, ap in zip(VOC_CLASSES, aps, strict=True)})
-    return metrics
+    return metrics, rankings
 
 
 def detect(detector: torch.nn.Module, voc: VOCDetection, *, batch_size: int, workers: int,
@@ -300,8 +321,15 @@ class VOC07Detection(VOCFinetuneProtocol):
             detections, ground_truth = detect(
                 detector, eval_voc, batch_size=config.eval_batch_size, workers=config.workers,
                 device=device, report=report, progress=progress)
-            return {eval_split: voc07_det_metrics(detections, ground_truth,
-                                                  **metric_switches(config))}, {}
+            metrics, rankings = voc07_det_scores(detections, ground_truth,
+                                                 **metric_switches(config))
+            # the per-detection records: paired intervals of the mAP between runs
+            self.keep_outcomes([detection_outcomes(
+                eval_split, layer_label(config.train_layers, config.train_bn_scales),
+                detection_listing(eval_voc), rankings, ground_truth,
+                ap_method=config.ap_method, ap_thresholds=config.ap_thresholds,
+                seed=config.seed)])
+            return {eval_split: metrics}, {}
 
         return FinetuneTask(
             net=detector, iterations=config.iterations, lr=config.lr, stepsize=config.stepsize,
@@ -309,6 +337,12 @@ class VOC07Detection(VOCFinetuneProtocol):
                                   batch_size=config.batch_size, seed=config.seed,
                                   workers=config.workers, collate=collate_detection),
             step=step, evaluate=evaluate, headline="map")
+
+
+def detection_listing(voc: VOCDetection) -> str:
+    """The fingerprint of a detection split: its images and their annotation files."""
+    return dataset_fingerprint([path for path, _ in voc.samples]
+                               + [str(voc.folder / "Annotations" / f"{i}.xml") for i in voc.ids])
 
 
 def metric_switches(config: VOC07DetConfig) -> dict[str, Any]:
