@@ -85,50 +85,51 @@ class DetLayout:
         return cls(pos, every, npos, np.asarray(bounds, np.int64), method, thresholds)
 
     def ap(self, weights: np.ndarray) -> np.ndarray:
-        """(B, C) AP of each image-weight row; nan for a class without a drawn positive."""
+        """(B, C) AP of each image-weight row; nan for a class without a drawn positive.
+
+        The work arrays are (segments, B): running sums go down contiguous rows."""
         weights = np.asarray(weights, dtype=np.float64)
         n_pos = weights @ self.npos  # (B, C)
         out = np.full(n_pos.shape, np.nan)
         w_t = np.ascontiguousarray(weights.T, dtype=np.float32)  # (N, B); integers: exact
-        tp_w = np.ascontiguousarray((self.pos.T @ w_t).T, dtype=np.float64)  # (B, segments)
-        all_w = np.ascontiguousarray((self.all.T @ w_t).T, dtype=np.float64)
+        tp_w = np.asarray(self.pos.T @ w_t, dtype=np.float64)  # (segments, B)
+        all_w = np.asarray(self.all.T @ w_t, dtype=np.float64)
         for c in range(n_pos.shape[1]):
-            defined = n_pos[:, c] > 0
             lo, hi = self.bounds[c], self.bounds[c + 1]
-            cum_tp = np.cumsum(tp_w[:, lo:hi], axis=1)
-            precision = cum_tp / np.maximum(np.cumsum(all_w[:, lo:hi], axis=1), EPS)
+            cum_tp = np.cumsum(tp_w[lo:hi], axis=0)
+            precision = cum_tp / np.maximum(np.cumsum(all_w[lo:hi], axis=0), EPS)
             with np.errstate(invalid="ignore", divide="ignore"):
-                recall = cum_tp / n_pos[:, c:c + 1]
+                recall = cum_tp / n_pos[:, c]
             aps = (self._ap_11point(recall, precision) if self.method == "11point"
                    else self._ap_area(recall, precision))
-            out[:, c] = np.where(defined, aps, np.nan)
+            out[:, c] = np.where(n_pos[:, c] > 0, aps, np.nan)
         return out
 
     def _ap_11point(self, recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
         """Mean over the 11 thresholds of the max precision at recall >= t (0 if none)."""
-        rows = np.arange(len(recall))
+        columns = np.arange(recall.shape[1])
         # max precision from each point on, then 0 past the last point
-        envelope = np.zeros((recall.shape[0], recall.shape[1] + 1))
-        envelope[:, :-1] = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+        envelope = np.zeros((recall.shape[0] + 1, recall.shape[1]))
+        envelope[:-1] = np.maximum.accumulate(precision[::-1], axis=0)[::-1]
         points, slack = POINTS[self.thresholds]
-        total = np.zeros(len(recall))
+        total = np.zeros(recall.shape[1])
         for t in points:  # recall is non-decreasing: the points at recall >= t are a suffix
-            first = np.sum(recall < t - slack, axis=1)
-            total = total + envelope[rows, first]
+            first = np.sum(recall < t - slack, axis=0)
+            total = total + envelope[first, columns]
         return total / 11.0
 
     @staticmethod
     def _ap_area(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
         """Area under the precision envelope: each recall step times the envelope there,
-        summed per row over the same terms `ap_all_point` sums (its steps, and its last
-        zero-valued one up to recall 1), so the unweighted AP is the same float."""
-        envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
-        steps = np.diff(recall, axis=1, prepend=0.0)
+        summed per resample over the same terms `ap_all_point` sums (its steps, and its
+        last zero-valued one up to recall 1), so the unweighted AP is the same float."""
+        envelope = np.maximum.accumulate(precision[::-1], axis=0)[::-1]
+        steps = np.diff(recall, axis=0, prepend=0.0)
         terms = steps * envelope
-        out = np.zeros(len(recall))
-        for row in np.nonzero(np.isfinite(recall[:, -1]))[0] if recall.shape[1] else []:
-            kept = terms[row][steps[row] != 0]
-            out[row] = np.sum(np.append(kept, 0.0) if recall[row, -1] != 1 else kept)
+        out = np.zeros(recall.shape[1])
+        for col in np.nonzero(np.isfinite(recall[-1]))[0] if len(recall) else []:
+            kept = terms[:, col][steps[:, col] != 0]
+            out[col] = np.sum(np.append(kept, 0.0) if recall[-1, col] != 1 else kept)
         return out
 
 

@@ -21,10 +21,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dcbench.cli.entry import main
+from dcbench.core.outcomes import OUTCOMES_FILE, read_outcomes
 from dcbench.data.synthetic_retrieval import write_retrieval_set
+from dcbench.leaderboards.paired import paired_delta
 
 WORKER = Path(__file__).with_name("eval_dist_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,6 +225,14 @@ def test_voc07_det_fine_tunes_on_two_processes(voc_set: Path, tmp_path: Path) ->
     test images gathered in dataset order."""
     _train_both({"voc07-det": _argv("voc07-det", voc_set, "--set", "iterations=4",
                                     "--set", "batch_size=2")}, tmp_path)
+    # the per-detection records (written by rank 0) cover every test image in dataset order
+    one, two = (read_outcomes(tmp_path / n / "voc07-det" / OUTCOMES_FILE)[0]
+                for n in ("one", "two"))
+    assert (two.kind, two.n_items, two.listing) == ("detection", 20, one.listing)
+    np.testing.assert_array_equal(two.arrays["npos"], one.arrays["npos"])
+    assert two.arrays["npos"].sum() > 0
+    value = _rows(tmp_path / "two" / "voc07-det")[("voc2007", "test", "fc6-8", "map", 0)]
+    assert paired_delta(two, two, resamples=1).a == pytest.approx(value, abs=1e-12)
 
 
 def _train_both(cases: dict[str, list[str]], tmp_path: Path) -> None:
