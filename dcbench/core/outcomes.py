@@ -79,6 +79,11 @@ class ItemOutcomes:
             raise ValueError("every outcome array must have one row per item")
         if records:
             _check_records(self.arrays, records, self.n_items)
+        if self.kind == "detection":
+            _check_detections(self.arrays)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in dict(
+                self.options).items()):
+            raise ValueError("outcome options must map names to strings")
 
     @property
     def n_items(self) -> int:
@@ -99,6 +104,18 @@ def _check_records(arrays: Mapping[str, np.ndarray], fields: Sequence[str],
     rows = np.asarray(arrays[fields[0]])
     if rows.size and (rows.min() < 0 or rows.max() >= n_items):
         raise ValueError(f"record item rows must be in [0, {n_items})")
+
+
+def _check_detections(arrays: Mapping[str, np.ndarray]) -> None:
+    """`npos` (N, C) counts, records of a class in [0, C) flagged 0 (FP) or 1 (TP)."""
+    npos = np.asarray(arrays["npos"])
+    if npos.ndim != 2 or (npos.size and npos.min() < 0):
+        raise ValueError("detection npos must be (images, classes) counts")
+    classes, tp = np.asarray(arrays["det_class"]), np.asarray(arrays["det_tp"])
+    if classes.size and (classes.min() < 0 or classes.max() >= npos.shape[1]):
+        raise ValueError(f"detection classes must be in [0, {npos.shape[1]})")
+    if not np.isin(tp, (0, 1)).all():
+        raise ValueError("detection det_tp must be 0 (FP) or 1 (TP)")
 
 
 def correct_outcomes(split: str, layer: str, metric: str, listing: str,
@@ -147,7 +164,7 @@ def read_outcomes(path: str | Path) -> list[ItemOutcomes]:
             arrays = {name: tensors[f"{i}/{name}"] for name in KIND_FIELDS[item["kind"]]}
             entries.append(ItemOutcomes(item["split"], item["layer"], item["metric"],
                                         item["kind"], item["listing"], arrays, item["seed"],
-                                        item.get("options", {})))
+                                        dict(item.get("options", {}))))
         return entries
     except (OSError, SafetensorError, ValueError, KeyError, TypeError) as err:
         raise UserError(f"{path} is not a dcbench per-item outcomes file ({err})") from err

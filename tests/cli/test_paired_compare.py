@@ -12,8 +12,11 @@ import pytest
 from scipy import stats
 
 from dcbench.core.outcomes import read_outcomes
-from dcbench.leaderboards.paired import format_p
+from dcbench.leaderboards.paired import format_p, paired_delta
+from dcbench.leaderboards.paired_det import DetLayout
 from dcbench.leaderboards.store import ResultsStore
+from dcbench.protocols import voc07_det
+from tests.leaderboards.det_fixtures import detections_for
 
 MODELS = {"a": "random-alexnet_small-sobel", "b": "arch:alexnet_small?sobel=1&seed=7"}
 
@@ -130,11 +133,6 @@ def test_voc07_det_runs_get_a_detection_map_interval(cli, capsys, voc_set: Path,
     A 1-iteration detector finds nothing, so the test images' detections come from a
     simulated detector (near-hits of the true boxes, a better one for run a); everything
     after the detector (AP, records, files, store, compare) is the real path."""
-    from dcbench.leaderboards.paired import paired_delta
-    from dcbench.leaderboards.paired_det import DetLayout
-    from dcbench.protocols import voc07_det
-    from tests.leaderboards.det_fixtures import detections_for
-
     def simulated(hit: float, seed: int):
         def detect(detector, voc, **_):
             truth = [voc07_det.annotation_arrays(voc.annotation(i), voc.ids[i])

@@ -72,6 +72,13 @@ def test_bad_detection_records_are_refused() -> None:
         _detection(det_tp=np.array([1, 0], np.int8))
     with pytest.raises(ValueError, match=r"item rows must be in \[0, 3\)"):
         _detection(det_image=np.array([0, 3, 1], np.int32))
+    with pytest.raises(ValueError, match=r"classes must be in \[0, 2\)"):
+        _detection(det_class=np.array([0, 2, 1], np.int16))
+    with pytest.raises(ValueError, match="0 \\(FP\\) or 1"):
+        _detection(det_tp=np.array([1, 2, 0], np.int8))
     with pytest.raises(ValueError, match="one row per item"):
         ItemOutcomes("test", "x", "map", "multilabel", "L",
                      {"scores": np.ones((2, 2)), "targets": np.ones((3, 2), np.int8)})
+    with pytest.raises(ValueError, match="options"):
+        ItemOutcomes("val", "x", "top1", "correct", "L", {"correct": np.ones(2)}, None,
+                     {"ap_method": 11})

@@ -10,7 +10,12 @@ from dcbench.core.outcomes import ItemOutcomes
 from dcbench.leaderboards import paired
 from dcbench.leaderboards.paired_det import DetLayout
 from dcbench.protocols.voc.det_outcomes import detection_outcomes
-from dcbench.protocols.voc.metrics import class_rankings, voc_detection_ap
+from dcbench.protocols.voc.metrics import (
+    average_precision,
+    class_rankings,
+    precision_recall,
+    voc_detection_ap,
+)
 from tests.leaderboards.det_fixtures import detections_for, duplicated, truth_set
 
 C = 4
@@ -113,3 +118,31 @@ def test_different_ap_rules_do_not_pair() -> None:
     detections = detections_for(truth, C, seed=10)
     a, b = _entry(detections, truth), _entry(detections, truth, method="all")
     assert "different metric rules" in paired.pairable(a, b)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_weights_repeat_each_record_in_place_under_any_ties(rule: dict) -> None:
+    """The rule as written in paired_det: each stored record counts w_i times where it
+    stands in the reported ranking (here with one-decimal scores: ties within images too,
+    ordered by `score_order`), n_pos = sum_i w_i npos_ic; the reference expands the
+    records and runs the official precision/recall and AP functions."""
+    truth = truth_set(30, C, seed=13)
+    detections = detections_for(truth, C, seed=14)
+    for det in detections:
+        det["scores"] = np.round(det["scores"], 1)
+    entry = _entry(detections, truth, **rule)
+    weights = np.random.default_rng(15).integers(0, 4, (4, 30))
+    got = DetLayout.build(entry.arrays, entry.options).ap(weights)
+    arrays = entry.arrays
+    for row, w in zip(got, weights, strict=True):
+        for c in range(C):
+            n_pos = int(w @ arrays["npos"][:, c])
+            mine = arrays["det_class"] == c
+            tp = np.repeat(arrays["det_tp"][mine], w[arrays["det_image"][mine]]).astype(float)
+            if n_pos == 0:
+                assert np.isnan(row[c])
+                continue
+            want = average_precision(*precision_recall(tp, 1 - tp, n_pos),
+                                     rule.get("method", "11point"),
+                                     rule.get("ap_thresholds", "exact"))
+            assert row[c] == pytest.approx(want, rel=1e-12, abs=1e-15)
