@@ -166,3 +166,11 @@ def test_voc07_det_runs_get_a_detection_map_interval(cli, capsys, voc_set: Path,
     assert expected.delta < 0 and expected.low < expected.delta < expected.high
     assert "10,000 resamples, seed 0" in out and "bootstrap" in out
     assert f"| {expected.text()} |" in out
+    assert cli("leaderboard", "compare", "det-a", "det-b", "--store", store,
+               "--metric", "map", "--resamples", "2000") == 0
+    out = capsys.readouterr().out
+    assert "2,000 resamples, seed 0" in out
+    assert f"| {paired_delta(b, a, resamples=2000).text()} |" in out
+    assert cli("leaderboard", "compare", "det-a", "det-b", "--store", store,
+               "--resamples", "5") == 2
+    assert "--resamples: expected an integer in [100, 1000000], got 5" in capsys.readouterr().err
