@@ -69,9 +69,10 @@ class DaliGraph:
     """One DALI pipeline for a plan: feed a list of `Encoded`, get normalised crops."""
 
     def __init__(self, plan: CropPlan, batch_size: int, device: torch.device,
-                 threads: int) -> None:
+                 threads: int, resize: bool | None = None) -> None:
         self.plan, self.batch_size, self.device = plan, batch_size, device
-        self.resize = _has_resize(plan)
+        # resize: None = when the plan has a resizing step (per-item plans say True)
+        self.resize = _has_resize(plan) if resize is None else resize
         self.pipe = self._build(threads)
 
     def _build(self, threads: int) -> Any:
@@ -183,7 +184,7 @@ class DaliLoader:
         """DALI over the batch's JPEGs; on an error, PIL + `apply_draws` file by file."""
         try:
             if self.graph is None:
-                self.graph = DaliGraph(self.plan, self.batch_size, self.device, self.threads)
+                self.graph = self._new_graph()
             out = self.graph(encoded)
             return list(out.unbind(0))
         except Exception as err:  # DALI rejected a file: rebuild the graph, redo via PIL
@@ -194,9 +195,17 @@ class DaliLoader:
         for item, index in zip(encoded, positions, strict=True):
             self.fallbacks += 1
             pil = decode_image(self.samples[index][0]).image
-            results.append(None if pil is None else apply_draws(
-                F.to_image(pil), item.draws, self.plan.mean, self.plan.std).to(self.device))
+            results.append(None if pil is None else
+                           self._render(F.to_image(pil), item.draws).to(self.device))
         return results
+
+    def _new_graph(self) -> Any:
+        """The DALI graph this loader feeds (subclasses: other graphs, `data.item_plans`)."""
+        return DaliGraph(self.plan, self.batch_size, self.device, self.threads)
+
+    def _render(self, image: torch.Tensor, draws: Any) -> torch.Tensor:
+        """A PIL-decoded uint8 image rendered with its draws (the per-file fallback)."""
+        return apply_draws(image, draws, self.plan.mean, self.plan.std)
 
     def _prepare(self, planned: PlannedBatch) -> Batch:
         indices = planned.indices.tolist()

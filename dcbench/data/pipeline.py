@@ -14,7 +14,9 @@
 
 `image_loader` is what training and the protocols call for a dataset of images: the PIL
 loader for `cpu`, the DALI loader for `dali` when the dataset's transform can be expressed
-(`crop_plan.plan_transform`), else the PIL loader (and `describe_loader` says so).
+(`crop_plan.plan_transform`, or a per-item plan of `item_plans`: retrieval's resized
+images and query boxes, the Caffe VOC warp), else the PIL loader (and `describe_loader`
+says so).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from torch.utils.data import Dataset, Sampler, Subset
 from dcbench.core.errors import UserError
 from dcbench.data.crop_plan import plan_transform
 from dcbench.data.dali_pipeline import DaliLoader, dali_available
+from dcbench.data.item_plans import special_plan
 from dcbench.data.loader import Batch, make_loader
 from dcbench.data.planned_images import PlannedImages
 
@@ -94,12 +97,14 @@ def image_loader(
         pipeline = resolve_input_pipeline(pipeline, device, gpu_path=False)
     if pipeline == "dali":
         base, indices, seed_item = _unwrap(dataset)
-        plan = plan_transform(getattr(base, "transform", None))
+        special = special_plan(base, seed_item)  # retrieval, the Caffe warp (item_plans)
+        plan = special[1] if special else plan_transform(getattr(base, "transform", None))
         if plan is not None and hasattr(base, "samples"):
-            planned: Dataset = PlannedImages(base, plan, seed_item)
+            planned: Dataset = special[0] if special else PlannedImages(base, plan, seed_item)
+            loader_class = special[2] if special else DaliLoader
             if indices is not None:
                 planned = Subset(planned, indices)
-            return DaliLoader(planned, batch_size, plan, device=device, shuffle=shuffle,
+            return loader_class(planned, batch_size, plan, device=device, shuffle=shuffle,
                               sampler=sampler, workers=workers,  # type: ignore[arg-type]
                               generator=generator, drop_last=drop_last,
                               prefetch=2 if workers > 0 else 0, batch_sampler=batch_sampler)
@@ -118,7 +123,8 @@ def effective_pipeline(dataset: Any, pipeline: str, device: torch.device | str =
     if pipeline != "dali":
         return "cpu"
     base = _unwrap(dataset)[0]
-    usable = hasattr(base, "samples") and plan_transform(getattr(base, "transform", None))
+    usable = hasattr(base, "samples") and (special_plan(base) is not None or
+                                           plan_transform(getattr(base, "transform", None)))
     return "dali" if usable else "cpu"
 
 
