@@ -57,14 +57,17 @@ class FinetuneSettings:
 
 
 def stream_batch(dataset: Any, positions: np.ndarray, batch_size: int, seed: int, index: int,
-                 *, pipeline: str = "cpu", device: torch.device | str = "cpu"
+                 *, pipeline: str = "cpu", device: torch.device | str = "cpu",
+                 graphs: dict[int, Any] | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Batch `index` of an endless stream of reshuffled passes over `positions`, computed from
     the index alone (so a resumed run continues the very stream it was killed in): pass
     p = index // batches-per-pass has an order fixed by (seed, p); the crops and flips of the
     batch draw from torch's RNG, which the caller seeds by (seed, index). None when every
     image of the batch is undecodable. `pipeline` (and `device`) choose the input pipeline
-    (`data.pipeline.image_loader`; the crops are drawn here, in the calling thread)."""
+    (`data.pipeline.image_loader`; the crops are drawn here, in the calling thread);
+    `graphs` keeps the DALI graphs of a run by batch size, so one is built per size, not
+    per step (building one opens decoders: milliseconds on CPU, more with nvJPEG)."""
     n = len(positions)
     size = min(batch_size, n)
     per_pass = -(-n // size)
@@ -76,7 +79,12 @@ def stream_batch(dataset: Any, positions: np.ndarray, batch_size: int, seed: int
         return None
     loader = image_loader(Subset(dataset, chosen.tolist()), len(chosen), pipeline=pipeline,
                           device=device)
+    reuse = graphs is not None and hasattr(loader, "graph")  # a DaliLoader, no prefetch
+    if reuse:
+        loader.graph = graphs.get(len(chosen))  # type: ignore[union-attr]
     batch = next(iter(loader))
+    if reuse:
+        graphs[len(chosen)] = loader.graph  # type: ignore[index, union-attr]
     return (batch.images, batch.labels) if len(batch) else None
 
 
@@ -146,13 +154,15 @@ def finetune(
     start = loop.resume()
     curve: list[list[float]] = loop.extra["curve"]
     index = int(loop.position.get("batch", start))  # the stream position (saved with the state)
+    graphs: dict[int, Any] = {}  # the run's DALI graphs (input_pipeline dali)
     for it in loop:
         model.train()
         with torch.random.fork_rng(devices=[]):  # step randomness fixed by (seed, batch index)
             while True:  # a batch of only undecodable images (on every rank) is passed over
                 torch.manual_seed(_step_seed(settings.seed, index))
                 batch = stream_batch(train_set, train_positions, settings.batch_size,
-                                     settings.seed, index, pipeline=pipeline, device=device)
+                                     settings.seed, index, pipeline=pipeline, device=device,
+                                     graphs=graphs)
                 index += 1
                 if sum_over_ranks([float(batch is not None)])[0]:
                     break

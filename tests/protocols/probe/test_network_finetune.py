@@ -143,15 +143,34 @@ def test_stream_batches_through_dali_are_the_pil_paths(jpeg_set, dali_batches):
 
 
 def test_top1_through_dali_counts_every_image_like_pil(jpeg_set, small_net, dali_batches):
+    from dcbench.data.decode import decode_image
     from dcbench.protocols.probe.network_finetune import top1
 
     data = ImageFolderDataset(jpeg_set, T.ten_crop(64, 73))
+    positions = np.arange(0, len(data), 2)
     net = copy.deepcopy(small_net)
     net.reset_top_layer(3, torch.Generator().manual_seed(0))
-    scores = {p: top1(net, data, None, 8, "cpu", pipeline=p) for p in ("cpu", "dali")}
-    # 29 decodable images: one image is 3.4 points; pixels differ by ~0.15 grey level
-    assert abs(scores["cpu"] - scores["dali"]) <= 7.0
-    from dcbench.data.decode import decode_image
+    scores = {p: top1(net, data, positions, 8, "cpu", pipeline=p) for p in ("cpu", "dali")}
+    decodable = sum(decode_image(data.samples[i][0]).image is not None for i in positions)
+    assert sum(dali_batches) == decodable >= 12  # each decodable image once, through DALI
+    # one image is <= 8.4 points; the pixels differ by ~0.1 grey level
+    assert abs(scores["cpu"] - scores["dali"]) <= 2 * 100 / decodable
 
-    decodable = sum(decode_image(path).image is not None for path, _ in data.samples)
-    assert sum(dali_batches) == decodable  # every decodable image once, through DALI
+
+def test_a_dali_fine_tune_builds_one_graph_per_batch_size(jpeg_set, small_net, dali_batches,
+                                                          monkeypatch):
+    """Each step's batch goes through DALI, but the graph (decoders and all) is built once
+    per batch size for the run, not once per step."""
+    from dcbench.data.dali_pipeline import DaliGraph
+
+    built: list[int] = []
+    init = DaliGraph.__init__
+    monkeypatch.setattr(DaliGraph, "__init__",
+                        lambda self, *a, **k: built.append(a[1]) or init(self, *a, **k))
+    data = ImageFolderDataset(jpeg_set, T.deepcluster_train(64, scale=(0.3, 1.0)))
+    settings = FinetuneSettings(0.01, 1e-4, 0.9, iterations=3, eval_every=3, batch_size=10,
+                                eval_batch_size=8, seed=0)
+    finetune(copy.deepcopy(small_net), 3, data, np.arange(24), settings, lambda m: 0.0,
+             device="cpu", pipeline="dali")
+    assert len(dali_batches) == 3  # every step read through DALI
+    assert sorted(built) == [4, 10]  # passes of 10 + 10 + 4 images: two sizes, two graphs
