@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from dcbench.cli.entry import main
+from dcbench.data.dali_pipeline import dali_available
 from dcbench.data.synthetic_retrieval import write_retrieval_set
 
 WORKER = Path(__file__).with_name("eval_dist_worker.py")
@@ -122,11 +123,18 @@ def test_voc_svms_match_one_process(voc_set: Path, tmp_path: Path) -> None:
 
 
 def test_retrieval_matches_one_process(ret_set: Path, tmp_path: Path) -> None:
-    """retrieval: R-MAC shards split across ranks, gathered, written by rank 0."""
-    _compare({"retrieval": _argv("retrieval", ret_set, "--set", "shard_size=5")}, tmp_path)
-    shards = sorted(p.name for p in (tmp_path / "two" / "retrieval").rglob("shard_*"))
-    assert shards and shards == sorted(p.name for p in
-                                       (tmp_path / "one" / "retrieval").rglob("shard_*"))
+    """retrieval: R-MAC shards split across ranks, gathered, written by rank 0; also read
+    through DALI (CPU backend) when installed: each rank decodes its own shards."""
+    cases = {"retrieval": _argv("retrieval", ret_set, "--set", "shard_size=5")}
+    if dali_available():
+        cases["retrieval-dali"] = [*cases["retrieval"], "--set", "input_pipeline=dali"]
+    _compare(cases, tmp_path)
+    for name in cases:
+        shards = sorted(p.relative_to(tmp_path / "two") for p in
+                        (tmp_path / "two" / name).rglob("shard_*"))
+        assert shards and shards == sorted(p.relative_to(tmp_path / "one") for p in
+                                           (tmp_path / "one" / name).rglob("shard_*"))
+        assert all(p.parent.name.endswith("-dali") == name.endswith("-dali") for p in shards)
 
 
 def test_a_failing_rank_stops_every_rank_with_one_line(cls_set: Path, tmp_path: Path) -> None:
