@@ -105,9 +105,9 @@ def image_loader(
             if indices is not None:
                 planned = Subset(planned, indices)
             return loader_class(planned, batch_size, plan, device=device, shuffle=shuffle,
-                              sampler=sampler, workers=workers,  # type: ignore[arg-type]
-                              generator=generator, drop_last=drop_last,
-                              prefetch=2 if workers > 0 else 0, batch_sampler=batch_sampler)
+                                sampler=sampler, workers=workers,  # type: ignore[arg-type]
+                                generator=generator, drop_last=drop_last,
+                                prefetch=2 if workers > 0 else 0, batch_sampler=batch_sampler)
     elif pipeline not in ("cpu", "gpu"):
         raise ValueError(f"image_loader: resolve {pipeline!r} first (resolve_input_pipeline)")
     return make_loader(dataset, batch_size, shuffle=shuffle, sampler=sampler, workers=workers,
