@@ -11,11 +11,13 @@ through one DALI graph fed by `fn.external_source`:
     slice(view) x views                   the crop windows (1, or 10 for TenCrop)
     crop_mirror_normalize(mirror, mean, std, CHW float32)
 
-and the results are merged with the PIL-finished items in batch order into a `Batch` (the
-loaders' contract). DALI draws nothing: order, crops and labels are dcbench's. If DALI
-raises on a batch (a file it rejects after the sniff let it through), the graph is rebuilt
-and every JPEG of that batch is decoded by PIL and rendered with `crop_plan.apply_draws`
-(the same crops); a file PIL cannot decode either is reported in `Batch.bad`: no batch is
+and the results (one tensor per image: full images of different sizes share a run) are
+merged with the PIL-finished items in batch order into a `Batch` (the loaders' contract;
+`data.dali_targets` hands them to a protocol's collate instead). DALI draws nothing:
+order, crops and labels are dcbench's. If DALI raises on a batch (a file it rejects after
+the sniff let it through), the graph is rebuilt and every JPEG of that batch is decoded by
+PIL and rendered with `crop_plan.apply_draws` (the same crops); a file PIL cannot decode
+either is reported in `Batch.bad`: no batch is
 lost silently. `fallbacks` counts those files.
 
 DALI is an optional extra (`pip install dcbench[dali]`): it is imported lazily, and
@@ -154,6 +156,8 @@ class DaliLoader:
     `dataset` is a `PlannedImages` (or a `Subset` of one); `sampler`, `shuffle`,
     `generator`, `workers`, `drop_last` mean what they mean for `make_loader`, so the index
     order is the PIL path's. Batches come `prefetch` ahead from a thread (`data.prefetch`).
+    `collate_fn` batches the worker items (`collate_planned`; `data.dali_targets` keeps
+    them as a list).
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, plan: CropPlan, *,

@@ -125,5 +125,8 @@ def test_smoke_runs_through_dali_next_to_the_pil_run(
     # training batches and every test image went through DALI (20 test images)
     assert sum(dali_batches) >= 20 + 6
     assert pil.keys() == dali.keys()
-    # same draws, (nearly) the same pixels: a few iterations land on the same numbers
+    # same draws, (nearly) the same pixels: the same training loss and test numbers
+    losses = [json.loads((tmp_path / p / "log.jsonl").read_text().splitlines()[-1])["loss"]
+              for p in ("pil", "dali")]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
     assert abs(pil[headline] - dali[headline]) <= 2.0, (pil[headline], dali[headline])
