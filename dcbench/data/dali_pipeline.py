@@ -17,8 +17,8 @@ merged with the PIL-finished items in batch order into a `Batch` (the loaders' c
 order, crops and labels are dcbench's. If DALI raises on a batch (a file it rejects after
 the sniff let it through), the graph is rebuilt and every JPEG of that batch is decoded by
 PIL and rendered with `crop_plan.apply_draws` (the same crops); a file PIL cannot decode
-either is reported in `Batch.bad`: no batch is
-lost silently. `fallbacks` counts those files.
+either is reported in `Batch.bad`: no batch is lost silently. `fallbacks` counts those
+files.
 
 DALI is an optional extra (`pip install dcbench[dali]`): it is imported lazily, and
 `dali_available()` answers without importing it.
