@@ -205,7 +205,10 @@ def test_torchrun_slices_read_every_image_once(bad_voc: Path) -> None:
     assert sorted(seen) == list(range(len(seg)))
 
 
-def test_an_unplannable_transform_stays_on_pil(bad_voc: Path) -> None:
-    seg = VOCSegmentation(bad_voc, 2012, "val",
-                          transform=joint(v2.RandomRotation(10)))
-    assert describe_loader(target_loader(seg, 2, collate=as_lists, pipeline="dali")) == "cpu"
+def test_an_unplannable_transform_stays_on_pil_and_auto_is_pil_on_cpu(bad_voc: Path) -> None:
+    rotated = VOCSegmentation(bad_voc, 2012, "val", transform=joint(v2.RandomRotation(10)))
+    assert describe_loader(target_loader(rotated, 2, collate=as_lists, pipeline="dali")) == "cpu"
+    seg = VOCSegmentation(bad_voc, 2012, "val", transform=joint(v2.RandomHorizontalFlip()))
+    assert describe_loader(target_loader(seg, 2, collate=as_lists, pipeline="auto")) == "cpu"
+    with pytest.raises(ValueError, match="resolve"):
+        target_loader(seg, 2, collate=as_lists, pipeline="nvjpeg")
