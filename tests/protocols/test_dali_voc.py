@@ -101,6 +101,7 @@ def dali_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def _eval(data: Path, out: Path, protocol: str, pipeline: str, *extra: str) -> dict:
+    """One `dcbench eval` run; its rows as {(split, metric): value}."""
     rc = main(["eval", "--protocol", protocol, "--model", MODEL, "--data", str(data),
                "--schedule", "smoke", "--no-store", "--no-progress", "--out", str(out),
                "--set", f"input_pipeline={pipeline}", *extra])
@@ -116,17 +117,28 @@ def _eval(data: Path, out: Path, protocol: str, pipeline: str, *extra: str) -> d
     ("voc07-det", ("test", "map"), ("iterations=6", "checkpoint_every=3")),
 ])
 def test_smoke_runs_through_dali_next_to_the_pil_run(
-        voc_set: Path, tmp_path: Path, dali_batches: list[int], protocol: str,
-        headline: tuple[str, str], settings: tuple[str, ...]) -> None:
+        bad_voc: Path, tmp_path: Path, dali_batches: list[int],  # noqa: F811
+        capsys: pytest.CaptureFixture[str], protocol: str, headline: tuple[str, str],
+        settings: tuple[str, ...]) -> None:
+    """End to end on the synthetic VOCdevkit with bad training files: the same training
+    loss, test numbers and skipped-file report as the PIL run."""
     extra = [w for s in settings for w in ("--set", s)]
-    pil = _eval(voc_set, tmp_path / "pil", protocol, "cpu", *extra)
-    assert dali_batches == []
-    dali = _eval(voc_set, tmp_path / "dali", protocol, "dali", *extra)
-    # training batches and every test image went through DALI (20 test images)
-    assert sum(dali_batches) >= 20 + 6
+    skipped = {}
+    rows = {}
+    for pipeline in ("cpu", "dali"):
+        capsys.readouterr()
+        rows[pipeline] = _eval(bad_voc, tmp_path / pipeline, protocol, pipeline, *extra)
+        err = capsys.readouterr().err
+        skipped[pipeline] = err[err.index("skipped "):].splitlines()[0]
+        if pipeline == "cpu":
+            assert dali_batches == []
+    pil, dali = rows["cpu"], rows["dali"]
+    # training batches and every test image (4) went through DALI
+    assert sum(dali_batches) >= 4 + 6
+    assert skipped["cpu"] == skipped["dali"] and skipped["cpu"].startswith("skipped ")
     assert pil.keys() == dali.keys()
     # same draws, (nearly) the same pixels: the same training loss and test numbers
     losses = [json.loads((tmp_path / p / "log.jsonl").read_text().splitlines()[-1])["loss"]
-              for p in ("pil", "dali")]
+              for p in ("cpu", "dali")]
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
     assert abs(pil[headline] - dali[headline]) <= 2.0, (pil[headline], dali[headline])
