@@ -11,12 +11,14 @@ through one DALI graph fed by `fn.external_source`:
     slice(view) x views                   the crop windows (1, or 10 for TenCrop)
     crop_mirror_normalize(mirror, mean, std, CHW float32)
 
-and the results are merged with the PIL-finished items in batch order into a `Batch` (the
-loaders' contract). DALI draws nothing: order, crops and labels are dcbench's. If DALI
-raises on a batch (a file it rejects after the sniff let it through), the graph is rebuilt
-and every JPEG of that batch is decoded by PIL and rendered with `crop_plan.apply_draws`
-(the same crops); a file PIL cannot decode either is reported in `Batch.bad`: no batch is
-lost silently. `fallbacks` counts those files.
+and the results (one tensor per image: full images of different sizes share a run) are
+merged with the PIL-finished items in batch order into a `Batch` (the loaders' contract;
+`data.dali_targets` hands them to a protocol's collate instead). DALI draws nothing:
+order, crops and labels are dcbench's. If DALI raises on a batch (a file it rejects after
+the sniff let it through), the graph is rebuilt and every JPEG of that batch is decoded by
+PIL and rendered with `crop_plan.apply_draws` (the same crops); a file PIL cannot decode
+either is reported in `Batch.bad`: no batch is lost silently. `fallbacks` counts those
+files.
 
 DALI is an optional extra (`pip install dcbench[dali]`): it is imported lazily, and
 `dali_available()` answers without importing it.
@@ -27,7 +29,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -111,8 +113,9 @@ class DaliGraph:
         pipe.build()
         return pipe
 
-    def __call__(self, encoded: list[Encoded]) -> torch.Tensor:
-        """(n, 3, h, w) or (n, views, 3, h, w) float32 crops of the JPEGs, on `device`."""
+    def __call__(self, encoded: list[Encoded]) -> list[torch.Tensor]:
+        """Per JPEG, its (3, h, w) or (views, 3, h, w) float32 crops on `device`; the sizes
+        may differ from image to image (full images: voc12-seg, voc07-det)."""
         draws: list[Draws] = [e.draws for e in encoded]
         i32 = np.int32
         self.pipe.feed_input("data", [e.data for e in encoded])
@@ -127,15 +130,22 @@ class DaliGraph:
             self.pipe.feed_input(f"shape{k}", [np.array((v.height, v.width), i32)
                                                for v in views])
             self.pipe.feed_input(f"mirror{k}", [np.array(int(v.flip), i32) for v in views])
-        outs = [self._torch(out) for out in self.pipe.run()]
-        return torch.stack(outs, 1) if len(outs) > 1 else outs[0]
+        outs = [self._samples(out) for out in self.pipe.run()]
+        if len(outs) == 1:
+            return outs[0]
+        return [torch.stack(views) for views in zip(*outs, strict=True)]
 
-    def _torch(self, tensor_list: Any) -> torch.Tensor:
+    def _samples(self, tensor_list: Any) -> list[torch.Tensor]:
+        """The samples of one DALI output: a uniform batch in one copy, else one by one."""
+        if tensor_list.is_dense_tensor():
+            return list(self._torch(tensor_list.as_tensor()).unbind(0))
+        return [self._torch(tensor_list[i]) for i in range(len(tensor_list))]
+
+    def _torch(self, dense: Any) -> torch.Tensor:
         if self.device.type != "cuda":
-            return torch.from_numpy(np.array(tensor_list.as_tensor()))
+            return torch.from_numpy(np.array(dense))
         from nvidia.dali.plugin.pytorch import feed_ndarray  # lazy: optional extra
 
-        dense = tensor_list.as_tensor()
         out = torch.empty(dense.shape(), dtype=torch.float32, device=self.device)
         feed_ndarray(dense, out, cuda_stream=torch.cuda.current_stream(self.device))
         return out
@@ -147,6 +157,8 @@ class DaliLoader:
     `dataset` is a `PlannedImages` (or a `Subset` of one); `sampler`, `shuffle`,
     `generator`, `workers`, `drop_last` mean what they mean for `make_loader`, so the index
     order is the PIL path's. Batches come `prefetch` ahead from a thread (`data.prefetch`).
+    `collate_fn` batches the worker items (`collate_planned`; `data.dali_targets` keeps
+    them as a list).
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, plan: CropPlan, *,
@@ -154,7 +166,8 @@ class DaliLoader:
                  sampler: Sampler | None = None, workers: int = 0,
                  generator: torch.Generator | None = None, drop_last: bool = False,
                  threads: int | None = None, prefetch: int = 2,
-                 batch_sampler: Sampler[list[int]] | None = None) -> None:
+                 batch_sampler: Sampler[list[int]] | None = None,
+                 collate_fn: Callable[[list[Any]], Any] = collate_planned) -> None:
         self.dataset = dataset
         self.plan = plan
         self.device = torch.device(device)
@@ -169,12 +182,12 @@ class DaliLoader:
         self.samples = base.samples
         if batch_sampler is not None:  # torchrun: this rank's slice of each global batch
             self.loader = DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
-                                     collate_fn=collate_planned, generator=generator,
+                                     collate_fn=collate_fn, generator=generator,
                                      timeout=loader_timeout(workers))
         else:
             self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
                                      sampler=sampler, num_workers=workers,
-                                     collate_fn=collate_planned, generator=generator,
+                                     collate_fn=collate_fn, generator=generator,
                                      drop_last=drop_last, timeout=loader_timeout(workers))
 
     def __len__(self) -> int:
@@ -185,8 +198,7 @@ class DaliLoader:
         try:
             if self.graph is None:
                 self.graph = self._new_graph()
-            out = self.graph(encoded)
-            return list(out.unbind(0))
+            return list(self.graph(encoded))  # a stacked batch or per-image tensors
         except Exception as err:  # DALI rejected a file: rebuild the graph, redo via PIL
             self.graph = None
             log.warning("DALI failed on a batch (%s: %s); its %d JPEG(s) are decoded by PIL "

@@ -16,7 +16,8 @@
 loader for `cpu`, the DALI loader for `dali` when the dataset's transform can be expressed
 (`crop_plan.plan_transform`, or a per-item plan of `item_plans`: retrieval's resized
 images and query boxes, the Caffe VOC warp), else the PIL loader (and `describe_loader`
-says so).
+says so). `target_loader` is the same for datasets whose target moves with the image (voc12-seg's
+masks, voc07-det's boxes: `data.planned_targets`), batched by the protocol's collate.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from torch.utils.data import Dataset, Sampler, Subset
 from dcbench.core.errors import UserError
 from dcbench.data.crop_plan import plan_transform
 from dcbench.data.dali_pipeline import DaliLoader, dali_available
+from dcbench.data.dali_targets import DaliTargetLoader
 from dcbench.data.item_plans import special_plan
-from dcbench.data.loader import Batch, make_loader
+from dcbench.data.loader import Batch, DataLoader, loader_timeout, make_loader
 from dcbench.data.planned_images import PlannedImages
+from dcbench.data.planned_targets import PlannedTargets, joint_plan
 
 INPUT_PIPELINES: tuple[str, ...] = ("auto", "cpu", "gpu", "dali")
 PROTOCOL_PIPELINES: tuple[str, ...] = ("auto", "cpu", "dali")
@@ -128,10 +131,50 @@ def effective_pipeline(dataset: Any, pipeline: str, device: torch.device | str =
     return "dali" if usable else "cpu"
 
 
+def target_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    collate: Callable[[list[tuple[Any, Any, int]]], Any],
+    pipeline: str = "cpu",
+    device: torch.device | str = "cpu",
+    sampler: Sampler | Iterable[int] | None = None,
+    workers: int = 0,
+    generator: torch.Generator | None = None,
+    batch_sampler: Sampler[list[int]] | None = None,
+) -> Iterable[Any]:
+    """`image_loader` for datasets whose transform moves a target with the image (voc12-seg
+    masks, voc07-det boxes; `data.planned_targets`): batches `collate(items)` of
+    `(image | None, target, index)` items either way. `dali` reads through DALI when the
+    dataset offers a `joint_plan` (DALI renders the image, the workers move the target by
+    the same draws), else, like `cpu`, through a PIL DataLoader."""
+    if pipeline == "auto":
+        pipeline = resolve_input_pipeline(pipeline, device, gpu_path=False)
+    if pipeline == "dali":
+        base, indices, seed_item = _unwrap(dataset)
+        plan = joint_plan(base)
+        if plan is not None and hasattr(base, "samples"):
+            planned: Dataset = PlannedTargets(base, plan, seed_item)
+            if indices is not None:
+                planned = Subset(planned, indices)
+            return DaliTargetLoader(planned, batch_size, plan, collate=collate, device=device,
+                                    sampler=sampler, workers=workers, generator=generator,
+                                    batch_sampler=batch_sampler)
+    elif pipeline not in ("cpu", "gpu"):
+        raise ValueError(f"target_loader: resolve {pipeline!r} first (resolve_input_pipeline)")
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
+                          collate_fn=collate, generator=generator,
+                          timeout=loader_timeout(workers))
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler,  # type: ignore[arg-type]
+                      num_workers=workers, collate_fn=collate, generator=generator,
+                      timeout=loader_timeout(workers))
+
+
 def describe_loader(loader: Any) -> str:
     """Which backend a loader from `image_loader` is: `dali` or `cpu` (PIL)."""
     return "dali" if isinstance(loader, DaliLoader) else "cpu"
 
 
 __all__ = ["INPUT_PIPELINES", "PROTOCOL_PIPELINES", "describe_loader", "effective_pipeline",
-           "image_loader", "resolve_input_pipeline"]
+           "image_loader", "resolve_input_pipeline", "target_loader"]
