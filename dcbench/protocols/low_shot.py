@@ -13,6 +13,8 @@ draws measures the choice of labelled images. Rows: layer `all/<n>-shot` (whole 
 trained), one `top1` per draw (seed = seed + d, the draw's seed) and `top1_mean` /
 `top1_std` over draws; the random-init baseline is reported under its own model name
 `random-<arch>` and the sha256 of its initial weights.
+Images are read through `input_pipeline` (`data.pipeline`; `dali`: the same stream, crops,
+flips and labels as the PIL path, pixels within JPEG-decoder tolerance).
 """
 
 from __future__ import annotations
@@ -199,8 +201,9 @@ class LowShot(Protocol):
                         finetune(net, splits.num_classes, train_set, positions, settings,
                                  lambda m: 0.0, device=device, progress=progress,
                                  checkpoint=_ckpt(work_dir, f"{key}/draw{d}"),
-                                 desc=f"{key} draw {d}")
-                        value = top1(net, val_set, None, config.eval_batch_size, device)
+                                 desc=f"{key} draw {d}", pipeline=config.input_pipeline)
+                        value = top1(net, val_set, None, config.eval_batch_size, device,
+                                     pipeline=config.input_pipeline)
                         journal.record(f"{key}/draw{d}", value)
                     per_draw.append(value)
                     rows += results_from_metrics(info, {"top1": value}, split="val",
@@ -255,9 +258,10 @@ class LowShot(Protocol):
                 settings = self._settings(config, lr, config.iterations, config.seed)
                 curve = finetune(net, num_classes, train_set, positions, settings,
                                  lambda m: top1(m, held_set, heldout, config.eval_batch_size,
-                                                device),
+                                                device, pipeline=config.input_pipeline),
                                  device=device, progress=progress,
-                                 checkpoint=_ckpt(work_dir, name), desc=f"{key} select lr={lr:g}")
+                                 checkpoint=_ckpt(work_dir, name), desc=f"{key} select lr={lr:g}",
+                                 pipeline=config.input_pipeline)
                 journal.record(name, curve)
             for iteration, score in curve:
                 if score > best[2]:

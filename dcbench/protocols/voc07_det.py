@@ -48,12 +48,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
+from torchvision.transforms import v2
 
 from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.dist_eval import broadcast_buffers, gather_objects, sync_gradients
 from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
-from dcbench.data.loader import DataLoader, DecodeReport, loader_timeout
+from dcbench.data.crop_plan import CropPlan, Draws
+from dcbench.data.loader import DecodeReport
+from dcbench.data.pipeline import target_loader
+from dcbench.data.planned_targets import boxes_by_draws
 from dcbench.data.voc import VOC_CLASSES, VOCDetection
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.sharded import shard_positions
@@ -134,7 +138,9 @@ def annotation_arrays(ann: dict[str, Any], source: str) -> dict[str, np.ndarray]
 
 class DetectionItems(Dataset):
     """(image in [0, 1], torchvision target, index) items; training drops difficult boxes
-    and flips half the images (torch RNG, seeded per item by `SeededView`)."""
+    and flips half the images (torch RNG, seeded per item by `SeededView`). With
+    `input_pipeline: dali` the same flips are drawn by `joint_plan` / `planned_target`
+    (`data.planned_targets`) and DALI decodes the images."""
 
     def __init__(self, voc: VOCDetection, *, train: bool, flip: bool) -> None:
         self.voc, self.train, self.flip = voc, train, flip
@@ -143,18 +149,35 @@ class DetectionItems(Dataset):
     def __len__(self) -> int:
         return len(self.voc)
 
-    def __getitem__(self, index: int) -> tuple[Any, dict[str, torch.Tensor], int]:
-        image, ann, _ = self.voc[index]
+    def _target(self, ann: dict[str, Any], index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The continuous boxes and 1-based labels (difficult ones left out in training)."""
         arrays = annotation_arrays(ann, self.voc.ids[index])
         keep = ~arrays["difficult"] if self.train else np.ones(len(arrays["labels"]), bool)
         boxes = torch.from_numpy(voc_to_continuous(arrays["boxes"][keep]))
-        labels = torch.from_numpy(arrays["labels"][keep] + 1)  # 0 is the background
+        return boxes, torch.from_numpy(arrays["labels"][keep] + 1)  # 0 is the background
+
+    def __getitem__(self, index: int) -> tuple[Any, dict[str, torch.Tensor], int]:
+        image, ann, _ = self.voc[index]
+        boxes, labels = self._target(ann, index)
         if image is not None and self.train and self.flip and bool(torch.rand(()) < 0.5):
             width = image.shape[-1]
             image = image.flip(-1)
             boxes = torch.stack([width - boxes[:, 2], boxes[:, 1],
                                  width - boxes[:, 0], boxes[:, 3]], dim=1)
         return image, {"boxes": boxes, "labels": labels}, index
+
+    def joint_plan(self) -> CropPlan:
+        """The geometry for the DALI input pipeline: the full image in [0, 1] (mean 0, std
+        1), mirrored with probability 1/2 in training (one `torch.rand` draw, as above)."""
+        return CropPlan([v2.RandomHorizontalFlip(0.5)] if self.train and self.flip else [])
+
+    def planned_target(self, index: int, shape: tuple[int, int], plan: CropPlan
+                       ) -> tuple[Draws, dict[str, torch.Tensor]]:
+        """For DALI: item `index`'s draws (image of oriented `shape`) and its target moved
+        by them (`boxes_by_draws`: the flip arithmetic of `__getitem__`)."""
+        boxes, labels = self._target(self.voc.annotation(index), index)
+        draws = plan.draw(*shape)
+        return draws, {"boxes": boxes_by_draws(boxes, draws), "labels": labels}
 
 
 @dataclasses.dataclass
@@ -214,17 +237,18 @@ def voc07_det_scores(detections: list[dict[str, np.ndarray]],
 
 
 def detect(detector: torch.nn.Module, voc: VOCDetection, *, batch_size: int, workers: int,
-           device: torch.device, report: DecodeReport, progress: bool = False
+           device: torch.device, report: DecodeReport, progress: bool = False,
+           pipeline: str = "cpu"
            ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     """Run the detector over `voc`: (detections, ground truth) in VOC box coordinates,
-    for the images that decoded (the others are recorded in `report` and left out). Under
-    torchrun each rank detects a contiguous shard and the per-image results are gathered in
-    dataset order on every rank."""
+    for the images that decoded (the others are recorded in `report` and left out); images
+    read through `pipeline` (`data.pipeline.target_loader`). Under torchrun each rank
+    detects a contiguous shard and the per-image results are gathered in dataset order on
+    every rank."""
     items = DetectionItems(voc, train=False, flip=False)
     mine = Subset(items, shard_positions(np.arange(len(items))).tolist())
-    loader = DataLoader(mine, batch_size=batch_size,
-                        num_workers=workers, collate_fn=collate_detection,
-                        timeout=loader_timeout(workers))
+    loader = target_loader(mine, batch_size, collate=collate_detection, pipeline=pipeline,
+                           device=device, workers=workers)
     detections, ground_truth, order = [], [], []
     with eval_mode(detector):
         batches = inference_batches(loader, detector, device=device, dataset=voc, report=report,
@@ -320,7 +344,8 @@ class VOC07Detection(VOCFinetuneProtocol):
             set_scales(detector, spec, training=False)
             detections, ground_truth = detect(
                 detector, eval_voc, batch_size=config.eval_batch_size, workers=config.workers,
-                device=device, report=report, progress=progress)
+                device=device, report=report, progress=progress,
+                pipeline=config.input_pipeline)
             metrics, rankings = voc07_det_scores(detections, ground_truth,
                                                  **metric_switches(config))
             # the per-detection records: paired intervals of the mAP between runs
@@ -335,7 +360,8 @@ class VOC07Detection(VOCFinetuneProtocol):
             net=detector, iterations=config.iterations, lr=config.lr, stepsize=config.stepsize,
             batches=epoch_batches(DetectionItems(train_voc, train=True, flip=config.flip),
                                   batch_size=config.batch_size, seed=config.seed,
-                                  workers=config.workers, collate=collate_detection),
+                                  workers=config.workers, collate=collate_detection,
+                                  pipeline=config.input_pipeline, device=device),
             step=step, evaluate=evaluate, headline="map")
 
 

@@ -147,3 +147,20 @@ def test_core_skips_undecodable_and_empty_queries():
     assert metrics["ap_q0"] == pytest.approx(expected) and metrics["map"] == metrics["ap_q0"]
     with pytest.raises(UserError, match="no retrieval query can be scored"):
         rmac_map(db, [None] * 4, whitening, names, sets)
+
+
+def test_retrieval_through_dali_keeps_the_pil_paths_maps(ret_root, tmp_path):
+    """`input_pipeline=dali`: every database image and query is decoded, resized and
+    box-cropped by DALI (shards in `<name>-dali/`), and the mAP stays next to the PIL path's
+    (the pixels differ by ~0.2 grey level)."""
+    pytest.importorskip("nvidia.dali")
+    pil = {(r.dataset, r.metric): r.value for r in _run(ret_root, tmp_path / "pil")}
+    dali = {(r.dataset, r.metric): r.value
+            for r in _run(ret_root, tmp_path / "dali", ["input_pipeline=dali"])}
+    assert dali.keys() == pil.keys()
+    shards = sorted(p.name for p in (tmp_path / "dali").iterdir() if p.is_dir())
+    assert shards == ["oxford5k-db-dali", "oxford5k-queries-dali", "paris6k-db-dali",
+                      "paris6k-queries-dali"]
+    assert not any(p.name.endswith("-dali") for p in (tmp_path / "pil").iterdir())
+    for dataset in ("oxford5k", "paris6k"):
+        assert abs(dali[(dataset, "map")] - pil[(dataset, "map")]) < 5.0
