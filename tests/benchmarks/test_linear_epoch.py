@@ -71,3 +71,20 @@ def test_the_per_head_sync_baseline_trains_like_train_step() -> None:
         for a, b in zip(new.heads[name].parameters(), old.heads[name].parameters(),
                         strict=True):
             assert torch.equal(a, b)
+
+
+def test_tiny_run_under_torchrun_reports_global_rates_once(tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node 2 benchmarks/linear_epoch.py --tiny`: every image once over
+    the two ranks, one report (rank 0), the step row naming the collectives it compares."""
+    out = tmp_path / "linear_epoch.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
+           "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                             "--nproc_per_node=2", str(ROOT / "benchmarks" / "linear_epoch.py"),
+                             "--tiny", "--jpegs", "32", "--steps", "2", "--out", str(out)],
+                            capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert "10 heads, 32 " in rows[0]["what"] and "2 processes" in rows[0]["what"]
+    assert "1 all-reduce a step" in rows[2]["notes"] and rows[2]["baseline"] > 0
+    assert result.stderr.count("probe step alone") == 1
