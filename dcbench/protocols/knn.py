@@ -111,6 +111,12 @@ class KNN(Protocol):
     DIALECTS: dict[str, dict[str, Any]] = {"dc2018": {}, "instdisc2018": {"k": 200}}
     SCHEDULES: dict[str, dict[str, Any]] = {"published": {}, "smoke": {"batch_size": 64}}
 
+    def check_data(self, data_dir: str | Path, config: KNNConfig) -> None:
+        """k and the temperature, k against the training images listed."""
+        if config.k < 1 or config.temperature <= 0:
+            raise UserError("knn needs k >= 1 and temperature > 0")
+        _check_k(config.k, len(load_splits(data_dir, config.eval_split).train))
+
     def run(self, model: Backbone, data_dir: str | Path, config: KNNConfig, *, run_id: str,
             device: str, progress: bool, work_dir: Path | None) -> list[Result]:
         """Extract (or read cached) features for train and val, classify val by its neighbours."""
