@@ -48,8 +48,8 @@ from dcbench.protocols.svm.core import (
     COST_LISTS,
     SVMSettings,
     class_aps,
-    iter_fits,
     l2_normalize,
+    shared_fits,
 )
 from dcbench.protocols.svm.lowshot import (
     draw_lowshot,
@@ -118,14 +118,14 @@ def lowshot_map(x_train: np.ndarray, targets: np.ndarray, x_test: np.ndarray,
         maps = []
         for cost in settings.costs:
             fixed = dataclasses.replace(settings, costs=(cost,))
-            fits = dict(iter_fits(x_train, targets, fixed, jobs=jobs))
+            fits = shared_fits(x_train, targets, fixed, jobs=jobs)
             maps.append(class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"])
         return maps
     if k < 2:
         settings = dataclasses.replace(settings, costs=(single_shot_cost,))
     else:
         settings = dataclasses.replace(settings, folds=min(settings.folds, k))
-    fits = dict(iter_fits(x_train, targets, settings, jobs=jobs))
+    fits = shared_fits(x_train, targets, settings, jobs=jobs)
     return [class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"]]
 
 
