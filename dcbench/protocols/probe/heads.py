@@ -200,6 +200,19 @@ def sync_heads(heads: list[nn.Module], rows_losses: list[tuple[int, torch.Tensor
     return sync_gradient_groups(groups, buffers)
 
 
+def _to_host(scores: dict[str, torch.Tensor], labels: torch.Tensor
+             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Every head's scores and the labels on the CPU in one copy (one device sync a batch;
+    the top-k stays on the CPU, so its tie rule is the one-process CPU one everywhere)."""
+    parts = [*scores.values(), labels.to(torch.float64)]
+    flat = torch.cat([p.reshape(-1).to(torch.float64) for p in parts]).cpu()
+    out, offset = {}, 0
+    for name, value in scores.items():
+        out[name] = flat[offset:offset + value.numel()].view(value.shape).to(value.dtype)
+        offset += value.numel()
+    return out, flat[offset:].to(labels.dtype)
+
+
 def _mask_rows(mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(row index on the labels' device, the kept labels, their count) of a bool mask; a
     host mask is resolved on the host, so the count needs no device sync."""
@@ -235,11 +248,14 @@ def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], 
     total = 0
     num_classes = 0
     for feats, labels, n_crops in batches:
+        scores = {}
         for name, logits in probes.logits(feats, names).items():
             num_classes = logits.shape[1]
-            scores = logits if n_crops == 1 else average_crops(logits.view(-1, n_crops,
-                                                                           logits.shape[1]))
-            top = top_hits(scores.cpu(), labels.cpu(), 5)
+            scores[name] = logits if n_crops == 1 else average_crops(
+                logits.view(-1, n_crops, logits.shape[1]))
+        scores, labels = _to_host(scores, labels)  # one device read per batch, not per head
+        for name, head_scores in scores.items():
+            top = top_hits(head_scores, labels, 5)
             counts[name][1] += int(top[:, 0].sum())
             counts[name][5] += int(top.any(dim=1).sum())
             if hits is not None:

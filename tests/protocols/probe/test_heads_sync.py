@@ -8,6 +8,7 @@
   not, a head with no global row) end where one process on the global batches leaves them
   (to 1e-6); the BN heads (batch statistics per rank, as under DDP) hold rank 0's running
   statistics on both ranks, those of a plain BatchNorm fed rank 0's rows.
+- Evaluation: one `.cpu()` a batch for every head's scores, not one per head.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import torch.multiprocessing as mp
 
 import dcbench.core.distributed as distributed
 from dcbench.core.distributed import DistInfo
-from dcbench.protocols.probe.heads import HeadSpec, LinearHead, OptimSettings, ProbeSet
+from dcbench.protocols.metrics import top_hits
+from dcbench.protocols.probe.heads import HeadSpec, LinearHead, OptimSettings, ProbeSet, evaluate
 
 # global batches [start, stop) of the 20 rows; the second splits 1 / 0 (rank 1 empty)
 BATCHES = [(0, 7), (7, 8), (8, 16), (16, 20)]
@@ -158,3 +160,23 @@ def test_two_processes_sync_once_per_step_and_train_like_one(tmp_path: Path):
                                            rtol=1e-6, atol=1e-7, msg=f"{name} {key}")
     assert outs[0]["losses"] == outs[1]["losses"]
     assert len(losses) == len(outs[0]["losses"])
+
+
+def test_evaluation_reads_the_device_once_per_batch_not_per_head(monkeypatch):
+    """`evaluate` copies every head's scores and the labels in one `.cpu()` a batch, and
+    counts the same hits as a plain per-head loop."""
+    feats, labels, _ = _data()
+    probes = _probes()
+    batches = [({k: v[s:s + 5] for k, v in feats.items()}, labels[s:s + 5], 1)
+               for s in range(0, 20, 5)]
+    reads = []
+    real = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda self, *a, **k: (reads.append(1),
+                                                                    real(self, *a, **k))[1])
+    got = evaluate(probes, batches)
+    monkeypatch.undo()
+    assert len(reads) == len(batches)
+    for name in probes.heads:  # the reference: each head's top-1 hits, batch by batch
+        hits = sum(int(top_hits(probes.logits(f, [name])[name], y, 5)[:, 0].sum())
+                   for f, y, _ in batches)
+        assert got[name]["top1"] == pytest.approx(100.0 * hits / 20)
