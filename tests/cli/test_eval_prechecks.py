@@ -77,6 +77,11 @@ def test_voc_lowshot_svm_shots_no_class_can_fill(voc_set, tmp_path, capsys, isol
     assert "voc07-lowshot-svm: no k in shots=[1000000] can be drawn" in err
 
 
+def test_retrieval_without_its_dataset_folders(cls_set, tmp_path, capsys, isolated_home):
+    err = _refused(_eval("retrieval", cls_set), tmp_path / "run", capsys, isolated_home)
+    assert f"{cls_set} has no oxford5k folder" in err
+
+
 def test_reproduce_checks_every_planned_eval_before_the_plan(one_per_class, tmp_path, capsys,
                                                              isolated_home):
     out = tmp_path / "plan"
