@@ -388,6 +388,9 @@ def run(args: argparse.Namespace) -> int:
     device = _device(args.device)
     # `dali` without DALI installed: refused before anything is written
     resolve_input_pipeline(getattr(config, "input_pipeline", "cpu"), device, gpu_path=False)
+    # what the protocol would refuse from the data's listings (knn's k above the training
+    # set, ...): before the plan is printed, the model loaded or the run dir made
+    proto.check_data(args.data, config)
     with eval_processes(device) as info:  # torchrun: N processes; else just this one
         return _run_in_processes(args, proto, extra, config, rank_device(device, info))
 

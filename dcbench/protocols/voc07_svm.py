@@ -45,8 +45,8 @@ from dcbench.protocols.svm.core import (
     COST_LISTS,
     ClassFit,
     class_aps,
-    iter_fits,
     l2_normalize,
+    shared_fits,
     train_targets,
 )
 from dcbench.protocols.svm.voc_features import svm_run_inputs
@@ -107,9 +107,10 @@ class VOC07SVM(Protocol):
             fits = {c: ClassFit.from_record(r) for c in range(len(VOC_CLASSES))
                     if (r := journal.get(f"{layer}/{c}")) is not None}
             todo = [c for c in range(len(VOC_CLASSES)) if c not in fits]
-            for c, fit in iter_fits(x_train, targets, settings, classes=todo, jobs=config.jobs):
-                journal.record(f"{layer}/{c}", fit.to_record())
-                fits[c] = fit
+            fits.update(shared_fits(
+                x_train, targets, settings, classes=todo, jobs=config.jobs,
+                record=lambda c, fit, layer=layer: journal.record(f"{layer}/{c}",
+                                                                  fit.to_record())))
             metrics = class_aps(fits, l2_normalize(test.features[layer]), test.labels, VOC_CLASSES)
             finite = {k: 100.0 * v for k, v in metrics.items() if np.isfinite(v)}
             summary[layer] = {**finite, **{f"cost_{VOC_CLASSES[c]}": f.cost
