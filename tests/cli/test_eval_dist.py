@@ -126,10 +126,14 @@ def test_classification_feature_protocols_and_fast_linear_match_one_process(
 
 
 def test_voc_svms_match_one_process(voc_set: Path, tmp_path: Path) -> None:
-    """voc07-svm, voc07-lowshot-svm: sharded features, the SVMs on every rank."""
-    _compare({"voc07-svm": _argv("voc07-svm", voc_set, "--layers", "conv5"),
-              "voc07-lowshot-svm": _argv("voc07-lowshot-svm", voc_set, "--layers", "conv5")},
-             tmp_path)
+    """voc07-svm, voc07-lowshot-svm: sharded features, the SVMs on every rank; voc07-svm
+    also through DALI (CPU backend) when installed: each rank squashes its shard with the
+    two DALI resize stages, and the rows equal the one-process DALI run's."""
+    cases = {"voc07-svm": _argv("voc07-svm", voc_set, "--layers", "conv5"),
+             "voc07-lowshot-svm": _argv("voc07-lowshot-svm", voc_set, "--layers", "conv5")}
+    if dali_available():
+        cases["voc07-svm-dali"] = [*cases["voc07-svm"], "--set", "input_pipeline=dali"]
+    _compare(cases, tmp_path)
 
 
 def test_retrieval_matches_one_process(ret_set: Path, tmp_path: Path) -> None:
