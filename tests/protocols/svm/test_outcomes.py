@@ -74,3 +74,20 @@ def test_voc07_svm_scores_recompute_each_layers_map(voc_root, tmp_path):
     assert to_bytes(again) == to_bytes(entries)
     _, resumed = _run("voc07-svm", voc_root, tmp_path / "a", ["layers=[conv4,conv5]"])
     assert to_bytes(resumed) == to_bytes(entries)  # the journaled fits score the same
+
+
+@pytest.mark.parametrize("selection", ["cv", "test"])
+def test_lowshot_svm_scores_recompute_each_samples_map(voc_root, tmp_path, selection):
+    """One entry per (k, sample) behind its `map` row (seed = seed + sample), at the cost
+    the table reports; a resumed run refits the journaled SVMs to the same bytes."""
+    overrides = ["layers=[conv5]", "shots=[1]", "samples=2", f"cost_selection={selection}"]
+    rows, entries = _run("voc07-lowshot-svm", voc_root, tmp_path / "a", overrides)
+    assert [(e.layer, e.metric, e.seed, e.kind) for e in entries] == [
+        ("conv5/k1", "map", 0, "multilabel-voc"), ("conv5/k1", "map", 1, "multilabel-voc")]
+    for entry in entries:
+        value = next(r.value for r in rows if (r.layer, r.metric, r.seed) ==
+                     (entry.layer, "map", entry.seed))
+        assert plain_map(entry.arrays["scores"], entry.arrays["targets"]) == \
+            pytest.approx(value, abs=1e-9)
+    _, resumed = _run("voc07-lowshot-svm", voc_root, tmp_path / "a", overrides)
+    assert to_bytes(resumed) == to_bytes(entries)
