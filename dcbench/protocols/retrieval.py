@@ -24,7 +24,9 @@ NumPy: the region count chosen in float64); `faithful-2018` (`region_grid=float3
 `data_dir` holds `oxford5k/` and `paris6k/` (also accepted: `oxford`, `paris`), each in the
 released layout (see `dcbench.data.retrieval`). Region descriptors are saved in shards under
 `work_dir` and reused on `--resume`. Rows (percent): dataset `oxford5k` / `paris6k`, split
-`test`, layer `rmac`, metric `map` and one `ap_<query>` per query.
+`test`, layer `rmac`, metric `map` and one `ap_<query>` per query. Per-item outcomes: the
+per-query APs behind each dataset's `map` (a `mean` entry naming its dataset, keyed by the
+scored queries + the decodable database), so `compare` resamples queries.
 Schedules: `published`; `smoke` (built-in synthetic set): longest side 160 px.
 """
 
@@ -41,6 +43,7 @@ from torchvision.transforms import v2
 from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
+from dcbench.core.outcomes import ItemOutcomes
 from dcbench.data.retrieval import RetrievalImages, RetrievalSet
 from dcbench.engine.resumable import status as log
 from dcbench.protocols.base import (
@@ -52,6 +55,7 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
+from dcbench.protocols.probe.feature_cache import dataset_fingerprint
 from dcbench.protocols.rmac.extract import extract_regions
 from dcbench.protocols.rmac.oxford_ap import retrieval_aps
 from dcbench.protocols.rmac.regions import RegionGrid, aggregate
@@ -127,6 +131,19 @@ def rmac_map(db: list[torch.Tensor | None], queries: list[torch.Tensor | None],
     return metrics, skipped
 
 
+def query_outcomes(layer: str, dataset: str, sets: RetrievalSet, metrics: dict[str, float],
+                   skipped: dict[str, str], db: list) -> ItemOutcomes:
+    """The per-query APs (fractions, query order) behind `map` of one dataset, a `mean`
+    entry keyed by the scored queries and the decodable database images (their names)."""
+    scored = [q.name for q in sets.queries if q.name not in skipped]
+    kept = [name for name, r in zip(sets.names, db, strict=True) if r is not None]
+    listing = dataset_fingerprint([*scored, *kept],
+                                  ["query"] * len(scored) + ["database"] * len(kept))
+    values = np.array([metrics[f"ap_{name}"] for name in scored], dtype=np.float64)
+    return ItemOutcomes("test", layer, "map", "mean", listing, {"values": values},
+                        dataset=dataset)
+
+
 @register_protocol("retrieval")
 class Retrieval(Protocol):
     """Oxford5k / Paris6k R-MAC retrieval mAP on the last conv block (ECCV Table 5)."""
@@ -191,6 +208,7 @@ class Retrieval(Protocol):
             if skipped:
                 log(f"{self.name}: {len(skipped)} queries of {d} skipped (not scored): "
                     + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
+            self.keep_outcomes([query_outcomes(layer, d, current, metrics, skipped, db[d])])
             percent = {k: 100.0 * v for k, v in metrics.items()}
             rows += results_from_metrics(dataclasses.replace(info, dataset=d), percent,
                                          split="test", layer=layer)
