@@ -89,10 +89,22 @@ def knn_metrics_and_items(train: np.ndarray, train_labels: np.ndarray, test: np.
                           test_labels: np.ndarray, num_classes: int, k: int = 20,
                           temperature: float = 0.07) -> tuple[dict[str, float], np.ndarray]:
     """`knn_metrics` and the per-test-item top-1 correctness (bool) behind `top1`."""
+    metrics, hits = knn_metrics_and_hits(train, train_labels, test, test_labels, num_classes,
+                                         k, temperature)
+    return metrics, hits["top1"]
+
+
+def knn_metrics_and_hits(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
+                         test_labels: np.ndarray, num_classes: int, k: int = 20,
+                         temperature: float = 0.07
+                         ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """`knn_metrics` and, per reported metric (`top1`, `top5`), the per-test-item hits."""
     scores = torch.from_numpy(weighted_knn_scores(train, train_labels, test, num_classes, k,
                                                   temperature))
     labels = torch.from_numpy(test_labels)
-    return topk_accuracy(scores, labels), top_hits(scores, labels)[:, 0].numpy()
+    metrics, top = topk_accuracy(scores, labels), top_hits(scores, labels, 5)
+    hits = {"top1": top[:, 0].numpy(), "top5": top.any(dim=1).numpy()}
+    return metrics, {name: hits[name] for name in metrics}
 
 
 def _check_k(k: int, n_train: int, which: str = "") -> None:
@@ -131,10 +143,11 @@ class KNN(Protocol):
         listing = dataset_fingerprint(splits.val.paths, list(splits.val.targets))
         for layer in config.layers:
             _check_k(config.k, len(train[layer]), " that decoded")
-            metrics, correct = knn_metrics_and_items(
+            metrics, hits = knn_metrics_and_hits(
                 train[layer].features.numpy(), train[layer].labels.numpy(),
                 val[layer].features.numpy(), val[layer].labels.numpy(), splits.num_classes,
                 config.k, config.temperature)
             rows += results_from_metrics(info, metrics, split="val", layer=layer)
-            self.keep_outcomes([correct_outcomes("val", layer, "top1", listing, correct)])
+            self.keep_outcomes([correct_outcomes("val", layer, metric, listing, correct)
+                                for metric, correct in hits.items()])
         return rows
