@@ -134,11 +134,13 @@ def rmac_map(db: list[torch.Tensor | None], queries: list[torch.Tensor | None],
 def query_outcomes(layer: str, dataset: str, sets: RetrievalSet, metrics: dict[str, float],
                    skipped: dict[str, str], db: list) -> ItemOutcomes:
     """The per-query APs (fractions, query order) behind `map` of one dataset, a `mean`
-    entry keyed by the scored queries and the decodable database images (their names)."""
+    entry keyed by the scored queries' and the decodable database images' files."""
     scored = [q.name for q in sets.queries if q.name not in skipped]
-    kept = [name for name, r in zip(sets.names, db, strict=True) if r is not None]
-    listing = dataset_fingerprint([*scored, *kept],
-                                  ["query"] * len(scored) + ["database"] * len(kept))
+    files = [str(path) for q, path in zip(sets.queries, sets.query_paths, strict=True)
+             if q.name not in skipped]  # a query image may be a database image too
+    files += [str(path) for path, r in zip(sets.paths, db, strict=True) if r is not None]
+    listing = dataset_fingerprint(files, [f"query {name}" for name in scored]
+                                  + ["database"] * (len(files) - len(scored)))
     values = np.array([metrics[f"ap_{name}"] for name in scored], dtype=np.float64)
     return ItemOutcomes("test", layer, "map", "mean", listing, {"values": values},
                         dataset=dataset)

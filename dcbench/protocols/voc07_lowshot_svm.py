@@ -225,7 +225,7 @@ class VOC07LowShotSVM(Protocol):
                         behind = refit_scores(x_train, targets, x_test, costs[chosen], settings)
                     else:  # journaled by an older version: no costs recorded, no outcomes
                         continue
-                    self.keep_outcomes([svm_outcomes(f"{layer}/k{k}", test.ids, test.labels,
+                    self.keep_outcomes([svm_outcomes(f"{layer}/k{k}", test.paths, test.labels,
                                                      behind, seed=config.seed + s)])
                 if config.cost_selection == "test":
                     stats["cost"] = settings.costs[chosen]

@@ -114,7 +114,7 @@ class VOC07SVM(Protocol):
                 fits[c] = fit
             x_test = l2_normalize(test.features[layer])
             metrics = class_aps(fits, x_test, test.labels, VOC_CLASSES)
-            self.keep_outcomes([svm_outcomes(layer, test.ids, test.labels,
+            self.keep_outcomes([svm_outcomes(layer, test.paths, test.labels,
                                              class_scores(fits, x_test), seed=config.seed)])
             finite = {k: 100.0 * v for k, v in metrics.items() if np.isfinite(v)}
             summary[layer] = {**finite, **{f"cost_{VOC_CLASSES[c]}": f.cost
