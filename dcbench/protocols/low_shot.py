@@ -12,7 +12,9 @@ Both inits are fixed across draws (the random one is seeded with `seed`), so the
 draws measures the choice of labelled images. Rows: layer `all/<n>-shot` (whole network
 trained), one `top1` per draw (seed = seed + d, the draw's seed) and `top1_mean` /
 `top1_std` over draws; the random-init baseline is reported under its own model name
-`random-<arch>` and the sha256 of its initial weights.
+`random-<arch>` and the sha256 of its initial weights. Per-item outcomes (`draw_outcomes`):
+each draw's val top-1 hits behind its `top1` row and each image's hit rate over the draws
+behind `top1_mean`, per init (named by its weights' sha256).
 """
 
 from __future__ import annotations
