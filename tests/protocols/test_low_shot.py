@@ -8,6 +8,7 @@ import pytest
 from dcbench.core.errors import UserError
 from dcbench.protocols.low_shot import (
     draw_low_shot,
+    draw_outcomes,
     load_draws,
     make_draws,
     save_draws,
@@ -115,3 +116,14 @@ def test_low_shot_keeps_each_draws_hits_and_the_mean_rate(cls_data, tmp_path):
     assert to_bytes(again) == to_bytes(entries)
     _, resumed = run(tmp_path / "a")  # every draw read back from the journal
     assert to_bytes(resumed) == to_bytes(entries)
+
+
+def test_draw_outcomes_without_some_draws_hits_keep_no_mean_entry():
+    """A draw journaled by an older version has no hits: its own entry and the top1_mean
+    entry (which needs every draw) are left out, never invented."""
+    hits = [np.array([1, 0, 1], bool), None, np.array([0, 0, 1], bool)]
+    entries = draw_outcomes("all/2-shot", "L", "s" * 64, 10, hits)
+    assert [(e.metric, e.seed) for e in entries] == [("top1", 10), ("top1", 12)]
+    full = draw_outcomes("all/2-shot", "L", "s" * 64, 10, [hits[0], hits[2]])
+    np.testing.assert_array_equal(full[-1].arrays["values"], [0.5, 0.0, 1.0])
+    assert all(e.model_sha256 == "s" * 64 for e in full)
