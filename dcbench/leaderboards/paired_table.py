@@ -106,10 +106,16 @@ def _sha(key: str) -> str | None:
 
 
 def run_test(index: OutcomeIndex, run_a: str, run_b: str, split: str, layer: str,
-             metric: str, *, resamples: int = RESAMPLES, seed: int = SEED) -> CellTest:
-    """A - B between two stored runs in one (split, layer, metric), or why there is none."""
-    a = index.entry(run_a, split, layer, metric)
-    b = index.entry(run_b, split, layer, metric)
+             metric: str, *, resamples: int = RESAMPLES, seed: int = SEED,
+             dataset: str | None = None, seeds: tuple[int | None, int | None] = (None, None),
+             models: tuple[str | None, str | None] = (None, None)) -> CellTest:
+    """A - B between two stored runs in one (split, layer, metric), or why there is none
+    (`dataset`, `seeds`, `models`: the rows' dataset, seeds and sha256s, which pick the
+    entries of runs that keep several)."""
+    a = index.entry(run_a, split, layer, metric, seed=seeds[0], dataset=dataset,
+                    model_sha256=models[0])
+    b = index.entry(run_b, split, layer, metric, seed=seeds[1], dataset=dataset,
+                    model_sha256=models[1])
     if a is None or b is None:
         return CellTest(None, reason=NO_DATA)
     problem = pairable(a, b)

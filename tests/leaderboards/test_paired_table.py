@@ -12,7 +12,13 @@ import pytest
 from dcbench.core.outcomes import correct_outcomes, write_outcomes
 from dcbench.leaderboards.identity import KEY_COLUMN
 from dcbench.leaderboards.paired import holm, mcnemar_p
-from dcbench.leaderboards.paired_table import NO_DATA, OutcomeIndex, cell_test, paired_column
+from dcbench.leaderboards.paired_table import (
+    NO_DATA,
+    OutcomeIndex,
+    cell_test,
+    paired_column,
+    run_test,
+)
 from dcbench.leaderboards.store import OUTCOME_FIELDS
 
 CELL = ("knn", "dc2018", "cls", "val", "conv5", "top1")
@@ -104,3 +110,20 @@ def test_one_run_with_an_entry_per_seed_dataset_and_model(tmp_path: Path) -> Non
         assert test.delta.p == pytest.approx(mcnemar_p(hits[("A", 0, d)], hits[("B", 0, d)]))
         assert test.seeds.n_seeds == 3
         assert test.seeds.std == pytest.approx(np.std(per_seed, ddof=1))
+
+
+def test_run_test_picks_each_models_entry_of_one_run(tmp_path: Path) -> None:
+    """Two models in one run (low-shot's checkpoint and random init): `run_test` with the
+    rows' sha256s pairs each model's own hits."""
+    a, b = np.arange(40) % 2 == 0, np.arange(40) % 5 == 0
+    entries = [dataclasses.replace(correct_outcomes("val", "all/2-shot", "top1", "L", hits, 0),
+                                   model_sha256=sha) for hits, sha in ((a, "a" * 64),
+                                                                       (b, "b" * 64))]
+    path = write_outcomes(tmp_path / "one.safetensors", entries)
+    refs = pd.DataFrame([{"run_id": "r", "split": "val", "layer": "all/2-shot",
+                          "metric": "top1", "seed": 0, "kind": "correct", "listing": "L",
+                          "n_items": 40, "path": str(path)}], columns=list(OUTCOME_FIELDS))
+    test = run_test(OutcomeIndex(refs), "r", "r", "val", "all/2-shot", "top1", seeds=(0, 0),
+                    models=("a" * 64, "b" * 64), resamples=100)
+    assert test.delta.delta == pytest.approx(100 * (a.mean() - b.mean()))
+    assert test.delta.p == pytest.approx(mcnemar_p(a, b))
