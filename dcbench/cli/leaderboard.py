@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         keys = resolve_models(board.results, args.models)
         frame = frame.reset_index(drop=True)
         refs = ResultsStore(args.store).outcome_refs()  # the store exists: it had rows
-        texts, note = paired_column(board.results, refs, keys, frame, use_holm=args.holm)
+        texts, note = paired_column(board.results, refs, keys, frame, use_holm=args.holm,
+                                    resamples=args.resamples)
         for key, name in zip(keys[1:], names[1:], strict=True):
             if any(text != NO_DATA for text in texts[key]):  # else the note says it once
                 frame[export.ci_column(name)] = texts[key]

@@ -86,7 +86,7 @@ def _run_neighbors(args: argparse.Namespace) -> int:
     result = find_neighbors(models, args.data, layer=args.layer, k=args.k,
                             n_queries=args.queries, query_indices=query_indices, grid=args.grid,
                             max_images=args.max_images, batch_size=args.batch_size,
-                            device=args.device)
+                            device=args.device, pipeline=args.input_pipeline)
     for panel in result.panels:
         if panel.same_class is not None:
             print(f"{panel.name} {args.layer}: {panel.same_class:.1%} of the {args.k}-NN share "
@@ -103,7 +103,7 @@ def _run_activations(args: argparse.Namespace) -> int:
     channels = parse_channels(args.channels) if args.channels else None
     result = find_top_activations(model, args.data, args.layer, channels, top=args.top,
                                   max_images=args.max_images, batch_size=args.batch_size,
-                                  device=args.device)
+                                  device=args.device, pipeline=args.input_pipeline)
     _skipped(result.skipped)
     _save(activations_image(result, model, args.data, scale=args.scale), args.out,
           f"top {args.top} images for {len(result.channels)} channels of {args.layer}")

@@ -4,7 +4,8 @@ protocol transforms, the uniform-over-clusters sampler, and built-in synthetic d
 Modules: `folders` (ImageFolderDataset, ListFileDataset, find_dataset), `decode`, `loader`
 (make_loader, Batch, DecodeReport), `transforms`, `samplers`, `voc`, `synthetic` (+
 `synthetic_voc`, `shapes`, `synthetic_jpeg`), `check` (+ `voc_check`, `check_report`),
-`pipeline` (the one input-pipeline entry: `input_pipeline` cpu | gpu | dali, `image_loader`;
-+ `crop_plan`, `planned_images`, `dali_pipeline`; `gpu_decode`, `gpu_crops`, `prefetch`).
+`pipeline` (the one input-pipeline entry: `input_pipeline` cpu | gpu | dali, `image_loader`,
+`target_loader`; + `crop_plan`, `planned_images`, `planned_targets`, `dali_pipeline`,
+`dali_targets`; `gpu_decode`, `gpu_crops`, `prefetch`).
 The `dcbench data` command lives in `dcbench.cli.data`.
 """

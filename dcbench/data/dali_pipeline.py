@@ -11,12 +11,14 @@ through one DALI graph fed by `fn.external_source`:
     slice(view) x views                   the crop windows (1, or 10 for TenCrop)
     crop_mirror_normalize(mirror, mean, std, CHW float32)
 
-and the results are merged with the PIL-finished items in batch order into a `Batch` (the
-loaders' contract). DALI draws nothing: order, crops and labels are dcbench's. If DALI
-raises on a batch (a file it rejects after the sniff let it through), the graph is rebuilt
-and every JPEG of that batch is decoded by PIL and rendered with `crop_plan.apply_draws`
-(the same crops); a file PIL cannot decode either is reported in `Batch.bad`: no batch is
-lost silently. `fallbacks` counts those files.
+and the results (one tensor per image: full images of different sizes share a run) are
+merged with the PIL-finished items in batch order into a `Batch` (the loaders' contract;
+`data.dali_targets` hands them to a protocol's collate instead). DALI draws nothing:
+order, crops and labels are dcbench's. If DALI raises on a batch (a file it rejects after
+the sniff let it through), the graph is rebuilt and every JPEG of that batch is decoded by
+PIL and rendered with `crop_plan.apply_draws` (the same crops); a file PIL cannot decode
+either is reported in `Batch.bad`: no batch is lost silently. `fallbacks` counts those
+files.
 
 DALI is an optional extra (`pip install dcbench[dali]`): it is imported lazily, and
 `dali_available()` answers without importing it.
@@ -27,7 +29,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -69,9 +71,10 @@ class DaliGraph:
     """One DALI pipeline for a plan: feed a list of `Encoded`, get normalised crops."""
 
     def __init__(self, plan: CropPlan, batch_size: int, device: torch.device,
-                 threads: int) -> None:
+                 threads: int, resize: bool | None = None) -> None:
         self.plan, self.batch_size, self.device = plan, batch_size, device
-        self.resize = _has_resize(plan)
+        # resize: None = when the plan has a resizing step (per-item plans say True)
+        self.resize = _has_resize(plan) if resize is None else resize
         self.pipe = self._build(threads)
 
     def _build(self, threads: int) -> Any:
@@ -110,8 +113,9 @@ class DaliGraph:
         pipe.build()
         return pipe
 
-    def __call__(self, encoded: list[Encoded]) -> torch.Tensor:
-        """(n, 3, h, w) or (n, views, 3, h, w) float32 crops of the JPEGs, on `device`."""
+    def __call__(self, encoded: list[Encoded]) -> list[torch.Tensor]:
+        """Per JPEG, its (3, h, w) or (views, 3, h, w) float32 crops on `device`; the sizes
+        may differ from image to image (full images: voc12-seg, voc07-det)."""
         draws: list[Draws] = [e.draws for e in encoded]
         i32 = np.int32
         self.pipe.feed_input("data", [e.data for e in encoded])
@@ -126,15 +130,22 @@ class DaliGraph:
             self.pipe.feed_input(f"shape{k}", [np.array((v.height, v.width), i32)
                                                for v in views])
             self.pipe.feed_input(f"mirror{k}", [np.array(int(v.flip), i32) for v in views])
-        outs = [self._torch(out) for out in self.pipe.run()]
-        return torch.stack(outs, 1) if len(outs) > 1 else outs[0]
+        outs = [self._samples(out) for out in self.pipe.run()]
+        if len(outs) == 1:
+            return outs[0]
+        return [torch.stack(views) for views in zip(*outs, strict=True)]
 
-    def _torch(self, tensor_list: Any) -> torch.Tensor:
+    def _samples(self, tensor_list: Any) -> list[torch.Tensor]:
+        """The samples of one DALI output: a uniform batch in one copy, else one by one."""
+        if tensor_list.is_dense_tensor():
+            return list(self._torch(tensor_list.as_tensor()).unbind(0))
+        return [self._torch(tensor_list[i]) for i in range(len(tensor_list))]
+
+    def _torch(self, dense: Any) -> torch.Tensor:
         if self.device.type != "cuda":
-            return torch.from_numpy(np.array(tensor_list.as_tensor()))
+            return torch.from_numpy(np.array(dense))
         from nvidia.dali.plugin.pytorch import feed_ndarray  # lazy: optional extra
 
-        dense = tensor_list.as_tensor()
         out = torch.empty(dense.shape(), dtype=torch.float32, device=self.device)
         feed_ndarray(dense, out, cuda_stream=torch.cuda.current_stream(self.device))
         return out
@@ -146,6 +157,8 @@ class DaliLoader:
     `dataset` is a `PlannedImages` (or a `Subset` of one); `sampler`, `shuffle`,
     `generator`, `workers`, `drop_last` mean what they mean for `make_loader`, so the index
     order is the PIL path's. Batches come `prefetch` ahead from a thread (`data.prefetch`).
+    `collate_fn` batches the worker items (`collate_planned`; `data.dali_targets` keeps
+    them as a list).
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, plan: CropPlan, *,
@@ -153,7 +166,8 @@ class DaliLoader:
                  sampler: Sampler | None = None, workers: int = 0,
                  generator: torch.Generator | None = None, drop_last: bool = False,
                  threads: int | None = None, prefetch: int = 2,
-                 batch_sampler: Sampler[list[int]] | None = None) -> None:
+                 batch_sampler: Sampler[list[int]] | None = None,
+                 collate_fn: Callable[[list[Any]], Any] = collate_planned) -> None:
         self.dataset = dataset
         self.plan = plan
         self.device = torch.device(device)
@@ -168,12 +182,12 @@ class DaliLoader:
         self.samples = base.samples
         if batch_sampler is not None:  # torchrun: this rank's slice of each global batch
             self.loader = DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
-                                     collate_fn=collate_planned, generator=generator,
+                                     collate_fn=collate_fn, generator=generator,
                                      timeout=loader_timeout(workers))
         else:
             self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
                                      sampler=sampler, num_workers=workers,
-                                     collate_fn=collate_planned, generator=generator,
+                                     collate_fn=collate_fn, generator=generator,
                                      drop_last=drop_last, timeout=loader_timeout(workers))
 
     def __len__(self) -> int:
@@ -183,9 +197,8 @@ class DaliLoader:
         """DALI over the batch's JPEGs; on an error, PIL + `apply_draws` file by file."""
         try:
             if self.graph is None:
-                self.graph = DaliGraph(self.plan, self.batch_size, self.device, self.threads)
-            out = self.graph(encoded)
-            return list(out.unbind(0))
+                self.graph = self._new_graph()
+            return list(self.graph(encoded))  # a stacked batch or per-image tensors
         except Exception as err:  # DALI rejected a file: rebuild the graph, redo via PIL
             self.graph = None
             log.warning("DALI failed on a batch (%s: %s); its %d JPEG(s) are decoded by PIL "
@@ -194,9 +207,17 @@ class DaliLoader:
         for item, index in zip(encoded, positions, strict=True):
             self.fallbacks += 1
             pil = decode_image(self.samples[index][0]).image
-            results.append(None if pil is None else apply_draws(
-                F.to_image(pil), item.draws, self.plan.mean, self.plan.std).to(self.device))
+            results.append(None if pil is None else
+                           self._render(F.to_image(pil), item.draws).to(self.device))
         return results
+
+    def _new_graph(self) -> Any:
+        """The DALI graph this loader feeds (subclasses: other graphs, `data.item_plans`)."""
+        return DaliGraph(self.plan, self.batch_size, self.device, self.threads)
+
+    def _render(self, image: torch.Tensor, draws: Any) -> torch.Tensor:
+        """A PIL-decoded uint8 image rendered with its draws (the per-file fallback)."""
+        return apply_draws(image, draws, self.plan.mean, self.plan.std)
 
     def _prepare(self, planned: PlannedBatch) -> Batch:
         indices = planned.indices.tolist()

@@ -14,7 +14,10 @@
 
 `image_loader` is what training and the protocols call for a dataset of images: the PIL
 loader for `cpu`, the DALI loader for `dali` when the dataset's transform can be expressed
-(`crop_plan.plan_transform`), else the PIL loader (and `describe_loader` says so).
+(`crop_plan.plan_transform`, or a per-item plan of `item_plans`: retrieval's resized
+images and query boxes, the Caffe VOC warp), else the PIL loader (and `describe_loader`
+says so). `target_loader` is the same for datasets whose target moves with the image (voc12-seg's
+masks, voc07-det's boxes: `data.planned_targets`), batched by the protocol's collate.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ from torch.utils.data import Dataset, Sampler, Subset
 from dcbench.core.errors import UserError
 from dcbench.data.crop_plan import plan_transform
 from dcbench.data.dali_pipeline import DaliLoader, dali_available
-from dcbench.data.loader import Batch, make_loader
+from dcbench.data.dali_targets import DaliTargetLoader
+from dcbench.data.item_plans import special_plan
+from dcbench.data.loader import Batch, DataLoader, loader_timeout, make_loader
 from dcbench.data.planned_images import PlannedImages
+from dcbench.data.planned_targets import PlannedTargets, joint_plan
 
 INPUT_PIPELINES: tuple[str, ...] = ("auto", "cpu", "gpu", "dali")
 PROTOCOL_PIPELINES: tuple[str, ...] = ("auto", "cpu", "dali")
@@ -94,15 +100,17 @@ def image_loader(
         pipeline = resolve_input_pipeline(pipeline, device, gpu_path=False)
     if pipeline == "dali":
         base, indices, seed_item = _unwrap(dataset)
-        plan = plan_transform(getattr(base, "transform", None))
+        special = special_plan(base, seed_item)  # retrieval, the Caffe warp (item_plans)
+        plan = special[1] if special else plan_transform(getattr(base, "transform", None))
         if plan is not None and hasattr(base, "samples"):
-            planned: Dataset = PlannedImages(base, plan, seed_item)
+            planned: Dataset = special[0] if special else PlannedImages(base, plan, seed_item)
+            loader_class = special[2] if special else DaliLoader
             if indices is not None:
                 planned = Subset(planned, indices)
-            return DaliLoader(planned, batch_size, plan, device=device, shuffle=shuffle,
-                              sampler=sampler, workers=workers,  # type: ignore[arg-type]
-                              generator=generator, drop_last=drop_last,
-                              prefetch=2 if workers > 0 else 0, batch_sampler=batch_sampler)
+            return loader_class(planned, batch_size, plan, device=device, shuffle=shuffle,
+                                sampler=sampler, workers=workers,  # type: ignore[arg-type]
+                                generator=generator, drop_last=drop_last,
+                                prefetch=2 if workers > 0 else 0, batch_sampler=batch_sampler)
     elif pipeline not in ("cpu", "gpu"):
         raise ValueError(f"image_loader: resolve {pipeline!r} first (resolve_input_pipeline)")
     return make_loader(dataset, batch_size, shuffle=shuffle, sampler=sampler, workers=workers,
@@ -118,8 +126,49 @@ def effective_pipeline(dataset: Any, pipeline: str, device: torch.device | str =
     if pipeline != "dali":
         return "cpu"
     base = _unwrap(dataset)[0]
-    usable = hasattr(base, "samples") and plan_transform(getattr(base, "transform", None))
+    usable = hasattr(base, "samples") and (special_plan(base) is not None or
+                                           plan_transform(getattr(base, "transform", None)))
     return "dali" if usable else "cpu"
+
+
+def target_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    collate: Callable[[list[tuple[Any, Any, int]]], Any],
+    pipeline: str = "cpu",
+    device: torch.device | str = "cpu",
+    sampler: Sampler | Iterable[int] | None = None,
+    workers: int = 0,
+    generator: torch.Generator | None = None,
+    batch_sampler: Sampler[list[int]] | None = None,
+) -> Iterable[Any]:
+    """`image_loader` for datasets whose transform moves a target with the image (voc12-seg
+    masks, voc07-det boxes; `data.planned_targets`): batches `collate(items)` of
+    `(image | None, target, index)` items either way. `dali` reads through DALI when the
+    dataset offers a `joint_plan` (DALI renders the image, the workers move the target by
+    the same draws), else, like `cpu`, through a PIL DataLoader."""
+    if pipeline == "auto":
+        pipeline = resolve_input_pipeline(pipeline, device, gpu_path=False)
+    if pipeline == "dali":
+        base, indices, seed_item = _unwrap(dataset)
+        plan = joint_plan(base)
+        if plan is not None and hasattr(base, "samples"):
+            planned: Dataset = PlannedTargets(base, plan, seed_item)
+            if indices is not None:
+                planned = Subset(planned, indices)
+            return DaliTargetLoader(planned, batch_size, plan, collate=collate, device=device,
+                                    sampler=sampler, workers=workers, generator=generator,
+                                    batch_sampler=batch_sampler)
+    elif pipeline not in ("cpu", "gpu"):
+        raise ValueError(f"target_loader: resolve {pipeline!r} first (resolve_input_pipeline)")
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
+                          collate_fn=collate, generator=generator,
+                          timeout=loader_timeout(workers))
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler,  # type: ignore[arg-type]
+                      num_workers=workers, collate_fn=collate, generator=generator,
+                      timeout=loader_timeout(workers))
 
 
 def describe_loader(loader: Any) -> str:
@@ -128,4 +177,4 @@ def describe_loader(loader: Any) -> str:
 
 
 __all__ = ["INPUT_PIPELINES", "PROTOCOL_PIPELINES", "describe_loader", "effective_pipeline",
-           "image_loader", "resolve_input_pipeline"]
+           "image_loader", "resolve_input_pipeline", "target_loader"]

@@ -147,6 +147,11 @@ class PlannedImages(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def draw(self, index: int, height: int, width: int) -> Any:
+        """Item `index`'s crops: the plan's draw (datasets with per-item geometry, such as
+        retrieval's query boxes, override this; `data.item_plans`)."""
+        return self.plan.draw(height, width)
+
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         path, label = self.samples[index]
         try:
@@ -159,7 +164,7 @@ class PlannedImages(Dataset):
             if shape is not None:
                 state = torch.get_rng_state()
                 try:
-                    draws = self.plan.draw(*shape)
+                    draws = self.draw(index, *shape)
                     return Encoded(np.frombuffer(data, dtype=np.uint8), draws), label, index
                 except Unexpressible:  # e.g. a crop larger than this image: PIL pads it
                     torch.set_rng_state(state)

@@ -24,6 +24,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dcbench.core.errors import UserError
+from dcbench.data.crop_plan import Draws, Unexpressible, View
 from dcbench.data.decode import is_image_file, open_image
 
 GT_FOLDERS = ("gt_files", "lab", "gt")
@@ -126,11 +127,22 @@ def crop_box(box: tuple[float, float, float, float], ratio: float) -> tuple[int,
     return x1, y1, x2, y2
 
 
+def clipped_box(box: tuple[float, float, float, float], ratio: float, width: int,
+                height: int) -> tuple[int, int, int, int]:
+    """The query box (x1, y1, x2, y2) in a resized `width` x `height` image, clipped like
+    tensor slicing does (no padding; at least one pixel)."""
+    x1, y1, x2, y2 = crop_box(box, ratio)
+    x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
+    x2, y2 = min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)
+    return x1, y1, x2, y2
+
+
 class RetrievalImages(Dataset):
     """Items (tensor | None, 0, index): images resized to longest side `size`, boxes cropped.
 
     `boxes[i]` (or None) crops item i after resizing, like the official query features.
     `min_side` upsizes crops smaller than the network accepts (never needed at 1024 px).
+    `draws(i, h, w)` is that geometry without the pixels, for the DALI input pipeline.
     """
 
     def __init__(self, paths: list[Path], size: int, transform: Callable[[Any], Any],
@@ -150,11 +162,7 @@ class RetrievalImages(Dataset):
         image, ratio = resize_longest(image, self.size)
         box = self.boxes[index]
         if box is not None:
-            x1, y1, x2, y2 = crop_box(box, ratio)
-            width, height = image.size  # clip like tensor slicing does (no padding)
-            x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
-            x2, y2 = min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)
-            image = image.crop((x1, y1, x2, y2))
+            image = image.crop(clipped_box(box, ratio, *image.size))
         short = min(image.size)
         if short < self.min_side:
             scale = self.min_side / short
@@ -162,3 +170,20 @@ class RetrievalImages(Dataset):
                                   max(self.min_side, round(image.size[1] * scale))),
                                  Image.BILINEAR)
         return self.transform(image), 0, index
+
+    def draws(self, index: int, height: int, width: int) -> Draws:
+        """Item `index`'s geometry for a (EXIF-oriented) `height` x `width` image, as
+        `__getitem__` computes it: the whole image resized so its longest side is `size`
+        (sizes rounded as `resize_longest` rounds them), then the query box as the one view.
+        A crop that `min_side` would upsize again (a second resampling) is `Unexpressible`."""
+        ratio = self.size / max(width, height)
+        new_w, new_h = max(1, round(width * ratio)), max(1, round(height * ratio))
+        top, left, view_h, view_w = 0, 0, new_h, new_w
+        box = self.boxes[index]
+        if box is not None:
+            x1, y1, x2, y2 = clipped_box(box, ratio, new_w, new_h)
+            top, left, view_h, view_w = y1, x1, y2 - y1, x2 - x1
+        if min(view_h, view_w) < self.min_side:
+            raise Unexpressible(f"a {view_h}x{view_w} crop upsized to {self.min_side} px")
+        resize = None if (new_h, new_w) == (height, width) else (new_h, new_w)
+        return Draws((0, 0, height, width), resize, (View(top, left, view_h, view_w, False),))

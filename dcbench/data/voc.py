@@ -21,7 +21,9 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from dcbench.core.errors import UserError
+from dcbench.data.crop_plan import CropPlan, Draws, plan_transform
 from dcbench.data.decode import open_image
+from dcbench.data.planned_targets import mask_by_draws
 from dcbench.data.transforms import to_float_tensor
 
 VOC_CLASSES: tuple[str, ...] = (
@@ -278,6 +280,25 @@ class VOCSegmentation(_VOCBase):
 
     def mask_path(self, image_id: str) -> Path:
         return self.mask_folder / f"{image_id}.png"
+
+    def joint_plan(self) -> CropPlan | None:
+        """The image transform's geometry for the DALI input pipeline (`data.planned_targets`),
+        None when it cannot be expressed (then the PIL path reads every item)."""
+        return plan_transform(self.transform)
+
+    def planned_target(self, index: int, shape: tuple[int, int],
+                       plan: CropPlan) -> tuple[Draws, torch.Tensor] | None:
+        """For DALI: the draws of item `index` (image of oriented `shape`) and its mask moved
+        by them, drawing as `__getitem__` does; None when that item has no usable mask (the
+        PIL item reports it, drawing nothing)."""
+        try:
+            mask = read_mask(self.mask_path(self.ids[index]))
+        except OSError:
+            return None
+        if mask.shape != tuple(shape):
+            return None
+        draws = plan.draw(*shape)
+        return draws, mask_by_draws(torch.from_numpy(mask), draws)
 
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         image_id = self.ids[index]

@@ -16,6 +16,8 @@ Generator; the statistic is recomputed from the drawn items:
 - mIoU (`confusion`): the per-image intersection / predicted / true pixel counts are summed
   with the draw's weights and every class IoU recomputed.
 - `mean` (e.g. per-query AP): delta of the means.
+- detection mAP (`detection`): every class AP recomputed from the per-detection records
+  with each record weighted by its image's draw (`leaderboards.paired_det`).
 
 The interval is the 95% percentile interval of the resampled deltas; the p-value of the
 non-top-1 kinds is the bootstrap's two-sided p, min(1, 2 (k + 1) / (B + 1)) with k the
@@ -32,6 +34,7 @@ import numpy as np
 from scipy import sparse, stats
 
 from dcbench.core.outcomes import ItemOutcomes
+from dcbench.leaderboards.paired_det import DetLayout, det_layout
 
 RESAMPLES = 10_000
 SEED = 0
@@ -280,6 +283,8 @@ def statistic(kind: str, arrays: Mapping[str, object], weights: np.ndarray) -> n
         return 100.0 * mean_ap(layout.ap(weights))
     if kind == "confusion":
         return 100.0 * weighted_miou(arrays["inter"], arrays["pred"], arrays["gt"], weights)
+    if kind == "detection":
+        return 100.0 * mean_ap(det_layout(arrays).ap(weights))
     raise ValueError(f"unknown outcome kind {kind!r}")
 
 
@@ -288,11 +293,15 @@ def statistic(kind: str, arrays: Mapping[str, object], weights: np.ndarray) -> n
 def _width(arrays: Mapping[str, object]) -> int:
     """Columns of the AP layout's per-resample arrays (0 for the other kinds)."""
     layout = arrays.get("layout")
+    if isinstance(layout, DetLayout):  # several work arrays per class slice: fewer rows
+        return layout.width // 4
     return layout.pos.shape[1] if isinstance(layout, APLayout) else 0
 
 
 def _prepared(entry: ItemOutcomes) -> Mapping[str, object]:
     """The entry's arrays plus what every resample reuses (the AP ranking layout)."""
+    if entry.kind == "detection":
+        return {**entry.arrays, "layout": DetLayout.build(entry.arrays, entry.options)}
     if entry.kind not in AP_KINDS:
         return entry.arrays
     return {**entry.arrays, "layout": APLayout.build(entry.arrays["scores"],
@@ -308,6 +317,8 @@ def pairable(a: ItemOutcomes, b: ItemOutcomes) -> str | None:
         return "evaluated on different item listings"
     if a.n_items != b.n_items:
         return f"different numbers of items ({a.n_items} vs {b.n_items})"
+    if dict(a.options) != dict(b.options):
+        return f"different metric rules ({dict(a.options)} vs {dict(b.options)})"
     return None
 
 
@@ -319,15 +330,15 @@ def paired_delta(a: ItemOutcomes, b: ItemOutcomes, *, resamples: int = RESAMPLES
         raise ValueError(f"cannot pair {a.metric}: {problem}")
     n = a.n_items
     ones = np.ones((1, n))
-    value_a = float(statistic(a.kind, a.arrays, ones)[0])
-    value_b = float(statistic(b.kind, b.arrays, ones)[0])
+    arrays_a, arrays_b = _prepared(a), _prepared(b)  # (with their metric rule)
+    value_a = float(statistic(a.kind, arrays_a, ones)[0])
+    value_b = float(statistic(b.kind, arrays_b, ones)[0])
     if a.kind in ("correct", "mean"):
         field = "correct" if a.kind == "correct" else "values"
         d = 100.0 * (np.asarray(a.arrays[field], np.float64)
                      - np.asarray(b.arrays[field], np.float64))
         deltas = mean_deltas(d, resamples, seed)
     else:
-        arrays_a, arrays_b = _prepared(a), _prepared(b)
         width = max(_width(arrays_a), _width(arrays_b))
         deltas = bootstrap_deltas(lambda w: statistic(a.kind, arrays_a, w)
                                   - statistic(b.kind, arrays_b, w), n, resamples, seed, width)

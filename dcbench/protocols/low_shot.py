@@ -12,9 +12,11 @@ Both inits are fixed across draws (the random one is seeded with `seed`), so the
 draws measures the choice of labelled images. Rows: layer `all/<n>-shot` (whole network
 trained), one `top1` per draw (seed = seed + d, the draw's seed) and `top1_mean` /
 `top1_std` over draws; the random-init baseline is reported under its own model name
-`random-<arch>` and the sha256 of its initial weights. Per-item outcomes (`draw_outcomes`):
-each draw's val top-1 hits behind its `top1` row and each image's hit rate over the draws
-behind `top1_mean`, per init (named by its weights' sha256).
+`random-<arch>` and the sha256 of its initial weights.
+Images are read through `input_pipeline` (`data.pipeline`; `dali`: the same stream, crops,
+flips and labels as the PIL path, pixels within JPEG-decoder tolerance). Per-item outcomes
+(`draw_outcomes`): each draw's val top-1 hits behind its `top1` row and each image's hit
+rate over the draws behind `top1_mean`, per init (named by its weights' sha256).
 """
 
 from __future__ import annotations
@@ -226,9 +228,9 @@ class LowShot(Protocol):
                         finetune(net, splits.num_classes, train_set, positions, settings,
                                  lambda m: 0.0, device=device, progress=progress,
                                  checkpoint=_ckpt(work_dir, f"{key}/draw{d}"),
-                                 desc=f"{key} draw {d}")
+                                 desc=f"{key} draw {d}", pipeline=config.input_pipeline)
                         value, hits = top1_hits(net, val_set, None, config.eval_batch_size,
-                                                device)
+                                                device, pipeline=config.input_pipeline)
                         # the hits first: a run killed in between redoes the draw
                         journal.record(f"{key}/draw{d}/items", encode_hits(hits))
                         journal.record(f"{key}/draw{d}", value)
@@ -289,9 +291,10 @@ class LowShot(Protocol):
                 settings = self._settings(config, lr, config.iterations, config.seed)
                 curve = finetune(net, num_classes, train_set, positions, settings,
                                  lambda m: top1(m, held_set, heldout, config.eval_batch_size,
-                                                device),
+                                                device, pipeline=config.input_pipeline),
                                  device=device, progress=progress,
-                                 checkpoint=_ckpt(work_dir, name), desc=f"{key} select lr={lr:g}")
+                                 checkpoint=_ckpt(work_dir, name), desc=f"{key} select lr={lr:g}",
+                                 pipeline=config.input_pipeline)
                 journal.record(name, curve)
             for iteration, score in curve:
                 if score > best[2]:

@@ -28,6 +28,8 @@ released layout (see `dcbench.data.retrieval`). Region descriptors are saved in 
 per-query APs behind each dataset's `map` (a `mean` entry naming its dataset, keyed by the
 scored queries + the decodable database), so `compare` resamples queries.
 Schedules: `published`; `smoke` (built-in synthetic set): longest side 160 px.
+`input_pipeline: dali` decodes, resizes and box-crops with DALI (the same sizes and boxes,
+pixels within JPEG-decoder tolerance; its shards are kept in `<name>-dali/`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.core.outcomes import ItemOutcomes
+from dcbench.data.pipeline import effective_pipeline, resolve_input_pipeline
 from dcbench.data.retrieval import RetrievalImages, RetrievalSet
 from dcbench.engine.resumable import status as log
 from dcbench.protocols.base import (
@@ -166,6 +169,7 @@ class Retrieval(Protocol):
         sets = {d: RetrievalSet(find_folder(root, d)) for d in {*config.datasets,
                                                                *sources.values()}}
         model.to(device).eval()
+        pipeline = resolve_input_pipeline(config.input_pipeline, device, gpu_path=False)
         transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
                                 v2.Normalize(model.config["mean"], model.config["std"])])
 
@@ -173,13 +177,16 @@ class Retrieval(Protocol):
             return model.forward_features(images, [config.layer])[config.layer]
 
         def describe(name: str, paths: list[Path], boxes: list | None) -> list:
-            shard_dir = work_dir / name if work_dir is not None else None
             images = RetrievalImages(paths, config.image_size, transform, boxes,
                                      min_side=model.MIN_INPUT_SIZE)
+            # DALI's pixels differ slightly from PIL's: their shards are kept apart
+            suffix = "-dali" if effective_pipeline(images, pipeline, device) == "dali" else ""
+            shard_dir = work_dir / (name + suffix) if work_dir is not None else None
             return extract_regions(featurize, images, levels=config.levels,
                                    grid=config.region_grid,
                                    shard_dir=shard_dir, shard_size=config.shard_size,
-                                   device=device, progress=progress, desc=name)
+                                   device=device, progress=progress, desc=name,
+                                   pipeline=pipeline)
 
         db = {d: describe(f"{d}-db", s.paths, None) for d, s in sorted(sets.items())}
         for d, regions in db.items():

@@ -48,16 +48,22 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
+from torchvision.transforms import v2
 
 from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.dist_eval import broadcast_buffers, gather_objects, sync_gradients
 from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
-from dcbench.data.loader import DataLoader, DecodeReport, loader_timeout
+from dcbench.data.crop_plan import CropPlan, Draws
+from dcbench.data.loader import DecodeReport
+from dcbench.data.pipeline import target_loader
+from dcbench.data.planned_targets import boxes_by_draws
 from dcbench.data.voc import VOC_CLASSES, VOCDetection
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.sharded import shard_positions
 from dcbench.protocols.base import register_protocol
+from dcbench.protocols.probe.feature_cache import dataset_fingerprint
+from dcbench.protocols.voc.det_outcomes import detection_outcomes
 from dcbench.protocols.voc.detector import (
     DetectorSpec,
     build_detector,
@@ -73,11 +79,13 @@ from dcbench.protocols.voc.finetune_base import (
     epoch_batches,
 )
 from dcbench.protocols.voc.metrics import (
+    ClassRanking,
     DetRounding,
+    class_rankings,
     round_like_results_file,
     voc_detection_ap,
 )
-from dcbench.protocols.voc.nets import backbone_parts, reinit_linear, set_trainable
+from dcbench.protocols.voc.nets import backbone_parts, layer_label, reinit_linear, set_trainable
 
 if TYPE_CHECKING:
     from dcbench.models.backbone import Backbone
@@ -130,7 +138,9 @@ def annotation_arrays(ann: dict[str, Any], source: str) -> dict[str, np.ndarray]
 
 class DetectionItems(Dataset):
     """(image in [0, 1], torchvision target, index) items; training drops difficult boxes
-    and flips half the images (torch RNG, seeded per item by `SeededView`)."""
+    and flips half the images (torch RNG, seeded per item by `SeededView`). With
+    `input_pipeline: dali` the same flips are drawn by `joint_plan` / `planned_target`
+    (`data.planned_targets`) and DALI decodes the images."""
 
     def __init__(self, voc: VOCDetection, *, train: bool, flip: bool) -> None:
         self.voc, self.train, self.flip = voc, train, flip
@@ -139,18 +149,35 @@ class DetectionItems(Dataset):
     def __len__(self) -> int:
         return len(self.voc)
 
-    def __getitem__(self, index: int) -> tuple[Any, dict[str, torch.Tensor], int]:
-        image, ann, _ = self.voc[index]
+    def _target(self, ann: dict[str, Any], index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The continuous boxes and 1-based labels (difficult ones left out in training)."""
         arrays = annotation_arrays(ann, self.voc.ids[index])
         keep = ~arrays["difficult"] if self.train else np.ones(len(arrays["labels"]), bool)
         boxes = torch.from_numpy(voc_to_continuous(arrays["boxes"][keep]))
-        labels = torch.from_numpy(arrays["labels"][keep] + 1)  # 0 is the background
+        return boxes, torch.from_numpy(arrays["labels"][keep] + 1)  # 0 is the background
+
+    def __getitem__(self, index: int) -> tuple[Any, dict[str, torch.Tensor], int]:
+        image, ann, _ = self.voc[index]
+        boxes, labels = self._target(ann, index)
         if image is not None and self.train and self.flip and bool(torch.rand(()) < 0.5):
             width = image.shape[-1]
             image = image.flip(-1)
             boxes = torch.stack([width - boxes[:, 2], boxes[:, 1],
                                  width - boxes[:, 0], boxes[:, 3]], dim=1)
         return image, {"boxes": boxes, "labels": labels}, index
+
+    def joint_plan(self) -> CropPlan:
+        """The geometry for the DALI input pipeline: the full image in [0, 1] (mean 0, std
+        1), mirrored with probability 1/2 in training (one `torch.rand` draw, as above)."""
+        return CropPlan([v2.RandomHorizontalFlip(0.5)] if self.train and self.flip else [])
+
+    def planned_target(self, index: int, shape: tuple[int, int], plan: CropPlan
+                       ) -> tuple[Draws, dict[str, torch.Tensor]]:
+        """For DALI: item `index`'s draws (image of oriented `shape`) and its target moved
+        by them (`boxes_by_draws`: the flip arithmetic of `__getitem__`)."""
+        boxes, labels = self._target(self.voc.annotation(index), index)
+        draws = plan.draw(*shape)
+        return draws, {"boxes": boxes_by_draws(boxes, draws), "labels": labels}
 
 
 @dataclasses.dataclass
@@ -181,29 +208,47 @@ def voc07_det_metrics(detections: list[dict[str, np.ndarray]],
     """Pure core: per-image detections and ground truth -> `map` and `ap_<class>`.
 
     `det_rounding=py-faster-rcnn` first rounds the detections as its results files do."""
+    return voc07_det_scores(detections, ground_truth, method=method,
+                            iou_threshold=iou_threshold, ap_thresholds=ap_thresholds,
+                            score_order=score_order, iou_match=iou_match,
+                            det_rounding=det_rounding)[0]
+
+
+def voc07_det_scores(detections: list[dict[str, np.ndarray]],
+                     ground_truth: list[dict[str, np.ndarray]], *,
+                     method: str = "11point", iou_threshold: float = 0.5,
+                     ap_thresholds: str = "exact", score_order: str = "stable",
+                     iou_match: str = "ge", det_rounding: str = "none"
+                     ) -> tuple[dict[str, float], list[ClassRanking]]:
+    """`voc07_det_metrics` plus the ranked, matched detections of every class that made
+    them (the per-detection records of the paired intervals come from those)."""
     if det_rounding == "py-faster-rcnn":
         detections = round_like_results_file(detections)
+    rankings = class_rankings(detections, ground_truth, len(VOC_CLASSES),
+                              iou_threshold=iou_threshold, score_order=score_order,
+                              iou_match=iou_match)
     aps = voc_detection_ap(detections, ground_truth, len(VOC_CLASSES),
                            iou_threshold=iou_threshold, method=method,
                            ap_thresholds=ap_thresholds, score_order=score_order,
-                           iou_match=iou_match)
+                           iou_match=iou_match, rankings=rankings)
     metrics = {"map": float(np.nanmean(aps)) if np.isfinite(aps).any() else float("nan")}
     metrics.update({f"ap_{name}": float(ap) for name, ap in zip(VOC_CLASSES, aps, strict=True)})
-    return metrics
+    return metrics, rankings
 
 
 def detect(detector: torch.nn.Module, voc: VOCDetection, *, batch_size: int, workers: int,
-           device: torch.device, report: DecodeReport, progress: bool = False
+           device: torch.device, report: DecodeReport, progress: bool = False,
+           pipeline: str = "cpu"
            ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     """Run the detector over `voc`: (detections, ground truth) in VOC box coordinates,
-    for the images that decoded (the others are recorded in `report` and left out). Under
-    torchrun each rank detects a contiguous shard and the per-image results are gathered in
-    dataset order on every rank."""
+    for the images that decoded (the others are recorded in `report` and left out); images
+    read through `pipeline` (`data.pipeline.target_loader`). Under torchrun each rank
+    detects a contiguous shard and the per-image results are gathered in dataset order on
+    every rank."""
     items = DetectionItems(voc, train=False, flip=False)
     mine = Subset(items, shard_positions(np.arange(len(items))).tolist())
-    loader = DataLoader(mine, batch_size=batch_size,
-                        num_workers=workers, collate_fn=collate_detection,
-                        timeout=loader_timeout(workers))
+    loader = target_loader(mine, batch_size, collate=collate_detection, pipeline=pipeline,
+                           device=device, workers=workers)
     detections, ground_truth, order = [], [], []
     with eval_mode(detector):
         batches = inference_batches(loader, detector, device=device, dataset=voc, report=report,
@@ -299,16 +344,31 @@ class VOC07Detection(VOCFinetuneProtocol):
             set_scales(detector, spec, training=False)
             detections, ground_truth = detect(
                 detector, eval_voc, batch_size=config.eval_batch_size, workers=config.workers,
-                device=device, report=report, progress=progress)
-            return {eval_split: voc07_det_metrics(detections, ground_truth,
-                                                  **metric_switches(config))}, {}
+                device=device, report=report, progress=progress,
+                pipeline=config.input_pipeline)
+            metrics, rankings = voc07_det_scores(detections, ground_truth,
+                                                 **metric_switches(config))
+            # the per-detection records: paired intervals of the mAP between runs
+            self.keep_outcomes([detection_outcomes(
+                eval_split, layer_label(config.train_layers, config.train_bn_scales),
+                detection_listing(eval_voc), rankings, ground_truth,
+                ap_method=config.ap_method, ap_thresholds=config.ap_thresholds,
+                seed=config.seed)])
+            return {eval_split: metrics}, {}
 
         return FinetuneTask(
             net=detector, iterations=config.iterations, lr=config.lr, stepsize=config.stepsize,
             batches=epoch_batches(DetectionItems(train_voc, train=True, flip=config.flip),
                                   batch_size=config.batch_size, seed=config.seed,
-                                  workers=config.workers, collate=collate_detection),
+                                  workers=config.workers, collate=collate_detection,
+                                  pipeline=config.input_pipeline, device=device),
             step=step, evaluate=evaluate, headline="map")
+
+
+def detection_listing(voc: VOCDetection) -> str:
+    """The fingerprint of a detection split: its images and their annotation files."""
+    return dataset_fingerprint([path for path, _ in voc.samples]
+                               + [str(voc.folder / "Annotations" / f"{i}.xml") for i in voc.ids])
 
 
 def metric_switches(config: VOC07DetConfig) -> dict[str, Any]:

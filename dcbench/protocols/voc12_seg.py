@@ -38,7 +38,8 @@ from torchvision.transforms import v2
 from dcbench.core.bounds import MAX_COUNT, bounded
 from dcbench.core.dist_eval import broadcast_buffers, gather_objects, sync_gradients
 from dcbench.core.outcomes import ItemOutcomes
-from dcbench.data.loader import DataLoader, DecodeReport, loader_timeout
+from dcbench.data.loader import DecodeReport
+from dcbench.data.pipeline import target_loader
 from dcbench.data.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.sharded import shard_positions, sum_arrays
@@ -135,14 +136,16 @@ def voc12_seg_metrics(cm: np.ndarray) -> dict[str, float]:
 
 def segment_confusion(net: nn.Module, dataset: VOCSegmentation, *, device: torch.device,
                       workers: int, report: DecodeReport, progress: bool = False,
-                      per_image: list[np.ndarray] | None = None) -> np.ndarray:
-    """Accumulate the confusion matrix of the argmax prediction over `dataset` (full images).
-    `per_image`, when given, receives each image's confusion matrix in dataset order."""
+                      per_image: list[np.ndarray] | None = None,
+                      pipeline: str = "cpu") -> np.ndarray:
+    """Accumulate the confusion matrix of the argmax prediction over `dataset` (full images,
+    read through `pipeline`: `data.pipeline.target_loader`). `per_image`, when given,
+    receives each image's confusion matrix in dataset order."""
     cm = np.zeros((len(SEG_CLASSES), len(SEG_CLASSES)), dtype=np.int64)
     mine = Subset(dataset, shard_positions(np.arange(len(dataset))).tolist())  # torchrun
     mine_cms: list[np.ndarray] = []
-    loader = DataLoader(mine, batch_size=1, num_workers=workers,
-                        collate_fn=collate_segmentation, timeout=loader_timeout(workers))
+    loader = target_loader(mine, 1, collate=collate_segmentation, pipeline=pipeline,
+                           device=device, workers=workers)
 
     def predict(images: list[torch.Tensor]) -> list[np.ndarray]:
         return [net(image.unsqueeze(0)).argmax(1)[0].cpu().numpy() for image in images]
@@ -229,7 +232,8 @@ class VOC12Segmentation(VOCFinetuneProtocol):
         def evaluate() -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
             per_image: list[np.ndarray] = []
             cm = segment_confusion(net, eval_set, device=device, workers=config.workers,
-                                   report=report, progress=progress, per_image=per_image)
+                                   report=report, progress=progress, per_image=per_image,
+                                   pipeline=config.input_pipeline)
             self.keep_outcomes([miou_outcomes(
                 config.eval_split, layer_label(config.train_layers, config.train_bn_scales),
                 eval_set, per_image, config.seed)])
@@ -238,5 +242,6 @@ class VOC12Segmentation(VOCFinetuneProtocol):
         return FinetuneTask(
             net=net, iterations=config.iterations, lr=config.lr, stepsize=config.stepsize,
             batches=epoch_batches(train_set, batch_size=config.batch_size, seed=config.seed,
-                                  workers=config.workers, collate=collate_segmentation),
+                                  workers=config.workers, collate=collate_segmentation,
+                                  pipeline=config.input_pipeline, device=device),
             step=step, evaluate=evaluate, headline="miou")

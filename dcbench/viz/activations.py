@@ -75,10 +75,12 @@ def find_top_activations(
     max_images: int | None = None,
     batch_size: int = 64,
     device: str = "cpu",
+    pipeline: str = "auto",
 ) -> TopActivations:
     """Score every image of `folder` per channel of `layer` and keep the `top` per channel.
 
-    `channels` defaults to the first 8 of the layer (all of them if fewer).
+    `channels` defaults to the first 8 of the layer (all of them if fewer); `pipeline` is
+    the input pipeline reading the images (`tap_stats`).
     """
     model.check_layers([layer])
     count = model.tap_channels(layer)
@@ -86,7 +88,7 @@ def find_top_activations(
                             count, layer)
     dataset = image_dataset(model, folder)
     stats = tap_stats(model, dataset, layer, spatial_mean,
-                      pick_indices(len(dataset), max_images), batch_size, device)
+                      pick_indices(len(dataset), max_images), batch_size, device, pipeline)
     rows = top_images(stats.values, chosen, top)
     scores = np.take_along_axis(stats.values[:, chosen].numpy().T, rows, axis=1)
     return TopActivations(layer, chosen, stats.indices[rows], scores, stats.skipped)

@@ -73,11 +73,13 @@ def find_neighbors(
     max_images: int | None = None,
     batch_size: int = 64,
     device: str = "cpu",
+    pipeline: str = "auto",
 ) -> NeighborResult:
     """For each model, the k nearest images (cosine on pooled tap) of the same queries.
 
     The search set is every image of `folder` (or `max_images` evenly spaced ones); queries are
     `query_indices` (dataset indices) or `n_queries` evenly spaced images of the search set.
+    `pipeline`: the input pipeline reading the images (`tap_stats`).
     """
     if not models:
         raise UserError("need at least one model")
@@ -96,7 +98,8 @@ def find_neighbors(
     targets = datasets[0].targets
     result = NeighborResult(queries=queries)
     for model, dataset in zip(models, datasets, strict=True):
-        stats = tap_stats(model, dataset, layer, pooled_l2(grid), base, batch_size, device)
+        stats = tap_stats(model, dataset, layer, pooled_l2(grid), base, batch_size, device,
+                           pipeline)
         result.skipped = max(result.skipped, stats.skipped)
         row_of = {int(i): r for r, i in enumerate(stats.indices)}
         missing = [int(q) for q in queries if int(q) not in row_of]

@@ -2,7 +2,9 @@
 
 Images go through the model's own evaluation preprocessing (Resize to size*256/224, then
 CenterCrop to the native input size, the model's mean/std) so a figure shows what the network
-saw. Undecodable files are skipped and counted, never a crash.
+saw. Undecodable files are skipped and counted, never a crash. The images are read through
+`data.pipeline.image_loader` (`pipeline`: `auto` = DALI on CUDA when installed, else PIL;
+the same images and crops either way, pixels within JPEG-decoder tolerance).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from dcbench.core.errors import UserError
-from dcbench.data.folders import DecodeReport, ImageFolderDataset, make_loader
+from dcbench.data.folders import DecodeReport, ImageFolderDataset
+from dcbench.data.pipeline import image_loader, resolve_input_pipeline
 from dcbench.data.transforms import center_crop
 from dcbench.engine.inference import inference_batches
 from dcbench.models.backbone import Backbone
@@ -63,12 +66,15 @@ def tap_stats(
     indices: np.ndarray | None = None,
     batch_size: int = 64,
     device: str = "cpu",
+    pipeline: str = "auto",
 ) -> TapStats:
-    """Run `model` over `dataset[indices]` in eval mode and keep `reduce(tap)` per image."""
+    """Run `model` over `dataset[indices]` in eval mode and keep `reduce(tap)` per image,
+    reading the images through the input `pipeline` (`auto | cpu | dali`)."""
     model.check_layers([layer])
+    pipeline = resolve_input_pipeline(pipeline, device, gpu_path=False)
     chosen = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
     subset = torch.utils.data.Subset(dataset, chosen.tolist())
-    loader = make_loader(subset, batch_size)
+    loader = image_loader(subset, batch_size, pipeline=pipeline, device=device)
     model.eval().to(device)
     report = DecodeReport()
     values: list[torch.Tensor] = []

@@ -26,8 +26,9 @@ import pytest
 
 from dcbench.cli.entry import main
 from dcbench.core.outcomes import OUTCOMES_FILE, read_outcomes
+from dcbench.data.dali_pipeline import dali_available
 from dcbench.data.synthetic_retrieval import write_retrieval_set
-from dcbench.leaderboards.paired import statistic
+from dcbench.leaderboards.paired import paired_delta
 
 WORKER = Path(__file__).with_name("eval_dist_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +108,7 @@ def _assert_outcomes_make_rows(run_dir: Path) -> None:
     path = run_dir / OUTCOMES_FILE
     rows = json.loads((run_dir / "results.json").read_text())
     for entry in read_outcomes(path) if path.is_file() else []:
-        value = statistic(entry.kind, entry.arrays, np.ones((1, entry.n_items)))[0]
+        value = paired_delta(entry, entry, resamples=1).a  # by the entry's own rule
         match = [r["value"] for r in rows if (r["split"], r["layer"], r["metric"])
                  == entry.key() and entry.dataset in (None, r["dataset"])
                  and (entry.seed is None or r["seed"] == entry.seed)
@@ -147,11 +148,18 @@ def test_voc_svms_match_one_process(voc_set: Path, tmp_path: Path) -> None:
 
 
 def test_retrieval_matches_one_process(ret_set: Path, tmp_path: Path) -> None:
-    """retrieval: R-MAC shards split across ranks, gathered, written by rank 0."""
-    _compare({"retrieval": _argv("retrieval", ret_set, "--set", "shard_size=5")}, tmp_path)
-    shards = sorted(p.name for p in (tmp_path / "two" / "retrieval").rglob("shard_*"))
-    assert shards and shards == sorted(p.name for p in
-                                       (tmp_path / "one" / "retrieval").rglob("shard_*"))
+    """retrieval: R-MAC shards split across ranks, gathered, written by rank 0; also read
+    through DALI (CPU backend) when installed: each rank decodes its own shards."""
+    cases = {"retrieval": _argv("retrieval", ret_set, "--set", "shard_size=5")}
+    if dali_available():
+        cases["retrieval-dali"] = [*cases["retrieval"], "--set", "input_pipeline=dali"]
+    _compare(cases, tmp_path)
+    for name in cases:
+        shards = sorted(p.relative_to(tmp_path / "two") for p in
+                        (tmp_path / "two" / name).rglob("shard_*"))
+        assert shards and shards == sorted(p.relative_to(tmp_path / "one") for p in
+                                           (tmp_path / "one" / name).rglob("shard_*"))
+        assert all(p.parent.name.endswith("-dali") == name.endswith("-dali") for p in shards)
 
 
 def test_a_failing_rank_stops_every_rank_with_one_line(cls_set: Path, tmp_path: Path) -> None:
@@ -247,6 +255,14 @@ def test_voc07_det_fine_tunes_on_two_processes(voc_set: Path, tmp_path: Path) ->
     test images gathered in dataset order."""
     _train_both({"voc07-det": _argv("voc07-det", voc_set, "--set", "iterations=4",
                                     "--set", "batch_size=2")}, tmp_path)
+    # the per-detection records (written by rank 0) cover every test image in dataset order
+    one, two = (read_outcomes(tmp_path / n / "voc07-det" / OUTCOMES_FILE)[0]
+                for n in ("one", "two"))
+    assert (two.kind, two.n_items, two.listing) == ("detection", 20, one.listing)
+    np.testing.assert_array_equal(two.arrays["npos"], one.arrays["npos"])
+    assert two.arrays["npos"].sum() > 0
+    value = _rows(tmp_path / "two" / "voc07-det")[("voc2007", "test", "fc6-8", "map", 0)]
+    assert paired_delta(two, two, resamples=1).a == pytest.approx(value, abs=1e-12)
 
 
 def _train_both(cases: dict[str, list[str]], tmp_path: Path) -> None:
@@ -261,3 +277,27 @@ def _train_both(cases: dict[str, list[str]], tmp_path: Path) -> None:
         assert one.keys() == two.keys() and all(0.0 <= v <= 100.0 for v in two.values())
         assert _outcome_keys(tmp_path / "one" / name) == _outcome_keys(tmp_path / "two" / name)
         _assert_outcomes_make_rows(tmp_path / "two" / name)
+
+
+def test_voc_fine_tunes_through_dali_on_two_processes(voc_set: Path, tmp_path: Path) -> None:
+    """voc12-seg and voc07-det with `input_pipeline=dali` (DALI's CPU backend) on two
+    processes: each rank decodes its slices and its test shard through DALI, and the test
+    pass reads every image exactly once in dataset order (the per-image ground-truth pixel
+    counts behind the mIoU equal the one-process run's, image for image)."""
+    pytest.importorskip("nvidia.dali")
+    dali = ("--set", "input_pipeline=dali")
+    _train_both({"voc12-seg": _argv("voc12-seg", voc_set, "--set", "iterations=4",
+                                    "--set", "batch_size=3", *dali),
+                 "voc07-det": _argv("voc07-det", voc_set, "--set", "iterations=3",
+                                    "--set", "batch_size=2", *dali)}, tmp_path)
+    counts = []
+    for run in ("one", "two"):
+        assert json.loads((tmp_path / run / "voc12-seg" / "run.json").read_text())[
+            "input_pipeline"] == "dali"
+        (entry,) = read_outcomes(tmp_path / run / "voc12-seg" / OUTCOMES_FILE)
+        counts.append(entry.arrays["gt"])
+    assert counts[0].shape[0] == 20 and (counts[0] == counts[1]).all()
+    # voc07-det's per-detection records: every test image's box counts, in dataset order
+    npos = [read_outcomes(tmp_path / run / "voc07-det" / OUTCOMES_FILE)[0].arrays["npos"]
+            for run in ("one", "two")]
+    assert npos[0].shape[0] == 20 and (npos[0] == npos[1]).all()

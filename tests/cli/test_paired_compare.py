@@ -12,8 +12,11 @@ import pytest
 from scipy import stats
 
 from dcbench.core.outcomes import read_outcomes
-from dcbench.leaderboards.paired import format_p
+from dcbench.leaderboards.paired import format_p, paired_delta
+from dcbench.leaderboards.paired_det import DetLayout
 from dcbench.leaderboards.store import ResultsStore
+from dcbench.protocols import voc07_det
+from tests.leaderboards.det_fixtures import detections_for
 
 MODELS = {"a": "random-alexnet_small-sobel", "b": "arch:alexnet_small?sobel=1&seed=7"}
 
@@ -120,3 +123,54 @@ def test_readme_example_runs_and_prints_what_the_readme_shows(cli, capsys, tmp_p
         capsys.readouterr()
         assert cli(*argv[1:]) == 0, line
     assert capsys.readouterr().out == shown
+
+
+def test_voc07_det_runs_get_a_detection_map_interval(cli, capsys, voc_set: Path,
+                                                      tmp_path: Path, monkeypatch) -> None:
+    """Two voc07-det runs (1 iteration, synthetic VOCdevkit): each keeps per-detection
+    records that recompute its map; `leaderboard add` imports them and `compare` prints the
+    paired detection-mAP interval with the bootstrap p, as computed from the two files.
+    A 1-iteration detector finds nothing, so the test images' detections come from a
+    simulated detector (near-hits of the true boxes, a better one for run a); everything
+    after the detector (AP, records, files, store, compare) is the real path."""
+    def simulated(hit: float, seed: int):
+        def detect(detector, voc, **_):
+            truth = [voc07_det.annotation_arrays(voc.annotation(i), voc.ids[i])
+                     for i in range(len(voc))]
+            return detections_for(truth, 20, seed, hit=hit), truth
+        return detect
+
+    store, runs = tmp_path / "s.sqlite", {}
+    for (name, spec), detect in zip(MODELS.items(), (simulated(0.95, 1), simulated(0.6, 2)),
+                                    strict=True):
+        monkeypatch.setattr(voc07_det, "detect", detect)
+        runs[name] = tmp_path / f"det_{name}"
+        assert cli("eval", "--protocol", "voc07-det", "--model", spec, "--name",
+                   f"det-{name}", "--data", voc_set, "--schedule", "smoke", "--set",
+                   "iterations=1", "--set", "checkpoint_every=1", "--no-progress",
+                   "--no-store", "--out", runs[name]) == 0
+        entry, = read_outcomes(runs[name] / "outcomes.safetensors")
+        assert (entry.kind, entry.key(), entry.n_items) == ("detection",
+                                                           ("test", "fc6-8", "map"), 20)
+        row = next(r for r in json.loads((runs[name] / "results.json").read_text())
+                   if r["metric"] == "map")
+        layout = DetLayout.build(entry.arrays, entry.options)
+        assert 100 * np.nanmean(layout.ap(np.ones((1, 20)))[0]) == row["value"] > 0
+        assert cli("leaderboard", "add", "--from", runs[name], "--store", store) == 0
+    capsys.readouterr()
+    assert cli("leaderboard", "compare", "det-a", "det-b", "--store", store,
+               "--protocol", "voc07-det", "--metric", "map") == 0
+    out = capsys.readouterr().out
+    a, b = (read_outcomes(runs[n] / "outcomes.safetensors")[0] for n in ("a", "b"))
+    expected = paired_delta(b, a)
+    assert expected.delta < 0 and expected.low < expected.delta < expected.high
+    assert "10,000 resamples, seed 0" in out and "bootstrap" in out
+    assert f"| {expected.text()} |" in out
+    assert cli("leaderboard", "compare", "det-a", "det-b", "--store", store,
+               "--metric", "map", "--resamples", "2000") == 0
+    out = capsys.readouterr().out
+    assert "2,000 resamples, seed 0" in out
+    assert f"| {paired_delta(b, a, resamples=2000).text()} |" in out
+    assert cli("leaderboard", "compare", "det-a", "det-b", "--store", store,
+               "--resamples", "5") == 2
+    assert "--resamples: expected an integer in [100, 1000000], got 5" in capsys.readouterr().err

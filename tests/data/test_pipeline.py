@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision.transforms import v2
 
 from dcbench.core.errors import UserError
 from dcbench.data import pipeline as P
@@ -46,8 +47,11 @@ def test_gpu_is_not_a_protocol_pipeline() -> None:
 def test_inexpressible_transform_keeps_the_pil_loader(tmp_path: Path) -> None:
     pytest.importorskip("nvidia.dali")
     root = make_jpeg_folder(tmp_path / "s", n_classes=1, per_class=2)
-    caffe = ImageFolderDataset(root, T.voc_caffe_train(32))
-    assert P.describe_loader(P.image_loader(caffe, 2, pipeline="dali")) == "cpu"
+    rotating = ImageFolderDataset(root, v2.Compose([v2.ToImage(), v2.RandomRotation(10),
+                                                    *T.center_crop(32, 36).transforms[1:]]))
+    assert P.describe_loader(P.image_loader(rotating, 2, pipeline="dali")) == "cpu"
+    caffe = ImageFolderDataset(root, T.voc_caffe_train(32))  # the affine warp (dali_warp)
+    assert P.describe_loader(P.image_loader(caffe, 2, pipeline="dali")) == "dali"
     center = ImageFolderDataset(root, T.center_crop(32, 36))
     assert P.describe_loader(P.image_loader(center, 2, pipeline="dali")) == "dali"
     assert P.describe_loader(P.image_loader(center, 2, pipeline="auto")) == "cpu"  # CPU

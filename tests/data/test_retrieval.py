@@ -71,3 +71,39 @@ def test_data_synth_cli_writes_the_retrieval_kind(tmp_path, capsys):
                  "--size", "64"]) == 0
     assert len(RetrievalSet(tmp_path / "s" / "retrieval" / "paris6k").queries) == 6
     assert "oxford5k/ paris6k/" in capsys.readouterr().out
+
+
+def test_draws_are_the_geometry_getitem_renders(tmp_path):
+    """`RetrievalImages.draws` (the DALI plan) gives __getitem__'s output size and window:
+    rendered with torchvision's kernels it matches the PIL item within resampling rounding,
+    for whole images and for boxes that overhang the image; a crop that min_side would
+    upsize again is Unexpressible (that item keeps the PIL path)."""
+    import numpy as np
+    import torch
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2 import functional as F
+
+    from dcbench.data.crop_plan import Unexpressible, apply_draws
+    from dcbench.data.decode import open_image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:150, 0:230]
+    arr = np.stack([xx, yy, (xx * yy) % 251], -1).astype(np.uint8)
+    arr = (arr + rng.integers(0, 8, arr.shape)).astype(np.uint8)
+    path = tmp_path / "a.png"
+    Image.fromarray(arr).save(path)
+    plain = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+    boxes = [None, (20.4, 10.0, 140.6, 99.5), (-30.0, 100.0, 500.0, 400.0), (3.0, 3.0, 9.0, 9.0)]
+    for size in (96, 160, 401):
+        images = RetrievalImages([path] * len(boxes), size, plain, boxes, min_side=8)
+        decoded = F.to_image(open_image(path))
+        for index in range(len(boxes)):
+            try:
+                draws = images.draws(index, 150, 230)
+            except Unexpressible:
+                assert index == 3 and size in (96, 160)  # a 4 px crop upsized to 8 px
+                continue
+            expected = images[index][0]
+            got = apply_draws(decoded, draws, (0.0,) * 3, (1.0,) * 3)
+            assert got.shape == expected.shape, (size, index)
+            assert (got - expected).abs().mean() * 255 < 1.0  # a wrong window is tens

@@ -127,3 +127,41 @@ def test_draw_outcomes_without_some_draws_hits_keep_no_mean_entry():
     full = draw_outcomes("all/2-shot", "L", "s" * 64, 10, [hits[0], hits[2]])
     np.testing.assert_array_equal(full[-1].arrays["values"], [0.5, 0.0, 1.0])
     assert all(e.model_sha256 == "s" * 64 for e in full)
+
+
+def test_low_shot_runs_through_dali_next_to_the_pil_path(cls_data, tmp_path, monkeypatch):
+    """`--set input_pipeline=dali`: the stream batches, the selection and the val passes go
+    through DALI (CPU backend), the run says so, and the top-1 stays next to PIL's."""
+    pytest.importorskip("nvidia.dali")
+    import json
+
+    from PIL import Image
+
+    from dcbench.cli.entry import main
+    from dcbench.data.dali_pipeline import DaliLoader
+
+    data = tmp_path / "jpeg"
+    for png in cls_data.rglob("*.png"):
+        out = data / png.relative_to(cls_data).with_suffix(".jpg")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(png).convert("RGB").save(out, "JPEG", quality=92)
+    seen: list[int] = []
+    prepare = DaliLoader._prepare
+    monkeypatch.setattr(DaliLoader, "_prepare",
+                        lambda self, planned: seen.append(1) or prepare(self, planned))
+    results = {}
+    for pipeline in ("cpu", "dali"):
+        out = tmp_path / pipeline
+        assert main(["eval", "--protocol", "low-shot", "--model", "arch:alexnet_small?sobel=1",
+                     "--data", str(data), "--schedule", "smoke", "--no-progress",
+                     "--store", str(tmp_path / "r.sqlite"), "--out", str(out), "--set",
+                     f"input_pipeline={pipeline}", "--set", "shots=[2]", "--set", "draws=1",
+                     "--set", "iterations=4", "--set", "eval_every=2",
+                     "--set", "inits=[pretrained]"]) == 0
+        assert json.loads((out / "run.json").read_text())["input_pipeline"] == pipeline
+        results[pipeline] = {r["metric"]: r["value"]
+                             for r in json.loads((out / "results.json").read_text())}
+        assert bool(seen) == (pipeline == "dali")
+    assert results["cpu"].keys() == results["dali"].keys()
+    # 24 val images: one image is 4.2 points; the pixels differ by ~0.1 grey level
+    assert abs(results["cpu"]["top1"] - results["dali"]["top1"]) <= 12.5

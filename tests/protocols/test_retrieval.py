@@ -77,6 +77,8 @@ def _ap_rows(rows, dataset):
 
 
 @pytest.mark.slow
+
+
 def test_unscorable_queries_are_skipped_and_reported(ret_root, tmp_path):
     intact = _run(ret_root, tmp_path / "intact")
     root = tmp_path / "set"
@@ -175,3 +177,20 @@ def test_per_query_aps_are_kept_per_dataset(ret_root, tmp_path):
         assert 100 * entry.arrays["values"].mean() == pytest.approx(value, rel=1e-12)
     _, again = run(tmp_path / "a")  # the region shards reused
     assert to_bytes(again) == to_bytes(entries)
+
+
+def test_retrieval_through_dali_keeps_the_pil_paths_maps(ret_root, tmp_path):
+    """`input_pipeline=dali`: every database image and query is decoded, resized and
+    box-cropped by DALI (shards in `<name>-dali/`), and the mAP stays next to the PIL path's
+    (the pixels differ by ~0.2 grey level)."""
+    pytest.importorskip("nvidia.dali")
+    pil = {(r.dataset, r.metric): r.value for r in _run(ret_root, tmp_path / "pil")}
+    dali = {(r.dataset, r.metric): r.value
+            for r in _run(ret_root, tmp_path / "dali", ["input_pipeline=dali"])}
+    assert dali.keys() == pil.keys()
+    shards = sorted(p.name for p in (tmp_path / "dali").iterdir() if p.is_dir())
+    assert shards == ["oxford5k-db-dali", "oxford5k-queries-dali", "paris6k-db-dali",
+                      "paris6k-queries-dali"]
+    assert not any(p.name.endswith("-dali") for p in (tmp_path / "pil").iterdir())
+    for dataset in ("oxford5k", "paris6k"):
+        assert abs(dali[(dataset, "map")] - pil[(dataset, "map")]) < 5.0

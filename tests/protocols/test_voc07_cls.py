@@ -321,3 +321,30 @@ def test_fc8_init_switch_follows_eval_voc_classif(model):
     proto = get_protocol("voc07-cls")
     assert proto.resolve_config().fc8_init == "normal-0.01"
     assert proto.resolve_config(dialect="faithful-2018").fc8_init == "pytorch-default"
+
+
+def test_the_caffe_pipeline_runs_through_dali_next_to_pil(voc_root, tmp_path, monkeypatch):
+    """`pipeline_all=caffe` with `input_pipeline=dali`: the Caffe layer's windows are warped
+    by DALI from the per-item seeded draws (training and the random test passes), and the
+    mAP stays next to the PIL path's (the windows differ by ~1e-4 grey level)."""
+    pytest.importorskip("nvidia.dali")
+    from dcbench.data.dali_warp import WarpLoader
+
+    seen: list[int] = []
+    prepare = WarpLoader._prepare
+    monkeypatch.setattr(WarpLoader, "_prepare",
+                        lambda self, planned: seen.append(len(planned.items))
+                        or prepare(self, planned))
+    protocol = get_protocol("voc07-cls")
+    maps = {}
+    for name in ("cpu", "dali"):
+        config = protocol.resolve_config(schedule="smoke", overrides=[
+            *MICRO, "train_layers=all", "pipeline_all=caffe", f"input_pipeline={name}"])
+        rows = protocol.run(dcbench.load_model("arch:alexnet_small?sobel=1&seed=0"), voc_root,
+                            config, run_id="t", device="cpu", progress=False,
+                            work_dir=tmp_path / name)
+        maps[name] = {(r.split, r.metric): r.value for r in rows}
+        assert bool(seen) == (name == "dali")
+    assert sum(seen) >= 4 * 4 + 2 * 6  # the training batches + the two test passes
+    assert maps["cpu"].keys() == maps["dali"].keys()
+    assert abs(maps["cpu"][("test", "map")] - maps["dali"][("test", "map")]) < 1.0

@@ -52,6 +52,9 @@ def _data(parser: argparse.ArgumentParser) -> None:
                         help="use N evenly spaced images of the folder (default: all)")
     parser.add_argument("--batch-size", type=_positive, default=64)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--input-pipeline", choices=("auto", "cpu", "dali"), default="auto",
+                        help="who decodes the images: auto (DALI on CUDA when installed, else "
+                             "PIL), cpu (PIL) or dali")
 
 
 def _scale(parser: argparse.ArgumentParser, default: str) -> None:

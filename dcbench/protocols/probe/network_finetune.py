@@ -12,6 +12,11 @@ shard of the images and sums the counts. The crops and flips of a slice are draw
 step's seed on each rank and BN normalises over each rank's slice, so N processes train
 the same protocol with other random draws (docs/fidelity.md item 32). `top1_hits` also
 returns the per-image hits, gathered in dataset order (low-shot's per-item outcomes).
+
+Images are read through `data.pipeline.image_loader` (`pipeline` = the protocol's
+`input_pipeline`): with `dali` the stream batches and the evaluation passes are decoded and
+cropped by DALI with the crops dcbench draws in this thread, so the stream, the crops, the
+flips and the labels are the PIL path's for the same seeds.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from dcbench.core.dist_eval import (
     sum_over_ranks,
     sync_gradients,
 )
-from dcbench.data.loader import make_loader
+from dcbench.data.pipeline import image_loader
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle
 from dcbench.engine.sharded import shard_positions
@@ -57,13 +62,18 @@ class FinetuneSettings:
     seed: int
 
 
-def stream_batch(dataset: Any, positions: np.ndarray, batch_size: int, seed: int, index: int
+def stream_batch(dataset: Any, positions: np.ndarray, batch_size: int, seed: int, index: int,
+                 *, pipeline: str = "cpu", device: torch.device | str = "cpu",
+                 graphs: dict[int, Any] | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Batch `index` of an endless stream of reshuffled passes over `positions`, computed from
     the index alone (so a resumed run continues the very stream it was killed in): pass
     p = index // batches-per-pass has an order fixed by (seed, p); the crops and flips of the
     batch draw from torch's RNG, which the caller seeds by (seed, index). None when every
-    image of the batch is undecodable."""
+    image of the batch is undecodable. `pipeline` (and `device`) choose the input pipeline
+    (`data.pipeline.image_loader`; the crops are drawn here, in the calling thread);
+    `graphs` keeps the DALI graphs of a run by batch size, so one is built per size, not
+    per step (building one opens decoders: milliseconds on CPU, more with nvJPEG)."""
     n = len(positions)
     size = min(batch_size, n)
     per_pass = -(-n // size)
@@ -73,7 +83,14 @@ def stream_batch(dataset: Any, positions: np.ndarray, batch_size: int, seed: int
     chosen = shard_positions(chosen)  # under torchrun: this rank's slice of the batch
     if not len(chosen):
         return None
-    batch = next(iter(make_loader(Subset(dataset, chosen.tolist()), len(chosen))))
+    loader = image_loader(Subset(dataset, chosen.tolist()), len(chosen), pipeline=pipeline,
+                          device=device)
+    reuse = graphs is not None and hasattr(loader, "graph")  # a DaliLoader, no prefetch
+    if reuse:
+        loader.graph = graphs.get(len(chosen))  # type: ignore[union-attr]
+    batch = next(iter(loader))
+    if reuse:
+        graphs[len(chosen)] = loader.graph  # type: ignore[index, union-attr]
     return (batch.images, batch.labels) if len(batch) else None
 
 
@@ -91,13 +108,14 @@ def crop_averaged_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor
 
 
 def top1(model: nn.Module, dataset: Any, positions: np.ndarray | None, batch_size: int,
-         device: str) -> float:
-    """Top-1 (percent) of `model` logits; 5-D batches are 10-crop views (softmax averaged)."""
-    return top1_hits(model, dataset, positions, batch_size, device)[0]
+         device: str, *, pipeline: str = "cpu") -> float:
+    """Top-1 (percent) of `model` logits; 5-D batches are 10-crop views (softmax averaged).
+    `pipeline`: the input pipeline reading the images (`data.pipeline.image_loader`)."""
+    return top1_hits(model, dataset, positions, batch_size, device, pipeline=pipeline)[0]
 
 
 def top1_hits(model: nn.Module, dataset: Any, positions: np.ndarray | None, batch_size: int,
-              device: str) -> tuple[float, np.ndarray]:
+              device: str, *, pipeline: str = "cpu") -> tuple[float, np.ndarray]:
     """`top1` and the per-image top-1 hits behind it (bool, the decodable images of
     `positions` in order; under torchrun every rank's contiguous shard gathered in rank
     order, so the same array as one process)."""
@@ -106,7 +124,8 @@ def top1_hits(model: nn.Module, dataset: Any, positions: np.ndarray | None, batc
     correct = total = 0
     parts: list[np.ndarray] = []
     with eval_mode(model):
-        for batch, scores in inference_batches(make_loader(data, batch_size),
+        loader = image_loader(data, batch_size, pipeline=pipeline, device=device)
+        for batch, scores in inference_batches(loader,
                                                lambda x: crop_averaged_logits(model, x),
                                                device=device):
             hits = top_hits(scores.cpu(), batch.labels, 1)[:, 0]
@@ -130,12 +149,14 @@ def finetune(
     checkpoint: Path | None = None,
     progress: bool = False,
     desc: str = "fine-tune",
+    pipeline: str = "cpu",
 ) -> list[tuple[int, float]]:
     """Fine-tune `model` in place in the engine's resumable loop; returns
     [(iteration, evaluate(model))] at each eval point (the checkpoint is saved there too, and
     removed at the end). The batch stream and every random draw of a step (crops, flips,
     dropout) are fixed by the seed and the step's place in the stream, which the checkpoint
-    saves: a run killed and resumed ends with the same weights as an uninterrupted one."""
+    saves: a run killed and resumed ends with the same weights as an uninterrupted one.
+    `pipeline`: the input pipeline of the stream batches (`stream_batch`)."""
     generator = torch.Generator().manual_seed(settings.seed)
     model.reset_top_layer(num_classes, generator)
     model.to(device)
@@ -151,13 +172,15 @@ def finetune(
     start = loop.resume()
     curve: list[list[float]] = loop.extra["curve"]
     index = int(loop.position.get("batch", start))  # the stream position (saved with the state)
+    graphs: dict[int, Any] = {}  # the run's DALI graphs (input_pipeline dali)
     for it in loop:
         model.train()
         with torch.random.fork_rng(devices=[]):  # step randomness fixed by (seed, batch index)
             while True:  # a batch of only undecodable images (on every rank) is passed over
                 torch.manual_seed(_step_seed(settings.seed, index))
                 batch = stream_batch(train_set, train_positions, settings.batch_size,
-                                     settings.seed, index)
+                                     settings.seed, index, pipeline=pipeline, device=device,
+                                     graphs=graphs)
                 index += 1
                 if sum_over_ranks([float(batch is not None)])[0]:
                     break

@@ -6,7 +6,9 @@ descriptors (R_i, C). Shard j holds the images [j*S, (j+1)*S) as `regions` (sum 
 atomically, so an interrupted run restarts at the first missing shard. Under torchrun
 rank r computes shards r, r + N, r + 2N, ... (each image read once), every rank receives
 all of them in order, and rank 0 writes the new ones; a resume may use another number of
-processes (the shards do not depend on it).
+processes (the shards do not depend on it). The images are read through
+`data.pipeline.image_loader` (`pipeline`; with `dali` each image is decoded, resized and
+box-cropped by DALI with the PIL path's geometry, `data.item_plans`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tqdm import tqdm
 from dcbench.core.dist_eval import check_all, gather_objects
 from dcbench.core.distributed import current
 from dcbench.core.files import write_with
-from dcbench.data.loader import make_loader
+from dcbench.data.pipeline import image_loader
 from dcbench.protocols.rmac.regions import RegionGrid, region_descriptors
 
 
@@ -63,11 +65,13 @@ def extract_regions(
     device: str,
     progress: bool,
     desc: str,
+    pipeline: str = "cpu",
 ) -> list[torch.Tensor | None]:
     """Per-image (R_i, C) region descriptors (None for an undecodable image), resumable.
 
     Undecodable images are not raised: the caller lists the None entries (also after a
-    resume, when the shards are all that is left of the first pass).
+    resume, when the shards are all that is left of the first pass). `pipeline`: the input
+    pipeline reading the images (`data.pipeline.image_loader`, batch 1).
     """
     n = len(dataset)
     info = current()
@@ -87,7 +91,8 @@ def extract_regions(
             channels = 0
             if cached is None:
                 cached = [None] * (stop - start)
-                loader = make_loader(Subset(dataset, list(range(start, stop))), 1)
+                loader = image_loader(Subset(dataset, list(range(start, stop))), 1,
+                                      pipeline=pipeline, device=device)
                 for offset, batch in enumerate(loader):
                     if len(batch) == 0:
                         continue

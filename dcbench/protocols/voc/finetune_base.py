@@ -30,8 +30,8 @@ from dcbench.core.distributed import current
 from dcbench.core.errors import UserError
 from dcbench.core.files import append_line, write_json
 from dcbench.core.tracking import active
-from dcbench.data.loader import Batch, DataLoader, DecodeReport, loader_timeout
-from dcbench.data.pipeline import image_loader
+from dcbench.data.loader import Batch, DecodeReport
+from dcbench.data.pipeline import image_loader, target_loader
 from dcbench.data.samplers import GlobalBatchSlices
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
 from dcbench.engine.sharded import share_report
@@ -113,8 +113,8 @@ def epoch_batches(dataset: Any, *, batch_size: int, seed: int, workers: int,
                   device: torch.device | str = "cpu"
                   ) -> Callable[[int, int], Iterator[Any]]:
     """A factory `(epoch, first_batch) -> batches` for `train_iterations` (seeded, resumable);
-    images read through `pipeline` (`data.pipeline`; joint transforms with `collate` stay
-    on the PIL path)."""
+    images read through `pipeline` (`data.pipeline`: `image_loader`, or `target_loader` with
+    the protocol's `collate` when a target moves with the image)."""
 
     def batches(epoch: int, first_batch: int) -> Iterator[Any]:
         order = epoch_order(len(dataset), seed, epoch, shuffle)[first_batch * batch_size:]
@@ -130,14 +130,11 @@ def epoch_batches(dataset: Any, *, batch_size: int, seed: int, workers: int,
             loader = image_loader(view, batch_size, sampler=None if slices else order,
                                   workers=workers, generator=generator, pipeline=pipeline,
                                   device=device, batch_sampler=slices)
-        elif slices is not None:
-            loader = DataLoader(view, batch_sampler=slices, num_workers=workers,
-                                collate_fn=collate, generator=generator,
-                                timeout=loader_timeout(workers))
-        else:
-            loader = DataLoader(view, batch_size=batch_size, sampler=order,
-                                num_workers=workers, collate_fn=collate, generator=generator,
-                                timeout=loader_timeout(workers))
+        else:  # the target moves with the image (masks, boxes): the protocol's collate
+            loader = target_loader(view, batch_size, collate=collate,
+                                   sampler=None if slices else order, workers=workers,
+                                   generator=generator, pipeline=pipeline, device=device,
+                                   batch_sampler=slices)
         for batch in loader:
             if report is not None and isinstance(batch, Batch):
                 report.add(batch.bad, dataset)

@@ -26,7 +26,7 @@ rather than borrowed:
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -55,6 +55,17 @@ def voc_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / (area + areas - inter)
 
 
+def score_ranking(scores: np.ndarray, score_order: ScoreOrder = "stable") -> np.ndarray:
+    """Detection indices by descending score; `score_order` says how ties are ordered
+    (`stable`: input order, as the devkit; `quicksort`: `np.argsort(-scores)`, voc_eval.py)."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if score_order == "stable":
+        return np.argsort(-scores, kind="stable")
+    if score_order == "quicksort":
+        return np.argsort(-scores)
+    raise ValueError(f"unknown score_order {score_order!r}")
+
+
 def match_detections(
     image_ids: Sequence[Hashable],
     scores: np.ndarray,
@@ -78,9 +89,9 @@ def match_detections(
         raise ValueError("image_ids, scores and boxes must have the same length")
     n_pos = int(sum(int((~np.asarray(d, bool)).sum()) for _, d in ground_truth.values()))
     taken = {key: np.zeros(len(np.asarray(d)), dtype=bool) for key, (_, d) in ground_truth.items()}
-    if score_order not in ("stable", "quicksort") or iou_match not in ("ge", "gt"):
-        raise ValueError(f"unknown score_order {score_order!r} or iou_match {iou_match!r}")
-    order = np.argsort(-scores, kind="stable") if score_order == "stable" else np.argsort(-scores)
+    if iou_match not in ("ge", "gt"):
+        raise ValueError(f"unknown iou_match {iou_match!r}")
+    order = score_ranking(scores, score_order)
     tp = np.zeros(len(order))
     fp = np.zeros(len(order))
     for rank, det in enumerate(order):
@@ -198,26 +209,30 @@ def round_like_results_file(
              "scores": through_text(det["scores"], ".3f")} for det in detections]
 
 
-def voc_detection_ap(
+class ClassRanking(NamedTuple):
+    """One class's detections over a test set in ranked order, labelled by the devkit."""
+
+    images: np.ndarray  # int64: each ranked detection's image position
+    scores: np.ndarray  # float64: its score
+    tp: np.ndarray  # 0/1 float: true positive
+    fp: np.ndarray  # 0/1 float: false positive (neither: a hit on a difficult box)
+    n_pos: int  # non-difficult ground-truth boxes of the class
+
+
+def class_rankings(
     detections: Sequence[Mapping[str, np.ndarray]],
     ground_truth: Sequence[Mapping[str, np.ndarray]],
     num_classes: int,
     *,
     iou_threshold: float = 0.5,
-    method: APMethod = "11point",
-    ap_thresholds: APThresholds = "exact",
     score_order: ScoreOrder = "stable",
     iou_match: IoUMatch = "ge",
-) -> np.ndarray:
-    """Per-class AP over a test set (nan for a class without non-difficult boxes).
-
-    `detections[i]` holds `boxes` (K, 4), `labels` (K,) in [0, num_classes), `scores` (K,)
-    for image i; `ground_truth[i]` holds `boxes`, `labels`, `difficult` (M,). Boxes in VOC
-    1-based inclusive pixel coordinates.
-    """
+) -> list[ClassRanking]:
+    """Per class, every detection ranked and matched by the devkit rules (`voc_detection_ap`
+    and the per-detection records of `leaderboards.paired_det` both start from this)."""
     if len(detections) != len(ground_truth):
         raise ValueError("one detection entry per ground-truth image is required")
-    aps = np.full(num_classes, np.nan)
+    rankings = []
     for c in range(num_classes):
         gt_c: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for i, gt in enumerate(ground_truth):
@@ -234,17 +249,44 @@ def voc_detection_ap(
             ids.extend([i] * int(keep.sum()))
             scores.append(np.asarray(det["scores"], np.float64).reshape(-1)[keep])
             boxes.append(np.asarray(det["boxes"], np.float64).reshape(-1, 4)[keep])
-        aps[c] = detection_ap(
-            ids,
-            np.concatenate(scores) if scores else np.zeros(0),
-            np.concatenate(boxes) if boxes else np.zeros((0, 4)),
-            gt_c,
-            iou_threshold=iou_threshold,
-            method=method,
-            ap_thresholds=ap_thresholds,
-            score_order=score_order,
-            iou_match=iou_match,
-        )
+        score_c = np.concatenate(scores) if scores else np.zeros(0)
+        tp, fp, n_pos = match_detections(
+            ids, score_c, np.concatenate(boxes) if boxes else np.zeros((0, 4)), gt_c,
+            iou_threshold, score_order=score_order, iou_match=iou_match)
+        order = score_ranking(score_c, score_order)  # the order match_detections used
+        rankings.append(ClassRanking(np.asarray(ids, np.int64).reshape(-1)[order],
+                                     score_c[order], tp, fp, n_pos))
+    return rankings
+
+
+def voc_detection_ap(
+    detections: Sequence[Mapping[str, np.ndarray]],
+    ground_truth: Sequence[Mapping[str, np.ndarray]],
+    num_classes: int,
+    *,
+    iou_threshold: float = 0.5,
+    method: APMethod = "11point",
+    ap_thresholds: APThresholds = "exact",
+    score_order: ScoreOrder = "stable",
+    iou_match: IoUMatch = "ge",
+    rankings: Sequence[ClassRanking] | None = None,
+) -> np.ndarray:
+    """Per-class AP over a test set (nan for a class without non-difficult boxes).
+
+    `detections[i]` holds `boxes` (K, 4), `labels` (K,) in [0, num_classes), `scores` (K,)
+    for image i; `ground_truth[i]` holds `boxes`, `labels`, `difficult` (M,). Boxes in VOC
+    1-based inclusive pixel coordinates. `rankings`: `class_rankings` of the same inputs
+    and switches, when the caller already has them (the matching is the costly part).
+    """
+    if rankings is None:
+        rankings = class_rankings(detections, ground_truth, num_classes,
+                                  iou_threshold=iou_threshold, score_order=score_order,
+                                  iou_match=iou_match)
+    aps = np.full(num_classes, np.nan)
+    for c, ranked in enumerate(rankings):
+        if ranked.n_pos > 0:
+            recall, precision = precision_recall(ranked.tp, ranked.fp, ranked.n_pos)
+            aps[c] = average_precision(recall, precision, method, ap_thresholds)
     return aps
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dcbench.data import transforms as T
-from dcbench.data.folders import find_dataset
+from dcbench.data.folders import ImageFolderDataset, find_dataset
 from dcbench.protocols.probe.network_finetune import (
     FinetuneSettings,
     crop_averaged_logits,
@@ -103,3 +103,95 @@ def test_a_run_killed_mid_way_and_resumed_equals_an_uninterrupted_one(cls_set, s
     for (name, a), b in zip(ref.state_dict().items(), resumed.state_dict().values(),
                             strict=True):
         assert torch.equal(a, b), name
+
+
+@pytest.fixture(scope="module")
+def jpeg_set(tmp_path_factory: pytest.TempPathFactory):
+    """3 classes x 8 JPEGs (some progressive, CMYK, EXIF-rotated) plus the bad files."""
+    from dcbench.data.synthetic_jpeg import add_bad_files, make_jpeg_folder
+
+    root = make_jpeg_folder(tmp_path_factory.mktemp("ft_jpeg") / "set", n_classes=3,
+                            per_class=8, sizes="small", seed=4, progressive=0.3, cmyk=0.1,
+                            rotated=0.3)
+    add_bad_files(root / "c01")
+    return root
+
+
+@pytest.fixture()
+def dali_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the batches DaliLoader prepares (proves DALI read them)."""
+    dali = pytest.importorskip("dcbench.data.dali_pipeline")
+    pytest.importorskip("nvidia.dali")
+    seen: list[int] = []
+    prepare = dali.DaliLoader._prepare
+
+    def counting(self, planned):
+        batch = prepare(self, planned)
+        seen.append(len(batch))
+        return batch
+
+    monkeypatch.setattr(dali.DaliLoader, "_prepare", counting)
+    return seen
+
+
+def _grey(diff: torch.Tensor) -> torch.Tensor:
+    """A difference of normalised images in grey levels (0..255)."""
+    return diff.abs() * (torch.tensor(T.IMAGENET_STD).view(3, 1, 1) * 255)
+
+
+def test_stream_batches_through_dali_are_the_pil_paths(jpeg_set, dali_batches):
+    """The DALI stream batch has the PIL path's images (same labels, same crop boxes and flips:
+    a wrong box differs by tens of grey levels) and leaves torch's RNG where the PIL path
+    leaves it (the step's dropout masks follow), bad files included."""
+    from dcbench.protocols.probe import network_finetune as nf
+
+    data = ImageFolderDataset(jpeg_set, T.deepcluster_train(40, scale=(0.2, 1.0)))
+    positions = np.arange(len(data))
+    diffs = []
+    for index in range(4):  # two passes of 24 + bad files in batches of 8
+        out = {}
+        for pipeline in ("cpu", "dali"):
+            torch.manual_seed(100 + index)
+            batch = nf.stream_batch(data, positions, 8, seed=5, index=index, pipeline=pipeline)
+            out[pipeline] = (batch, torch.get_rng_state())
+        (pil, pil_rng), (dali, dali_rng) = out["cpu"], out["dali"]
+        assert torch.equal(pil_rng, dali_rng)
+        assert torch.equal(pil[1], dali[1]) and pil[0].shape == dali[0].shape
+        diffs.append(_grey(dali[0] - pil[0]).flatten())
+    assert torch.cat(diffs).mean() < 0.5  # measured ~0.15 grey levels
+    assert len(dali_batches) == 4 and sum(dali_batches) == sum(len(d) for d in diffs) // (
+        3 * 40 * 40)  # every stream batch was read by DALI
+
+
+def test_top1_through_dali_counts_every_image_like_pil(jpeg_set, small_net, dali_batches):
+    from dcbench.data.decode import decode_image
+    from dcbench.protocols.probe.network_finetune import top1
+
+    data = ImageFolderDataset(jpeg_set, T.ten_crop(64, 73))
+    positions = np.arange(0, len(data), 2)
+    net = copy.deepcopy(small_net)
+    net.reset_top_layer(3, torch.Generator().manual_seed(0))
+    scores = {p: top1(net, data, positions, 8, "cpu", pipeline=p) for p in ("cpu", "dali")}
+    decodable = sum(decode_image(data.samples[i][0]).image is not None for i in positions)
+    assert sum(dali_batches) == decodable >= 12  # each decodable image once, through DALI
+    # one image is <= 8.4 points; the pixels differ by ~0.1 grey level
+    assert abs(scores["cpu"] - scores["dali"]) <= 2 * 100 / decodable
+
+
+def test_a_dali_fine_tune_builds_one_graph_per_batch_size(jpeg_set, small_net, dali_batches,
+                                                          monkeypatch):
+    """Each step's batch goes through DALI, but the graph (decoders and all) is built once
+    per batch size for the run, not once per step."""
+    from dcbench.data.dali_pipeline import DaliGraph
+
+    built: list[int] = []
+    init = DaliGraph.__init__
+    monkeypatch.setattr(DaliGraph, "__init__",
+                        lambda self, *a, **k: built.append(a[1]) or init(self, *a, **k))
+    data = ImageFolderDataset(jpeg_set, T.deepcluster_train(64, scale=(0.3, 1.0)))
+    settings = FinetuneSettings(0.01, 1e-4, 0.9, iterations=3, eval_every=3, batch_size=10,
+                                eval_batch_size=8, seed=0)
+    finetune(copy.deepcopy(small_net), 3, data, np.arange(24), settings, lambda m: 0.0,
+             device="cpu", pipeline="dali")
+    assert len(dali_batches) == 3  # every step read through DALI
+    assert sorted(built) == [4, 10]  # passes of 10 + 10 + 4 images: two sizes, two graphs
