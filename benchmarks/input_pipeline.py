@@ -15,6 +15,18 @@ finished, normalised batches (no network), best of `repeat` alternating passes i
   on CUDA it would be `"mixed"`, whose speed is the library's and is not measured here) and
   N DataLoader workers reading the files and drawing the crops (as `workers: N` runs it).
 
+Two protocol-specific jobs compare PIL with DALI alone (the torchvision path is training's):
+
+- the Caffe VOC07 transform (`voc07-cls` `pipeline_all=caffe`, `transforms.voc_caffe_train`
+  224: normalise, then one bilinear affine warp with zero fill): the PIL path runs the port
+  (`data.caffe_transform`) in N workers, DALI `warp_affine` (`data.dali_warp`) with N
+  threads and N reader workers;
+- retrieval's database images (`retrieval`, `data.retrieval.RetrievalImages` at the published
+  1024 px: the whole image resized so its longest side is 1024, normalised) at batch 1 with
+  no loader workers, as `protocols.rmac.extract` reads them: PIL's bilinear resize in the
+  calling thread vs a batch-1 DALI graph (`data.item_plans`) with N threads; on every
+  fourth JPEG of the set (the same size mix).
+
 N = the machine's CPU count (at most 8): the same cores for every backend. On a machine
 with CUDA the torchvision rows run nvJPEG and the DALI rows `device="mixed"` (then the
 figures are GPU figures; the README's table is the CPU run).
@@ -34,6 +46,14 @@ import torch
 from benchmarks.common import Row
 
 SEED = 0
+RETRIEVAL_SIZE = 1024  # retrieval's published image_size (longest side)
+#: job -> what its rows measure
+JOBS = {
+    "train": "training crops (RandomResizedCrop 224 + flip)",
+    "center": "centre-crop features (Resize 256 + CenterCrop 224)",
+    "caffe": "Caffe VOC07 warp (voc07-cls pipeline_all=caffe, 224, scale 0.5-2)",
+    "retrieval": f"retrieval longest-side resize ({RETRIEVAL_SIZE} px, batch 1, no workers)",
+}
 
 
 def _count(loader: Iterable[Any], device: torch.device) -> int:
@@ -43,15 +63,54 @@ def _count(loader: Iterable[Any], device: torch.device) -> int:
     return seen
 
 
+def _dali_loader(dataset: Any, batch: int, workers: int, threads: int,
+                 device: torch.device) -> Any:
+    """`image_loader(..., pipeline="dali")` with `threads` DALI threads (a DaliLoader)."""
+    from dcbench.data.dali_pipeline import DaliLoader
+    from dcbench.data.pipeline import image_loader
+
+    loader = image_loader(dataset, batch, pipeline="dali", workers=workers, device=device)
+    assert isinstance(loader, DaliLoader)
+    loader.threads = threads  # before the first batch builds the graph
+    return loader
+
+
+def _protocol_loaders(root: Path, job: str, batch: int, cores: int, device: torch.device
+                      ) -> dict[str, Callable[[], Any]]:
+    """PIL and DALI loaders for the Caffe warp or retrieval's resized whole images."""
+    from torchvision.transforms import v2
+
+    from dcbench.data import transforms as T
+    from dcbench.data.folders import ImageFolderDataset
+    from dcbench.data.pipeline import image_loader
+    from dcbench.data.retrieval import RetrievalImages
+
+    dataset: Any
+    if job == "caffe":
+        dataset, workers = ImageFolderDataset(root, T.voc_caffe_train(224)), cores
+    else:  # retrieval: every fourth file, whole images, batch 1 in the calling thread
+        paths = [Path(p) for p, _ in ImageFolderDataset(root).samples][::4]
+        normalise = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
+                                v2.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD)])
+        dataset, workers = RetrievalImages(paths, RETRIEVAL_SIZE, normalise), 0
+    return {
+        "pil": lambda: image_loader(dataset, batch, pipeline="cpu", workers=workers),
+        "dali": lambda: _dali_loader(dataset, batch, workers, cores, device),
+    }
+
+
 def _loaders(root: Path, job: str, batch: int, cores: int, device: torch.device
              ) -> dict[str, Callable[[], Any]]:
-    """Fresh loaders per pass for the three backends (same crops drawn by PIL and DALI)."""
+    """Fresh loaders per pass for the backends of `job` (same crops drawn by PIL and DALI);
+    `caffe` and `retrieval` only when DALI is installed (PIL vs DALI)."""
     from dcbench.data import transforms as T
-    from dcbench.data.dali_pipeline import DaliLoader, dali_available
+    from dcbench.data.dali_pipeline import dali_available
     from dcbench.data.folders import ImageFolderDataset
     from dcbench.data.gpu_decode import BatchDecoder, DecodingLoader, EncodedImages
     from dcbench.data.pipeline import image_loader
 
+    if job in ("caffe", "retrieval"):
+        return _protocol_loaders(root, job, batch, cores, device) if dali_available() else {}
     transform = T.deepcluster_train(224) if job == "train" else T.center_crop(224, 256)
     dataset = ImageFolderDataset(root, transform)
     encoded = EncodedImages(ImageFolderDataset(root))
@@ -65,14 +124,7 @@ def _loaders(root: Path, job: str, batch: int, cores: int, device: torch.device
         "torchvision": lambda: DecodingLoader(encoded, batch, decoder(), workers=cores),
     }
     if dali_available():
-        def dali() -> Any:
-            loader = image_loader(dataset, batch, pipeline="dali", workers=cores,
-                                  device=device)
-            assert isinstance(loader, DaliLoader)
-            loader.threads = cores  # before the first batch builds the graph
-            return loader
-
-        loaders["dali"] = dali
+        loaders["dali"] = lambda: _dali_loader(dataset, batch, cores, cores, device)
     return loaders
 
 
@@ -93,7 +145,7 @@ def measure(root: Path, job: str, batch: int, cores: int, repeat: int,
 
 
 def run(quick: bool) -> list[Row]:
-    """Training crops and centre-crop features through each backend, ratio vs PIL workers."""
+    """Each job through each backend (see the module docstring), ratio vs PIL."""
     from dcbench.data.synthetic_jpeg import make_jpeg_folder
 
     cores = max(1, min(8, os.cpu_count() or 1))
@@ -110,20 +162,27 @@ def run(quick: bool) -> list[Row]:
                                 sizes="imagenet", seed=SEED, progressive=0.2, cmyk=0.05,
                                 rotated=0.05)
         n = 4 * per_class
-        for job, what in (("train", "training crops (RandomResizedCrop 224 + flip)"),
-                          ("center", "centre-crop features (Resize 256 + CenterCrop 224)")):
-            figures = measure(root, job, batch, cores, repeat, device)
-            base = f"PIL workers ({cores})"
-            common = f"{n} JPEGs, ImageNet size mix (20% progressive, 5% CMYK), batch {batch}"
-            rows.append(Row(benchmark="input_pipeline", what=f"{what}: {tv}",
-                            dcbench=figures["torchvision"], unit="img/s",
-                            baseline_name=base, baseline=figures["pil"],
-                            notes=f"{common}; input_pipeline=gpu on {device.type} ({cores} "
-                            "workers read bytes)"))
+        mix = "ImageNet size mix (20% progressive, 5% CMYK)"
+        for job, what in JOBS.items():
+            size = 1 if job == "retrieval" else batch
+            figures = measure(root, job, size, cores, repeat, device)
+            if job == "retrieval":
+                base = "PIL (calling thread)"
+                common = f"{len(range(0, n, 4))} of the {n} JPEGs, {mix}, batch 1"
+                dali_notes = f"{common}; {cores} DALI threads on {device.type}"
+            else:
+                base = f"PIL workers ({cores})"
+                common = f"{n} JPEGs, {mix}, batch {batch}"
+                dali_notes = f"{common}; {cores} DALI threads + {cores} reader workers on " \
+                    f"{device.type}"
+            if "torchvision" in figures:
+                rows.append(Row(benchmark="input_pipeline", what=f"{what}: {tv}",
+                                dcbench=figures["torchvision"], unit="img/s",
+                                baseline_name=base, baseline=figures["pil"],
+                                notes=f"{common}; input_pipeline=gpu on {device.type} "
+                                f"({cores} workers read bytes)"))
             if "dali" in figures:
                 rows.append(Row(benchmark="input_pipeline", what=f"{what}: {dali}",
                                 dcbench=figures["dali"], unit="img/s", baseline_name=base,
-                                baseline=figures["pil"],
-                                notes=f"{common}; {cores} DALI threads + {cores} reader "
-                                f"workers on {device.type}"))
+                                baseline=figures["pil"], notes=dali_notes))
     return rows

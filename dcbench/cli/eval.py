@@ -33,6 +33,7 @@ from dcbench.core.trackers import open_tracker, report_rows
 from dcbench.core.tracking import activated
 from dcbench.data import transforms as T
 from dcbench.data.pipeline import resolve_input_pipeline
+from dcbench.data.pipeline_choice import explain_input_pipeline
 from dcbench.engine.throughput import seconds_per_image
 from dcbench.leaderboards.identity import check_name, default_name
 from dcbench.leaderboards.importing import read_outcome_refs
@@ -283,6 +284,8 @@ def print_plan(proto: Any, args: argparse.Namespace, config: Any, model: Any, de
         batch_size=batch)
     print(f"plan: {proto.name}, schedule {args.schedule}"
           + (" (whole run; finished parts are skipped)" if args.resume else ""), file=sys.stderr)
+    print("  input pipeline: " + explain_input_pipeline(
+        getattr(config, "input_pipeline", "cpu"), device, gpu_path=False), file=sys.stderr)
     for line in plan.describe(rate):
         print(line, file=sys.stderr)
     if rate is None:
@@ -385,6 +388,9 @@ def run(args: argparse.Namespace) -> int:
     device = _device(args.device)
     # `dali` without DALI installed: refused before anything is written
     resolve_input_pipeline(getattr(config, "input_pipeline", "cpu"), device, gpu_path=False)
+    # what the protocol would refuse from the data's listings (knn's k above the training
+    # set, ...): before the plan is printed, the model loaded or the run dir made
+    proto.check_data(args.data, config)
     with eval_processes(device) as info:  # torchrun: N processes; else just this one
         return _run_in_processes(args, proto, extra, config, rank_device(device, info))
 

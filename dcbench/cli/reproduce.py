@@ -118,6 +118,17 @@ def _configs(plan: planner.Plan, args: argparse.Namespace) -> dict[str, Any]:
     return configs
 
 
+def _check_data(plan: planner.Plan, configs: dict[str, Any]) -> None:
+    """Every runnable eval's `Protocol.check_data` on its data, before the plan is printed
+    or written: a refusal is one line naming the run."""
+    for run in plan.runs:
+        if run.runs:
+            try:
+                get_protocol(run.protocol).check_data(run.root, configs[run.name])
+            except UserError as err:
+                raise UserError(f"{run.name}: {err}") from None
+
+
 def _argv(run: planner.PlannedRun, args: argparse.Namespace, out: Path) -> list[str]:
     return run.eval_argv(
         args.model, schedule=args.schedule, seed=args.seed, out=out,
@@ -209,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
     planner.check_model(plan, model)
     planner.check_overrides(plan, args.overrides)
     configs = _configs(plan, args)
+    _check_data(plan, configs)
     if not args.dry_run and not any(r.runs for r in plan.runs):
         raise UserError(f"nothing to run: {info.id} reads "
                         + ", ".join(f"--data {n}=ROOT" for n in planner.table_data(info.id))

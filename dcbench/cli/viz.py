@@ -87,6 +87,7 @@ def _run_neighbors(args: argparse.Namespace) -> int:
                             n_queries=args.queries, query_indices=query_indices, grid=args.grid,
                             max_images=args.max_images, batch_size=args.batch_size,
                             device=args.device, pipeline=args.input_pipeline)
+    _read_by(result.pipeline, args)
     for panel in result.panels:
         if panel.same_class is not None:
             print(f"{panel.name} {args.layer}: {panel.same_class:.1%} of the {args.k}-NN share "
@@ -104,6 +105,7 @@ def _run_activations(args: argparse.Namespace) -> int:
     result = find_top_activations(model, args.data, args.layer, channels, top=args.top,
                                   max_images=args.max_images, batch_size=args.batch_size,
                                   device=args.device, pipeline=args.input_pipeline)
+    _read_by(result.pipeline, args)
     _skipped(result.skipped)
     _save(activations_image(result, model, args.data, scale=args.scale), args.out,
           f"top {args.top} images for {len(result.channels)} channels of {args.layer}")
@@ -172,6 +174,13 @@ def _run_curves(args: argparse.Namespace) -> int:
     epochs = ", ".join(f"{name}: {len(f)} epochs" for name, f in frames.items())
     print(f"wrote {args.out} ({epochs})")
     return 0
+
+
+def _read_by(pipeline: str, args: argparse.Namespace) -> None:
+    """One stderr line naming the input pipeline that read the images (and the request)."""
+    what = {"dali": "DALI", "cpu": "PIL"}.get(pipeline, pipeline)
+    print(f"input pipeline {pipeline} ({what}; requested {args.input_pipeline}, device "
+          f"{args.device})", file=sys.stderr)
 
 
 def _skipped(count: int) -> None:

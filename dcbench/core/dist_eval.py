@@ -7,7 +7,7 @@ path. The process's place in the job comes from `core.distributed.current()`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -98,6 +98,61 @@ def sync_gradients(params: Iterable[torch.nn.Parameter], rows: int, loss: float,
     return total, float(packed[1]) / total
 
 
+GradGroup = tuple[Sequence[torch.nn.Parameter], int, torch.Tensor | None]  # params, rows, loss
+
+
+def sync_gradient_groups(groups: Sequence[GradGroup], buffers: Sequence[torch.Tensor] = (),
+                         info: DistInfo | None = None
+                         ) -> tuple[list[int], list[torch.Tensor | None]]:
+    """`sync_gradients` for many independent heads at once (issue 28 follow-up: one
+    collective per probe step, not one per head). Each group is (parameters, this rank's
+    rows, this rank's mean loss or None); `buffers` get rank 0's values (DDP's
+    `broadcast_buffers`, folded into the same sum: the other ranks add zeros).
+
+    One float64 all-reduce of [rows..., rows x loss..., rows x gradients..., buffers...]
+    and one host read of the 2 x groups counters; each group's gradients become the
+    global batch's (exactly the arithmetic of `sync_gradients`). Returns per group (global
+    rows, global mean loss as a 0-dim float64 tensor, None with no global row); a group
+    with 0 global rows keeps its gradients (the caller skips its step). In one process:
+    (rows, the loss as given, detached and float64) with no collective and no host read.
+    """
+    info = info or current()
+    if not info.active:
+        return ([rows for _, rows, _ in groups],
+                [None if loss is None else loss.detach().double() for _, _, loss in groups])
+    device = comm_device(info)
+    params = [[p for p in ps if p.requires_grad] for ps, _, _ in groups]
+    rows = torch.tensor([float(r) for _, r, _ in groups], dtype=torch.float64)
+    parts = [rows.to(device, non_blocking=True)]
+    parts += [(loss.detach().double().to(device) * r).reshape(1) if loss is not None
+              else torch.zeros(1, dtype=torch.float64, device=device)
+              for _, r, loss in groups]
+    for ps, (_, r, _) in zip(params, groups, strict=True):
+        parts += [(p.grad.double().to(device) * r).reshape(-1) if p.grad is not None
+                  else torch.zeros(p.numel(), dtype=torch.float64, device=device) for p in ps]
+    parts += [buf.double().to(device).reshape(-1) if info.is_main
+              else torch.zeros(buf.numel(), dtype=torch.float64, device=device)
+              for buf in buffers]
+    packed = torch.cat(parts)
+    dist.all_reduce(packed)
+    n = len(groups)
+    counters = packed[:2 * n].tolist()  # the one host read of the step
+    totals = [int(round(c)) for c in counters[:n]]
+    offset = 2 * n
+    for ps, total in zip(params, totals, strict=True):
+        for p in ps:
+            if total:
+                grad = packed[offset:offset + p.numel()] / total
+                p.grad = grad.to(p.device, p.dtype).view_as(p).clone()
+            offset += p.numel()
+    for buf in buffers:
+        buf.copy_(packed[offset:offset + buf.numel()].view_as(buf))
+        offset += buf.numel()
+    means = [torch.tensor(counters[n + i] / total, dtype=torch.float64) if total else None
+             for i, total in enumerate(totals)]
+    return totals, means
+
+
 def broadcast_buffers(module: torch.nn.Module, info: DistInfo | None = None) -> None:
     """Rank 0's buffers (BatchNorm running statistics) on every rank, as DDP does."""
     info = info or current()
@@ -107,4 +162,4 @@ def broadcast_buffers(module: torch.nn.Module, info: DistInfo | None = None) -> 
 
 
 __all__ = ["broadcast_buffers", "check_all", "comm_device", "gather_objects", "sum_over_ranks",
-           "sync_gradients"]
+           "sync_gradient_groups", "sync_gradients"]

@@ -9,12 +9,14 @@ alone, calling each random transform's own `make_params` (and RandomHorizontalFl
 `torch.rand(1) >= p`) on torch's global RNG in the same order as `transform(image)` would.
 The PIL path and the plan therefore consume the same random numbers and give the same boxes.
 
-A drawn `Draws` is: a region of the (EXIF-oriented) image, the size it is resized to, and
-one or ten views (windows of the resized region, each possibly mirrored). `apply_draws`
-renders those on a decoded uint8 tensor with torchvision's functional ops (the PIL path's
-kernels): the per-sample fallback when DALI rejects a file, and the reference in tests.
-Transforms the plan cannot express (ScaleJitterCrop, joint image + mask transforms, padding
-crops) return `None` from `plan_transform` (the caller keeps the PIL path) or raise
+A drawn `Draws` is: a region of the (EXIF-oriented) image, the size it is resized to (or
+two sizes, `first` then `resize`, for two adjacent Resize steps such as the SVM features'
+short-side resize + square squash), and one or ten views (windows of the resized region,
+each possibly mirrored). `apply_draws` renders those on a decoded uint8 tensor with
+torchvision's functional ops (the PIL path's kernels): the per-sample fallback when DALI
+rejects a file, and the reference in tests. Transforms the plan cannot express
+(ScaleJitterCrop, joint image + mask transforms, padding crops, a crop between two resizes,
+three resizes) return `None` from `plan_transform` (the caller keeps the PIL path) or raise
 `Unexpressible` for one image (that image takes the PIL path).
 """
 
@@ -53,11 +55,14 @@ class View:
 @dataclass(frozen=True)
 class Draws:
     """The geometry of one image's output: `roi` of the oriented image, resized to `resize`
-    (None: kept at its size), then each of `views` cut out (and mirrored where flagged)."""
+    (None: kept at its size), then each of `views` cut out (and mirrored where flagged).
+    `first` (None: one resize) is an intermediate size: the region is resized to `first`,
+    rounded to uint8 pixels as torchvision does, then that to `resize` (two resamplings)."""
 
     roi: Box
     resize: tuple[int, int] | None
     views: tuple[View, ...]
+    first: tuple[int, int] | None = None
 
 
 @dataclass
@@ -90,6 +95,7 @@ class _State:
     def __init__(self, height: int, width: int) -> None:
         self.roi: Box = (0, 0, height, width)
         self.resize: tuple[int, int] | None = None
+        self.first: tuple[int, int] | None = None  # the first of two chained resizes
         self.window: Box = (0, 0, height, width)
         self.mirrored = False
 
@@ -123,9 +129,15 @@ class _State:
 
 
 def _resize(state: _State, size: list[int]) -> None:
-    if state.resize is not None or state.window[:2] != (0, 0) or state.size != state.roi[2:]:
-        raise Unexpressible("a resize after a crop of a resized image")
+    """Resize the current image: the region's resize, or a second resize of the whole resized
+    region (chained). The output size is torchvision's own rounding
+    (`_compute_resized_output_size`: Resize(int) gives the short side `size` and the long
+    side int(size * long / short); Resize((h, w)) gives h x w)."""
+    whole = state.resize or state.roi[2:]
+    if state.first is not None or state.window != (0, 0, *whole):
+        raise Unexpressible("a resize after a crop of a resized image, or a third resize")
     out = _compute_resized_output_size(state.size, list(size))
+    state.first = state.resize
     state.resize = (int(out[0]), int(out[1]))
     state.window = (0, 0, *state.resize)
 
@@ -156,7 +168,7 @@ def _walk(steps: Sequence[Any], height: int, width: int) -> Draws:
             views = _ten_views(state, step.size)
     if views is None:
         views = (state.view(0, 0, *state.size, False),)
-    return Draws(state.roi, state.resize, views)
+    return Draws(state.roi, state.resize, views, state.first)
 
 
 def _ten_views(state: _State, size: Sequence[int]) -> tuple[View, ...]:
@@ -174,6 +186,15 @@ def _ten_views(state: _State, size: Sequence[int]) -> tuple[View, ...]:
 
 
 _PASSIVE = (v2.ToImage, StackCrops)
+
+
+def _chain_ok(steps: Sequence[Any]) -> bool:
+    """At most two resizes, and a second one only as a plain Resize right after the first
+    (of its whole output): the chain `Draws.first` expresses."""
+    at = [i for i, s in enumerate(steps) if isinstance(s, (v2.Resize, v2.RandomResizedCrop))]
+    if len(at) <= 1:
+        return True
+    return len(at) == 2 and at[1] == at[0] + 1 and type(steps[at[1]]) is v2.Resize
 
 
 def plan_transform(transform: Any) -> CropPlan | None:
@@ -217,8 +238,7 @@ def plan_transform(transform: Any) -> CropPlan | None:
             steps.append(step)
         else:
             return None
-    resizes = sum(isinstance(s, (v2.Resize, v2.RandomResizedCrop)) for s in steps)
-    if not scaled or resizes > 1:  # two resamplings (e.g. the SVM squash after a resize)
+    if not scaled or not _chain_ok(steps):
         return None
     plan.key = repr(transform)
     return plan
@@ -230,6 +250,8 @@ def apply_draws(image: torch.Tensor, draws: Draws, mean: Sequence[float],
     (views, 3, h, w) for several views, normalised float32 (as the PIL pipeline returns)."""
     top, left, h, w = draws.roi
     region = F.crop(image, top, left, h, w)
+    if draws.first is not None:  # the first of two resamplings (uint8 in, uint8 out)
+        region = F.resize(region, list(draws.first), antialias=True)
     if draws.resize is not None:
         region = F.resize(region, list(draws.resize), antialias=True)
     crops = []

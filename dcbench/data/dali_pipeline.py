@@ -7,7 +7,9 @@ through one DALI graph fed by `fn.external_source`:
     decoders.image_slice(bytes, roi)      decode only the region (EXIF orientation applied;
                                           device="cpu" here, "mixed" on CUDA: nvJPEG / the
                                           hardware JPEG decoder)
-    resize(size=(h, w), antialias)        the resize of the torchvision pipeline
+    resize(size=(h, w), antialias)        the resize of the torchvision pipeline (two
+                                          chained stages when the plan has two, e.g. the
+                                          SVM squash: uint8 between them, as torchvision)
     slice(view) x views                   the crop windows (1, or 10 for TenCrop)
     crop_mirror_normalize(mirror, mean, std, CHW float32)
 
@@ -63,8 +65,9 @@ def dali_version() -> str | None:
     return str(nvidia.dali.__version__)
 
 
-def _has_resize(plan: CropPlan) -> bool:
-    return any(type(step).__name__ in ("Resize", "RandomResizedCrop") for step in plan.steps)
+def _resizes(plan: CropPlan) -> int:
+    """How many resampling steps the plan chains (0, 1 or 2: `Draws.first`)."""
+    return sum(type(step).__name__ in ("Resize", "RandomResizedCrop") for step in plan.steps)
 
 
 class DaliGraph:
@@ -74,7 +77,8 @@ class DaliGraph:
                  threads: int, resize: bool | None = None) -> None:
         self.plan, self.batch_size, self.device = plan, batch_size, device
         # resize: None = when the plan has a resizing step (per-item plans say True)
-        self.resize = _has_resize(plan) if resize is None else resize
+        self.resize = _resizes(plan) > 0 if resize is None else resize
+        self.chain = self.resize and _resizes(plan) == 2  # two resizes: `Draws.first`
         self.pipe = self._build(threads)
 
     def _build(self, threads: int) -> Any:
@@ -95,6 +99,10 @@ class DaliGraph:
             images = fn.decoders.image_slice(data, anchor, shape, axis_names="HW",
                                              device="mixed" if cuda else "cpu",
                                              output_type=types.RGB)
+            if self.chain:  # the first of two resamplings, uint8 out (as torchvision)
+                first = fn.external_source(name="first", dtype=types.FLOAT)
+                images = fn.resize(images, size=first, antialias=True,
+                                   interp_type=types.INTERP_LINEAR)
             if self.resize:
                 size = fn.external_source(name="size", dtype=types.FLOAT)
                 images = fn.resize(images, size=size, antialias=True,
@@ -121,6 +129,9 @@ class DaliGraph:
         self.pipe.feed_input("data", [e.data for e in encoded])
         self.pipe.feed_input("roi_anchor", [np.array(d.roi[:2], i32) for d in draws])
         self.pipe.feed_input("roi_shape", [np.array(d.roi[2:], i32) for d in draws])
+        if self.chain:
+            self.pipe.feed_input("first", [np.array(d.first or d.resize or d.roi[2:],
+                                                    np.float32) for d in draws])
         if self.resize:
             self.pipe.feed_input("size", [np.array(d.resize or d.roi[2:], np.float32)
                                           for d in draws])

@@ -63,6 +63,8 @@ def mask_by_draws(mask: torch.Tensor, draws: Draws) -> torch.Tensor:
     out = tv_tensors.Mask(mask)
     top, left, height, width = draws.roi
     out = F.crop(out, top, left, height, width)
+    if draws.first is not None:  # two chained resizes, each nearest
+        out = F.resize(out, list(draws.first))
     if draws.resize is not None:
         out = F.resize(out, list(draws.resize))  # Mask: nearest, as the joint v2 transform
     view = draws.views[0]

@@ -12,6 +12,9 @@ A protocol is a class registered by name (`@register_protocol("linear-conv")`) w
   the per-item outcomes behind its averaged metrics to `keep_outcomes` (the CLI writes them
   to `outcomes.safetensors` next to `results.json`, see `core.outcomes`).
 
+`check_data(data_dir, config)` refuses, before anything is printed or written, what the run
+would refuse from the datasets' sizes and labels alone (no model, no decoding).
+
 `run` resumes from whatever it finds in `work_dir` (probe checkpoints, saved draws); the
 CLI guarantees `work_dir` is fresh unless the user passed `--resume`.
 """
@@ -86,6 +89,15 @@ class Protocol(abc.ABC):
         work_dir: Path | None,
     ) -> list[Result]:
         """Run the protocol on `model` and `data_dir`, returning result rows."""
+
+    def check_data(self, data_dir: str | Path, config: Any) -> None:
+        """Refuse (a UserError: one line, exit 2) what `config` cannot do with the data at
+        `data_dir`, from the datasets' listings and labels alone: no model, no image decoded.
+        These are the refusals a run would otherwise reach only after the plan, the model
+        load and the run dir (knn's k above the training set, a low-shot n above a class,
+        ...). `dcbench eval` and `dcbench reproduce` call it before printing or writing
+        anything; `run` keeps its own checks for Python callers. Default: nothing."""
+        return None
 
     def keep_outcomes(self, entries: list[ItemOutcomes]) -> None:
         """Record per-item outcomes of this run (paired intervals need them)."""

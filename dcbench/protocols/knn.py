@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from dcbench.core.bounds import MAX_COUNT, bounded
+from dcbench.core.dist_eval import check_all, gather_objects
+from dcbench.core.distributed import current, shard
 from dcbench.core.errors import UserError
 from dcbench.core.outcomes import correct_outcomes
 from dcbench.protocols.base import (
@@ -30,7 +32,7 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
-from dcbench.protocols.metrics import top_hits, topk_accuracy
+from dcbench.protocols.metrics import hits_accuracy, top_hits
 from dcbench.protocols.probe.feature_cache import dataset_fingerprint
 from dcbench.protocols.probe.frozen_features import frozen_features
 from dcbench.protocols.probe.pooling import POOLING_TABLES
@@ -98,13 +100,26 @@ def knn_metrics_and_hits(train: np.ndarray, train_labels: np.ndarray, test: np.n
                          test_labels: np.ndarray, num_classes: int, k: int = 20,
                          temperature: float = 0.07
                          ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """`knn_metrics` and, per reported metric (`top1`, `top5`), the per-test-item hits."""
-    scores = torch.from_numpy(weighted_knn_scores(train, train_labels, test, num_classes, k,
-                                                  temperature))
-    labels = torch.from_numpy(test_labels)
-    metrics, top = topk_accuracy(scores, labels), top_hits(scores, labels, 5)
-    hits = {"top1": top[:, 0].numpy(), "top5": top.any(dim=1).numpy()}
-    return metrics, {name: hits[name] for name in metrics}
+    """`knn_metrics` and, per reported metric (`top1`, `top5`), the per-test-item hits.
+
+    Under torchrun each rank scores a contiguous shard of the test rows (the neighbours of
+    a row do not depend on the others) and the per-item hits are gathered in row order:
+    every rank returns the whole, one process's numbers."""
+    info = current()
+    start, stop = shard(len(test), info)
+    error, hits = None, torch.zeros(0, 0, dtype=torch.bool)
+    try:
+        scores = torch.from_numpy(weighted_knn_scores(
+            train, train_labels, test[start:stop], num_classes, k, temperature))
+        hits = top_hits(scores, torch.from_numpy(test_labels[start:stop]), 5)
+    except Exception as err:  # agreed below: every rank stops with this message
+        error = err
+    check_all(error, info)
+    if info.active:
+        hits = torch.cat(gather_objects(hits, info))
+    metrics = hits_accuracy(hits, num_classes)
+    per_item = {"top1": hits[:, 0].numpy(), "top5": hits.any(dim=1).numpy()}
+    return metrics, {name: per_item[name] for name in metrics}
 
 
 def _check_k(k: int, n_train: int, which: str = "") -> None:
@@ -122,6 +137,12 @@ class KNN(Protocol):
     summary = "weighted k-NN on L2-normalised frozen features (InstDisc/DINO convention)"
     DIALECTS: dict[str, dict[str, Any]] = {"dc2018": {}, "instdisc2018": {"k": 200}}
     SCHEDULES: dict[str, dict[str, Any]] = {"published": {}, "smoke": {"batch_size": 64}}
+
+    def check_data(self, data_dir: str | Path, config: KNNConfig) -> None:
+        """k and the temperature, k against the training images listed."""
+        if config.k < 1 or config.temperature <= 0:
+            raise UserError("knn needs k >= 1 and temperature > 0")
+        _check_k(config.k, len(load_splits(data_dir, config.eval_split).train))
 
     def run(self, model: Backbone, data_dir: str | Path, config: KNNConfig, *, run_id: str,
             device: str, progress: bool, work_dir: Path | None) -> list[Result]:

@@ -66,6 +66,24 @@ def knn_graph_metrics(x: np.ndarray, labels: np.ndarray, k: int = 10
     return metrics, classes, ratios
 
 
+def _graph_split(data_dir: str | Path, config: KNNGraphConfig) -> Any:
+    """The labelled split the graph is built on (refused: k < 1, another split name,
+    unlabelled images, no more listed images than k; undecodable ones are found later)."""
+    if config.k < 1:
+        raise UserError("knn-graph needs k >= 1")
+    if config.split not in ("train", "val", "test"):
+        raise UserError(f"knn-graph split must be train, val or test, got {config.split!r}")
+    dataset = find_dataset(data_dir, config.split)
+    if (dataset.targets < 0).any():
+        raise UserError(f"{data_dir}/{config.split} has unlabelled images; "
+                        "knn-graph needs labels")
+    if len(dataset) <= config.k:
+        raise UserError(f"knn-graph with k={config.k} needs more than {config.k} images; "
+                        f"{data_dir}/{config.split} has {len(dataset)} (choose a smaller k "
+                        "or another split)")
+    return dataset
+
+
 @register_protocol("knn-graph")
 class KNNGraph(Protocol):
     """Ratio edge intra-class of the 10-NN graph (thesis Section 4.1, Figures 4.1-4.10)."""
@@ -75,19 +93,16 @@ class KNNGraph(Protocol):
     DIALECTS: dict[str, dict[str, Any]] = {"dc2018": {}}
     SCHEDULES: dict[str, dict[str, Any]] = {"published": {}, "smoke": {"batch_size": 64}}
 
+    def check_data(self, data_dir: str | Path, config: KNNGraphConfig) -> None:
+        """k, the split, its labels, and more listed images than k (the graph's nodes)."""
+        _graph_split(data_dir, config)
+
     def run(self, model: Backbone, data_dir: str | Path, config: KNNGraphConfig, *,
             run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
         """Features of one split -> 10-NN graph -> per-class ratios and their mean."""
-        if config.k < 1:
-            raise UserError("knn-graph needs k >= 1")
-        if config.split not in ("train", "val", "test"):
-            raise UserError(f"knn-graph split must be train, val or test, got {config.split!r}")
+        dataset = _graph_split(data_dir, config)
         layers = list(config.layers) or [model.embedding_tap]
         model.check_layers(layers)
-        dataset = find_dataset(data_dir, config.split)
-        if (dataset.targets < 0).any():
-            raise UserError(f"{data_dir}/{config.split} has unlabelled images; "
-                            "knn-graph needs labels")
         feats = frozen_features(model, dataset, layers, use_cache=config.fast,
                                 batch_size=config.batch_size, device=device, progress=progress,
                                 pipeline=config.input_pipeline)

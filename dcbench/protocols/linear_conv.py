@@ -39,6 +39,7 @@ from dcbench.protocols.base import CONV_LAYERS, Protocol, Result, register_proto
 from dcbench.protocols.probe.frozen_features import tap_featurizer
 from dcbench.protocols.probe.frozen_fit import (
     FrozenProbeConfig,
+    check_probe_data,
     fit_settings,
     frozen_sources,
     item_outcomes,
@@ -121,6 +122,10 @@ class LinearConv(Protocol):
         "smoke": {"epochs": 10, "batch_size": 64, "eval_batch_size": 64, "lrs": [0.01],
                   "milestones": [5, 8], "heldout_fraction": 0.2, "workers": 0},
     }
+
+    def check_data(self, data_dir: str | Path, config: LinearConvConfig) -> None:
+        """The settings, the splits and a held-out part (`check_probe_data`)."""
+        check_probe_data(data_dir, config)
 
     def run(self, model: Backbone, data_dir: str | Path, config: LinearConvConfig, *,
             run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:

@@ -102,12 +102,21 @@ def draw_low_shot(labels: np.ndarray, n: int, seed: int, pool: np.ndarray | None
     return np.sort(np.concatenate(picked))
 
 
+_NO_SHOT = ("no shot count in {shots} fits the training set: the smallest class is too small "
+            "after the held-out split")
+
+
 def make_draws(labels: np.ndarray, shots: list[int], draws: int, seed: int, pool: np.ndarray
                ) -> dict[int, list[np.ndarray]]:
     """All draws: for each feasible n, `draws` sets (draw d uses seed + d)."""
-    smallest = int(np.bincount(labels[pool]).min()) if pool.size else 0
     return {n: [draw_low_shot(labels, n, seed + d, pool) for d in range(draws)]
-            for n in shots if n <= smallest}
+            for n in feasible_shots(labels, shots, pool)}
+
+
+def feasible_shots(labels: np.ndarray, shots: list[int], pool: np.ndarray) -> list[int]:
+    """The shot counts n of `shots` every class of the pool can fill (n <= its smallest)."""
+    smallest = int(np.bincount(labels[pool]).min()) if pool.size else 0
+    return [n for n in shots if n <= smallest]
 
 
 def summarize(per_draw: list[float]) -> dict[str, float]:
@@ -174,15 +183,32 @@ class LowShot(Protocol):
                   "heldout_fraction": 0.2, "ten_crop": False},
     }
 
-    def run(self, model: Backbone, data_dir: str | Path, config: LowShotConfig, *,
-            run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
-        """Select (lr, iterations) on held-out with draw 0, then fine-tune every draw."""
+    def check_data(self, data_dir: str | Path, config: LowShotConfig) -> None:
+        """The settings, and a shot count every class can fill after the held-out split
+        (the saved draws of `indices_file` instead when given)."""
+        splits = self._splits(data_dir, config)
+        if config.indices_file:
+            load_draws(Path(config.indices_file), splits.train)
+            return
+        labels = np.asarray(splits.train.targets)
+        pool_rel, _ = stratified_split(labels, config.heldout_fraction, config.seed)
+        if not feasible_shots(labels, list(config.shots), pool_rel):
+            raise UserError(_NO_SHOT.format(shots=config.shots))
+
+    @staticmethod
+    def _splits(data_dir: str | Path, config: LowShotConfig) -> Any:
+        """The train/val splits, once the settings are checked."""
         bad = sorted(set(config.inits) - set(INITS))
         if bad or not config.inits:
             raise UserError(f"unknown low-shot init(s) {bad}; valid: {', '.join(INITS)}")
         if config.draws < 1 or config.iterations < 1 or config.eval_every < 1 or not config.lrs:
             raise UserError("low-shot needs draws, iterations, eval_every >= 1 and an lr")
-        splits = load_splits(data_dir, config.eval_split)
+        return load_splits(data_dir, config.eval_split)
+
+    def run(self, model: Backbone, data_dir: str | Path, config: LowShotConfig, *,
+            run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
+        """Select (lr, iterations) on held-out with draw 0, then fine-tune every draw."""
+        splits = self._splits(data_dir, config)
         labels = splits.train.targets
         if config.indices_file:
             heldout, draws = load_draws(Path(config.indices_file), splits.train)
@@ -190,8 +216,7 @@ class LowShot(Protocol):
             pool_rel, heldout = stratified_split(labels, config.heldout_fraction, config.seed)
             draws = make_draws(labels, list(config.shots), config.draws, config.seed, pool_rel)
         if not draws:
-            raise UserError(f"no shot count in {config.shots} fits the training set: the "
-                            "smallest class is too small after the held-out split")
+            raise UserError(_NO_SHOT.format(shots=config.shots))
         skipped = sorted(set(config.shots) - set(draws))
         if skipped:
             status(f"low-shot: skipping n={skipped} (not enough images per class)")

@@ -25,9 +25,14 @@ def top_hits(scores: torch.Tensor, labels: torch.Tensor, k: int = 5) -> torch.Te
 def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)
                   ) -> dict[str, float]:
     """Top-k accuracy in percent as {'top1': .., 'top5': ..}; top-k is omitted when k >= C."""
-    counts = topk_correct(scores, labels, ks)
-    n = max(int(labels.numel()), 1)
-    n_classes = scores.shape[1]
+    return hits_accuracy(top_hits(scores, labels, max(ks)), scores.shape[1], ks)
+
+
+def hits_accuracy(hits: torch.Tensor, n_classes: int, ks: tuple[int, ...] = (1, 5)
+                  ) -> dict[str, float]:
+    """`topk_accuracy` from `top_hits` rows (e.g. gathered from several processes)."""
+    n = max(int(hits.shape[0]), 1)
+    counts = {k: int(hits[:, : min(k, hits.shape[1])].any(dim=1).sum()) for k in ks}
     return {f"top{k}": 100.0 * counts[k] / n for k in ks if k == 1 or k < n_classes}
 
 

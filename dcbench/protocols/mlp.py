@@ -28,6 +28,7 @@ from dcbench.data.loader import DecodeReport
 from dcbench.protocols.base import Protocol, Result, register_protocol, run_info
 from dcbench.protocols.probe.frozen_fit import (
     FrozenProbeConfig,
+    check_probe_data,
     fit_settings,
     frozen_sources,
     item_outcomes,
@@ -120,6 +121,10 @@ class MLP(Protocol):
         "smoke": {"epochs": 20, "batch_size": 64, "eval_batch_size": 64, "lrs": [0.05, 0.1],
                   "milestones": [14, 18], "heldout_fraction": 0.2, "workers": 0},
     }
+
+    def check_data(self, data_dir: str | Path, config: MLPConfig) -> None:
+        """The settings, the splits and a held-out part (`check_probe_data`)."""
+        check_probe_data(data_dir, config)
 
     def run(self, model: Backbone, data_dir: str | Path, config: MLPConfig, *, run_id: str,
             device: str, progress: bool, work_dir: Path | None) -> list[Result]:

@@ -84,6 +84,22 @@ def nmi_core(x: np.ndarray, labels: np.ndarray, k: int, niter: int = 20, seed: i
     return partition_metrics(assignments, labels, k, nmi_average)
 
 
+def _nmi_split(data_dir: str | Path, config: NMIConfig) -> tuple[Any, int]:
+    """(the labelled split, k: the config's or the number of classes); refused: another
+    split name, unlabelled images, fewer listed images than k."""
+    if config.split not in ("train", "val", "test"):
+        raise UserError(f"nmi split must be train, val or test, got {config.split!r}")
+    dataset = find_dataset(data_dir, config.split)
+    labels = dataset.targets
+    if (labels < 0).any():
+        raise UserError(f"{data_dir}/{config.split} has unlabelled images; nmi needs labels")
+    k = config.k or int(labels.max()) + 1
+    if k > len(dataset):
+        raise UserError(f"nmi: k={k} clusters need at least as many images; "
+                        f"{data_dir}/{config.split} has {len(dataset)}")
+    return dataset, k
+
+
 @register_protocol("nmi")
 class NMI(Protocol):
     """k-means on frozen features vs labels: NMI, ARI, cluster sizes."""
@@ -97,21 +113,16 @@ class NMI(Protocol):
     }
     SCHEDULES: dict[str, dict[str, Any]] = {"published": {}, "smoke": {"batch_size": 64}}
 
+    def check_data(self, data_dir: str | Path, config: NMIConfig) -> None:
+        """The split, its labels, and at least k listed images."""
+        _nmi_split(data_dir, config)
+
     def run(self, model: Backbone, data_dir: str | Path, config: NMIConfig, *, run_id: str,
             device: str, progress: bool, work_dir: Path | None) -> list[Result]:
         """Features of one split -> preprocess -> k-means -> NMI/ARI per layer."""
-        if config.split not in ("train", "val", "test"):
-            raise UserError(f"nmi split must be train, val or test, got {config.split!r}")
+        dataset, k = _nmi_split(data_dir, config)
         layers = list(config.layers) or [model.embedding_tap]
         model.check_layers(layers)
-        dataset = find_dataset(data_dir, config.split)
-        labels = dataset.targets
-        if (labels < 0).any():
-            raise UserError(f"{data_dir}/{config.split} has unlabelled images; nmi needs labels")
-        k = config.k or int(labels.max()) + 1
-        if k > len(dataset):
-            raise UserError(f"nmi: k={k} clusters need at least as many images; "
-                            f"{data_dir}/{config.split} has {len(dataset)}")
         feats = frozen_features(model, dataset, layers, use_cache=config.fast,
                                 batch_size=config.batch_size, device=device, progress=progress,
                                 pipeline=config.input_pipeline)

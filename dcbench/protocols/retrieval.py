@@ -149,6 +149,19 @@ def query_outcomes(layer: str, dataset: str, sets: RetrievalSet, metrics: dict[s
                         dataset=dataset)
 
 
+def _sets(data_dir: str | Path, config: RetrievalConfig
+          ) -> tuple[dict[str, str], dict[str, RetrievalSet]]:
+    """(dataset -> the dataset whitening it, dataset -> its `RetrievalSet`) of a run,
+    refused when a size is out of range or a folder is missing."""
+    if config.image_size < 32 or config.levels < 1 or config.pca_dims < 1:
+        raise UserError("retrieval needs image_size >= 32, levels >= 1 and pca_dims >= 1")
+    root = Path(data_dir).expanduser()
+    sources = {d: OTHER[d] if config.pca_source == "other" else d for d in config.datasets}
+    sets = {d: RetrievalSet(find_folder(root, d))  # sorted: the same first refusal always
+            for d in sorted({*config.datasets, *sources.values()})}
+    return sources, sets
+
+
 @register_protocol("retrieval")
 class Retrieval(Protocol):
     """Oxford5k / Paris6k R-MAC retrieval mAP on the last conv block (ECCV Table 5)."""
@@ -158,16 +171,16 @@ class Retrieval(Protocol):
     SCHEDULES = {"published": {}, "smoke": {"image_size": 160}}
     summary = "Oxford5k/Paris6k instance retrieval: R-MAC (L=3, 1024 px), PCA-whitened, mAP"
 
+    def check_data(self, data_dir: str | Path, config: RetrievalConfig) -> None:
+        """The sizes, and every dataset folder the run reads (its own and the whitening's),
+        with its ground truth."""
+        _sets(data_dir, config)
+
     def run(self, model: Backbone, data_dir: str | Path, config: RetrievalConfig, *,
             run_id: str, device: str, progress: bool, work_dir: Path | None) -> list[Result]:
         """Describe both datasets' images and queries, whiten, rank, score (Oxford AP)."""
-        if config.image_size < 32 or config.levels < 1 or config.pca_dims < 1:
-            raise UserError("retrieval needs image_size >= 32, levels >= 1 and pca_dims >= 1")
+        sources, sets = _sets(data_dir, config)
         model.check_layers([config.layer])
-        root = Path(data_dir).expanduser()
-        sources = {d: OTHER[d] if config.pca_source == "other" else d for d in config.datasets}
-        sets = {d: RetrievalSet(find_folder(root, d)) for d in {*config.datasets,
-                                                               *sources.values()}}
         model.to(device).eval()
         pipeline = resolve_input_pipeline(config.input_pipeline, device, gpu_path=False)
         transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True),

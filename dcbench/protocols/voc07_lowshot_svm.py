@@ -38,7 +38,7 @@ import numpy as np
 from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, MAX_WORKERS, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
-from dcbench.data.voc import VOC_CLASSES
+from dcbench.data.voc import VOC_CLASSES, VOCClassification
 from dcbench.engine.resumable import ResultJournal
 from dcbench.engine.resumable import status as log
 from dcbench.protocols.base import (
@@ -54,10 +54,16 @@ from dcbench.protocols.svm.core import (
     SVMSettings,
     class_aps,
     fit_fixed,
-    iter_fits,
     l2_normalize,
+    shared_fits,
 )
-from dcbench.protocols.svm.lowshot import draw_lowshot, draw_targets, load_draws, save_draws
+from dcbench.protocols.svm.lowshot import (
+    draw_lowshot,
+    draw_targets,
+    feasible_shots,
+    load_draws,
+    save_draws,
+)
 from dcbench.protocols.svm.outcomes import class_scores, svm_outcomes
 from dcbench.protocols.svm.voc_features import svm_run_inputs
 
@@ -129,7 +135,7 @@ def lowshot_fits(x_train: np.ndarray, targets: np.ndarray, x_test: np.ndarray,
         out = []
         for cost in settings.costs:
             fixed = dataclasses.replace(settings, costs=(cost,))
-            fits = dict(iter_fits(x_train, targets, fixed, jobs=jobs))
+            fits = shared_fits(x_train, targets, fixed, jobs=jobs)
             out.append((class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"],
                         class_scores(fits, x_test), [cost] * len(VOC_CLASSES)))
         return out
@@ -137,7 +143,7 @@ def lowshot_fits(x_train: np.ndarray, targets: np.ndarray, x_test: np.ndarray,
         settings = dataclasses.replace(settings, costs=(single_shot_cost,))
     else:
         settings = dataclasses.replace(settings, folds=min(settings.folds, k))
-    fits = dict(iter_fits(x_train, targets, settings, jobs=jobs))
+    fits = shared_fits(x_train, targets, settings, jobs=jobs)
     return [(class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"],
              class_scores(fits, x_test), [fits[c].cost for c in range(len(VOC_CLASSES))])]
 
@@ -149,6 +155,10 @@ def refit_scores(x_train: np.ndarray, targets: np.ndarray, x_test: np.ndarray,
     fits = {c: fit_fixed(x_train[targets[:, c] != 0], targets[targets[:, c] != 0, c],
                          float(cost), settings) for c, cost in enumerate(costs)}
     return class_scores(fits, x_test)
+
+
+_NO_K = ("{name}: no k in shots={shots} can be drawn (a class has fewer images, or the samples "
+         "file lacks it)")
 
 
 @register_protocol("voc07-lowshot-svm")
@@ -165,6 +175,18 @@ class VOC07LowShotSVM(Protocol):
     SCHEDULES = {"published": {},
                  "smoke": {"shots": [1, 2], "samples": 2, "costs": [0.1, 1.0, 10.0], "jobs": 1}}
     summary = "VOC2007 low-shot linear SVMs (k = 1..96 positives, 5 samples), test mAP"
+
+    def check_data(self, data_dir: str | Path, config: VOC07LowShotSVMConfig) -> None:
+        """A k of `shots` every class can fill: in the samples file when given, else in the
+        VOC2007 trainval annotations (images that do not decode are found by the run)."""
+        if config.samples_file:
+            draws = load_draws(Path(config.samples_file), VOC_CLASSES)
+            shots = [k for k in config.shots if all(k in d for d in draws)]
+        else:
+            shots = feasible_shots(VOCClassification(data_dir, 2007, "trainval").labels,
+                                   config.shots)
+        if not shots:
+            raise UserError(_NO_K.format(name=self.name, shots=config.shots))
 
     def run(self, model: Backbone, data_dir: str | Path, config: VOC07LowShotSVMConfig, *,
             run_id: str, device: str, progress: bool,
@@ -196,8 +218,7 @@ class VOC07LowShotSVM(Protocol):
             x_test = l2_normalize(test.features[layer])
             shots = [k for k in config.shots if all(k in d for d in draws)]
             if not shots:
-                raise UserError(f"{self.name}: no k in shots={config.shots} can be drawn "
-                                "(a class has fewer images, or the samples file lacks it)")
+                raise UserError(_NO_K.format(name=self.name, shots=config.shots))
             for k in shots:
                 per_sample, scores = [], []
                 for s, draw in enumerate(draws):

@@ -46,8 +46,8 @@ from dcbench.protocols.svm.core import (
     COST_LISTS,
     ClassFit,
     class_aps,
-    iter_fits,
     l2_normalize,
+    shared_fits,
     train_targets,
 )
 from dcbench.protocols.svm.outcomes import class_scores, svm_outcomes
@@ -109,9 +109,10 @@ class VOC07SVM(Protocol):
             fits = {c: ClassFit.from_record(r) for c in range(len(VOC_CLASSES))
                     if (r := journal.get(f"{layer}/{c}")) is not None}
             todo = [c for c in range(len(VOC_CLASSES)) if c not in fits]
-            for c, fit in iter_fits(x_train, targets, settings, classes=todo, jobs=config.jobs):
-                journal.record(f"{layer}/{c}", fit.to_record())
-                fits[c] = fit
+            fits.update(shared_fits(
+                x_train, targets, settings, classes=todo, jobs=config.jobs,
+                record=lambda c, fit, layer=layer: journal.record(f"{layer}/{c}",
+                                                                  fit.to_record())))
             x_test = l2_normalize(test.features[layer])
             metrics = class_aps(fits, x_test, test.labels, VOC_CLASSES)
             self.keep_outcomes([svm_outcomes(layer, test.paths, test.labels,

@@ -64,6 +64,7 @@ class TopActivations:
     indices: np.ndarray  # (len(channels), top)
     scores: np.ndarray  # (len(channels), top)
     skipped: int
+    pipeline: str = "cpu"  # the input pipeline that read the images (`TapStats.pipeline`)
 
 
 def find_top_activations(
@@ -91,7 +92,8 @@ def find_top_activations(
                       pick_indices(len(dataset), max_images), batch_size, device, pipeline)
     rows = top_images(stats.values, chosen, top)
     scores = np.take_along_axis(stats.values[:, chosen].numpy().T, rows, axis=1)
-    return TopActivations(layer, chosen, stats.indices[rows], scores, stats.skipped)
+    return TopActivations(layer, chosen, stats.indices[rows], scores, stats.skipped,
+                          stats.pipeline)
 
 
 def activations_image(

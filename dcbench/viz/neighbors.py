@@ -55,11 +55,13 @@ class NeighborPanel:
 
 @dataclass
 class NeighborResult:
-    """The queries, each model's panel, and how many images were skipped."""
+    """The queries, each model's panel, how many images were skipped, and the input
+    pipeline that read them (`TapStats.pipeline`; every model's pass reads the same way)."""
 
     queries: np.ndarray
     panels: list[NeighborPanel] = field(default_factory=list)
     skipped: int = 0
+    pipeline: str = "cpu"
 
 
 def find_neighbors(
@@ -101,6 +103,7 @@ def find_neighbors(
         stats = tap_stats(model, dataset, layer, pooled_l2(grid), base, batch_size, device,
                            pipeline)
         result.skipped = max(result.skipped, stats.skipped)
+        result.pipeline = stats.pipeline
         row_of = {int(i): r for r, i in enumerate(stats.indices)}
         missing = [int(q) for q in queries if int(q) not in row_of]
         if missing:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from dcbench.core.errors import UserError
 from dcbench.data.folders import DecodeReport, ImageFolderDataset
-from dcbench.data.pipeline import image_loader, resolve_input_pipeline
+from dcbench.data.pipeline import describe_loader, image_loader, resolve_input_pipeline
 from dcbench.data.transforms import center_crop
 from dcbench.engine.inference import inference_batches
 from dcbench.models.backbone import Backbone
@@ -51,11 +51,14 @@ def pick_indices(n: int, limit: int | None) -> np.ndarray:
 
 @dataclass
 class TapStats:
-    """`values[i]` is the statistic of dataset image `indices[i]` (decodable images only)."""
+    """`values[i]` is the statistic of dataset image `indices[i]` (decodable images only);
+    `pipeline` the backend that read them (`dali` or `cpu`: `data.pipeline.describe_loader`,
+    so an `auto` or a `dali` request that fell back to PIL says `cpu`)."""
 
     values: torch.Tensor
     indices: np.ndarray
     skipped: int
+    pipeline: str
 
 
 def tap_stats(
@@ -86,7 +89,8 @@ def tap_stats(
         kept.append(batch.indices.numpy())
     if not values:
         raise UserError(f"no decodable images among the {len(chosen)} requested")
-    return TapStats(torch.cat(values), np.concatenate(kept), report.count)
+    return TapStats(torch.cat(values), np.concatenate(kept), report.count,
+                    describe_loader(loader))
 
 
 def spatial_mean(tap: torch.Tensor) -> torch.Tensor:

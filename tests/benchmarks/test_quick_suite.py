@@ -37,9 +37,11 @@ def test_quick_compute_benchmarks(tmp_path: Path, capsys: pytest.CaptureFixture[
     knn = rows[0]
     assert knn["notes"].endswith("neighbour agreement 1.0000")  # both searches are exact
     peak_rows = [r for r in rows if r["baseline_name"] == "matmul-peak bound"]
-    # a fraction of the measured matmul peak: far above 1 would mean a wrong FLOP count (the
-    # peak is timed once, so a busy core during it lowers the bound: 1.51 was seen under load)
-    assert len(peak_rows) == 2 and all(0 < r["ratio"] < 3 for r in peak_rows)
+    # a fraction of the measured matmul peak: far above 1 would mean a wrong FLOP count (a
+    # FLOP-count slip is off by the spatial size or the batch: 100x and more). The peak is
+    # timed once, so a busy core during it lowers the bound: 1.51 was seen at load 15 and
+    # the suite failed once at < 3 with 5 other jobs running, so the bound is 10
+    assert len(peak_rows) == 2 and all(0 < r["ratio"] < 10 for r in peak_rows)
     assert 0 < rows[-1]["dcbench"] < 100  # clustering share, percent
     assert table.startswith("Machine: ") and table.count("\n| knn_graph |") == 1
 

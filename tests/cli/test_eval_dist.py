@@ -19,6 +19,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,12 @@ import pytest
 from dcbench.cli.entry import main
 from dcbench.core.outcomes import OUTCOMES_FILE, read_outcomes
 from dcbench.data.dali_pipeline import dali_available
+from dcbench.data.planned_images import PlannedImages, sniff_jpeg
+from dcbench.data.synthetic_jpeg import add_bad_files, make_jpeg_folder
 from dcbench.data.synthetic_retrieval import write_retrieval_set
 from dcbench.leaderboards.paired import paired_delta
+
+from .eval_dist_worker import record_reads
 
 WORKER = Path(__file__).with_name("eval_dist_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,8 +55,9 @@ def _argv(protocol: str, data: Path, *extra: str) -> list[str]:
 
 
 def launch(commands: list[list[str]], tmp: Path, nproc: int = 2, fault: str | None = None,
-           timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run `commands` on `nproc` torchrun processes (gloo, one thread each)."""
+           timeout: float = 240, reads: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `commands` on `nproc` torchrun processes (gloo, one thread each); with `reads`,
+    through the worker, which writes each rank's DALI image reads there."""
     spec = tmp / f"commands-{len(list(tmp.glob('commands-*')))}.json"
     spec.write_text(json.dumps(commands))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -61,7 +67,8 @@ def launch(commands: list[list[str]], tmp: Path, nproc: int = 2, fault: str | No
     if fault:
         env["DCBENCH_FAULT"] = fault
     # one command: the README's form (`torchrun ... -m dcbench eval ...`); several: the worker
-    target = ["-m", "dcbench", *commands[0]] if len(commands) == 1 else [str(WORKER), str(spec)]
+    target = ["-m", "dcbench", *commands[0]] if len(commands) == 1 and reads is None else \
+        [str(WORKER), str(spec), *([str(reads)] if reads is not None else [])]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={nproc}", *target]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
@@ -141,10 +148,14 @@ def test_classification_feature_protocols_and_fast_linear_match_one_process(
 
 
 def test_voc_svms_match_one_process(voc_set: Path, tmp_path: Path) -> None:
-    """voc07-svm, voc07-lowshot-svm: sharded features, the SVMs on every rank."""
-    _compare({"voc07-svm": _argv("voc07-svm", voc_set, "--layers", "conv5"),
-              "voc07-lowshot-svm": _argv("voc07-lowshot-svm", voc_set, "--layers", "conv5")},
-             tmp_path)
+    """voc07-svm, voc07-lowshot-svm: sharded features, the SVMs on every rank; voc07-svm
+    also through DALI (CPU backend) when installed: each rank squashes its shard with the
+    two DALI resize stages, and the rows equal the one-process DALI run's."""
+    cases = {"voc07-svm": _argv("voc07-svm", voc_set, "--layers", "conv5"),
+             "voc07-lowshot-svm": _argv("voc07-lowshot-svm", voc_set, "--layers", "conv5")}
+    if dali_available():
+        cases["voc07-svm-dali"] = [*cases["voc07-svm"], "--set", "input_pipeline=dali"]
+    _compare(cases, tmp_path)
 
 
 def test_retrieval_matches_one_process(ret_set: Path, tmp_path: Path) -> None:
@@ -235,6 +246,57 @@ def test_low_shot_and_mlp_train_on_two_processes(cls_set: Path, tmp_path: Path) 
     _train_both({"low-shot": _argv("low-shot", cls_set, *[w for o in short
                                                           for w in ("--set", o)]),
                  "mlp": _argv("mlp", cls_set, "--fast", "--set", "epochs=2")}, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def jpeg_cls_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train/ (4 classes x 9 JPEGs, some progressive, CMYK, EXIF-rotated, + the 9 bad and
+    awkward files of `add_bad_files` in c01) and val/ (4 x 3 JPEGs)."""
+    root = tmp_path_factory.mktemp("jpeg_cls") / "set"
+    make_jpeg_folder(root / "train", n_classes=4, per_class=9, sizes="small", seed=5,
+                     progressive=0.3, cmyk=0.1, rotated=0.2)
+    add_bad_files(root / "train" / "c01")
+    make_jpeg_folder(root / "val", n_classes=4, per_class=3, sizes="small", seed=6,
+                     progressive=0.3, cmyk=0.1, rotated=0.2)
+    return root
+
+
+def test_low_shot_through_dali_on_two_processes_reads_every_image_once(
+        jpeg_cls_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """low-shot with `input_pipeline=dali` (DALI's CPU backend) on a JPEG set: the rows have
+    the one-process keys and range (as the PIL test above: crops and BN statistics are per
+    rank), and the two ranks together read every file exactly as often as one process does
+    (each stream batch split between the ranks, each held-out and val image read by one
+    rank); the JPEGs DALI decodes as PIL does went through DALI on both ranks, the others
+    (CMYK, PNG, broken files: `sniff_jpeg` says None) through the PIL fallback."""
+    pytest.importorskip("nvidia.dali")
+    short = [f"{k}={v}" for k, v in (("draws", 1), ("shots", "[2]"), ("iterations", 6),
+                                     ("eval_every", 3), ("batch_size", 8),
+                                     ("inits", "[pretrained]"), ("input_pipeline", "dali"))]
+    argv = _argv("low-shot", jpeg_cls_set, *[w for o in short for w in ("--set", o)])
+    one: list[list] = []
+    monkeypatch.setattr(PlannedImages, "__getitem__", record_reads(one))
+    assert main(_argv_out(argv, tmp_path / "one")) == 0
+    reads = tmp_path / "reads"
+    reads.mkdir()
+    result = launch([_argv_out(argv, tmp_path / "two")], tmp_path, reads=reads)
+    assert result.returncode == 0, result.stderr[-6000:]
+    ranks = [json.loads((reads / f"rank-{r}.json").read_text()) for r in (0, 1)]
+
+    def per_file(records: list[list]) -> Counter[str]:
+        return Counter(path for path, _ in records)
+
+    assert all(ranks) and per_file(ranks[0]) + per_file(ranks[1]) == per_file(one)
+    val = {str(p) for p in (jpeg_cls_set / "val").rglob("*.JPEG")}
+    assert len(val) == 12 and val <= per_file(one).keys()  # the val pass read all of them
+    dali_files = {p for p in per_file(one) if sniff_jpeg(Path(p).read_bytes()) is not None}
+    assert len(dali_files) >= 12
+    for records in (one, *ranks):
+        assert {p for p, through_dali in records if through_dali} <= dali_files
+        assert all(through_dali == (p in dali_files) for p, through_dali in records)
+    assert json.loads((tmp_path / "two" / "run.json").read_text())["input_pipeline"] == "dali"
+    rows_one, rows_two = _rows(tmp_path / "one"), _rows(tmp_path / "two")
+    assert rows_one.keys() == rows_two.keys() and all(0 <= v <= 100 for v in rows_two.values())
 
 
 def test_voc_fine_tunes_on_two_processes(voc_set: Path, tmp_path: Path) -> None:

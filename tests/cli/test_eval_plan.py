@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from dcbench.cli.entry import main
 
 MODEL = "arch:alexnet_small?sobel=1"
@@ -18,6 +20,9 @@ def test_dry_run_prints_plan_estimate_and_quick_forms(cls_data, tmp_path, capsys
     err = capsys.readouterr().err
     assert rc == 0
     assert "plan: linear-conv, schedule published" in err
+    # which backend `auto` picks here, and why (this CLI run is on the CPU)
+    assert "  input pipeline: cpu (PIL in loader workers; auto: cpu is not a CUDA device (" \
+        in err.splitlines()[err.splitlines().index("plan: linear-conv, schedule published") + 1]
     # one pass per epoch: 90 x (64 train + (held-out + 24 val) x 10 crops)
     held = round(64 * 0.05)
     assert f"one pass (selection + final heads): 90 x {64 + (held + 24) * 10:,} images" in err
@@ -49,3 +54,11 @@ def test_quicker_forms_are_only_shown_when_they_are_quicker(cls_data, capsys):
                  "--no-store", "--dry-run"]) == 0
     err = capsys.readouterr().err
     assert "features: 1 x 24 images (val)" in err and "quicker" not in err
+
+
+def test_the_plan_names_a_set_input_pipeline(cls_data, capsys):
+    pytest.importorskip("nvidia.dali")
+    assert main(["eval", "--protocol", "nmi", "--model", MODEL, "--data", str(cls_data),
+                 "--no-store", "--dry-run", "--set", "input_pipeline=dali"]) == 0
+    assert "  input pipeline: dali (NVIDIA DALI; set: input_pipeline=dali; " \
+        in capsys.readouterr().err

@@ -22,6 +22,7 @@ def joint(*geometry: v2.Transform) -> v2.Compose:
     (v2.RandomHorizontalFlip(),),
     (v2.RandomResizedCrop(24, scale=(0.1, 0.6)), v2.RandomHorizontalFlip()),
     (v2.Resize(40), v2.RandomCrop(32), v2.RandomHorizontalFlip()),
+    (v2.Resize(45), v2.Resize((32, 32)), v2.RandomHorizontalFlip()),  # two resizes, chained
 ])
 def test_masks_move_as_the_joint_v2_transform_moves_them(geometry) -> None:
     """Same seed: the plan draws the v2 transform's geometry, and the mask moved by the draws

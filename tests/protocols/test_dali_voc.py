@@ -19,10 +19,11 @@ from dcbench.cli.entry import main
 from dcbench.data.dali_pipeline import DaliLoader
 from dcbench.data.decode import decode_image
 from dcbench.data.pipeline import describe_loader, target_loader
+from dcbench.data.synthetic import make_voc_set
 from dcbench.data.voc import VOCDetection
 from dcbench.protocols.voc.finetune_base import epoch_batches
 from dcbench.protocols.voc07_det import DetectionItems, collate_detection
-from tests.data.test_dali_targets import bad_voc  # noqa: F401 (a fixture)
+from tests.data.test_dali_targets import bad_voc, spoil_voc  # noqa: F401 (a fixture)
 
 pytest.importorskip("nvidia.dali")
 
@@ -141,4 +142,47 @@ def test_smoke_runs_through_dali_next_to_the_pil_run(
     losses = [json.loads((tmp_path / p / "log.jsonl").read_text().splitlines()[-1])["loss"]
               for p in ("cpu", "dali")]
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    assert abs(pil[headline] - dali[headline]) <= 2.0, (pil[headline], dali[headline])
+
+
+@pytest.fixture(scope="module")
+def svm_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic VOCdevkit big enough for the SVMs, whose first VOC2007 training images
+    are empty, corrupt, truncated, CMYK, a PNG named .jpg, grey, EXIF-rotated and -mirrored."""
+    root = make_voc_set(tmp_path_factory.mktemp("svm") / "set", n_train=16, n_val=16,
+                        n_test=24, size=96, seed=0)
+    folder = root / "VOCdevkit" / "VOC2007"
+    ids = (folder / "ImageSets" / "Main" / "train.txt").read_text().split()
+    spoil_voc(folder, ids[:8])
+    return root
+
+
+@pytest.mark.parametrize(("protocol", "headline", "settings"), [
+    ("voc07-svm", ("test", "map"), ()),
+    ("voc07-lowshot-svm", ("test", "map_mean"), ("shots=[1]",)),
+])
+def test_svm_features_squash_through_dali_next_to_the_pil_run(
+        svm_voc: Path, tmp_path: Path, dali_batches: list[int],
+        capsys: pytest.CaptureFixture[str], protocol: str, headline: tuple[str, str],
+        settings: tuple[str, ...]) -> None:
+    """The default SVM features (resize_short 256: Resize(short side) then the square
+    squash) go through DALI's two resize stages: every decodable trainval and test image
+    once, the same skipped-file report, and an mAP next to the PIL run's."""
+    extra = [w for s in ("layers=[conv5]", *settings) for w in ("--set", s)]
+    skipped, rows = {}, {}
+    for pipeline in ("cpu", "dali"):
+        capsys.readouterr()
+        rows[pipeline] = _eval(svm_voc, tmp_path / pipeline, protocol, pipeline, *extra)
+        err = capsys.readouterr().err
+        skipped[pipeline] = err[err.index("skipped "):].splitlines()[0]
+        if pipeline == "cpu":
+            assert dali_batches == []
+    pil, dali = rows["cpu"], rows["dali"]
+    assert skipped["cpu"] == skipped["dali"] and skipped["cpu"].startswith("skipped ")
+    # DALI decodes every image but the skipped ones and the two the sniff sends to PIL
+    # (CMYK, the PNG named .jpg), once
+    n_skipped = int(skipped["cpu"].split()[1])  # 0-byte, corrupt (and truncated: PIL's call)
+    assert sum(dali_batches) == 32 + 24 - n_skipped - 2  # every other trainval + test image
+    assert pil.keys() == dali.keys()
+    # pixels within ~0.2 grey levels: the same SVMs up to a few tenths of mAP
     assert abs(pil[headline] - dali[headline]) <= 2.0, (pil[headline], dali[headline])

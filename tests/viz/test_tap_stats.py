@@ -40,6 +40,7 @@ def test_tap_stats_through_dali_match_the_pil_path(jpegs: Path,
     stats = {p: tap_stats(model, dataset, "conv3", spatial_mean, chosen, 8, pipeline=p)
              for p in ("cpu", "dali")}
     assert seen  # the dali run went through DALI
+    assert stats["cpu"].pipeline == "cpu" and stats["dali"].pipeline == "dali"
     assert np.array_equal(stats["cpu"].indices, stats["dali"].indices)
     assert stats["cpu"].skipped == stats["dali"].skipped > 0
     # ~0.1 grey level of pixel difference: the channel means move by far less than they vary
@@ -67,4 +68,21 @@ def test_viz_neighbors_cli_reads_through_dali(jpegs: Path, tmp_path: Path,
     assert main(["viz", "neighbors", "--model", "random-alexnet_small-sobel", "--data",
                  str(jpegs), "--k", "2", "--query-indices", "0,7", "--input-pipeline", "dali",
                  "--out", str(out)]) == 0
-    assert out.is_file() and "undecodable" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert out.is_file() and "undecodable" in err
+    assert "input pipeline dali (DALI; requested dali, device cpu)" in err.splitlines()
+
+
+def test_viz_activations_says_which_pipeline_read_the_images(
+        jpegs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`auto` on a CPU machine reads with PIL (DALI is for CUDA), and the line says so;
+    `cpu` is PIL too. One stderr line per run, before the PNG is written."""
+    for request in ("auto", "cpu"):
+        out = tmp_path / f"top-{request}.png"
+        assert main(["viz", "activations", "--model", "random-alexnet_small-sobel", "--data",
+                     str(jpegs), "--layer", "conv2", "--top", "2", "--channels", "0,1",
+                     "--input-pipeline", request, "--out", str(out)]) == 0
+        lines = [ln for ln in capsys.readouterr().err.splitlines()
+                 if ln.startswith("input pipeline ")]
+        assert out.is_file()
+        assert lines == [f"input pipeline cpu (PIL; requested {request}, device cpu)"]

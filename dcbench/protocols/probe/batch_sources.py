@@ -38,6 +38,14 @@ def epoch_generator(seed: int, *parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+def _to_device(x: torch.Tensor, device: str) -> torch.Tensor:
+    """A host tensor on `device` without waiting for the device's queue: a blocking
+    host-to-GPU copy synchronises the stream, i.e. once per batch and layer it would wait
+    for every head step queued before it (a pageable source is staged by CUDA at once, so
+    the copy is safe)."""
+    return x.to(device, non_blocking=True)
+
+
 class TensorSource:
     """Batches from cached pooled features (`FeatureSet` per layer, rows aligned)."""
 
@@ -60,7 +68,7 @@ class TensorSource:
                             dtype=torch.long)
 
     def _take(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {k: v[rows].to(self.device) for k, v in self.features.items()}
+        return {k: _to_device(v[rows], self.device) for k, v in self.features.items()}
 
     def train_batches(self, positions: np.ndarray | None, epoch: int, seed: int,
                       batch_size: int, *, with_positions: bool = False) -> Iterator[Any]:
@@ -74,7 +82,7 @@ class TensorSource:
             if info.active:  # this rank's slice of the global batch
                 first, stop = shard(chunk.numel(), info)
                 chunk = chunk[first:stop]
-            batch = (self._take(chunk), self.labels[chunk].to(self.device))
+            batch = (self._take(chunk), _to_device(self.labels[chunk], self.device))
             yield (*batch, self.positions[chunk]) if with_positions else batch
 
     def eval_batches(self, positions: np.ndarray | None, batch_size: int = 1024
@@ -83,7 +91,7 @@ class TensorSource:
         rows = torch.from_numpy(shard_positions(self.rows(positions).numpy()))
         for start in range(0, rows.numel(), batch_size):
             chunk = rows[start:start + batch_size]
-            yield self._take(chunk), self.labels[chunk].to(self.device), 1
+            yield self._take(chunk), _to_device(self.labels[chunk], self.device), 1
 
 
 class ImageSource:
@@ -149,7 +157,7 @@ class ImageSource:
             for batch, pooled in inference_batches(loader, self._pooled, device=self.device,
                                                    dataset=self.train_set, report=self.report,
                                                    keep_empty=info.active):
-                labels = batch.labels.to(self.device)
+                labels = _to_device(batch.labels, self.device)
                 pooled = {} if pooled is None else pooled
                 yield (pooled, labels, batch.indices) if with_positions else (pooled, labels)
 
@@ -164,4 +172,4 @@ class ImageSource:
         for batch, pooled in inference_batches(loader, self._pooled, device=self.device,
                                                progress=self.progress, desc="evaluate",
                                                total=len(dataset)):
-            yield pooled, batch.labels.to(self.device), self.eval_crops
+            yield pooled, _to_device(batch.labels, self.device), self.eval_crops

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torchvision.transforms import v2
 
@@ -30,6 +31,7 @@ from dcbench.protocols.probe.selection import (
     FitSettings,
     LayerOutcome,
     Source,
+    heldout_split,
 )
 from dcbench.protocols.probe.splits import Sizes, Splits, load_splits, with_transform
 
@@ -181,6 +183,14 @@ def outcome_rows(info: RunInfo, outcomes: dict[str, LayerOutcome], work_dir: Pat
     if work_dir is not None:
         write_json(work_dir / "selection.json", record)
     return rows
+
+
+def check_probe_data(data_dir: str | Path, cfg: FrozenProbeConfig) -> None:
+    """`Protocol.check_data` of the frozen probes (linear-conv, mlp): the settings, the
+    splits, and a held-out part for the selection, from the listings alone."""
+    check_config(cfg)
+    splits = load_splits(data_dir, cfg.eval_split)
+    heldout_split(np.asarray(splits.train.targets), cfg.heldout_fraction, cfg.seed)
 
 
 def prepare(model: Backbone, data_dir: str | Path, cfg: FrozenProbeConfig, device: str

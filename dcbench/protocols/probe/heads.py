@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dcbench.core.dist_eval import broadcast_buffers, sum_over_ranks, sync_gradients
+from dcbench.core.dist_eval import sum_over_ranks, sync_gradient_groups
 from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line
 from dcbench.core.progress import progress_bar
@@ -116,47 +116,59 @@ class ProbeSet(nn.Module):
             self.schedulers[h.name] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
     def train_step(self, feats: dict[str, torch.Tensor], labels: torch.Tensor,
-                   rows: Mapping[str, torch.Tensor] | None = None) -> float:
-        """One SGD step for every head; returns the mean loss over the heads that stepped.
+                   rows: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """One SGD step for every head; returns the mean loss over the heads that stepped, as
+        a 0-dim float64 tensor that is not read here (one process: on the features' device,
+        so a step never waits for the device; the caller reads it once per epoch).
 
         `rows[name]` (a bool mask over the batch) restricts a head to those rows: it sees only
         them (forward, loss mean, BatchNorm statistics), so the other rows cannot reach its
-        parameters. A head with no row in the (global) batch takes no SGD step; a masked one
-        still advances its LR schedule: schedules count the iterations of the pass (one-pass
-        selection, see probe/one_pass.py).
+        parameters. A mask on the CPU costs no device sync (its row count is known on the
+        host); one on the device costs one per distinct mask. A head with no row in the
+        (global) batch takes no SGD step; a masked one still advances its LR schedule:
+        schedules count the iterations of the pass (one-pass selection, see
+        probe/one_pass.py).
 
         Under torchrun `feats`/`labels` are this rank's slice of the global batch (maybe
-        empty) and `sync_step` turns the gradients into the global batch's: every rank calls
-        it for every head, whatever its own slice holds."""
+        empty): every head's forward and backward run first, then `sync_heads` turns every
+        gradient into the global batch's in one collective, whatever this rank's slice holds.
+        """
         self.train()
-        losses = []
-        masked: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        groups = []
+        picked: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
+        masked: dict[tuple[str, int], torch.Tensor] = {}
         for name, head in self.heads.items():
             layer = self.specs[name].layer
-            x, y = feats.get(layer), labels
+            x, y, n = feats.get(layer), labels, int(labels.numel())
             mask = rows.get(name) if rows is not None else None
-            if mask is not None and y.numel():
+            if mask is not None and n:
+                if id(mask) not in picked:  # heads sharing a mask share its rows
+                    picked[id(mask)] = _mask_rows(mask, labels)
+                index, y, n = picked[id(mask)]
                 key = (layer, id(mask))
-                if key not in masked:  # heads sharing a layer and a mask share the copy
-                    masked[key] = (x[mask], y[mask])
-                x, y = masked[key]
-            opt = self.optimizers[name]
-            opt.zero_grad(set_to_none=True)
+                if key not in masked:  # ... and, on one layer, the copy of those rows
+                    masked[key] = x.index_select(0, index)
+                x = masked[key]
+            self.optimizers[name].zero_grad(set_to_none=True)
             loss = None
-            if y.numel():
+            if n:
                 loss = nn.functional.cross_entropy(head(x), y)
                 loss.backward()
-            n_rows, value = sync_step(head, int(y.numel()), loss)
-            if not n_rows:  # no row of this global batch for this head: no step
-                if mask is not None:
+            groups.append((name, n, loss))
+        totals, values = sync_heads([self.heads[name] for name, _, _ in groups],
+                                    [(n, loss) for _, n, loss in groups])
+        stepped = []
+        for (name, _, _), total, value in zip(groups, totals, values, strict=True):
+            if not total:  # no row of this global batch for this head: no step
+                if rows is not None and rows.get(name) is not None:
                     with warnings.catch_warnings():  # "scheduler before optimizer": wanted
                         warnings.simplefilter("ignore", UserWarning)
                         self.schedulers[name].step()
                 continue
-            opt.step()
+            self.optimizers[name].step()
             self.schedulers[name].step()
-            losses.append(value)
-        return sum(losses) / max(len(losses), 1)
+            stepped.append(value)
+        return _mean(stepped, labels.device)
 
     @torch.no_grad()
     def logits(self, feats: dict[str, torch.Tensor], names: Iterable[str] | None = None
@@ -173,16 +185,52 @@ class ProbeSet(nn.Module):
                            schedulers=StateBundle(**self.schedulers))
 
 
-def sync_step(head: nn.Module, rows: int, loss: torch.Tensor | None) -> tuple[int, float]:
-    """The one distributed hook of probe training: after each rank's backward on its `rows`
-    rows, all-reduce the gradients (weighted by rows, so they are the global batch's mean
-    loss gradient, as DDP's average is for equal slices) and broadcast rank 0's BatchNorm
-    statistics (DDP's `broadcast_buffers`). Returns (global rows, global mean loss); in one
-    process (rows, loss) unchanged."""
-    value = float(loss.detach()) if loss is not None else 0.0
-    total, mean = sync_gradients(head.parameters(), rows, value)
-    broadcast_buffers(head)
-    return total, mean
+def sync_heads(heads: list[nn.Module], rows_losses: list[tuple[int, torch.Tensor | None]]
+               ) -> tuple[list[int], list[torch.Tensor | None]]:
+    """The one distributed hook of probe training, once per step for every head: after each
+    rank's backward of every head on its rows, all-reduce the gradients (weighted by rows,
+    so they are the global batch's mean loss gradient, as DDP's average is for equal
+    slices) and take rank 0's BatchNorm statistics (DDP's `broadcast_buffers`), all in one
+    collective and one host read (`core.dist_eval.sync_gradient_groups`). Returns per head
+    (global rows, global mean loss or None); in one process (rows, loss) unchanged, with no
+    collective and no host read."""
+    groups = [(list(head.parameters()), n, loss)
+              for head, (n, loss) in zip(heads, rows_losses, strict=True)]
+    buffers = [buf for head in heads for buf in head.buffers()]
+    return sync_gradient_groups(groups, buffers)
+
+
+def _to_host(scores: dict[str, torch.Tensor], labels: torch.Tensor
+             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Every head's scores and the labels on the CPU in one copy (one device sync a batch;
+    the top-k stays on the CPU, so its tie rule is the one-process CPU one everywhere)."""
+    parts = [*scores.values(), labels.to(torch.float64)]
+    flat = torch.cat([p.reshape(-1).to(torch.float64) for p in parts]).cpu()
+    out, offset = {}, 0
+    for name, value in scores.items():
+        out[name] = flat[offset:offset + value.numel()].view(value.shape).to(value.dtype)
+        offset += value.numel()
+    return out, flat[offset:].to(labels.dtype)
+
+
+def _mask_rows(mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(row index on the labels' device, the kept labels, their count) of a bool mask; a
+    host mask is resolved on the host, so the count needs no device sync."""
+    index = mask.nonzero().squeeze(1)
+    n = int(index.numel())
+    index = index.to(labels.device, non_blocking=True)
+    return index, labels.index_select(0, index), n
+
+
+def _mean(values: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Sum / count of 0-dim float64 tensors, added in order (Python's `sum` of their floats,
+    without reading them), where they are; 0 on `device` with none."""
+    if not values:
+        return torch.zeros((), dtype=torch.float64, device=device)
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total / len(values)
 
 
 @torch.no_grad()
@@ -201,11 +249,14 @@ def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], 
     total = 0
     num_classes = 0
     for feats, labels, n_crops in batches:
+        scores = {}
         for name, logits in probes.logits(feats, names).items():
             num_classes = logits.shape[1]
-            scores = logits if n_crops == 1 else average_crops(logits.view(-1, n_crops,
-                                                                           logits.shape[1]))
-            top = top_hits(scores.cpu(), labels.cpu(), 5)
+            scores[name] = logits if n_crops == 1 else average_crops(
+                logits.view(-1, n_crops, logits.shape[1]))
+        scores, labels = _to_host(scores, labels)  # one device read per batch, not per head
+        for name, head_scores in scores.items():
+            top = top_hits(head_scores, labels, 5)
             counts[name][1] += int(top[:, 0].sum())
             counts[name][5] += int(top.any(dim=1).sum())
             if hits is not None:
@@ -258,12 +309,14 @@ def train_phase(
         inject_fault("probe-epoch", epoch)  # crash tests of resume (no-op without the env)
         bar = progress_bar(batches_per_epoch, f"{phase} epoch {epoch + 1}/{epochs}",
                            unit="batch", enabled=progress)
-        losses = []
+        summed, steps = None, 0  # the step losses stay on the device: read once an epoch
         for batch in train_batches(epoch):  # (feats, labels) or (feats, labels, rows)
-            losses.append(probes.train_step(*batch))
+            step_loss = probes.train_step(*batch)
+            summed = step_loss if summed is None else summed + step_loss
+            steps += 1
             bar.update(1)
         bar.close()
-        loss = sum(losses) / max(len(losses), 1)
+        loss = float(summed) / steps if steps else 0.0
         metrics = evaluate_fn()
         for name, values in metrics.items():
             history[name].append(values)

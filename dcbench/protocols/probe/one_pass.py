@@ -64,10 +64,11 @@ def build_heads(layers: list[str], candidates: tuple[tuple[float, float], ...],
 def masked_batches(batches: Iterator[Any], heldout: torch.Tensor,
                    select_names: list[str]) -> Iterator[tuple[Any, torch.Tensor, dict]]:
     """(feats, labels, positions) -> (feats, labels, rows): the selection heads' mask keeps
-    the rows whose position is not held out (final heads get no mask: every row)."""
+    the rows whose position is not held out (final heads get no mask: every row). The mask
+    stays on the host (positions are host tensors), so `ProbeSet.train_step` knows its row
+    count without waiting for the device."""
     for feats, labels, positions in batches:
         keep = ~heldout[positions.long().cpu()]
-        keep = keep.to(labels.device)
         yield feats, labels, dict.fromkeys(select_names, keep)
 
 

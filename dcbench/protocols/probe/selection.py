@@ -276,6 +276,16 @@ def _iters_per_epoch(n: int, batch_size: int) -> int:
     return max(1, -(-n // batch_size))
 
 
+def heldout_split(labels: np.ndarray, fraction: float, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """`stratified_split`, refused when nothing can be held out (every class has one image)."""
+    train_pos, held_pos = stratified_split(labels, fraction, seed)
+    if held_pos.size == 0:
+        raise UserError("the training split is too small to hold out data for selection "
+                        "(every class has a single image)")
+    return train_pos, held_pos
+
+
 def select_and_fit(
     layers: list[str],
     make_head: Callable[[str], nn.Module],
@@ -291,8 +301,6 @@ def select_and_fit(
 ) -> dict[str, LayerOutcome]:
     """Hold out a seeded stratified `heldout_fraction` of the training positions (labels =
     `train_labels`), then `fit_with_selection`: the probes' one path from sources to outcomes."""
-    train_pos, held_pos = stratified_split(train_labels, heldout_fraction, settings.seed)
-    if held_pos.size == 0:
-        raise UserError("the training split is too small to hold out data for selection")
+    train_pos, held_pos = heldout_split(train_labels, heldout_fraction, settings.seed)
     return fit_with_selection(layers, make_head, train_source, val_source, train_pos, held_pos,
                               settings, device=device, work_dir=work_dir, progress=progress)

@@ -5,14 +5,15 @@ max_iter 2000, class_weight {+1: 2, -1: 1}) on per-sample L2-normalised features
 is chosen by k-fold cross-validation (sklearn `average_precision`) on the training set only,
 then the SVM is refitted on the whole training set with that cost. Test AP is the VOC
 all-point interpolated AP (FSSB/VISSL `get_precision_recall` + `calculate_ap`), with the
-"difficult" entries left out. Classes are trained in parallel with joblib.
+"difficult" entries left out. Classes are trained in parallel with joblib and, under
+torchrun, dealt over the processes (`shared_fits`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -20,6 +21,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.svm import LinearSVC
 
+from dcbench.core.dist_eval import check_all, gather_objects
+from dcbench.core.distributed import current
 from dcbench.core.errors import UserError, did_you_mean
 
 # The halving tail FSSB (and MMSelfSup) always append to the command-line cost list.
@@ -166,6 +169,38 @@ def iter_fits(features: np.ndarray, targets: np.ndarray, settings: SVMSettings, 
 
     fits = Parallel(n_jobs=jobs, return_as="generator")(delayed(one)(c) for c in classes)
     yield from zip(classes, fits, strict=True)
+
+
+def shared_fits(features: np.ndarray, targets: np.ndarray, settings: SVMSettings, *,
+                classes: Sequence[int] | None = None, jobs: int = 1,
+                record: Callable[[int, ClassFit], None] | None = None) -> dict[int, ClassFit]:
+    """`iter_fits` over the torchrun processes: the classes are independent, so rank r of N
+    fits `classes[r::N]` (one process: all of them) and every rank gets every fit
+    (`gather_objects`; each fit is computed once, on identical inputs, so the fits are
+    those of one process). Returns {class: fit} in `classes` order. `record(class, fit)`
+    sees each fit once on every rank: its own as they finish, the others after the gather
+    (the journal; only rank 0 writes). A rank that fails stops every rank (`check_all`)."""
+    info = current()
+    classes = list(range(targets.shape[1])) if classes is None else list(classes)
+    fits: dict[int, ClassFit] = {}
+    error = None
+    try:
+        for c, fit in iter_fits(features, targets, settings,
+                                classes=classes[info.rank::info.world_size], jobs=jobs):
+            fits[c] = fit
+            if record is not None:
+                record(c, fit)
+    except Exception as err:
+        error = err
+    check_all(error, info)
+    if info.active:
+        for part in gather_objects(fits, info):
+            for c, fit in part.items():
+                if c not in fits:
+                    fits[c] = fit
+                    if record is not None:
+                        record(c, fit)
+    return {c: fits[c] for c in classes}
 
 
 def evaluate_ap(fit: ClassFit, features: np.ndarray, labels: np.ndarray) -> float:

@@ -23,16 +23,23 @@ FORMAT_VERSION = 1
 Draws = list[dict[int, dict[str, dict[str, list[str]]]]]
 
 
+def feasible_shots(labels: np.ndarray, shots: Sequence[int]) -> list[int]:
+    """The k of `shots` every class can fill: k positives and (classes - 1) x k negatives
+    among `labels` ((N, classes) in {1, -1, 0 = difficult})."""
+    labels = np.asarray(labels)
+    n_classes = labels.shape[1]
+    positives, negatives = (labels == 1).sum(0), (labels == -1).sum(0)
+    return [int(k) for k in shots if k >= 1 and (positives >= k).all()
+            and (negatives >= (n_classes - 1) * k).all()]
+
+
 def draw_lowshot(labels: np.ndarray, ids: Sequence[str], classes: Sequence[str],
                  shots: Sequence[int], samples: int, seed: int) -> tuple[Draws, list[int]]:
     """Seeded draws; returns (draws, skipped k values that some class cannot fill)."""
     labels = np.asarray(labels)
     n_classes = len(classes)
-    feasible, skipped = [], []
-    for k in shots:
-        enough = all((labels[:, c] == 1).sum() >= k and (labels[:, c] == -1).sum()
-                     >= (n_classes - 1) * k for c in range(n_classes))
-        (feasible if enough and k >= 1 else skipped).append(int(k))
+    feasible = feasible_shots(labels, shots)
+    skipped = [int(k) for k in shots if int(k) not in feasible]
     draws: Draws = []
     for s in range(samples):
         per_k: dict[int, dict[str, dict[str, list[str]]]] = {}

@@ -38,3 +38,24 @@ def test_eval_batches_keep_the_given_order_one_view_each():
     batches = list(_source().eval_batches(np.array([9, 0, 1]), batch_size=2))
     assert [b[0]["x"][:, 0].tolist() for b in batches] == [[16.0, 0.0], [2.0]]
     assert all(n_crops == 1 for _, _, n_crops in batches)
+
+
+def test_batches_reach_the_device_without_a_blocking_copy(monkeypatch):
+    """Every host-to-device copy of a batch (features per layer, labels) is non-blocking: a
+    blocking one would wait for the heads' queued steps once per batch and layer on a GPU.
+    (`meta` stands in for the device.)"""
+    src = _source()
+    src.device = "meta"
+    calls = []
+    real = torch.Tensor.to
+
+    def to(self, *args, **kwargs):
+        calls.append(kwargs.get("non_blocking", False))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    train = list(src.train_batches(None, 0, 7, 4))
+    evals = list(src.eval_batches(None, 4))
+    monkeypatch.undo()
+    assert len(train) == len(evals) == 3 and train[0][0]["x"].device.type == "meta"
+    assert calls and all(calls)
