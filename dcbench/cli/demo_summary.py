@@ -145,9 +145,16 @@ def store_intervals(results: pd.DataFrame, refs: pd.DataFrame) -> Intervals:
                 return None
             runs.append(rows.iloc[-1])
         return run_test(index, runs[0]["run_id"], runs[1]["run_id"], runs[0]["split"], layer,
-                        metric)
+                        metric, dataset=dataset,
+                        seeds=tuple(_seed(r.get("seed")) for r in runs),
+                        models=tuple(r.get("model_sha256") or None for r in runs))
 
     return intervals
+
+
+def _seed(value: object) -> int | None:
+    """A row's seed as `OutcomeIndex.entry` takes it (None when the row has none)."""
+    return None if value is None or pd.isna(value) else int(value)
 
 
 def print_summary(store_path: str, sobel_run: Path, rgb_run: Path,

@@ -11,6 +11,9 @@ named `<entry>/<field>`, plus a JSON manifest in the file's metadata. Kinds:
 - `confusion`: `inter`, `pred`, `gt` int64 (N, C): per image and class the pixels both
   predicted and true, predicted, true; metric = 100 * mean IoU over defined classes.
 - `mean`: `values` float64 (N,); metric = 100 * mean (e.g. per-query AP of retrieval).
+- `multilabel-voc`: the arrays of `multilabel`, but each class AP is the VOC all-point
+  interpolated AP (precision made monotone from the right, ties in index order: the SVM
+  protocols' `svm.core.voc_ap`) instead of sklearn's.
 - `detection`: `npos` int32 (N, C), each image's non-difficult boxes per class, plus one
   record per ranked detection that the devkit counts (TP or FP; a hit on a difficult box is
   left out, as the devkit ignores it): `det_image` int32 (its image's row), `det_class`
@@ -18,6 +21,11 @@ named `<entry>/<field>`, plus a JSON manifest in the file's metadata. Kinds:
   class, then rank). Matching only involves one image, so the records are fixed under image
   resampling; metric = 100 * mean over classes of the AP recomputed from them, by the rule
   in `options` (`ap_method` 11point | all, `ap_thresholds` exact | devkit).
+
+A run that reports several datasets (retrieval: Oxford and Paris) or several models
+(low-shot: the checkpoint and its random-init baseline) under one (split, layer, metric)
+names them in `dataset` / `model_sha256` (None: the run's only one); `seed` is the seed of
+the rows the entry makes (one entry per seed where a run reports one value per seed).
 
 `listing` is the fingerprint of the evaluated dataset's file list (the feature cache's
 `dataset_fingerprint`): two entries pair only with the same listing and item count. Items
@@ -46,6 +54,7 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "multilabel": ("scores", "targets"),
     "confusion": ("inter", "pred", "gt"),
     "mean": ("values",),
+    "multilabel-voc": ("scores", "targets"),
     "detection": ("npos", "det_image", "det_class", "det_score", "det_tp"),
 }
 # per-record arrays (one row per record, not per item) of the kinds that have them
@@ -66,6 +75,8 @@ class ItemOutcomes:
     arrays: Mapping[str, np.ndarray]
     seed: int | None = None
     options: Mapping[str, str] = dataclasses.field(default_factory=dict)  # metric rule
+    dataset: str | None = None
+    model_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_FIELDS:
@@ -135,7 +146,10 @@ def to_bytes(entries: Sequence[ItemOutcomes]) -> bytes:
             tensors[f"{i}/{name}"] = np.ascontiguousarray(entry.arrays[name])
         manifest.append({"split": entry.split, "layer": entry.layer, "metric": entry.metric,
                          "kind": entry.kind, "listing": entry.listing, "seed": entry.seed,
-                         "n_items": entry.n_items})
+                         "n_items": entry.n_items,
+                         # only when set: files of single-dataset, single-model runs unchanged
+                         **{name: getattr(entry, name) for name in ("dataset", "model_sha256")
+                            if getattr(entry, name) is not None}})
         if entry.options:  # only kinds with a metric rule carry one (older bytes unchanged)
             manifest[-1]["options"] = dict(entry.options)
     # one metadata key: safetensors writes a metadata map in no fixed order
@@ -164,7 +178,8 @@ def read_outcomes(path: str | Path) -> list[ItemOutcomes]:
             arrays = {name: tensors[f"{i}/{name}"] for name in KIND_FIELDS[item["kind"]]}
             entries.append(ItemOutcomes(item["split"], item["layer"], item["metric"],
                                         item["kind"], item["listing"], arrays, item["seed"],
-                                        dict(item.get("options", {}))))
+                                        dict(item.get("options", {})), item.get("dataset"),
+                                        item.get("model_sha256")))
         return entries
     except (OSError, SafetensorError, ValueError, KeyError, TypeError) as err:
         raise UserError(f"{path} is not a dcbench per-item outcomes file ({err})") from err

@@ -11,6 +11,8 @@ Generator; the statistic is recomputed from the drawn items:
   second). The p-value is McNemar's exact test (two-sided binomial on the discordant items).
 - mAP (`multilabel`): each class's AP is recomputed on the resampled images (an image drawn
   w times counts w times, exactly as w copies would: ties grouped as sklearn's AP does).
+- VOC-interpolated mAP (`multilabel-voc`, the SVM protocols): the same, each item its own
+  threshold (ties in index order) and precision made monotone from the right before summing.
 - mIoU (`confusion`): the per-image intersection / predicted / true pixel counts are summed
   with the draw's weights and every class IoU recomputed.
 - `mean` (e.g. per-query AP): delta of the means.
@@ -38,6 +40,8 @@ RESAMPLES = 10_000
 SEED = 0
 LEVEL = 0.95
 CHUNK_CELLS = 1_000_000  # resamples x columns per chunk (8 MB float64 work arrays)
+# the mAP kinds: is each class AP VOC-interpolated (True) or sklearn's (False)
+AP_KINDS = {"multilabel": False, "multilabel-voc": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,10 +162,17 @@ class APLayout:
     starts: np.ndarray  # first segment column of each class that has segments
     classes: np.ndarray  # those classes
     n_classes: int
+    interpolated: bool = False  # VOC all-point AP: the precision envelope (`svm.core.voc_ap`)
 
     @classmethod
-    def build(cls, scores: np.ndarray, targets: np.ndarray) -> APLayout:
-        """The layout of (N, C) scores and targets (1 positive, 0 negative, -1 ignored)."""
+    def build(cls, scores: np.ndarray, targets: np.ndarray, interpolated: bool = False
+              ) -> APLayout:
+        """The layout of (N, C) scores and targets (1 positive, 0 negative, -1 ignored).
+
+        `interpolated`: the VOC rule of the SVM protocols: scores as they are, ranked in
+        index order on ties with every item its own threshold, and the precision envelope
+        (each precision replaced by the highest at or after it; only the positives' points
+        can be that highest, as a negative's precision is below its predecessor's)."""
         scores = np.asarray(scores, dtype=np.float64)
         targets = np.asarray(targets)
         rows_all, cols_all, rows_pos, cols_pos, starts, classes = [], [], [], [], [], []
@@ -171,10 +182,11 @@ class APLayout:
             y = targets[items, c] == 1
             if not y.any():
                 continue
-            s = scores[items, c] - 1e-5 * y
+            s = scores[items, c] - (0.0 if interpolated else 1e-5 * y)
             order = np.argsort(-s, kind="stable")
             items, y, s = items[order], y[order], s[order]
-            block = np.r_[0, np.cumsum(np.diff(s) != 0)]
+            block = (np.arange(len(s)) if interpolated
+                     else np.r_[0, np.cumsum(np.diff(s) != 0)])
             block_pos = np.bincount(block, weights=y, minlength=block[-1] + 1) > 0
             seen = np.cumsum(block_pos)  # positive blocks up to and including each block
             seg = np.where(block_pos, seen - 1, seen)[block]  # the segment each item ends in
@@ -195,7 +207,7 @@ class APLayout:
 
         return cls(indicator(rows_pos, cols_pos), indicator(rows_all, cols_all),
                    np.asarray(starts, np.int64), np.asarray(classes, np.int64),
-                   scores.shape[1])
+                   scores.shape[1], interpolated)
 
     def ap(self, weights: np.ndarray) -> np.ndarray:
         """(B, C) AP of each weight row; nan for a class without a drawn positive."""
@@ -218,6 +230,10 @@ class APLayout:
         cum_pos, cum_total = per_class_cumsum(pos), per_class_cumsum(total)
         precision = np.divide(cum_pos, cum_total, out=np.zeros_like(cum_pos),
                               where=cum_total > 0)
+        if self.interpolated:  # the envelope, class by class (right to left)
+            for a, b in zip(self.starts, np.r_[self.starts[1:], pos.shape[1]], strict=True):
+                precision[:, a:b] = np.maximum.accumulate(precision[:, a:b][:, ::-1],
+                                                          axis=1)[:, ::-1]
         summed = np.add.reduceat(pos * precision, self.starts, axis=1)
         n_pos = cum_pos[:, np.r_[self.starts[1:], pos.shape[1]] - 1]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -260,10 +276,10 @@ def statistic(kind: str, arrays: Mapping[str, object], weights: np.ndarray) -> n
         return 100.0 * weights @ np.asarray(arrays["correct"], np.float64) / weights.sum(1)
     if kind == "mean":
         return 100.0 * weights @ np.asarray(arrays["values"], np.float64) / weights.sum(1)
-    if kind == "multilabel":
+    if kind in AP_KINDS:
         layout = arrays.get("layout")
         if not isinstance(layout, APLayout):
-            layout = APLayout.build(arrays["scores"], arrays["targets"])
+            layout = APLayout.build(arrays["scores"], arrays["targets"], AP_KINDS[kind])
         return 100.0 * mean_ap(layout.ap(weights))
     if kind == "confusion":
         return 100.0 * weighted_miou(arrays["inter"], arrays["pred"], arrays["gt"], weights)
@@ -286,10 +302,11 @@ def _prepared(entry: ItemOutcomes) -> Mapping[str, object]:
     """The entry's arrays plus what every resample reuses (the AP ranking layout)."""
     if entry.kind == "detection":
         return {**entry.arrays, "layout": DetLayout.build(entry.arrays, entry.options)}
-    if entry.kind != "multilabel":
+    if entry.kind not in AP_KINDS:
         return entry.arrays
     return {**entry.arrays, "layout": APLayout.build(entry.arrays["scores"],
-                                                     entry.arrays["targets"])}
+                                                     entry.arrays["targets"],
+                                                     AP_KINDS[entry.kind])}
 
 
 def pairable(a: ItemOutcomes, b: ItemOutcomes) -> str | None:

@@ -5,7 +5,10 @@ A cell (protocol, dialect, dataset, split, layer, metric) of model A vs model B 
 interval when both have current rows there whose runs kept per-item outcomes on the same
 items (same listing and item count). With several probe seeds on both sides, the item
 interval is that of the lowest common seed and the seed spread of the per-seed deltas is
-reported apart. Anything else says why there is no interval instead of inventing one.
+reported apart. A run may hold one entry per seed (low-shot draws, low-shot SVM samples),
+per dataset (retrieval) or per model (low-shot's random-init baseline): the entry of a cell
+is the one of its seed (else the run's seedless one), its dataset and its model's sha256.
+Anything else says why there is no interval instead of inventing one.
 """
 
 from __future__ import annotations
@@ -57,8 +60,12 @@ class OutcomeIndex:
         self.refs = refs
         self._files: dict[str, list[ItemOutcomes]] = {}
 
-    def entry(self, run_id: str, split: str, layer: str, metric: str) -> ItemOutcomes | None:
-        """The stored entry of this run and cell (None when missing or unreadable)."""
+    def entry(self, run_id: str, split: str, layer: str, metric: str, *,
+              seed: int | None = None, dataset: str | None = None,
+              model_sha256: str | None = None) -> ItemOutcomes | None:
+        """The stored entry of this run and cell (None when missing or unreadable): of
+        `seed` when the run kept one per seed (else its seedless one), of `dataset` and of
+        `model_sha256` when the run's entries name them."""
         hit = self.refs[(self.refs.run_id == run_id) & (self.refs.split == split)
                         & (self.refs.layer == layer) & (self.refs.metric == metric)]
         if hit.empty:
@@ -69,10 +76,14 @@ class OutcomeIndex:
                 self._files[path] = read_outcomes(path) if Path(path).is_file() else []
             except UserError:
                 self._files[path] = []
-        for entry in self._files[path]:
-            if entry.key() == (split, layer, metric):
-                return entry
-        return None
+        found = [e for e in self._files[path] if e.key() == (split, layer, metric)
+                 and (dataset is None or e.dataset in (None, dataset))
+                 and (model_sha256 is None or e.model_sha256 in (None, model_sha256))]
+        if seed is not None:  # rows stored without a seed have seed -1
+            wanted = None if seed < 0 else seed
+            found = ([e for e in found if e.seed == wanted]
+                     or [e for e in found if e.seed is None])
+        return found[0] if found else None
 
 
 def _current_runs(results: pd.DataFrame, key: str, cell: Sequence[str]) -> dict[int, str]:
@@ -89,11 +100,22 @@ def _current_runs(results: pd.DataFrame, key: str, cell: Sequence[str]) -> dict[
                                                                     strict=True)}
 
 
+def _sha(key: str) -> str | None:
+    """The weights' sha256 a model key names (None for rows stored without one)."""
+    return None if key.startswith("name:") else key
+
+
 def run_test(index: OutcomeIndex, run_a: str, run_b: str, split: str, layer: str,
-             metric: str, *, resamples: int = RESAMPLES, seed: int = SEED) -> CellTest:
-    """A - B between two stored runs in one (split, layer, metric), or why there is none."""
-    a = index.entry(run_a, split, layer, metric)
-    b = index.entry(run_b, split, layer, metric)
+             metric: str, *, resamples: int = RESAMPLES, seed: int = SEED,
+             dataset: str | None = None, seeds: tuple[int | None, int | None] = (None, None),
+             models: tuple[str | None, str | None] = (None, None)) -> CellTest:
+    """A - B between two stored runs in one (split, layer, metric), or why there is none
+    (`dataset`, `seeds`, `models`: the rows' dataset, seeds and sha256s, which pick the
+    entries of runs that keep several)."""
+    a = index.entry(run_a, split, layer, metric, seed=seeds[0], dataset=dataset,
+                    model_sha256=models[0])
+    b = index.entry(run_b, split, layer, metric, seed=seeds[1], dataset=dataset,
+                    model_sha256=models[1])
     if a is None or b is None:
         return CellTest(None, reason=NO_DATA)
     problem = pairable(a, b)
@@ -108,11 +130,13 @@ def cell_test(results: pd.DataFrame, index: OutcomeIndex, key_a: str, key_b: str
     """A - B in one cell with its paired interval, or the reason there is none."""
     runs_a = _current_runs(results, key_a, cell)
     runs_b = _current_runs(results, key_b, cell)
-    split, layer, metric = cell[3], cell[4], cell[5]
+    dataset, split, layer, metric = cell[2], cell[3], cell[4], cell[5]
     pairs = []
     for s in sorted(set(runs_a) & set(runs_b)):
-        a = index.entry(runs_a[s], split, layer, metric)
-        b = index.entry(runs_b[s], split, layer, metric)
+        a = index.entry(runs_a[s], split, layer, metric, seed=s, dataset=dataset,
+                        model_sha256=_sha(key_a))
+        b = index.entry(runs_b[s], split, layer, metric, seed=s, dataset=dataset,
+                        model_sha256=_sha(key_b))
         if a is not None and b is not None:
             pairs.append((a, b))
     if not pairs:

@@ -90,7 +90,17 @@ def knn_metrics(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
 def knn_metrics_and_items(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
                           test_labels: np.ndarray, num_classes: int, k: int = 20,
                           temperature: float = 0.07) -> tuple[dict[str, float], np.ndarray]:
-    """`knn_metrics` and the per-test-item top-1 correctness (bool) behind `top1`.
+    """`knn_metrics` and the per-test-item top-1 correctness (bool) behind `top1`."""
+    metrics, hits = knn_metrics_and_hits(train, train_labels, test, test_labels, num_classes,
+                                         k, temperature)
+    return metrics, hits["top1"]
+
+
+def knn_metrics_and_hits(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
+                         test_labels: np.ndarray, num_classes: int, k: int = 20,
+                         temperature: float = 0.07
+                         ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """`knn_metrics` and, per reported metric (`top1`, `top5`), the per-test-item hits.
 
     Under torchrun each rank scores a contiguous shard of the test rows (the neighbours of
     a row do not depend on the others) and the per-item hits are gathered in row order:
@@ -107,7 +117,9 @@ def knn_metrics_and_items(train: np.ndarray, train_labels: np.ndarray, test: np.
     check_all(error, info)
     if info.active:
         hits = torch.cat(gather_objects(hits, info))
-    return hits_accuracy(hits, num_classes), hits[:, 0].numpy()
+    metrics = hits_accuracy(hits, num_classes)
+    per_item = {"top1": hits[:, 0].numpy(), "top5": hits.any(dim=1).numpy()}
+    return metrics, {name: per_item[name] for name in metrics}
 
 
 def _check_k(k: int, n_train: int, which: str = "") -> None:
@@ -152,10 +164,11 @@ class KNN(Protocol):
         listing = dataset_fingerprint(splits.val.paths, list(splits.val.targets))
         for layer in config.layers:
             _check_k(config.k, len(train[layer]), " that decoded")
-            metrics, correct = knn_metrics_and_items(
+            metrics, hits = knn_metrics_and_hits(
                 train[layer].features.numpy(), train[layer].labels.numpy(),
                 val[layer].features.numpy(), val[layer].labels.numpy(), splits.num_classes,
                 config.k, config.temperature)
             rows += results_from_metrics(info, metrics, split="val", layer=layer)
-            self.keep_outcomes([correct_outcomes("val", layer, "top1", listing, correct)])
+            self.keep_outcomes([correct_outcomes("val", layer, metric, listing, correct)
+                                for metric, correct in hits.items()])
         return rows

@@ -14,7 +14,9 @@ trained), one `top1` per draw (seed = seed + d, the draw's seed) and `top1_mean`
 `top1_std` over draws; the random-init baseline is reported under its own model name
 `random-<arch>` and the sha256 of its initial weights.
 Images are read through `input_pipeline` (`data.pipeline`; `dali`: the same stream, crops,
-flips and labels as the PIL path, pixels within JPEG-decoder tolerance).
+flips and labels as the PIL path, pixels within JPEG-decoder tolerance). Per-item outcomes
+(`draw_outcomes`): each draw's val top-1 hits behind its `top1` row and each image's hit
+rate over the draws behind `top1_mean`, per init (named by its weights' sha256).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from dcbench.core.bounds import MAX_COUNT, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
+from dcbench.core.outcomes import ItemOutcomes, correct_outcomes
 from dcbench.core.state_files import read_json_state
 from dcbench.data import transforms as T
 from dcbench.engine.resumable import ResultJournal, status
@@ -43,7 +46,13 @@ from dcbench.protocols.base import (
 )
 from dcbench.protocols.metrics import mean_std
 from dcbench.protocols.probe.feature_cache import dataset_fingerprint
-from dcbench.protocols.probe.network_finetune import FinetuneSettings, finetune, top1
+from dcbench.protocols.probe.item_track import decode_hits, encode_hits
+from dcbench.protocols.probe.network_finetune import (
+    FinetuneSettings,
+    finetune,
+    top1,
+    top1_hits,
+)
 from dcbench.protocols.probe.splits import (
     Sizes,
     load_splits,
@@ -114,6 +123,23 @@ def summarize(per_draw: list[float]) -> dict[str, float]:
     """Pure: mean and std (ddof=1) of the per-draw top-1."""
     mean, std = mean_std(per_draw)
     return {"top1_mean": mean, "top1_std": std}
+
+
+def draw_outcomes(layer: str, listing: str, model_sha256: str, seed: int,
+                  per_draw: list[np.ndarray | None]) -> list[ItemOutcomes]:
+    """The per-item outcomes of one (init, n): each draw's val top-1 hits behind its `top1`
+    row (seed = seed + d) and, behind `top1_mean`, each image's hit rate over the draws (a
+    `mean` entry: its mean is the mean of the draws' top-1, so a paired interval resamples
+    the val images with the draws held fixed). A draw without recorded hits (a run resumed
+    from a journal of an older version) has no entry and leaves `top1_mean` without one."""
+    entries = [dataclasses.replace(correct_outcomes("val", layer, "top1", listing, hits,
+                                                    seed + d), model_sha256=model_sha256)
+               for d, hits in enumerate(per_draw) if hits is not None]
+    if per_draw and all(h is not None for h in per_draw):
+        rate = np.mean(np.stack(per_draw).astype(np.float64), axis=0)
+        entries.append(ItemOutcomes("val", layer, "top1_mean", "mean", listing,
+                                    {"values": rate}, model_sha256=model_sha256))
+    return entries
 
 
 def save_draws(path: Path, dataset: Any, heldout: np.ndarray, draws: dict[int, list[np.ndarray]]
@@ -204,6 +230,7 @@ class LowShot(Protocol):
         held_set = with_transform(splits.train, evaluation)
         val_set = with_transform(splits.val, evaluation)
         journal = ResultJournal(work_dir / "low_shot.jsonl" if work_dir else None)
+        listing = dataset_fingerprint(splits.val.paths, list(splits.val.targets))
         done = journal.completed()
         rows: list[Result] = []
         for init in config.inits:
@@ -217,7 +244,7 @@ class LowShot(Protocol):
                     model, init, sets[0], splits.num_classes, train_set, held_set, heldout,
                     config, device, progress, work_dir, key, done, journal)
                 journal.record(key + "/selection", [lr, iterations])
-                per_draw = []
+                per_draw, per_draw_hits = [], []
                 for d, positions in enumerate(sets):
                     value = done.get(f"{key}/draw{d}")
                     if value is None:
@@ -227,14 +254,20 @@ class LowShot(Protocol):
                                  lambda m: 0.0, device=device, progress=progress,
                                  checkpoint=_ckpt(work_dir, f"{key}/draw{d}"),
                                  desc=f"{key} draw {d}", pipeline=config.input_pipeline)
-                        value = top1(net, val_set, None, config.eval_batch_size, device,
-                                     pipeline=config.input_pipeline)
+                        value, hits = top1_hits(net, val_set, None, config.eval_batch_size,
+                                                device, pipeline=config.input_pipeline)
+                        # the hits first: a run killed in between redoes the draw
+                        journal.record(f"{key}/draw{d}/items", encode_hits(hits))
                         journal.record(f"{key}/draw{d}", value)
+                    items = journal.get(f"{key}/draw{d}/items")
                     per_draw.append(value)
+                    per_draw_hits.append(None if items is None else decode_hits(items))
                     rows += results_from_metrics(info, {"top1": value}, split="val",
                                                  layer=layer, seed=config.seed + d)
                 summary = summarize(per_draw)
                 rows += results_from_metrics(info, summary, split="val", layer=layer)
+                self.keep_outcomes(draw_outcomes(layer, listing, info.model_sha256,
+                                                 config.seed, per_draw_hits))
                 status(f"low-shot {init} n={n}: top1 {summary['top1_mean']:.2f} +- "
                     f"{summary['top1_std']:.2f} over {len(per_draw)} draws "
                     f"(lr {lr:g}, {iterations} iterations)")

@@ -24,7 +24,9 @@ NumPy: the region count chosen in float64); `faithful-2018` (`region_grid=float3
 `data_dir` holds `oxford5k/` and `paris6k/` (also accepted: `oxford`, `paris`), each in the
 released layout (see `dcbench.data.retrieval`). Region descriptors are saved in shards under
 `work_dir` and reused on `--resume`. Rows (percent): dataset `oxford5k` / `paris6k`, split
-`test`, layer `rmac`, metric `map` and one `ap_<query>` per query.
+`test`, layer `rmac`, metric `map` and one `ap_<query>` per query. Per-item outcomes: the
+per-query APs behind each dataset's `map` (a `mean` entry naming its dataset, keyed by the
+scored queries + the decodable database), so `compare` resamples queries.
 Schedules: `published`; `smoke` (built-in synthetic set): longest side 160 px.
 `input_pipeline: dali` decodes, resizes and box-crops with DALI (the same sizes and boxes,
 pixels within JPEG-decoder tolerance; its shards are kept in `<name>-dali/`).
@@ -43,6 +45,7 @@ from torchvision.transforms import v2
 from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
 from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
+from dcbench.core.outcomes import ItemOutcomes
 from dcbench.data.pipeline import effective_pipeline, resolve_input_pipeline
 from dcbench.data.retrieval import RetrievalImages, RetrievalSet
 from dcbench.engine.resumable import status as log
@@ -55,6 +58,7 @@ from dcbench.protocols.base import (
     results_from_metrics,
     run_info,
 )
+from dcbench.protocols.probe.feature_cache import dataset_fingerprint
 from dcbench.protocols.rmac.extract import extract_regions
 from dcbench.protocols.rmac.oxford_ap import retrieval_aps
 from dcbench.protocols.rmac.regions import RegionGrid, aggregate
@@ -128,6 +132,21 @@ def rmac_map(db: list[torch.Tensor | None], queries: list[torch.Tensor | None],
     metrics = {"map": float(aps.mean())}
     metrics.update({f"ap_{q.name}": float(ap) for q, ap in zip(chosen, aps, strict=True)})
     return metrics, skipped
+
+
+def query_outcomes(layer: str, dataset: str, sets: RetrievalSet, metrics: dict[str, float],
+                   skipped: dict[str, str], db: list) -> ItemOutcomes:
+    """The per-query APs (fractions, query order) behind `map` of one dataset, a `mean`
+    entry keyed by the scored queries' and the decodable database images' files."""
+    scored = [q.name for q in sets.queries if q.name not in skipped]
+    files = [str(path) for q, path in zip(sets.queries, sets.query_paths, strict=True)
+             if q.name not in skipped]  # a query image may be a database image too
+    files += [str(path) for path, r in zip(sets.paths, db, strict=True) if r is not None]
+    listing = dataset_fingerprint(files, [f"query {name}" for name in scored]
+                                  + ["database"] * (len(files) - len(scored)))
+    values = np.array([metrics[f"ap_{name}"] for name in scored], dtype=np.float64)
+    return ItemOutcomes("test", layer, "map", "mean", listing, {"values": values},
+                        dataset=dataset)
 
 
 def _sets(data_dir: str | Path, config: RetrievalConfig
@@ -211,6 +230,7 @@ class Retrieval(Protocol):
             if skipped:
                 log(f"{self.name}: {len(skipped)} queries of {d} skipped (not scored): "
                     + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
+            self.keep_outcomes([query_outcomes(layer, d, current, metrics, skipped, db[d])])
             percent = {k: 100.0 * v for k, v in metrics.items()}
             rows += results_from_metrics(dataclasses.replace(info, dataset=d), percent,
                                          split="test", layer=layer)

@@ -18,6 +18,11 @@ class's cost by CV on its own low-shot training set (folds = min(3, k)); k = 1 c
 cross-validated and uses `single_shot_cost`; its std is the sample std (ddof=1). Draws are
 saved to `work_dir/lowshot_samples.json`; pass `samples_file=PATH` to reuse published or
 earlier draws. Finished (layer, k, sample) units are journaled and skipped on `--resume`.
+Per-item outcomes: behind each per-sample `map` row (seed = seed + sample), the test SVM
+scores at the reported cost (`svm.outcomes`, kind `multilabel-voc`), so `compare` gives
+the item interval of the first common sample and the spread over samples apart (as probe
+seeds); `map_mean` and the other statistics over samples have none. A resumed unit's
+scores come from its SVMs refitted at the journaled per-class costs (seeded: the same fit).
 Schedules: `published`; `smoke` (built-in synthetic VOC): k in (1, 2), 2 samples, costs
 (0.1, 1, 10), one job.
 """
@@ -48,6 +53,7 @@ from dcbench.protocols.svm.core import (
     COST_LISTS,
     SVMSettings,
     class_aps,
+    fit_fixed,
     l2_normalize,
     shared_fits,
 )
@@ -58,6 +64,7 @@ from dcbench.protocols.svm.lowshot import (
     load_draws,
     save_draws,
 )
+from dcbench.protocols.svm.outcomes import class_scores, svm_outcomes
 from dcbench.protocols.svm.voc_features import svm_run_inputs
 
 if TYPE_CHECKING:
@@ -114,19 +121,40 @@ def lowshot_map(x_train: np.ndarray, targets: np.ndarray, x_test: np.ndarray,
     cost is chosen later across samples by `select_cost_stats`). `cv`: one mAP, each class
     at its cross-validated cost.
     """
+    return [m for m, _, _ in lowshot_fits(x_train, targets, x_test, test_labels, settings, k,
+                                          selection, single_shot_cost, jobs)]
+
+
+def lowshot_fits(x_train: np.ndarray, targets: np.ndarray, x_test: np.ndarray,
+                 test_labels: np.ndarray, settings: SVMSettings, k: int, selection: str,
+                 single_shot_cost: float, jobs: int
+                 ) -> list[tuple[float, np.ndarray, list[float]]]:
+    """`lowshot_map` with, for each mAP, the (N, C) test scores behind it and each class's
+    cost (the per-item outcomes; the costs let a resumed run score the same SVMs again)."""
     if selection == "test":
-        maps = []
+        out = []
         for cost in settings.costs:
             fixed = dataclasses.replace(settings, costs=(cost,))
             fits = shared_fits(x_train, targets, fixed, jobs=jobs)
-            maps.append(class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"])
-        return maps
+            out.append((class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"],
+                        class_scores(fits, x_test), [cost] * len(VOC_CLASSES)))
+        return out
     if k < 2:
         settings = dataclasses.replace(settings, costs=(single_shot_cost,))
     else:
         settings = dataclasses.replace(settings, folds=min(settings.folds, k))
     fits = shared_fits(x_train, targets, settings, jobs=jobs)
-    return [class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"]]
+    return [(class_aps(fits, x_test, test_labels, VOC_CLASSES)["map"],
+             class_scores(fits, x_test), [fits[c].cost for c in range(len(VOC_CLASSES))])]
+
+
+def refit_scores(x_train: np.ndarray, targets: np.ndarray, x_test: np.ndarray,
+                 costs: list[float], settings: SVMSettings) -> np.ndarray:
+    """(N, C) test scores of each class's SVM refitted at its recorded cost: the SVMs of a
+    journaled unit again (LinearSVC is seeded, so the same fit, the same scores)."""
+    fits = {c: fit_fixed(x_train[targets[:, c] != 0], targets[targets[:, c] != 0, c],
+                         float(cost), settings) for c, cost in enumerate(costs)}
+    return class_scores(fits, x_test)
 
 
 _NO_K = ("{name}: no k in shots={shots} can be drawn (a class has fewer images, or the samples "
@@ -192,22 +220,34 @@ class VOC07LowShotSVM(Protocol):
             if not shots:
                 raise UserError(_NO_K.format(name=self.name, shots=config.shots))
             for k in shots:
-                per_sample = []
+                per_sample, scores = [], []
                 for s, draw in enumerate(draws):
                     key = f"{layer}/k{k}/sample{s}"
                     done = journal.get(key)
+                    targets = draw_targets(draw[k], train.ids, VOC_CLASSES)
+                    fresh = None
                     if not isinstance(done, dict) or "map_per_cost" not in done:  # older record
-                        targets = draw_targets(draw[k], train.ids, VOC_CLASSES)
-                        maps = lowshot_map(x_train, targets, x_test, test.labels, settings, k,
-                                           config.cost_selection, config.single_shot_cost,
-                                           config.jobs)
-                        done = {"map_per_cost": [100.0 * v for v in maps]}
+                        fresh = lowshot_fits(x_train, targets, x_test, test.labels, settings,
+                                             k, config.cost_selection,
+                                             config.single_shot_cost, config.jobs)
+                        done = {"map_per_cost": [100.0 * m for m, _, _ in fresh],
+                                "costs_per_cost": [c for _, _, c in fresh]}
                         journal.record(key, done)
                     per_sample.append(done["map_per_cost"])
+                    scores.append((targets, fresh, done.get("costs_per_cost")))
                 chosen, stats = select_cost_stats(np.asarray(per_sample), config.std_ddof)
                 for s, maps in enumerate(per_sample):
                     rows += results_from_metrics(info, {"map": maps[chosen]}, split="test",
                                                  layer=f"{layer}/k{k}", seed=config.seed + s)
+                    targets, fresh, costs = scores[s]
+                    if fresh is not None:
+                        behind = fresh[chosen][1]
+                    elif costs is not None:  # a resumed unit: its SVMs refitted
+                        behind = refit_scores(x_train, targets, x_test, costs[chosen], settings)
+                    else:  # journaled by an older version: no costs recorded, no outcomes
+                        continue
+                    self.keep_outcomes([svm_outcomes(f"{layer}/k{k}", test.paths, test.labels,
+                                                     behind, seed=config.seed + s)])
                 if config.cost_selection == "test":
                     stats["cost"] = settings.costs[chosen]
                 summary[f"{layer}/k{k}"] = stats

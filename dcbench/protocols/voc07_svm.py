@@ -15,7 +15,8 @@ Faithful to FSSB `tools/svm/train_svm_kfold.py` + `test_svm.py` and VISSL `train
   out; `map` = mean over the 20 classes. Rows in percent, one per class (`ap_<class>`).
 Differs: AlexNet runs at 224 px (FSSB used 227); LinearSVC gets `random_state=seed` so runs
 repeat exactly. Features go through the shared feature cache (`fast=true`); finished classes
-are journaled in `work_dir/svm.jsonl` and skipped on `--resume`.
+are journaled in `work_dir/svm.jsonl` and skipped on `--resume`. Per-item outcomes: each
+layer's test SVM scores behind `map` (`svm.outcomes`, kind `multilabel-voc`).
 Schedules: `published`; `smoke` (built-in synthetic VOC): costs (0.1, 1, 10), one job.
 """
 
@@ -49,6 +50,7 @@ from dcbench.protocols.svm.core import (
     shared_fits,
     train_targets,
 )
+from dcbench.protocols.svm.outcomes import class_scores, svm_outcomes
 from dcbench.protocols.svm.voc_features import svm_run_inputs
 
 if TYPE_CHECKING:
@@ -111,7 +113,10 @@ class VOC07SVM(Protocol):
                 x_train, targets, settings, classes=todo, jobs=config.jobs,
                 record=lambda c, fit, layer=layer: journal.record(f"{layer}/{c}",
                                                                   fit.to_record())))
-            metrics = class_aps(fits, l2_normalize(test.features[layer]), test.labels, VOC_CLASSES)
+            x_test = l2_normalize(test.features[layer])
+            metrics = class_aps(fits, x_test, test.labels, VOC_CLASSES)
+            self.keep_outcomes([svm_outcomes(layer, test.paths, test.labels,
+                                             class_scores(fits, x_test), seed=config.seed)])
             finite = {k: 100.0 * v for k, v in metrics.items() if np.isfinite(v)}
             summary[layer] = {**finite, **{f"cost_{VOC_CLASSES[c]}": f.cost
                                            for c, f in fits.items()}}

@@ -55,8 +55,9 @@ def test_markdown_output_is_the_printed_table(tmp_path: Path, capsys: pytest.Cap
 def test_quick_paired_bootstrap_benchmark(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     data, table = run_quick("paired_bootstrap", tmp_path / "r.json", capsys)
     rows = data["rows"]
-    assert data["failures"] == {} and [r["benchmark"] for r in rows] == ["paired_bootstrap"] * 3
+    assert data["failures"] == {} and [r["benchmark"] for r in rows] == ["paired_bootstrap"] * 4
     check_rows(rows)
     assert "McNemar exact" in rows[0]["notes"] and "true delta -2.0" in rows[0]["notes"]
     assert rows[1]["what"].startswith("mAP paired bootstrap")
-    assert rows[2]["what"].startswith("detection mAP paired bootstrap")
+    assert rows[2]["what"].startswith("VOC-interpolated mAP (SVM) paired bootstrap")
+    assert rows[3]["what"].startswith("detection mAP paired bootstrap")

@@ -99,6 +99,28 @@ def _compare(cases: dict[str, list[str]], tmp: Path, *, rel: float = REL_TOL) ->
         # only rank 0 wrote: the run dir holds the files of a one-process run, no more
         # (a TensorBoard event file is named by time and pid: compared as one per section)
         assert _run_files(tmp / "two" / name) == _run_files(tmp / "one" / name)
+        assert _outcome_keys(tmp / "one" / name) == _outcome_keys(tmp / "two" / name)
+        _assert_outcomes_make_rows(tmp / "two" / name)
+
+
+def _outcome_keys(run_dir: Path) -> list[tuple]:
+    """(split, layer, metric, seed, dataset, kind, listing, items) of each per-item entry."""
+    path = run_dir / OUTCOMES_FILE
+    return [(*e.key(), e.seed, e.dataset, e.kind, e.listing, e.n_items)
+            for e in (read_outcomes(path) if path.is_file() else [])]
+
+
+def _assert_outcomes_make_rows(run_dir: Path) -> None:
+    """Each per-item entry (gathered from every rank, in dataset order) recomputes its row."""
+    path = run_dir / OUTCOMES_FILE
+    rows = json.loads((run_dir / "results.json").read_text())
+    for entry in read_outcomes(path) if path.is_file() else []:
+        value = paired_delta(entry, entry, resamples=1).a  # by the entry's own rule
+        match = [r["value"] for r in rows if (r["split"], r["layer"], r["metric"])
+                 == entry.key() and entry.dataset in (None, r["dataset"])
+                 and (entry.seed is None or r["seed"] == entry.seed)
+                 and (entry.model_sha256 in (None, r["model_sha256"]))]
+        assert match and value == pytest.approx(match[0], rel=1e-9), (run_dir.name, entry.key())
 
 
 def _run_files(run_dir: Path) -> list[Path]:
@@ -315,6 +337,8 @@ def _train_both(cases: dict[str, list[str]], tmp_path: Path) -> None:
     for name in cases:
         one, two = _rows(tmp_path / "one" / name), _rows(tmp_path / "two" / name)
         assert one.keys() == two.keys() and all(0.0 <= v <= 100.0 for v in two.values())
+        assert _outcome_keys(tmp_path / "one" / name) == _outcome_keys(tmp_path / "two" / name)
+        _assert_outcomes_make_rows(tmp_path / "two" / name)
 
 
 def test_voc_fine_tunes_through_dali_on_two_processes(voc_set: Path, tmp_path: Path) -> None:

@@ -44,6 +44,18 @@ def test_bad_entries_and_files_are_refused(tmp_path: Path) -> None:
         read_outcomes(bad)
 
 
+def test_dataset_and_model_are_kept_only_when_set(tmp_path: Path) -> None:
+    """Entries of runs with several datasets or models name theirs; a file of entries that
+    name neither has the bytes it had before those fields existed (no null keys)."""
+    plain = correct_outcomes("val", "conv5", "top1", "abc", np.array([1, 0], bool), seed=3)
+    named = ItemOutcomes("test", "rmac", "map", "mean", "L", {"values": np.array([0.5, 1.0])},
+                         dataset="paris6k", model_sha256="f" * 64)
+    back = read_outcomes(write_outcomes(tmp_path / "o.safetensors", [plain, named]))
+    assert (back[0].dataset, back[0].model_sha256) == (None, None)
+    assert (back[1].dataset, back[1].model_sha256) == ("paris6k", "f" * 64)
+    assert b"dataset" not in to_bytes([plain]) and b"model_sha256" not in to_bytes([plain])
+
+
 def _detection(**arrays: np.ndarray) -> ItemOutcomes:
     base = {"npos": np.array([[1, 0], [0, 2], [0, 0]], np.int32),
             "det_image": np.array([0, 2, 1], np.int32),

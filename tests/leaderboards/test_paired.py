@@ -98,6 +98,47 @@ def test_weighted_ap_equals_sklearn_ap_on_repeated_rows() -> None:
         np.testing.assert_allclose(ours[row], expected, rtol=1e-12, equal_nan=True)
 
 
+def _plain_voc_ap(scores: np.ndarray, positive: np.ndarray) -> float:
+    """VOC all-point interpolated AP by the rule, one rank at a time (no numpy tricks)."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    npos = int(sum(positive))
+    if npos == 0:
+        return float("nan")
+    points, tp = [], 0
+    for rank, i in enumerate(order, 1):
+        tp += int(positive[i])
+        points.append((tp / npos, tp / rank))
+    ap, previous_recall = 0.0, 0.0
+    for k, (recall, _) in enumerate(points):
+        if recall > previous_recall:
+            ap += (recall - previous_recall) * max(p for _, p in points[k:])
+            previous_recall = recall
+    return ap
+
+
+def test_weighted_voc_ap_equals_the_interpolated_rule_on_repeated_rows() -> None:
+    """`multilabel-voc`: each class AP is the VOC all-point interpolated AP of the SVM
+    protocols (ties in index order), an image drawn w times counting as w copies."""
+    rng = np.random.default_rng(17)
+    n, c = 60, 4
+    scores = np.round(rng.normal(size=(n, c)), 1)  # ties
+    targets = rng.choice([1, 0, -1], size=(n, c), p=[0.3, 0.6, 0.1]).astype(np.int8)
+    weights = paired.resample_weights(n, 6, rng)
+    layout = paired.APLayout.build(scores, targets, interpolated=True)
+    ours = layout.ap(weights)
+    for row in range(len(weights)):
+        idx = np.repeat(np.arange(n), weights[row])
+        for k in range(c):
+            keep = targets[idx, k] != -1
+            expected = _plain_voc_ap(scores[idx, k][keep], targets[idx, k][keep] == 1)
+            np.testing.assert_allclose(ours[row, k], expected, rtol=1e-12, equal_nan=True)
+    a = ItemOutcomes("test", "conv5", "map", "multilabel-voc", "L",
+                     {"scores": scores, "targets": targets})
+    full = [_plain_voc_ap(scores[targets[:, k] != -1, k], targets[targets[:, k] != -1, k] == 1)
+            for k in range(c)]
+    assert paired.paired_delta(a, a, resamples=50).a == pytest.approx(100 * np.nanmean(full))
+
+
 def test_weighted_miou_equals_confusion_of_repeated_images() -> None:
     rng = np.random.default_rng(8)
     n, k = 12, 4

@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from dcbench.protocols.knn import knn_metrics, knn_metrics_and_items, weighted_knn_scores
+from dcbench.protocols.knn import (
+    knn_metrics,
+    knn_metrics_and_hits,
+    knn_metrics_and_items,
+    weighted_knn_scores,
+)
 
 
 def _brute_force_knn(train, train_labels, test, num_classes, k, t):
@@ -58,3 +63,20 @@ def test_per_item_hits_match_a_brute_force_vote_and_the_top1():
     expected = _brute_force_knn(train, labels, test, 4, 10, 0.07).argmax(1) == test_labels
     np.testing.assert_array_equal(hits, expected)
     assert 100 * hits.mean() == pytest.approx(metrics["top1"])
+
+
+def test_per_item_top5_hits_match_a_brute_force_ranking_and_the_top5():
+    """With more than 5 classes knn reports top5: its per-item hits are the label among the
+    5 best brute-force vote scores, and average to the row."""
+    rng = np.random.default_rng(5)
+    train = rng.normal(size=(120, 8)).astype(np.float32)
+    labels = rng.integers(0, 9, size=120)
+    test = rng.normal(size=(50, 8)).astype(np.float32)
+    test_labels = rng.integers(0, 9, size=50)
+    metrics, hits = knn_metrics_and_hits(train, labels, test, test_labels, 9, k=10)
+    assert set(hits) == {"top1", "top5"}
+    votes = _brute_force_knn(train, labels, test, 9, 10, 0.07)
+    expected = [t in np.argsort(-v, kind="stable")[:5] for v, t in zip(votes, test_labels,
+                                                                       strict=True)]
+    np.testing.assert_array_equal(hits["top5"], expected)
+    assert 100 * hits["top5"].mean() == pytest.approx(metrics["top5"])

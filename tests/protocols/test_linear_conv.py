@@ -134,3 +134,25 @@ def test_per_item_hits_make_the_reported_top1_and_survive_a_resume(tmp_path):
     again = run().item_hits()
     for name, values in hits.items():
         np.testing.assert_array_equal(again[name], values)
+
+
+def test_per_item_top5_hits_make_the_reported_top5(tmp_path):
+    """With more than 5 classes the probe reports top5: its per-item hits are a second
+    `correct` array (every top-1 hit is a top-5 hit), averaging to the row."""
+    gen = torch.Generator().manual_seed(4)
+
+    def blobs(n_per_class: int) -> FeatureSet:
+        labels = torch.arange(8).repeat_interleave(n_per_class)
+        x = torch.eye(8, 20)[labels] * 0.7 + torch.randn(labels.numel(), 20, generator=gen)
+        return FeatureSet(x, labels, torch.arange(labels.numel()))
+
+    train, val = {"conv3": blobs(12)}, {"conv3": blobs(6)}
+    out = linear_probe(TensorSource(train), TensorSource(val), train["conv3"].labels.numpy(),
+                       8, SETTINGS, 0.25, pooled_shapes={"conv3": (20,)},
+                       work_dir=tmp_path)["conv3"]
+    hits = out.item_hits()
+    assert set(hits) == {"top1", "top5", "top1_best_epoch"} and len(hits["top5"]) == 48
+    metrics = out.metrics()["val"]
+    assert 100 * hits["top5"].mean() == pytest.approx(metrics["top5"])
+    assert 100 * hits["top1"].mean() == pytest.approx(metrics["top1"])
+    assert not np.any(hits["top1"] & ~hits["top5"]) and metrics["top5"] > metrics["top1"]

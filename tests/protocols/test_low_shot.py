@@ -8,6 +8,7 @@ import pytest
 from dcbench.core.errors import UserError
 from dcbench.protocols.low_shot import (
     draw_low_shot,
+    draw_outcomes,
     load_draws,
     make_draws,
     save_draws,
@@ -72,6 +73,60 @@ def test_low_shot_run_saves_draws_and_reports_both_inits(cls_data, small_net, tm
     again = proto.run(small_net, cls_data, cfg, run_id="ls", device="cpu", progress=False,
                       work_dir=tmp_path)
     assert [r.value for r in again] == [r.value for r in rows]
+
+
+def test_low_shot_keeps_each_draws_hits_and_the_mean_rate(cls_data, tmp_path):
+    """Per-item outcomes: each draw's val hits make its `top1` row, the per-image hit rate
+    over draws makes `top1_mean`; one set per init (model sha256); the same bytes from a
+    second run, and a resumed run reads them back from the journal."""
+    from dcbench.core.outcomes import to_bytes
+    from dcbench.models import create_backbone
+    from dcbench.protocols import get_protocol
+
+    net = create_backbone({"arch": "alexnet_small", "sobel": True}, seed=5)  # != random init
+    proto = get_protocol("low-shot")
+    cfg = proto.resolve_config(schedule="smoke", overrides=[
+        "shots=[2]", "draws=2", "iterations=2", "eval_every=2", "batch_size=8"])
+
+    def run(work_dir):
+        protocol = get_protocol("low-shot")
+        rows = protocol.run(net, cls_data, cfg, run_id="ls", device="cpu",
+                            progress=False, work_dir=work_dir)
+        return rows, protocol.item_outcomes()
+
+    rows, entries = run(tmp_path / "a")
+    sha = {r.model: r.model_sha256 for r in rows}
+    assert len(set(sha.values())) == 2 and len(entries) == 6
+    for entry in entries:
+        model = next(m for m, s in sha.items() if s == entry.model_sha256)
+        row = next(r for r in rows if (r.model, r.metric, r.layer) ==
+                   (model, entry.metric, entry.layer) and (entry.metric != "top1"
+                                                           or r.seed == entry.seed))
+        assert entry.n_items == 24  # 4 classes x 6 val images
+        if entry.metric == "top1":
+            assert entry.kind == "correct"
+            assert 100 * entry.arrays["correct"].mean() == pytest.approx(row.value)
+        else:
+            assert (entry.metric, entry.kind, entry.seed) == ("top1_mean", "mean", None)
+            assert 100 * entry.arrays["values"].mean() == pytest.approx(row.value)
+            draws = [e.arrays["correct"] for e in entries if e.metric == "top1"
+                     and e.model_sha256 == entry.model_sha256]
+            np.testing.assert_array_equal(entry.arrays["values"], np.mean(draws, axis=0))
+    _, again = run(tmp_path / "b")
+    assert to_bytes(again) == to_bytes(entries)
+    _, resumed = run(tmp_path / "a")  # every draw read back from the journal
+    assert to_bytes(resumed) == to_bytes(entries)
+
+
+def test_draw_outcomes_without_some_draws_hits_keep_no_mean_entry():
+    """A draw journaled by an older version has no hits: its own entry and the top1_mean
+    entry (which needs every draw) are left out, never invented."""
+    hits = [np.array([1, 0, 1], bool), None, np.array([0, 0, 1], bool)]
+    entries = draw_outcomes("all/2-shot", "L", "s" * 64, 10, hits)
+    assert [(e.metric, e.seed) for e in entries] == [("top1", 10), ("top1", 12)]
+    full = draw_outcomes("all/2-shot", "L", "s" * 64, 10, [hits[0], hits[2]])
+    np.testing.assert_array_equal(full[-1].arrays["values"], [0.5, 0.0, 1.0])
+    assert all(e.model_sha256 == "s" * 64 for e in full)
 
 
 def test_low_shot_runs_through_dali_next_to_the_pil_path(cls_data, tmp_path, monkeypatch):

@@ -77,6 +77,8 @@ def _ap_rows(rows, dataset):
 
 
 @pytest.mark.slow
+
+
 def test_unscorable_queries_are_skipped_and_reported(ret_root, tmp_path):
     intact = _run(ret_root, tmp_path / "intact")
     root = tmp_path / "set"
@@ -147,6 +149,34 @@ def test_core_skips_undecodable_and_empty_queries():
     assert metrics["ap_q0"] == pytest.approx(expected) and metrics["map"] == metrics["ap_q0"]
     with pytest.raises(UserError, match="no retrieval query can be scored"):
         rmac_map(db, [None] * 4, whitening, names, sets)
+
+
+def test_per_query_aps_are_kept_per_dataset(ret_root, tmp_path):
+    """Per-item outcomes: each dataset's per-query APs (query order) make its `map` and its
+    `ap_<query>` rows; the entry names its dataset; a resumed run writes the same bytes."""
+    from dcbench.core.outcomes import to_bytes
+
+    def run(work_dir):
+        protocol = get_protocol("retrieval")
+        config = protocol.resolve_config(schedule="smoke")
+        model = create_backbone({"arch": "alexnet_small", "sobel": True}, seed=0)
+        rows = protocol.run(model, ret_root, config, run_id="t", device="cpu",
+                            progress=False, work_dir=work_dir)
+        return rows, protocol.item_outcomes()
+
+    rows, entries = run(tmp_path / "a")
+    assert sorted(e.dataset for e in entries) == ["oxford5k", "paris6k"]
+    assert len({e.listing for e in entries}) == 2
+    for entry in entries:
+        assert (entry.split, entry.layer, entry.metric, entry.kind) == \
+            ("test", "rmac", "map", "mean")
+        mine = [r for r in rows if r.dataset == entry.dataset]
+        per_query = [r.value for r in mine if r.metric.startswith("ap_")]
+        np.testing.assert_allclose(100 * entry.arrays["values"], per_query, rtol=1e-12)
+        value = next(r.value for r in mine if r.metric == "map")
+        assert 100 * entry.arrays["values"].mean() == pytest.approx(value, rel=1e-12)
+    _, again = run(tmp_path / "a")  # the region shards reused
+    assert to_bytes(again) == to_bytes(entries)
 
 
 def test_retrieval_through_dali_keeps_the_pil_paths_maps(ret_root, tmp_path):

@@ -238,8 +238,9 @@ def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], 
              names: Iterable[str] | None = None,
              hits: dict[str, list[torch.Tensor]] | None = None) -> dict[str, dict[str, float]]:
     """Top-1/top-5 (percent) per head (of `names`, default all). Batches carry n_crops; crops
-    are softmax-averaged. `hits`, when given, receives per head the per-item top-1 hits
-    (bool) of this process's items, batch by batch (under torchrun: its shard)."""
+    are softmax-averaged. `hits`, when given, receives per head the per-item (top-1 hit,
+    top-5 hit) pairs ((n, 2) bool) of this process's items, batch by batch (under torchrun:
+    its shard)."""
     names = list(probes.heads if names is None else names)
     counts: dict[str, dict[int, int]] = {name: {1: 0, 5: 0} for name in names}
     if hits is not None:  # every head's entry, even on a rank whose shard is empty
@@ -259,7 +260,7 @@ def evaluate(probes: ProbeSet, batches: Iterable[tuple[dict[str, torch.Tensor], 
             counts[name][1] += int(top[:, 0].sum())
             counts[name][5] += int(top.any(dim=1).sum())
             if hits is not None:
-                hits.setdefault(name, []).append(top[:, 0].clone())
+                hits.setdefault(name, []).append(torch.stack([top[:, 0], top.any(dim=1)], 1))
         total += int(labels.numel())
     # torchrun: each rank evaluated its shard; the counts of every image are summed once
     names = list(counts)

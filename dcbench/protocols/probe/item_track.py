@@ -5,7 +5,8 @@ epoch (`top1_best_epoch`, the published convention). The per-item outcomes behin
 kept while the final phase trains: the hits of the fixed (selected) epoch, and those of the
 best epoch so far (replaced only by a strictly better epoch: the earliest of ties, as
 `heads.best_epoch`). They live in the resumable loop's JSON extra (bit-packed, base64), so a
-resumed run still has them.
+resumed run still has them. `heads.evaluate` gives per item (top-1 hit, top-5 hit): column
+0 makes `top1` (and `top1_best_epoch`), column 1 `top5` where it is reported.
 """
 
 from __future__ import annotations
@@ -21,15 +22,23 @@ from dcbench.core.dist_eval import gather_objects
 
 
 def encode_hits(hits: np.ndarray) -> dict[str, Any]:
-    """Bool (N,) -> JSON-able {n, bits}."""
+    """Bool (N,) or (N, K) -> JSON-able {n, bits} (+ `cols` = K for a 2-D array)."""
     hits = np.asarray(hits, dtype=bool)
-    return {"n": int(hits.size), "bits": base64.b64encode(np.packbits(hits).tobytes()).decode()}
+    record = {"n": int(hits.shape[0]) if hits.ndim else int(hits.size),
+              "bits": base64.b64encode(np.packbits(hits).tobytes()).decode()}
+    if hits.ndim == 2:
+        record["cols"] = int(hits.shape[1])
+    return record
 
 
 def decode_hits(record: Mapping[str, Any]) -> np.ndarray:
-    """{n, bits} -> bool (N,)."""
+    """{n, bits[, cols]} -> bool (N,) or (N, cols)."""
     packed = np.frombuffer(base64.b64decode(record["bits"]), dtype=np.uint8)
-    return np.unpackbits(packed, count=int(record["n"])).astype(bool)
+    cols = record.get("cols")
+    n = int(record["n"])
+    if cols is None:
+        return np.unpackbits(packed, count=n).astype(bool)
+    return np.unpackbits(packed, count=n * int(cols)).astype(bool).reshape(n, int(cols))
 
 
 class ItemTrack:
@@ -56,14 +65,14 @@ class ItemTrack:
         """Record this epoch's hits in the loop's `extra` where the epoch is one reported."""
         items = extra.setdefault("items", {})
         for name, parts in sorted(self.latest.items()):  # the same order on every rank
-            hits = torch.cat(parts).numpy() if parts else np.zeros(0, bool)
+            hits = torch.cat(parts).numpy() if parts else np.zeros((0, 2), bool)
             hits = np.concatenate(gather_objects(hits))  # torchrun: every shard, in order
             record = items.setdefault(name, {})
             if self.fixed is None:
                 record.setdefault("epochs", {})[str(epoch)] = encode_hits(hits)
             elif self.fixed.get(name) == epoch:
                 record["selected"] = encode_hits(hits)
-            top1 = float(metrics[name]["top1"])
+            top1 = float(metrics[name]["top1"])  # the best epoch: by top-1, as reported
             if "best_top1" not in record or top1 > record["best_top1"]:
                 record["best"], record["best_top1"] = encode_hits(hits), top1
 

@@ -10,7 +10,8 @@ are all-reduced weighted by rows (`core.dist_eval.sync_gradients`: the global ba
 gradient), rank 0's BN statistics broadcast after each step (as DDP does); `top1` reads a
 shard of the images and sums the counts. The crops and flips of a slice are drawn from the
 step's seed on each rank and BN normalises over each rank's slice, so N processes train
-the same protocol with other random draws (docs/fidelity.md item 32).
+the same protocol with other random draws (docs/fidelity.md item 32). `top1_hits` also
+returns the per-image hits, gathered in dataset order (low-shot's per-item outcomes).
 
 Images are read through `data.pipeline.image_loader` (`pipeline` = the protocol's
 `input_pipeline`): with `dali` the stream batches and the evaluation passes are decoded and
@@ -30,12 +31,17 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from dcbench.core.dist_eval import broadcast_buffers, sum_over_ranks, sync_gradients
+from dcbench.core.dist_eval import (
+    broadcast_buffers,
+    gather_objects,
+    sum_over_ranks,
+    sync_gradients,
+)
 from dcbench.data.pipeline import image_loader
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle
 from dcbench.engine.sharded import shard_positions
-from dcbench.protocols.metrics import average_crops, topk_correct
+from dcbench.protocols.metrics import average_crops, top_hits
 from dcbench.protocols.probe.batch_sources import epoch_generator
 
 if TYPE_CHECKING:
@@ -105,18 +111,30 @@ def top1(model: nn.Module, dataset: Any, positions: np.ndarray | None, batch_siz
          device: str, *, pipeline: str = "cpu") -> float:
     """Top-1 (percent) of `model` logits; 5-D batches are 10-crop views (softmax averaged).
     `pipeline`: the input pipeline reading the images (`data.pipeline.image_loader`)."""
+    return top1_hits(model, dataset, positions, batch_size, device, pipeline=pipeline)[0]
+
+
+def top1_hits(model: nn.Module, dataset: Any, positions: np.ndarray | None, batch_size: int,
+              device: str, *, pipeline: str = "cpu") -> tuple[float, np.ndarray]:
+    """`top1` and the per-image top-1 hits behind it (bool, the decodable images of
+    `positions` in order; under torchrun every rank's contiguous shard gathered in rank
+    order, so the same array as one process)."""
     positions = np.arange(len(dataset)) if positions is None else positions
     data = Subset(dataset, shard_positions(positions).tolist())  # all of them in one process
     correct = total = 0
+    parts: list[np.ndarray] = []
     with eval_mode(model):
         loader = image_loader(data, batch_size, pipeline=pipeline, device=device)
         for batch, scores in inference_batches(loader,
                                                lambda x: crop_averaged_logits(model, x),
                                                device=device):
-            correct += topk_correct(scores.cpu(), batch.labels, (1,))[1]
+            hits = top_hits(scores.cpu(), batch.labels, 1)[:, 0]
+            correct += int(hits.sum())
             total += len(batch)
+            parts.append(hits.numpy())
     correct, total = sum_over_ranks([correct, total])  # torchrun: every image counted once
-    return 100.0 * correct / max(total, 1)
+    mine = np.concatenate(parts) if parts else np.zeros(0, bool)
+    return 100.0 * correct / max(total, 1), np.concatenate(gather_objects(mine))
 
 
 def finetune(

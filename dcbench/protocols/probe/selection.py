@@ -76,7 +76,8 @@ class LayerOutcome:
     heldout_top1: float
     val_curve: list[dict[str, float]]
     best_val_epoch: int  # 1-based
-    # per-item val top-1 hits behind `top1` ("selected") and `top1_best_epoch` ("best")
+    # per-item val hits of the selected epoch ("selected") and of the best val epoch ("best"):
+    # (N, 2) (top-1 hit, top-5 hit), or (N,) top-1 hits in probe states of older versions
     items: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False,
                                                      compare=False)
 
@@ -86,9 +87,17 @@ class LayerOutcome:
                 if f.name != "items"}
 
     def item_hits(self) -> dict[str, np.ndarray]:
-        """Val metric name -> per-item top-1 hits (bool, val items in dataset order)."""
-        names = {"selected": "top1", "best": "top1_best_epoch"}
-        return {names[key]: hits for key, hits in self.items.items()}
+        """Val metric name -> per-item hits (bool, val items in dataset order): `top1` and
+        `top5` (where reported) at the selected epoch, `top1_best_epoch` at the best one."""
+        out = {}
+        for key, metric in (("selected", "top1"), ("best", "top1_best_epoch")):
+            if key in self.items:
+                hits = np.asarray(self.items[key])
+                out[metric] = hits[:, 0] if hits.ndim == 2 else hits
+        selected = np.asarray(self.items.get("selected", np.zeros(0)))
+        if selected.ndim == 2 and "top5" in self.val_curve[self.selected_epoch - 1]:
+            out["top5"] = selected[:, 1]
+        return out
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Rows by split: val top1/top5 at the selected epoch + best-epoch top1; held-out top1."""

@@ -73,6 +73,7 @@ class SplitFeatures:
     features: dict[str, np.ndarray]  # layer -> (N, D) float32
     labels: np.ndarray  # (N, 20) int8 in {1, -1, 0 = difficult}
     ids: list[str]
+    paths: list[str] = dataclasses.field(default_factory=list)  # the image files, as ids
 
 
 def voc_split_features(model: Backbone, data_dir: str | Path, split: str,
@@ -103,7 +104,7 @@ def voc_split_features(model: Backbone, data_dir: str | Path, split: str,
         raise UserError(f"no VOC2007 {split} image of {data_dir} could be decoded")
     return SplitFeatures({layer: s.features.numpy() for layer, s in sets.items()},
                          voc.labels[positions].astype(np.int8),
-                         [voc.ids[p] for p in positions])
+                         [voc.ids[p] for p in positions], [dataset.paths[p] for p in positions])
 
 
 def svm_run_inputs(model: Backbone, data_dir: str | Path, config: Any, protocol: str, *,

@@ -14,6 +14,8 @@ from dcbench.protocols.probe.network_finetune import (
     FinetuneSettings,
     crop_averaged_logits,
     finetune,
+    top1,
+    top1_hits,
 )
 
 
@@ -39,6 +41,25 @@ def test_ten_crop_scores_are_the_softmax_average():
     got = crop_averaged_logits(model, crops)
     expected = torch.stack([model(c).softmax(-1).mean(0) for c in crops])
     torch.testing.assert_close(got, expected)
+
+
+def test_top1_hits_are_each_images_ten_crop_argmax_in_dataset_order(cls_set, small_net):
+    """Against a plain loop over the images (undecodable ones absent, as in the top-1)."""
+    small_net.reset_top_layer(4, torch.Generator().manual_seed(0))
+    data = find_dataset(cls_set, "train", T.ten_crop(32, 36))
+    value, hits = top1_hits(small_net, data, None, 5, "cpu")
+    expected = []
+    small_net.eval()
+    with torch.no_grad():
+        for i in range(len(data)):
+            image, label, _ = data[i]
+            if image is None:  # the fixture's corrupt files
+                continue
+            scores = small_net(image).softmax(-1).mean(0)
+            expected.append(bool(scores.argmax() == label))
+    assert hits.tolist() == expected and len(hits) == 24
+    assert value == pytest.approx(100 * np.mean(expected))
+    assert top1(small_net, data, None, 7, "cpu") == value
 
 
 class Killed(Exception):
