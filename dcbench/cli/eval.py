@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from dcbench.cli.config_checks import check_protocol_config
-from dcbench.cli.eval_dist import eval_processes, from_main, launched_processes, rank_device
+from dcbench.cli.eval_dist import eval_processes, from_main, rank_device
+from dcbench.cli.eval_plan import print_plan
 from dcbench.cli.parsers.eval import check_args
 from dcbench.cli.parsers.watch import tracking_options
 from dcbench.cli.resume_hint import report_interrupt
@@ -31,23 +32,13 @@ from dcbench.core.provenance import versions
 from dcbench.core.rows import normalize_run
 from dcbench.core.trackers import open_tracker, report_rows
 from dcbench.core.tracking import activated
-from dcbench.data import transforms as T
 from dcbench.data.pipeline import resolve_input_pipeline
-from dcbench.data.pipeline_choice import explain_input_pipeline
-from dcbench.engine.throughput import seconds_per_image
 from dcbench.leaderboards.identity import check_name, default_name
 from dcbench.leaderboards.importing import read_outcome_refs
 from dcbench.leaderboards.store import ResultsStore, check_store_target
 from dcbench.models.factory import load_model
 from dcbench.protocols.base import get_protocol, list_protocols
-from dcbench.protocols.plan import (
-    dataset_sizes,
-    format_duration,
-    plan_eval,
-    quick_schedules,
-    sample_images,
-)
-from dcbench.protocols.probe.splits import Sizes
+from dcbench.protocols.plan import quick_schedules
 
 # CLI flag -> config key; a protocol whose Config lacks the key refuses the flag.
 FLAG_KEYS = {"layers": "layers", "fast": "fast", "seed": "seed",
@@ -265,43 +256,6 @@ def _quick_configs(proto: Any, args: argparse.Namespace, extra: list[dict[str, A
             dialect=args.dialect, schedule=schedule,
             layers=extra + [_flag_layer(proto, args), layer], overrides=args.overrides)))
     return out
-
-
-def print_plan(proto: Any, args: argparse.Namespace, config: Any, model: Any, device: str,
-               quick: list[tuple[str, Any]]) -> None:
-    """The run's phases and estimated time (network passes x a rate measured on a few real
-    batches here), and the quicker forms of the same command, on stderr."""
-    sizes = dataset_sizes(proto.name, args.data, config)  # the protocol's dataset checks
-    input_size = int(model.config.get("input_size", 224))
-    plan = plan_eval(proto.name, config, sizes, input_size=input_size,
-                     processes=launched_processes())
-    sz = Sizes.for_model(model)
-    batch = 8  # 3 batches: one warm-up, two timed
-    rate = seconds_per_image(
-        model.to(device), sample_images(args.data, 3 * batch),
-        T.center_crop(sz.crop, sz.resize, mean=sz.mean, std=sz.std),
-        lambda x: model.forward_features(x, [model.embedding_tap]), device=device,
-        batch_size=batch)
-    print(f"plan: {proto.name}, schedule {args.schedule}"
-          + (" (whole run; finished parts are skipped)" if args.resume else ""), file=sys.stderr)
-    print("  input pipeline: " + explain_input_pipeline(
-        getattr(config, "input_pipeline", "cpu"), device, gpu_path=False), file=sys.stderr)
-    for line in plan.describe(rate):
-        print(line, file=sys.stderr)
-    if rate is None:
-        print("  (too few images to time: no time estimate)", file=sys.stderr)
-    else:
-        print(f"  rate: {rate * 1000:.2f} ms per image = decode + {sz.crop}-px forward, timed on "
-              f"2 batches of {batch} real images after a warm-up batch, on {device}, in one "
-              "process (loader workers make a real run faster)", file=sys.stderr)
-    for flags, cfg in quick:
-        other = plan_eval(proto.name, cfg, sizes, input_size=input_size,
-                          processes=launched_processes())
-        if other.image_passes >= 0.9 * plan.image_passes:
-            continue  # not quicker in network passes (e.g. smoke only trims CPU work)
-        when = f"about {format_duration(other.seconds(rate))}" if rate is not None else \
-            f"{other.image_passes / max(plan.image_passes, 1):.1%} of the work"
-        print(f"  quicker: add {flags}: {when}", file=sys.stderr)
 
 
 def _evaluate(args: argparse.Namespace, proto: Any, config: Any, device: str,
