@@ -24,6 +24,7 @@ from dcbench.core.dist_eval import broadcast_buffers, sum_over_ranks, sync_gradi
 from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line
 from dcbench.core.progress import progress_bar
+from dcbench.core.sync_bn import syncs_batch_stats
 from dcbench.core.tracking import active
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
 from dcbench.protocols.metrics import average_crops, top_hits
@@ -45,6 +46,7 @@ class LinearHead(nn.Module):
     def __init__(self, in_dim: int, num_classes: int, bn: bool = False,
                  shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
+        self.in_dim = in_dim
         shape = tuple(shape) if shape is not None else (in_dim,)
         self.shape = shape + (1, 1) if len(shape) == 1 else shape
         if math.prod(self.shape) != in_dim:
@@ -127,7 +129,9 @@ class ProbeSet(nn.Module):
 
         Under torchrun `feats`/`labels` are this rank's slice of the global batch (maybe
         empty) and `sync_step` turns the gradients into the global batch's: every rank calls
-        it for every head, whatever its own slice holds."""
+        it for every head, whatever its own slice holds. A head with a global BatchNorm
+        (`core.sync_bn`, goyal2019's head with `bn_sync: global`) also runs forward and
+        backward on an empty slice, since its statistics are summed over the ranks."""
         self.train()
         losses = []
         masked: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
@@ -146,6 +150,10 @@ class ProbeSet(nn.Module):
             if y.numel():
                 loss = nn.functional.cross_entropy(head(x), y)
                 loss.backward()
+            elif syncs_batch_stats(head):  # its BatchNorm is a collective: an empty
+                if x is None:  # slice takes part (bn_sync global); no image, no features
+                    x = torch.zeros((0, head.in_dim), device=y.device)
+                head(x).sum().mul(0.0).backward()
             n_rows, value = sync_step(head, int(y.numel()), loss)
             if not n_rows:  # no row of this global batch for this head: no step
                 if mask is not None:
