@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from dcbench.core.distributed import init_from_env, shutdown
+from dcbench.core.distributed import DistInfo, init_from_env, shutdown
 from dcbench.data import transforms as T
 from dcbench.data.folders import ImageFolderDataset, find_dataset
 from dcbench.models import create_backbone
@@ -189,10 +189,11 @@ def _free_port() -> int:
 
 def _fine_tune_sync(rank: int, world: int, port: int, root: str, mode: str, out: str) -> None:
     """One rank (or the one process) fine-tuning the no-dropout net on fixed crops."""
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    info = init_from_env("cpu")
+    if world > 1:  # a spawned rank (the one process leaves the test's environment alone)
+        torch.set_num_threads(1)
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                          WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    info = init_from_env("cpu") if world > 1 else DistInfo()
     net = create_backbone({"arch": "alexnet_small", "sobel": True}, seed=0)
     for layer in net.modules():
         if isinstance(layer, torch.nn.Dropout):
