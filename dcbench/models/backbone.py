@@ -90,7 +90,11 @@ class Backbone(nn.Module):
         extractor = self._extractors.get(layers)
         if extractor is None:
             nodes = {self.TAP_NODES[name]: name for name in layers}
-            extractor = create_feature_extractor(self.trunk(), return_nodes=nodes)
+            # every BatchNorm is one call (also core.sync_bn's global ones, whose forward
+            # decides at run time between the batch's and the global batch's statistics)
+            extractor = create_feature_extractor(
+                self.trunk(), return_nodes=nodes,
+                tracer_kwargs={"leaf_modules": [nn.modules.batchnorm._BatchNorm]})
             self._extractors[layers] = extractor
         return extractor
 

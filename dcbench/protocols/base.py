@@ -227,6 +227,7 @@ def run_info(
     """Collect provenance for one run: model id, config hash, code revision, device, time."""
 
     cfg = to_dict(config) if dataclasses.is_dataclass(config) else dict(config)
+    unhashed = getattr(type(config), "HASH_DEFAULTS", {})
     return RunInfo(
         run_id=run_id,
         model=str(getattr(model, "name", model.config.get("arch", "model"))),
@@ -239,8 +240,11 @@ def run_info(
         # the leaderboard averages them (mean +- std) instead of calling older seeds stale.
         # The input pipeline is like the device: same protocol, same crops, pixels within
         # JPEG-decoder tolerance; it stays out of the hash (old results stay current).
+        # A Config's HASH_DEFAULTS: keys added later that stay out of the hash while they
+        # hold the value that reproduces the runs made before them.
         config_hash=config_hash({k: v for k, v in cfg.items()
-                                 if k not in ("seed", "input_pipeline")}),
+                                 if k not in ("seed", "input_pipeline")
+                                 and not (k in unhashed and unhashed[k] == v)}),
         dcbench_version=__version__,
         code_revision=code_revision(),
         device=device_name(device),

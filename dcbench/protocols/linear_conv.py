@@ -27,12 +27,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from dcbench.core.bounds import bounded
 from dcbench.core.errors import UserError
+from dcbench.core.sync_bn import BN_SYNC_CHOICES, apply_bn_sync
 from dcbench.data.loader import DecodeReport
 from dcbench.engine.resumable import status
 from dcbench.protocols.base import CONV_LAYERS, Protocol, Result, register_protocol, run_info
@@ -58,11 +59,21 @@ if TYPE_CHECKING:
 @dataclasses.dataclass
 class LinearConvConfig(FrozenProbeConfig):
     """linear-conv settings; `pooling` names the table (see probe/pooling.py), `bn_head`
-    adds goyal2019's affine-free per-channel BatchNorm in front of the linear layer."""
+    adds goyal2019's affine-free per-channel BatchNorm in front of the linear layer;
+    `bn_sync` (under torchrun only): that BatchNorm's training statistics are the global
+    batch's (`global`, one process's) or each rank's slice's (`rank`, core/sync_bn.py)."""
+
+    # an older run dir (saved without bn_sync) normalised each rank's slice under torchrun
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {**FrozenProbeConfig.LEGACY_VALUES,
+                                               "bn_sync": "rank"}
+    # `global` is what one process computes: left out of the config hash, so the rows
+    # of runs made before the key existed stay current
+    HASH_DEFAULTS: ClassVar[dict[str, Any]] = {"bn_sync": "global"}
 
     layers: list[str] = bounded(default_factory=lambda: list(CONV_LAYERS), min_len=1)
     pooling: str = bounded("dc2018", choices=POOLING_TABLES)
     bn_head: bool = False
+    bn_sync: str = bounded("global", choices=BN_SYNC_CHOICES)
 
 
 def linear_probe(
@@ -75,6 +86,7 @@ def linear_probe(
     *,
     pooled_shapes: dict[str, tuple[int, ...]],
     bn_head: bool = False,
+    bn_sync: str = "global",
     device: str = "cpu",
     work_dir: Path | None = None,
     progress: bool = False,
@@ -82,12 +94,15 @@ def linear_probe(
     """Pure core: batches of pooled features per layer in, selected/best-epoch outcomes out.
 
     `pooled_shapes[layer]` is the pooled (C, H, W) map (or (D,)): the head's input size and,
-    with `bn_head`, the channels its per-channel BatchNorm normalises.
+    with `bn_head`, the channels its per-channel BatchNorm normalises (over the global
+    batch under torchrun with `bn_sync` `global`).
     """
 
     def make_head(layer: str) -> LinearHead:
         shape = pooled_shapes[layer]
-        return LinearHead(math.prod(shape), num_classes, bn_head, shape)
+        head = LinearHead(math.prod(shape), num_classes, bn_head, shape)
+        apply_bn_sync(head, bn_sync)
+        return head
 
     return select_and_fit(list(pooled_shapes), make_head, train, val, train_labels, settings,
                           heldout_fraction, device=device, work_dir=work_dir,
@@ -148,7 +163,7 @@ class LinearConv(Protocol):
         outcomes = linear_probe(
             train_src, val_src, splits.train.targets, splits.num_classes, fit_settings(config),
             config.heldout_fraction, pooled_shapes=pooled, bn_head=config.bn_head,
-            device=device, work_dir=work_dir, progress=progress)
+            bn_sync=config.bn_sync, device=device, work_dir=work_dir, progress=progress)
         info = run_info(model, self.name, config, run_id=run_id, device=device,
                         dataset=splits.name)
         self.keep_outcomes(item_outcomes(outcomes, splits, config.seed))

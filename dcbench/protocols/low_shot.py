@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from dcbench.core.errors import UserError
 from dcbench.core.files import write_json
 from dcbench.core.outcomes import ItemOutcomes, correct_outcomes
 from dcbench.core.state_files import read_json_state
+from dcbench.core.sync_bn import BN_SYNC_CHOICES
 from dcbench.data import transforms as T
 from dcbench.engine.resumable import ResultJournal, status
 from dcbench.models import create_backbone
@@ -85,6 +86,12 @@ class LowShotConfig(ProtocolConfig):
     heldout_fraction: float = bounded(0.05, gt=0, lt=1)
     indices_file: str = ""
     eval_split: str = "val"
+    # under torchrun: the trunk's BN statistics over the whole batch (`global`, what one
+    # process computes) or each rank's slice (`rank`, before this key); core/sync_bn.py
+    bn_sync: str = bounded("global", choices=BN_SYNC_CHOICES)
+
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"bn_sync": "rank"}  # older run dirs
+    HASH_DEFAULTS: ClassVar[dict[str, Any]] = {"bn_sync": "global"}  # old rows stay current
 
 
 def draw_low_shot(labels: np.ndarray, n: int, seed: int, pool: np.ndarray | None = None
@@ -253,7 +260,8 @@ class LowShot(Protocol):
                         finetune(net, splits.num_classes, train_set, positions, settings,
                                  lambda m: 0.0, device=device, progress=progress,
                                  checkpoint=_ckpt(work_dir, f"{key}/draw{d}"),
-                                 desc=f"{key} draw {d}", pipeline=config.input_pipeline)
+                                 desc=f"{key} draw {d}", pipeline=config.input_pipeline,
+                                 bn_sync=config.bn_sync)
                         value, hits = top1_hits(net, val_set, None, config.eval_batch_size,
                                                 device, pipeline=config.input_pipeline)
                         # the hits first: a run killed in between redoes the draw
@@ -319,7 +327,7 @@ class LowShot(Protocol):
                                                 device, pipeline=config.input_pipeline),
                                  device=device, progress=progress,
                                  checkpoint=_ckpt(work_dir, name), desc=f"{key} select lr={lr:g}",
-                                 pipeline=config.input_pipeline)
+                                 pipeline=config.input_pipeline, bn_sync=config.bn_sync)
                 journal.record(name, curve)
             for iteration, score in curve:
                 if score > best[2]:

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -61,10 +61,11 @@ from torch import nn
 from torch.utils.data import Subset
 
 from dcbench.core.bounds import MAX_COUNT, MAX_IMAGE_SIDE, bounded
-from dcbench.core.dist_eval import broadcast_buffers, sync_gradients
+from dcbench.core.dist_eval import broadcast_buffers, sum_over_ranks, sync_gradients
 from dcbench.core.errors import UserError
 from dcbench.core.outcomes import ItemOutcomes
 from dcbench.core.progress import progress_bar
+from dcbench.core.sync_bn import BN_SYNC_CHOICES, apply_bn_sync, syncs_batch_stats
 from dcbench.data import transforms as T
 from dcbench.data.loader import DecodeReport
 from dcbench.data.pipeline import image_loader
@@ -139,6 +140,13 @@ class VOC07ClsConfig(VOCFinetuneConfig):
     # features.eval(); Caffe with use_global_stats, as the converter writes it) or `batch`
     # (Caffe BatchNorm in TRAIN without use_global_stats; nets.use_caffe_batch_stats)
     bn_stats: Literal["global", "batch"] = "global"
+    # with bn_stats=batch under torchrun: the trunk's BN normalises with the statistics of
+    # the global batch (`global`, one process's) or of each rank's slice (`rank`, before
+    # this key existed); core/sync_bn.py
+    bn_sync: str = bounded("global", choices=BN_SYNC_CHOICES)
+
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"bn_sync": "rank"}  # older run dirs
+    HASH_DEFAULTS: ClassVar[dict[str, Any]] = {"bn_sync": "global"}  # old rows stay current
 
     def resolved_iterations(self) -> int:
         """The mode's published count when `iterations` is unset (`mode_iterations`)."""
@@ -253,6 +261,7 @@ class VOC07Classification(VOCFinetuneProtocol):
         set_trainable(net, config.train_layers, config.train_bn_scales)
         if config.bn_stats == "batch":
             use_caffe_batch_stats(net)
+            apply_bn_sync(net.features, config.bn_sync)  # torchrun: global batch statistics
         net.to(device)
         all_layers = config.train_layers == "all"
         layer = layer_label(config.train_layers, config.train_bn_scales)
@@ -262,11 +271,16 @@ class VOC07Classification(VOCFinetuneProtocol):
             params = [p for group in optimizer.param_groups for p in group["params"]]
             optimizer.zero_grad(set_to_none=True)
             rows, value = len(batch), 0.0
+            # bn_sync global: the trunk's BN sums its statistics over the ranks, so an empty
+            # slice runs the forward too, unless the global batch has no row at all
+            synced = syncs_batch_stats(net) and sum_over_ranks([float(rows)])[0] > 0
             if rows:  # (torchrun: this rank's slice may be empty; it still syncs)
                 logits = net(batch.images.to(device))
                 loss = classification_loss(logits, batch.labels.to(device))
                 loss.backward()
                 value = float(loss.detach())
+            elif synced:
+                net(torch.zeros((0, 3, crop, crop), device=device)).sum().mul(0.0).backward()
             # torchrun: the global batch's gradient (rows-weighted all-reduce) before clipping
             rows, value = sync_gradients(params, rows, value)
             broadcast_buffers(net)

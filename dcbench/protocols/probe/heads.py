@@ -24,6 +24,7 @@ from dcbench.core.dist_eval import sum_over_ranks, sync_gradient_groups
 from dcbench.core.faults import inject_fault
 from dcbench.core.files import append_line
 from dcbench.core.progress import progress_bar
+from dcbench.core.sync_bn import syncs_batch_stats
 from dcbench.core.tracking import active
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle, status
 from dcbench.protocols.metrics import average_crops, top_hits
@@ -45,6 +46,7 @@ class LinearHead(nn.Module):
     def __init__(self, in_dim: int, num_classes: int, bn: bool = False,
                  shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
+        self.in_dim = in_dim
         shape = tuple(shape) if shape is not None else (in_dim,)
         self.shape = shape + (1, 1) if len(shape) == 1 else shape
         if math.prod(self.shape) != in_dim:
@@ -132,7 +134,9 @@ class ProbeSet(nn.Module):
         Under torchrun `feats`/`labels` are this rank's slice of the global batch (maybe
         empty): every head's forward and backward run first, then `sync_heads` turns every
         gradient into the global batch's in one collective, whatever this rank's slice holds.
-        """
+        A head with a global BatchNorm (`core.sync_bn`, goyal2019's head with
+        `bn_sync: global`) also runs forward and backward on an empty slice, since its
+        statistics are summed over the ranks (one more collective per such head)."""
         self.train()
         groups = []
         picked: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
@@ -154,6 +158,10 @@ class ProbeSet(nn.Module):
             if n:
                 loss = nn.functional.cross_entropy(head(x), y)
                 loss.backward()
+            elif syncs_batch_stats(head):  # its BatchNorm is a collective: an empty
+                if x is None:  # slice takes part (bn_sync global); no image, no features
+                    x = torch.zeros((0, head.in_dim), device=y.device)
+                head(x).sum().mul(0.0).backward()
             groups.append((name, n, loss))
         totals, values = sync_heads([self.heads[name] for name, _, _ in groups],
                                     [(n, loss) for _, n, loss in groups])

@@ -8,10 +8,12 @@ measured every `eval_every` iterations; the state is checkpointed at those point
 Under torchrun each rank loads its contiguous slice of every stream batch and the gradients
 are all-reduced weighted by rows (`core.dist_eval.sync_gradients`: the global batch's
 gradient), rank 0's BN statistics broadcast after each step (as DDP does); `top1` reads a
-shard of the images and sums the counts. The crops and flips of a slice are drawn from the
-step's seed on each rank and BN normalises over each rank's slice, so N processes train
-the same protocol with other random draws (docs/fidelity.md item 32). `top1_hits` also
-returns the per-image hits, gathered in dataset order (low-shot's per-item outcomes).
+shard of the images and sums the counts. BN normalises with the statistics of the whole
+stream batch (`bn_sync: global`, `core.sync_bn`; `rank`: each rank's slice). The crops,
+flips and dropout masks of a slice are drawn from the step's seed on each rank, so N
+processes train the same protocol with other random draws (docs/fidelity.md item 32).
+`top1_hits` also returns the per-image hits, gathered in dataset order (low-shot's
+per-item outcomes).
 
 Images are read through `data.pipeline.image_loader` (`pipeline` = the protocol's
 `input_pipeline`): with `dali` the stream batches and the evaluation passes are decoded and
@@ -37,6 +39,7 @@ from dcbench.core.dist_eval import (
     sum_over_ranks,
     sync_gradients,
 )
+from dcbench.core.sync_bn import apply_bn_sync, syncs_batch_stats
 from dcbench.data.pipeline import image_loader
 from dcbench.engine.inference import eval_mode, inference_batches
 from dcbench.engine.resumable import LoopCheckpoint, ResumableLoop, StateBundle
@@ -99,6 +102,13 @@ def _step_seed(seed: int, index: int) -> int:
     return int(torch.randint(2**62, (1,), generator=epoch_generator(seed, index, 1)))
 
 
+def _image_shapes(batch: tuple[torch.Tensor, torch.Tensor] | None) -> list[tuple[int, ...]]:
+    """The (C, H, W) of every rank's batch that has images (none: no rank has one), so a
+    rank without images can run the empty forward that its global BatchNorms need."""
+    mine = None if batch is None else tuple(batch[0].shape[1:])
+    return [shape for shape in gather_objects(mine) if shape is not None]
+
+
 def crop_averaged_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Logits of a batch; (B, crops, C, H, W) 10-crop views give softmax-averaged scores."""
     if images.dim() == 5:
@@ -150,15 +160,19 @@ def finetune(
     progress: bool = False,
     desc: str = "fine-tune",
     pipeline: str = "cpu",
+    bn_sync: str = "global",
 ) -> list[tuple[int, float]]:
     """Fine-tune `model` in place in the engine's resumable loop; returns
     [(iteration, evaluate(model))] at each eval point (the checkpoint is saved there too, and
     removed at the end). The batch stream and every random draw of a step (crops, flips,
     dropout) are fixed by the seed and the step's place in the stream, which the checkpoint
     saves: a run killed and resumed ends with the same weights as an uninterrupted one.
-    `pipeline`: the input pipeline of the stream batches (`stream_batch`)."""
+    `pipeline`: the input pipeline of the stream batches (`stream_batch`). `bn_sync`
+    (`core.sync_bn.apply_bn_sync`): under torchrun, `global` normalises every BN layer with
+    the statistics of the whole stream batch, `rank` with each rank's slice."""
     generator = torch.Generator().manual_seed(settings.seed)
     model.reset_top_layer(num_classes, generator)
+    apply_bn_sync(model, bn_sync)  # before `to`, which drops the traced extractors
     model.to(device)
     params = [p for p in model.trunk_parameters()] + list(model.top_layer.parameters())
     for p in params:
@@ -175,6 +189,7 @@ def finetune(
     graphs: dict[int, Any] = {}  # the run's DALI graphs (input_pipeline dali)
     for it in loop:
         model.train()
+        synced = syncs_batch_stats(model)  # bn_sync global under torchrun: BN collectives
         with torch.random.fork_rng(devices=[]):  # step randomness fixed by (seed, batch index)
             while True:  # a batch of only undecodable images (on every rank) is passed over
                 torch.manual_seed(_step_seed(settings.seed, index))
@@ -182,7 +197,8 @@ def finetune(
                                      settings.seed, index, pipeline=pipeline, device=device,
                                      graphs=graphs)
                 index += 1
-                if sum_over_ranks([float(batch is not None)])[0]:
+                shapes = _image_shapes(batch) if synced else []
+                if shapes or (not synced and sum_over_ranks([float(batch is not None)])[0]):
                     break
             optimizer.zero_grad(set_to_none=True)
             rows, value = 0, 0.0
@@ -191,6 +207,8 @@ def finetune(
                 loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
                 loss.backward()
                 rows, value = len(labels), float(loss.detach())
+            elif synced:  # the global BN statistics count this rank's (empty) slice too
+                model(torch.zeros((0, *shapes[0]), device=device)).sum().mul(0.0).backward()
             _, value = sync_gradients(params, rows, value)  # torchrun: the global batch's
             broadcast_buffers(model)
             optimizer.step()

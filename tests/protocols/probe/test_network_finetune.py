@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import copy
+import os
+import socket
 
 import numpy as np
 import pytest
 import torch
+import torch.multiprocessing as mp
 
+from dcbench.core.distributed import DistInfo, init_from_env, shutdown
 from dcbench.data import transforms as T
 from dcbench.data.folders import ImageFolderDataset, find_dataset
+from dcbench.models import create_backbone
 from dcbench.protocols.probe.network_finetune import (
     FinetuneSettings,
     crop_averaged_logits,
@@ -195,3 +200,50 @@ def test_a_dali_fine_tune_builds_one_graph_per_batch_size(jpeg_set, small_net, d
              device="cpu", pipeline="dali")
     assert len(dali_batches) == 3  # every step read through DALI
     assert sorted(built) == [4, 10]  # passes of 10 + 10 + 4 images: two sizes, two graphs
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _fine_tune_sync(rank: int, world: int, port: int, root: str, mode: str, out: str) -> None:
+    """One rank (or the one process) fine-tuning the no-dropout net on fixed crops."""
+    if world > 1:  # a spawned rank (the one process leaves the test's environment alone)
+        torch.set_num_threads(1)
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                          WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    info = init_from_env("cpu") if world > 1 else DistInfo()
+    net = create_backbone({"arch": "alexnet_small", "sobel": True}, seed=0)
+    for layer in net.modules():
+        if isinstance(layer, torch.nn.Dropout):
+            layer.p = 0.0  # the one per-rank draw left: dropout masks
+    data = find_dataset(root, "train", T.center_crop(64, 73))  # no random crops either
+    # 15 images, batches of 7: slices 4 / 3, then a batch of 1 (rank 1's slice empty)
+    settings = FinetuneSettings(0.05, 1e-4, 0.9, iterations=4, eval_every=4, batch_size=7,
+                                eval_batch_size=8, seed=2)
+    finetune(net, 4, data, np.arange(0, 30, 2), settings, lambda m: 0.0, device="cpu",
+             bn_sync=mode)
+    if info.is_main:
+        torch.save(net.state_dict(), out)
+    shutdown(info)
+
+
+def test_global_bn_fine_tunes_two_ranks_like_one_process(cls_data, tmp_path):
+    """low-shot's trunk BN with `bn_sync=global` on 2 gloo processes: with the per-rank
+    draws (crops, flips, dropout) taken out, the fine-tuned weights and BN statistics are
+    one process's (uneven slices, one empty; 4 SGD steps, float32 sums in another order:
+    1e-4 relative); `rank` (each slice's statistics) is not."""
+    one = tmp_path / "one.pt"
+    _fine_tune_sync(0, 1, 0, str(cls_data), "global", str(one))
+    ref = torch.load(one)
+    for mode in ("global", "rank"):
+        out = tmp_path / f"{mode}.pt"
+        mp.spawn(_fine_tune_sync, args=(2, _free_port(), str(cls_data), mode, str(out)),
+                 nprocs=2, join=True)
+        got = torch.load(out)
+        assert got.keys() == ref.keys()
+        close = all(torch.allclose(got[k].double(), ref[k].double(), rtol=1e-4, atol=1e-5)
+                    for k in ref)
+        assert close == (mode == "global"), mode
