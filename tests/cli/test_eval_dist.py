@@ -264,7 +264,8 @@ def jpeg_cls_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_low_shot_through_dali_on_two_processes_reads_every_image_once(
         jpeg_cls_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """low-shot with `input_pipeline=dali` (DALI's CPU backend) on a JPEG set: the rows have
-    the one-process keys and range (as the PIL test above: crops are per rank), and the two ranks together read every file exactly as often as one process does
+    the one-process keys and range (as the PIL test above: crops are per rank), and the two
+    ranks together read every file exactly as often as one process does
     (each stream batch split between the ranks, each held-out and val image read by one
     rank); the JPEGs DALI decodes as PIL does went through DALI on both ranks, the others
     (CMYK, PNG, broken files: `sniff_jpeg` says None) through the PIL fallback."""
