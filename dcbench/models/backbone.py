@@ -28,6 +28,7 @@ from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from dcbench.core.errors import UnknownNameError, UserError, did_you_mean
+from dcbench.core.sync_bn import GlobalBatchNormMixin
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -90,11 +91,12 @@ class Backbone(nn.Module):
         extractor = self._extractors.get(layers)
         if extractor is None:
             nodes = {self.TAP_NODES[name]: name for name in layers}
-            # every BatchNorm is one call (also core.sync_bn's global ones, whose forward
-            # decides at run time between the batch's and the global batch's statistics)
+            # core.sync_bn's global BatchNorms are one call each, like torch's own: their
+            # forward decides at run time between the slice's and the global batch's
+            # statistics (traced through, the choice of the tracing time would stick)
             extractor = create_feature_extractor(
                 self.trunk(), return_nodes=nodes,
-                tracer_kwargs={"leaf_modules": [nn.modules.batchnorm._BatchNorm]})
+                tracer_kwargs={"leaf_modules": [GlobalBatchNormMixin]})
             self._extractors[layers] = extractor
         return extractor
 
