@@ -123,8 +123,19 @@ def sniff_jpeg(data: bytes) -> tuple[int, int] | None:
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
+def read_jpeg(path: str) -> tuple[bytes, tuple[int, int] | None]:
+    """A file's bytes (empty when unreadable) and, for a JPEG DALI can take, its oriented
+    (height, width) (`sniff_jpeg`; None: the item takes the PIL path)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        data = b""
+    return data, sniff_jpeg(data) if data else None
+
+
 @contextmanager
-def _seeded(seed_item: Callable[[int], int] | None, index: int) -> Iterator[None]:
+def seeded(seed_item: Callable[[int], int] | None, index: int) -> Iterator[None]:
     """torch's CPU RNG seeded for one item (restored afterwards), as `SeededView` does."""
     if seed_item is None:
         yield
@@ -154,13 +165,8 @@ class PlannedImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         path, label = self.samples[index]
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError:
-            data = b""
-        shape = sniff_jpeg(data) if data else None
-        with _seeded(self.seed_item, index):
+        data, shape = read_jpeg(path)
+        with seeded(self.seed_item, index):
             if shape is not None:
                 state = torch.get_rng_state()
                 try:
@@ -191,4 +197,5 @@ def collate_planned(items: Sequence[tuple[Any, Any, int]]) -> PlannedBatch:
                         [int(item[2]) for item in items if item[0] is None])
 
 
-__all__ = ["Encoded", "PlannedBatch", "PlannedImages", "collate_planned", "sniff_jpeg"]
+__all__ = ["Encoded", "PlannedBatch", "PlannedImages", "collate_planned", "read_jpeg", "seeded",
+           "sniff_jpeg"]

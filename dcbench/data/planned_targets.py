@@ -30,7 +30,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from dcbench.data.crop_plan import CropPlan, Draws, Unexpressible
-from dcbench.data.planned_images import Encoded, _seeded, sniff_jpeg
+from dcbench.data.planned_images import Encoded, read_jpeg, seeded
 
 
 class JointPlanned(Protocol):
@@ -103,14 +103,8 @@ class PlannedTargets(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
-        path = self.samples[index][0]
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError:
-            data = b""
-        shape = sniff_jpeg(data) if data else None
-        with _seeded(self.seed_item, index):
+        data, shape = read_jpeg(self.samples[index][0])
+        with seeded(self.seed_item, index):
             if shape is not None:
                 state = torch.get_rng_state()
                 try:

@@ -10,6 +10,7 @@ from scipy import stats
 from dcbench.core.outcomes import ItemOutcomes, correct_outcomes
 from dcbench.leaderboards import paired
 from dcbench.protocols.voc.metrics import confusion_matrix, multilabel_ap, segmentation_scores
+from tests.protocols.svm.test_outcomes import plain_voc_ap
 
 
 def _correct(values: np.ndarray, listing: str = "L") -> ItemOutcomes:
@@ -98,24 +99,6 @@ def test_weighted_ap_equals_sklearn_ap_on_repeated_rows() -> None:
         np.testing.assert_allclose(ours[row], expected, rtol=1e-12, equal_nan=True)
 
 
-def _plain_voc_ap(scores: np.ndarray, positive: np.ndarray) -> float:
-    """VOC all-point interpolated AP by the rule, one rank at a time (no numpy tricks)."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    npos = int(sum(positive))
-    if npos == 0:
-        return float("nan")
-    points, tp = [], 0
-    for rank, i in enumerate(order, 1):
-        tp += int(positive[i])
-        points.append((tp / npos, tp / rank))
-    ap, previous_recall = 0.0, 0.0
-    for k, (recall, _) in enumerate(points):
-        if recall > previous_recall:
-            ap += (recall - previous_recall) * max(p for _, p in points[k:])
-            previous_recall = recall
-    return ap
-
-
 def test_weighted_voc_ap_equals_the_interpolated_rule_on_repeated_rows() -> None:
     """`multilabel-voc`: each class AP is the VOC all-point interpolated AP of the SVM
     protocols (ties in index order), an image drawn w times counting as w copies."""
@@ -130,11 +113,11 @@ def test_weighted_voc_ap_equals_the_interpolated_rule_on_repeated_rows() -> None
         idx = np.repeat(np.arange(n), weights[row])
         for k in range(c):
             keep = targets[idx, k] != -1
-            expected = _plain_voc_ap(scores[idx, k][keep], targets[idx, k][keep] == 1)
+            expected = plain_voc_ap(scores[idx, k][keep], targets[idx, k][keep] == 1)
             np.testing.assert_allclose(ours[row, k], expected, rtol=1e-12, equal_nan=True)
     a = ItemOutcomes("test", "conv5", "map", "multilabel-voc", "L",
                      {"scores": scores, "targets": targets})
-    full = [_plain_voc_ap(scores[targets[:, k] != -1, k], targets[targets[:, k] != -1, k] == 1)
+    full = [plain_voc_ap(scores[targets[:, k] != -1, k], targets[targets[:, k] != -1, k] == 1)
             for k in range(c)]
     assert paired.paired_delta(a, a, resamples=50).a == pytest.approx(100 * np.nanmean(full))
 

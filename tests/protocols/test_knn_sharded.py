@@ -3,6 +3,7 @@ and both return the one-process metrics and per-item hits (gathered in row order
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,10 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     train, train_labels, test, test_labels = _data()
     metrics, correct = knn.knn_metrics_and_items(train, train_labels, test, test_labels,
                                                  CLASSES, 3, 0.1)
-    torch.save({"metrics": metrics, "correct": correct, "scored": scored},
-               Path(out_dir) / f"rank{rank}.pt")
+    # pickle, not torch.save: numpy arrays need weights_only=False, which CI's
+    # TORCH_FORCE_WEIGHTS_ONLY_LOAD=1 overrides
+    with open(Path(out_dir) / f"rank{rank}.pkl", "wb") as handle:
+        pickle.dump({"metrics": metrics, "correct": correct, "scored": scored}, handle)
     dist.destroy_process_group()
 
 
@@ -54,7 +57,8 @@ def test_two_processes_score_their_shard_and_agree_with_one(tmp_path: Path) -> N
     want = topk_accuracy(scores, torch.from_numpy(test_labels))
     want_correct = (scores.argmax(1).numpy() == test_labels)
     for rank, rows in ((0, 6), (1, 5)):
-        out = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
+        with open(tmp_path / f"rank{rank}.pkl", "rb") as handle:
+            out = pickle.load(handle)
         assert out["scored"] == [rows]
         assert out["metrics"] == want
         assert np.array_equal(out["correct"], want_correct)
